@@ -1,0 +1,317 @@
+//! Checked newtypes: a value of these types is valid by construction.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A server id: a slug `^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$` (1–64 chars).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ServerId(String);
+
+impl ServerId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn is_lower_alnum(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
+impl FromStr for ServerId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let b = s.as_bytes();
+        if b.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if b.len() > 64 {
+            return Err(format!("must be at most 64 characters, got {}", b.len()));
+        }
+        let ok_inner = b.iter().all(|&c| is_lower_alnum(c) || c == b'-');
+        let ok_ends = is_lower_alnum(b[0]) && is_lower_alnum(b[b.len() - 1]);
+        if !(ok_inner && ok_ends) {
+            return Err(
+                "must be a slug: lowercase letters, digits and '-', starting and ending with a letter or digit"
+                    .into(),
+            );
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A capability tag: `^[a-z0-9][a-z0-9._-]{0,63}$`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Tag(String);
+
+impl Tag {
+    /// The tag as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Tag {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let b = s.as_bytes();
+        if b.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if b.len() > 64 {
+            return Err(format!("must be at most 64 characters, got {}", b.len()));
+        }
+        let ok = is_lower_alnum(b[0])
+            && b.iter()
+                .all(|&c| is_lower_alnum(c) || matches!(c, b'.' | b'_' | b'-'));
+        if !ok {
+            return Err(
+                "must start with a lowercase letter or digit and contain only lowercase letters, digits, '.', '_' and '-'"
+                    .into(),
+            );
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Tag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A semantic version (semver 2.0): `1.2.3`, `2.0.0-rc.1`. Ranges and `latest` are not versions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(semver::Version);
+
+impl Version {
+    /// The parsed version.
+    pub fn semver(&self) -> &semver::Version {
+        &self.0
+    }
+}
+
+impl FromStr for Version {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        semver::Version::parse(s)
+            .map(Self)
+            .map_err(|e| format!("must be a semantic version such as 1.2.3 or 2.0.0-rc.1 ({e})"))
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An absolute `http`/`https` URL without credentials or fragment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HttpUrl(url::Url);
+
+impl HttpUrl {
+    /// The URL as text, exactly as stored.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The parsed URL.
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+}
+
+impl FromStr for HttpUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.len() > 2048 {
+            return Err("must be at most 2048 characters".into());
+        }
+        let u = url::Url::parse(s).map_err(|e| format!("must be an absolute URL ({e})"))?;
+        if !matches!(u.scheme(), "http" | "https") {
+            return Err(format!("scheme must be http or https, not {:?}", u.scheme()));
+        }
+        if u.host_str().is_none_or(str::is_empty) {
+            return Err("must have a host".into());
+        }
+        if !u.username().is_empty() || u.password().is_some() {
+            return Err("must not contain credentials (user:password@)".into());
+        }
+        if u.fragment().is_some() {
+            return Err("must not contain a fragment (#...)".into());
+        }
+        Ok(Self(u))
+    }
+}
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl Serialize for HttpUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// How a client authenticates to the server the entry describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthType {
+    /// No credentials.
+    None,
+    /// A bearer token the host obtains out of band.
+    Bearer,
+    /// OAuth 2.0; the token endpoint is in [`AuthSpec::token_endpoint`].
+    Oauth2,
+}
+
+impl FromStr for AuthType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Self::None),
+            "bearer" => Ok(Self::Bearer),
+            "oauth2" => Ok(Self::Oauth2),
+            other => Err(format!(
+                "must be one of \"none\", \"bearer\", \"oauth2\", not {other:?}"
+            )),
+        }
+    }
+}
+
+impl AuthType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Bearer => "bearer",
+            Self::Oauth2 => "oauth2",
+        }
+    }
+}
+
+/// The seed's `auth` object: `{type, tokenEndpoint?}`; `tokenEndpoint` exactly when `oauth2`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// The scheme.
+    #[serde(rename = "type")]
+    pub kind: AuthType,
+    /// The OAuth 2.0 token endpoint (only for `oauth2`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub token_endpoint: Option<HttpUrl>,
+}
+
+impl Default for AuthSpec {
+    fn default() -> Self {
+        Self {
+            kind: AuthType::None,
+            token_endpoint: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_ids() {
+        for ok in ["a", "a1", "payments-eu-1", &"a".repeat(64), "0"] {
+            assert!(ok.parse::<ServerId>().is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "A", "a_b", "a.b", &"a".repeat(65), "é", "a b"] {
+            assert!(bad.parse::<ServerId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tags() {
+        for ok in ["products", "v1.2", "a_b-c", "0", &"t".repeat(64)] {
+            assert!(ok.parse::<Tag>().is_ok(), "{ok}");
+        }
+        for bad in ["", ".a", "-a", "_a", "Prod", "a b", "a,b", &"t".repeat(65)] {
+            assert!(bad.parse::<Tag>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn versions() {
+        for ok in ["1.2.3", "2.0.0-rc.1", "0.0.1+build.5"] {
+            assert!(ok.parse::<Version>().is_ok(), "{ok}");
+        }
+        for bad in ["latest", "^1.2", ">=1.0.0", "1.2", "v1.2.3", "1.2.3.4", ""] {
+            assert!(bad.parse::<Version>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls() {
+        for ok in ["http://127.0.0.1:8080", "https://mcp.example.com/base"] {
+            assert!(ok.parse::<HttpUrl>().is_ok(), "{ok}");
+        }
+        for bad in [
+            "ftp://x",
+            "/relative",
+            "http://user:pw@host",
+            "http://host/#frag",
+            "http://",
+            "not a url",
+        ] {
+            assert!(bad.parse::<HttpUrl>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Registry entry types and their validation. No I/O: everything here is testable in microseconds.
+//!
+//! A registration body is parsed once, at the edge, into a [`Registration`] whose fields are
+//! already-valid newtypes ([`ServerId`], [`Tag`], [`Version`], ...); the rest of the system
+//! never sees an unchecked value.
+
+mod entry;
+mod error;
+mod ids;
+mod registration;
+mod time;
+
+pub use entry::{Entry, HealthStatus, StatusFilter};
+pub use error::{FieldError, ValidationErrors};
+pub use ids::{AuthSpec, AuthType, HttpUrl, ServerId, Tag, Version};
+pub use registration::{MAX_METADATA_BYTES, MAX_TAGS, Registration};
+pub use time::{Timestamp, format_timestamp};

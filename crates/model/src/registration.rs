@@ -1,0 +1,408 @@
+//! Parsing a registration body (`POST /servers`, `PUT /servers/{id}`) into a valid [`Registration`].
+//!
+//! The body is read as a JSON value and checked field by field so that every problem is
+//! reported at once, each naming its field, and wrong types read as well as bad values.
+
+use serde_json::{Map, Value};
+
+use crate::error::{FieldError, ValidationErrors};
+use crate::ids::{AuthSpec, AuthType, HttpUrl, ServerId, Tag, Version};
+
+/// Largest `metadata` object, in bytes of compact JSON.
+pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+/// Most tags an entry may carry.
+pub const MAX_TAGS: usize = 32;
+const MAX_NAME_CHARS: usize = 200;
+const MAX_DESCRIPTION_CHARS: usize = 2000;
+
+/// Fields the registry owns: accepted from clients (seed clients echo them) but ignored.
+const REGISTRY_OWNED: [&str; 4] = ["status", "lastSeen", "registeredAt", "updatedAt"];
+
+/// What a client may set on an entry, already validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    /// Unique slug.
+    pub id: ServerId,
+    /// Human-readable name, 1–200 characters.
+    pub name: String,
+    /// At most 2,000 characters; empty when not given.
+    pub description: String,
+    /// Base URL of the server.
+    pub url: HttpUrl,
+    /// Semantic version.
+    pub version: Version,
+    /// Unique tags, at most 32, in the order given.
+    pub tags: Vec<Tag>,
+    /// Authentication requirements; `none` when not given.
+    pub auth: AuthSpec,
+    /// Health-check URL.
+    pub health_url: Option<HttpUrl>,
+    /// Free-form object, at most 8 KiB.
+    pub metadata: Map<String, Value>,
+}
+
+/// Collects field errors while the body is read.
+struct Check {
+    errors: Vec<FieldError>,
+}
+
+impl Check {
+    fn fail(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    fn string<'a>(&mut self, field: &str, v: &'a Value) -> Option<&'a str> {
+        match v {
+            Value::String(s) => Some(s),
+            other => {
+                self.fail(field, format!("must be a string, got {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    fn parsed<T: std::str::FromStr<Err = String>>(&mut self, field: &str, v: &Value) -> Option<T> {
+        let s = self.string(field, v)?;
+        match s.parse() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.fail(field, e);
+                None
+            }
+        }
+    }
+
+    fn text(&mut self, field: &str, v: &Value, min: usize, max: usize) -> Option<String> {
+        let s = self.string(field, v)?;
+        let n = s.chars().count();
+        if n < min || (min > 0 && s.trim().is_empty()) {
+            self.fail(field, "must not be empty");
+            None
+        } else if n > max {
+            self.fail(field, format!("must be at most {max} characters, got {n}"));
+            None
+        } else {
+            Some(s.to_owned())
+        }
+    }
+}
+
+/// The JSON type of a value, for messages.
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `None` for an absent or `null` field.
+fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).filter(|v| !v.is_null())
+}
+
+impl Registration {
+    /// Parses a registration body. `path_id` is the id of `PUT /servers/{id}`: the body's `id`
+    /// may then be absent, and must equal it when present.
+    pub fn from_json(body: &Value, path_id: Option<&ServerId>) -> Result<Self, ValidationErrors> {
+        let Value::Object(obj) = body else {
+            return Err(ValidationErrors::one(
+                "body",
+                format!("must be a JSON object, got {}", kind(body)),
+            ));
+        };
+        let mut c = Check { errors: Vec::new() };
+
+        for key in obj.keys() {
+            let known = matches!(
+                key.as_str(),
+                "id" | "name"
+                    | "description"
+                    | "url"
+                    | "version"
+                    | "tags"
+                    | "auth"
+                    | "healthUrl"
+                    | "metadata"
+            );
+            if !known && !REGISTRY_OWNED.contains(&key.as_str()) {
+                c.fail(key, "unknown field; put custom data in \"metadata\"");
+            }
+        }
+
+        let id = match (present(obj, "id"), path_id) {
+            (None, Some(p)) => Some(p.clone()),
+            (None, None) => {
+                c.fail("id", "is required");
+                None
+            }
+            (Some(v), p) => {
+                let id: Option<ServerId> = c.parsed("id", v);
+                match (id, p) {
+                    (Some(id), Some(p)) if &id != p => {
+                        c.fail("id", format!("is {id:?} but the path names {p:?}"));
+                        None
+                    }
+                    (id, _) => id,
+                }
+            }
+        };
+
+        let name = match present(obj, "name") {
+            Some(v) => c.text("name", v, 1, MAX_NAME_CHARS),
+            None => {
+                c.fail("name", "is required");
+                None
+            }
+        };
+        let description = match present(obj, "description") {
+            Some(v) => c.text("description", v, 0, MAX_DESCRIPTION_CHARS),
+            None => Some(String::new()),
+        };
+        let url = match present(obj, "url") {
+            Some(v) => c.parsed::<HttpUrl>("url", v),
+            None => {
+                c.fail("url", "is required");
+                None
+            }
+        };
+        let version = match present(obj, "version") {
+            Some(v) => c.parsed::<Version>("version", v),
+            None => {
+                c.fail("version", "is required");
+                None
+            }
+        };
+        let health_url = match present(obj, "healthUrl") {
+            Some(v) => c.parsed::<HttpUrl>("healthUrl", v).map(Some),
+            None => Some(None),
+        };
+        let tags = match present(obj, "tags") {
+            Some(v) => parse_tags(&mut c, v),
+            None => Some(Vec::new()),
+        };
+        let auth = match present(obj, "auth") {
+            Some(v) => parse_auth(&mut c, v),
+            None => Some(AuthSpec::default()),
+        };
+        let metadata = match present(obj, "metadata") {
+            Some(Value::Object(m)) => {
+                let size = serde_json::to_string(m).map_or(usize::MAX, |s| s.len());
+                if size > MAX_METADATA_BYTES {
+                    c.fail(
+                        "metadata",
+                        format!("must be at most {MAX_METADATA_BYTES} bytes as JSON, got {size}"),
+                    );
+                    None
+                } else {
+                    Some(m.clone())
+                }
+            }
+            Some(other) => {
+                c.fail("metadata", format!("must be an object, got {}", kind(other)));
+                None
+            }
+            None => Some(Map::new()),
+        };
+
+        match (
+            id,
+            name,
+            description,
+            url,
+            version,
+            tags,
+            auth,
+            health_url,
+            metadata,
+        ) {
+            (
+                Some(id),
+                Some(name),
+                Some(description),
+                Some(url),
+                Some(version),
+                Some(tags),
+                Some(auth),
+                Some(health_url),
+                Some(metadata),
+            ) if c.errors.is_empty() => Ok(Self {
+                id,
+                name,
+                description,
+                url,
+                version,
+                tags,
+                auth,
+                health_url,
+                metadata,
+            }),
+            _ => Err(ValidationErrors(c.errors)),
+        }
+    }
+}
+
+fn parse_tags(c: &mut Check, v: &Value) -> Option<Vec<Tag>> {
+    let Value::Array(items) = v else {
+        c.fail("tags", format!("must be an array of strings, got {}", kind(v)));
+        return None;
+    };
+    if items.len() > MAX_TAGS {
+        c.fail(
+            "tags",
+            format!("must have at most {MAX_TAGS} tags, got {}", items.len()),
+        );
+        return None;
+    }
+    let before = c.errors.len();
+    let mut tags: Vec<Tag> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("tags[{i}]");
+        if let Some(tag) = c.parsed::<Tag>(&field, item) {
+            if tags.contains(&tag) {
+                c.fail(&field, format!("duplicate tag {:?}", tag.as_str()));
+            } else {
+                tags.push(tag);
+            }
+        }
+    }
+    (c.errors.len() == before).then_some(tags)
+}
+
+fn parse_auth(c: &mut Check, v: &Value) -> Option<AuthSpec> {
+    let Value::Object(obj) = v else {
+        c.fail("auth", format!("must be an object, got {}", kind(v)));
+        return None;
+    };
+    let before = c.errors.len();
+    for key in obj.keys() {
+        if key != "type" && key != "tokenEndpoint" {
+            c.fail(&format!("auth.{key}"), "unknown field");
+        }
+    }
+    let kind = match present(obj, "type") {
+        Some(v) => c.parsed::<AuthType>("auth.type", v),
+        None => {
+            c.fail("auth.type", "is required");
+            None
+        }
+    };
+    let endpoint = present(obj, "tokenEndpoint");
+    let token_endpoint = match (kind, endpoint) {
+        (Some(AuthType::Oauth2), Some(v)) => c.parsed::<HttpUrl>("auth.tokenEndpoint", v),
+        (Some(AuthType::Oauth2), None) => {
+            c.fail("auth.tokenEndpoint", "is required when auth.type is \"oauth2\"");
+            None
+        }
+        (Some(t), Some(_)) => {
+            c.fail(
+                "auth.tokenEndpoint",
+                format!(
+                    "is only allowed when auth.type is \"oauth2\", not {:?}",
+                    t.as_str()
+                ),
+            );
+            None
+        }
+        _ => None,
+    };
+    let kind = kind?;
+    (c.errors.len() == before).then_some(AuthSpec {
+        kind,
+        token_endpoint,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn seed_body() -> Value {
+        json!({
+            "id": "product-catalog",
+            "name": "Product Catalog",
+            "description": "Search products",
+            "url": "http://127.0.0.1:3001",
+            "version": "1.2.0",
+            "tags": ["products", "catalog"],
+            "auth": {"type": "none"},
+            "healthUrl": "http://127.0.0.1:3001/health",
+            "lastSeen": "2024-01-01T00:00:00.000Z",
+            "status": "down"
+        })
+    }
+
+    #[test]
+    fn accepts_a_seed_body_and_ignores_registry_fields() {
+        let r = Registration::from_json(&seed_body(), None).expect("valid");
+        assert_eq!(r.id.as_str(), "product-catalog");
+        assert_eq!(r.tags.len(), 2);
+        assert_eq!(r.auth.kind, AuthType::None);
+    }
+
+    #[test]
+    fn minimal_body_gets_defaults() {
+        let body = json!({"id": "a", "name": "A", "url": "https://a.example", "version": "0.1.0"});
+        let r = Registration::from_json(&body, None).expect("valid");
+        assert!(r.tags.is_empty());
+        assert_eq!(r.description, "");
+        assert_eq!(r.auth, AuthSpec::default());
+        assert!(r.metadata.is_empty());
+    }
+
+    /// One row per violation: (what to change, expected field).
+    #[test]
+    fn each_violation_names_its_field() {
+        let rows: Vec<(&str, Value, &str)> = vec![
+            ("id", json!("Bad_Id"), "id"),
+            ("id", json!(7), "id"),
+            ("name", json!(""), "name"),
+            ("name", json!("x".repeat(201)), "name"),
+            ("description", json!("x".repeat(2001)), "description"),
+            ("url", json!("ftp://x"), "url"),
+            ("url", json!("http://u:p@h"), "url"),
+            ("healthUrl", json!("http://h/#x"), "healthUrl"),
+            ("version", json!("latest"), "version"),
+            ("version", json!("^1.0.0"), "version"),
+            ("tags", json!("products"), "tags"),
+            ("tags", json!(["ok", "Bad"]), "tags[1]"),
+            ("tags", json!(["a", "a"]), "tags[1]"),
+            ("tags", json!((0..33).map(|i| format!("t{i}")).collect::<Vec<_>>()), "tags"),
+            ("auth", json!({"type": "basic"}), "auth.type"),
+            ("auth", json!({"type": "oauth2"}), "auth.tokenEndpoint"),
+            ("auth", json!({"type": "bearer", "tokenEndpoint": "https://t"}), "auth.tokenEndpoint"),
+            ("auth", json!({"type": "none", "x": 1}), "auth.x"),
+            ("metadata", json!([1]), "metadata"),
+            ("metadata", json!({"k": "v".repeat(9000)}), "metadata"),
+            ("color", json!("blue"), "color"),
+        ];
+        for (key, value, field) in rows {
+            let mut body = seed_body();
+            body[key] = value;
+            let err = Registration::from_json(&body, None).expect_err(key);
+            assert_eq!(err.fields(), vec![field], "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn path_id_wins_only_when_body_agrees() {
+        let path: ServerId = "product-catalog".parse().expect("id");
+        let mut body = seed_body();
+        assert!(Registration::from_json(&body, Some(&path)).is_ok());
+        body.as_object_mut().expect("object").remove("id");
+        assert!(Registration::from_json(&body, Some(&path)).is_ok());
+        body["id"] = json!("other");
+        let err = Registration::from_json(&body, Some(&path)).expect_err("mismatch");
+        assert_eq!(err.fields(), vec!["id"]);
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let err = Registration::from_json(&json!({"tags": 1}), None).expect_err("invalid");
+        assert_eq!(err.fields(), vec!["id", "name", "url", "version", "tags"]);
+    }
+}

@@ -1,0 +1,150 @@
+//! The API's one error type and its RFC 7807 `application/problem+json` rendering.
+//!
+//! Every failure a handler or extractor can produce is an [`ApiError`]; its `code` picks the
+//! HTTP status and title from one table, so the same mistake always reads the same way.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mcp_fleet_model::{FieldError, ValidationErrors};
+use mcp_fleet_store::StoreError;
+use serde::Serialize;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// One or more fields are invalid.
+    #[error("{0}")]
+    Validation(ValidationErrors),
+    /// The body is not JSON.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// The body is not declared as JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body is over the limit.
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// No such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// The route exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The database is unreachable; retrying later may succeed.
+    #[error("the registry database is unavailable")]
+    Unavailable,
+    /// A bug or a corrupt row: logged in full, reported without internals.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// A single invalid field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(ValidationErrors::one(field, message))
+    }
+
+    /// Stable code, HTTP status and title: the one table of API errors.
+    fn describe(&self) -> (&'static str, StatusCode, &'static str) {
+        match self {
+            Self::Validation(_) => (
+                "validation-failed",
+                StatusCode::BAD_REQUEST,
+                "Request has invalid fields",
+            ),
+            Self::MalformedJson(_) => (
+                "malformed-json",
+                StatusCode::BAD_REQUEST,
+                "Request body is not valid JSON",
+            ),
+            Self::UnsupportedMediaType(_) => (
+                "unsupported-media-type",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Request body must be JSON",
+            ),
+            Self::PayloadTooLarge(_) => (
+                "payload-too-large",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request body is too large",
+            ),
+            Self::NotFound(_) => ("not-found", StatusCode::NOT_FOUND, "Not found"),
+            Self::MethodNotAllowed => (
+                "method-not-allowed",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+            ),
+            Self::Unavailable => (
+                "database-unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Registry database unavailable",
+            ),
+            Self::Internal => (
+                "internal",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error",
+            ),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "database unavailable");
+                Self::Unavailable
+            }
+            other => {
+                tracing::error!(error = %other, "store error");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(e: ValidationErrors) -> Self {
+        Self::Validation(e)
+    }
+}
+
+/// An RFC 7807 problem document.
+#[derive(Debug, Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, status, title) = self.describe();
+        let problem = Problem {
+            kind: format!("/problems/{code}"),
+            title,
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code,
+            errors: match &self {
+                Self::Validation(v) => Some(&v.0),
+                _ => None,
+            },
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut res = (status, body).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if matches!(self, Self::Unavailable) {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        res
+    }
+}

@@ -1,0 +1,109 @@
+//! A real registry on `127.0.0.1:0` over a throwaway database, and a client for it.
+
+use std::sync::Arc;
+
+use mcp_fleet_registry::{AppState, Config};
+use mcp_fleet_store::Store;
+use mcp_fleet_test_support::TestDb;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// A running registry; stops when dropped.
+pub(crate) struct TestRegistry {
+    /// Base URL, no trailing slash.
+    pub(crate) url: String,
+    /// An HTTP client.
+    pub(crate) http: reqwest::Client,
+    /// The store behind it, to check what was (not) stored.
+    pub(crate) store: Arc<dyn Store>,
+    /// Which backend.
+    pub(crate) backend: &'static str,
+    shutdown: CancellationToken,
+    _db: TestDb,
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Starts a registry over `db` with `config`.
+pub(crate) async fn start_with(db: TestDb, config: Config) -> TestRegistry {
+    let store = mcp_fleet_store::connect(&db.url).await.expect("open store");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = CancellationToken::new();
+    let state = AppState::new(store.clone(), config);
+    tokio::spawn(mcp_fleet_registry::serve(listener, state, shutdown.clone()));
+    TestRegistry {
+        url: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        store,
+        backend: db.backend,
+        shutdown,
+        _db: db,
+    }
+}
+
+/// A registry over a fresh SQLite file with default settings.
+pub(crate) async fn start_sqlite() -> TestRegistry {
+    start_with(mcp_fleet_test_support::sqlite(), Config::default()).await
+}
+
+/// A registry per configured backend.
+pub(crate) async fn start_all() -> Vec<TestRegistry> {
+    let mut out = Vec::new();
+    for db in mcp_fleet_test_support::all_backends().await {
+        out.push(start_with(db, Config::default()).await);
+    }
+    out
+}
+
+/// A valid registration body with the seed's fields only.
+pub(crate) fn seed_body(id: &str, tags: &[&str]) -> Value {
+    json!({
+        "id": id,
+        "name": format!("Server {id}"),
+        "description": "A sample server",
+        "url": format!("http://127.0.0.1:3001/{id}"),
+        "version": "1.0.0",
+        "tags": tags,
+        "auth": {"type": "none"},
+        "healthUrl": format!("http://127.0.0.1:3001/{id}/health"),
+    })
+}
+
+impl TestRegistry {
+    /// POSTs a registration; returns the status and JSON body.
+    pub(crate) async fn post(&self, body: &Value) -> (u16, Value) {
+        let res = self
+            .http
+            .post(format!("{}/servers", self.url))
+            .json(body)
+            .send()
+            .await
+            .expect("POST /servers");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GETs `path`; returns the status and JSON body.
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("GET");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// How many entries are stored, whatever their status.
+    pub(crate) async fn count(&self) -> usize {
+        self.store.status_rows().await.expect("status rows").len()
+    }
+}

@@ -1,0 +1,5 @@
+//! The registry's HTTP API end to end: a real server on 127.0.0.1:0 over real databases.
+
+mod bad_input;
+mod common;
+mod servers;

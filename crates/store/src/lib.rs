@@ -1,0 +1,177 @@
+//! Durable storage of registry entries.
+//!
+//! [`Store`] is the one interface the registry uses; [`SqliteStore`] (embedded, the default) and
+//! [`PostgresStore`] implement the same behaviour, proven by one test suite run against both.
+//! Every write returns only after its transaction has committed durably.
+
+mod error;
+mod postgres;
+mod row;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use mcp_fleet_model::{Entry, HealthStatus, Registration, ServerId, StatusFilter, Tag, Timestamp};
+
+pub use error::StoreError;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Largest page [`Store::list`] returns.
+pub const MAX_PAGE: u32 = 1000;
+
+/// A filtered, paginated listing: entries having ANY of `tags` (all when empty) and matching
+/// `status`, in id order, after `after`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListQuery {
+    /// Entries having any of these tags; no filter when empty.
+    pub tags: Vec<Tag>,
+    /// Status filter.
+    pub status: StatusFilter,
+    /// Start after this id (exclusive): the cursor.
+    pub after: Option<ServerId>,
+    /// Page size, 1..=[`MAX_PAGE`].
+    pub limit: u32,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        Self {
+            tags: Vec::new(),
+            status: StatusFilter::default(),
+            after: None,
+            limit: 100,
+        }
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The entries, in id order.
+    pub entries: Vec<Entry>,
+    /// Set when more entries remain: pass it as [`ListQuery::after`] for the next page.
+    pub next_after: Option<ServerId>,
+}
+
+/// Whether a registration created an entry or replaced one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Upserted {
+    /// The id was new.
+    Created(Entry),
+    /// An entry with that id existed and was replaced (its `registeredAt` kept).
+    Replaced(Entry),
+}
+
+impl Upserted {
+    /// The stored entry.
+    pub fn entry(&self) -> &Entry {
+        match self {
+            Self::Created(e) | Self::Replaced(e) => e,
+        }
+    }
+}
+
+/// The fields `/status` shows of each entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusRow {
+    /// Entry id.
+    pub id: ServerId,
+    /// Entry name.
+    pub name: String,
+    /// Current health.
+    pub status: HealthStatus,
+    /// Last successful check.
+    pub last_seen: Option<Timestamp>,
+}
+
+/// Where registry entries live. Implementations are cheap to share (`Arc<dyn Store>`).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates or fully replaces the entry `reg.id` as of `now`, committing before it returns.
+    /// A replaced entry keeps its `registeredAt`; status and `lastSeen` are reset as on a first
+    /// registration.
+    async fn upsert(&self, reg: Registration, now: Timestamp) -> Result<Upserted, StoreError>;
+
+    /// The entry with this id.
+    async fn get(&self, id: &ServerId) -> Result<Option<Entry>, StoreError>;
+
+    /// Deletes the entry; `false` when there was none.
+    async fn delete(&self, id: &ServerId) -> Result<bool, StoreError>;
+
+    /// One page of entries matching `query`, filtered in the database.
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
+
+    /// `(id, name, status, lastSeen)` of every entry, in id order.
+    async fn status_rows(&self) -> Result<Vec<StatusRow>, StoreError>;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Which backend this is, for logs: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+}
+
+/// Opens the store a database URL names, creating the SQLite file if needed and applying
+/// migrations: `sqlite://path/to/file.db` (or `sqlite::memory:`) or `postgres://…`.
+pub async fn connect(database_url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if database_url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(database_url).await?))
+    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
+    {
+        Ok(Arc::new(PostgresStore::open(database_url).await?))
+    } else {
+        Err(StoreError::Config(format!(
+            "unsupported database URL {:?}: expected sqlite://FILE or postgres://USER@HOST/DB",
+            redact(database_url)
+        )))
+    }
+}
+
+/// A URL with any password replaced, safe to print.
+pub fn redact(database_url: &str) -> String {
+    match url::Url::parse(database_url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => database_url.to_owned(),
+    }
+}
+
+/// Cuts a `limit + 1` fetch down to one page, noting whether more remain.
+fn page(
+    rows: impl Iterator<Item = Result<mcp_fleet_model::Entry, StoreError>>,
+    limit: u32,
+) -> Result<Page, StoreError> {
+    let mut entries = rows.collect::<Result<Vec<_>, _>>()?;
+    let next_after = if entries.len() > limit as usize {
+        entries.truncate(limit as usize);
+        entries.last().map(|e| e.id.clone())
+    } else {
+        None
+    };
+    Ok(Page {
+        entries,
+        next_after,
+    })
+}
+
+fn status_row(
+    id: String,
+    name: String,
+    status: String,
+    last_seen: Option<Timestamp>,
+) -> Result<StatusRow, StoreError> {
+    let bad = |reason: String| StoreError::Corrupt {
+        id: id.clone(),
+        reason,
+    };
+    Ok(StatusRow {
+        id: id.parse().map_err(|e| bad(format!("id {e}")))?,
+        status: status.parse().map_err(|e| bad(format!("status {e}")))?,
+        name,
+        last_seen,
+    })
+}

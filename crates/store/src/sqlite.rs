@@ -1,0 +1,217 @@
+//! The embedded SQLite store: one file, WAL journal, `synchronous=FULL` so that an answered
+//! write survives a crash or power cut.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mcp_fleet_model::{Entry, Registration, ServerId, StatusFilter, Timestamp};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlSafeStr};
+
+use crate::row::RawEntry;
+use crate::{ListQuery, Page, StatusRow, Store, StoreError, Upserted};
+
+const COLUMNS: &str = "id, name, description, url, version, tags, auth_type, token_endpoint, \
+     health_url, status, last_seen, registered_at, updated_at, metadata";
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("servers"),
+        MigrationType::Simple,
+        include_str!("../migrations/sqlite/0001_servers.sql").into_sql_str(),
+        false,
+    )])
+}
+
+/// Registry entries in an SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://file.db`) and migrates it.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("{url}: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool = SqlitePoolOptions::new()
+            // An in-memory database exists once per connection: keep exactly one.
+            .max_connections(if in_memory { 1 } else { 8 })
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {url}: {e}")))?;
+        migrator().run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn raw(row: &SqliteRow) -> Result<RawEntry, sqlx::Error> {
+    let tags: String = row.try_get("tags")?;
+    let metadata: String = row.try_get("metadata")?;
+    Ok(RawEntry {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        url: row.try_get("url")?,
+        version: row.try_get("version")?,
+        tags: serde_json::from_str(&tags).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        auth_type: row.try_get("auth_type")?,
+        token_endpoint: row.try_get("token_endpoint")?,
+        health_url: row.try_get("health_url")?,
+        status: row.try_get("status")?,
+        last_seen: row.try_get("last_seen")?,
+        registered_at: row.try_get("registered_at")?,
+        updated_at: row.try_get("updated_at")?,
+        metadata: serde_json::from_str(&metadata).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+    })
+}
+
+fn to_entry(row: &SqliteRow) -> Result<Entry, StoreError> {
+    raw(row)?.into_entry()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn upsert(&self, reg: Registration, now: Timestamp) -> Result<Upserted, StoreError> {
+        // IMMEDIATE takes the write lock up front, so the read below cannot go stale.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let existing: Option<Timestamp> =
+            sqlx::query_scalar("SELECT registered_at FROM servers WHERE id = ?")
+                .bind(reg.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let mut entry = Entry::new(reg, now);
+        if let Some(registered_at) = existing {
+            entry.registered_at = registered_at;
+        }
+        let tags = serde_json::to_string(&entry.tags).map_err(|e| StoreError::Corrupt {
+            id: entry.id.to_string(),
+            reason: e.to_string(),
+        })?;
+        let metadata = serde_json::Value::Object(entry.metadata.clone()).to_string();
+        sqlx::query(
+            "INSERT INTO servers (id, name, description, url, version, tags, auth_type, \
+             token_endpoint, health_url, status, last_seen, registered_at, updated_at, metadata) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+             description = excluded.description, url = excluded.url, version = excluded.version, \
+             tags = excluded.tags, auth_type = excluded.auth_type, \
+             token_endpoint = excluded.token_endpoint, health_url = excluded.health_url, \
+             status = excluded.status, last_seen = excluded.last_seen, \
+             updated_at = excluded.updated_at, metadata = excluded.metadata",
+        )
+        .bind(entry.id.as_str())
+        .bind(&entry.name)
+        .bind(&entry.description)
+        .bind(entry.url.as_str())
+        .bind(entry.version.to_string())
+        .bind(tags)
+        .bind(entry.auth.kind.as_str())
+        .bind(entry.auth.token_endpoint.as_ref().map(|u| u.as_str()))
+        .bind(entry.health_url.as_ref().map(|u| u.as_str()))
+        .bind(entry.status.as_str())
+        .bind(entry.last_seen)
+        .bind(entry.registered_at)
+        .bind(entry.updated_at)
+        .bind(metadata)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM server_tags WHERE server_id = ?")
+            .bind(entry.id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        if !entry.tags.is_empty() {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO server_tags (tag, server_id) ");
+            q.push_values(&entry.tags, |mut b, tag| {
+                b.push_bind(tag.as_str()).push_bind(entry.id.as_str());
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(if existing.is_some() {
+            Upserted::Replaced(entry)
+        } else {
+            Upserted::Created(entry)
+        })
+    }
+
+    async fn get(&self, id: &ServerId) -> Result<Option<Entry>, StoreError> {
+        let row = sqlx::query("SELECT * FROM servers WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(to_entry).transpose()
+    }
+
+    async fn delete(&self, id: &ServerId) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM servers WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM servers WHERE 1=1"));
+        if let StatusFilter::Only(status) = query.status {
+            q.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(after) = &query.after {
+            q.push(" AND id > ").push_bind(after.as_str());
+        }
+        if !query.tags.is_empty() {
+            q.push(" AND id IN (SELECT server_id FROM server_tags WHERE tag IN (");
+            let mut list = q.separated(", ");
+            for tag in &query.tags {
+                list.push_bind(tag.as_str());
+            }
+            q.push("))");
+        }
+        q.push(" ORDER BY id LIMIT ")
+            .push_bind(i64::from(query.limit) + 1);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        crate::page(rows.iter().map(to_entry), query.limit)
+    }
+
+    async fn status_rows(&self) -> Result<Vec<StatusRow>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, status, last_seen FROM servers ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                crate::status_row(
+                    r.try_get("id")?,
+                    r.try_get("name")?,
+                    r.try_get("status")?,
+                    r.try_get("last_seen")?,
+                )
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}

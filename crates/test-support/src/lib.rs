@@ -1,0 +1,95 @@
+//! Shared test fixtures: throwaway SQLite and PostgreSQL databases, and polling with a deadline.
+//!
+//! PostgreSQL tests use the cluster named by `MCP_FLEET_TEST_POSTGRES_URL` (which `scripts/test`
+//! starts); each test gets a database of its own. Without it they are skipped, except under
+//! `CI=true`, where a missing PostgreSQL is a failure.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+
+/// The environment variable naming the test PostgreSQL cluster.
+pub const POSTGRES_ENV: &str = "MCP_FLEET_TEST_POSTGRES_URL";
+
+/// A database for one test; dropping it removes an SQLite file (PostgreSQL databases are left
+/// to the throwaway cluster, which `scripts/test` deletes).
+#[derive(Debug)]
+pub struct TestDb {
+    /// The `--database-url` to use.
+    pub url: String,
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh SQLite database file in a temporary directory.
+pub fn sqlite() -> TestDb {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let path = dir.path().join("registry.db");
+    TestDb {
+        url: format!("sqlite://{}", path.display()),
+        backend: "sqlite",
+        _dir: Some(dir),
+    }
+}
+
+/// A fresh, empty PostgreSQL database, or `None` when no test cluster is configured (a panic
+/// under `CI=true`, where PostgreSQL tests must run).
+pub async fn postgres() -> Option<TestDb> {
+    let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{POSTGRES_ENV} is not set under CI=true: PostgreSQL tests must run");
+        }
+        eprintln!("skipping PostgreSQL: {POSTGRES_ENV} is not set (scripts/test sets it)");
+        return None;
+    };
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    );
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_ENV}: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(base, _)| base);
+    Some(TestDb {
+        url: format!("{base}/{name}"),
+        backend: "postgres",
+        _dir: None,
+    })
+}
+
+/// Both backends: SQLite always, PostgreSQL when configured.
+pub async fn all_backends() -> Vec<TestDb> {
+    let mut dbs = vec![sqlite()];
+    dbs.extend(postgres().await);
+    dbs
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
