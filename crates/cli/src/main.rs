@@ -1,1 +1,77 @@
-fn main() {}
+//! The `mcp-fleet` command: parses arguments and hands each subcommand to the crates that do
+//! the work. No business logic lives here.
+
+mod commands;
+mod shutdown;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// mcp-fleet: a registry, health checker and discovery service for a fleet of MCP servers.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-fleet", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the registry's HTTP API.
+    Serve(commands::serve::ServeArgs),
+    /// Run a registry on a throwaway SQLite file with sample MCP servers that register themselves.
+    Demo(commands::demo::DemoArgs),
+    /// Register (or re-register) a server, from a JSON file or from flags.
+    Register(commands::client::RegisterArgs),
+    /// List servers as a table (or JSON).
+    Ls(commands::client::LsArgs),
+    /// Show one server's entry as JSON.
+    Get(commands::client::GetArgs),
+    /// Delete a server's entry.
+    Rm(commands::client::RmArgs),
+    /// Show the fleet's health summary.
+    Status(commands::client::StatusArgs),
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => commands::serve::run(args).await,
+            Command::Demo(args) => commands::demo::run(args).await,
+            Command::Register(args) => commands::client::register(args).await,
+            Command::Ls(args) => commands::client::ls(args).await,
+            Command::Get(args) => commands::client::get(args).await,
+            Command::Rm(args) => commands::client::rm(args).await,
+            Command::Status(args) => commands::client::status(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// One invalid field: its JSON path (`id`, `auth.tokenEndpoint`, `tags[2]`) and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FieldError {
     /// JSON path of the field, as the client spelled it.
     pub field: String,

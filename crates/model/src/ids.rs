@@ -171,7 +171,10 @@ impl FromStr for HttpUrl {
         }
         let u = url::Url::parse(s).map_err(|e| format!("must be an absolute URL ({e})"))?;
         if !matches!(u.scheme(), "http" | "https") {
-            return Err(format!("scheme must be http or https, not {:?}", u.scheme()));
+            return Err(format!(
+                "scheme must be http or https, not {:?}",
+                u.scheme()
+            ));
         }
         if u.host_str().is_none_or(str::is_empty) {
             return Err("must have a host".into());
@@ -273,7 +276,17 @@ mod tests {
         for ok in ["a", "a1", "payments-eu-1", &"a".repeat(64), "0"] {
             assert!(ok.parse::<ServerId>().is_ok(), "{ok}");
         }
-        for bad in ["", "-a", "a-", "A", "a_b", "a.b", &"a".repeat(65), "é", "a b"] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "A",
+            "a_b",
+            "a.b",
+            &"a".repeat(65),
+            "é",
+            "a b",
+        ] {
             assert!(bad.parse::<ServerId>().is_err(), "{bad}");
         }
     }

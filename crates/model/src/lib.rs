@@ -8,10 +8,12 @@ mod entry;
 mod error;
 mod ids;
 mod registration;
+mod status;
 mod time;
 
 pub use entry::{Entry, HealthStatus, StatusFilter};
 pub use error::{FieldError, ValidationErrors};
 pub use ids::{AuthSpec, AuthType, HttpUrl, ServerId, Tag, Version};
 pub use registration::{MAX_METADATA_BYTES, MAX_TAGS, Registration};
+pub use status::{FleetStatus, ServerStatus, StatusSummary};
 pub use time::{Timestamp, format_timestamp};

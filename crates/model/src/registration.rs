@@ -202,7 +202,10 @@ impl Registration {
                 }
             }
             Some(other) => {
-                c.fail("metadata", format!("must be an object, got {}", kind(other)));
+                c.fail(
+                    "metadata",
+                    format!("must be an object, got {}", kind(other)),
+                );
                 None
             }
             None => Some(Map::new()),
@@ -247,7 +250,10 @@ impl Registration {
 
 fn parse_tags(c: &mut Check, v: &Value) -> Option<Vec<Tag>> {
     let Value::Array(items) = v else {
-        c.fail("tags", format!("must be an array of strings, got {}", kind(v)));
+        c.fail(
+            "tags",
+            format!("must be an array of strings, got {}", kind(v)),
+        );
         return None;
     };
     if items.len() > MAX_TAGS {
@@ -294,7 +300,10 @@ fn parse_auth(c: &mut Check, v: &Value) -> Option<AuthSpec> {
     let token_endpoint = match (kind, endpoint) {
         (Some(AuthType::Oauth2), Some(v)) => c.parsed::<HttpUrl>("auth.tokenEndpoint", v),
         (Some(AuthType::Oauth2), None) => {
-            c.fail("auth.tokenEndpoint", "is required when auth.type is \"oauth2\"");
+            c.fail(
+                "auth.tokenEndpoint",
+                "is required when auth.type is \"oauth2\"",
+            );
             None
         }
         (Some(t), Some(_)) => {
@@ -371,10 +380,18 @@ mod tests {
             ("tags", json!("products"), "tags"),
             ("tags", json!(["ok", "Bad"]), "tags[1]"),
             ("tags", json!(["a", "a"]), "tags[1]"),
-            ("tags", json!((0..33).map(|i| format!("t{i}")).collect::<Vec<_>>()), "tags"),
+            (
+                "tags",
+                json!((0..33).map(|i| format!("t{i}")).collect::<Vec<_>>()),
+                "tags",
+            ),
             ("auth", json!({"type": "basic"}), "auth.type"),
             ("auth", json!({"type": "oauth2"}), "auth.tokenEndpoint"),
-            ("auth", json!({"type": "bearer", "tokenEndpoint": "https://t"}), "auth.tokenEndpoint"),
+            (
+                "auth",
+                json!({"type": "bearer", "tokenEndpoint": "https://t"}),
+                "auth.tokenEndpoint",
+            ),
             ("auth", json!({"type": "none", "x": 1}), "auth.x"),
             ("metadata", json!([1]), "metadata"),
             ("metadata", json!({"k": "v".repeat(9000)}), "metadata"),

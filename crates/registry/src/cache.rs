@@ -105,7 +105,11 @@ mod tests {
     #[test]
     fn zero_ttl_caches_nothing() {
         let cache = ReadCache::new(Duration::ZERO);
-        cache.put(CacheKey::Status, cache.generation(), Bytes::from_static(b"a"));
+        cache.put(
+            CacheKey::Status,
+            cache.generation(),
+            Bytes::from_static(b"a"),
+        );
         assert_eq!(cache.get(&CacheKey::Status), None);
     }
 }

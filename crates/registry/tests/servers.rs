@@ -39,7 +39,11 @@ async fn a_seed_client_works_unchanged() {
             "status",
             "registeredAt",
         ] {
-            assert!(s.get(field).is_some(), "{}: missing {field} in {s}", reg.backend);
+            assert!(
+                s.get(field).is_some(),
+                "{}: missing {field} in {s}",
+                reg.backend
+            );
         }
         assert_eq!(s["status"], "healthy");
         assert_eq!(s["tags"], json!(["products"]));

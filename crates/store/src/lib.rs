@@ -118,8 +118,7 @@ pub trait Store: Send + Sync + 'static {
 pub async fn connect(database_url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if database_url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(database_url).await?))
-    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
-    {
+    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         Ok(Arc::new(PostgresStore::open(database_url).await?))
     } else {
         Err(StoreError::Config(format!(

@@ -153,11 +153,9 @@ impl Store for PostgresStore {
     }
 
     async fn status_rows(&self) -> Result<Vec<StatusRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, name, status, last_seen FROM servers ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT id, name, status, last_seen FROM servers ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 crate::status_row(

@@ -40,7 +40,10 @@ impl RawEntry {
             name: self.name,
             description: self.description,
             url: self.url.parse().map_err(|e| bad(format!("url {e}")))?,
-            version: self.version.parse().map_err(|e| bad(format!("version {e}")))?,
+            version: self
+                .version
+                .parse()
+                .map_err(|e| bad(format!("version {e}")))?,
             tags: self
                 .tags
                 .iter()

@@ -12,7 +12,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, SqlSafeStr};
+use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite};
 
 use crate::row::RawEntry;
 use crate::{ListQuery, Page, StatusRow, Store, StoreError, Upserted};

@@ -42,37 +42,43 @@ macro_rules! each_backend {
     };
 }
 
-each_backend!(upsert_creates_then_replaces_keeping_registered_at, |store| {
-    let t0 = Utc::now();
-    let first = store.upsert(reg("a", &["x"]), t0).await.expect("create");
-    assert!(matches!(first, Upserted::Created(_)));
-    let t1 = t0 + Duration::seconds(5);
-    let mut r = reg("a", &["y"]);
-    r.name = "Renamed".into();
-    let second = store.upsert(r, t1).await.expect("replace");
-    let Upserted::Replaced(e) = second else {
-        panic!("expected Replaced")
-    };
-    assert_eq!(e.registered_at.timestamp_millis(), t0.timestamp_millis());
-    let got = store.get(&id("a")).await.expect("get").expect("present");
-    assert_eq!(got.name, "Renamed");
-    assert_eq!(got.tags, vec![tag("y")]);
-    assert_eq!(got.registered_at.timestamp_millis(), t0.timestamp_millis());
-    assert_eq!(got.updated_at.timestamp_millis(), t1.timestamp_millis());
-    assert_eq!(got.metadata["team"], "t");
-    assert_eq!(got.status, HealthStatus::Healthy);
-    // The old tag no longer matches.
-    let q = ListQuery {
-        tags: vec![tag("x")],
-        ..ListQuery::default()
-    };
-    assert!(store.list(&q).await.expect("list").entries.is_empty());
-});
+each_backend!(
+    upsert_creates_then_replaces_keeping_registered_at,
+    |store| {
+        let t0 = Utc::now();
+        let first = store.upsert(reg("a", &["x"]), t0).await.expect("create");
+        assert!(matches!(first, Upserted::Created(_)));
+        let t1 = t0 + Duration::seconds(5);
+        let mut r = reg("a", &["y"]);
+        r.name = "Renamed".into();
+        let second = store.upsert(r, t1).await.expect("replace");
+        let Upserted::Replaced(e) = second else {
+            panic!("expected Replaced")
+        };
+        assert_eq!(e.registered_at.timestamp_millis(), t0.timestamp_millis());
+        let got = store.get(&id("a")).await.expect("get").expect("present");
+        assert_eq!(got.name, "Renamed");
+        assert_eq!(got.tags, vec![tag("y")]);
+        assert_eq!(got.registered_at.timestamp_millis(), t0.timestamp_millis());
+        assert_eq!(got.updated_at.timestamp_millis(), t1.timestamp_millis());
+        assert_eq!(got.metadata["team"], "t");
+        assert_eq!(got.status, HealthStatus::Healthy);
+        // The old tag no longer matches.
+        let q = ListQuery {
+            tags: vec![tag("x")],
+            ..ListQuery::default()
+        };
+        assert!(store.list(&q).await.expect("list").entries.is_empty());
+    }
+);
 
 each_backend!(get_and_delete, |store| {
     assert!(store.get(&id("nope")).await.expect("get").is_none());
     assert!(!store.delete(&id("nope")).await.expect("delete"));
-    store.upsert(reg("b", &[]), Utc::now()).await.expect("create");
+    store
+        .upsert(reg("b", &[]), Utc::now())
+        .await
+        .expect("create");
     assert!(store.delete(&id("b")).await.expect("delete"));
     assert!(store.get(&id("b")).await.expect("get").is_none());
 });
@@ -121,7 +127,10 @@ each_backend!(list_filters_by_any_tag_in_id_order_with_pages, |store| {
 });
 
 each_backend!(status_filter, |store| {
-    store.upsert(reg("h", &[]), Utc::now()).await.expect("create");
+    store
+        .upsert(reg("h", &[]), Utc::now())
+        .await
+        .expect("create");
     let down = ListQuery {
         status: StatusFilter::Only(HealthStatus::Down),
         ..ListQuery::default()
@@ -166,9 +175,14 @@ async fn entries_survive_reopening_the_database() {
     for db in mcp_fleet_test_support::all_backends().await {
         {
             let store = connect(&db.url).await.expect("open");
-            store.upsert(reg("kept", &["t"]), Utc::now()).await.expect("create");
+            store
+                .upsert(reg("kept", &["t"]), Utc::now())
+                .await
+                .expect("create");
         }
-        let store = connect(&db.url).await.expect("reopen (migrations are idempotent)");
+        let store = connect(&db.url)
+            .await
+            .expect("reopen (migrations are idempotent)");
         let got = store.get(&id("kept")).await.expect("get");
         assert!(got.is_some(), "{}: entry lost on reopen", db.backend);
     }
@@ -177,5 +191,8 @@ async fn entries_survive_reopening_the_database() {
 #[tokio::test]
 async fn unsupported_url_is_a_config_error() {
     let err = connect("mysql://x").await.err().expect("must fail");
-    assert!(err.to_string().contains("unsupported database URL"), "{err}");
+    assert!(
+        err.to_string().contains("unsupported database URL"),
+        "{err}"
+    );
 }

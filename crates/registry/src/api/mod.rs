@@ -51,7 +51,10 @@ pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response {
 }
 
 /// Renders `value` as a JSON answer.
-pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
+pub(crate) fn json<T: serde::Serialize>(
+    status: StatusCode,
+    value: &T,
+) -> Result<Response, ApiError> {
     let body = serde_json::to_vec(value).map_err(|e| {
         tracing::error!(error = %e, "cannot render response");
         ApiError::Internal

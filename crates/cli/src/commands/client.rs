@@ -1,0 +1,276 @@
+//! `register`, `ls`, `get`, `rm`, `status`: the registry's API from a terminal.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use clap::Args;
+use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
+use mcp_fleet_discovery::{ListOptions, RegisterOutcome, RegistryClient};
+use mcp_fleet_model::{Entry, Timestamp};
+use serde_json::{Map, Value, json};
+
+/// Where the registry is; shared by every client subcommand.
+#[derive(Debug, Args)]
+pub(crate) struct RegistryArg {
+    /// Base URL of the registry.
+    #[arg(
+        long,
+        env = "MCP_FLEET_REGISTRY",
+        default_value = "http://127.0.0.1:4000"
+    )]
+    registry: String,
+}
+
+impl RegistryArg {
+    fn client(&self) -> anyhow::Result<RegistryClient> {
+        Ok(RegistryClient::new(&self.registry)?)
+    }
+}
+
+/// Options of `register`.
+#[derive(Debug, Args)]
+pub(crate) struct RegisterArgs {
+    #[command(flatten)]
+    registry: RegistryArg,
+    /// A JSON file with the registration (`-` reads standard input); flags override its fields.
+    #[arg(long, short)]
+    file: Option<PathBuf>,
+    /// Server id (a slug).
+    #[arg(long)]
+    id: Option<String>,
+    /// Human-readable name.
+    #[arg(long)]
+    name: Option<String>,
+    /// What the server does.
+    #[arg(long)]
+    description: Option<String>,
+    /// Base URL; MCP is served at `<url>/mcp`.
+    #[arg(long)]
+    url: Option<String>,
+    /// Semantic version, e.g. 1.2.3.
+    #[arg(long = "server-version", value_name = "VERSION")]
+    version: Option<String>,
+    /// Comma-separated capability tags.
+    #[arg(long, value_delimiter = ',')]
+    tags: Option<Vec<String>>,
+    /// Health-check URL.
+    #[arg(long)]
+    health_url: Option<String>,
+    /// Authentication: none, bearer or oauth2.
+    #[arg(long)]
+    auth_type: Option<String>,
+    /// OAuth 2.0 token endpoint (with --auth-type oauth2).
+    #[arg(long)]
+    token_endpoint: Option<String>,
+}
+
+/// Options of `ls`.
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    #[command(flatten)]
+    registry: RegistryArg,
+    /// Only servers having any of these tags (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// healthy, degraded, down, unknown or any.
+    #[arg(long, default_value = "any")]
+    status: String,
+    /// Print the entries as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `get`.
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    #[command(flatten)]
+    registry: RegistryArg,
+    /// Server id.
+    id: String,
+}
+
+/// Options of `rm`.
+#[derive(Debug, Args)]
+pub(crate) struct RmArgs {
+    #[command(flatten)]
+    registry: RegistryArg,
+    /// Server id.
+    id: String,
+}
+
+/// Options of `status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    registry: RegistryArg,
+    /// Print the raw /status document.
+    #[arg(long)]
+    json: bool,
+}
+
+fn read_file(path: &PathBuf) -> anyhow::Result<Map<String, Value>> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
+    match serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))? {
+        Value::Object(m) => Ok(m),
+        _ => bail!("{} must hold a JSON object", path.display()),
+    }
+}
+
+/// The registration body from `--file` and the flags (flags win).
+fn registration_body(args: &RegisterArgs) -> anyhow::Result<Value> {
+    let mut body = match &args.file {
+        Some(path) => read_file(path)?,
+        None => Map::new(),
+    };
+    let mut set = |key: &str, value: Option<Value>| {
+        if let Some(v) = value {
+            body.insert(key.to_owned(), v);
+        }
+    };
+    set("id", args.id.clone().map(Value::from));
+    set("name", args.name.clone().map(Value::from));
+    set("description", args.description.clone().map(Value::from));
+    set("url", args.url.clone().map(Value::from));
+    set("version", args.version.clone().map(Value::from));
+    set("tags", args.tags.clone().map(Value::from));
+    set("healthUrl", args.health_url.clone().map(Value::from));
+    if args.auth_type.is_some() || args.token_endpoint.is_some() {
+        let mut auth = json!({"type": args.auth_type.clone().unwrap_or_else(|| "oauth2".into())});
+        if let Some(t) = &args.token_endpoint {
+            auth["tokenEndpoint"] = Value::from(t.clone());
+        }
+        set("auth", Some(auth));
+    }
+    if body.is_empty() {
+        bail!("nothing to register: give --file FILE or --id, --name, --url and --server-version");
+    }
+    Ok(Value::Object(body))
+}
+
+pub(crate) async fn register(args: RegisterArgs) -> anyhow::Result<()> {
+    let body = registration_body(&args)?;
+    let id = body["id"].as_str().unwrap_or("?").to_owned();
+    match args.registry.client()?.register(&body).await? {
+        RegisterOutcome::Created => println!("registered {id}"),
+        RegisterOutcome::Replaced => println!("re-registered {id} (replaced the existing entry)"),
+    }
+    Ok(())
+}
+
+/// "12s ago", "3m ago", "2h ago", "5d ago".
+fn ago(t: Option<Timestamp>) -> String {
+    let Some(t) = t else {
+        return "never".into();
+    };
+    let secs = (Utc::now() - t).num_seconds().max(0);
+    match secs {
+        0..60 => format!("{secs}s ago"),
+        60..3600 => format!("{}m ago", secs / 60),
+        3600..86400 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86400),
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
+    t
+}
+
+fn entries_table(entries: &[Entry]) -> Table {
+    let mut t = table(&[
+        "ID",
+        "NAME",
+        "VERSION",
+        "STATUS",
+        "TAGS",
+        "URL",
+        "LAST SEEN",
+    ]);
+    for e in entries {
+        let tags: Vec<&str> = e.tags.iter().map(|t| t.as_str()).collect();
+        t.add_row(vec![
+            e.id.to_string(),
+            e.name.clone(),
+            e.version.to_string(),
+            e.status.to_string(),
+            tags.join(","),
+            e.url.to_string(),
+            ago(e.last_seen),
+        ]);
+    }
+    t
+}
+
+pub(crate) async fn ls(args: LsArgs) -> anyhow::Result<()> {
+    let options = ListOptions {
+        tags: args.tags.clone(),
+        status: Some(args.status.clone()),
+        limit: Some(1000),
+        cursor: None,
+    };
+    let entries = args.registry.client()?.list_all(&options).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "servers": entries }))?
+        );
+    } else if entries.is_empty() {
+        println!("no servers match");
+    } else {
+        println!("{}", entries_table(&entries));
+    }
+    Ok(())
+}
+
+pub(crate) async fn get(args: GetArgs) -> anyhow::Result<()> {
+    match args.registry.client()?.get(&args.id).await? {
+        Some(entry) => {
+            println!("{}", serde_json::to_string_pretty(&entry)?);
+            Ok(())
+        }
+        None => bail!("no server with id {:?}", args.id),
+    }
+}
+
+pub(crate) async fn rm(args: RmArgs) -> anyhow::Result<()> {
+    if args.registry.client()?.delete(&args.id).await? {
+        println!("deleted {}", args.id);
+        Ok(())
+    } else {
+        bail!("no server with id {:?}", args.id)
+    }
+}
+
+pub(crate) async fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let doc = args.registry.client()?.status().await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    let s = &doc.summary;
+    println!(
+        "fleet {}: {} servers, {} healthy, {} degraded, {} down, {} unknown",
+        doc.status, s.total, s.healthy, s.degraded, s.down, s.unknown
+    );
+    if !doc.servers.is_empty() {
+        let mut t = table(&["ID", "NAME", "STATUS", "LAST SEEN"]);
+        for srv in &doc.servers {
+            t.add_row(vec![
+                srv.id.clone(),
+                srv.name.clone(),
+                srv.status.to_string(),
+                ago(srv.last_seen),
+            ]);
+        }
+        println!("{t}");
+    }
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! `mcp-fleet demo`: a registry on a throwaway SQLite file plus sample MCP servers that
+//! register themselves on start-up, as the seed recommends.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use mcp_fleet_sample_servers::Sample;
+
+use crate::commands::serve;
+use crate::shutdown;
+
+/// Options of `demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Address of the registry (port 0 picks a free port).
+    #[arg(long, env = "MCP_FLEET_LISTEN", default_value = "127.0.0.1:4000")]
+    listen: SocketAddr,
+    /// Keep the registry's database in this directory (default: a temporary directory,
+    /// removed on exit).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let temp;
+    let dir = match &args.data_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+            d.clone()
+        }
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("mcp-fleet-demo-")
+                .tempdir()
+                .context("cannot create a temporary directory")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let db = dir.join("registry.db");
+    let database_url = format!("sqlite://{}", db.display());
+    let (listener, state) = serve::start(args.listen, &database_url, Duration::from_secs(1))
+        .await
+        .context(
+            "cannot start the demo registry (is another one running? try --listen 127.0.0.1:0)",
+        )?;
+    let registry_url = format!("http://{}", listener.local_addr()?);
+    let shutdown = shutdown::on_signal();
+    let registry = tokio::spawn(mcp_fleet_registry::serve(listener, state, shutdown.clone()));
+
+    let mut samples = Vec::new();
+    for sample in Sample::ALL {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("cannot bind a sample server")?;
+        let running = mcp_fleet_sample_servers::start(sample, listener, shutdown.child_token())
+            .await
+            .with_context(|| format!("cannot start sample server {sample}"))?;
+        running
+            .register(&registry_url)
+            .await
+            .with_context(|| format!("sample server {sample} could not register"))?;
+        samples.push(running);
+    }
+
+    println!("mcp-fleet demo is running (Ctrl-C to stop)");
+    println!(
+        "  registry        {registry_url}   (database {})",
+        db.display()
+    );
+    for s in &samples {
+        println!(
+            "  {:<15} {}/mcp   tags: {}",
+            s.sample.id(),
+            s.base_url,
+            s.sample.tags().join(",")
+        );
+    }
+    println!("listening on {registry_url}");
+    println!(
+        "Try: curl '{registry_url}/servers?tags=products'   or   mcp-fleet ls --registry {registry_url}"
+    );
+
+    shutdown.cancelled().await;
+    for s in samples {
+        let _ = s.join().await;
+    }
+    registry.await.context("registry task failed")??;
+    Ok(())
+}

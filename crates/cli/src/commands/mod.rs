@@ -1,0 +1,5 @@
+//! One module per subcommand family.
+
+pub(crate) mod client;
+pub(crate) mod demo;
+pub(crate) mod serve;

@@ -1,0 +1,72 @@
+//! `mcp-fleet serve`: the registry's HTTP API over SQLite or PostgreSQL.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use mcp_fleet_registry::{AppState, Config, DEFAULT_MAX_BODY_BYTES};
+
+use crate::shutdown;
+
+/// Options of `serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "MCP_FLEET_LISTEN", default_value = "127.0.0.1:4000")]
+    pub(crate) listen: SocketAddr,
+    /// Database: `sqlite://FILE` (created on first start) or `postgres://USER:PASS@HOST/DB`.
+    #[arg(
+        long,
+        env = "MCP_FLEET_DATABASE_URL",
+        default_value = "sqlite://mcp-fleet.db",
+        hide_env_values = true
+    )]
+    pub(crate) database_url: String,
+    /// How long listings and /status may be answered from memory; writes through this process
+    /// show at once, writes by other processes after at most this long. `0s` disables it.
+    #[arg(long, env = "MCP_FLEET_READ_CACHE_TTL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub(crate) read_cache_ttl: Duration,
+}
+
+/// Opens the store and binds the listener, failing with a message that says which went wrong.
+pub(crate) async fn start(
+    listen: SocketAddr,
+    database_url: &str,
+    read_cache_ttl: Duration,
+) -> anyhow::Result<(tokio::net::TcpListener, AppState)> {
+    let store = mcp_fleet_store::connect(database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open database {}",
+                mcp_fleet_store::redact(database_url)
+            )
+        })?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let config = Config {
+        read_cache_ttl,
+        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+    };
+    Ok((listener, AppState::new(store, config)))
+}
+
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let (listener, state) = start(args.listen, &args.database_url, args.read_cache_ttl).await?;
+    let addr = listener.local_addr()?;
+    let shutdown = shutdown::on_signal();
+    tracing::info!(
+        database = %mcp_fleet_store::redact(&args.database_url),
+        "registry listening on http://{addr}"
+    );
+    // A line on stdout that scripts (and tests) can read the chosen port from.
+    println!("listening on http://{addr}");
+    tracing::warn!("writes are not authenticated: expose this registry only to trusted networks");
+    mcp_fleet_registry::serve(listener, state, shutdown)
+        .await
+        .context("server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}

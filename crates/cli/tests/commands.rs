@@ -1,0 +1,138 @@
+//! `register`, `ls`, `get`, `rm`, `status` against a real registry process.
+
+use crate::common::{run, serve};
+
+#[tokio::test]
+async fn client_commands_round_trip() {
+    let db = mcp_fleet_test_support::sqlite();
+    let server = serve(&db.url).await;
+    let reg = server.url.as_str();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("entry.json");
+    std::fs::write(
+        &file,
+        r#"{"id":"payments","name":"Payments","url":"http://127.0.0.1:9","version":"2.0.0","tags":["payments","billing"]}"#,
+    )
+    .expect("write");
+    let file = file.to_str().expect("utf-8 path");
+
+    let (ok, out, err) = run(&["register", "--registry", reg, "--file", file]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "registered payments");
+
+    let (ok, out, err) = run(&[
+        "register",
+        "--registry",
+        reg,
+        "--id",
+        "search",
+        "--name",
+        "Search",
+        "--url",
+        "http://127.0.0.1:10",
+        "--server-version",
+        "0.3.0",
+        "--tags",
+        "search,catalog",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "registered search");
+
+    // Re-registering from the file with a flag override replaces the entry.
+    let (ok, out, _) = run(&[
+        "register",
+        "--registry",
+        reg,
+        "--file",
+        file,
+        "--server-version",
+        "2.1.0",
+    ])
+    .await;
+    assert!(ok);
+    assert!(out.starts_with("re-registered payments"), "{out}");
+
+    let (ok, out, _) = run(&["ls", "--registry", reg]).await;
+    assert!(ok);
+    assert!(out.contains("payments") && out.contains("2.1.0") && out.contains("search"));
+    assert!(out.contains("healthy"), "{out}");
+
+    let (ok, out, _) = run(&["ls", "--registry", reg, "--tags", "catalog", "--json"]).await;
+    assert!(ok);
+    let listed: serde_json::Value = serde_json::from_str(&out).expect("ls --json is JSON");
+    assert_eq!(listed["servers"].as_array().map(Vec::len), Some(1));
+    assert_eq!(listed["servers"][0]["id"], "search");
+
+    let (ok, out, _) = run(&["get", "--registry", reg, "payments"]).await;
+    assert!(ok);
+    let entry: serde_json::Value = serde_json::from_str(&out).expect("get prints JSON");
+    assert_eq!(entry["tags"], serde_json::json!(["payments", "billing"]));
+
+    let (ok, out, _) = run(&["status", "--registry", reg]).await;
+    assert!(ok);
+    assert!(
+        out.starts_with("fleet operational: 2 servers, 2 healthy"),
+        "{out}"
+    );
+
+    let (ok, out, _) = run(&["rm", "--registry", reg, "payments"]).await;
+    assert!(ok);
+    assert_eq!(out.trim(), "deleted payments");
+    let (ok, _, err) = run(&["rm", "--registry", reg, "payments"]).await;
+    assert!(!ok);
+    assert!(err.contains("no server with id \"payments\""), "{err}");
+
+    server.terminate().await;
+}
+
+#[tokio::test]
+async fn errors_say_what_to_fix() {
+    let db = mcp_fleet_test_support::sqlite();
+    let server = serve(&db.url).await;
+    let (ok, _, err) = run(&[
+        "register",
+        "--registry",
+        &server.url,
+        "--id",
+        "Bad_Id",
+        "--name",
+        "x",
+        "--url",
+        "ftp://x",
+        "--server-version",
+        "latest",
+    ])
+    .await;
+    assert!(!ok);
+    assert!(err.contains("registry answered 400"), "{err}");
+    for field in ["id:", "url:", "version:"] {
+        assert!(err.contains(field), "{field} missing in {err}");
+    }
+    server.terminate().await;
+
+    // Nothing listens on a port we bound and released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let (ok, _, err) = run(&["ls", "--registry", &format!("http://127.0.0.1:{port}")]).await;
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("cannot reach registry at http://127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(err.to_lowercase().contains("refused"), "{err}");
+
+    let (ok, _, err) = run(&[
+        "serve",
+        "--database-url",
+        "mysql://x",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    assert!(!ok);
+    assert!(err.contains("unsupported database URL"), "{err}");
+}

@@ -1,0 +1,286 @@
+//! The registry's HTTP API as Rust calls.
+
+use std::time::Duration;
+
+use mcp_fleet_model::{Entry, FieldError, FleetStatus};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+/// Why a registry call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The registry URL is not a usable base URL.
+    #[error("invalid registry URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// What was given.
+        url: String,
+        /// Why it is unusable.
+        reason: String,
+    },
+    /// No answer: nothing listening, DNS failure, timeout.
+    #[error("cannot reach registry at {url}: {reason}")]
+    Unreachable {
+        /// The registry's base URL.
+        url: String,
+        /// The innermost cause, e.g. "Connection refused (os error 111)".
+        reason: String,
+    },
+    /// The registry answered with an error (an RFC 7807 problem).
+    #[error("registry answered {status}: {detail}{}", format_fields(.errors))]
+    Problem {
+        /// HTTP status.
+        status: u16,
+        /// The problem's `detail` (or `title`).
+        detail: String,
+        /// Invalid fields, for validation errors.
+        errors: Vec<FieldError>,
+    },
+    /// The answer was not what the API promises.
+    #[error("unexpected answer from registry: {0}")]
+    Decode(String),
+}
+
+fn format_fields(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("\n  - {}: {}", e.field, e.message))
+        .collect()
+}
+
+/// What `POST /servers` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterOutcome {
+    /// A new entry (`201`).
+    Created,
+    /// An existing entry was replaced (`200`).
+    Replaced,
+}
+
+/// Filters and paging of [`RegistryClient::list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// Entries having ANY of these tags.
+    pub tags: Vec<String>,
+    /// `healthy` (the registry's default when `None`), `degraded`, `down`, `unknown` or `any`.
+    pub status: Option<String>,
+    /// Page size (registry default 100, max 1000).
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One page of `GET /servers`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerPage {
+    /// The entries.
+    pub servers: Vec<Entry>,
+    /// Set when more remain.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ProblemBody {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    detail: Option<String>,
+    #[serde(default)]
+    errors: Vec<FieldError>,
+}
+
+/// A client of one registry.
+#[derive(Debug, Clone)]
+pub struct RegistryClient {
+    base: Url,
+    http: reqwest::Client,
+}
+
+/// The innermost error message: the part that says what actually happened.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+impl RegistryClient {
+    /// A client of the registry at `base_url` (e.g. `http://127.0.0.1:4000`), with a 10 s
+    /// timeout per request.
+    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        let invalid = |reason: String| ClientError::InvalidUrl {
+            url: base_url.to_owned(),
+            reason,
+        };
+        let mut base = Url::parse(base_url).map_err(|e| invalid(e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(invalid("scheme must be http or https".into()));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(Self { base, http })
+    }
+
+    /// The registry's base URL.
+    pub fn base_url(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
+    fn url(&self, path: &str) -> Result<Url, ClientError> {
+        self.base.join(path).map_err(|e| ClientError::InvalidUrl {
+            url: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        let res = req.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base_url().to_owned(),
+            reason: root_cause(&e),
+        })?;
+        if res.status().is_success() {
+            return Ok(res);
+        }
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ProblemBody>(&text) {
+            Ok(p) => ClientError::Problem {
+                status,
+                detail: p.detail.or(p.title).unwrap_or_default(),
+                errors: p.errors,
+            },
+            Err(_) => ClientError::Problem {
+                status,
+                detail: text.chars().take(200).collect(),
+                errors: Vec::new(),
+            },
+        })
+    }
+
+    async fn decode<T: serde::de::DeserializeOwned>(
+        res: reqwest::Response,
+    ) -> Result<T, ClientError> {
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Decode(root_cause(&e)))?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Registers (or re-registers) a server: `body` is a registration in the seed's fields.
+    pub async fn register(&self, body: &Value) -> Result<RegisterOutcome, ClientError> {
+        let res = self
+            .send(self.http.post(self.url("servers")?).json(body))
+            .await?;
+        Ok(if res.status() == StatusCode::CREATED {
+            RegisterOutcome::Created
+        } else {
+            RegisterOutcome::Replaced
+        })
+    }
+
+    /// One page of `GET /servers`.
+    pub async fn list(&self, options: &ListOptions) -> Result<ServerPage, ClientError> {
+        let mut url = self.url("servers")?;
+        {
+            let mut q = url.query_pairs_mut();
+            if !options.tags.is_empty() {
+                q.append_pair("tags", &options.tags.join(","));
+            }
+            if let Some(s) = &options.status {
+                q.append_pair("status", s);
+            }
+            if let Some(n) = options.limit {
+                q.append_pair("limit", &n.to_string());
+            }
+            if let Some(c) = &options.cursor {
+                q.append_pair("cursor", c);
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        Self::decode(self.send(self.http.get(url)).await?).await
+    }
+
+    /// Every matching entry, following `nextCursor` to the end.
+    pub async fn list_all(&self, options: &ListOptions) -> Result<Vec<Entry>, ClientError> {
+        let mut options = options.clone();
+        let mut all = Vec::new();
+        loop {
+            let page = self.list(&options).await?;
+            all.extend(page.servers);
+            match page.next_cursor {
+                Some(c) => options.cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// The entry `id`, or `None` when there is none.
+    pub async fn get(&self, id: &str) -> Result<Option<Entry>, ClientError> {
+        let url = self.url(&format!("servers/{id}"))?;
+        match self.send(self.http.get(url)).await {
+            Ok(res) => Self::decode(res).await.map(Some),
+            Err(ClientError::Problem { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes the entry `id`; `false` when there was none.
+    pub async fn delete(&self, id: &str) -> Result<bool, ClientError> {
+        let url = self.url(&format!("servers/{id}"))?;
+        match self.send(self.http.delete(url)).await {
+            Ok(_) => Ok(true),
+            Err(ClientError::Problem { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The fleet's `GET /status`.
+    pub async fn status(&self) -> Result<FleetStatus, ClientError> {
+        Self::decode(self.send(self.http.get(self.url("status")?)).await?).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        assert!(RegistryClient::new("ftp://x").is_err());
+        assert!(RegistryClient::new("not a url").is_err());
+        let c = RegistryClient::new("http://127.0.0.1:4000/prefix").expect("valid");
+        assert_eq!(c.url("servers").expect("join").path(), "/prefix/servers");
+        assert_eq!(c.base_url(), "http://127.0.0.1:4000/prefix");
+    }
+
+    #[tokio::test]
+    async fn refused_connection_reads_as_unreachable() {
+        // Bind then drop: nothing listens on that port afterwards.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let c = RegistryClient::new(&format!("http://127.0.0.1:{port}")).expect("client");
+        let err = c.status().await.expect_err("nothing listens");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("cannot reach registry at http://127.0.0.1:"),
+            "{text}"
+        );
+        assert!(text.to_lowercase().contains("refused"), "{text}");
+    }
+}

@@ -1,0 +1,76 @@
+//! The `GET /status` document: the fleet at a glance, in the seed's shape.
+
+use serde::{Deserialize, Serialize};
+
+use crate::entry::HealthStatus;
+use crate::time::{Timestamp, serde_ts};
+
+/// The whole fleet's health.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetStatus {
+    /// `operational` when no known server is degraded or down, else `degraded`.
+    pub status: String,
+    /// Counts by status.
+    pub summary: StatusSummary,
+    /// Every entry, in id order.
+    pub servers: Vec<ServerStatus>,
+}
+
+/// Counts of entries by status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusSummary {
+    /// All entries.
+    pub total: usize,
+    /// Healthy entries.
+    pub healthy: usize,
+    /// Degraded entries.
+    pub degraded: usize,
+    /// Down entries.
+    pub down: usize,
+    /// Entries not checked yet.
+    #[serde(default)]
+    pub unknown: usize,
+}
+
+/// One entry's line in `/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerStatus {
+    /// Entry id.
+    pub id: String,
+    /// Entry name.
+    pub name: String,
+    /// Current health.
+    pub status: HealthStatus,
+    /// Last successful check.
+    #[serde(with = "serde_ts::option")]
+    pub last_seen: Option<Timestamp>,
+}
+
+impl FleetStatus {
+    /// Builds the document from every entry's line, counting statuses.
+    pub fn from_servers(servers: Vec<ServerStatus>) -> Self {
+        let mut summary = StatusSummary {
+            total: servers.len(),
+            ..StatusSummary::default()
+        };
+        for s in &servers {
+            match s.status {
+                HealthStatus::Healthy => summary.healthy += 1,
+                HealthStatus::Degraded => summary.degraded += 1,
+                HealthStatus::Down => summary.down += 1,
+                HealthStatus::Unknown => summary.unknown += 1,
+            }
+        }
+        let status = if summary.degraded + summary.down == 0 {
+            "operational"
+        } else {
+            "degraded"
+        };
+        Self {
+            status: status.to_owned(),
+            summary,
+            servers,
+        }
+    }
+}
