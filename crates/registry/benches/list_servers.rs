@@ -32,7 +32,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 fn registration(i: usize) -> serde_json::Value {
     let mut tags = vec!["fleet".to_string(), format!("team-{}", i % 7)];
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         tags.push("target".into());
     }
     serde_json::json!({
@@ -126,7 +126,11 @@ fn main() {
                 .send()
                 .await
                 .expect("seed");
-            assert!(res.status().is_success(), "seeding failed: {}", res.status());
+            assert!(
+                res.status().is_success(),
+                "seeding failed: {}",
+                res.status()
+            );
         }
         // The baseline serves exactly the bytes the registry answers, from memory.
         let mut bodies = Vec::new();

@@ -8,6 +8,7 @@ mod api;
 mod cache;
 mod error;
 mod extract;
+pub mod health;
 
 use std::sync::Arc;
 use std::time::Duration;

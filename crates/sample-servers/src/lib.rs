@@ -123,7 +123,7 @@ mod tests {
                 "id": "inventory",
                 "name": "Inventory",
                 "description": "Check and reserve stock for the catalog's products.",
-                "url": "http://127.0.0.1:4100/mcp",
+                "url": "http://127.0.0.1:4100",
                 "version": "1.0.0",
                 "tags": ["inventory", "products"],
                 "auth": { "type": "none" },

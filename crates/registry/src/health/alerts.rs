@@ -1,0 +1,1 @@
+//! Alert webhooks: to be written.

@@ -1,0 +1,1 @@
+//! Probe address policy: to be written.
