@@ -20,6 +20,9 @@ struct Cli {
 enum Command {
     /// Run the registry's HTTP API.
     Serve(commands::serve::ServeArgs),
+    /// Run only the health worker, against the registry's database (pair with
+    /// `serve --no-health-worker`).
+    HealthWorker(commands::health::HealthWorkerArgs),
     /// Run a registry on a throwaway SQLite file with sample MCP servers that register themselves.
     Demo(commands::demo::DemoArgs),
     /// Register (or re-register) a server, from a JSON file or from flags.
@@ -36,7 +39,9 @@ enum Command {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // rmcp logs every failed connection at error level; for the health worker a refused
+        // connection is an expected probe result, recorded on the entry.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -57,18 +62,29 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        let done = match cli.command {
             Command::Serve(args) => commands::serve::run(args).await,
+            Command::HealthWorker(args) => commands::health::run_worker(args).await,
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Register(args) => commands::client::register(args).await,
             Command::Ls(args) => commands::client::ls(args).await,
             Command::Get(args) => commands::client::get(args).await,
             Command::Rm(args) => commands::client::rm(args).await,
-            Command::Status(args) => commands::client::status(args).await,
-        }
+            Command::Status(args) => {
+                // Scripts read the exit code: 0 operational, 1 degraded, 2 no answer.
+                return match commands::client::status(args).await {
+                    Ok(code) => Ok(ExitCode::from(code)),
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        Ok(ExitCode::from(2))
+                    }
+                };
+            }
+        };
+        done.map(|()| ExitCode::SUCCESS)
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

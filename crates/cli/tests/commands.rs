@@ -1,6 +1,8 @@
 //! `register`, `ls`, `get`, `rm`, `status` against a real registry process.
 
-use crate::common::{run, serve};
+use std::time::Duration;
+
+use crate::common::{run, run_code, serve};
 
 #[tokio::test]
 async fn client_commands_round_trip() {
@@ -57,7 +59,6 @@ async fn client_commands_round_trip() {
     let (ok, out, _) = run(&["ls", "--registry", reg]).await;
     assert!(ok);
     assert!(out.contains("payments") && out.contains("2.1.0") && out.contains("search"));
-    assert!(out.contains("healthy"), "{out}");
 
     let (ok, out, _) = run(&["ls", "--registry", reg, "--tags", "catalog", "--json"]).await;
     assert!(ok);
@@ -70,10 +71,18 @@ async fn client_commands_round_trip() {
     let entry: serde_json::Value = serde_json::from_str(&out).expect("get prints JSON");
     assert_eq!(entry["tags"], serde_json::json!(["payments", "billing"]));
 
-    let (ok, out, _) = run(&["status", "--registry", reg]).await;
-    assert!(ok);
+    // Nothing listens at either URL: once probed, both are down and the fleet is degraded,
+    // which `status` reports with exit code 1 and a table of the unwell servers.
+    mcp_fleet_test_support::eventually(Duration::from_secs(15), "both probed twice", || async {
+        let (_, out, _) = run(&["status", "--registry", reg]).await;
+        out.contains("0 healthy, 0 degraded, 2 down").then_some(())
+    })
+    .await;
+    let (code, out, _) = run_code(&["status", "--registry", reg]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("fleet degraded: 2 servers"), "{out}");
     assert!(
-        out.starts_with("fleet operational: 2 servers, 2 healthy"),
+        out.contains("LAST ERROR") && out.to_lowercase().contains("refused"),
         "{out}"
     );
 
@@ -117,6 +126,13 @@ async fn errors_say_what_to_fix() {
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
+    let (code, _, _) =
+        run_code(&["status", "--registry", &format!("http://127.0.0.1:{port}")]).await;
+    assert_eq!(
+        code,
+        Some(2),
+        "status exits 2 when the registry cannot be reached"
+    );
     let (ok, _, err) = run(&["ls", "--registry", &format!("http://127.0.0.1:{port}")]).await;
     assert!(!ok);
     assert!(

@@ -8,13 +8,22 @@ use crate::common::spawn_listening;
 async fn demo_servers_register_themselves_and_serve_mcp() {
     let demo = spawn_listening(&["demo", "--listen", "127.0.0.1:0"]).await;
     let client = RegistryClient::new(&demo.url).expect("client");
-    let products = client
-        .list(&ListOptions {
-            tags: vec!["products".into()],
-            ..ListOptions::default()
-        })
-        .await
-        .expect("list");
+    // The default listing shows healthy servers: the demo's worker probes them within moments.
+    let products = mcp_fleet_test_support::eventually(
+        std::time::Duration::from_secs(15),
+        "both product servers to be healthy",
+        || async {
+            let page = client
+                .list(&ListOptions {
+                    tags: vec!["products".into()],
+                    ..ListOptions::default()
+                })
+                .await
+                .expect("list");
+            (page.servers.len() == 2).then_some(page)
+        },
+    )
+    .await;
     let ids: Vec<String> = products.servers.iter().map(|e| e.id.to_string()).collect();
     assert_eq!(ids, ["catalog", "inventory"]);
     let all = client.status().await.expect("status");

@@ -65,6 +65,69 @@ impl fmt::Display for HealthStatus {
     }
 }
 
+/// How the registry checks an entry's health (`healthCheck.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheckMode {
+    /// `http` when the entry has a `healthUrl`, else `mcp`.
+    #[default]
+    Auto,
+    /// GET the `healthUrl`.
+    Http,
+    /// MCP `initialize` then `ping` at `<url>/mcp`.
+    Mcp,
+    /// No probes: the entry is healthy while it heartbeats within `ttlSeconds`.
+    Ttl,
+    /// No checks at all: the status stays as last set.
+    None,
+}
+
+impl HealthCheckMode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Http => "http",
+            Self::Mcp => "mcp",
+            Self::Ttl => "ttl",
+            Self::None => "none",
+        }
+    }
+
+    /// What `auto` means for an entry with or without a `healthUrl`.
+    pub fn resolve(self, has_health_url: bool) -> Self {
+        match self {
+            Self::Auto if has_health_url => Self::Http,
+            Self::Auto => Self::Mcp,
+            other => other,
+        }
+    }
+}
+
+impl FromStr for HealthCheckMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "http" => Ok(Self::Http),
+            "mcp" => Ok(Self::Mcp),
+            "ttl" => Ok(Self::Ttl),
+            "none" => Ok(Self::None),
+            other => Err(format!(
+                "must be one of \"auto\", \"http\", \"mcp\", \"ttl\", \"none\", not {other:?}"
+            )),
+        }
+    }
+}
+
+/// The `healthCheck` object of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// How the entry is checked.
+    pub mode: HealthCheckMode,
+}
+
 /// The `status` query parameter of `GET /servers`: one status, or `any`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StatusFilter {
@@ -126,11 +189,29 @@ pub struct Entry {
     pub updated_at: Timestamp,
     /// Free-form data of the owner's (at most 8 KiB as JSON).
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// How the registry checks this entry.
+    #[serde(default)]
+    pub health_check: HealthCheck,
+    /// When set, the entry must heartbeat at least this often or it is marked down.
+    #[serde(default)]
+    pub ttl_seconds: Option<u32>,
+    /// When the last probe finished.
+    #[serde(default, with = "serde_ts::option")]
+    pub last_checked_at: Option<Timestamp>,
+    /// Why the last probe failed, when it did.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// How long the last probe took, in milliseconds.
+    #[serde(default)]
+    pub latency_ms: Option<u32>,
+    /// Since when the entry has had its current status.
+    #[serde(default, with = "serde_ts::option")]
+    pub status_since: Option<Timestamp>,
 }
 
 impl Entry {
-    /// The entry a first registration creates, as of `now`: healthy and seen now, as in the seed,
-    /// until the health checker says otherwise.
+    /// The entry a registration creates, as of `now`: `unknown` and never seen until the health
+    /// checker's first probe completes.
     pub fn new(reg: Registration, now: Timestamp) -> Self {
         Self {
             id: reg.id,
@@ -141,11 +222,19 @@ impl Entry {
             tags: reg.tags,
             auth: reg.auth,
             health_url: reg.health_url,
-            last_seen: Some(now),
-            status: HealthStatus::Healthy,
+            last_seen: None,
+            status: HealthStatus::Unknown,
             registered_at: now,
             updated_at: now,
             metadata: reg.metadata,
+            health_check: HealthCheck {
+                mode: reg.health_check,
+            },
+            ttl_seconds: reg.ttl_seconds,
+            last_checked_at: None,
+            last_error: None,
+            latency_ms: None,
+            status_since: Some(now),
         }
     }
 }

@@ -146,19 +146,24 @@ impl<'de> Deserialize<'de> for Version {
     }
 }
 
-/// An absolute `http`/`https` URL without credentials or fragment.
+/// An absolute `http`/`https` URL without credentials or fragment. The text is kept exactly as
+/// the client sent it (`http://host:8080` stays without a trailing slash), so seed clients that
+/// build `${url}/mcp` get the URL they expect.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct HttpUrl(url::Url);
+pub struct HttpUrl {
+    text: String,
+    parsed: url::Url,
+}
 
 impl HttpUrl {
-    /// The URL as text, exactly as stored.
+    /// The URL as text, exactly as registered.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        &self.text
     }
 
     /// The parsed URL.
     pub fn url(&self) -> &url::Url {
-        &self.0
+        &self.parsed
     }
 }
 
@@ -185,19 +190,25 @@ impl FromStr for HttpUrl {
         if u.fragment().is_some() {
             return Err("must not contain a fragment (#...)".into());
         }
-        Ok(Self(u))
+        if s.trim() != s {
+            return Err("must not have leading or trailing spaces".into());
+        }
+        Ok(Self {
+            text: s.to_owned(),
+            parsed: u,
+        })
     }
 }
 
 impl fmt::Display for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.as_str())
+        f.write_str(&self.text)
     }
 }
 
 impl Serialize for HttpUrl {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.0.as_str())
+        s.serialize_str(&self.text)
     }
 }
 
@@ -314,7 +325,8 @@ mod tests {
     #[test]
     fn urls() {
         for ok in ["http://127.0.0.1:8080", "https://mcp.example.com/base"] {
-            assert!(ok.parse::<HttpUrl>().is_ok(), "{ok}");
+            let u: HttpUrl = ok.parse().expect(ok);
+            assert_eq!(u.as_str(), ok, "kept as sent");
         }
         for bad in [
             "ftp://x",

@@ -11,9 +11,9 @@ mod registration;
 mod status;
 mod time;
 
-pub use entry::{Entry, HealthStatus, StatusFilter};
+pub use entry::{Entry, HealthCheck, HealthCheckMode, HealthStatus, StatusFilter};
 pub use error::{FieldError, ValidationErrors};
 pub use ids::{AuthSpec, AuthType, HttpUrl, ServerId, Tag, Version};
-pub use registration::{MAX_METADATA_BYTES, MAX_TAGS, Registration};
+pub use registration::{MAX_METADATA_BYTES, MAX_TAGS, Registration, TTL_SECONDS};
 pub use status::{FleetStatus, ServerStatus, StatusSummary};
 pub use time::{Timestamp, format_timestamp};

@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::entry::HealthCheckMode;
 use crate::error::{FieldError, ValidationErrors};
 use crate::ids::{AuthSpec, AuthType, HttpUrl, ServerId, Tag, Version};
 
@@ -14,6 +15,8 @@ pub const MAX_METADATA_BYTES: usize = 8 * 1024;
 pub const MAX_TAGS: usize = 32;
 const MAX_NAME_CHARS: usize = 200;
 const MAX_DESCRIPTION_CHARS: usize = 2000;
+/// Shortest and longest heartbeat TTL, in seconds.
+pub const TTL_SECONDS: std::ops::RangeInclusive<u64> = 5..=86_400;
 
 /// Fields the registry owns: accepted from clients (seed clients echo them) but ignored.
 const REGISTRY_OWNED: [&str; 4] = ["status", "lastSeen", "registeredAt", "updatedAt"];
@@ -39,6 +42,10 @@ pub struct Registration {
     pub health_url: Option<HttpUrl>,
     /// Free-form object, at most 8 KiB.
     pub metadata: Map<String, Value>,
+    /// How the registry checks the entry (`healthCheck.mode`, default `auto`).
+    pub health_check: HealthCheckMode,
+    /// Heartbeat TTL in seconds (5–86,400), when the entry heartbeats.
+    pub ttl_seconds: Option<u32>,
 }
 
 /// Collects field errors while the body is read.
@@ -127,6 +134,8 @@ impl Registration {
                     | "auth"
                     | "healthUrl"
                     | "metadata"
+                    | "healthCheck"
+                    | "ttlSeconds"
             );
             if !known && !REGISTRY_OWNED.contains(&key.as_str()) {
                 c.fail(key, "unknown field; put custom data in \"metadata\"");
@@ -211,6 +220,34 @@ impl Registration {
             None => Some(Map::new()),
         };
 
+        let health_check = match present(obj, "healthCheck") {
+            Some(v) => parse_health_check(&mut c, v),
+            None => Some(HealthCheckMode::Auto),
+        };
+        let ttl_seconds = match present(obj, "ttlSeconds") {
+            Some(v) => match v.as_u64() {
+                Some(n) if TTL_SECONDS.contains(&n) => Some(u32::try_from(n).ok()),
+                _ => {
+                    c.fail(
+                        "ttlSeconds",
+                        format!(
+                            "must be an integer from {} to {}, got {v}",
+                            TTL_SECONDS.start(),
+                            TTL_SECONDS.end()
+                        ),
+                    );
+                    None
+                }
+            },
+            None => Some(None),
+        };
+        if health_check == Some(HealthCheckMode::Ttl) && ttl_seconds == Some(None) {
+            c.fail("ttlSeconds", "is required when healthCheck.mode is \"ttl\"");
+        }
+        if health_check == Some(HealthCheckMode::Http) && health_url == Some(None) {
+            c.fail("healthUrl", "is required when healthCheck.mode is \"http\"");
+        }
+
         match (
             id,
             name,
@@ -221,6 +258,8 @@ impl Registration {
             auth,
             health_url,
             metadata,
+            health_check,
+            ttl_seconds,
         ) {
             (
                 Some(id),
@@ -232,6 +271,8 @@ impl Registration {
                 Some(auth),
                 Some(health_url),
                 Some(metadata),
+                Some(health_check),
+                Some(ttl_seconds),
             ) if c.errors.is_empty() => Ok(Self {
                 id,
                 name,
@@ -242,6 +283,8 @@ impl Registration {
                 auth,
                 health_url,
                 metadata,
+                health_check,
+                ttl_seconds,
             }),
             _ => Err(ValidationErrors(c.errors)),
         }
@@ -276,6 +319,22 @@ fn parse_tags(c: &mut Check, v: &Value) -> Option<Vec<Tag>> {
         }
     }
     (c.errors.len() == before).then_some(tags)
+}
+
+fn parse_health_check(c: &mut Check, v: &Value) -> Option<HealthCheckMode> {
+    let Value::Object(obj) = v else {
+        c.fail("healthCheck", format!("must be an object, got {}", kind(v)));
+        return None;
+    };
+    let before = c.errors.len();
+    for key in obj.keys().filter(|k| *k != "mode") {
+        c.fail(&format!("healthCheck.{key}"), "unknown field");
+    }
+    let mode = match present(obj, "mode") {
+        Some(v) => c.parsed::<HealthCheckMode>("healthCheck.mode", v),
+        None => Some(HealthCheckMode::Auto),
+    };
+    (c.errors.len() == before).then_some(mode).flatten()
 }
 
 fn parse_auth(c: &mut Check, v: &Value) -> Option<AuthSpec> {
@@ -396,6 +455,12 @@ mod tests {
             ("metadata", json!([1]), "metadata"),
             ("metadata", json!({"k": "v".repeat(9000)}), "metadata"),
             ("color", json!("blue"), "color"),
+            ("healthCheck", json!({"mode": "tcp"}), "healthCheck.mode"),
+            ("healthCheck", json!("ttl"), "healthCheck"),
+            ("healthCheck", json!({"mode": "ttl"}), "ttlSeconds"),
+            ("ttlSeconds", json!(4), "ttlSeconds"),
+            ("ttlSeconds", json!(86_401), "ttlSeconds"),
+            ("ttlSeconds", json!("30"), "ttlSeconds"),
         ];
         for (key, value, field) in rows {
             let mut body = seed_body();

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::entry::HealthStatus;
+use crate::entry::{HealthCheckMode, HealthStatus};
 use crate::time::{Timestamp, serde_ts};
 
 /// The whole fleet's health.
@@ -45,6 +45,15 @@ pub struct ServerStatus {
     /// Last successful check.
     #[serde(with = "serde_ts::option")]
     pub last_seen: Option<Timestamp>,
+    /// Why the last check failed, when it did.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Since when the entry has had its status.
+    #[serde(default, with = "serde_ts::option")]
+    pub since: Option<Timestamp>,
+    /// How the entry is checked; `none` means the status is not kept current.
+    #[serde(default)]
+    pub check: HealthCheckMode,
 }
 
 impl FleetStatus {

@@ -30,6 +30,15 @@ pub enum ApiError {
     /// The route exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The request conflicts with the resource's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many requests of this kind; retry after this many seconds.
+    #[error("too many requests; retry in {0} s")]
+    RateLimited(u64),
+    /// A part of the registry this request needs is not running in this process.
+    #[error("{0}")]
+    NotRunning(String),
     /// The database is unreachable; retrying later may succeed.
     #[error("the registry database is unavailable")]
     Unavailable,
@@ -72,6 +81,17 @@ impl ApiError {
                 "method-not-allowed",
                 StatusCode::METHOD_NOT_ALLOWED,
                 "Method not allowed",
+            ),
+            Self::Conflict(_) => ("conflict", StatusCode::CONFLICT, "Conflict"),
+            Self::RateLimited(_) => (
+                "rate-limited",
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+            ),
+            Self::NotRunning(_) => (
+                "not-running",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not available in this process",
             ),
             Self::Unavailable => (
                 "database-unavailable",
@@ -141,9 +161,14 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if matches!(self, Self::Unavailable) {
+        let retry_after = match &self {
+            Self::Unavailable => Some(5),
+            Self::RateLimited(s) => Some(*s),
+            _ => None,
+        };
+        if let Some(s) = retry_after {
             res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         res
     }

@@ -1,8 +1,9 @@
 //! The registry's HTTP API: register, list and look up MCP servers, and the fleet's `/status`.
 //!
-//! Where a request goes: `api/servers.rs` (`/servers`, `/servers/{id}`), `api/status.rs`
-//! (`/status`), `api/probes.rs` (`/healthz`, `/readyz`). Errors render in `error.rs`; request
-//! bodies and path ids are checked in `extract.rs`.
+//! Where a request goes: `api/servers.rs` (`/servers`, `/servers/{id}`), `api/checks.rs`
+//! (`/servers/{id}/check`, `/servers/{id}/heartbeat`), `api/status.rs` (`/status`),
+//! `api/probes.rs` (`/healthz`, `/readyz`). Errors render in `error.rs`; request bodies and path
+//! ids are checked in `extract.rs`. The health worker lives in `health/`.
 
 mod api;
 mod cache;
@@ -10,17 +11,21 @@ mod error;
 mod extract;
 pub mod health;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use mcp_fleet_model::ServerId;
 use mcp_fleet_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
+pub use health::{HealthConfig, HealthError, HealthHandle, HealthStats, parse_cidr};
 
 use cache::ReadCache;
+use health::ssrf::AddressPolicy;
 
 /// Largest request body accepted, by default (64 KiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
@@ -34,6 +39,11 @@ pub struct Config {
     pub read_cache_ttl: Duration,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Addresses that registered URLs may not point at, on top of the defaults (link-local,
+    /// `0.0.0.0/8`, multicast); the health worker refuses to probe the same ones.
+    pub probe_deny: Vec<ipnet::IpNet>,
+    /// Exceptions inside denied ranges.
+    pub probe_allow: Vec<ipnet::IpNet>,
 }
 
 impl Default for Config {
@@ -41,6 +51,8 @@ impl Default for Config {
         Self {
             read_cache_ttl: Duration::from_secs(1),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            probe_deny: Vec::new(),
+            probe_allow: Vec::new(),
         }
     }
 }
@@ -52,18 +64,70 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     store: Arc<dyn Store>,
     config: Config,
-    cache: ReadCache,
+    cache: Arc<ReadCache>,
+    policy: AddressPolicy,
+    health: OnceLock<HealthHandle>,
+    /// Last on-demand check per entry, for rate limiting.
+    checks: Mutex<HashMap<ServerId, Instant>>,
 }
 
 impl AppState {
     /// State over `store` with `config`.
     pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
-        let cache = ReadCache::new(config.read_cache_ttl);
+        let cache = Arc::new(ReadCache::new(config.read_cache_ttl));
+        let policy = AddressPolicy::new(config.probe_deny.clone(), config.probe_allow.clone());
         Self(Arc::new(Inner {
             store,
             config,
             cache,
+            policy,
+            health: OnceLock::new(),
+            checks: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// Starts the health worker in this process: it is woken by registrations, answers
+    /// `POST /servers/{id}/check`, and drops cached answers when a status changes.
+    pub fn start_health_worker(
+        &self,
+        config: HealthConfig,
+        shutdown: CancellationToken,
+    ) -> Result<tokio::task::JoinHandle<()>, HealthError> {
+        let cache = self.0.cache.clone();
+        let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(move || cache.invalidate());
+        let (handle, task) =
+            health::worker::spawn(self.0.store.clone(), config, Some(on_change), shutdown)?;
+        if self.0.health.set(handle).is_err() {
+            task.abort();
+            return Err(HealthError::already_running());
+        }
+        Ok(task)
+    }
+
+    /// The in-process health worker, when there is one.
+    pub fn health(&self) -> Option<&HealthHandle> {
+        self.0.health.get()
+    }
+
+    pub(crate) fn policy(&self) -> &AddressPolicy {
+        &self.0.policy
+    }
+
+    /// Whether an on-demand check of `id` may run now; `Err(seconds to wait)` otherwise.
+    pub(crate) fn allow_check(&self, id: &ServerId) -> Result<(), u64> {
+        const MIN_GAP: Duration = Duration::from_secs(1);
+        let mut last = self.0.checks.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if let Some(at) = last.get(id)
+            && now.duration_since(*at) < MIN_GAP
+        {
+            return Err(1);
+        }
+        if last.len() > 10_000 {
+            last.retain(|_, at| now.duration_since(*at) < MIN_GAP);
+        }
+        last.insert(id.clone(), now);
+        Ok(())
     }
 
     pub(crate) fn store(&self) -> &dyn Store {
@@ -82,6 +146,15 @@ impl AppState {
 /// The API's routes, without a socket (tests drive it with `tower::ServiceExt::oneshot`).
 pub fn router(state: AppState) -> Router {
     api::routes(state)
+}
+
+/// Runs the health worker alone, against `store` (the `health-worker` process).
+pub fn spawn_health_worker(
+    store: Arc<dyn Store>,
+    config: HealthConfig,
+    shutdown: CancellationToken,
+) -> Result<(HealthHandle, tokio::task::JoinHandle<()>), HealthError> {
+    health::worker::spawn(store, config, None, shutdown)
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled, then finishes in-flight requests.

@@ -2,7 +2,14 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{TestRegistry, seed_body, start_all, start_sqlite};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::common::{
+    TestRegistry, fast_health, live_server, seed_body, seed_body_at, start_all, start_checked,
+    start_sqlite,
+};
 
 fn ids(body: &Value) -> Vec<String> {
     body["servers"]
@@ -14,17 +21,35 @@ fn ids(body: &Value) -> Vec<String> {
 }
 
 /// A client written for the seed's Express registry: POST with seed fields, GET by tags, /status.
+/// The default listing shows healthy servers, so a live server appears once its first probe
+/// passes (within about a second) and a dead one never does.
 #[tokio::test]
 async fn a_seed_client_works_unchanged() {
-    for reg in start_all().await {
-        let (status, body) = reg.post(&seed_body("product-catalog", &["products"])).await;
+    let live = CancellationToken::new();
+    let base = live_server(live.clone()).await;
+    for db in mcp_fleet_test_support::all_backends().await {
+        let reg = start_checked(db, fast_health()).await;
+        let (status, body) = reg
+            .post(&seed_body_at(&base, "product-catalog", &["products"]))
+            .await;
         assert_eq!(status, 201, "{}", reg.backend);
         assert_eq!(body, json!({"id": "product-catalog"}));
-        reg.post(&seed_body("analytics", &["analytics"])).await;
+        reg.post(&seed_body_at(&base, "analytics", &["analytics"]))
+            .await;
+        // Nothing listens on port 9: this one goes down and stays out of the default listing.
+        reg.post(&seed_body_at("http://127.0.0.1:9", "dead", &["products"]))
+            .await;
 
-        let (status, body) = reg.get("/servers?tags=products,inventory").await;
-        assert_eq!(status, 200);
-        assert_eq!(ids(&body), ["product-catalog"]);
+        let body = mcp_fleet_test_support::eventually(
+            Duration::from_secs(10),
+            "the live server to be listed as healthy",
+            || async {
+                let (_, body) = reg.get("/servers?tags=products,inventory").await;
+                (!ids(&body).is_empty()).then_some(body)
+            },
+        )
+        .await;
+        assert_eq!(ids(&body), ["product-catalog"], "{}", reg.backend);
         let s = &body["servers"][0];
         for field in [
             "id",
@@ -48,29 +73,38 @@ async fn a_seed_client_works_unchanged() {
         assert_eq!(s["status"], "healthy");
         assert_eq!(s["tags"], json!(["products"]));
         assert_eq!(s["auth"], json!({"type": "none"}));
-        assert_eq!(s["url"], "http://127.0.0.1:3001/product-catalog");
+        // Exactly as registered, so `${url}/mcp` works.
+        assert_eq!(s["url"], format!("{base}/product-catalog"));
         // ISO 8601 as JavaScript writes it.
         let seen = s["lastSeen"].as_str().expect("lastSeen");
         assert!(seen.ends_with('Z') && seen.len() == 24, "{seen}");
         assert!(body.get("nextCursor").is_none());
 
-        // No tags: every healthy server, in id order.
-        let (_, body) = reg.get("/servers").await;
-        assert_eq!(ids(&body), ["analytics", "product-catalog"]);
-
-        let (status, body) = reg.get("/status").await;
-        assert_eq!(status, 200);
-        assert_eq!(body["status"], "operational");
-        assert_eq!(body["summary"]["total"], 2);
-        assert_eq!(body["summary"]["healthy"], 2);
-        assert_eq!(body["summary"]["degraded"], 0);
-        assert_eq!(body["summary"]["down"], 0);
-        let first = &body["servers"][0];
+        let status = mcp_fleet_test_support::eventually(
+            Duration::from_secs(10),
+            "every entry to be checked",
+            || async {
+                let (_, body) = reg.get("/status").await;
+                (body["summary"]["unknown"] == 0).then_some(body)
+            },
+        )
+        .await;
+        assert_eq!(status["status"], "degraded", "one server is down");
+        assert_eq!(status["summary"]["total"], 3);
+        assert_eq!(status["summary"]["healthy"], 2);
+        assert_eq!(status["summary"]["degraded"], 0);
+        assert_eq!(status["summary"]["down"], 1);
+        let first = &status["servers"][0];
         assert_eq!(first["id"], "analytics");
         assert_eq!(first["name"], "Server analytics");
         assert_eq!(first["status"], "healthy");
         assert!(first["lastSeen"].is_string());
+        let dead = &status["servers"][1];
+        assert_eq!(dead["status"], "down");
+        assert!(dead["lastSeen"].is_null());
+        assert!(dead["lastError"].is_string(), "{dead}");
     }
+    live.cancel();
 }
 
 #[tokio::test]
@@ -87,9 +121,9 @@ async fn re_registering_replaces_and_answers_200() {
         assert_eq!(after["version"], "1.1.0");
         assert_eq!(after["registeredAt"], before["registeredAt"]);
         // Read-your-writes: the listing cache must not hide the change.
-        let (_, by_old_tag) = reg.get("/servers?tags=x").await;
+        let (_, by_old_tag) = reg.get("/servers?tags=x&status=any").await;
         assert!(ids(&by_old_tag).is_empty(), "{}", reg.backend);
-        let (_, by_new_tag) = reg.get("/servers?tags=y").await;
+        let (_, by_new_tag) = reg.get("/servers?tags=y&status=any").await;
         assert_eq!(ids(&by_new_tag), ["a"]);
     }
 }
@@ -135,7 +169,7 @@ async fn pages_follow_next_cursor_through_every_entry() {
             assert_eq!(reg.post(&seed_body(&format!("s{i:02}"), tags)).await.0, 201);
         }
         let mut seen = Vec::new();
-        let mut path = "/servers?tags=even,odd&limit=5".to_string();
+        let mut path = "/servers?tags=even,odd&limit=5&status=any".to_string();
         let mut pages = 0;
         loop {
             let (status, body) = reg.get(&path).await;
@@ -143,28 +177,37 @@ async fn pages_follow_next_cursor_through_every_entry() {
             seen.extend(ids(&body));
             pages += 1;
             match body["nextCursor"].as_str() {
-                Some(c) => path = format!("/servers?tags=even,odd&limit=5&cursor={c}"),
+                Some(c) => path = format!("/servers?tags=even,odd&limit=5&status=any&cursor={c}"),
                 None => break,
             }
         }
         assert_eq!(pages, 5);
         let want: Vec<_> = (0..23).map(|i| format!("s{i:02}")).collect();
         assert_eq!(seen, want, "{}", reg.backend);
-        let (_, evens) = reg.get("/servers?tags=even&limit=1000").await;
+        let (_, evens) = reg.get("/servers?tags=even&limit=1000&status=any").await;
         assert_eq!(ids(&evens).len(), 12);
     }
 }
 
 #[tokio::test]
-async fn status_filter_defaults_to_healthy() {
+async fn new_entries_are_unknown_and_hidden_from_the_default_listing() {
     let reg = start_sqlite().await;
     reg.post(&seed_body("h", &[])).await;
-    let (_, down) = reg.get("/servers?status=down").await;
-    assert!(ids(&down).is_empty());
+    let (_, healthy) = reg.get("/servers").await;
+    assert!(ids(&healthy).is_empty(), "not probed yet: not healthy");
     let (_, any) = reg.get("/servers?status=any").await;
     assert_eq!(ids(&any), ["h"]);
-    let (_, healthy) = reg.get("/servers?status=healthy").await;
-    assert_eq!(ids(&healthy), ["h"]);
+    let (_, unknown) = reg.get("/servers?status=unknown").await;
+    assert_eq!(ids(&unknown), ["h"]);
+    let (_, entry) = reg.get("/servers/h").await;
+    assert_eq!(entry["status"], "unknown");
+    assert!(entry["lastSeen"].is_null());
+    let (_, status) = reg.get("/status").await;
+    assert_eq!(status["summary"]["unknown"], 1);
+    assert_eq!(
+        status["status"], "operational",
+        "unknown entries do not degrade the fleet"
+    );
 }
 
 #[tokio::test]

@@ -372,6 +372,7 @@ async fn each_sample_registers_itself_with_a_real_registry() -> TestResult {
     let products = client
         .list(&mcp_fleet_discovery::ListOptions {
             tags: vec!["products".into()],
+            status: Some("any".into()),
             ..Default::default()
         })
         .await?;

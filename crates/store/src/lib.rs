@@ -5,6 +5,7 @@
 //! Every write returns only after its transaction has committed durably.
 
 mod error;
+mod health;
 mod postgres;
 mod row;
 mod sqlite;
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 use mcp_fleet_model::{Entry, HealthStatus, Registration, ServerId, StatusFilter, Tag, Timestamp};
 
 pub use error::StoreError;
+pub use health::{CheckRecord, HealthRow, HeartbeatRow};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -84,6 +86,12 @@ pub struct StatusRow {
     pub status: HealthStatus,
     /// Last successful check.
     pub last_seen: Option<Timestamp>,
+    /// Why the last check failed, when it did.
+    pub last_error: Option<String>,
+    /// Since when the entry has had its status.
+    pub status_since: Option<Timestamp>,
+    /// How the entry is checked.
+    pub mode: mcp_fleet_model::HealthCheckMode,
 }
 
 /// Where registry entries live. Implementations are cheap to share (`Arc<dyn Store>`).
@@ -108,6 +116,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Entries registered after revision `after` (every entry when `None`), and the registry's
+    /// current revision: the health worker's view of what to probe.
+    async fn health_rows(&self, after: Option<i64>) -> Result<(Vec<HealthRow>, i64), StoreError>;
+
+    /// Writes a batch of check results in one transaction; a result for an entry that was
+    /// deleted or re-registered since (`reg_rev` differs) is skipped. Returns the ids written.
+    async fn record_checks(&self, checks: &[CheckRecord]) -> Result<Vec<ServerId>, StoreError>;
+
+    /// Records a heartbeat for `id` at `now`; `false` when there is no such entry.
+    async fn heartbeat(&self, id: &ServerId, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// The last heartbeat of every entry that has a TTL.
+    async fn heartbeats(&self) -> Result<Vec<HeartbeatRow>, StoreError>;
+
+    /// Deletes `id` if it is still `down` since before `before`; `true` when it was deleted.
+    async fn deregister_if_down(
+        &self,
+        id: &ServerId,
+        before: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     /// Which backend this is, for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
@@ -162,6 +191,7 @@ fn status_row(
     name: String,
     status: String,
     last_seen: Option<Timestamp>,
+    (last_error, status_since, mode): (Option<String>, Option<Timestamp>, String),
 ) -> Result<StatusRow, StoreError> {
     let bad = |reason: String| StoreError::Corrupt {
         id: id.clone(),
@@ -172,5 +202,10 @@ fn status_row(
         status: status.parse().map_err(|e| bad(format!("status {e}")))?,
         name,
         last_seen,
+        last_error,
+        status_since,
+        mode: mode
+            .parse()
+            .map_err(|e| bad(format!("healthCheck.mode {e}")))?,
     })
 }

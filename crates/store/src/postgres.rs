@@ -11,10 +11,16 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, SqlSafeStr};
 
 use crate::row::RawEntry;
-use crate::{ListQuery, Page, StatusRow, Store, StoreError, Upserted};
+use crate::{
+    CheckRecord, HealthRow, HeartbeatRow, ListQuery, Page, StatusRow, Store, StoreError, Upserted,
+};
 
 const COLUMNS: &str = "id, name, description, url, version, tags, auth_type, token_endpoint, \
-     health_url, status, last_seen, registered_at, updated_at, metadata";
+     health_url, status, last_seen, registered_at, updated_at, metadata, health_mode, ttl_seconds, \
+     last_checked_at, last_error, latency_ms, status_since";
+
+const HEALTH_COLUMNS: &str = "id, name, url, health_url, auth_type, health_mode, ttl_seconds, \
+     heartbeat_at, status, status_since, successes, failures, reg_rev";
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(vec![Migration::new(
@@ -66,6 +72,12 @@ fn raw(row: &PgRow) -> Result<RawEntry, sqlx::Error> {
         registered_at: row.try_get("registered_at")?,
         updated_at: row.try_get("updated_at")?,
         metadata: row.try_get("metadata")?,
+        health_mode: row.try_get("health_mode")?,
+        ttl_seconds: row.try_get::<Option<i32>, _>("ttl_seconds")?.map(i64::from),
+        last_checked_at: row.try_get("last_checked_at")?,
+        last_error: row.try_get("last_error")?,
+        latency_ms: row.try_get::<Option<i32>, _>("latency_ms")?.map(i64::from),
+        status_since: row.try_get("status_since")?,
     })
 }
 
@@ -81,15 +93,24 @@ impl Store for PostgresStore {
         // `xmax = 0` holds only for a freshly inserted row version: it tells insert from update
         // in the same statement, so no separate read (and no race) is needed.
         let row = sqlx::query(
-            "INSERT INTO servers (id, name, description, url, version, tags, auth_type, \
-             token_endpoint, health_url, status, last_seen, registered_at, updated_at, metadata) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+            "WITH rev AS (UPDATE registry_meta SET value = value + 1 WHERE key = 'revision' \
+             RETURNING value) \
+             INSERT INTO servers (id, name, description, url, version, tags, auth_type, \
+             token_endpoint, health_url, status, last_seen, registered_at, updated_at, metadata, \
+             health_mode, ttl_seconds, heartbeat_at, last_checked_at, last_error, latency_ms, \
+             status_since, successes, failures, reg_rev) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             NULL, NULL, NULL, $18, 0, 0, (SELECT value FROM rev)) \
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
              description = excluded.description, url = excluded.url, version = excluded.version, \
              tags = excluded.tags, auth_type = excluded.auth_type, \
              token_endpoint = excluded.token_endpoint, health_url = excluded.health_url, \
              status = excluded.status, last_seen = excluded.last_seen, \
-             updated_at = excluded.updated_at, metadata = excluded.metadata \
+             updated_at = excluded.updated_at, metadata = excluded.metadata, \
+             health_mode = excluded.health_mode, ttl_seconds = excluded.ttl_seconds, \
+             heartbeat_at = excluded.heartbeat_at, last_checked_at = NULL, last_error = NULL, \
+             latency_ms = NULL, status_since = excluded.status_since, successes = 0, \
+             failures = 0, reg_rev = excluded.reg_rev \
              RETURNING registered_at, (xmax = 0) AS inserted",
         )
         .bind(entry.id.as_str())
@@ -106,6 +127,10 @@ impl Store for PostgresStore {
         .bind(entry.registered_at)
         .bind(entry.updated_at)
         .bind(serde_json::Value::Object(entry.metadata.clone()))
+        .bind(entry.health_check.mode.as_str())
+        .bind(entry.ttl_seconds.and_then(|n| i32::try_from(n).ok()))
+        .bind(now)
+        .bind(entry.status_since)
         .fetch_one(&self.pool)
         .await?;
         entry.registered_at = row.try_get("registered_at")?;
@@ -118,10 +143,12 @@ impl Store for PostgresStore {
     }
 
     async fn get(&self, id: &ServerId) -> Result<Option<Entry>, StoreError> {
-        let row = sqlx::query("SELECT * FROM servers WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM servers WHERE id = $1"
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(to_entry).transpose()
     }
 
@@ -153,7 +180,8 @@ impl Store for PostgresStore {
     }
 
     async fn status_rows(&self) -> Result<Vec<StatusRow>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, status, last_seen FROM servers ORDER BY id")
+        let rows = sqlx::query("SELECT id, name, status, last_seen, last_error, status_since, health_mode FROM servers \
+             ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -163,6 +191,11 @@ impl Store for PostgresStore {
                     r.try_get("name")?,
                     r.try_get("status")?,
                     r.try_get("last_seen")?,
+                    (
+                        r.try_get("last_error")?,
+                        r.try_get("status_since")?,
+                        r.try_get("health_mode")?,
+                    ),
                 )
             })
             .collect()
@@ -171,6 +204,121 @@ impl Store for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn health_rows(&self, after: Option<i64>) -> Result<(Vec<HealthRow>, i64), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rev: i64 = sqlx::query_scalar("SELECT value FROM registry_meta WHERE key = 'revision'")
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HEALTH_COLUMNS} FROM servers WHERE reg_rev > $1"
+        )))
+        .bind(after.unwrap_or(-1))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let rows = rows
+            .iter()
+            .map(|r: &PgRow| {
+                crate::health::health_row(
+                    r.try_get("id")?,
+                    r.try_get("name")?,
+                    r.try_get("url")?,
+                    r.try_get("health_url")?,
+                    r.try_get("auth_type")?,
+                    r.try_get("health_mode")?,
+                    r.try_get::<Option<i32>, _>("ttl_seconds")?.map(i64::from),
+                    r.try_get("heartbeat_at")?,
+                    r.try_get("status")?,
+                    r.try_get("status_since")?,
+                    r.try_get::<i32, _>("successes").map(i64::from)?,
+                    r.try_get::<i32, _>("failures").map(i64::from)?,
+                    r.try_get("reg_rev")?,
+                )
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((rows, rev))
+    }
+
+    async fn record_checks(&self, checks: &[CheckRecord]) -> Result<Vec<ServerId>, StoreError> {
+        let mut written = Vec::with_capacity(checks.len());
+        if checks.is_empty() {
+            return Ok(written);
+        }
+        let mut tx = self.pool.begin().await?;
+        for c in checks {
+            let done = sqlx::query(
+                "UPDATE servers SET status = $1, successes = $2, failures = $3, \
+                 last_checked_at = $4, last_seen = COALESCE($5, last_seen), last_error = $6, \
+                 latency_ms = $7, \
+                 status_since = CASE WHEN status = $8 THEN status_since ELSE $9 END \
+                 WHERE id = $10 AND reg_rev = $11",
+            )
+            .bind(c.status.as_str())
+            .bind(c.successes as i32)
+            .bind(c.failures as i32)
+            .bind(c.checked_at)
+            .bind(c.seen_at)
+            .bind(c.last_error.as_deref())
+            .bind(c.latency_ms.map(|n| n as i32))
+            .bind(c.status.as_str())
+            .bind(c.checked_at)
+            .bind(c.id.as_str())
+            .bind(c.reg_rev)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() > 0 {
+                written.push(c.id.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    async fn heartbeat(&self, id: &ServerId, now: Timestamp) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE servers SET heartbeat_at = $1, last_seen = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id.as_str())
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn heartbeats(&self) -> Result<Vec<HeartbeatRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, heartbeat_at FROM servers WHERE ttl_seconds IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                Ok(HeartbeatRow {
+                    id: id.parse().map_err(|e| StoreError::Corrupt {
+                        id: id.clone(),
+                        reason: format!("id {e}"),
+                    })?,
+                    heartbeat_at: r.try_get("heartbeat_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn deregister_if_down(
+        &self,
+        id: &ServerId,
+        before: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM servers WHERE id = $1 AND status = 'down' AND status_since <= $2",
+        )
+        .bind(id.as_str())
+        .bind(before)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     fn backend(&self) -> &'static str {

@@ -1,6 +1,8 @@
 //! Conversion of stored columns back into an [`Entry`], shared by both backends.
 
-use mcp_fleet_model::{AuthSpec, AuthType, Entry, HealthStatus, ServerId, Tag, Timestamp};
+use mcp_fleet_model::{
+    AuthSpec, AuthType, Entry, HealthCheck, HealthCheckMode, HealthStatus, ServerId, Tag, Timestamp,
+};
 use serde_json::{Map, Value};
 
 use crate::StoreError;
@@ -21,6 +23,12 @@ pub(crate) struct RawEntry {
     pub(crate) registered_at: Timestamp,
     pub(crate) updated_at: Timestamp,
     pub(crate) metadata: Value,
+    pub(crate) health_mode: String,
+    pub(crate) ttl_seconds: Option<i64>,
+    pub(crate) last_checked_at: Option<Timestamp>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) latency_ms: Option<i64>,
+    pub(crate) status_since: Option<Timestamp>,
 }
 
 impl RawEntry {
@@ -74,6 +82,17 @@ impl RawEntry {
             registered_at: self.registered_at,
             updated_at: self.updated_at,
             metadata,
+            health_check: HealthCheck {
+                mode: self
+                    .health_mode
+                    .parse::<HealthCheckMode>()
+                    .map_err(|e| bad(format!("healthCheck.mode {e}")))?,
+            },
+            ttl_seconds: crate::health::u32_of(self.ttl_seconds),
+            last_checked_at: self.last_checked_at,
+            last_error: self.last_error,
+            latency_ms: crate::health::u32_of(self.latency_ms),
+            status_since: self.status_since,
         })
     }
 }

@@ -15,10 +15,16 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite};
 
 use crate::row::RawEntry;
-use crate::{ListQuery, Page, StatusRow, Store, StoreError, Upserted};
+use crate::{
+    CheckRecord, HealthRow, HeartbeatRow, ListQuery, Page, StatusRow, Store, StoreError, Upserted,
+};
 
 const COLUMNS: &str = "id, name, description, url, version, tags, auth_type, token_endpoint, \
-     health_url, status, last_seen, registered_at, updated_at, metadata";
+     health_url, status, last_seen, registered_at, updated_at, metadata, health_mode, ttl_seconds, \
+     last_checked_at, last_error, latency_ms, status_since";
+
+const HEALTH_COLUMNS: &str = "id, name, url, health_url, auth_type, health_mode, ttl_seconds, \
+     heartbeat_at, status, status_since, successes, failures, reg_rev";
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(vec![Migration::new(
@@ -80,6 +86,12 @@ fn raw(row: &SqliteRow) -> Result<RawEntry, sqlx::Error> {
         registered_at: row.try_get("registered_at")?,
         updated_at: row.try_get("updated_at")?,
         metadata: serde_json::from_str(&metadata).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        health_mode: row.try_get("health_mode")?,
+        ttl_seconds: row.try_get("ttl_seconds")?,
+        last_checked_at: row.try_get("last_checked_at")?,
+        last_error: row.try_get("last_error")?,
+        latency_ms: row.try_get("latency_ms")?,
+        status_since: row.try_get("status_since")?,
     })
 }
 
@@ -106,16 +118,27 @@ impl Store for SqliteStore {
             reason: e.to_string(),
         })?;
         let metadata = serde_json::Value::Object(entry.metadata.clone()).to_string();
+        let rev: i64 = sqlx::query_scalar(
+            "UPDATE registry_meta SET value = value + 1 WHERE key = 'revision' RETURNING value",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO servers (id, name, description, url, version, tags, auth_type, \
-             token_endpoint, health_url, status, last_seen, registered_at, updated_at, metadata) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             token_endpoint, health_url, status, last_seen, registered_at, updated_at, metadata, \
+             health_mode, ttl_seconds, heartbeat_at, last_checked_at, last_error, latency_ms, \
+             status_since, successes, failures, reg_rev) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, 0, 0, ?) \
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
              description = excluded.description, url = excluded.url, version = excluded.version, \
              tags = excluded.tags, auth_type = excluded.auth_type, \
              token_endpoint = excluded.token_endpoint, health_url = excluded.health_url, \
              status = excluded.status, last_seen = excluded.last_seen, \
-             updated_at = excluded.updated_at, metadata = excluded.metadata",
+             updated_at = excluded.updated_at, metadata = excluded.metadata, \
+             health_mode = excluded.health_mode, ttl_seconds = excluded.ttl_seconds, \
+             heartbeat_at = excluded.heartbeat_at, last_checked_at = NULL, last_error = NULL, \
+             latency_ms = NULL, status_since = excluded.status_since, successes = 0, \
+             failures = 0, reg_rev = excluded.reg_rev",
         )
         .bind(entry.id.as_str())
         .bind(&entry.name)
@@ -131,6 +154,11 @@ impl Store for SqliteStore {
         .bind(entry.registered_at)
         .bind(entry.updated_at)
         .bind(metadata)
+        .bind(entry.health_check.mode.as_str())
+        .bind(entry.ttl_seconds.map(i64::from))
+        .bind(now)
+        .bind(entry.status_since)
+        .bind(rev)
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM server_tags WHERE server_id = ?")
@@ -153,10 +181,12 @@ impl Store for SqliteStore {
     }
 
     async fn get(&self, id: &ServerId) -> Result<Option<Entry>, StoreError> {
-        let row = sqlx::query("SELECT * FROM servers WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM servers WHERE id = ?"
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(to_entry).transpose()
     }
 
@@ -191,7 +221,8 @@ impl Store for SqliteStore {
     }
 
     async fn status_rows(&self) -> Result<Vec<StatusRow>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, status, last_seen FROM servers ORDER BY id")
+        let rows = sqlx::query("SELECT id, name, status, last_seen, last_error, status_since, health_mode FROM servers \
+             ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -201,6 +232,11 @@ impl Store for SqliteStore {
                     r.try_get("name")?,
                     r.try_get("status")?,
                     r.try_get("last_seen")?,
+                    (
+                        r.try_get("last_error")?,
+                        r.try_get("status_since")?,
+                        r.try_get("health_mode")?,
+                    ),
                 )
             })
             .collect()
@@ -209,6 +245,121 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn health_rows(&self, after: Option<i64>) -> Result<(Vec<HealthRow>, i64), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rev: i64 = sqlx::query_scalar("SELECT value FROM registry_meta WHERE key = 'revision'")
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HEALTH_COLUMNS} FROM servers WHERE reg_rev > ?"
+        )))
+        .bind(after.unwrap_or(-1))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let rows = rows
+            .iter()
+            .map(|r: &SqliteRow| {
+                crate::health::health_row(
+                    r.try_get("id")?,
+                    r.try_get("name")?,
+                    r.try_get("url")?,
+                    r.try_get("health_url")?,
+                    r.try_get("auth_type")?,
+                    r.try_get("health_mode")?,
+                    r.try_get("ttl_seconds")?,
+                    r.try_get("heartbeat_at")?,
+                    r.try_get("status")?,
+                    r.try_get("status_since")?,
+                    r.try_get("successes")?,
+                    r.try_get("failures")?,
+                    r.try_get("reg_rev")?,
+                )
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((rows, rev))
+    }
+
+    async fn record_checks(&self, checks: &[CheckRecord]) -> Result<Vec<ServerId>, StoreError> {
+        let mut written = Vec::with_capacity(checks.len());
+        if checks.is_empty() {
+            return Ok(written);
+        }
+        let mut tx = self.pool.begin().await?;
+        for c in checks {
+            let done = sqlx::query(
+                "UPDATE servers SET status = ?, successes = ?, failures = ?, \
+                 last_checked_at = ?, last_seen = COALESCE(?, last_seen), last_error = ?, \
+                 latency_ms = ?, \
+                 status_since = CASE WHEN status = ? THEN status_since ELSE ? END \
+                 WHERE id = ? AND reg_rev = ?",
+            )
+            .bind(c.status.as_str())
+            .bind(c.successes as i64)
+            .bind(c.failures as i64)
+            .bind(c.checked_at)
+            .bind(c.seen_at)
+            .bind(c.last_error.as_deref())
+            .bind(c.latency_ms.map(|n| n as i64))
+            .bind(c.status.as_str())
+            .bind(c.checked_at)
+            .bind(c.id.as_str())
+            .bind(c.reg_rev)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() > 0 {
+                written.push(c.id.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    async fn heartbeat(&self, id: &ServerId, now: Timestamp) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE servers SET heartbeat_at = ?1, last_seen = ?1 WHERE id = ?2")
+                .bind(now)
+                .bind(id.as_str())
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn heartbeats(&self) -> Result<Vec<HeartbeatRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, heartbeat_at FROM servers WHERE ttl_seconds IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                Ok(HeartbeatRow {
+                    id: id.parse().map_err(|e| StoreError::Corrupt {
+                        id: id.clone(),
+                        reason: format!("id {e}"),
+                    })?,
+                    heartbeat_at: r.try_get("heartbeat_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn deregister_if_down(
+        &self,
+        id: &ServerId,
+        before: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM servers WHERE id = ? AND status = 'down' AND status_since <= ?",
+        )
+        .bind(id.as_str())
+        .bind(before)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     fn backend(&self) -> &'static str {

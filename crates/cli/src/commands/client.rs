@@ -249,28 +249,43 @@ pub(crate) async fn rm(args: RmArgs) -> anyhow::Result<()> {
     }
 }
 
-pub(crate) async fn status(args: StatusArgs) -> anyhow::Result<()> {
+/// Prints the fleet summary and the servers that are not healthy. Returns the exit code:
+/// 0 operational, 1 degraded.
+pub(crate) async fn status(args: StatusArgs) -> anyhow::Result<u8> {
     let doc = args.registry.client()?.status().await?;
+    let code = u8::from(doc.status != "operational");
     if args.json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
-        return Ok(());
+        return Ok(code);
     }
     let s = &doc.summary;
     println!(
         "fleet {}: {} servers, {} healthy, {} degraded, {} down, {} unknown",
         doc.status, s.total, s.healthy, s.degraded, s.down, s.unknown
     );
-    if !doc.servers.is_empty() {
-        let mut t = table(&["ID", "NAME", "STATUS", "LAST SEEN"]);
-        for srv in &doc.servers {
+    let unwell: Vec<_> = doc
+        .servers
+        .iter()
+        .filter(|srv| srv.status != mcp_fleet_model::HealthStatus::Healthy)
+        .collect();
+    if !unwell.is_empty() {
+        let mut t = table(&["ID", "NAME", "STATUS", "SINCE", "LAST SEEN", "LAST ERROR"]);
+        for srv in unwell {
+            let status = if srv.check == mcp_fleet_model::HealthCheckMode::None {
+                format!("{} (not checked)", srv.status)
+            } else {
+                srv.status.to_string()
+            };
             t.add_row(vec![
                 srv.id.clone(),
                 srv.name.clone(),
-                srv.status.to_string(),
+                status,
+                ago(srv.since),
                 ago(srv.last_seen),
+                srv.last_error.clone().unwrap_or_default(),
             ]);
         }
         println!("{t}");
     }
-    Ok(())
+    Ok(code)
 }

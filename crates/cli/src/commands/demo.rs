@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use mcp_fleet_sample_servers::Sample;
 
+use crate::commands::health::HealthArgs;
 use crate::commands::serve;
 use crate::shutdown;
 
@@ -22,6 +23,8 @@ pub(crate) struct DemoArgs {
     /// removed on exit).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    health: HealthArgs,
 }
 
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -41,13 +44,18 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     let db = dir.join("registry.db");
     let database_url = format!("sqlite://{}", db.display());
-    let (listener, state) = serve::start(args.listen, &database_url, Duration::from_secs(1))
-        .await
-        .context(
-            "cannot start the demo registry (is another one running? try --listen 127.0.0.1:0)",
-        )?;
+    let health = args.health.config()?;
+    let (listener, state) = serve::start(
+        args.listen,
+        &database_url,
+        Duration::from_secs(1),
+        &args.health,
+    )
+    .await
+    .context("cannot start the demo registry (is another one running? try --listen 127.0.0.1:0)")?;
     let registry_url = format!("http://{}", listener.local_addr()?);
     let shutdown = shutdown::on_signal();
+    let worker = state.start_health_worker(health, shutdown.clone())?;
     let registry = tokio::spawn(mcp_fleet_registry::serve(listener, state, shutdown.clone()));
 
     let mut samples = Vec::new();
@@ -88,5 +96,6 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let _ = s.join().await;
     }
     registry.await.context("registry task failed")??;
+    worker.await.context("health worker failed")?;
     Ok(())
 }

@@ -2,4 +2,5 @@
 
 pub(crate) mod client;
 pub(crate) mod demo;
+pub(crate) mod health;
 pub(crate) mod serve;

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use mcp_fleet_registry::{AppState, Config, DEFAULT_MAX_BODY_BYTES};
 
+use crate::commands::health::{HealthArgs, raise_open_file_limit};
 use crate::shutdown;
 
 /// Options of `serve`.
@@ -27,6 +28,11 @@ pub(crate) struct ServeArgs {
     /// show at once, writes by other processes after at most this long. `0s` disables it.
     #[arg(long, env = "MCP_FLEET_READ_CACHE_TTL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub(crate) read_cache_ttl: Duration,
+    /// Do not run the health worker in this process (run `mcp-fleet health-worker` instead).
+    #[arg(long, env = "MCP_FLEET_NO_HEALTH_WORKER")]
+    pub(crate) no_health_worker: bool,
+    #[command(flatten)]
+    pub(crate) health: HealthArgs,
 }
 
 /// Opens the store and binds the listener, failing with a message that says which went wrong.
@@ -34,6 +40,7 @@ pub(crate) async fn start(
     listen: SocketAddr,
     database_url: &str,
     read_cache_ttl: Duration,
+    health: &HealthArgs,
 ) -> anyhow::Result<(tokio::net::TcpListener, AppState)> {
     let store = mcp_fleet_store::connect(database_url)
         .await
@@ -49,14 +56,30 @@ pub(crate) async fn start(
     let config = Config {
         read_cache_ttl,
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        probe_deny: health.probe_deny.clone(),
+        probe_allow: health.probe_allow.clone(),
     };
     Ok((listener, AppState::new(store, config)))
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let (listener, state) = start(args.listen, &args.database_url, args.read_cache_ttl).await?;
+    let health = args.health.config()?;
+    raise_open_file_limit();
+    let (listener, state) = start(
+        args.listen,
+        &args.database_url,
+        args.read_cache_ttl,
+        &args.health,
+    )
+    .await?;
     let addr = listener.local_addr()?;
     let shutdown = shutdown::on_signal();
+    let worker = if args.no_health_worker {
+        tracing::info!("no health worker in this process (--no-health-worker)");
+        None
+    } else {
+        Some(state.start_health_worker(health, shutdown.clone())?)
+    };
     tracing::info!(
         database = %mcp_fleet_store::redact(&args.database_url),
         "registry listening on http://{addr}"
@@ -67,6 +90,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     mcp_fleet_registry::serve(listener, state, shutdown)
         .await
         .context("server failed")?;
+    if let Some(worker) = worker {
+        worker.await.context("health worker failed")?;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -15,7 +15,7 @@ pub(crate) fn binary() -> Command {
     cmd.env_remove("MCP_FLEET_REGISTRY")
         .env_remove("MCP_FLEET_LISTEN")
         .env_remove("MCP_FLEET_DATABASE_URL")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,rmcp=off")
         .kill_on_drop(true);
     cmd
 }
@@ -99,12 +99,18 @@ impl Running {
 
 /// Runs `mcp-fleet ARGS` to completion: (success, stdout, stderr).
 pub(crate) async fn run(args: &[&str]) -> (bool, String, String) {
+    let (code, out, err) = run_code(args).await;
+    (code == Some(0), out, err)
+}
+
+/// Runs `mcp-fleet ARGS` to completion: (exit code, stdout, stderr).
+pub(crate) async fn run_code(args: &[&str]) -> (Option<i32>, String, String) {
     let out = tokio::time::timeout(PROCESS_DEADLINE, binary().args(args).output())
         .await
         .expect("command timed out")
         .expect("run mcp-fleet");
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )

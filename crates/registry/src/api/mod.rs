@@ -1,5 +1,6 @@
 //! Routes: one file per resource.
 
+mod checks;
 mod probes;
 mod servers;
 mod status;
@@ -8,7 +9,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
@@ -23,6 +24,8 @@ pub(crate) fn routes(state: AppState) -> Router {
                 .put(servers::replace)
                 .delete(servers::remove),
         )
+        .route("/servers/{id}/check", post(checks::check))
+        .route("/servers/{id}/heartbeat", put(checks::heartbeat))
         .route("/status", get(status::status))
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))

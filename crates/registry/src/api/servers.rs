@@ -125,15 +125,43 @@ pub(crate) async fn list(
     Ok(json_response(StatusCode::OK, bytes))
 }
 
+/// Rejects URLs whose literal host the probe policy denies (e.g. `169.254.169.254`).
+fn check_addresses(state: &AppState, reg: &Registration) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    let urls = [
+        ("url", Some(&reg.url)),
+        ("healthUrl", reg.health_url.as_ref()),
+    ];
+    for (field, url) in urls {
+        if let Some(url) = url
+            && let Err(refused) = state.policy().check_url(url.url())
+        {
+            errors.push(FieldError::new(
+                field,
+                format!("may not point at {refused}"),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(ValidationErrors(errors)))
+    }
+}
+
 /// Stores `reg` and answers once it is durable. The write runs in its own task so that a
 /// client hanging up cannot cut it between commit and cache invalidation.
 async fn store_registration(state: &AppState, reg: Registration) -> Result<Response, ApiError> {
+    check_addresses(state, &reg)?;
     let id = reg.id.clone();
     let task_state = state.clone();
     let outcome = tokio::spawn(async move {
         let outcome = task_state.store().upsert(reg, Utc::now()).await;
         if outcome.is_ok() {
             task_state.cache().invalidate();
+            if let Some(health) = task_state.health() {
+                health.registered();
+            }
         }
         outcome
     })

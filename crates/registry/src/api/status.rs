@@ -24,6 +24,9 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Response, Ap
                 name: r.name,
                 status: r.status,
                 last_seen: r.last_seen,
+                last_error: r.last_error,
+                since: r.status_since,
+                check: r.mode,
             })
             .collect(),
     );

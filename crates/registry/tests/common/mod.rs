@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mcp_fleet_registry::{AppState, Config};
+use mcp_fleet_registry::{AppState, Config, HealthConfig};
 use mcp_fleet_store::Store;
 use mcp_fleet_test_support::TestDb;
 use serde_json::{Value, json};
@@ -28,8 +28,46 @@ impl Drop for TestRegistry {
     }
 }
 
-/// Starts a registry over `db` with `config`.
+/// Starts a registry over `db` with `config`, without a health worker.
 pub(crate) async fn start_with(db: TestDb, config: Config) -> TestRegistry {
+    start_inner(db, config, None).await
+}
+
+/// Health settings for tests: fast probes, fast refresh.
+pub(crate) fn fast_health() -> HealthConfig {
+    HealthConfig {
+        timeout: std::time::Duration::from_secs(2),
+        interval: std::time::Duration::from_secs(1),
+        refresh: std::time::Duration::from_millis(200),
+        ..HealthConfig::default()
+    }
+}
+
+/// Starts a registry over `db` with an in-process health worker.
+pub(crate) async fn start_checked(db: TestDb, health: HealthConfig) -> TestRegistry {
+    start_inner(db, Config::default(), Some(health)).await
+}
+
+/// A plain HTTP server on 127.0.0.1:0 answering `200 {"status":"ok"}` on `/health`, until
+/// `shutdown`; returns its base URL.
+pub(crate) async fn live_server(shutdown: CancellationToken) -> String {
+    let app = axum::Router::new().route(
+        "/health",
+        axum::routing::get(|| async { axum::Json(json!({"status": "ok"})) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+    });
+    url
+}
+
+async fn start_inner(db: TestDb, config: Config, health: Option<HealthConfig>) -> TestRegistry {
     let store = mcp_fleet_store::connect(&db.url).await.expect("open store");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -37,6 +75,11 @@ pub(crate) async fn start_with(db: TestDb, config: Config) -> TestRegistry {
     let addr = listener.local_addr().expect("addr");
     let shutdown = CancellationToken::new();
     let state = AppState::new(store.clone(), config);
+    if let Some(health) = health {
+        state
+            .start_health_worker(health, shutdown.clone())
+            .expect("start health worker");
+    }
     tokio::spawn(mcp_fleet_registry::serve(listener, state, shutdown.clone()));
     TestRegistry {
         url: format!("http://{addr}"),
@@ -64,15 +107,20 @@ pub(crate) async fn start_all() -> Vec<TestRegistry> {
 
 /// A valid registration body with the seed's fields only.
 pub(crate) fn seed_body(id: &str, tags: &[&str]) -> Value {
+    seed_body_at("http://127.0.0.1:3001", id, tags)
+}
+
+/// A seed body whose server (and `healthUrl`) is at `base`.
+pub(crate) fn seed_body_at(base: &str, id: &str, tags: &[&str]) -> Value {
     json!({
         "id": id,
         "name": format!("Server {id}"),
         "description": "A sample server",
-        "url": format!("http://127.0.0.1:3001/{id}"),
+        "url": format!("{base}/{id}"),
         "version": "1.0.0",
         "tags": tags,
         "auth": {"type": "none"},
-        "healthUrl": format!("http://127.0.0.1:3001/{id}/health"),
+        "healthUrl": format!("{base}/health"),
     })
 }
 

@@ -1,0 +1,656 @@
+//! The MCP-level probe for entries without a `healthUrl`: `initialize` then `ping` against
+//! `<url>/mcp` over Streamable HTTP, bounded by one deadline, session closed afterwards.
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::header::{HeaderName, HeaderValue};
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, ClientJsonRpcMessage, ClientRequest, ErrorData,
+    Implementation, PingRequest, ProtocolVersion,
+};
+use rmcp::service::{ClientInitializeError, RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::common::client_side_sse::BoxedSseResponse;
+use rmcp::transport::streamable_http_client::{
+    AuthRequiredError, InsufficientScopeError, StreamableHttpClient,
+    StreamableHttpClientTransportConfig, StreamableHttpError, StreamableHttpPostResponse,
+    StreamableHttpResponseLimits,
+};
+use rmcp::{ServiceError, ServiceExt};
+use tokio::time::Instant;
+
+/// The name this probe gives in `initialize`'s `clientInfo`.
+const CLIENT_NAME: &str = "mcp-fleet-health";
+
+/// Longest `lastError` text a probe produces, in characters.
+const MAX_ERROR_CHARS: usize = 200;
+
+/// What the reqwest-backed transport fails with.
+type HttpError = StreamableHttpError<reqwest::Error>;
+
+/// What one MCP-level probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(dead_code)] // used by the health worker
+pub(crate) enum McpProbe {
+    /// initialize and ping both answered.
+    Ok,
+    /// The server answered with a JSON-RPC error (to initialize or ping): reachable but unwell.
+    RpcError(String),
+    /// The endpoint answered 401 or 403: it is up, and wants credentials the registry does not
+    /// hold.
+    AuthRejected(u16),
+    /// No usable answer: connection refused/reset, timeout, not MCP, HTTP error status other
+    /// than 401/403.
+    Failed(String),
+}
+
+/// Probes `<base_url>/mcp` with `client` (which carries the caller's SSRF guard and no-redirect
+/// policy): `initialize`, then `ping`, then closes the session.
+///
+/// Everything, the session's own background work included, ends within `timeout`: a server
+/// that accepts and never answers costs the probe `timeout` and leaves nothing running.
+#[allow(dead_code)] // used by the health worker
+pub(crate) async fn probe(client: reqwest::Client, base_url: &str, timeout: Duration) -> McpProbe {
+    let url = mcp_url(base_url);
+    let deadline = Instant::now() + timeout;
+    // rmcp's worker task sends the initialize POST and the closing DELETE without listening to
+    // its cancellation token, so the deadline has to live in the HTTP client itself.
+    let transport = StreamableHttpClientTransport::with_client(
+        DeadlineClient { client, deadline },
+        StreamableHttpClientTransportConfig::with_uri(url.as_str()),
+    );
+    let mut session = None;
+    let outcome = match tokio::time::timeout_at(deadline, exchange(transport, &mut session)).await {
+        Ok(outcome) => outcome,
+        Err(_) => McpProbe::Failed(format!("no answer within {timeout:?}")),
+    };
+    if let Some(running) = session {
+        // Cancelling sends the DELETE that ends the server's session; if that does not finish
+        // by the deadline, dropping the service cancels it and the client's deadline ends it.
+        if let Ok(Err(error)) = tokio::time::timeout_at(deadline, running.cancel()).await {
+            tracing::debug!(%url, %error, "closing the MCP probe session failed");
+        }
+    }
+    tracing::debug!(%url, ?outcome, "MCP probe finished");
+    outcome
+}
+
+/// `initialize` (leaving the running session in `session`, so the caller closes it even if the
+/// deadline cuts this short), then `ping`.
+async fn exchange(
+    transport: StreamableHttpClientTransport<DeadlineClient>,
+    session: &mut Option<RunningService<RoleClient, ClientConfig>>,
+) -> McpProbe {
+    // The newest revision that still has the initialize/ping lifecycle; the server answers
+    // with the version it settles on.
+    let info = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new(CLIENT_NAME, env!("CARGO_PKG_VERSION")),
+    )
+    .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE);
+    let running = match info.serve(transport).await {
+        Ok(running) => session.insert(running),
+        Err(error) => return initialize_failure(&error),
+    };
+    match running
+        .send_request(ClientRequest::PingRequest(PingRequest::default()))
+        .await
+    {
+        Ok(_) => McpProbe::Ok,
+        Err(ServiceError::McpError(error)) => rpc_error("ping", &error),
+        Err(ServiceError::TransportSend(error)) => transport_failure("ping", &error),
+        Err(error) => McpProbe::Failed(short(&format!("ping: {error}"))),
+    }
+}
+
+/// `<base_url>/mcp`, with exactly one slash before `mcp`.
+fn mcp_url(base_url: &str) -> String {
+    format!("{}/mcp", base_url.trim_end_matches('/'))
+}
+
+fn initialize_failure(error: &ClientInitializeError) -> McpProbe {
+    match error {
+        ClientInitializeError::JsonRpcError(error) => rpc_error("initialize", error),
+        // The transport error is a field, not the `source()`, of this variant.
+        ClientInitializeError::TransportError { error, context } => {
+            transport_failure(context, error)
+        }
+        other => McpProbe::Failed(short(&format!("initialize: {other}"))),
+    }
+}
+
+fn rpc_error(step: &str, error: &ErrorData) -> McpProbe {
+    McpProbe::RpcError(short(&format!(
+        "{step}: JSON-RPC error {}: {}",
+        error.code.0, error.message
+    )))
+}
+
+/// A transport failure is an auth rejection if a 401/403 is behind it, else a failure.
+fn transport_failure(step: &str, error: &(dyn Error + 'static)) -> McpProbe {
+    let text = describe(error);
+    match auth_status(error).or_else(|| auth_status_in_text(&text)) {
+        Some(status) => McpProbe::AuthRejected(status),
+        None => McpProbe::Failed(short(&format!("{step}: {text}"))),
+    }
+}
+
+/// 401 or 403 if an error in `error`'s chain says the server answered with it.
+fn auth_status(error: &(dyn Error + 'static)) -> Option<u16> {
+    let is_auth = |status: u16| (status == 401 || status == 403).then_some(status);
+    let mut next = Some(error);
+    while let Some(current) = next {
+        if let Some(http) = current.downcast_ref::<HttpError>() {
+            match http {
+                StreamableHttpError::AuthRequired(_) => return Some(401),
+                StreamableHttpError::InsufficientScope(_) => return Some(403),
+                StreamableHttpError::HttpStatus(status) => {
+                    if let Some(status) = is_auth(status.status) {
+                        return Some(status);
+                    }
+                }
+                StreamableHttpError::Client(error) => {
+                    if let Some(status) = error.status().and_then(|s| is_auth(s.as_u16())) {
+                        return Some(status);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if current.is::<AuthRequiredError>() {
+            return Some(401);
+        }
+        if current.is::<InsufficientScopeError>() {
+            return Some(403);
+        }
+        if let Some(status) = current
+            .downcast_ref::<reqwest::Error>()
+            .and_then(reqwest::Error::status)
+            .and_then(|s| is_auth(s.as_u16()))
+        {
+            return Some(status);
+        }
+        next = current.source();
+    }
+    None
+}
+
+/// The fallback for an error type this file does not know: rmcp reports a 401/403 without a
+/// `WWW-Authenticate` challenge only as text (`HTTP 401 Unauthorized: <body>`).
+fn auth_status_in_text(text: &str) -> Option<u16> {
+    [
+        (401, "HTTP 401", "401 Unauthorized"),
+        (403, "HTTP 403", "403 Forbidden"),
+    ]
+    .into_iter()
+    .find(|(_, a, b)| text.contains(a) || text.contains(b))
+    .map(|(status, _, _)| status)
+}
+
+/// The messages of `error`'s chain joined with `: `, without rmcp's wrappers (which repeat
+/// their source's message, behind a long transport type name) and without reqwest's URL (the
+/// entry already names it).
+fn describe(error: &(dyn Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(current) = next {
+        if current.is::<rmcp::transport::DynamicTransportError>() {
+            next = current.source();
+            continue;
+        }
+        // `Client` holds the reqwest error without declaring it as its source.
+        if let Some(StreamableHttpError::Client(inner)) = current.downcast_ref::<HttpError>() {
+            next = Some(inner);
+            continue;
+        }
+        let text = match current.downcast_ref::<reqwest::Error>() {
+            Some(error) => match error.url() {
+                Some(url) => error.to_string().replace(&format!(" for url ({url})"), ""),
+                None => error.to_string(),
+            },
+            None => current.to_string(),
+        };
+        if !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+        next = current.source();
+    }
+    parts.join(": ")
+}
+
+/// The first line of `text`, at most [`MAX_ERROR_CHARS`] characters: it becomes `lastError`.
+fn short(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default().trim_end();
+    if line.chars().count() <= MAX_ERROR_CHARS {
+        return line.to_owned();
+    }
+    let mut cut: String = line.chars().take(MAX_ERROR_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// The caller's reqwest client with every request, and every event stream, cut off at the
+/// probe's deadline.
+#[derive(Clone)]
+struct DeadlineClient {
+    client: reqwest::Client,
+    deadline: Instant,
+}
+
+impl DeadlineClient {
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, HttpError>>,
+    ) -> Result<T, HttpError> {
+        match tokio::time::timeout_at(self.deadline, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StreamableHttpError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "probe deadline passed",
+            ))),
+        }
+    }
+
+    fn bounded_stream(&self, stream: BoxedSseResponse) -> BoxedSseResponse {
+        stream
+            .take_until(tokio::time::sleep_until(self.deadline))
+            .boxed()
+    }
+
+    fn bounded_response(&self, response: StreamableHttpPostResponse) -> StreamableHttpPostResponse {
+        match response {
+            StreamableHttpPostResponse::Sse(stream, session_id) => {
+                StreamableHttpPostResponse::Sse(self.bounded_stream(stream), session_id)
+            }
+            other => other,
+        }
+    }
+}
+
+impl StreamableHttpClient for DeadlineClient {
+    type Error = reqwest::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        self.post_message_with_response_limits(
+            uri,
+            message,
+            session_id,
+            auth_header,
+            custom_headers,
+            StreamableHttpResponseLimits::default(),
+        )
+        .await
+    }
+
+    async fn post_message_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        let mut limits = StreamableHttpResponseLimits::default();
+        limits.max_sse_event_size = max_sse_event_size;
+        self.post_message_with_response_limits(
+            uri,
+            message,
+            session_id,
+            auth_header,
+            custom_headers,
+            limits,
+        )
+        .await
+    }
+
+    async fn post_message_with_response_limits(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        limits: StreamableHttpResponseLimits,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        let response = self
+            .bounded(self.client.post_message_with_response_limits(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                custom_headers,
+                limits,
+            ))
+            .await?;
+        Ok(self.bounded_response(response))
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<(), HttpError> {
+        self.bounded(
+            self.client
+                .delete_session(uri, session_id, auth_header, custom_headers),
+        )
+        .await
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<BoxedSseResponse, HttpError> {
+        let stream = self
+            .bounded(self.client.get_stream(
+                uri,
+                session_id,
+                last_event_id,
+                auth_header,
+                custom_headers,
+            ))
+            .await?;
+        Ok(self.bounded_stream(stream))
+    }
+
+    async fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result<BoxedSseResponse, HttpError> {
+        let stream = self
+            .bounded(self.client.get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                auth_header,
+                custom_headers,
+                max_sse_event_size,
+            ))
+            .await?;
+        Ok(self.bounded_stream(stream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use axum::Router;
+    use axum::http::{StatusCode, header};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::post;
+    use mcp_fleet_sample_servers::Sample;
+    use serde_json::{Value, json};
+    use tokio::net::TcpListener;
+    use tokio_util::sync::{CancellationToken, DropGuard};
+
+    /// Generous: only the black-hole test is meant to reach its timeout.
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .expect("client builds")
+    }
+
+    async fn loopback() -> TcpListener {
+        TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds a loopback port")
+    }
+
+    /// Serves `router` on a loopback port until the guard drops; returns the base URL.
+    async fn serve(router: Router) -> (String, DropGuard) {
+        let listener = loopback().await;
+        let base_url = format!("http://{}", listener.local_addr().expect("bound address"));
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+        (base_url, shutdown.drop_guard())
+    }
+
+    /// A hand-written MCP endpoint: answers `initialize` (echoing the requested protocol
+    /// version) unless `fail` names it, accepts `notifications/initialized`, and answers the
+    /// method named by `fail` with a JSON-RPC error.
+    fn scripted(fail: &'static str) -> Router {
+        let handler = move |axum::Json(request): axum::Json<Value>| async move {
+            let id = request.get("id").cloned().unwrap_or(Value::Null);
+            let method = request["method"].as_str().unwrap_or_default();
+            if method == fail {
+                let error = json!({ "code": -32603, "message": "boom" });
+                return axum::Json(json!({ "jsonrpc": "2.0", "id": id, "error": error }))
+                    .into_response();
+            }
+            match method {
+                "initialize" => axum::Json(json!({
+                    "jsonrpc": "2.0",
+                    "id": id,
+                    "result": {
+                        "protocolVersion": request["params"]["protocolVersion"],
+                        "capabilities": {},
+                        "serverInfo": { "name": "scripted", "version": "0.0.1" },
+                    },
+                }))
+                .into_response(),
+                "notifications/initialized" => StatusCode::ACCEPTED.into_response(),
+                "ping" => {
+                    axum::Json(json!({ "jsonrpc": "2.0", "id": id, "result": {} })).into_response()
+                }
+                _ => StatusCode::BAD_REQUEST.into_response(),
+            }
+        };
+        Router::new().route("/mcp", post(handler))
+    }
+
+    /// An endpoint answering every POST with `status`, an optional challenge, and a text body.
+    fn answering(
+        status: u16,
+        challenge: Option<&'static str>,
+        content_type: &'static str,
+    ) -> Router {
+        let handler = move || async move {
+            let status = StatusCode::from_u16(status).expect("valid status");
+            let mut response: Response =
+                (status, [(header::CONTENT_TYPE, content_type)], "nope").into_response();
+            if let Some(challenge) = challenge {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
+            response
+        };
+        Router::new().route("/mcp", post(handler))
+    }
+
+    #[tokio::test]
+    async fn a_real_mcp_server_answers_initialize_and_ping() {
+        let shutdown = CancellationToken::new();
+        let _stop = shutdown.clone().drop_guard();
+        let sample = mcp_fleet_sample_servers::start(Sample::Catalog, loopback().await, shutdown)
+            .await
+            .expect("sample server starts");
+
+        let outcome = probe(client(), &sample.base_url, TIMEOUT).await;
+        assert_eq!(outcome, McpProbe::Ok);
+
+        let with_slash = format!("{}/", sample.base_url);
+        let outcome = probe(client(), &with_slash, TIMEOUT).await;
+        assert_eq!(outcome, McpProbe::Ok, "a trailing slash still reaches /mcp");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_fails_at_the_timeout() {
+        let listener = loopback().await;
+        let base_url = format!("http://{}", listener.local_addr().expect("bound address"));
+        // Accepts every connection and hands it to the test, answering nothing.
+        let (accepted, mut connections) = tokio::sync::mpsc::unbounded_channel();
+        let black_hole = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                if accepted.send(stream).is_err() {
+                    break;
+                }
+            }
+        });
+
+        let started = Instant::now();
+        let outcome = probe(client(), &base_url, Duration::from_millis(500)).await;
+        let elapsed = started.elapsed();
+
+        assert!(
+            matches!(&outcome, McpProbe::Failed(error) if error.starts_with("no answer within")),
+            "{outcome:?}"
+        );
+        assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+
+        // Nothing is left behind holding the connection open: the client hangs up.
+        let connection = connections.try_recv().expect("the probe connected");
+        let hung_up = tokio::time::timeout(Duration::from_secs(2), until_closed(connection)).await;
+        assert!(hung_up.is_ok(), "the probe's connection is still open");
+        black_hole.abort();
+    }
+
+    /// Reads and discards until the peer closes `stream` (or it fails).
+    async fn until_closed(stream: tokio::net::TcpStream) {
+        let mut buf = [0; 4096];
+        loop {
+            if stream.readable().await.is_err() {
+                return;
+            }
+            match stream.try_read(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_fails() {
+        let listener = loopback().await;
+        let addr = listener.local_addr().expect("bound address");
+        drop(listener);
+
+        let outcome = probe(client(), &format!("http://{addr}"), TIMEOUT).await;
+        assert!(
+            matches!(&outcome, McpProbe::Failed(error) if error.to_lowercase().contains("refused")),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unauthorized_and_forbidden_are_auth_rejections() {
+        let cases = [
+            (401, Some("Bearer"), 401),
+            (401, None, 401),
+            (403, None, 403),
+            (
+                403,
+                Some(r#"Bearer error="insufficient_scope", scope="a""#),
+                403,
+            ),
+        ];
+        for (status, challenge, want) in cases {
+            let (base_url, _stop) = serve(answering(status, challenge, "text/plain")).await;
+            let outcome = probe(client(), &base_url, TIMEOUT).await;
+            assert_eq!(
+                outcome,
+                McpProbe::AuthRejected(want),
+                "HTTP {status} with challenge {challenge:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn other_http_answers_fail() {
+        let cases = [
+            (500, "text/plain", "HTTP 500"),
+            (404, "text/plain", "404"),
+            (200, "text/html", "text/html"),
+        ];
+        for (status, content_type, want) in cases {
+            let (base_url, _stop) = serve(answering(status, None, content_type)).await;
+            let outcome = probe(client(), &base_url, TIMEOUT).await;
+            assert!(
+                matches!(&outcome, McpProbe::Failed(error) if error.contains(want)),
+                "HTTP {status} {content_type}: {outcome:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn json_rpc_errors_are_rpc_errors() {
+        let cases = [
+            ("ping", "ping: JSON-RPC error -32603: boom"),
+            ("initialize", "initialize: JSON-RPC error -32603: boom"),
+        ];
+        for (fail, want) in cases {
+            let (base_url, _stop) = serve(scripted(fail)).await;
+            let outcome = probe(client(), &base_url, TIMEOUT).await;
+            assert_eq!(
+                outcome,
+                McpProbe::RpcError(want.to_owned()),
+                "failing {fail}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_scripted_server_passes_when_nothing_fails() {
+        // Keeps the RpcError test honest: the hand-written endpoint is a valid MCP server.
+        let (base_url, _stop) = serve(scripted("nothing")).await;
+        assert_eq!(probe(client(), &base_url, TIMEOUT).await, McpProbe::Ok);
+    }
+
+    #[test]
+    fn the_endpoint_is_base_url_slash_mcp() {
+        let cases = [
+            ("http://127.0.0.1:4100", "http://127.0.0.1:4100/mcp"),
+            ("http://127.0.0.1:4100/", "http://127.0.0.1:4100/mcp"),
+            ("http://h/api//", "http://h/api/mcp"),
+        ];
+        for (base, want) in cases {
+            assert_eq!(mcp_url(base), want, "{base}");
+        }
+    }
+
+    #[test]
+    fn errors_are_one_short_line() {
+        assert_eq!(short("first\nsecond"), "first");
+        let long = "x".repeat(500);
+        let cut = short(&long);
+        assert_eq!(cut.chars().count(), MAX_ERROR_CHARS);
+        assert!(cut.ends_with('…'));
+        assert_eq!(short(&"é".repeat(200)), "é".repeat(200));
+    }
+}

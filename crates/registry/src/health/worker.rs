@@ -1,0 +1,607 @@
+//! The health worker: keeps a schedule of every entry, runs due probes concurrently (bounded),
+//! damps their outcomes into statuses, expires TTL entries, deregisters long-dead ones, and
+//! writes results in batches.
+//!
+//! It reads entries from the store, not from the API, so it runs the same inside `serve` or as
+//! a separate `health-worker` process against the same database.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use mcp_fleet_model::{HealthCheckMode, HealthStatus, ServerId, Timestamp};
+use mcp_fleet_store::{CheckRecord, HealthRow, Store};
+use serde::Serialize;
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::alerts::{Alerts, Transition};
+use super::damping::{Damping, Outcome, Streak};
+use super::probe::{ProbeResult, Prober};
+use super::ssrf::AddressPolicy;
+use super::{HealthConfig, HealthError};
+
+/// Most results kept while the database is unreachable; older ones are dropped first.
+const MAX_PENDING: usize = 100_000;
+/// A batch is written at least this often, or when it reaches [`FLUSH_AT`] results.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+const FLUSH_AT: usize = 512;
+/// Fewest TTL entries for the expiry guard to apply: one or two silent servers are not a
+/// network partition.
+const GUARD_MIN_ENTRIES: usize = 3;
+
+/// Counters of the worker's work, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct HealthStats {
+    /// Probes finished.
+    pub probes: AtomicU64,
+    /// Probes whose outcome was not healthy.
+    pub probe_failures: AtomicU64,
+    /// Status transitions.
+    pub transitions: AtomicU64,
+    /// Entries removed after staying down too long.
+    pub deregistered: AtomicU64,
+    /// Whether TTL expiry is suspended by the expiry guard.
+    pub expiry_suspended: AtomicBool,
+}
+
+/// What `POST /servers/{id}/check` answers.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CheckReport {
+    pub(crate) id: String,
+    /// `healthy`, `degraded` or `down`: this probe's own finding.
+    pub(crate) outcome: HealthStatus,
+    /// The entry's status after damping.
+    pub(crate) status: HealthStatus,
+    pub(crate) latency_ms: u32,
+    pub(crate) error: Option<String>,
+    #[serde(with = "ts")]
+    pub(crate) checked_at: Timestamp,
+}
+
+mod ts {
+    use mcp_fleet_model::{Timestamp, format_timestamp};
+    use serde::Serializer;
+
+    pub(super) fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_timestamp(t))
+    }
+}
+
+/// Why an on-demand check could not run.
+#[derive(Debug)]
+pub(crate) enum CheckError {
+    /// No such entry.
+    NotFound,
+    /// The entry's mode (`ttl`, `none`) is not probed.
+    NotProbed(HealthCheckMode),
+    /// The worker stopped.
+    Stopped,
+}
+
+struct CheckRequest {
+    id: ServerId,
+    reply: oneshot::Sender<Result<CheckReport, CheckError>>,
+}
+
+/// A handle on a running worker: wake it after a registration, ask for a check now.
+#[derive(Clone)]
+pub struct HealthHandle {
+    wake: Arc<Notify>,
+    checks: mpsc::Sender<CheckRequest>,
+    stats: Arc<HealthStats>,
+}
+
+impl HealthHandle {
+    /// Tells the worker that entries changed, so new ones are probed within moments.
+    pub fn registered(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The worker's counters.
+    pub fn stats(&self) -> &HealthStats {
+        &self.stats
+    }
+
+    pub(crate) async fn check_now(&self, id: ServerId) -> Result<CheckReport, CheckError> {
+        let (reply, answer) = oneshot::channel();
+        self.checks
+            .send(CheckRequest { id, reply })
+            .await
+            .map_err(|_| CheckError::Stopped)?;
+        answer.await.map_err(|_| CheckError::Stopped)?
+    }
+}
+
+/// One entry under watch.
+struct Tracked {
+    row: HealthRow,
+    streak: Streak,
+    due: Instant,
+    in_flight: bool,
+    waiting: Vec<oneshot::Sender<Result<CheckReport, CheckError>>>,
+}
+
+impl Tracked {
+    fn new(row: HealthRow, due: Instant) -> Self {
+        let streak = Streak {
+            status: row.status,
+            successes: row.successes,
+            failures: row.failures,
+        };
+        Self {
+            row,
+            streak,
+            due,
+            in_flight: false,
+            waiting: Vec::new(),
+        }
+    }
+
+    fn probed(&self) -> bool {
+        matches!(
+            self.row.mode.resolve(self.row.health_url.is_some()),
+            HealthCheckMode::Http | HealthCheckMode::Mcp
+        )
+    }
+
+    fn ttl_expired(&self, now: Timestamp) -> bool {
+        match (self.row.ttl_seconds, self.row.heartbeat_at) {
+            (Some(ttl), Some(beat)) => beat + chrono::Duration::seconds(i64::from(ttl)) < now,
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
+}
+
+type ProbeDone = (ServerId, i64, ProbeResult);
+
+/// The worker's state; runs on one task, probes on others.
+struct Worker {
+    store: Arc<dyn Store>,
+    cfg: HealthConfig,
+    damping: Damping,
+    prober: Prober,
+    alerts: Alerts,
+    on_change: Option<Arc<dyn Fn() + Send + Sync>>,
+    stats: Arc<HealthStats>,
+    entries: HashMap<ServerId, Tracked>,
+    seen_rev: Option<i64>,
+    pending: Vec<CheckRecord>,
+    transitions: Vec<Transition>,
+    replies: Vec<(
+        oneshot::Sender<Result<CheckReport, CheckError>>,
+        CheckReport,
+    )>,
+    semaphore: Arc<Semaphore>,
+    probes: JoinSet<()>,
+    done_tx: mpsc::UnboundedSender<ProbeDone>,
+    jitter: RandomState,
+}
+
+/// Starts the worker on the current runtime. `on_change` runs after every batch that changed a
+/// status (the API uses it to drop cached answers).
+pub(crate) fn spawn(
+    store: Arc<dyn Store>,
+    cfg: HealthConfig,
+    on_change: Option<Arc<dyn Fn() + Send + Sync>>,
+    shutdown: CancellationToken,
+) -> Result<(HealthHandle, tokio::task::JoinHandle<()>), HealthError> {
+    let policy = Arc::new(AddressPolicy::new(cfg.deny.clone(), cfg.allow.clone()));
+    let prober = Prober::new(policy, cfg.timeout, cfg.degraded_latency)
+        .map_err(|e| HealthError(e.to_string()))?;
+    let alerts = Alerts::start(cfg.webhooks.clone(), shutdown.clone());
+    let stats = Arc::new(HealthStats::default());
+    let wake = Arc::new(Notify::new());
+    let (checks_tx, checks_rx) = mpsc::channel(64);
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let worker = Worker {
+        store,
+        damping: Damping {
+            rise: cfg.rise,
+            fall: cfg.fall,
+        },
+        semaphore: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
+        cfg,
+        prober,
+        alerts,
+        on_change,
+        stats: stats.clone(),
+        entries: HashMap::new(),
+        seen_rev: None,
+        pending: Vec::new(),
+        transitions: Vec::new(),
+        replies: Vec::new(),
+        probes: JoinSet::new(),
+        done_tx,
+        jitter: RandomState::new(),
+    };
+    let handle = HealthHandle {
+        wake: wake.clone(),
+        checks: checks_tx,
+        stats,
+    };
+    let task = tokio::spawn(worker.run(wake, checks_rx, done_rx, shutdown));
+    Ok((handle, task))
+}
+
+impl Worker {
+    async fn run(
+        mut self,
+        wake: Arc<Notify>,
+        mut checks: mpsc::Receiver<CheckRequest>,
+        mut done: mpsc::UnboundedReceiver<ProbeDone>,
+        shutdown: CancellationToken,
+    ) {
+        tracing::info!(
+            concurrency = self.cfg.concurrency,
+            timeout_ms = self.cfg.timeout.as_millis() as u64,
+            interval_s = self.cfg.interval.as_secs(),
+            "health worker started"
+        );
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_refresh = Instant::now() - self.cfg.refresh;
+        let mut last_full = Instant::now() - self.cfg.interval;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = wake.notified() => self.refresh(false).await,
+                Some(done) = done.recv() => {
+                    self.apply(done);
+                    if self.pending.len() >= FLUSH_AT || !self.replies.is_empty() {
+                        self.flush().await;
+                    }
+                }
+                Some(req) = checks.recv() => self.check_now(req).await,
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let full = now.duration_since(last_full) >= self.cfg.interval;
+                    if full || now.duration_since(last_refresh) >= self.cfg.refresh {
+                        if full {
+                            last_full = now;
+                        }
+                        last_refresh = now;
+                        self.refresh(full).await;
+                        self.expire_ttls().await;
+                        self.deregister().await;
+                    }
+                    self.launch_due();
+                    self.flush().await;
+                    while self.probes.try_join_next().is_some() {}
+                }
+            }
+        }
+        self.flush().await;
+        self.probes.abort_all();
+        tracing::info!("health worker stopped");
+    }
+
+    /// Loads entries registered since the last look (all of them when `full`, which also drops
+    /// deleted ones). New and re-registered entries are due at once.
+    async fn refresh(&mut self, full: bool) {
+        let after = if full { None } else { self.seen_rev };
+        let (rows, rev) = match self.store.health_rows(after).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "health worker cannot read entries");
+                return;
+            }
+        };
+        let now = Instant::now();
+        if full {
+            let present: std::collections::HashSet<&ServerId> =
+                rows.iter().map(|r| &r.id).collect();
+            self.entries.retain(|id, _| present.contains(id));
+        }
+        for row in rows {
+            match self.entries.get_mut(&row.id) {
+                Some(t) if t.row.reg_rev == row.reg_rev => {
+                    // Same registration: keep our schedule and streak, take fresh heartbeat data.
+                    t.row.heartbeat_at = row.heartbeat_at;
+                }
+                _ => {
+                    self.entries.insert(row.id.clone(), Tracked::new(row, now));
+                }
+            }
+        }
+        self.seen_rev = Some(rev);
+    }
+
+    /// When an entry is next due: one interval on, give or take 10%, so the fleet spreads out.
+    fn next_due(&self, id: &ServerId) -> Instant {
+        let h = self.jitter.hash_one((id, Instant::now()));
+        let frac = (h % 2001) as f64 / 1000.0 - 1.0; // -1.0 ..= 1.0
+        let interval = self.cfg.interval.as_secs_f64();
+        Instant::now() + Duration::from_secs_f64((interval * (1.0 + 0.1 * frac)).max(0.05))
+    }
+
+    fn launch_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<ServerId> = self
+            .entries
+            .iter()
+            .filter(|(_, t)| !t.in_flight && t.due <= now && t.probed())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            self.launch(&id);
+        }
+    }
+
+    fn launch(&mut self, id: &ServerId) {
+        let next = self.next_due(id);
+        let Some(t) = self.entries.get_mut(id) else {
+            return;
+        };
+        t.in_flight = true;
+        t.due = next;
+        let row = t.row.clone();
+        let prober = self.prober.clone();
+        let semaphore = self.semaphore.clone();
+        let done = self.done_tx.clone();
+        self.probes.spawn(async move {
+            let Ok(_permit) = semaphore.acquire_owned().await else {
+                return;
+            };
+            if let Some(result) = prober.probe(&row).await {
+                let _ = done.send((row.id, row.reg_rev, result));
+            }
+        });
+    }
+
+    /// Folds one probe result into its entry's streak and queues the write.
+    fn apply(&mut self, (id, reg_rev, result): ProbeDone) {
+        let now = Utc::now();
+        let suspended = self.stats.expiry_suspended.load(Ordering::Relaxed);
+        let Some(t) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if t.row.reg_rev != reg_rev {
+            return; // re-registered while the probe ran: its result describes the old entry
+        }
+        t.in_flight = false;
+        self.stats.probes.fetch_add(1, Ordering::Relaxed);
+        if result.outcome != Outcome::Healthy {
+            self.stats.probe_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let before = t.streak.status;
+        let mut streak = self.damping.apply(t.streak, result.outcome);
+        let mut error = result.error.clone();
+        if t.ttl_expired(now) && !suspended {
+            streak.status = HealthStatus::Down;
+            error = Some("ttl expired".into());
+        }
+        t.streak = streak;
+        let record = CheckRecord {
+            id: id.clone(),
+            reg_rev,
+            status: streak.status,
+            successes: streak.successes,
+            failures: streak.failures,
+            checked_at: now,
+            seen_at: (result.outcome == Outcome::Healthy).then_some(now),
+            last_error: error.clone(),
+            latency_ms: Some(result.latency_ms),
+        };
+        let report = CheckReport {
+            id: id.to_string(),
+            outcome: match result.outcome {
+                Outcome::Healthy => HealthStatus::Healthy,
+                Outcome::Degraded => HealthStatus::Degraded,
+                Outcome::Down => HealthStatus::Down,
+            },
+            status: streak.status,
+            latency_ms: result.latency_ms,
+            error: error.clone(),
+            checked_at: now,
+        };
+        for reply in t.waiting.drain(..) {
+            self.replies.push((reply, report.clone()));
+        }
+        if before != streak.status {
+            t.row.status = streak.status;
+            t.row.status_since = Some(now);
+            self.transitions.push(Transition {
+                id: id.to_string(),
+                name: t.row.name.clone(),
+                from: before,
+                to: streak.status,
+                at: now,
+                last_error: error,
+            });
+        }
+        self.pending.push(record);
+    }
+
+    async fn check_now(&mut self, req: CheckRequest) {
+        if !self.entries.contains_key(&req.id) {
+            self.refresh(false).await;
+        }
+        let Some(t) = self.entries.get_mut(&req.id) else {
+            let _ = req.reply.send(Err(CheckError::NotFound));
+            return;
+        };
+        if !t.probed() {
+            let _ = req.reply.send(Err(CheckError::NotProbed(t.row.mode)));
+            return;
+        }
+        t.waiting.push(req.reply);
+        if !t.in_flight {
+            self.launch(&req.id);
+        }
+    }
+
+    /// TTL entries: reads heartbeats, applies the expiry guard, marks expired entries down (and
+    /// `ttl`-mode entries healthy while they heartbeat).
+    async fn expire_ttls(&mut self) {
+        if !self.entries.values().any(|t| t.row.ttl_seconds.is_some()) {
+            return;
+        }
+        let beats = match self.store.heartbeats().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "health worker cannot read heartbeats");
+                return;
+            }
+        };
+        for b in beats {
+            if let Some(t) = self.entries.get_mut(&b.id) {
+                t.row.heartbeat_at = b.heartbeat_at;
+            }
+        }
+        let now = Utc::now();
+        let ttl_total = self
+            .entries
+            .values()
+            .filter(|t| t.row.ttl_seconds.is_some())
+            .count();
+        let expired = self.entries.values().filter(|t| t.ttl_expired(now)).count();
+        let suspend = ttl_total >= GUARD_MIN_ENTRIES
+            && expired as f64 > self.cfg.expiry_guard * ttl_total as f64;
+        let was = self.stats.expiry_suspended.swap(suspend, Ordering::Relaxed);
+        if suspend && !was {
+            tracing::error!(
+                expired,
+                ttl_total,
+                "most TTL entries stopped heartbeating at once: assuming the registry's own network is at fault; TTL expiry and deregistration are suspended"
+            );
+        } else if was && !suspend {
+            tracing::warn!(
+                expired,
+                ttl_total,
+                "heartbeats are back: TTL expiry resumed"
+            );
+        }
+        if suspend {
+            return;
+        }
+        let mut updates = Vec::new();
+        for (id, t) in &self.entries {
+            if t.row.ttl_seconds.is_none() || t.row.mode == HealthCheckMode::None {
+                continue;
+            }
+            let expired = t.ttl_expired(now);
+            let wanted = if expired {
+                HealthStatus::Down
+            } else if t.row.mode == HealthCheckMode::Ttl {
+                HealthStatus::Healthy
+            } else {
+                continue; // probed entries recover through their probes
+            };
+            if t.streak.status != wanted {
+                updates.push((id.clone(), wanted, expired));
+            }
+        }
+        for (id, wanted, expired) in updates {
+            let Some(t) = self.entries.get_mut(&id) else {
+                continue;
+            };
+            let before = t.streak.status;
+            t.streak = Streak {
+                status: wanted,
+                successes: u32::from(!expired),
+                failures: u32::from(expired),
+            };
+            t.row.status = wanted;
+            t.row.status_since = Some(now);
+            let error = expired.then(|| "ttl expired".to_string());
+            self.pending.push(CheckRecord {
+                id: id.clone(),
+                reg_rev: t.row.reg_rev,
+                status: wanted,
+                successes: t.streak.successes,
+                failures: t.streak.failures,
+                checked_at: now,
+                seen_at: None,
+                last_error: error.clone(),
+                latency_ms: None,
+            });
+            self.transitions.push(Transition {
+                id: id.to_string(),
+                name: t.row.name.clone(),
+                from: before,
+                to: wanted,
+                at: now,
+                last_error: error,
+            });
+        }
+    }
+
+    /// Removes entries that have been `down` longer than `deregister_after`.
+    async fn deregister(&mut self) {
+        if self.cfg.deregister_after.is_zero()
+            || self.stats.expiry_suspended.load(Ordering::Relaxed)
+        {
+            return;
+        }
+        let Ok(after) = chrono::Duration::from_std(self.cfg.deregister_after) else {
+            return;
+        };
+        let cutoff = Utc::now() - after;
+        let stale: Vec<ServerId> = self
+            .entries
+            .iter()
+            .filter(|(_, t)| {
+                t.streak.status == HealthStatus::Down
+                    && t.row.status_since.is_some_and(|since| since <= cutoff)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        // Results not yet written may carry the `down` that makes an entry eligible.
+        self.flush().await;
+        for id in stale {
+            match self.store.deregister_if_down(&id, cutoff).await {
+                Ok(true) => {
+                    self.entries.remove(&id);
+                    self.stats.deregistered.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%id, after = ?self.cfg.deregister_after, "deregistered: down for too long");
+                    if let Some(f) = &self.on_change {
+                        f();
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(%id, error = %e, "cannot deregister"),
+            }
+        }
+    }
+
+    /// Writes queued results in one transaction, then publishes their transitions.
+    async fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        match self.store.record_checks(&self.pending).await {
+            Ok(_) => {
+                self.pending.clear();
+                let changed = !self.transitions.is_empty();
+                for t in self.transitions.drain(..) {
+                    self.stats.transitions.fetch_add(1, Ordering::Relaxed);
+                    self.alerts.publish(t);
+                }
+                if changed && let Some(f) = &self.on_change {
+                    f();
+                }
+                for (reply, report) in self.replies.drain(..) {
+                    let _ = reply.send(Ok(report));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, pending = self.pending.len(), "cannot write health results; will retry");
+                if self.pending.len() > MAX_PENDING {
+                    let excess = self.pending.len() - MAX_PENDING;
+                    self.pending.drain(..excess);
+                }
+            }
+        }
+    }
+}

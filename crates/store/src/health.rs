@@ -1,0 +1,115 @@
+//! What the health worker reads and writes: per-entry probe targets and batched check results.
+
+use mcp_fleet_model::{AuthType, HealthCheckMode, HealthStatus, HttpUrl, ServerId, Timestamp};
+
+/// An entry as the health worker sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthRow {
+    /// Entry id.
+    pub id: ServerId,
+    /// Entry name, for alerts.
+    pub name: String,
+    /// Base URL (MCP at `<url>/mcp`).
+    pub url: HttpUrl,
+    /// Health-check URL.
+    pub health_url: Option<HttpUrl>,
+    /// How clients authenticate (an MCP probe answered 401/403 counts as reachable unless `none`).
+    pub auth: AuthType,
+    /// How to check it.
+    pub mode: HealthCheckMode,
+    /// Heartbeat TTL.
+    pub ttl_seconds: Option<u32>,
+    /// Last heartbeat (or registration).
+    pub heartbeat_at: Option<Timestamp>,
+    /// Current status.
+    pub status: HealthStatus,
+    /// Since when.
+    pub status_since: Option<Timestamp>,
+    /// Consecutive healthy probes.
+    pub successes: u32,
+    /// Consecutive unhealthy probes.
+    pub failures: u32,
+    /// Revision of the registration this row describes.
+    pub reg_rev: i64,
+}
+
+/// The result of checking one entry, to be written in a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRecord {
+    /// Entry id.
+    pub id: ServerId,
+    /// Only applies while the entry is still this registration (not re-registered since).
+    pub reg_rev: i64,
+    /// Damped status.
+    pub status: HealthStatus,
+    /// Consecutive healthy probes.
+    pub successes: u32,
+    /// Consecutive unhealthy probes.
+    pub failures: u32,
+    /// When the check finished.
+    pub checked_at: Timestamp,
+    /// Set when the probe succeeded: the new `lastSeen`.
+    pub seen_at: Option<Timestamp>,
+    /// Why it failed, when it did.
+    pub last_error: Option<String>,
+    /// How long the probe took (none for TTL-only checks).
+    pub latency_ms: Option<u32>,
+}
+
+/// A TTL entry's last heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatRow {
+    /// Entry id.
+    pub id: ServerId,
+    /// Last heartbeat (or registration).
+    pub heartbeat_at: Option<Timestamp>,
+}
+
+pub(crate) fn u32_of(v: Option<i64>) -> Option<u32> {
+    v.and_then(|n| u32::try_from(n).ok())
+}
+
+/// Builds a [`HealthRow`] from its stored columns, shared by both backends.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn health_row(
+    id: String,
+    name: String,
+    url: String,
+    health_url: Option<String>,
+    auth_type: String,
+    mode: String,
+    ttl_seconds: Option<i64>,
+    heartbeat_at: Option<Timestamp>,
+    status: String,
+    status_since: Option<Timestamp>,
+    successes: i64,
+    failures: i64,
+    reg_rev: i64,
+) -> Result<HealthRow, crate::StoreError> {
+    let bad = |reason: String| crate::StoreError::Corrupt {
+        id: id.clone(),
+        reason,
+    };
+    Ok(HealthRow {
+        id: id.parse().map_err(|e| bad(format!("id {e}")))?,
+        name,
+        url: url.parse().map_err(|e| bad(format!("url {e}")))?,
+        health_url: health_url
+            .map(|u| u.parse())
+            .transpose()
+            .map_err(|e| bad(format!("healthUrl {e}")))?,
+        auth: auth_type
+            .parse()
+            .map_err(|e| bad(format!("auth.type {e}")))?,
+        mode: mode
+            .parse()
+            .map_err(|e| bad(format!("healthCheck.mode {e}")))?,
+        ttl_seconds: u32_of(ttl_seconds),
+        heartbeat_at,
+        status: status.parse().map_err(|e| bad(format!("status {e}")))?,
+        status_since,
+        successes: u32::try_from(successes).unwrap_or(0),
+        failures: u32::try_from(failures).unwrap_or(0),
+        reg_rev,
+    })
+}
