@@ -4,3 +4,4 @@ mod commands;
 mod common;
 mod demo;
 mod durability;
+mod health_worker;
