@@ -73,6 +73,16 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         samples.push(running);
     }
 
+    // Print only once every sample has had its first probe, so the hint below works at once.
+    let client = mcp_fleet_discovery::RegistryClient::new(&registry_url)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        match client.status().await {
+            Ok(s) if s.summary.unknown == 0 => break,
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+
     println!("mcp-fleet demo is running (Ctrl-C to stop)");
     println!(
         "  registry        {registry_url}   (database {})",
