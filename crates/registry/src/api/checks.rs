@@ -12,6 +12,9 @@ use crate::error::ApiError;
 use crate::extract::IdPath;
 use crate::health::worker::CheckError;
 
+/// Longest an on-demand check may take, probe and write included.
+const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Probes the entry now through the in-process health worker and answers with the result,
 /// once it is recorded. At most one check per entry per second.
 pub(crate) async fn check(
@@ -26,7 +29,11 @@ pub(crate) async fn check(
         ));
     };
     state.allow_check(&id).map_err(ApiError::RateLimited)?;
-    match health.check_now(id.clone()).await {
+    // The answer waits for the result to be written; a database outage must not hang callers.
+    let answer = tokio::time::timeout(CHECK_DEADLINE, health.check_now(id.clone()))
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    match answer {
         Ok(report) => json(StatusCode::OK, &report),
         Err(CheckError::NotFound) => Err(ApiError::NotFound(format!("no server with id {id:?}"))),
         Err(CheckError::NotProbed(mode)) => Err(ApiError::Conflict(format!(

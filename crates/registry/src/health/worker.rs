@@ -5,7 +5,7 @@
 //! It reads entries from the store, not from the API, so it runs the same inside `serve` or as
 //! a separate `health-worker` process against the same database.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -152,8 +152,17 @@ impl Tracked {
     }
 
     fn ttl_expired(&self, now: Timestamp) -> bool {
+        self.ttl_late(now, 1.0)
+    }
+
+    /// Whether the last heartbeat is older than `fraction` of the TTL.
+    fn ttl_late(&self, now: Timestamp, fraction: f64) -> bool {
         match (self.row.ttl_seconds, self.row.heartbeat_at) {
-            (Some(ttl), Some(beat)) => beat + chrono::Duration::seconds(i64::from(ttl)) < now,
+            (Some(ttl), Some(beat)) => {
+                let allowed =
+                    chrono::Duration::milliseconds((f64::from(ttl) * 1000.0 * fraction) as i64);
+                beat + allowed < now
+            }
             (Some(_), None) => true,
             _ => false,
         }
@@ -442,6 +451,11 @@ impl Worker {
     /// `ttl`-mode entries healthy while they heartbeat).
     async fn expire_ttls(&mut self) {
         if !self.entries.values().any(|t| t.row.ttl_seconds.is_some()) {
+            // The silent entries may have been deleted while expiry was suspended: nothing is
+            // left to guard, and deregistration must not stay off for good.
+            if self.stats.expiry_suspended.swap(false, Ordering::Relaxed) {
+                tracing::warn!("no TTL entries left: TTL expiry resumed");
+            }
             return;
         }
         let beats = match self.store.heartbeats().await {
@@ -462,12 +476,22 @@ impl Worker {
             .values()
             .filter(|t| t.row.ttl_seconds.is_some())
             .count();
+        // An entry "at risk" has not heartbeaten for half its TTL: it will expire within the
+        // other half. Counting those (not only the expired ones) trips the guard in a network
+        // split before the first entries expire, however their heartbeats were spread. Servers
+        // should heartbeat at least every third of their TTL, so healthy ones are never at risk.
+        let at_risk = self
+            .entries
+            .values()
+            .filter(|t| t.ttl_late(now, 0.5))
+            .count();
         let expired = self.entries.values().filter(|t| t.ttl_expired(now)).count();
         let suspend = ttl_total >= GUARD_MIN_ENTRIES
-            && expired as f64 > self.cfg.expiry_guard * ttl_total as f64;
+            && at_risk as f64 > self.cfg.expiry_guard * ttl_total as f64;
         let was = self.stats.expiry_suspended.swap(suspend, Ordering::Relaxed);
         if suspend && !was {
             tracing::error!(
+                at_risk,
                 expired,
                 ttl_total,
                 "most TTL entries stopped heartbeating at once: assuming the registry's own network is at fault; TTL expiry and deregistration are suspended"
@@ -581,8 +605,24 @@ impl Worker {
             return;
         }
         match self.store.record_checks(&self.pending).await {
-            Ok(_) => {
-                self.pending.clear();
+            Ok(written) => {
+                // A result the store skipped belongs to an entry deleted (or re-registered)
+                // since it was loaded: forget that entry, answer its checks with "not found",
+                // and raise no alert about it. A re-registered one comes back with the next
+                // refresh, as its revision is newer than any seen.
+                let written: HashSet<String> = written.iter().map(ToString::to_string).collect();
+                for c in self.pending.drain(..) {
+                    if !written.contains(c.id.as_str())
+                        && let Some(t) = self.entries.get(&c.id)
+                        && t.row.reg_rev == c.reg_rev
+                        && let Some(mut t) = self.entries.remove(&c.id)
+                    {
+                        for reply in t.waiting.drain(..) {
+                            let _ = reply.send(Err(CheckError::NotFound));
+                        }
+                    }
+                }
+                self.transitions.retain(|t| written.contains(&t.id));
                 let changed = !self.transitions.is_empty();
                 for t in self.transitions.drain(..) {
                     self.stats.transitions.fetch_add(1, Ordering::Relaxed);
@@ -592,7 +632,12 @@ impl Worker {
                     f();
                 }
                 for (reply, report) in self.replies.drain(..) {
-                    let _ = reply.send(Ok(report));
+                    let answer = if written.contains(&report.id) {
+                        Ok(report)
+                    } else {
+                        Err(CheckError::NotFound)
+                    };
+                    let _ = reply.send(answer);
                 }
             }
             Err(e) => {

@@ -155,3 +155,94 @@ impl TestRegistry {
         self.store.status_rows().await.expect("status rows").len()
     }
 }
+
+/// Starts a registry with `config` and an in-process health worker; also returns the worker's
+/// handle, for its counters.
+pub(crate) async fn start_checked_with(
+    db: TestDb,
+    config: Config,
+    health: HealthConfig,
+) -> (TestRegistry, mcp_fleet_registry::HealthHandle) {
+    let store = mcp_fleet_store::connect(&db.url).await.expect("open store");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = CancellationToken::new();
+    let state = AppState::new(store.clone(), config);
+    state
+        .start_health_worker(health, shutdown.clone())
+        .expect("start health worker");
+    let handle = state.health().expect("worker running").clone();
+    tokio::spawn(mcp_fleet_registry::serve(listener, state, shutdown.clone()));
+    let reg = TestRegistry {
+        url: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        store,
+        backend: db.backend,
+        shutdown,
+        _db: db,
+    };
+    (reg, handle)
+}
+
+/// Starts a registry whose registration check (`Config.probe_deny`) and health worker
+/// (`HealthConfig.deny`) both refuse the CIDR ranges `deny`.
+pub(crate) async fn start_checked_denying(
+    db: TestDb,
+    mut health: HealthConfig,
+    deny: &[&str],
+) -> (TestRegistry, mcp_fleet_registry::HealthHandle) {
+    let deny: Vec<_> = deny
+        .iter()
+        .map(|s| mcp_fleet_registry::parse_cidr(s).expect("test CIDR"))
+        .collect();
+    health.deny = deny.clone();
+    let config = Config {
+        probe_deny: deny,
+        ..Config::default()
+    };
+    start_checked_with(db, config, health).await
+}
+
+/// The base URL of a loopback port nothing listens on (bound, then released): connections to
+/// it are refused.
+pub(crate) fn refused_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    format!("http://{}", listener.local_addr().expect("addr"))
+}
+
+/// A black hole on 127.0.0.1:0: accepts connections and holds them without ever answering,
+/// until `shutdown`; returns its base URL.
+pub(crate) async fn black_hole(shutdown: CancellationToken) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, _)) => held.push(socket),
+                    Err(_) => break,
+                },
+            }
+        }
+    });
+    url
+}
+
+impl TestRegistry {
+    /// PUTs `/servers/{id}/heartbeat`; returns the status.
+    pub(crate) async fn heartbeat(&self, id: &str) -> u16 {
+        self.http
+            .put(format!("{}/servers/{id}/heartbeat", self.url))
+            .send()
+            .await
+            .expect("PUT heartbeat")
+            .status()
+            .as_u16()
+    }
+}
