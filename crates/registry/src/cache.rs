@@ -3,15 +3,19 @@
 //! Many agents and dashboards ask the same few questions; answering them from memory keeps
 //! reads cheap. Each write through this process bumps a generation that voids every cached
 //! answer at once (read-your-writes); a TTL bounds how stale an answer can be after writes
-//! made by another process on the same database.
+//! made by another process on the same database. When an answer is missing, one request per
+//! question renders it and the others asking meanwhile wait for it (single flight), so an
+//! expiry does not send every concurrent request to the database at once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mcp_fleet_store::ListQuery;
+use tokio::sync::watch;
 
 /// Most answers kept; past it the cache starts over (the keys are few in practice).
 const MAX_KEYS: usize = 1024;
@@ -29,11 +33,56 @@ struct Cached {
     body: Bytes,
 }
 
+/// An answer being rendered: those who ask for it meanwhile subscribe and wait.
+struct Flight {
+    /// The generation the renderer read before it asked the store.
+    generation: u64,
+    /// Gets the answer once rendered; dropped without one if rendering failed or was cancelled.
+    done: Arc<watch::Sender<Option<Bytes>>>,
+}
+
+#[derive(Default)]
+struct Answers {
+    cached: HashMap<CacheKey, Cached>,
+    in_flight: HashMap<CacheKey, Flight>,
+}
+
 /// Rendered answers by question, valid for one generation and at most `ttl`.
 pub(crate) struct ReadCache {
     ttl: Duration,
     generation: AtomicU64,
-    answers: Mutex<HashMap<CacheKey, Cached>>,
+    answers: Mutex<Answers>,
+}
+
+/// What a request that found no answer does.
+enum Role<'a> {
+    /// Render the answer and hand it to those waiting.
+    Render(FlightGuard<'a>),
+    /// Wait for the request already rendering it.
+    Wait(watch::Receiver<Option<Bytes>>),
+}
+
+/// Held by the request rendering an answer. Dropping it ends the flight, also when the request
+/// is cancelled midway, so waiters never hang: without an answer they render it themselves.
+struct FlightGuard<'a> {
+    cache: &'a ReadCache,
+    key: CacheKey,
+    generation: u64,
+    done: Arc<watch::Sender<Option<Bytes>>>,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut answers = self.cache.lock();
+        // A write may have started a newer flight for the same key: leave that one alone.
+        if answers
+            .in_flight
+            .get(&self.key)
+            .is_some_and(|f| Arc::ptr_eq(&f.done, &self.done))
+        {
+            answers.in_flight.remove(&self.key);
+        }
+    }
 }
 
 impl ReadCache {
@@ -41,7 +90,7 @@ impl ReadCache {
         Self {
             ttl,
             generation: AtomicU64::new(0),
-            answers: Mutex::new(HashMap::new()),
+            answers: Mutex::new(Answers::default()),
         }
     }
 
@@ -50,14 +99,23 @@ impl ReadCache {
         self.generation.load(Ordering::Acquire)
     }
 
-    pub(crate) fn get(&self, key: &CacheKey) -> Option<Bytes> {
+    fn lock(&self) -> MutexGuard<'_, Answers> {
+        self.answers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fresh(&self, answers: &Answers, key: &CacheKey) -> Option<Bytes> {
+        let hit = answers.cached.get(key)?;
+        (hit.generation == self.generation() && hit.at.elapsed() < self.ttl)
+            .then(|| hit.body.clone())
+    }
+
+    /// The fresh answer to `key`, if any (requests use [`Self::get_or_render`]).
+    #[cfg(test)]
+    fn get(&self, key: &CacheKey) -> Option<Bytes> {
         if self.ttl.is_zero() {
             return None;
         }
-        let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
-        let hit = answers.get(key)?;
-        (hit.generation == self.generation() && hit.at.elapsed() < self.ttl)
-            .then(|| hit.body.clone())
+        self.fresh(&self.lock(), key)
     }
 
     /// Keeps `body` unless a write happened since `generation` was read (it may be stale).
@@ -65,11 +123,11 @@ impl ReadCache {
         if self.ttl.is_zero() || generation != self.generation() {
             return;
         }
-        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
-        if answers.len() >= MAX_KEYS {
-            answers.clear();
+        let mut answers = self.lock();
+        if answers.cached.len() >= MAX_KEYS {
+            answers.cached.clear();
         }
-        answers.insert(
+        answers.cached.insert(
             key,
             Cached {
                 generation,
@@ -79,9 +137,81 @@ impl ReadCache {
         );
     }
 
+    /// The answer to `key`: from memory, from a request already rendering it, or from `render`
+    /// (which should query the store), kept for later unless a write happened meanwhile.
+    pub(crate) async fn get_or_render<E, Fut>(
+        &self,
+        key: &CacheKey,
+        render: impl FnOnce() -> Fut,
+    ) -> Result<Bytes, E>
+    where
+        Fut: Future<Output = Result<Bytes, E>>,
+    {
+        if self.ttl.is_zero() {
+            return render().await;
+        }
+        let role = {
+            let mut answers = self.lock();
+            // Join only a flight begun in this generation: its query started after every write
+            // answered so far, whereas one begun before a write may miss it.
+            let generation = self.generation();
+            if let Some(body) = self.fresh(&answers, key) {
+                return Ok(body);
+            }
+            match answers.in_flight.get(key) {
+                Some(flight) if flight.generation == generation => {
+                    Role::Wait(flight.done.subscribe())
+                }
+                _ => {
+                    let done = Arc::new(watch::Sender::new(None));
+                    answers.in_flight.insert(
+                        key.clone(),
+                        Flight {
+                            generation,
+                            done: done.clone(),
+                        },
+                    );
+                    Role::Render(FlightGuard {
+                        cache: self,
+                        key: key.clone(),
+                        generation,
+                        done,
+                    })
+                }
+            }
+        };
+        match role {
+            Role::Render(guard) => {
+                let body = render().await?;
+                self.put(key.clone(), guard.generation, body.clone());
+                guard.done.send_replace(Some(body.clone()));
+                Ok(body)
+            }
+            Role::Wait(mut rx) => {
+                if let Ok(body) = rx.wait_for(Option::is_some).await
+                    && let Some(body) = body.as_ref()
+                {
+                    return Ok(body.clone());
+                }
+                // The renderer failed or was cancelled: answer this request on its own.
+                let generation = self.generation();
+                let body = render().await?;
+                self.put(key.clone(), generation, body.clone());
+                Ok(body)
+            }
+        }
+    }
+
     /// Voids every cached answer: call after each committed write.
     pub(crate) fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// How many requests wait for the answer to `key` being rendered; `None` when none is.
+    #[cfg(test)]
+    fn waiting(&self, key: &CacheKey) -> Option<usize> {
+        let answers = self.lock();
+        answers.in_flight.get(key).map(|f| f.done.receiver_count())
     }
 }
 
@@ -111,5 +241,99 @@ mod tests {
             Bytes::from_static(b"a"),
         );
         assert_eq!(cache.get(&CacheKey::Status), None);
+    }
+
+    const ANSWER: Bytes = Bytes::from_static(b"answer");
+
+    /// Polls until `n` requests wait for the answer to `key`, or fails after a deadline.
+    async fn until_waiting(cache: &ReadCache, key: &CacheKey, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cache.waiting(key) != Some(n) {
+            assert!(Instant::now() < deadline, "{n} requests never waited");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_query_the_store_once() {
+        const REQUESTS: usize = 16;
+        let cache = Arc::new(ReadCache::new(Duration::from_secs(60)));
+        let queries = Arc::new(AtomicU64::new(0));
+        let (open, gate) = watch::channel(false);
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..REQUESTS {
+            let (cache, queries, mut gate) = (cache.clone(), queries.clone(), gate.clone());
+            requests.spawn(async move {
+                let query = || async move {
+                    queries.fetch_add(1, Ordering::SeqCst);
+                    // The store answers only once every request has asked.
+                    let _ = gate.wait_for(|open| *open).await;
+                    Ok::<_, ()>(ANSWER)
+                };
+                cache.get_or_render(&CacheKey::Status, query).await
+            });
+        }
+        until_waiting(&cache, &CacheKey::Status, REQUESTS - 1).await;
+        open.send_replace(true);
+        while let Some(answer) = requests.join_next().await {
+            assert_eq!(answer.expect("request"), Ok(ANSWER));
+        }
+        assert_eq!(queries.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.get(&CacheKey::Status), Some(ANSWER));
+    }
+
+    #[tokio::test]
+    async fn a_write_during_a_query_starts_a_new_one_and_voids_the_old() {
+        let cache = Arc::new(ReadCache::new(Duration::from_secs(60)));
+        let (open, mut gate) = watch::channel(false);
+        let before = tokio::spawn({
+            let cache = cache.clone();
+            async move {
+                let query = || async move {
+                    let _ = gate.wait_for(|open| *open).await;
+                    Ok::<_, ()>(Bytes::from_static(b"old"))
+                };
+                cache.get_or_render(&CacheKey::Status, query).await
+            }
+        });
+        until_waiting(&cache, &CacheKey::Status, 0).await;
+        cache.invalidate();
+        // Asked after the write: must not wait for (or get) the answer read before it.
+        let after = cache.get_or_render(&CacheKey::Status, || async { Ok::<_, ()>(ANSWER) });
+        let after = tokio::time::timeout(Duration::from_secs(10), after).await;
+        assert_eq!(
+            after.expect("waited for the query begun before the write"),
+            Ok(ANSWER)
+        );
+        open.send_replace(true);
+        assert_eq!(
+            before.await.expect("request"),
+            Ok(Bytes::from_static(b"old"))
+        );
+        assert_eq!(cache.get(&CacheKey::Status), Some(ANSWER));
+    }
+
+    #[tokio::test]
+    async fn waiters_answer_themselves_when_the_query_is_cancelled() {
+        let cache = Arc::new(ReadCache::new(Duration::from_secs(60)));
+        let stuck = tokio::spawn({
+            let cache = cache.clone();
+            async move {
+                let query = || std::future::pending::<Result<Bytes, ()>>();
+                cache.get_or_render(&CacheKey::Status, query).await
+            }
+        });
+        until_waiting(&cache, &CacheKey::Status, 0).await;
+        let waiter = tokio::spawn({
+            let cache = cache.clone();
+            async move {
+                let query = || async { Ok::<_, ()>(ANSWER) };
+                cache.get_or_render(&CacheKey::Status, query).await
+            }
+        });
+        until_waiting(&cache, &CacheKey::Status, 1).await;
+        stuck.abort();
+        assert_eq!(waiter.await.expect("request"), Ok(ANSWER));
+        assert_eq!(cache.waiting(&CacheKey::Status), None);
     }
 }

@@ -57,6 +57,15 @@ pub struct Page {
     pub next_after: Option<ServerId>,
 }
 
+/// One page of a listing with each entry already rendered as JSON: what `GET /servers` sends.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RenderedPage {
+    /// Each entry exactly as `serde_json` renders its [`Entry`], in id order.
+    pub entries: Vec<Arc<str>>,
+    /// Set when more entries remain, as in [`Page`].
+    pub next_after: Option<ServerId>,
+}
+
 /// Whether a registration created an entry or replaced one.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Upserted {
@@ -110,6 +119,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// One page of entries matching `query`, filtered in the database.
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
+
+    /// [`Store::list`] with each entry rendered as JSON. The backends keep each row's rendering
+    /// until the row changes, so a listing decodes and renders only the entries that changed.
+    async fn list_rendered(&self, query: &ListQuery) -> Result<RenderedPage, StoreError> {
+        render_page(self.list(query).await?)
+    }
 
     /// `(id, name, status, lastSeen)` of every entry, in id order.
     async fn status_rows(&self) -> Result<Vec<StatusRow>, StoreError>;
@@ -186,6 +201,23 @@ fn page(
     })
 }
 
+/// Renders every entry of `page` as JSON.
+fn render_page(page: Page) -> Result<RenderedPage, StoreError> {
+    Ok(RenderedPage {
+        entries: page.entries.iter().map(render).collect::<Result<_, _>>()?,
+        next_after: page.next_after,
+    })
+}
+
+fn render(entry: &Entry) -> Result<Arc<str>, StoreError> {
+    serde_json::to_string(entry)
+        .map(Arc::from)
+        .map_err(|e| StoreError::Corrupt {
+            id: entry.id.to_string(),
+            reason: format!("cannot render: {e}"),
+        })
+}
+
 fn status_row(
     id: String,
     name: String,
@@ -208,4 +240,135 @@ fn status_row(
             .parse()
             .map_err(|e| bad(format!("healthCheck.mode {e}")))?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use serde_json::json;
+    use sqlx::{AssertSqlSafe, Connection};
+
+    use super::*;
+
+    fn reg(id: &str, tags: &[&str]) -> Registration {
+        Registration::from_json(
+            &json!({
+                "id": id,
+                "name": format!("Server {id}"),
+                "url": format!("http://127.0.0.1:9/{id}"),
+                "version": "1.0.0",
+                "tags": tags,
+                "metadata": {"team": "t", "n": 1.5},
+            }),
+            None,
+        )
+        .expect("valid registration")
+    }
+
+    fn id(s: &str) -> ServerId {
+        s.parse().expect("id")
+    }
+
+    /// Checks that rendered listings, also those answered from kept renderings, are the plain
+    /// listings rendered.
+    async fn assert_renderings_current(store: &dyn Store, after: &str) {
+        let any = ListQuery {
+            status: StatusFilter::Any,
+            ..ListQuery::default()
+        };
+        let queries = [
+            any.clone(),
+            ListQuery::default(),
+            ListQuery {
+                tags: vec!["red".parse().expect("tag")],
+                ..any.clone()
+            },
+            ListQuery {
+                limit: 2,
+                ..any.clone()
+            },
+            ListQuery {
+                limit: 2,
+                after: Some(id("b")),
+                ..any
+            },
+        ];
+        for query in &queries {
+            // The second time round, every rendering is a kept one.
+            for _ in 0..2 {
+                let want = render_page(store.list(query).await.expect("list")).expect("render");
+                let got = store.list_rendered(query).await.expect("list rendered");
+                assert_eq!(got, want, "after {after}: {query:?}");
+            }
+        }
+    }
+
+    /// Runs `sql` on a connection of its own, as another process would.
+    async fn write_elsewhere(url: &str, sql: &str) {
+        let sql = AssertSqlSafe(sql.to_owned());
+        if url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+            sqlx::raw_sql(sql).execute(&mut conn).await.expect("write");
+        } else {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            sqlx::raw_sql(sql).execute(&mut conn).await.expect("write");
+        }
+    }
+
+    #[tokio::test]
+    async fn rendered_listings_follow_every_kind_of_write() {
+        for db in mcp_fleet_test_support::all_backends().await {
+            eprintln!("rendered listings: {}", db.backend);
+            let store = connect(&db.url).await.expect("open store");
+            let store = store.as_ref();
+            let t0 = Timestamp::default() + Duration::days(20_000);
+            for (s, tags) in [
+                ("a", &["red"][..]),
+                ("b", &["blue"]),
+                ("c", &["red"]),
+                ("d", &[]),
+            ] {
+                store.upsert(reg(s, tags), t0).await.expect("create");
+            }
+            assert_renderings_current(store, "registrations").await;
+
+            let t1 = t0 + Duration::seconds(1);
+            let mut renamed = reg("b", &["red"]);
+            renamed.name = "Renamed".into();
+            store.upsert(renamed, t1).await.expect("replace");
+            assert_renderings_current(store, "a re-registration").await;
+
+            let (rows, _) = store.health_rows(None).await.expect("health rows");
+            let a = rows.iter().find(|r| r.id == id("a")).expect("a");
+            let check = CheckRecord {
+                id: a.id.clone(),
+                reg_rev: a.reg_rev,
+                status: HealthStatus::Healthy,
+                successes: 1,
+                failures: 0,
+                checked_at: t1,
+                seen_at: Some(t1),
+                last_error: None,
+                latency_ms: Some(5),
+            };
+            store.record_checks(&[check]).await.expect("record");
+            assert_renderings_current(store, "a check").await;
+
+            assert!(store.heartbeat(&id("c"), t1).await.expect("heartbeat"));
+            assert_renderings_current(store, "a heartbeat").await;
+
+            // Deleted and registered again, identically: a new row, never the old rendering.
+            assert!(store.delete(&id("d")).await.expect("delete"));
+            assert_renderings_current(store, "a deletion").await;
+            store.upsert(reg("d", &[]), t1).await.expect("create");
+            assert_renderings_current(store, "registering a deleted id again").await;
+
+            write_elsewhere(
+                &db.url,
+                "UPDATE servers SET name = 'Elsewhere' WHERE id = 'a'",
+            )
+            .await;
+            assert_renderings_current(store, "a write by another process").await;
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,9 +11,10 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, SqlSafeStr};
 
-use crate::row::RawEntry;
+use crate::row::{RawEntry, Renderings};
 use crate::{
-    CheckRecord, HealthRow, HeartbeatRow, ListQuery, Page, StatusRow, Store, StoreError, Upserted,
+    CheckRecord, HealthRow, HeartbeatRow, ListQuery, Page, RenderedPage, StatusRow, Store,
+    StoreError, Upserted,
 };
 
 const COLUMNS: &str = "id, name, description, url, version, tags, auth_type, token_endpoint, \
@@ -23,19 +25,29 @@ const HEALTH_COLUMNS: &str = "id, name, url, health_url, auth_type, health_mode,
      heartbeat_at, status, status_since, successes, failures, reg_rev";
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("servers"),
-        MigrationType::Simple,
-        include_str!("../migrations/postgres/0001_servers.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("servers"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0001_servers.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("row version"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0002_row_version.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 /// Registry entries in PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    renderings: Arc<Renderings>,
 }
 
 impl PostgresStore {
@@ -52,8 +64,28 @@ impl PostgresStore {
                 StoreError::Unavailable(format!("cannot connect to {}: {e}", crate::redact(url)))
             })?;
         migrator().run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            renderings: Arc::default(),
+        })
     }
+}
+
+/// Appends a listing's filters, order and limit (`limit + 1` rows, to tell if more remain) to a
+/// query that ends in a `WHERE` condition.
+fn push_page(q: &mut QueryBuilder<Postgres>, query: &ListQuery) {
+    if let StatusFilter::Only(status) = query.status {
+        q.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(after) = &query.after {
+        q.push(" AND id > ").push_bind(after.as_str());
+    }
+    if !query.tags.is_empty() {
+        let tags: Vec<String> = query.tags.iter().map(|t| t.to_string()).collect();
+        q.push(" AND tags && ").push_bind(tags);
+    }
+    q.push(" ORDER BY id LIMIT ")
+        .push_bind(i64::from(query.limit) + 1);
 }
 
 fn raw(row: &PgRow) -> Result<RawEntry, sqlx::Error> {
@@ -163,20 +195,30 @@ impl Store for PostgresStore {
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
         let mut q =
             QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM servers WHERE TRUE"));
-        if let StatusFilter::Only(status) = query.status {
-            q.push(" AND status = ").push_bind(status.as_str());
-        }
-        if let Some(after) = &query.after {
-            q.push(" AND id > ").push_bind(after.as_str());
-        }
-        if !query.tags.is_empty() {
-            let tags: Vec<String> = query.tags.iter().map(|t| t.to_string()).collect();
-            q.push(" AND tags && ").push_bind(tags);
-        }
-        q.push(" ORDER BY id LIMIT ")
-            .push_bind(i64::from(query.limit) + 1);
+        push_page(&mut q, query);
         let rows = q.build().fetch_all(&self.pool).await?;
         crate::page(rows.iter().map(to_entry), query.limit)
+    }
+
+    async fn list_rendered(&self, query: &ListQuery) -> Result<RenderedPage, StoreError> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT id, row_version FROM servers WHERE TRUE");
+        push_page(&mut q, query);
+        let listed: Vec<(String, i64)> = q.build_query_as().fetch_all(&self.pool).await?;
+        let fetch = |ids: Vec<String>| async move {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS}, row_version FROM servers WHERE id = ANY($1) ORDER BY id"
+            )))
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| Ok((raw(r)?, r.try_get("row_version")?)))
+                .collect::<Result<Vec<_>, StoreError>>()
+        };
+        match self.renderings.page(listed, query.limit, fetch).await? {
+            Some(page) => Ok(page),
+            None => crate::render_page(self.list(query).await?),
+        }
     }
 
     async fn status_rows(&self) -> Result<Vec<StatusRow>, StoreError> {

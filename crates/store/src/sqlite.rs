@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,9 +15,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite};
 
-use crate::row::RawEntry;
+use crate::row::{RawEntry, Renderings};
 use crate::{
-    CheckRecord, HealthRow, HeartbeatRow, ListQuery, Page, StatusRow, Store, StoreError, Upserted,
+    CheckRecord, HealthRow, HeartbeatRow, ListQuery, Page, RenderedPage, StatusRow, Store,
+    StoreError, Upserted,
 };
 
 const COLUMNS: &str = "id, name, description, url, version, tags, auth_type, token_endpoint, \
@@ -27,19 +29,29 @@ const HEALTH_COLUMNS: &str = "id, name, url, health_url, auth_type, health_mode,
      heartbeat_at, status, status_since, successes, failures, reg_rev";
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("servers"),
-        MigrationType::Simple,
-        include_str!("../migrations/sqlite/0001_servers.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("servers"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0001_servers.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("row version"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0002_row_version.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 /// Registry entries in an SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    renderings: Arc<Renderings>,
 }
 
 impl SqliteStore {
@@ -64,8 +76,32 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open {url}: {e}")))?;
         migrator().run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            renderings: Arc::default(),
+        })
     }
+}
+
+/// Appends a listing's filters, order and limit (`limit + 1` rows, to tell if more remain) to a
+/// query that ends in a `WHERE` condition.
+fn push_page(q: &mut QueryBuilder<Sqlite>, query: &ListQuery) {
+    if let StatusFilter::Only(status) = query.status {
+        q.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(after) = &query.after {
+        q.push(" AND id > ").push_bind(after.as_str());
+    }
+    if !query.tags.is_empty() {
+        q.push(" AND id IN (SELECT server_id FROM server_tags WHERE tag IN (");
+        let mut list = q.separated(", ");
+        for tag in &query.tags {
+            list.push_bind(tag.as_str());
+        }
+        q.push("))");
+    }
+    q.push(" ORDER BY id LIMIT ")
+        .push_bind(i64::from(query.limit) + 1);
 }
 
 fn raw(row: &SqliteRow) -> Result<RawEntry, sqlx::Error> {
@@ -200,24 +236,45 @@ impl Store for SqliteStore {
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
         let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM servers WHERE 1=1"));
-        if let StatusFilter::Only(status) = query.status {
-            q.push(" AND status = ").push_bind(status.as_str());
-        }
-        if let Some(after) = &query.after {
-            q.push(" AND id > ").push_bind(after.as_str());
-        }
-        if !query.tags.is_empty() {
-            q.push(" AND id IN (SELECT server_id FROM server_tags WHERE tag IN (");
-            let mut list = q.separated(", ");
-            for tag in &query.tags {
-                list.push_bind(tag.as_str());
-            }
-            q.push("))");
-        }
-        q.push(" ORDER BY id LIMIT ")
-            .push_bind(i64::from(query.limit) + 1);
+        push_page(&mut q, query);
         let rows = q.build().fetch_all(&self.pool).await?;
         crate::page(rows.iter().map(to_entry), query.limit)
+    }
+
+    async fn list_rendered(&self, query: &ListQuery) -> Result<RenderedPage, StoreError> {
+        // Ids and versions first, as one value: sqlx hands every value of every row from its
+        // SQLite thread to ours, which costs more per value than SQLite takes to find the rows.
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT group_concat(id || ' ' || row_version, ' ') \
+             FROM (SELECT id, row_version FROM servers WHERE 1=1",
+        );
+        push_page(&mut q, query);
+        q.push(")");
+        let listed: Option<String> = q.build_query_scalar().fetch_one(&self.pool).await?;
+        let Some(mut listed) = crate::row::parse_listed(listed.as_deref().unwrap_or_default())
+        else {
+            return crate::render_page(self.list(query).await?);
+        };
+        // group_concat keeps the subquery's order in practice; sorting makes sure of it.
+        listed.sort_unstable();
+        let fetch = |ids: Vec<String>| async move {
+            let mut q = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {COLUMNS}, row_version FROM servers WHERE id IN ("
+            ));
+            let mut list = q.separated(", ");
+            for id in &ids {
+                list.push_bind(id.as_str());
+            }
+            q.push(") ORDER BY id");
+            let rows = q.build().fetch_all(&self.pool).await?;
+            rows.iter()
+                .map(|r| Ok((raw(r)?, r.try_get("row_version")?)))
+                .collect::<Result<Vec<_>, StoreError>>()
+        };
+        match self.renderings.page(listed, query.limit, fetch).await? {
+            Some(page) => Ok(page),
+            None => crate::render_page(self.list(query).await?),
+        }
     }
 
     async fn status_rows(&self) -> Result<Vec<StatusRow>, StoreError> {

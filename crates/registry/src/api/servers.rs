@@ -8,10 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use chrono::Utc;
 use mcp_fleet_model::{
-    Entry, FieldError, MAX_TAGS, Registration, ServerId, StatusFilter, Tag, ValidationErrors,
+    FieldError, MAX_TAGS, Registration, ServerId, StatusFilter, Tag, ValidationErrors,
 };
-use mcp_fleet_store::{ListQuery, MAX_PAGE, Upserted};
-use serde::Serialize;
+use mcp_fleet_store::{ListQuery, MAX_PAGE, RenderedPage, Store, Upserted};
 use serde_json::json;
 
 use super::{json, json_response};
@@ -20,11 +19,30 @@ use crate::cache::CacheKey;
 use crate::error::ApiError;
 use crate::extract::{IdPath, JsonBody};
 
-#[derive(Serialize)]
-struct ListBody<'a> {
-    servers: &'a [Entry],
-    #[serde(rename = "nextCursor", skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
+/// The `GET /servers` body, `{"servers":[…],"nextCursor":"…"}`, assembled from entries the
+/// store rendered: the same bytes as serializing the entries in such an object (compact
+/// `serde_json` puts nothing but a comma between array items).
+fn list_body(page: &RenderedPage) -> Result<Bytes, ApiError> {
+    let len = page.entries.iter().map(|e| e.len() + 1).sum::<usize>();
+    let mut body = Vec::with_capacity(len + 128);
+    body.extend_from_slice(br#"{"servers":["#);
+    for (i, entry) in page.entries.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(entry.as_bytes());
+    }
+    body.push(b']');
+    if let Some(after) = &page.next_after {
+        body.extend_from_slice(br#","nextCursor":"#);
+        serde_json::to_writer(&mut body, &encode_cursor(after)).map_err(|_| ApiError::Internal)?;
+    }
+    body.push(b'}');
+    Ok(Bytes::from(body))
+}
+
+async fn render_list(store: &dyn Store, query: &ListQuery) -> Result<Bytes, ApiError> {
+    list_body(&store.list_rendered(query).await?)
 }
 
 /// The opaque cursor for "after this id".
@@ -106,23 +124,15 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let query = parse_list_query(raw.as_deref())?;
-    let key = CacheKey::List(query);
-    if let Some(body) = state.cache().get(&key) {
-        return Ok(json_response(StatusCode::OK, body));
-    }
+    let key = CacheKey::List(parse_list_query(raw.as_deref())?);
     let CacheKey::List(query) = &key else {
         unreachable!("built as List above")
     };
-    let generation = state.cache().generation();
-    let page = state.store().list(query).await?;
-    let body = ListBody {
-        servers: &page.entries,
-        next_cursor: page.next_after.as_ref().map(encode_cursor),
-    };
-    let bytes = Bytes::from(serde_json::to_vec(&body).map_err(|_| ApiError::Internal)?);
-    state.cache().put(key, generation, bytes.clone());
-    Ok(json_response(StatusCode::OK, bytes))
+    let body = state
+        .cache()
+        .get_or_render(&key, || render_list(state.store(), query))
+        .await?;
+    Ok(json_response(StatusCode::OK, body))
 }
 
 /// Rejects URLs whose literal host the probe policy denies (e.g. `169.254.169.254`).
@@ -248,6 +258,55 @@ mod tests {
         assert_eq!(q.tags.len(), 2);
         assert_eq!(q.status, StatusFilter::Any);
         assert_eq!(q.limit, 5);
+    }
+
+    #[test]
+    fn list_bodies_are_what_serde_json_renders() {
+        use mcp_fleet_model::Entry;
+
+        #[derive(serde::Serialize)]
+        struct ListBody<'a> {
+            servers: &'a [Entry],
+            #[serde(rename = "nextCursor", skip_serializing_if = "Option::is_none")]
+            next_cursor: Option<String>,
+        }
+
+        let entry = |id: &str| {
+            let reg = Registration::from_json(
+                &json!({
+                    "id": id,
+                    "name": "Quote \" and \u{1f} and é",
+                    "url": "http://127.0.0.1:9/base",
+                    "version": "1.0.0-rc.1",
+                    "tags": ["a", "b"],
+                    "metadata": {"z": [1, 2.5, null], "a": {"nested": true}},
+                }),
+                None,
+            )
+            .expect("valid registration");
+            Entry::new(reg, Utc::now())
+        };
+        let entries = [entry("a"), entry("b-2")];
+        for (n, next_after) in [(0, None), (1, None), (2, Some("b-2")), (2, None)] {
+            let next_after: Option<ServerId> = next_after.map(|s| s.parse().expect("id"));
+            let page = RenderedPage {
+                entries: entries[..n]
+                    .iter()
+                    .map(|e| serde_json::to_string(e).expect("render").into())
+                    .collect(),
+                next_after: next_after.clone(),
+            };
+            let want = serde_json::to_vec(&ListBody {
+                servers: &entries[..n],
+                next_cursor: next_after.as_ref().map(encode_cursor),
+            })
+            .expect("render");
+            let got = list_body(&page).expect("body");
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+        }
     }
 
     #[test]

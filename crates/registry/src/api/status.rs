@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use mcp_fleet_model::{FleetStatus, ServerStatus};
+use mcp_fleet_store::Store;
 
 use super::json_response;
 use crate::AppState;
@@ -12,11 +13,15 @@ use crate::cache::CacheKey;
 use crate::error::ApiError;
 
 pub(crate) async fn status(State(state): State<AppState>) -> Result<Response, ApiError> {
-    if let Some(body) = state.cache().get(&CacheKey::Status) {
-        return Ok(json_response(StatusCode::OK, body));
-    }
-    let generation = state.cache().generation();
-    let rows = state.store().status_rows().await?;
+    let body = state
+        .cache()
+        .get_or_render(&CacheKey::Status, || render(state.store()))
+        .await?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+async fn render(store: &dyn Store) -> Result<Bytes, ApiError> {
+    let rows = store.status_rows().await?;
     let doc = FleetStatus::from_servers(
         rows.into_iter()
             .map(|r| ServerStatus {
@@ -30,9 +35,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Response, Ap
             })
             .collect(),
     );
-    let bytes = Bytes::from(serde_json::to_vec(&doc).map_err(|_| ApiError::Internal)?);
-    state
-        .cache()
-        .put(CacheKey::Status, generation, bytes.clone());
-    Ok(json_response(StatusCode::OK, bytes))
+    Ok(Bytes::from(
+        serde_json::to_vec(&doc).map_err(|_| ApiError::Internal)?,
+    ))
 }
