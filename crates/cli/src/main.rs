@@ -6,14 +6,33 @@ mod shutdown;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// mcp-fleet: a registry, health checker and discovery service for a fleet of MCP servers.
 #[derive(Debug, Parser)]
 #[command(name = "mcp-fleet", version, about)]
 struct Cli {
+    /// Log lines as `text` (for people) or `json` (one object per line, with the request span's
+    /// method, route, status and latency), on standard error. `RUST_LOG` sets the level.
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_FLEET_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -35,22 +54,35 @@ enum Command {
     Rm(commands::client::RmArgs),
     /// Show the fleet's health summary.
     Status(commands::client::StatusArgs),
+    /// List the fleet's MCP tools (connecting to every matching server) as a table or JSON.
+    Tools(commands::tools::ToolsArgs),
+    /// Call a tool of the fleet by qualified (`<serverId>__<tool>`) or unique bare name.
+    Call(commands::tools::CallArgs),
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         // rmcp logs every failed connection at error level; for the health worker a refused
         // connection is an expected probe result, recorded on the entry.
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=off"));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => fmt.init(),
+        // The innermost span (a request's: method, route, status, latency_ms) on every line;
+        // the list of enclosing spans would repeat it.
+        LogFormat::Json => fmt
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,6 +102,8 @@ fn main() -> ExitCode {
             Command::Ls(args) => commands::client::ls(args).await,
             Command::Get(args) => commands::client::get(args).await,
             Command::Rm(args) => commands::client::rm(args).await,
+            Command::Tools(args) => commands::tools::tools(args).await,
+            Command::Call(args) => commands::tools::call(args).await,
             Command::Status(args) => {
                 // Scripts read the exit code: 0 operational, 1 degraded, 2 no answer.
                 return match commands::client::status(args).await {

@@ -5,3 +5,4 @@ mod common;
 mod demo;
 mod durability;
 mod health_worker;
+mod logging;

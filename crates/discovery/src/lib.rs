@@ -1,8 +1,56 @@
 //! Client library for agent hosts and tools that talk to an mcp-fleet registry.
 //!
-//! [`RegistryClient`] speaks the registry's HTTP API (register, list by tags, look up, delete,
-//! fleet status) and turns its problem+json errors into [`ClientError`]s a person can act on.
+//! - [`RegistryClient`] speaks the registry's HTTP API (register, list by tags, look up,
+//!   delete, fleet status) and turns its problem+json errors into [`ClientError`]s a person
+//!   can act on.
+//! - [`Discovery`] finds a fleet's MCP servers by tag, connects to all of them at once over
+//!   Streamable HTTP (`<url>/mcp`), and keeps one index of their tools under collision-free
+//!   [qualified names](names) (`<serverId>__<tool>`). It follows `tools/list_changed`
+//!   notifications, reconnects dead sessions with backoff (their tools marked unavailable
+//!   meanwhile), optionally [watches](DiscoveryBuilder::watch) the registry, and authenticates
+//!   with bearer tokens or OAuth 2.0 client credentials as each entry's `auth` asks.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mcp_fleet_discovery::DiscoveryError> {
+//! let fleet = mcp_fleet_discovery::Discovery::builder("http://127.0.0.1:4000")
+//!     .tags(["products"])
+//!     .build()?;
+//! fleet.connect().await?;
+//! let result = fleet
+//!     .call_tool("catalog__search_products", serde_json::json!({"query": "laptop"}))
+//!     .await?;
+//! # let _ = result;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! This crate depends on the entry model and rmcp's client only: never on axum or sqlx.
 
+mod auth;
+mod connection;
+mod discovery;
+mod error;
+mod events;
+mod index;
+pub mod names;
 mod registry_client;
+mod supervisor;
+mod watch;
 
+pub use auth::{AuthError, BearerTokenFn, ClientCredentials};
+pub use discovery::{
+    Aggregate, ConnectReport, DiscoveredPrompt, DiscoveredResource, Discovery, DiscoveryBuilder,
+};
+pub use error::DiscoveryError;
+pub use events::{IndexEvent, IndexUpdates};
+pub use index::{DiscoveredTool, ServerInfo, ServerState};
+pub use mcp_fleet_model::{Entry, HealthStatus};
 pub use registry_client::{ClientError, ListOptions, RegisterOutcome, RegistryClient, ServerPage};
+pub use supervisor::Backoff;
+pub use watch::{PollWatch, RegistryWatch};
+
+/// The rmcp types that appear in this crate's API (tool definitions, call results), so a host
+/// need not depend on rmcp itself to use them.
+pub use rmcp::model::{
+    CallToolResult, ContentBlock, GetPromptResult, Prompt, ReadResourceResult, Resource, Tool,
+};

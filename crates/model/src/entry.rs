@@ -11,6 +11,7 @@ use crate::time::{Timestamp, serde_ts};
 
 /// Health of a server as the registry last saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
     /// Answering its health check.
@@ -67,6 +68,7 @@ impl fmt::Display for HealthStatus {
 
 /// How the registry checks an entry's health (`healthCheck.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum HealthCheckMode {
     /// `http` when the entry has a `healthUrl`, else `mcp`.
@@ -123,6 +125,7 @@ impl FromStr for HealthCheckMode {
 
 /// The `healthCheck` object of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthCheck {
     /// How the entry is checked.
     pub mode: HealthCheckMode,
@@ -158,6 +161,7 @@ impl Default for StatusFilter {
 
 /// A registry entry: the seed's `RegistryEntry` plus the registry's bookkeeping.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
     /// Unique slug.
@@ -177,17 +181,21 @@ pub struct Entry {
     /// Health-check URL, when the server has one.
     pub health_url: Option<HttpUrl>,
     /// Time of the last successful health check (or registration).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     #[serde(with = "serde_ts::option")]
     pub last_seen: Option<Timestamp>,
     /// Current health.
     pub status: HealthStatus,
     /// When the id was first registered.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     #[serde(with = "serde_ts")]
     pub registered_at: Timestamp,
     /// When the entry last changed.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     #[serde(with = "serde_ts")]
     pub updated_at: Timestamp,
     /// Free-form data of the owner's (at most 8 KiB as JSON).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// How the registry checks this entry.
     #[serde(default)]
@@ -196,6 +204,7 @@ pub struct Entry {
     #[serde(default)]
     pub ttl_seconds: Option<u32>,
     /// When the last probe finished.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     #[serde(default, with = "serde_ts::option")]
     pub last_checked_at: Option<Timestamp>,
     /// Why the last probe failed, when it did.
@@ -205,6 +214,7 @@ pub struct Entry {
     #[serde(default)]
     pub latency_ms: Option<u32>,
     /// Since when the entry has had its current status.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     #[serde(default, with = "serde_ts::option")]
     pub status_since: Option<Timestamp>,
 }

@@ -4,6 +4,7 @@ use std::fmt;
 
 /// One invalid field: its JSON path (`id`, `auth.tokenEndpoint`, `tags[2]`) and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// JSON path of the field, as the client spelled it.
     pub field: String,

@@ -221,6 +221,7 @@ impl<'de> Deserialize<'de> for HttpUrl {
 
 /// How a client authenticates to the server the entry describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AuthType {
     /// No credentials.
@@ -259,6 +260,7 @@ impl AuthType {
 
 /// The seed's `auth` object: `{type, tokenEndpoint?}`; `tokenEndpoint` exactly when `oauth2`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AuthSpec {
     /// The scheme.

@@ -7,6 +7,8 @@
 mod entry;
 mod error;
 mod ids;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod registration;
 mod status;
 mod time;

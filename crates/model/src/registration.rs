@@ -21,30 +21,43 @@ pub const TTL_SECONDS: std::ops::RangeInclusive<u64> = 5..=86_400;
 /// Fields the registry owns: accepted from clients (seed clients echo them) but ignored.
 const REGISTRY_OWNED: [&str; 4] = ["status", "lastSeen", "registeredAt", "updatedAt"];
 
-/// What a client may set on an entry, already validated.
+/// What a client may set on an entry, already validated. Its schema is the body of
+/// `POST /servers` and `PUT /servers/{id}` (read by [`Registration::from_json`], not serde).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "camelCase")
+)]
 pub struct Registration {
     /// Unique slug.
     pub id: ServerId,
     /// Human-readable name, 1–200 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub name: String,
     /// At most 2,000 characters; empty when not given.
+    #[cfg_attr(feature = "openapi", schema(required = false, max_length = 2000))]
     pub description: String,
     /// Base URL of the server.
     pub url: HttpUrl,
     /// Semantic version.
     pub version: Version,
     /// Unique tags, at most 32, in the order given.
+    #[cfg_attr(feature = "openapi", schema(required = false, max_items = 32))]
     pub tags: Vec<Tag>,
     /// Authentication requirements; `none` when not given.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     pub auth: AuthSpec,
     /// Health-check URL.
     pub health_url: Option<HttpUrl>,
     /// Free-form object, at most 8 KiB.
+    #[cfg_attr(feature = "openapi", schema(required = false, value_type = Object))]
     pub metadata: Map<String, Value>,
     /// How the registry checks the entry (`healthCheck.mode`, default `auto`).
+    #[cfg_attr(feature = "openapi", schema(required = false, value_type = crate::entry::HealthCheck))]
     pub health_check: HealthCheckMode,
     /// Heartbeat TTL in seconds (5–86,400), when the entry heartbeats.
+    #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 86400))]
     pub ttl_seconds: Option<u32>,
 }
 

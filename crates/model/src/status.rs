@@ -7,8 +7,10 @@ use crate::time::{Timestamp, serde_ts};
 
 /// The whole fleet's health.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FleetStatus {
     /// `operational` when no known server is degraded or down, else `degraded`.
+    #[cfg_attr(feature = "openapi", schema(examples("operational", "degraded")))]
     pub status: String,
     /// Counts by status.
     pub summary: StatusSummary,
@@ -18,6 +20,7 @@ pub struct FleetStatus {
 
 /// Counts of entries by status.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusSummary {
     /// All entries.
     pub total: usize,
@@ -34,6 +37,7 @@ pub struct StatusSummary {
 
 /// One entry's line in `/status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServerStatus {
     /// Entry id.
@@ -43,12 +47,14 @@ pub struct ServerStatus {
     /// Current health.
     pub status: HealthStatus,
     /// Last successful check.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     #[serde(with = "serde_ts::option")]
     pub last_seen: Option<Timestamp>,
     /// Why the last check failed, when it did.
     #[serde(default)]
     pub last_error: Option<String>,
     /// Since when the entry has had its status.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     #[serde(default, with = "serde_ts::option")]
     pub since: Option<Timestamp>,
     /// How the entry is checked; `none` means the status is not kept current.

@@ -5,10 +5,12 @@
 //! answer at once (read-your-writes); a TTL bounds how stale an answer can be after writes
 //! made by another process on the same database. When an answer is missing, one request per
 //! question renders it and the others asking meanwhile wait for it (single flight), so an
-//! expiry does not send every concurrent request to the database at once.
+//! expiry does not send every concurrent request to the database at once. Each answer keeps
+//! a hash of its bytes, computed once, for `ETag`s.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -27,10 +29,26 @@ pub(crate) enum CacheKey {
     Status,
 }
 
+/// A rendered answer and its entity tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Answer {
+    pub(crate) body: Bytes,
+    /// A hash of `body`. The seed is fixed, so equal bodies have equal tags in every process:
+    /// an `ETag` from one replica is good at another.
+    pub(crate) etag: u64,
+}
+
+impl Answer {
+    pub(crate) fn new(body: Bytes) -> Self {
+        let etag = foldhash::fast::FixedState::with_seed(0).hash_one(&body[..]);
+        Self { body, etag }
+    }
+}
+
 struct Cached {
     generation: u64,
     at: Instant,
-    body: Bytes,
+    answer: Answer,
 }
 
 /// An answer being rendered: those who ask for it meanwhile subscribe and wait.
@@ -38,7 +56,7 @@ struct Flight {
     /// The generation the renderer read before it asked the store.
     generation: u64,
     /// Gets the answer once rendered; dropped without one if rendering failed or was cancelled.
-    done: Arc<watch::Sender<Option<Bytes>>>,
+    done: Arc<watch::Sender<Option<Answer>>>,
 }
 
 #[derive(Default)]
@@ -59,7 +77,7 @@ enum Role<'a> {
     /// Render the answer and hand it to those waiting.
     Render(FlightGuard<'a>),
     /// Wait for the request already rendering it.
-    Wait(watch::Receiver<Option<Bytes>>),
+    Wait(watch::Receiver<Option<Answer>>),
 }
 
 /// Held by the request rendering an answer. Dropping it ends the flight, also when the request
@@ -68,7 +86,7 @@ struct FlightGuard<'a> {
     cache: &'a ReadCache,
     key: CacheKey,
     generation: u64,
-    done: Arc<watch::Sender<Option<Bytes>>>,
+    done: Arc<watch::Sender<Option<Answer>>>,
 }
 
 impl Drop for FlightGuard<'_> {
@@ -103,10 +121,10 @@ impl ReadCache {
         self.answers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn fresh(&self, answers: &Answers, key: &CacheKey) -> Option<Bytes> {
+    fn fresh(&self, answers: &Answers, key: &CacheKey) -> Option<Answer> {
         let hit = answers.cached.get(key)?;
         (hit.generation == self.generation() && hit.at.elapsed() < self.ttl)
-            .then(|| hit.body.clone())
+            .then(|| hit.answer.clone())
     }
 
     /// The fresh answer to `key`, if any (requests use [`Self::get_or_render`]).
@@ -115,11 +133,17 @@ impl ReadCache {
         if self.ttl.is_zero() {
             return None;
         }
-        self.fresh(&self.lock(), key)
+        self.fresh(&self.lock(), key).map(|a| a.body)
     }
 
     /// Keeps `body` unless a write happened since `generation` was read (it may be stale).
-    pub(crate) fn put(&self, key: CacheKey, generation: u64, body: Bytes) {
+    #[cfg(test)]
+    fn put(&self, key: CacheKey, generation: u64, body: Bytes) {
+        self.keep(key, generation, Answer::new(body));
+    }
+
+    /// Keeps `answer` unless a write happened since `generation` was read (it may be stale).
+    fn keep(&self, key: CacheKey, generation: u64, answer: Answer) {
         if self.ttl.is_zero() || generation != self.generation() {
             return;
         }
@@ -132,7 +156,7 @@ impl ReadCache {
             Cached {
                 generation,
                 at: Instant::now(),
-                body,
+                answer,
             },
         );
     }
@@ -147,16 +171,28 @@ impl ReadCache {
     where
         Fut: Future<Output = Result<Bytes, E>>,
     {
+        Ok(self.get_or_render_answer(key, render).await?.body)
+    }
+
+    /// [`Self::get_or_render`] with the answer's entity tag.
+    pub(crate) async fn get_or_render_answer<E, Fut>(
+        &self,
+        key: &CacheKey,
+        render: impl FnOnce() -> Fut,
+    ) -> Result<Answer, E>
+    where
+        Fut: Future<Output = Result<Bytes, E>>,
+    {
         if self.ttl.is_zero() {
-            return render().await;
+            return Ok(Answer::new(render().await?));
         }
         let role = {
             let mut answers = self.lock();
             // Join only a flight begun in this generation: its query started after every write
             // answered so far, whereas one begun before a write may miss it.
             let generation = self.generation();
-            if let Some(body) = self.fresh(&answers, key) {
-                return Ok(body);
+            if let Some(answer) = self.fresh(&answers, key) {
+                return Ok(answer);
             }
             match answers.in_flight.get(key) {
                 Some(flight) if flight.generation == generation => {
@@ -182,22 +218,22 @@ impl ReadCache {
         };
         match role {
             Role::Render(guard) => {
-                let body = render().await?;
-                self.put(key.clone(), guard.generation, body.clone());
-                guard.done.send_replace(Some(body.clone()));
-                Ok(body)
+                let answer = Answer::new(render().await?);
+                self.keep(key.clone(), guard.generation, answer.clone());
+                guard.done.send_replace(Some(answer.clone()));
+                Ok(answer)
             }
             Role::Wait(mut rx) => {
-                if let Ok(body) = rx.wait_for(Option::is_some).await
-                    && let Some(body) = body.as_ref()
+                if let Ok(answer) = rx.wait_for(Option::is_some).await
+                    && let Some(answer) = answer.as_ref()
                 {
-                    return Ok(body.clone());
+                    return Ok(answer.clone());
                 }
                 // The renderer failed or was cancelled: answer this request on its own.
                 let generation = self.generation();
-                let body = render().await?;
-                self.put(key.clone(), generation, body.clone());
-                Ok(body)
+                let answer = Answer::new(render().await?);
+                self.keep(key.clone(), generation, answer.clone());
+                Ok(answer)
             }
         }
     }

@@ -39,6 +39,9 @@ pub enum ApiError {
     /// A part of the registry this request needs is not running in this process.
     #[error("{0}")]
     NotRunning(String),
+    /// The change feed no longer holds the changes after the revision asked for: list again.
+    #[error("{0}")]
+    HistoryGone(String),
     /// The database is unreachable; retrying later may succeed.
     #[error("the registry database is unavailable")]
     Unavailable,
@@ -88,6 +91,11 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many requests",
             ),
+            Self::HistoryGone(_) => (
+                "history-gone",
+                StatusCode::GONE,
+                "Change history no longer available",
+            ),
             Self::NotRunning(_) => (
                 "not-running",
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -128,16 +136,23 @@ impl From<ValidationErrors> for ApiError {
     }
 }
 
-/// An RFC 7807 problem document.
-#[derive(Debug, Serialize)]
-struct Problem<'a> {
+/// An RFC 7807 problem document (`application/problem+json`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Problem<'a> {
+    /// `/problems/<code>`.
     #[serde(rename = "type")]
     kind: String,
+    /// What kind of mistake, the same for every problem with this code.
     title: &'static str,
+    /// The HTTP status.
     status: u16,
+    /// What went wrong with this request.
     detail: String,
+    /// Stable, machine-readable: `validation-failed`, `malformed-json`, `not-found`, …
     code: &'static str,
+    /// Every invalid field (`validation-failed` only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<FieldError>>)]
     errors: Option<&'a [FieldError]>,
 }
 

@@ -2,14 +2,20 @@
 //!
 //! Where a request goes: `api/servers.rs` (`/servers`, `/servers/{id}`), `api/checks.rs`
 //! (`/servers/{id}/check`, `/servers/{id}/heartbeat`), `api/status.rs` (`/status`),
-//! `api/probes.rs` (`/healthz`, `/readyz`). Errors render in `error.rs`; request bodies and path
-//! ids are checked in `extract.rs`. The health worker lives in `health/`.
+//! `api/probes.rs` (`/healthz`, `/readyz`), `api/page.rs` (`/`, the status page in `page/`),
+//! `api/metrics.rs` (`/metrics`, defined in `metrics.rs`) and `api/docs.rs` (`/openapi.json`,
+//! assembled in `openapi.rs`). Errors render in `error.rs`; request bodies and path ids are
+//! checked in `extract.rs`. The health worker lives in `health/`. The change feed
+//! (`api/events.rs`, `GET /events`; and `GET /servers?wait=`) is fed by `feed.rs`.
 
 mod api;
 mod cache;
 mod error;
 mod extract;
+mod feed;
 pub mod health;
+mod metrics;
+mod openapi;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -22,10 +28,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
+pub use feed::FeedConfig;
 pub use health::{HealthConfig, HealthError, HealthHandle, HealthStats, parse_cidr};
 
 use cache::ReadCache;
+use feed::Feed;
 use health::ssrf::AddressPolicy;
+use metrics::Metrics;
 
 /// Largest request body accepted, by default (64 KiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
@@ -69,13 +78,27 @@ struct Inner {
     health: OnceLock<HealthHandle>,
     /// Last on-demand check per entry, for rate limiting.
     checks: Mutex<HashMap<ServerId, Instant>>,
+    metrics: Metrics,
+    feed: Arc<Feed>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.feed.stop();
+    }
 }
 
 impl AppState {
     /// State over `store` with `config`.
     pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
+        Self::with_feed(store, config, FeedConfig::default())
+    }
+
+    /// [`Self::new`] with the change feed's settings.
+    pub fn with_feed(store: Arc<dyn Store>, config: Config, feed: FeedConfig) -> Self {
         let cache = Arc::new(ReadCache::new(config.read_cache_ttl));
         let policy = AddressPolicy::new(config.probe_deny.clone(), config.probe_allow.clone());
+        let feed = Arc::new(Feed::new(store.clone(), cache.clone(), feed));
         Self(Arc::new(Inner {
             store,
             config,
@@ -83,18 +106,25 @@ impl AppState {
             policy,
             health: OnceLock::new(),
             checks: Mutex::new(HashMap::new()),
+            metrics: Metrics::new(),
+            feed,
         }))
     }
 
     /// Starts the health worker in this process: it is woken by registrations, answers
-    /// `POST /servers/{id}/check`, and drops cached answers when a status changes.
+    /// `POST /servers/{id}/check`, and drops cached answers and wakes the change feed when a
+    /// status changes.
     pub fn start_health_worker(
         &self,
         config: HealthConfig,
         shutdown: CancellationToken,
     ) -> Result<tokio::task::JoinHandle<()>, HealthError> {
         let cache = self.0.cache.clone();
-        let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(move || cache.invalidate());
+        let feed = self.0.feed.clone();
+        let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            cache.invalidate();
+            feed.notify();
+        });
         let (handle, task) =
             health::worker::spawn(self.0.store.clone(), config, Some(on_change), shutdown)?;
         if self.0.health.set(handle).is_err() {
@@ -141,6 +171,24 @@ impl AppState {
     pub(crate) fn cache(&self) -> &ReadCache {
         &self.0.cache
     }
+
+    /// The change feed, started on first use.
+    pub(crate) fn feed(&self) -> &Arc<Feed> {
+        self.0.feed.start();
+        &self.0.feed
+    }
+
+    /// Call after each write committed through this process: voids cached answers (so the
+    /// writer reads its write) and wakes the change feed.
+    pub(crate) fn changed(&self) {
+        self.0.cache.invalidate();
+        self.0.feed.notify();
+    }
+
+    /// The Prometheus metrics (`GET /metrics`); the change feed counts its subscribers here.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
 }
 
 /// The API's routes, without a socket (tests drive it with `tower::ServiceExt::oneshot`).
@@ -157,12 +205,19 @@ pub fn spawn_health_worker(
     health::worker::spawn(store, config, None, shutdown)
 }
 
-/// Serves the API on `listener` until `shutdown` is cancelled, then finishes in-flight requests.
+/// Serves the API on `listener` until `shutdown` is cancelled, then finishes in-flight requests
+/// (change-feed streams and long-polls end at once).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let feed = state.feed().clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        feed.stop();
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

@@ -2,5 +2,8 @@
 
 mod bad_input;
 mod common;
+mod feed;
 mod health;
+mod metrics;
 mod servers;
+mod status_page;

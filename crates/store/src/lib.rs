@@ -5,6 +5,7 @@
 //! Every write returns only after its transaction has committed durably.
 
 mod error;
+mod events;
 mod health;
 mod postgres;
 mod row;
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 use mcp_fleet_model::{Entry, HealthStatus, Registration, ServerId, StatusFilter, Tag, Timestamp};
 
 pub use error::StoreError;
+pub use events::{DEFAULT_EVENT_RETENTION, Event, EventKind, EventLog, StoreOptions};
 pub use health::{CheckRecord, HealthRow, HeartbeatRow};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -108,13 +110,13 @@ pub struct StatusRow {
 pub trait Store: Send + Sync + 'static {
     /// Creates or fully replaces the entry `reg.id` as of `now`, committing before it returns.
     /// A replaced entry keeps its `registeredAt`; status and `lastSeen` are reset as on a first
-    /// registration.
+    /// registration. Logs a `created` or `replaced` event.
     async fn upsert(&self, reg: Registration, now: Timestamp) -> Result<Upserted, StoreError>;
 
     /// The entry with this id.
     async fn get(&self, id: &ServerId) -> Result<Option<Entry>, StoreError>;
 
-    /// Deletes the entry; `false` when there was none.
+    /// Deletes the entry, logging a `deleted` event; `false` when there was none.
     async fn delete(&self, id: &ServerId) -> Result<bool, StoreError>;
 
     /// One page of entries matching `query`, filtered in the database.
@@ -137,7 +139,8 @@ pub trait Store: Send + Sync + 'static {
     async fn health_rows(&self, after: Option<i64>) -> Result<(Vec<HealthRow>, i64), StoreError>;
 
     /// Writes a batch of check results in one transaction; a result for an entry that was
-    /// deleted or re-registered since (`reg_rev` differs) is skipped. Returns the ids written.
+    /// deleted or re-registered since (`reg_rev` differs) is skipped. Logs a `status` event
+    /// for each result that changes its entry's status. Returns the ids written.
     async fn record_checks(&self, checks: &[CheckRecord]) -> Result<Vec<ServerId>, StoreError>;
 
     /// Records a heartbeat for `id` at `now`; `false` when there is no such entry.
@@ -146,24 +149,70 @@ pub trait Store: Send + Sync + 'static {
     /// The last heartbeat of every entry that has a TTL.
     async fn heartbeats(&self) -> Result<Vec<HeartbeatRow>, StoreError>;
 
-    /// Deletes `id` if it is still `down` since before `before`; `true` when it was deleted.
+    /// Deletes `id` if it is still `down` since before `before`, logging a `deleted` event;
+    /// `true` when it was deleted.
     async fn deregister_if_down(
         &self,
         id: &ServerId,
         before: Timestamp,
     ) -> Result<bool, StoreError>;
 
+    /// Up to `limit` logged events after revision `after`, oldest first, and whether some that
+    /// should follow `after` are no longer logged ([`EventLog::gone`]).
+    async fn events_since(&self, after: i64, limit: u32) -> Result<EventLog, StoreError>;
+
+    /// The registry's revision: that of the last committed change.
+    async fn current_revision(&self) -> Result<i64, StoreError>;
+
     /// Which backend this is, for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+
+    /// The connection pool's occupancy, for metrics; `None` for stores without a pool.
+    fn pool_stats(&self) -> Option<PoolStats> {
+        None
+    }
+}
+
+/// A connection pool's occupancy at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open, idle or in use.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// Most connections the pool opens.
+    pub max: u32,
+}
+
+impl PoolStats {
+    fn of<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> Self {
+        Self {
+            size: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+        }
+    }
 }
 
 /// Opens the store a database URL names, creating the SQLite file if needed and applying
 /// migrations: `sqlite://path/to/file.db` (or `sqlite::memory:`) or `postgres://…`.
 pub async fn connect(database_url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    connect_with(database_url, StoreOptions::default()).await
+}
+
+/// [`connect`] with `options`.
+pub async fn connect_with(
+    database_url: &str,
+    options: StoreOptions,
+) -> Result<Arc<dyn Store>, StoreError> {
     if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(database_url).await?))
+        Ok(Arc::new(
+            SqliteStore::open_with(database_url, options).await?,
+        ))
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::open(database_url).await?))
+        Ok(Arc::new(
+            PostgresStore::open_with(database_url, options).await?,
+        ))
     } else {
         Err(StoreError::Config(format!(
             "unsupported database URL {:?}: expected sqlite://FILE or postgres://USER@HOST/DB",

@@ -1,20 +1,23 @@
 //! The PostgreSQL store, for several registry replicas or a managed database.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::Utc;
 use mcp_fleet_model::{Entry, Registration, ServerId, StatusFilter, Timestamp};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, SqlSafeStr};
 
+use crate::events::NewEvent;
 use crate::row::{RawEntry, Renderings};
 use crate::{
-    CheckRecord, HealthRow, HeartbeatRow, ListQuery, Page, RenderedPage, StatusRow, Store,
-    StoreError, Upserted,
+    CheckRecord, EventLog, HealthRow, HeartbeatRow, ListQuery, Page, RenderedPage, StatusRow,
+    Store, StoreError, StoreOptions, Upserted,
 };
 
 const COLUMNS: &str = "id, name, description, url, version, tags, auth_type, token_endpoint, \
@@ -40,6 +43,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0002_row_version.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            3,
+            Cow::Borrowed("events"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0003_events.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -48,11 +58,17 @@ fn migrator() -> Migrator {
 pub struct PostgresStore {
     pool: PgPool,
     renderings: Arc<Renderings>,
+    options: StoreOptions,
 }
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://user:pass@host/db`) and migrates the schema.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, StoreOptions::default()).await
+    }
+
+    /// [`Self::open`] with `options`.
+    pub async fn open_with(url: &str, store_options: StoreOptions) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("{}: {e}", crate::redact(url))))?;
         let pool = PgPoolOptions::new()
@@ -67,8 +83,51 @@ impl PostgresStore {
         Ok(Self {
             pool,
             renderings: Arc::default(),
+            options: store_options,
         })
     }
+}
+
+/// Takes the next `events.len()` revisions and logs `events` under them, in the caller's
+/// transaction; prunes the log when due. Returns the first revision taken. The counter row stays
+/// locked until the transaction ends, so revisions commit in order; callers lock the entry rows
+/// they write before calling this, never after, so that writers cannot deadlock.
+async fn log_events(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+    options: &StoreOptions,
+) -> Result<i64, StoreError> {
+    let n = events.len() as i64;
+    let last: i64 = sqlx::query_scalar(
+        "UPDATE registry_meta SET value = value + $1 WHERE key = 'revision' RETURNING value",
+    )
+    .bind(n)
+    .fetch_one(&mut *conn)
+    .await?;
+    let first = last - n + 1;
+    let revisions: Vec<i64> = (first..=last).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    let ids: Vec<&str> = events.iter().map(|e| e.server_id.as_str()).collect();
+    let ats: Vec<Timestamp> = events.iter().map(|e| e.at).collect();
+    let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO events (revision, kind, server_id, at, data) \
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])",
+    )
+    .bind(revisions)
+    .bind(kinds)
+    .bind(ids)
+    .bind(ats)
+    .bind(data)
+    .execute(&mut *conn)
+    .await?;
+    if let Some(through) = options.prune_through(first, last) {
+        sqlx::query("DELETE FROM events WHERE revision <= $1")
+            .bind(through)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(first)
 }
 
 /// Appends a listing's filters, order and limit (`limit + 1` rows, to tell if more remain) to a
@@ -122,17 +181,18 @@ impl Store for PostgresStore {
     async fn upsert(&self, reg: Registration, now: Timestamp) -> Result<Upserted, StoreError> {
         let mut entry = Entry::new(reg, now);
         let tags: Vec<&str> = entry.tags.iter().map(|t| t.as_str()).collect();
-        // `xmax = 0` holds only for a freshly inserted row version: it tells insert from update
-        // in the same statement, so no separate read (and no race) is needed.
+        let mut tx = self.pool.begin().await?;
+        // The entry's row first (locked by the insert or update), the revision second, as every
+        // writer does. `xmax = 0` holds only for a freshly inserted row version: it tells insert
+        // from update in the same statement, so no separate read (and no race) is needed. The
+        // revision is not known yet: `reg_rev` is set below, in the same transaction.
         let row = sqlx::query(
-            "WITH rev AS (UPDATE registry_meta SET value = value + 1 WHERE key = 'revision' \
-             RETURNING value) \
-             INSERT INTO servers (id, name, description, url, version, tags, auth_type, \
+            "INSERT INTO servers (id, name, description, url, version, tags, auth_type, \
              token_endpoint, health_url, status, last_seen, registered_at, updated_at, metadata, \
              health_mode, ttl_seconds, heartbeat_at, last_checked_at, last_error, latency_ms, \
              status_since, successes, failures, reg_rev) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             NULL, NULL, NULL, $18, 0, 0, (SELECT value FROM rev)) \
+             NULL, NULL, NULL, $18, 0, 0, 0) \
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
              description = excluded.description, url = excluded.url, version = excluded.version, \
              tags = excluded.tags, auth_type = excluded.auth_type, \
@@ -163,10 +223,18 @@ impl Store for PostgresStore {
         .bind(entry.ttl_seconds.and_then(|n| i32::try_from(n).ok()))
         .bind(now)
         .bind(entry.status_since)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
         entry.registered_at = row.try_get("registered_at")?;
         let inserted: bool = row.try_get("inserted")?;
+        let event = NewEvent::registered(inserted, &entry)?;
+        let rev = log_events(&mut tx, std::slice::from_ref(&event), &self.options).await?;
+        sqlx::query("UPDATE servers SET reg_rev = $1 WHERE id = $2")
+            .bind(rev)
+            .bind(entry.id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(if inserted {
             Upserted::Created(entry)
         } else {
@@ -185,11 +253,18 @@ impl Store for PostgresStore {
     }
 
     async fn delete(&self, id: &ServerId) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM servers WHERE id = $1")
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        let deleted = done.rows_affected() > 0;
+        if deleted {
+            let event = NewEvent::deleted(id, Utc::now());
+            log_events(&mut tx, &[event], &self.options).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
@@ -289,6 +364,19 @@ impl Store for PostgresStore {
             return Ok(written);
         }
         let mut tx = self.pool.begin().await?;
+        // Lock the rows in id order, so that two batches cannot deadlock, and read the statuses
+        // they change from.
+        let mut ids: Vec<&str> = checks.iter().map(|c| c.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, status FROM servers WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut status: HashMap<String, String> = rows.into_iter().collect();
+        let mut events = Vec::new();
         for c in checks {
             let done = sqlx::query(
                 "UPDATE servers SET status = $1, successes = $2, failures = $3, \
@@ -312,7 +400,18 @@ impl Store for PostgresStore {
             .await?;
             if done.rows_affected() > 0 {
                 written.push(c.id.clone());
+                if let Some(was) = status.get_mut(c.id.as_str())
+                    && was != c.status.as_str()
+                {
+                    let at = c.checked_at;
+                    let error = c.last_error.as_deref();
+                    events.push(NewEvent::status(&c.id, was, c.status, error, at));
+                    c.status.as_str().clone_into(was);
+                }
             }
+        }
+        if !events.is_empty() {
+            log_events(&mut tx, &events, &self.options).await?;
         }
         tx.commit().await?;
         Ok(written)
@@ -353,17 +452,67 @@ impl Store for PostgresStore {
         id: &ServerId,
         before: Timestamp,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "DELETE FROM servers WHERE id = $1 AND status = 'down' AND status_since <= $2",
         )
         .bind(id.as_str())
         .bind(before)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        let deleted = done.rows_affected() > 0;
+        if deleted {
+            let event = NewEvent::deleted(id, Utc::now());
+            log_events(&mut tx, &[event], &self.options).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn events_since(&self, after: i64, limit: u32) -> Result<EventLog, StoreError> {
+        // The revision first: every event up to it has committed, so the read below sees them.
+        let (current, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT value FROM registry_meta WHERE key = 'revision'), \
+             (SELECT MIN(revision) FROM events)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT revision, kind, server_id, at, data FROM events WHERE revision > $1 \
+             ORDER BY revision LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let events = rows
+            .iter()
+            .map(|r| {
+                crate::events::event(
+                    r.try_get("revision")?,
+                    r.try_get("kind")?,
+                    r.try_get("server_id")?,
+                    r.try_get("at")?,
+                    r.try_get("data")?,
+                )
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(EventLog::new(after, current, oldest, events))
+    }
+
+    async fn current_revision(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM registry_meta WHERE key = 'revision'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn pool_stats(&self) -> Option<crate::PoolStats> {
+        Some(crate::PoolStats::of(&self.pool))
     }
 }

@@ -2,23 +2,26 @@
 //! write survives a crash or power cut.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::Utc;
 use mcp_fleet_model::{Entry, Registration, ServerId, StatusFilter, Timestamp};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite};
 
+use crate::events::NewEvent;
 use crate::row::{RawEntry, Renderings};
 use crate::{
-    CheckRecord, HealthRow, HeartbeatRow, ListQuery, Page, RenderedPage, StatusRow, Store,
-    StoreError, Upserted,
+    CheckRecord, EventLog, HealthRow, HeartbeatRow, ListQuery, Page, RenderedPage, StatusRow,
+    Store, StoreError, StoreOptions, Upserted,
 };
 
 const COLUMNS: &str = "id, name, description, url, version, tags, auth_type, token_endpoint, \
@@ -44,6 +47,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/sqlite/0002_row_version.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            3,
+            Cow::Borrowed("events"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0003_events.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -52,11 +62,17 @@ fn migrator() -> Migrator {
 pub struct SqliteStore {
     pool: SqlitePool,
     renderings: Arc<Renderings>,
+    options: StoreOptions,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://file.db`) and migrates it.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, StoreOptions::default()).await
+    }
+
+    /// [`Self::open`] with `options`.
+    pub async fn open_with(url: &str, store_options: StoreOptions) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("{url}: {e}")))?
             .create_if_missing(true)
@@ -79,8 +95,68 @@ impl SqliteStore {
         Ok(Self {
             pool,
             renderings: Arc::default(),
+            options: store_options,
         })
     }
+}
+
+/// Takes the next `events.len()` revisions and logs `events` under them, in the caller's write
+/// transaction (which holds SQLite's one write lock, so revisions commit in order); prunes the
+/// log when due. Returns the first revision taken.
+async fn log_events(
+    conn: &mut SqliteConnection,
+    events: &[NewEvent],
+    options: &StoreOptions,
+) -> Result<i64, StoreError> {
+    const ROWS_PER_INSERT: usize = 1000;
+    let n = events.len() as i64;
+    let last: i64 = sqlx::query_scalar(
+        "UPDATE registry_meta SET value = value + ? WHERE key = 'revision' RETURNING value",
+    )
+    .bind(n)
+    .fetch_one(&mut *conn)
+    .await?;
+    let first = last - n + 1;
+    for (i, chunk) in events.chunks(ROWS_PER_INSERT).enumerate() {
+        let base = first + (i * ROWS_PER_INSERT) as i64;
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (revision, kind, server_id, at, data) ",
+        );
+        q.push_values(chunk.iter().enumerate(), |mut b, (j, e)| {
+            b.push_bind(base + j as i64)
+                .push_bind(e.kind.as_str())
+                .push_bind(e.server_id.as_str())
+                .push_bind(e.at)
+                .push_bind(e.data.as_str());
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    if let Some(through) = options.prune_through(first, last) {
+        sqlx::query("DELETE FROM events WHERE revision <= ?")
+            .bind(through)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(first)
+}
+
+/// The current status of each of `ids` that exists, read in the caller's transaction.
+async fn statuses(
+    conn: &mut SqliteConnection,
+    ids: &[&str],
+) -> Result<HashMap<String, String>, StoreError> {
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT id, status FROM servers WHERE id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push(")");
+        let rows: Vec<(String, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        found.extend(rows);
+    }
+    Ok(found)
 }
 
 /// Appends a listing's filters, order and limit (`limit + 1` rows, to tell if more remain) to a
@@ -154,11 +230,8 @@ impl Store for SqliteStore {
             reason: e.to_string(),
         })?;
         let metadata = serde_json::Value::Object(entry.metadata.clone()).to_string();
-        let rev: i64 = sqlx::query_scalar(
-            "UPDATE registry_meta SET value = value + 1 WHERE key = 'revision' RETURNING value",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        let event = NewEvent::registered(existing.is_none(), &entry)?;
+        let rev = log_events(&mut tx, std::slice::from_ref(&event), &self.options).await?;
         sqlx::query(
             "INSERT INTO servers (id, name, description, url, version, tags, auth_type, \
              token_endpoint, health_url, status, last_seen, registered_at, updated_at, metadata, \
@@ -227,11 +300,18 @@ impl Store for SqliteStore {
     }
 
     async fn delete(&self, id: &ServerId) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("DELETE FROM servers WHERE id = ?")
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        let deleted = done.rows_affected() > 0;
+        if deleted {
+            let event = NewEvent::deleted(id, Utc::now());
+            log_events(&mut tx, &[event], &self.options).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
@@ -344,7 +424,10 @@ impl Store for SqliteStore {
         if checks.is_empty() {
             return Ok(written);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let ids: Vec<&str> = checks.iter().map(|c| c.id.as_str()).collect();
+        let mut status = statuses(&mut tx, &ids).await?;
+        let mut events = Vec::new();
         for c in checks {
             let done = sqlx::query(
                 "UPDATE servers SET status = ?, successes = ?, failures = ?, \
@@ -368,7 +451,18 @@ impl Store for SqliteStore {
             .await?;
             if done.rows_affected() > 0 {
                 written.push(c.id.clone());
+                if let Some(was) = status.get_mut(c.id.as_str())
+                    && was != c.status.as_str()
+                {
+                    let at = c.checked_at;
+                    let error = c.last_error.as_deref();
+                    events.push(NewEvent::status(&c.id, was, c.status, error, at));
+                    c.status.as_str().clone_into(was);
+                }
             }
+        }
+        if !events.is_empty() {
+            log_events(&mut tx, &events, &self.options).await?;
         }
         tx.commit().await?;
         Ok(written)
@@ -409,17 +503,67 @@ impl Store for SqliteStore {
         id: &ServerId,
         before: Timestamp,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "DELETE FROM servers WHERE id = ? AND status = 'down' AND status_since <= ?",
         )
         .bind(id.as_str())
         .bind(before)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        let deleted = done.rows_affected() > 0;
+        if deleted {
+            let event = NewEvent::deleted(id, Utc::now());
+            log_events(&mut tx, &[event], &self.options).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn events_since(&self, after: i64, limit: u32) -> Result<EventLog, StoreError> {
+        // The revision first: every event up to it has committed, so the read below sees them.
+        let (current, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT value FROM registry_meta WHERE key = 'revision'), \
+             (SELECT MIN(revision) FROM events)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT revision, kind, server_id, at, data FROM events WHERE revision > ? \
+             ORDER BY revision LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let events = rows
+            .iter()
+            .map(|r| {
+                crate::events::event(
+                    r.try_get("revision")?,
+                    r.try_get("kind")?,
+                    r.try_get("server_id")?,
+                    r.try_get("at")?,
+                    r.try_get("data")?,
+                )
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(EventLog::new(after, current, oldest, events))
+    }
+
+    async fn current_revision(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM registry_meta WHERE key = 'revision'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn pool_stats(&self) -> Option<crate::PoolStats> {
+        Some(crate::PoolStats::of(&self.pool))
     }
 }

@@ -2,7 +2,9 @@
 
 use chrono::{Duration, Utc};
 use mcp_fleet_model::{HealthStatus, Registration, ServerId, StatusFilter, Tag};
-use mcp_fleet_store::{CheckRecord, HealthRow, ListQuery, Upserted, connect};
+use mcp_fleet_store::{
+    CheckRecord, EventKind, HealthRow, ListQuery, StoreOptions, Upserted, connect, connect_with,
+};
 use serde_json::json;
 
 fn reg(id: &str, tags: &[&str]) -> Registration {
@@ -187,9 +189,10 @@ each_backend!(status_filter_and_checks, |store| {
     assert!(got.last_seen.is_none());
     assert_eq!(listed(only(HealthStatus::Healthy)).await, 1);
 
-    // Only what changed after a revision comes back; a re-registration voids older results.
+    // Only what was registered after a revision comes back; a re-registration voids older
+    // results. The two status changes moved the revision, but registered nothing.
     let (none, rev2) = store.health_rows(Some(rev)).await.expect("rows");
-    assert!(none.is_empty() && rev2 == rev);
+    assert!(none.is_empty() && rev2 == rev + 2, "{rev} -> {rev2}");
     store.upsert(reg("h", &[]), t1).await.expect("re-register");
     let (changed, _) = store.health_rows(Some(rev)).await.expect("rows");
     let changed: Vec<_> = changed.iter().map(|r| r.id.to_string()).collect();
@@ -305,4 +308,260 @@ async fn unsupported_url_is_a_config_error() {
         err.to_string().contains("unsupported database URL"),
         "{err}"
     );
+}
+
+/// A check result for `row` at `at`.
+fn check(row: &HealthRow, status: HealthStatus, at: chrono::DateTime<Utc>) -> CheckRecord {
+    CheckRecord {
+        id: row.id.clone(),
+        reg_rev: row.reg_rev,
+        status,
+        successes: u32::from(status == HealthStatus::Healthy),
+        failures: u32::from(status != HealthStatus::Healthy),
+        checked_at: at,
+        seen_at: None,
+        last_error: (status == HealthStatus::Down).then(|| "refused".to_string()),
+        latency_ms: None,
+    }
+}
+
+each_backend!(every_change_is_logged_under_the_next_revision, |store| {
+    let start = store.current_revision().await.expect("revision");
+    let t0 = Utc::now();
+    store.upsert(reg("a", &[]), t0).await.expect("create");
+    store.upsert(reg("b", &[]), t0).await.expect("create");
+    let mut renamed = reg("a", &["x"]);
+    renamed.name = "Renamed".into();
+    store.upsert(renamed, t0).await.expect("replace");
+    let (rows, registered) = store.health_rows(None).await.expect("rows");
+    let row = |s: &str| rows.iter().find(|r| r.id == id(s)).expect("row").clone();
+    let t1 = t0 + Duration::seconds(1);
+    // A status change for `a` and none for `b` (still unknown): one event.
+    store
+        .record_checks(&[
+            check(&row("a"), HealthStatus::Down, t1),
+            check(&row("b"), HealthStatus::Unknown, t1),
+        ])
+        .await
+        .expect("record");
+    // Two changes of one entry in one batch: two events, each from the status before it.
+    let t2 = t1 + Duration::seconds(1);
+    store
+        .record_checks(&[
+            check(&row("b"), HealthStatus::Healthy, t2),
+            check(&row("b"), HealthStatus::Degraded, t2),
+        ])
+        .await
+        .expect("record");
+    assert!(
+        store.heartbeat(&id("b"), t2).await.expect("heartbeat"),
+        "no event"
+    );
+    assert!(store.delete(&id("b")).await.expect("delete"));
+    assert!(!store.delete(&id("b")).await.expect("delete"), "no event");
+    assert!(
+        store
+            .deregister_if_down(&id("a"), t2)
+            .await
+            .expect("deregister")
+    );
+
+    let log = store.events_since(start, 100).await.expect("events");
+    assert!(!log.gone);
+    let got: Vec<_> = log
+        .events
+        .iter()
+        .map(|e| (e.revision - start, e.kind, e.server_id.to_string()))
+        .collect();
+    let want = [
+        (1, EventKind::Created, "a"),
+        (2, EventKind::Created, "b"),
+        (3, EventKind::Replaced, "a"),
+        (4, EventKind::Status, "a"),
+        (5, EventKind::Status, "b"),
+        (6, EventKind::Status, "b"),
+        (7, EventKind::Deleted, "b"),
+        (8, EventKind::Deleted, "a"),
+    ]
+    .map(|(n, k, s)| (n, k, s.to_string()));
+    assert_eq!(got, want);
+    assert_eq!(log.current, start + 8);
+    assert_eq!(store.current_revision().await.expect("revision"), start + 8);
+    // `reg_rev` is still the revision of the last registration.
+    assert_eq!(registered, start + 3);
+    assert_eq!(row("a").reg_rev, start + 3);
+
+    let data = |n: usize| -> serde_json::Value {
+        serde_json::from_str(&log.events[n].data).expect("JSON data")
+    };
+    assert_eq!(data(2)["name"], "Renamed");
+    assert_eq!(data(2)["tags"], json!(["x"]));
+    assert_eq!(data(2)["status"], "unknown");
+    let status = data(3);
+    assert_eq!(
+        (
+            &status["id"],
+            &status["from"],
+            &status["to"],
+            &status["lastError"]
+        ),
+        (
+            &json!("a"),
+            &json!("unknown"),
+            &json!("down"),
+            &json!("refused")
+        )
+    );
+    assert_eq!(
+        (&data(4)["from"], &data(4)["to"]),
+        (&json!("unknown"), &json!("healthy"))
+    );
+    assert_eq!(
+        (&data(5)["from"], &data(5)["to"]),
+        (&json!("healthy"), &json!("degraded"))
+    );
+    assert_eq!(data(6), json!({"id": "b"}));
+
+    // Reading on from any point gives the rest, a page at a time.
+    let page = store.events_since(start + 2, 3).await.expect("events");
+    let revisions: Vec<_> = page.events.iter().map(|e| e.revision - start).collect();
+    assert_eq!(revisions, [3, 4, 5]);
+    assert!(!page.gone);
+    let caught_up = store.events_since(start + 8, 10).await.expect("events");
+    assert!(caught_up.events.is_empty() && !caught_up.gone);
+    // A revision this registry never reached: the reader must start over.
+    assert!(
+        store
+            .events_since(start + 9, 10)
+            .await
+            .expect("events")
+            .gone
+    );
+});
+
+#[tokio::test]
+async fn events_past_the_retention_are_pruned_and_reported_gone() {
+    for db in mcp_fleet_test_support::all_backends().await {
+        let options = StoreOptions {
+            event_retention: 32,
+        };
+        let store = connect_with(&db.url, options).await.expect("open");
+        for i in 0..100 {
+            store
+                .upsert(reg(&format!("s{i}"), &[]), Utc::now())
+                .await
+                .expect("create");
+        }
+        let log = store.events_since(0, 1000).await.expect("events");
+        assert!(log.gone, "{}: revision 1 was pruned", db.backend);
+        let oldest = log.oldest.expect("some events kept");
+        // At least the retention, at most one pruning batch (32 / 16) more.
+        assert!((100 - 33 - 2..=100 - 31).contains(&oldest), "{oldest}");
+        assert!(
+            store
+                .events_since(oldest - 2, 10)
+                .await
+                .expect("events")
+                .gone
+        );
+        let rest = store.events_since(oldest - 1, 1000).await.expect("events");
+        assert!(!rest.gone);
+        assert_eq!(rest.events.len() as i64, 100 - oldest + 1, "{}", db.backend);
+    }
+}
+
+#[tokio::test]
+async fn a_database_from_before_the_log_has_no_history_before_it() {
+    let db = mcp_fleet_test_support::sqlite();
+    {
+        let store = connect(&db.url).await.expect("open");
+        store
+            .upsert(reg("a", &[]), Utc::now())
+            .await
+            .expect("create");
+    }
+    // As if the registry had been at revision 41 when the log was added.
+    let url = db.url.clone();
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql("DELETE FROM events; UPDATE registry_meta SET value = 41")
+        .execute(&mut conn)
+        .await
+        .expect("rewind");
+    let store = connect(&db.url).await.expect("reopen");
+    assert!(store.events_since(0, 10).await.expect("events").gone);
+    let now = store.events_since(41, 10).await.expect("events");
+    assert!(!now.gone && now.events.is_empty() && now.oldest.is_none());
+    store
+        .upsert(reg("b", &[]), Utc::now())
+        .await
+        .expect("create");
+    let next = store.events_since(41, 10).await.expect("events");
+    assert_eq!(
+        next.events.iter().map(|e| e.revision).collect::<Vec<_>>(),
+        [42]
+    );
+}
+
+/// Registrations, deletions and status batches from many tasks at once: every reader sees the
+/// revisions without gaps, in order, while they are being written (on PostgreSQL, where writers
+/// really run concurrently, this is what locking the counter row until commit buys), and no
+/// writer deadlocks another.
+#[tokio::test]
+async fn concurrent_writers_commit_revisions_in_order() {
+    const WRITERS: usize = 6;
+    const WRITES: usize = 30;
+    for db in mcp_fleet_test_support::all_backends().await {
+        let store = connect(&db.url).await.expect("open");
+        let start = store.current_revision().await.expect("revision");
+        let mut writers = tokio::task::JoinSet::new();
+        for w in 0..WRITERS {
+            let store = store.clone();
+            writers.spawn(async move {
+                for i in 0..WRITES {
+                    let s = format!("w{w}-{}", i % 5);
+                    if i % 7 == 6 {
+                        store.delete(&id(&s)).await.expect("delete");
+                    } else {
+                        store
+                            .upsert(reg(&s, &[]), Utc::now())
+                            .await
+                            .expect("upsert");
+                    }
+                    if i % 3 == 0 {
+                        let (rows, _) = store.health_rows(None).await.expect("rows");
+                        let flip = |r: &HealthRow| match r.status {
+                            HealthStatus::Healthy => HealthStatus::Down,
+                            _ => HealthStatus::Healthy,
+                        };
+                        let batch: Vec<_> = rows
+                            .iter()
+                            .rev()
+                            .map(|r| check(r, flip(r), Utc::now()))
+                            .collect();
+                        store.record_checks(&batch).await.expect("record");
+                    }
+                }
+            });
+        }
+        let mut last = start;
+        let mut reads = 0;
+        while !writers.is_empty() || last < store.current_revision().await.expect("revision") {
+            let log = store.events_since(last, 50).await.expect("events");
+            assert!(!log.gone, "{}: lost history after {last}", db.backend);
+            for e in &log.events {
+                assert_eq!(e.revision, last + 1, "{}: a gap or reordering", db.backend);
+                last = e.revision;
+            }
+            reads += 1;
+            while let Some(done) = writers.try_join_next() {
+                done.expect("writer");
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(last, store.current_revision().await.expect("revision"));
+        assert!(last - start >= (WRITERS * WRITES) as i64);
+        eprintln!("{}: {} revisions, {reads} reads", db.backend, last - start);
+    }
 }

@@ -1,8 +1,11 @@
-//! Shared test fixtures: throwaway SQLite and PostgreSQL databases, and polling with a deadline.
+//! Shared test fixtures: throwaway SQLite and PostgreSQL databases, polling with a deadline,
+//! and headless Chromium for page tests ([`browser`]).
 //!
 //! PostgreSQL tests use the cluster named by `MCP_FLEET_TEST_POSTGRES_URL` (which `scripts/test`
 //! starts); each test gets a database of its own. Without it they are skipped, except under
 //! `CI=true`, where a missing PostgreSQL is a failure.
+
+pub mod browser;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -17,6 +17,25 @@ const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Probes the entry now through the in-process health worker and answers with the result,
 /// once it is recorded. At most one check per entry per second.
+#[utoipa::path(
+    post,
+    path = "/servers/{id}/check",
+    tag = "health",
+    summary = "Probe an entry now",
+    description = "Runs the entry's health probe at once and answers with its result once it is \
+                   recorded. At most one check per entry per second.",
+    params(
+        ("id" = mcp_fleet_model::ServerId, Path, description = "The entry's id"),
+    ),
+    responses(
+        (status = 200, description = "The probe's finding and the entry's status after damping", body = crate::health::worker::CheckReport),
+        (status = 400, description = "The id is not a valid slug (`validation-failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such entry (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The entry's `healthCheck.mode` is `ttl` or `none`: it is not probed (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Checked less than a second ago (`rate-limited`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No health worker in this process (`not-running`), or the database is unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn check(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -47,6 +66,23 @@ pub(crate) async fn check(
 }
 
 /// Renews the entry's TTL (and its `lastSeen`): `204`, or `404` when there is no such entry.
+#[utoipa::path(
+    put,
+    path = "/servers/{id}/heartbeat",
+    tag = "health",
+    summary = "Heartbeat (renew a TTL entry)",
+    description = "An entry with `ttlSeconds` must heartbeat at least this often (every third of \
+                   it is advised) or it is marked `down`.",
+    params(
+        ("id" = mcp_fleet_model::ServerId, Path, description = "The entry's id"),
+    ),
+    responses(
+        (status = 204, description = "Renewed"),
+        (status = 400, description = "The id is not a valid slug (`validation-failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such entry (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
     IdPath(id): IdPath,

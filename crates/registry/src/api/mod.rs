@@ -1,38 +1,103 @@
-//! Routes: one file per resource.
+//! Routes: one file per resource, all listed in [`table`].
 
-mod checks;
-mod probes;
-mod servers;
-mod status;
+pub(crate) mod checks;
+pub(crate) mod docs;
+pub(crate) mod events;
+pub(crate) mod metrics;
+pub(crate) mod page;
+pub(crate) mod probes;
+pub(crate) mod servers;
+pub(crate) mod status;
+
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, get, post, put};
 use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 use crate::AppState;
 use crate::error::ApiError;
 
-pub(crate) fn routes(state: AppState) -> Router {
-    Router::new()
-        .route("/servers", get(servers::list).post(servers::register))
-        .route(
+/// Every route, as `(path, handlers)`. Add routes here, never with `.route` in [`routes`]: the
+/// router is built from this table alone, and a test checks that every method of every path
+/// in it is described in `/openapi.json` (`openapi.rs`), so a route cannot be left out of the
+/// document silently.
+pub(crate) fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/", get(page::index)),
+        ("/servers", get(servers::list).post(servers::register)),
+        (
             "/servers/{id}",
             get(servers::get_one)
                 .put(servers::replace)
                 .delete(servers::remove),
-        )
-        .route("/servers/{id}/check", post(checks::check))
-        .route("/servers/{id}/heartbeat", put(checks::heartbeat))
-        .route("/status", get(status::status))
-        .route("/healthz", get(probes::healthz))
-        .route("/readyz", get(probes::readyz))
+        ),
+        ("/servers/{id}/check", post(checks::check)),
+        ("/servers/{id}/heartbeat", put(checks::heartbeat)),
+        ("/status", get(status::status)),
+        ("/events", get(events::events)),
+        ("/healthz", get(probes::healthz)),
+        ("/readyz", get(probes::readyz)),
+        ("/metrics", get(metrics::scrape)),
+        ("/openapi.json", get(docs::openapi)),
+    ]
+}
+
+pub(crate) fn routes(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (path, handlers) in table() {
+        router = router.route(path, handlers);
+    }
+    // Layers wrap the routes added above (and the fallbacks), so they see the `MatchedPath`.
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(on_response)
+                .on_failure(()),
+        )
         .with_state(state)
+}
+
+/// One span per request: method and route pattern now, status and latency when answered.
+fn request_span(req: &Request) -> Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(crate::metrics::UNMATCHED, MatchedPath::as_str);
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route,
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+    )
+}
+
+/// Records the status and latency on the request's span. Answers are logged at `debug` (at
+/// `info` every status page and scrape would fill the log); server errors at `warn`.
+fn on_response(res: &Response, latency: Duration, span: &Span) {
+    let status = res.status().as_u16();
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    span.record("status", status);
+    span.record("latency_ms", latency_ms);
+    if res.status().is_server_error() {
+        tracing::warn!(status, latency_ms, "answered");
+    } else {
+        tracing::debug!(status, latency_ms, "answered");
+    }
 }
 
 async fn not_found(uri: Uri) -> ApiError {

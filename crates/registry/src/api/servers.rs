@@ -1,23 +1,26 @@
 //! `/servers` and `/servers/{id}`: register, list, look up, replace and delete entries.
 
+use std::time::Duration;
+
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use chrono::Utc;
 use mcp_fleet_model::{
-    FieldError, MAX_TAGS, Registration, ServerId, StatusFilter, Tag, ValidationErrors,
+    Entry, FieldError, MAX_TAGS, Registration, ServerId, StatusFilter, Tag, ValidationErrors,
 };
 use mcp_fleet_store::{ListQuery, MAX_PAGE, RenderedPage, Store, Upserted};
-use serde_json::json;
 
+use super::events::{REVISION_HEADER, parse_revision};
 use super::{json, json_response};
 use crate::AppState;
 use crate::cache::CacheKey;
 use crate::error::ApiError;
 use crate::extract::{IdPath, JsonBody};
+use crate::openapi::{Registered, ServerList};
 
 /// The `GET /servers` body, `{"servers":[…],"nextCursor":"…"}`, assembled from entries the
 /// store rendered: the same bytes as serializing the entries in such an object (compact
@@ -60,9 +63,44 @@ fn decode_cursor(cursor: &str) -> Result<ServerId, String> {
         .ok_or_else(|| "is not a cursor this registry issued".to_string())
 }
 
-/// Parses `tags`, `status`, `limit` and `cursor`; anything else is a mistake worth reporting.
-fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, ValidationErrors> {
+/// How long a blocking listing waits for a change when `timeout` is not given.
+const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+/// The longest `timeout` of a blocking listing.
+const MAX_WAIT: Duration = Duration::from_secs(5 * 60);
+
+/// A blocking listing (`wait`, `timeout`): answer once the registry is past revision `after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Wait {
+    after: i64,
+    timeout: Duration,
+}
+
+/// Parses a `timeout`: whole `ms`, `s` (the default unit) or `m`, at most [`MAX_WAIT`].
+fn parse_timeout(value: &str) -> Result<Duration, String> {
+    let bad = || format!("must be a duration such as 500ms, 30s or 5m, got {value:?}");
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let timeout = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
+        _ => return Err(bad()),
+    };
+    if timeout > MAX_WAIT {
+        return Err(format!("must be at most 5m, got {value:?}"));
+    }
+    Ok(timeout)
+}
+
+/// Parses `tags`, `status`, `limit`, `cursor`, `wait` and `timeout`; anything else is a
+/// mistake worth reporting.
+fn parse_list_query(raw: Option<&str>) -> Result<(ListQuery, Option<Wait>), ValidationErrors> {
     let mut q = ListQuery::default();
+    let (mut wait, mut timeout) = (None, None);
     let mut errors = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
@@ -98,11 +136,25 @@ fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, ValidationErrors> {
                 Ok(after) => q.after = Some(after),
                 Err(e) => errors.push(FieldError::new("cursor", e)),
             },
+            "wait" => match parse_revision("wait", &value) {
+                Ok(after) => wait = Some(after),
+                Err(e) => errors.push(e),
+            },
+            "timeout" => match parse_timeout(&value) {
+                Ok(t) => timeout = Some(t),
+                Err(e) => errors.push(FieldError::new("timeout", e)),
+            },
             other => errors.push(FieldError::new(
                 other,
-                "unknown query parameter; expected tags, status, limit or cursor",
+                "unknown query parameter; expected tags, status, limit, cursor, wait or timeout",
             )),
         }
+    }
+    if timeout.is_some() && wait.is_none() {
+        errors.push(FieldError::new(
+            "timeout",
+            "applies only to a blocking listing: give wait=<revision> too",
+        ));
     }
     q.tags.sort();
     q.tags.dedup();
@@ -113,26 +165,102 @@ fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, ValidationErrors> {
         ));
     }
     if errors.is_empty() {
-        Ok(q)
+        let wait = wait.map(|after| Wait {
+            after,
+            timeout: timeout.unwrap_or(DEFAULT_WAIT),
+        });
+        Ok((q, wait))
     } else {
         Err(ValidationErrors(errors))
     }
 }
 
+/// Whether an `If-None-Match` value names `etag` (weak comparison, as RFC 9110 asks for it).
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    if_none_match
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
 /// `GET /servers?tags=a,b&status=healthy&limit=100&cursor=…`
+#[utoipa::path(
+    get,
+    path = "/servers",
+    tag = "servers",
+    summary = "List entries",
+    description = "Entries having ANY of `tags`, with `status` (default `healthy`; `any` lists \
+                   all), in id order, one page at a time. Served from a cache of at most \
+                   `--read-cache-ttl` (writes through this process void it at once). With \
+                   `wait`, a blocking query (as Consul's): answered as soon as the registry \
+                   changes past that revision.",
+    params(
+        ("tags" = Option<String>, Query, description = "Comma-separated tags; entries having any of them", example = "products,catalog"),
+        ("status" = Option<String>, Query, description = "`healthy` (default), `degraded`, `down`, `unknown` or `any`"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
+        ("wait" = Option<i64>, Query, description = "Block until the registry's revision is past this one (an `X-Registry-Revision` seen before), or `timeout`; with `If-None-Match`, until the answer itself changes", minimum = 0),
+        ("timeout" = Option<String>, Query, description = "How long `wait` may block: `500ms`, `30s` (default), `5m` (the most)", example = "30s"),
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` of this listing: `304` while the answer is unchanged"),
+    ),
+    responses(
+        (status = 200, description = "One page of entries", body = ServerList,
+         headers(("ETag" = String, description = "A hash of the answer"), ("X-Registry-Revision" = i64, description = "The registry's revision the answer reflects (at least)"))),
+        (status = 304, description = "The answer still has the `ETag` given in `If-None-Match`",
+         headers(("ETag" = String, description = "A hash of the answer"), ("X-Registry-Revision" = i64, description = "The registry's revision"))),
+        (status = 400, description = "Invalid fields, query parameters or id (`validation-failed`), or malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
+    headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let key = CacheKey::List(parse_list_query(raw.as_deref())?);
+    let (query, wait) = parse_list_query(raw.as_deref())?;
+    let key = CacheKey::List(query);
     let CacheKey::List(query) = &key else {
         unreachable!("built as List above")
     };
-    let body = state
-        .cache()
-        .get_or_render(&key, || render_list(state.store(), query))
-        .await?;
-    Ok(json_response(StatusCode::OK, body))
+    let if_none_match = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    let feed = state.feed();
+    let deadline = wait.map(|w| tokio::time::Instant::now() + w.timeout);
+    let mut after = wait.map(|w| w.after);
+    loop {
+        if let (Some(after), Some(deadline)) = (after, deadline) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            feed.wait_past(after, left).await;
+        }
+        // Read before the listing, so the listing is at least as new as the revision reported:
+        // a client that waits past it next cannot miss a change.
+        let revision = feed.revision().await?;
+        let answer = state
+            .cache()
+            .get_or_render_answer(&key, || render_list(state.store(), query))
+            .await?;
+        let etag = format!("\"{:016x}\"", answer.etag);
+        let unchanged = if_none_match.is_some_and(|v| etag_matches(v, &etag));
+        // A blocking request naming the answer it has waits on until the answer itself changes.
+        let waiting = deadline.is_some_and(|d| tokio::time::Instant::now() < d)
+            && !feed.stopping().is_cancelled();
+        if unchanged && waiting && after.is_some() {
+            after = Some(revision);
+            continue;
+        }
+        let mut res = if unchanged {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            json_response(StatusCode::OK, answer.body)
+        };
+        let h = res.headers_mut();
+        if let Ok(etag) = HeaderValue::from_str(&etag) {
+            h.insert(header::ETAG, etag);
+        }
+        h.insert(REVISION_HEADER, HeaderValue::from(revision));
+        return Ok(res);
+    }
 }
 
 /// Rejects URLs whose literal host the probe policy denies (e.g. `169.254.169.254`).
@@ -168,7 +296,7 @@ async fn store_registration(state: &AppState, reg: Registration) -> Result<Respo
     let outcome = tokio::spawn(async move {
         let outcome = task_state.store().upsert(reg, Utc::now()).await;
         if outcome.is_ok() {
-            task_state.cache().invalidate();
+            task_state.changed();
             if let Some(health) = task_state.health() {
                 health.registered();
             }
@@ -185,7 +313,7 @@ async fn store_registration(state: &AppState, reg: Registration) -> Result<Respo
         Upserted::Replaced(_) => StatusCode::OK,
     };
     tracing::info!(%id, created = (status == StatusCode::CREATED), "registered");
-    let mut res = json(status, &json!({ "id": id }))?;
+    let mut res = json(status, &Registered { id: id.clone() })?;
     if let Ok(location) = HeaderValue::from_str(&format!("/servers/{id}")) {
         res.headers_mut().insert(header::LOCATION, location);
     }
@@ -193,6 +321,24 @@ async fn store_registration(state: &AppState, reg: Registration) -> Result<Respo
 }
 
 /// `POST /servers`: register or re-register; `201` when created, `200` when replaced.
+#[utoipa::path(
+    post,
+    path = "/servers",
+    tag = "servers",
+    summary = "Register (or re-register) a server",
+    description = "Answered once the entry is durable. A new or re-registered entry is \
+                   `unknown` until its first probe. `status`, `lastSeen`, `registeredAt` and \
+                   `updatedAt` may be sent (seed clients echo entries) and are ignored.",
+    request_body(content = mcp_fleet_model::Registration, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = Registered, headers(("Location" = String, description = "`/servers/{id}`"))),
+        (status = 200, description = "An entry with this id was replaced", body = Registered, headers(("Location" = String, description = "`/servers/{id}`"))),
+        (status = 400, description = "Invalid fields, query parameters or id (`validation-failed`), or malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB (`payload-too-large`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `application/json`", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn register(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
@@ -202,6 +348,25 @@ pub(crate) async fn register(
 }
 
 /// `PUT /servers/{id}`: full replace; the body's `id`, if any, must match the path.
+#[utoipa::path(
+    put,
+    path = "/servers/{id}",
+    tag = "servers",
+    summary = "Register or fully replace the entry with this id",
+    description = "As `POST /servers`; a body `id`, when present, must equal the path's.",
+    params(
+        ("id" = ServerId, Path, description = "The entry's id"),
+    ),
+    request_body(content = mcp_fleet_model::Registration, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = Registered),
+        (status = 200, description = "Replaced", body = Registered),
+        (status = 400, description = "Invalid fields, query parameters or id (`validation-failed`), or malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB (`payload-too-large`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `application/json`", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn replace(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -212,6 +377,21 @@ pub(crate) async fn replace(
 }
 
 /// `GET /servers/{id}`
+#[utoipa::path(
+    get,
+    path = "/servers/{id}",
+    tag = "servers",
+    summary = "Look up one entry",
+    params(
+        ("id" = ServerId, Path, description = "The entry's id"),
+    ),
+    responses(
+        (status = 200, description = "The entry", body = Entry),
+        (status = 400, description = "Invalid fields, query parameters or id (`validation-failed`), or malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such entry (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn get_one(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -223,6 +403,21 @@ pub(crate) async fn get_one(
 }
 
 /// `DELETE /servers/{id}`: `204`, or `404` when there is no such entry.
+#[utoipa::path(
+    delete,
+    path = "/servers/{id}",
+    tag = "servers",
+    summary = "Deregister an entry",
+    params(
+        ("id" = ServerId, Path, description = "The entry's id"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Invalid fields, query parameters or id (`validation-failed`), or malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such entry (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn remove(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -232,7 +427,7 @@ pub(crate) async fn remove(
     let deleted = tokio::spawn(async move {
         let deleted = task_state.store().delete(&task_id).await;
         if matches!(deleted, Ok(true)) {
-            task_state.cache().invalidate();
+            task_state.changed();
         }
         deleted
     })
@@ -248,13 +443,15 @@ pub(crate) async fn remove(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
     fn query_defaults_match_the_seed() {
         let q = parse_list_query(None).expect("empty query");
-        assert_eq!(q, ListQuery::default());
-        let q = parse_list_query(Some("tags=b,a,,a&status=any&limit=5")).expect("valid");
+        assert_eq!(q, (ListQuery::default(), None));
+        let (q, _) = parse_list_query(Some("tags=b,a,,a&status=any&limit=5")).expect("valid");
         assert_eq!(q.tags.len(), 2);
         assert_eq!(q.status, StatusFilter::Any);
         assert_eq!(q.limit, 5);
@@ -262,15 +459,6 @@ mod tests {
 
     #[test]
     fn list_bodies_are_what_serde_json_renders() {
-        use mcp_fleet_model::Entry;
-
-        #[derive(serde::Serialize)]
-        struct ListBody<'a> {
-            servers: &'a [Entry],
-            #[serde(rename = "nextCursor", skip_serializing_if = "Option::is_none")]
-            next_cursor: Option<String>,
-        }
-
         let entry = |id: &str| {
             let reg = Registration::from_json(
                 &json!({
@@ -296,8 +484,9 @@ mod tests {
                     .collect(),
                 next_after: next_after.clone(),
             };
-            let want = serde_json::to_vec(&ListBody {
-                servers: &entries[..n],
+            // The documented body (`ServerList`) is what is sent.
+            let want = serde_json::to_vec(&ServerList {
+                servers: entries[..n].to_vec(),
                 next_cursor: next_after.as_ref().map(encode_cursor),
             })
             .expect("render");

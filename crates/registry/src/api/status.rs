@@ -12,6 +12,20 @@ use crate::AppState;
 use crate::cache::CacheKey;
 use crate::error::ApiError;
 
+/// The fleet's health, in the seed's shape, from a cache of at most `--read-cache-ttl`.
+#[utoipa::path(
+    get,
+    path = "/status",
+    tag = "health",
+    summary = "The fleet at a glance",
+    description = "`operational` when no entry is `degraded` or `down` (`unknown` ones do not \
+                   count), else `degraded`; counts by status; every entry's line. Served from a \
+                   cache of at most `--read-cache-ttl` (1 s), so many open dashboards stay cheap.",
+    responses(
+        (status = 200, description = "The fleet's status", body = mcp_fleet_model::FleetStatus),
+        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn status(State(state): State<AppState>) -> Result<Response, ApiError> {
     let body = state
         .cache()

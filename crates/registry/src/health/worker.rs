@@ -14,13 +14,14 @@ use std::time::Duration;
 use chrono::Utc;
 use mcp_fleet_model::{HealthCheckMode, HealthStatus, ServerId, Timestamp};
 use mcp_fleet_store::{CheckRecord, HealthRow, Store};
+use prometheus_client::metrics::histogram::Histogram;
 use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::alerts::{Alerts, Transition};
+use super::alerts::{AlertStats, Alerts, Transition};
 use super::damping::{Damping, Outcome, Streak};
 use super::probe::{ProbeResult, Prober};
 use super::ssrf::AddressPolicy;
@@ -36,7 +37,7 @@ const FLUSH_AT: usize = 512;
 const GUARD_MIN_ENTRIES: usize = 3;
 
 /// Counters of the worker's work, for metrics and tests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HealthStats {
     /// Probes finished.
     pub probes: AtomicU64,
@@ -48,10 +49,47 @@ pub struct HealthStats {
     pub deregistered: AtomicU64,
     /// Whether TTL expiry is suspended by the expiry guard.
     pub expiry_suspended: AtomicBool,
+    /// How long probes took.
+    pub(crate) probe_seconds: Histogram,
+    /// Transitions by the status entered, in [`HealthStatus::ALL`] order.
+    transitions_to: [AtomicU64; 4],
+}
+
+impl Default for HealthStats {
+    fn default() -> Self {
+        Self {
+            probes: AtomicU64::default(),
+            probe_failures: AtomicU64::default(),
+            transitions: AtomicU64::default(),
+            deregistered: AtomicU64::default(),
+            expiry_suspended: AtomicBool::default(),
+            probe_seconds: Histogram::new(crate::metrics::PROBE_BUCKETS),
+            transitions_to: Default::default(),
+        }
+    }
+}
+
+impl HealthStats {
+    /// Transitions into `status`.
+    pub fn transitions_to(&self, status: HealthStatus) -> u64 {
+        self.transitions_to[status_index(status)].load(Ordering::Relaxed)
+    }
+
+    fn count_transition(&self, to: HealthStatus) {
+        self.transitions.fetch_add(1, Ordering::Relaxed);
+        self.transitions_to[status_index(to)].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn status_index(status: HealthStatus) -> usize {
+    HealthStatus::ALL
+        .iter()
+        .position(|s| *s == status)
+        .unwrap_or_default()
 }
 
 /// What `POST /servers/{id}/check` answers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CheckReport {
     pub(crate) id: String,
@@ -62,6 +100,7 @@ pub(crate) struct CheckReport {
     pub(crate) latency_ms: u32,
     pub(crate) error: Option<String>,
     #[serde(with = "ts")]
+    #[schema(value_type = String, format = DateTime)]
     pub(crate) checked_at: Timestamp,
 }
 
@@ -96,6 +135,7 @@ pub struct HealthHandle {
     wake: Arc<Notify>,
     checks: mpsc::Sender<CheckRequest>,
     stats: Arc<HealthStats>,
+    alerts: Alerts,
 }
 
 impl HealthHandle {
@@ -107,6 +147,11 @@ impl HealthHandle {
     /// The worker's counters.
     pub fn stats(&self) -> &HealthStats {
         &self.stats
+    }
+
+    /// Its webhooks' counters.
+    pub(crate) fn alert_stats(&self) -> AlertStats {
+        self.alerts.stats()
     }
 
     pub(crate) async fn check_now(&self, id: ServerId) -> Result<CheckReport, CheckError> {
@@ -219,7 +264,7 @@ pub(crate) fn spawn(
         semaphore: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
         cfg,
         prober,
-        alerts,
+        alerts: alerts.clone(),
         on_change,
         stats: stats.clone(),
         entries: HashMap::new(),
@@ -235,6 +280,7 @@ pub(crate) fn spawn(
         wake: wake.clone(),
         checks: checks_tx,
         stats,
+        alerts,
     };
     let task = tokio::spawn(worker.run(wake, checks_rx, done_rx, shutdown));
     Ok((handle, task))
@@ -377,6 +423,9 @@ impl Worker {
         }
         t.in_flight = false;
         self.stats.probes.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .probe_seconds
+            .observe(f64::from(result.latency_ms) / 1000.0);
         if result.outcome != Outcome::Healthy {
             self.stats.probe_failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -625,7 +674,7 @@ impl Worker {
                 self.transitions.retain(|t| written.contains(&t.id));
                 let changed = !self.transitions.is_empty();
                 for t in self.transitions.drain(..) {
-                    self.stats.transitions.fetch_add(1, Ordering::Relaxed);
+                    self.stats.count_transition(t.to);
                     self.alerts.publish(t);
                 }
                 if changed && let Some(f) = &self.on_change {

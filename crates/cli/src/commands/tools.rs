@@ -1,0 +1,222 @@
+//! `tools` and `call`: the fleet's MCP tools, discovered through the registry by the discovery
+//! library, from a terminal.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
+use indicatif::{ProgressBar, ProgressStyle};
+use mcp_fleet_discovery::{
+    CallToolResult, ClientCredentials, ConnectReport, Discovery, DiscoveryBuilder,
+};
+use serde_json::{Value, json};
+
+/// Where the fleet is and how to reach its servers; shared by `tools` and `call`.
+#[derive(Debug, Args)]
+pub(crate) struct FleetArgs {
+    /// Base URL of the registry.
+    #[arg(
+        long,
+        env = "MCP_FLEET_REGISTRY",
+        default_value = "http://127.0.0.1:4000"
+    )]
+    registry: String,
+    /// Only servers having any of these tags (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Time allowed to connect to each server and list its tools.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    connect_timeout: Duration,
+    /// A bearer token for a server whose entry says `bearer`, as SERVER_ID=TOKEN (repeatable).
+    #[arg(long = "bearer-token", value_name = "SERVER_ID=TOKEN")]
+    bearer_tokens: Vec<String>,
+    /// OAuth 2.0 client id for servers whose entry says `oauth2`.
+    #[arg(
+        long,
+        env = "MCP_FLEET_OAUTH2_CLIENT_ID",
+        requires = "oauth2_client_secret"
+    )]
+    oauth2_client_id: Option<String>,
+    /// OAuth 2.0 client secret (prefer the environment variable to the flag).
+    #[arg(long, env = "MCP_FLEET_OAUTH2_CLIENT_SECRET", hide_env_values = true)]
+    oauth2_client_secret: Option<String>,
+}
+
+impl FleetArgs {
+    fn builder(&self) -> anyhow::Result<DiscoveryBuilder> {
+        let mut builder = Discovery::builder(&self.registry)
+            .tags(self.tags.clone())
+            .client_info("mcp-fleet", env!("CARGO_PKG_VERSION"))
+            .connect_timeout(self.connect_timeout);
+        for pair in &self.bearer_tokens {
+            let Some((id, token)) = pair.split_once('=') else {
+                bail!("--bearer-token must look like SERVER_ID=TOKEN, not {pair:?}");
+            };
+            builder = builder.bearer_token(id, token);
+        }
+        if let (Some(id), Some(secret)) = (&self.oauth2_client_id, &self.oauth2_client_secret) {
+            builder = builder.default_oauth2_client_credentials(ClientCredentials::new(id, secret));
+        }
+        Ok(builder)
+    }
+
+    /// Connects to the fleet, with a spinner on an interactive terminal; failures to connect
+    /// are printed as warnings.
+    async fn connect(
+        &self,
+        builder: DiscoveryBuilder,
+    ) -> anyhow::Result<(Discovery, ConnectReport)> {
+        let fleet = builder.build()?;
+        let spinner = std::io::stderr().is_terminal().then(|| {
+            let spinner = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}") {
+                spinner.set_style(style);
+            }
+            spinner.set_message(format!("discovering MCP servers via {}", self.registry));
+            spinner.enable_steady_tick(Duration::from_millis(100));
+            spinner
+        });
+        let report = fleet.connect().await;
+        if let Some(spinner) = spinner {
+            spinner.finish_and_clear();
+        }
+        let report = report.context("cannot discover the fleet")?;
+        for (server, error) in &report.failed {
+            eprintln!("warning: skipping server {server}: {error}");
+        }
+        Ok((fleet, report))
+    }
+}
+
+/// Options of `tools`.
+#[derive(Debug, Args)]
+pub(crate) struct ToolsArgs {
+    #[command(flatten)]
+    fleet: FleetArgs,
+    /// Print the catalog (and connection failures) as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `call`.
+#[derive(Debug, Args)]
+pub(crate) struct CallArgs {
+    #[command(flatten)]
+    fleet: FleetArgs,
+    /// The tool: its qualified name (`<serverId>__<tool>`), or its bare name when one server
+    /// offers it.
+    name: String,
+    /// The arguments, as a JSON object.
+    #[arg(long, default_value = "{}")]
+    args: String,
+    /// Time allowed for the call.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Print the whole `CallToolResult` as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The first line of `text`, at most `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or_default().trim();
+    if line.chars().count() <= max {
+        return line.to_owned();
+    }
+    let mut cut: String = line.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+pub(crate) async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
+    let builder = args.fleet.builder()?;
+    let (fleet, report) = args.fleet.connect(builder).await?;
+    let tools = fleet.tools();
+    fleet.shutdown().await;
+    if args.json {
+        let failed: Vec<Value> = report
+            .failed
+            .iter()
+            .map(|(server, e)| json!({"server": server, "error": e.to_string()}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"tools": tools, "failed": failed}))?
+        );
+        return Ok(());
+    }
+    if tools.is_empty() {
+        println!("no tools found");
+        return Ok(());
+    }
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(vec!["NAME", "SERVER", "DESCRIPTION"]);
+    for tool in &tools {
+        let description = tool.tool.description.as_deref().unwrap_or_default();
+        table.add_row(vec![
+            tool.qualified_name.clone(),
+            format!("{} {}", tool.server_id, tool.server_version),
+            one_line(description, 80),
+        ]);
+    }
+    println!("{table}");
+    Ok(())
+}
+
+pub(crate) async fn call(args: CallArgs) -> anyhow::Result<()> {
+    let arguments: Value = serde_json::from_str(&args.args)
+        .with_context(|| format!("--args is not JSON: {}", args.args))?;
+    if !arguments.is_object() {
+        bail!("--args must be a JSON object, like '{{\"query\": \"laptop\"}}'");
+    }
+    let builder = args.fleet.builder()?.call_timeout(args.timeout);
+    let (fleet, _) = args.fleet.connect(builder).await?;
+    let result = fleet.call_tool(&args.name, arguments).await;
+    fleet.shutdown().await;
+    let result = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        print_result(&result)?;
+    }
+    if result.is_error == Some(true) {
+        bail!("tool {} reported an error", args.name);
+    }
+    Ok(())
+}
+
+/// The text blocks of `result`, else its structured content, else the whole result as JSON.
+fn print_result(result: &CallToolResult) -> anyhow::Result<()> {
+    let texts: Vec<&str> = result
+        .content
+        .iter()
+        .filter_map(|block| block.as_text().map(|t| t.text.as_str()))
+        .collect();
+    if !texts.is_empty() {
+        for text in texts {
+            println!("{text}");
+        }
+    } else if let Some(structured) = &result.structured_content {
+        println!("{}", serde_json::to_string_pretty(structured)?);
+    } else {
+        println!("{}", serde_json::to_string_pretty(result)?);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_are_one_short_line() {
+        assert_eq!(one_line("first\nsecond", 80), "first");
+        assert_eq!(one_line("abcdef", 4), "abc…");
+        assert_eq!(one_line("", 4), "");
+    }
+}

@@ -1,0 +1,90 @@
+//! `--log-format json` (and `MCP_FLEET_LOG_FORMAT`): every log line is a JSON object, and each
+//! answered request is logged inside its span with method, route pattern, status and latency.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::common::{PROCESS_DEADLINE, binary, run_code};
+
+#[tokio::test]
+async fn json_logs_carry_the_request_span() {
+    let db = mcp_fleet_test_support::sqlite();
+    let mut child = binary()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &db.url,
+        ])
+        .args(["--no-health-worker"])
+        .env("MCP_FLEET_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info,mcp_fleet_registry=debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn mcp-fleet");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let url = tokio::time::timeout(PROCESS_DEADLINE, async {
+        while let Some(line) = stdout.next_line().await.expect("stdout") {
+            if let Some(url) = line.strip_prefix("listening on ") {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("exited before listening");
+    })
+    .await
+    .expect("started in time");
+
+    let res = reqwest::get(format!("{url}/servers/nobody"))
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), 404);
+
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let answered = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut seen = Vec::new();
+        while let Some(line) = stderr.next_line().await.expect("stderr") {
+            let v: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+            assert!(
+                v["level"].is_string() && v["timestamp"].is_string(),
+                "{line}"
+            );
+            if v["fields"]["message"] == "answered" {
+                return v;
+            }
+            seen.push(line);
+        }
+        panic!("no request was logged: {seen:#?}");
+    })
+    .await
+    .expect("the request was logged in time");
+    let span = &answered["span"];
+    assert_eq!(span["name"], "request", "{answered}");
+    assert_eq!(span["method"], "GET");
+    assert_eq!(
+        span["route"], "/servers/{id}",
+        "the pattern, not the raw path"
+    );
+    assert_eq!(span["status"], 404);
+    assert!(
+        span["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{answered}"
+    );
+    let _ = child.start_kill();
+}
+
+#[tokio::test]
+async fn an_unknown_log_format_is_one_clear_error() {
+    let (code, _, err) = run_code(&["status", "--log-format", "xml"]).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--log-format") && err.contains("json"),
+        "{err}"
+    );
+}

@@ -1,0 +1,331 @@
+//! Run with: `scripts/bench` (or `cargo bench -p mcp-fleet-discovery --bench connect`).
+//!
+//! Discovery's two costs, measured in one run on loopback against a real registry (SQLite) and
+//! real rmcp servers in this process:
+//!
+//! - **connect**: `Discovery::connect` to 100 servers of 20 tools each (registry query,
+//!   concurrent initialize + `tools/list`, index build), as a ratio to the same call for a
+//!   single server (target: at most 3×). The raw rmcp connect + list of one server is shown
+//!   for reference.
+//! - **call**: `Discovery::call_tool` against calling the same tool through an rmcp client
+//!   directly, per call (target: under 5 µs of overhead), and the name lookup alone.
+//!
+//! Settings: `BENCH_SERVERS` (default 100), `BENCH_TOOLS` (20), `BENCH_ROUNDS` (5),
+//! `BENCH_CALLS` (4000 per client).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mcp_fleet_discovery::Discovery;
+use mcp_fleet_registry::{AppState, Config};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientConfig, ContentBlock,
+    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
+    Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{
+    StreamableHttpClientTransport, StreamableHttpServerConfig, StreamableHttpService,
+};
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A server with `tools` tools that answer at once.
+#[derive(Clone)]
+struct Bench {
+    tools: Arc<Vec<Tool>>,
+}
+
+impl ServerHandler for Bench {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items((*self.tools).clone()))
+    }
+
+    async fn call_tool(
+        &self,
+        _request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        Ok(CallToolResult::success(vec![ContentBlock::text("ok")]).into())
+    }
+}
+
+fn tools(n: usize) -> Arc<Vec<Tool>> {
+    let serde_json::Value::Object(schema) =
+        json!({"type": "object", "properties": {"query": {"type": "string"}}})
+    else {
+        unreachable!("a literal object")
+    };
+    let schema = Arc::new(schema);
+    Arc::new(
+        (0..n)
+            .map(|i| {
+                Tool::new(
+                    format!("tool_{i:02}"),
+                    format!("Tool number {i}, with a description of ordinary length."),
+                    schema.clone(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Starts an MCP server on 127.0.0.1:0; returns its base URL.
+async fn start_server(tools: Arc<Vec<Tool>>, stop: &CancellationToken) -> String {
+    let config = StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
+    let service = StreamableHttpService::new(
+        move || {
+            Ok(Bench {
+                tools: tools.clone(),
+            })
+        },
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let app = axum::Router::new().nest_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let until = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(until.cancelled_owned())
+            .await
+    });
+    url
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort_unstable();
+    xs[xs.len() / 2]
+}
+
+/// The median wall time of `rounds` fresh `Discovery::connect`s to the servers tagged `tag`.
+async fn connect_time(registry: &str, tag: &str, expect_tools: usize, rounds: usize) -> Duration {
+    let mut times = Vec::new();
+    for round in 0..=rounds {
+        let fleet = Discovery::builder(registry)
+            .tags([tag])
+            .build()
+            .expect("builds");
+        let started = Instant::now();
+        let report = fleet.connect().await.expect("registry answers");
+        let took = started.elapsed();
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        assert_eq!(fleet.tools().len(), expect_tools);
+        fleet.shutdown().await;
+        // Round 0 warms up connections and code paths.
+        if round > 0 {
+            times.push(took);
+        }
+    }
+    median(times)
+}
+
+fn main() {
+    let servers = env_or("BENCH_SERVERS", 100);
+    let per_server = env_or("BENCH_TOOLS", 20);
+    let rounds = env_or("BENCH_ROUNDS", 5).max(1);
+    let calls = env_or("BENCH_CALLS", 4000).max(100);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let stop = CancellationToken::new();
+        let dir = tempfile_dir();
+        let db_url = format!("sqlite://{}/registry.db", dir.display());
+        let store = mcp_fleet_store::connect(&db_url).await.expect("store");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let registry = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = AppState::new(store, Config::default());
+        tokio::spawn(mcp_fleet_registry::serve(listener, state, stop.clone()));
+        let client = mcp_fleet_discovery::RegistryClient::new(&registry).expect("client");
+
+        let tool_list = tools(per_server);
+        for i in 0..=servers {
+            let url = start_server(tool_list.clone(), &stop).await;
+            let (id, tag) = if i == servers {
+                ("solo".to_owned(), "solo")
+            } else {
+                (format!("fleet-{i:03}"), "fleet")
+            };
+            let body = json!({
+                "id": id, "name": id, "url": url, "version": "1.0.0", "tags": [tag],
+                "auth": {"type": "none"},
+            });
+            client.register(&body).await.expect("register");
+        }
+
+        // Connect: one server, then the fleet, same code path.
+        let one = connect_time(&registry, "solo", per_server, rounds).await;
+        let fleet = connect_time(&registry, "fleet", servers * per_server, rounds).await;
+
+        // Reference: rmcp alone, initialize + list, one server.
+        let solo = client.get("solo").await.expect("get").expect("registered");
+        let solo_mcp = format!("{}/mcp", solo.url);
+        let mut raw = Vec::new();
+        for _ in 0..=rounds {
+            let started = Instant::now();
+            let transport = StreamableHttpClientTransport::from_uri(solo_mcp.as_str());
+            let peer = ClientConfig::default()
+                .serve(transport)
+                .await
+                .expect("rmcp connects");
+            let listed = peer.list_all_tools().await.expect("lists");
+            raw.push(started.elapsed());
+            assert_eq!(listed.len(), per_server);
+            let _ = peer.cancel().await;
+        }
+        raw.remove(0);
+        let raw = median(raw);
+
+        // Calls: Discovery against the rmcp client it wraps, in alternating blocks.
+        let disc = Discovery::builder(&registry)
+            .tags(["solo"])
+            .build()
+            .expect("builds");
+        disc.connect().await.expect("connects");
+        // The same session settings as Discovery's (protocol revision, HTTP client), so the
+        // difference is the library's own work.
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("http client");
+        let transport = StreamableHttpClientTransport::with_client(
+            http,
+            StreamableHttpClientTransportConfig::with_uri(solo_mcp.as_str()),
+        );
+        let direct = ClientConfig::default()
+            .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+            .serve(transport)
+            .await
+            .expect("rmcp connects");
+        let args = json!({"query": "laptop"});
+        let serde_json::Value::Object(args_map) = args.clone() else {
+            unreachable!("a literal object")
+        };
+        let block = 100;
+        let mut via_discovery = Vec::new();
+        let mut via_rmcp = Vec::new();
+        for b in 0..(calls / block) {
+            let measure_discovery = b % 2 == 0;
+            for _ in 0..2 {
+                let started = Instant::now();
+                for _ in 0..block {
+                    if measure_discovery {
+                        disc.call_tool("solo__tool_07", args.clone())
+                            .await
+                            .expect("call");
+                    } else {
+                        let params =
+                            CallToolRequestParams::new("tool_07").with_arguments(args_map.clone());
+                        direct.call_tool(params).await.expect("call");
+                    }
+                }
+                let per_call = started.elapsed() / block as u32;
+                if measure_discovery {
+                    via_discovery.push(per_call);
+                } else {
+                    via_rmcp.push(per_call);
+                }
+            }
+        }
+        let via_discovery = median(via_discovery);
+        let via_rmcp = median(via_rmcp);
+
+        // The lookup alone, in the fleet-sized index.
+        let big = Discovery::builder(&registry)
+            .tags(["fleet"])
+            .build()
+            .expect("builds");
+        big.connect().await.expect("connects");
+        let names: Vec<String> = big.tools().into_iter().map(|t| t.qualified_name).collect();
+        let lookups = 200_000;
+        let started = Instant::now();
+        for i in 0..lookups {
+            let tool = big.tool(&names[i % names.len()]).expect("found");
+            std::hint::black_box(tool);
+        }
+        let lookup = started.elapsed() / lookups as u32;
+
+        let ratio = fleet.as_secs_f64() / one.as_secs_f64();
+        let overhead_us = (via_discovery.as_secs_f64() - via_rmcp.as_secs_f64()) * 1e6;
+        println!();
+        println!(
+            "discovery: {servers} servers × {per_server} tools, loopback, median of {rounds} rounds"
+        );
+        println!("| measurement | value |");
+        println!("|---|---|");
+        println!(
+            "| Discovery::connect, 1 server ({per_server} tools) | {:.1} ms |",
+            ms(one)
+        );
+        println!(
+            "| Discovery::connect, {servers} servers ({} tools, index built) | {:.1} ms |",
+            servers * per_server,
+            ms(fleet)
+        );
+        println!("| ratio {servers} servers / 1 server (target ≤ 3×) | {ratio:.2}× |");
+        println!(
+            "| rmcp alone: initialize + tools/list, 1 server | {:.1} ms |",
+            ms(raw)
+        );
+        println!(
+            "| call_tool via Discovery, per call | {:.1} µs |",
+            us(via_discovery)
+        );
+        println!(
+            "| call_tool via the rmcp client directly, per call | {:.1} µs |",
+            us(via_rmcp)
+        );
+        println!("| Discovery overhead per call (target < 5 µs) | {overhead_us:.1} µs |");
+        println!(
+            "| name lookup alone (Discovery::tool, {} tools) | {:.0} ns |",
+            names.len(),
+            lookup.as_secs_f64() * 1e9
+        );
+        big.shutdown().await;
+        disc.shutdown().await;
+        let _ = direct.cancel().await;
+        stop.cancel();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// A fresh directory for the registry's database.
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("mcp-fleet-discovery-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}

@@ -1,0 +1,207 @@
+//! One MCP session with one server: open it (initialize, then list tools, under one deadline),
+//! hear its `tools/list_changed` notifications, notice when its event stream breaks, ping it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, ClientRequest, Implementation, PingRequest, ProtocolVersion,
+    Tool,
+};
+use rmcp::service::{ClientCacheConfig, NotificationContext, Peer, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::common::client_side_sse::SseRetryPolicy;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use tokio::time::Instant;
+
+use crate::auth::{AuthedClient, TokenSource};
+use crate::error::{DiscoveryError, Target};
+use crate::index::{ServerMeta, Signals};
+
+/// Our side of a session: announces the host, wakes the supervisor on `list_changed`.
+#[derive(Debug, Clone)]
+pub(crate) struct FleetClient {
+    info: ClientConfig,
+    signals: Arc<Signals>,
+}
+
+impl FleetClient {
+    /// As `name`/`version`, speaking the newest revision that still has the
+    /// `initialize`/`ping` lifecycle and session-wide `list_changed` notifications.
+    pub(crate) fn new(name: &str, version: &str, signals: Arc<Signals>) -> Self {
+        let info = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new(name, version),
+        )
+        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE);
+        Self { info, signals }
+    }
+}
+
+impl ClientHandler for FleetClient {
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.signals.tools_changed.notify_one();
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        self.info.clone()
+    }
+}
+
+/// The SSE retry policy of a session: the transport asks it before reconnecting a broken event
+/// stream, which is the first sign of a dead server; it tells the supervisor, then backs off.
+///
+/// Every call's response stream also ends by asking it, so it tells the supervisor at most
+/// once per [`SIGNAL_GAP`]: a broken session stream asks again and again, a busy healthy
+/// session does not wake the supervisor after every call.
+#[derive(Debug)]
+struct StreamWatch {
+    signals: Arc<Signals>,
+    /// When the supervisor was last told, as milliseconds since `epoch`.
+    last_signal_ms: AtomicU64,
+    epoch: std::time::Instant,
+}
+
+/// Least time between two signals of a [`StreamWatch`].
+const SIGNAL_GAP: Duration = Duration::from_millis(200);
+
+impl SseRetryPolicy for StreamWatch {
+    fn retry(&self, attempt: usize) -> Option<Duration> {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_signal_ms.load(Ordering::Relaxed);
+        let gap = u64::try_from(SIGNAL_GAP.as_millis()).unwrap_or(u64::MAX);
+        if now.saturating_sub(last) >= gap
+            && self
+                .last_signal_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.signals.suspect.notify_one();
+        }
+        let shift = u32::try_from(attempt.min(5)).unwrap_or(5);
+        Some(Duration::from_millis(250 << shift).min(Duration::from_secs(5)))
+    }
+}
+
+/// An open session.
+pub(crate) struct Session {
+    pub(crate) running: RunningService<RoleClient, FleetClient>,
+}
+
+impl Session {
+    /// The handle calls go through.
+    pub(crate) fn peer(&self) -> &Peer<RoleClient> {
+        self.running.peer()
+    }
+
+    /// Ends the session (the server is told with a `DELETE`), waiting at most `limit`.
+    pub(crate) async fn close(mut self, limit: Duration) {
+        if let Ok(Err(e)) = tokio::time::timeout(limit, self.running.close()).await {
+            tracing::debug!(error = %e, "closing an MCP session failed");
+        }
+    }
+}
+
+/// What opening a session needs.
+pub(crate) struct Opener<'a> {
+    pub(crate) http: &'a reqwest::Client,
+    pub(crate) client_name: &'a str,
+    pub(crate) client_version: &'a str,
+    pub(crate) timeout: Duration,
+    pub(crate) request_timeout: Duration,
+}
+
+impl Opener<'_> {
+    /// Connects to `meta`'s endpoint, initializes and lists every tool (following cursors),
+    /// all within `self.timeout`.
+    pub(crate) async fn open(
+        &self,
+        meta: &ServerMeta,
+        tokens: Option<TokenSource>,
+        signals: Arc<Signals>,
+    ) -> Result<(Session, Vec<Tool>), DiscoveryError> {
+        let target = target(meta);
+        let deadline = Instant::now() + self.timeout;
+        let client = AuthedClient {
+            http: self.http.clone(),
+            tokens: tokens.map(Arc::new),
+            head_timeout: self.request_timeout.max(self.timeout),
+        };
+        let mut config = StreamableHttpClientTransportConfig::with_uri(meta.mcp_url.as_str())
+            // A restarted server does not know our session: reconnect (and re-list) instead.
+            .reinit_on_expired_session(false);
+        config.retry_config = Arc::new(StreamWatch {
+            signals: signals.clone(),
+            // "Long ago", so the first break is signalled at once.
+            last_signal_ms: AtomicU64::new(0),
+            epoch: std::time::Instant::now()
+                .checked_sub(SIGNAL_GAP)
+                .unwrap_or_else(std::time::Instant::now),
+        });
+        let handler = FleetClient::new(self.client_name, self.client_version, signals);
+        let transport = StreamableHttpClientTransport::with_client(client, config);
+        let running = match tokio::time::timeout_at(deadline, handler.serve(transport)).await {
+            Ok(Ok(running)) => running,
+            Ok(Err(e)) => return Err(target.initialize_error(&e)),
+            Err(_) => return Err(target.timeout("connect", self.timeout)),
+        };
+        let session = Session { running };
+        // The index is the cache; rmcp's own would answer re-lists from memory.
+        session
+            .peer()
+            .set_response_cache_config(ClientCacheConfig::disabled())
+            .await;
+        match tokio::time::timeout_at(deadline, list_tools(session.peer(), &target)).await {
+            Ok(Ok(tools)) => Ok((session, tools)),
+            Ok(Err(e)) => {
+                session.close(Duration::from_secs(1)).await;
+                Err(e)
+            }
+            Err(_) => {
+                session.close(Duration::from_secs(1)).await;
+                Err(target.timeout("connect (tools/list)", self.timeout))
+            }
+        }
+    }
+}
+
+/// Who `meta` is, for error messages.
+pub(crate) fn target(meta: &ServerMeta) -> Target<'_> {
+    Target {
+        server: &meta.id,
+        url: &meta.mcp_url,
+        wants_auth: meta.wants_auth,
+    }
+}
+
+/// Every tool of the server (no tools capability: none).
+pub(crate) async fn list_tools(
+    peer: &Peer<RoleClient>,
+    target: &Target<'_>,
+) -> Result<Vec<Tool>, DiscoveryError> {
+    let offers_tools = peer
+        .peer_info()
+        .is_none_or(|info| info.capabilities.tools.is_some());
+    if !offers_tools {
+        return Ok(Vec::new());
+    }
+    peer.list_all_tools()
+        .await
+        .map_err(|e| target.service_error("tools/list", &e))
+}
+
+/// Whether the server answers a `ping` within `limit`.
+pub(crate) async fn ping(
+    peer: &Peer<RoleClient>,
+    target: &Target<'_>,
+    limit: Duration,
+) -> Result<(), DiscoveryError> {
+    let request = ClientRequest::PingRequest(PingRequest::default());
+    match tokio::time::timeout(limit, peer.send_request(request)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(target.service_error("ping", &e)),
+        Err(_) => Err(target.timeout("ping", limit)),
+    }
+}

@@ -1,0 +1,445 @@
+//! Why discovery, a connection or a call failed, in words a person can act on; and the
+//! translation of rmcp's transport errors into them.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use rmcp::ServiceError;
+use rmcp::service::ClientInitializeError;
+use rmcp::transport::streamable_http_client::{
+    AuthRequiredError, InsufficientScopeError, StreamableHttpError,
+};
+
+use crate::auth::AuthError;
+use crate::registry_client::ClientError;
+
+/// Why an operation of [`Discovery`](crate::Discovery) failed.
+///
+/// The variants separate the caller's mistakes ([`ToolNotFound`](Self::ToolNotFound),
+/// [`AmbiguousTool`](Self::AmbiguousTool), [`InvalidArguments`](Self::InvalidArguments)) from an
+/// upstream's ([`Unavailable`](Self::Unavailable), [`Transport`](Self::Transport),
+/// [`Timeout`](Self::Timeout), [`Auth`](Self::Auth), [`Rpc`](Self::Rpc)).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DiscoveryError {
+    /// The registry could not be queried (the message names the registry and the cause).
+    #[error("{0}")]
+    Registry(String),
+    /// No connected server offers a tool (or prompt) by that name.
+    #[error(
+        "no tool named {name:?} among the {known} discovered tools (list them with \
+         Discovery::tools or `mcp-fleet tools`; qualified names look like <serverId>__<tool>)"
+    )]
+    ToolNotFound {
+        /// The name asked for.
+        name: String,
+        /// How many tools the index holds.
+        known: usize,
+    },
+    /// A bare name offered by more than one server.
+    #[error(
+        "tool name {name:?} is offered by {} servers; call one of them by its qualified name: {}",
+        candidates.len(),
+        candidates.join(", ")
+    )]
+    AmbiguousTool {
+        /// The bare name asked for.
+        name: String,
+        /// The qualified names of every server's tool by that name, sorted.
+        candidates: Vec<String>,
+    },
+    /// No server with this id is known.
+    #[error("no server {0:?} among the discovered servers")]
+    ServerNotFound(String),
+    /// The arguments are not a JSON object.
+    #[error("arguments of {tool} must be a JSON object (or null), not {found}")]
+    InvalidArguments {
+        /// The tool called.
+        tool: String,
+        /// What was given instead, e.g. "an array".
+        found: &'static str,
+    },
+    /// The server offering the tool is not connected right now; it is being reconnected in
+    /// the background.
+    #[error(
+        "{what} is unavailable: server {server:?} is not connected ({reason}); \
+         it is being reconnected in the background"
+    )]
+    Unavailable {
+        /// What was asked for (e.g. `tool catalog__search`).
+        what: String,
+        /// The server's id.
+        server: String,
+        /// Why it is not connected.
+        reason: String,
+    },
+    /// The server did not answer within the time allowed.
+    #[error("{what} on server {server:?} did not finish within {after:?}")]
+    Timeout {
+        /// What timed out (e.g. `connect`, `tool catalog__search`).
+        what: String,
+        /// The server's id.
+        server: String,
+        /// The limit that passed.
+        after: Duration,
+    },
+    /// The server could not be reached, or the connection broke.
+    #[error("server {server:?} ({url}): {reason}")]
+    Transport {
+        /// The server's id.
+        server: String,
+        /// Its MCP endpoint.
+        url: String,
+        /// The innermost cause, e.g. "Connection refused (os error 111)".
+        reason: String,
+    },
+    /// Credentials were missing, or rejected by the server or its token endpoint.
+    #[error("server {server:?}: {reason}")]
+    Auth {
+        /// The server's id.
+        server: String,
+        /// What went wrong and what to check.
+        reason: String,
+    },
+    /// The server answered with a JSON-RPC error.
+    #[error("server {server:?} answered {what} with JSON-RPC error {code}: {message}")]
+    Rpc {
+        /// What was asked (e.g. `tools/call catalog__search`).
+        what: String,
+        /// The server's id.
+        server: String,
+        /// The JSON-RPC error code.
+        code: i32,
+        /// The server's message.
+        message: String,
+    },
+    /// The server answered something this client cannot use.
+    #[error("server {server:?} answered {what} unexpectedly: {reason}")]
+    Protocol {
+        /// What was asked.
+        what: String,
+        /// The server's id.
+        server: String,
+        /// What was wrong with the answer.
+        reason: String,
+    },
+    /// [`Discovery::shutdown`](crate::Discovery::shutdown) was called.
+    #[error("discovery has been shut down")]
+    Shutdown,
+}
+
+impl From<ClientError> for DiscoveryError {
+    fn from(e: ClientError) -> Self {
+        Self::Registry(e.to_string())
+    }
+}
+
+impl DiscoveryError {
+    /// The cause alone, without the server's name: what a server's state shows.
+    pub(crate) fn cause(&self) -> String {
+        match self {
+            Self::Transport { reason, .. }
+            | Self::Auth { reason, .. }
+            | Self::Unavailable { reason, .. } => reason.clone(),
+            Self::Timeout { what, after, .. } => format!("no answer to {what} within {after:?}"),
+            Self::Rpc {
+                what,
+                code,
+                message,
+                ..
+            } => format!("{what} failed with JSON-RPC error {code}: {message}"),
+            Self::Protocol { what, reason, .. } => {
+                format!("unexpected answer to {what}: {reason}")
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether the error says the server (or its connection) is at fault, rather than the call.
+    pub fn is_upstream(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable { .. }
+                | Self::Timeout { .. }
+                | Self::Transport { .. }
+                | Self::Auth { .. }
+                | Self::Rpc { .. }
+                | Self::Protocol { .. }
+                | Self::Registry(_)
+        )
+    }
+}
+
+/// What the reqwest-backed transport fails with.
+type HttpError = StreamableHttpError<reqwest::Error>;
+
+/// Who we were talking to, to name them in errors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target<'a> {
+    /// Server id.
+    pub(crate) server: &'a str,
+    /// MCP endpoint.
+    pub(crate) url: &'a str,
+    /// Whether the registry entry says the server wants credentials.
+    pub(crate) wants_auth: bool,
+}
+
+impl Target<'_> {
+    /// A failure of `initialize`.
+    pub(crate) fn initialize_error(&self, error: &ClientInitializeError) -> DiscoveryError {
+        match error {
+            ClientInitializeError::JsonRpcError(e) => self.rpc("initialize", e),
+            ClientInitializeError::TransportError { error, .. } => self.transport_error(error),
+            ClientInitializeError::LegacyFallbackFailed { fallback, .. } => {
+                self.initialize_error(fallback)
+            }
+            other => DiscoveryError::Protocol {
+                what: "initialize".into(),
+                server: self.server.to_owned(),
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    /// A failure of a request made on an open session.
+    pub(crate) fn service_error(&self, what: &str, error: &ServiceError) -> DiscoveryError {
+        match error {
+            ServiceError::McpError(e) => self.rpc(what, e),
+            ServiceError::TransportSend(e) => self.transport_error(e),
+            ServiceError::TransportClosed => DiscoveryError::Transport {
+                server: self.server.to_owned(),
+                url: self.url.to_owned(),
+                reason: "the session is closed".into(),
+            },
+            ServiceError::Timeout { timeout } => DiscoveryError::Timeout {
+                what: what.to_owned(),
+                server: self.server.to_owned(),
+                after: *timeout,
+            },
+            other => DiscoveryError::Protocol {
+                what: what.to_owned(),
+                server: self.server.to_owned(),
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    /// `what` did not finish within `after`.
+    pub(crate) fn timeout(&self, what: &str, after: Duration) -> DiscoveryError {
+        DiscoveryError::Timeout {
+            what: what.to_owned(),
+            server: self.server.to_owned(),
+            after,
+        }
+    }
+
+    fn rpc(&self, what: &str, e: &rmcp::model::ErrorData) -> DiscoveryError {
+        DiscoveryError::Rpc {
+            what: what.to_owned(),
+            server: self.server.to_owned(),
+            code: e.code.0,
+            message: e.message.to_string(),
+        }
+    }
+
+    /// A transport failure: our own credential errors, a 401/403 from the server, or a
+    /// connection problem, in that order.
+    pub(crate) fn transport_error(&self, error: &(dyn StdError + 'static)) -> DiscoveryError {
+        if let Some(auth) = find_auth_error(error) {
+            return DiscoveryError::Auth {
+                server: self.server.to_owned(),
+                reason: auth.to_string(),
+            };
+        }
+        let text = describe(error);
+        if let Some(status) = auth_status(error).or_else(|| auth_status_in_text(&text)) {
+            let hint = if self.wants_auth {
+                "the credentials were rejected; check the token (or client id and secret) \
+                 configured for this server"
+            } else {
+                "its registry entry says auth.type \"none\"; fix the entry or configure \
+                 credentials for this server"
+            };
+            return DiscoveryError::Auth {
+                server: self.server.to_owned(),
+                reason: format!("{} answered HTTP {status}: {hint}", self.url),
+            };
+        }
+        DiscoveryError::Transport {
+            server: self.server.to_owned(),
+            url: self.url.to_owned(),
+            reason: text,
+        }
+    }
+}
+
+/// Our own [`AuthError`], wrapped by the transport in an `io::Error`.
+fn find_auth_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a AuthError> {
+    let mut next = Some(error);
+    while let Some(current) = next {
+        if let Some(auth) = current.downcast_ref::<AuthError>() {
+            return Some(auth);
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && let Some(auth) = io.get_ref().and_then(|e| e.downcast_ref::<AuthError>())
+        {
+            return Some(auth);
+        }
+        if let Some(StreamableHttpError::Io(io)) = current.downcast_ref::<HttpError>()
+            && let Some(auth) = io.get_ref().and_then(|e| e.downcast_ref::<AuthError>())
+        {
+            return Some(auth);
+        }
+        next = current.source();
+    }
+    None
+}
+
+/// 401 or 403 if an error in the chain says the server answered with it.
+pub(crate) fn auth_status(error: &(dyn StdError + 'static)) -> Option<u16> {
+    let is_auth = |status: u16| (status == 401 || status == 403).then_some(status);
+    let mut next = Some(error);
+    while let Some(current) = next {
+        if let Some(http) = current.downcast_ref::<HttpError>() {
+            match http {
+                StreamableHttpError::AuthRequired(_) => return Some(401),
+                StreamableHttpError::InsufficientScope(_) => return Some(403),
+                StreamableHttpError::HttpStatus(s) => {
+                    if let Some(status) = is_auth(s.status) {
+                        return Some(status);
+                    }
+                }
+                StreamableHttpError::Client(e) => {
+                    if let Some(status) = e.status().and_then(|s| is_auth(s.as_u16())) {
+                        return Some(status);
+                    }
+                }
+                StreamableHttpError::UnexpectedServerResponse(text) => {
+                    if let Some(status) = auth_status_in_text(text) {
+                        return Some(status);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if current.is::<AuthRequiredError>() {
+            return Some(401);
+        }
+        if current.is::<InsufficientScopeError>() {
+            return Some(403);
+        }
+        next = current.source();
+    }
+    None
+}
+
+/// rmcp reports a 401/403 without a `WWW-Authenticate` challenge only as text.
+pub(crate) fn auth_status_in_text(text: &str) -> Option<u16> {
+    [
+        (401, "HTTP 401", "401 Unauthorized"),
+        (403, "HTTP 403", "403 Forbidden"),
+    ]
+    .into_iter()
+    .find(|(_, a, b)| text.contains(a) || text.contains(b))
+    .map(|(status, _, _)| status)
+}
+
+/// The messages of `error`'s chain joined with `: `, without rmcp's wrappers (which repeat
+/// their source's message behind a long transport type name) and without reqwest's URL (the
+/// error names the server already).
+pub(crate) fn describe(error: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(current) = next {
+        if current.is::<rmcp::transport::DynamicTransportError>() {
+            next = current.source();
+            continue;
+        }
+        // `Client` holds the reqwest error without declaring it as its source.
+        if let Some(StreamableHttpError::Client(inner)) = current.downcast_ref::<HttpError>() {
+            next = Some(inner);
+            continue;
+        }
+        let text = match current.downcast_ref::<reqwest::Error>() {
+            Some(e) => match e.url() {
+                Some(url) => e.to_string().replace(&format!(" for url ({url})"), ""),
+                None => e.to_string(),
+            },
+            None => current.to_string(),
+        };
+        if !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+        next = current.source();
+    }
+    let joined = parts.join(": ");
+    let line = joined.lines().next().unwrap_or_default();
+    if line.chars().count() > 300 {
+        let mut cut: String = line.chars().take(299).collect();
+        cut.push('…');
+        cut
+    } else {
+        line.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_say_what_to_do() {
+        let ambiguous = DiscoveryError::AmbiguousTool {
+            name: "search".into(),
+            candidates: vec!["alpha__search".into(), "beta__search".into()],
+        };
+        assert_eq!(
+            ambiguous.to_string(),
+            "tool name \"search\" is offered by 2 servers; call one of them by its qualified \
+             name: alpha__search, beta__search"
+        );
+        let unavailable = DiscoveryError::Unavailable {
+            what: "tool alpha__search".into(),
+            server: "alpha".into(),
+            reason: "connection refused".into(),
+        };
+        assert!(
+            unavailable
+                .to_string()
+                .contains("reconnected in the background")
+        );
+        assert!(unavailable.is_upstream());
+        let missing = DiscoveryError::ToolNotFound {
+            name: "nope".into(),
+            known: 3,
+        };
+        assert!(!missing.is_upstream());
+    }
+
+    #[test]
+    fn auth_status_from_text() {
+        let cases = [
+            ("HTTP 401 Unauthorized: nope", Some(401)),
+            ("unexpected: 403 Forbidden", Some(403)),
+            ("HTTP 500", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(auth_status_in_text(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn our_auth_errors_are_found_inside_io_errors() {
+        let wrapped = std::io::Error::other(AuthError::MissingToken {
+            server: "alpha".into(),
+        });
+        let found = find_auth_error(&wrapped).expect("found");
+        assert!(matches!(found, AuthError::MissingToken { .. }));
+        let target = Target {
+            server: "alpha",
+            url: "http://127.0.0.1:1/mcp",
+            wants_auth: true,
+        };
+        let e = target.transport_error(&wrapped);
+        assert!(matches!(e, DiscoveryError::Auth { .. }), "{e:?}");
+    }
+}

@@ -1,0 +1,430 @@
+//! The tool index: an immutable snapshot of every server's tools under their qualified names,
+//! rebuilt from per-server parts and swapped in whole, so a reader never sees half of a change.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use rmcp::RoleClient;
+use rmcp::model::Tool;
+use rmcp::service::Peer;
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::events::IndexEvent;
+use crate::names::qualified_name;
+
+/// A tool of a discovered server, as [`Discovery::tools`](crate::Discovery::tools) lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveredTool {
+    /// `<serverId>__<tool>`, or its shortened form (see [`qualified_name`]): unique, and valid
+    /// for `^[a-zA-Z0-9_-]{1,64}$`.
+    pub qualified_name: String,
+    /// The registry id of the server offering it.
+    pub server_id: String,
+    /// The server's version, as registered.
+    pub server_version: String,
+    /// `false` while the server is disconnected: calls fail fast until it is back.
+    pub available: bool,
+    /// The tool's MCP definition, as the server listed it (its `name` is the bare name).
+    pub tool: Tool,
+}
+
+/// Where a server's connection stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum ServerState {
+    /// The first connection attempt is under way.
+    Connecting,
+    /// Connected; its tools are callable.
+    Ready,
+    /// Not connected: the last attempt failed or the session died. Reconnection goes on in the
+    /// background with exponential backoff.
+    Unavailable {
+        /// Why, e.g. "Connection refused (os error 111)".
+        reason: String,
+        /// Since when.
+        #[serde(skip)]
+        since: SystemTime,
+    },
+}
+
+/// A discovered server, as [`Discovery::servers`](crate::Discovery::servers) lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerInfo {
+    /// Registry id.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Version, as registered.
+    pub version: String,
+    /// Its MCP endpoint, `<url>/mcp`.
+    pub mcp_url: String,
+    /// Connection state.
+    pub state: ServerState,
+    /// How many tools it offers (as last listed).
+    pub tools: usize,
+}
+
+/// Wakes a server's supervisor.
+#[derive(Debug, Default)]
+pub(crate) struct Signals {
+    /// The server sent `notifications/tools/list_changed`.
+    pub(crate) tools_changed: Notify,
+    /// Something suggests the session died (its event stream broke, a call failed).
+    pub(crate) suspect: Notify,
+}
+
+/// The registry facts about a server that the index needs.
+#[derive(Debug)]
+pub(crate) struct ServerMeta {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) mcp_url: String,
+    pub(crate) wants_auth: bool,
+}
+
+/// One server's part of the index; replaced whole on every change.
+#[derive(Debug)]
+pub(crate) struct ServerPart {
+    pub(crate) meta: Arc<ServerMeta>,
+    pub(crate) state: ServerState,
+    /// The session to call through, when `Ready`.
+    pub(crate) peer: Option<Peer<RoleClient>>,
+    pub(crate) signals: Arc<Signals>,
+    /// Tools sorted by qualified name, with `available` matching `state`.
+    pub(crate) tools: Vec<Arc<DiscoveredTool>>,
+    /// Each tool's qualified and bare name, shared with every index built from this part (an
+    /// index rebuild then copies pointers, not strings).
+    keys: Vec<(Arc<str>, Arc<str>)>,
+}
+
+impl ServerPart {
+    /// A part for `meta` in `state`, its tools made from `tools` (bare definitions).
+    pub(crate) fn new(
+        meta: Arc<ServerMeta>,
+        state: ServerState,
+        peer: Option<Peer<RoleClient>>,
+        signals: Arc<Signals>,
+        tools: &[Tool],
+    ) -> Self {
+        let available = state == ServerState::Ready;
+        let mut seen = std::collections::HashSet::new();
+        let mut tools: Vec<Arc<DiscoveredTool>> = tools
+            .iter()
+            .filter(|t| {
+                let first = seen.insert(t.name.clone());
+                if !first {
+                    tracing::warn!(server = %meta.id, tool = %t.name, "server lists a tool name twice; keeping the first");
+                }
+                first
+            })
+            .map(|t| {
+                Arc::new(DiscoveredTool {
+                    qualified_name: qualified_name(&meta.id, &t.name),
+                    server_id: meta.id.clone(),
+                    server_version: meta.version.clone(),
+                    available,
+                    tool: t.clone(),
+                })
+            })
+            .collect();
+        tools.sort_unstable_by(|a, b| a.qualified_name.cmp(&b.qualified_name));
+        let keys = tools
+            .iter()
+            .map(|t| {
+                (
+                    Arc::from(t.qualified_name.as_str()),
+                    Arc::from(&*t.tool.name),
+                )
+            })
+            .collect();
+        Self {
+            meta,
+            state,
+            peer,
+            signals,
+            tools,
+            keys,
+        }
+    }
+
+    /// The bare tool definitions, to rebuild the part in another state.
+    pub(crate) fn bare_tools(&self) -> Vec<Tool> {
+        self.tools.iter().map(|t| t.tool.clone()).collect()
+    }
+
+    pub(crate) fn info(&self) -> ServerInfo {
+        ServerInfo {
+            id: self.meta.id.clone(),
+            name: self.meta.name.clone(),
+            version: self.meta.version.clone(),
+            mcp_url: self.meta.mcp_url.clone(),
+            state: self.state.clone(),
+            tools: self.tools.len(),
+        }
+    }
+}
+
+/// A qualified name's target: the tool and the part of the server offering it.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    pub(crate) tool: Arc<DiscoveredTool>,
+    pub(crate) server: Arc<ServerPart>,
+}
+
+/// How a name resolved.
+#[derive(Debug)]
+pub(crate) enum Resolved<'a> {
+    /// One tool.
+    Found(&'a Slot),
+    /// Nothing by that name.
+    NotFound,
+    /// A bare name offered by several servers: their qualified names, sorted.
+    Ambiguous(Vec<String>),
+}
+
+/// An immutable snapshot of the whole index.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    pub(crate) servers: BTreeMap<String, Arc<ServerPart>>,
+    /// Qualified name → tool.
+    by_name: HashMap<Arc<str>, Slot>,
+    /// Bare name → qualified names, sorted.
+    by_bare: HashMap<Arc<str>, Vec<Arc<str>>>,
+    /// Every tool, by server id, then qualified name.
+    sorted: Vec<Arc<DiscoveredTool>>,
+}
+
+impl Index {
+    /// The index of `servers`' tools. A qualified-name clash (only possible between a
+    /// shortened name and another tool's) keeps the tool of the server that sorts first and
+    /// logs the other: nothing is ever silently overwritten.
+    ///
+    /// Linear in the number of tools, copying pointers only: it runs on every change.
+    pub(crate) fn build(servers: BTreeMap<String, Arc<ServerPart>>) -> Self {
+        let total = servers.values().map(|p| p.tools.len()).sum();
+        let mut by_name: HashMap<Arc<str>, Slot> = HashMap::with_capacity(total);
+        let mut by_bare: HashMap<Arc<str>, Vec<Arc<str>>> = HashMap::with_capacity(total);
+        let mut sorted = Vec::with_capacity(total);
+        for part in servers.values() {
+            for (tool, (qualified, bare)) in part.tools.iter().zip(&part.keys) {
+                if let Some(existing) = by_name.get(qualified) {
+                    tracing::error!(
+                        name = %tool.qualified_name,
+                        kept = %existing.tool.server_id,
+                        dropped = %tool.server_id,
+                        tool = %tool.tool.name,
+                        "two tools share a qualified name; the second is left out of the index"
+                    );
+                    continue;
+                }
+                by_bare
+                    .entry(bare.clone())
+                    .or_default()
+                    .push(qualified.clone());
+                by_name.insert(
+                    qualified.clone(),
+                    Slot {
+                        tool: tool.clone(),
+                        server: part.clone(),
+                    },
+                );
+                sorted.push(tool.clone());
+            }
+        }
+        for names in by_bare.values_mut().filter(|n| n.len() > 1) {
+            names.sort_unstable();
+        }
+        Self {
+            servers,
+            by_name,
+            by_bare,
+            sorted,
+        }
+    }
+
+    /// `name` as a qualified name first, else as the bare name of exactly one server's tool.
+    pub(crate) fn resolve(&self, name: &str) -> Resolved<'_> {
+        if let Some(slot) = self.by_name.get(name) {
+            return Resolved::Found(slot);
+        }
+        match self.by_bare.get(name).map(Vec::as_slice) {
+            Some([only]) => match self.by_name.get(only) {
+                Some(slot) => Resolved::Found(slot),
+                None => Resolved::NotFound,
+            },
+            Some(many) if many.len() > 1 => {
+                Resolved::Ambiguous(many.iter().map(|n| n.to_string()).collect())
+            }
+            _ => Resolved::NotFound,
+        }
+    }
+
+    /// Every tool, by server id, then qualified name.
+    pub(crate) fn tools(&self) -> &[Arc<DiscoveredTool>] {
+        &self.sorted
+    }
+
+    /// How many tools.
+    pub(crate) fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// What changed from `self` to `next`: the tools added or changed (availability
+    /// included), and those removed. `None` when nothing did.
+    pub(crate) fn diff(&self, next: &Index) -> Vec<IndexEvent> {
+        let mut added: Vec<DiscoveredTool> = next
+            .by_name
+            .iter()
+            .filter(|(name, slot)| {
+                self.by_name.get(*name).is_none_or(|old| {
+                    !Arc::ptr_eq(&old.tool, &slot.tool) && *old.tool != *slot.tool
+                })
+            })
+            .map(|(_, slot)| (*slot.tool).clone())
+            .collect();
+        let mut removed: Vec<String> = self
+            .by_name
+            .keys()
+            .filter(|name| !next.by_name.contains_key(*name))
+            .map(|name| name.to_string())
+            .collect();
+        let mut events = Vec::new();
+        if !added.is_empty() {
+            added.sort_unstable_by(|a, b| a.qualified_name.cmp(&b.qualified_name));
+            events.push(IndexEvent::Add(added));
+        }
+        if !removed.is_empty() {
+            removed.sort_unstable();
+            events.push(IndexEvent::Remove(removed));
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(name: &str) -> Tool {
+        Tool::new(
+            name.to_owned(),
+            format!("{name} things"),
+            Arc::new(serde_json::Map::new()),
+        )
+    }
+
+    fn part(id: &str, state: ServerState, tools: &[&str]) -> Arc<ServerPart> {
+        let meta = Arc::new(ServerMeta {
+            id: id.into(),
+            name: id.into(),
+            version: "1.0.0".into(),
+            mcp_url: format!("http://127.0.0.1:1/{id}/mcp"),
+            wants_auth: false,
+        });
+        let tools: Vec<Tool> = tools.iter().map(|t| tool(t)).collect();
+        Arc::new(ServerPart::new(meta, state, None, Arc::default(), &tools))
+    }
+
+    fn index(parts: &[Arc<ServerPart>]) -> Index {
+        Index::build(
+            parts
+                .iter()
+                .map(|p| (p.meta.id.clone(), p.clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn names_resolve_qualified_then_bare() {
+        let idx = index(&[
+            part("alpha", ServerState::Ready, &["search", "only_alpha"]),
+            part("beta", ServerState::Ready, &["search", "b__x"]),
+        ]);
+        let found = |name: &str| match idx.resolve(name) {
+            Resolved::Found(slot) => slot.tool.qualified_name.clone(),
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(found("alpha__search"), "alpha__search");
+        assert_eq!(found("beta__search"), "beta__search");
+        assert_eq!(found("only_alpha"), "alpha__only_alpha");
+        assert_eq!(found("b__x"), "beta__b__x");
+        match idx.resolve("search") {
+            Resolved::Ambiguous(c) => assert_eq!(c, ["alpha__search", "beta__search"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(idx.resolve("nope"), Resolved::NotFound));
+        assert_eq!(idx.len(), 4);
+        let names: Vec<&str> = idx
+            .tools()
+            .iter()
+            .map(|t| t.qualified_name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "alpha__only_alpha",
+                "alpha__search",
+                "beta__b__x",
+                "beta__search"
+            ]
+        );
+    }
+
+    #[test]
+    fn availability_follows_the_state() {
+        let down = ServerState::Unavailable {
+            reason: "refused".into(),
+            since: SystemTime::now(),
+        };
+        let idx = index(&[part("alpha", down, &["search"])]);
+        assert!(!idx.tools()[0].available);
+        let idx = index(&[part("alpha", ServerState::Ready, &["search"])]);
+        assert!(idx.tools()[0].available);
+    }
+
+    #[test]
+    fn duplicate_tool_names_of_one_server_keep_the_first() {
+        let idx = index(&[part("alpha", ServerState::Ready, &["a", "a", "b"])]);
+        assert_eq!(idx.len(), 2);
+    }
+
+    #[test]
+    fn diffs_are_adds_and_removes() {
+        let a = part("alpha", ServerState::Ready, &["x", "y"]);
+        let old = index(std::slice::from_ref(&a));
+        let next = index(&[a.clone(), part("beta", ServerState::Ready, &["z"])]);
+        assert_eq!(
+            old.diff(&next),
+            [IndexEvent::Add(vec![(*next.tools()[2]).clone()])]
+        );
+        let gone = index(&[part("beta", ServerState::Ready, &["z"])]);
+        assert_eq!(
+            next.diff(&gone),
+            [IndexEvent::Remove(vec![
+                "alpha__x".into(),
+                "alpha__y".into()
+            ])]
+        );
+        assert!(next.diff(&next).is_empty());
+        // A rebuilt but identical part is no change.
+        let same = index(&[part("alpha", ServerState::Ready, &["x", "y"])]);
+        assert!(old.diff(&same).is_empty());
+        let down = index(&[part(
+            "alpha",
+            ServerState::Unavailable {
+                reason: "gone".into(),
+                since: SystemTime::now(),
+            },
+            &["x", "y"],
+        )]);
+        match old.diff(&down).as_slice() {
+            [IndexEvent::Add(tools)] => assert!(tools.iter().all(|t| !t.available)),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! One task per server: connect, publish its tools, re-list them on `list_changed`, notice a
+//! dead session, mark its tools unavailable and reconnect with exponential backoff and jitter.
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use mcp_fleet_model::Entry;
+use rmcp::model::Tool;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::connection::{Opener, Session, list_tools, ping, target};
+use crate::discovery::Shared;
+use crate::error::DiscoveryError;
+use crate::index::{ServerMeta, ServerState, Signals};
+
+/// How long to wait between reconnection attempts: exponential, with jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first delay (before jitter).
+    pub initial: Duration,
+    /// The longest delay (before jitter).
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    /// 500 ms, doubling up to 30 s.
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before attempt `attempt` (0-based): `initial · 2^attempt`, capped at `max`,
+    /// of which a random half is kept ("equal jitter"), so servers that died together are not
+    /// all retried in the same instant.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let base = self
+            .initial
+            .saturating_mul(2u32.saturating_pow(attempt.min(31)))
+            .min(self.max);
+        let half = base / 2;
+        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+        let random = RandomState::new().hash_one(attempt);
+        half + Duration::from_nanos(if nanos == 0 { 0 } else { random % (nanos + 1) })
+    }
+}
+
+/// Least time between two liveness checks prompted by suspicions.
+const SUSPECT_GAP: Duration = Duration::from_secs(1);
+
+/// Why a connected session ended.
+enum Ended {
+    /// The supervisor was told to stop.
+    Stopped,
+    /// The session died.
+    Lost(DiscoveryError),
+}
+
+/// Everything one supervisor needs.
+pub(crate) struct Supervisor {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) entry: Entry,
+    pub(crate) meta: Arc<ServerMeta>,
+    pub(crate) signals: Arc<Signals>,
+    pub(crate) stop: CancellationToken,
+}
+
+impl Supervisor {
+    /// Runs until `stop`; reports the first connection attempt's outcome (the number of tools,
+    /// or why it failed) on `first`.
+    pub(crate) async fn run(self, first: oneshot::Sender<Result<usize, DiscoveryError>>) {
+        let mut first = Some(first);
+        let mut attempt: u32 = 0;
+        loop {
+            let opened = tokio::select! {
+                opened = self.open() => opened,
+                () = self.stop.cancelled() => return,
+            };
+            match opened {
+                Ok((session, tools)) => {
+                    attempt = 0;
+                    tracing::debug!(server = %self.meta.id, tools = tools.len(), "connected");
+                    let count = tools.len();
+                    // Publish before reporting, so `connect` returns with the tools indexed.
+                    self.publish(
+                        ServerState::Ready,
+                        Some(session.peer().clone()),
+                        Some(tools),
+                    );
+                    if let Some(tx) = first.take() {
+                        let _ = tx.send(Ok(count));
+                    }
+                    let ended = self.serve(&session).await;
+                    let limit = self.shared.settings.ping_timeout();
+                    match ended {
+                        Ended::Stopped => {
+                            session.close(limit).await;
+                            return;
+                        }
+                        Ended::Lost(e) => {
+                            tracing::info!(server = %self.meta.id, error = %e, "session lost; reconnecting");
+                            self.publish(self.unavailable(&e), None, None);
+                            // The server is gone: closing may take until the limit.
+                            tokio::spawn(session.close(limit));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(server = %self.meta.id, error = %e, attempt, "connect failed");
+                    self.publish(self.unavailable(&e), None, None);
+                    if let Some(tx) = first.take() {
+                        let _ = tx.send(Err(e.clone()));
+                    }
+                }
+            }
+            let delay = self.shared.settings.backoff.delay(attempt);
+            attempt = attempt.saturating_add(1);
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.stop.cancelled() => return,
+            }
+        }
+    }
+
+    async fn open(&self) -> Result<(Session, Vec<Tool>), DiscoveryError> {
+        let tokens =
+            self.shared
+                .tokens
+                .source_for(&self.entry)
+                .map_err(|e| DiscoveryError::Auth {
+                    server: self.meta.id.clone(),
+                    reason: e.to_string(),
+                })?;
+        let settings = &self.shared.settings;
+        let opener = Opener {
+            http: &self.shared.http,
+            client_name: &settings.client_name,
+            client_version: &settings.client_version,
+            timeout: settings.connect_timeout,
+            request_timeout: settings.call_timeout,
+        };
+        opener.open(&self.meta, tokens, self.signals.clone()).await
+    }
+
+    /// Serves a connected session until it dies or the supervisor stops.
+    async fn serve(&self, session: &Session) -> Ended {
+        let settings = &self.shared.settings;
+        let target = target(&self.meta);
+        // Every call's response stream ends by asking the retry policy, which signals a
+        // suspicion: check at most once per `SUSPECT_GAP`, deferring the rest, so a busy
+        // session is not pinged after every call.
+        let mut last_check = tokio::time::Instant::now();
+        let mut deferred: Option<tokio::time::Instant> = None;
+        let mut keepalive = settings.keepalive.map(|every| {
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        loop {
+            let tick = async {
+                match keepalive.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let later = async {
+                match deferred {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = self.stop.cancelled() => return Ended::Stopped,
+                () = self.signals.tools_changed.notified() => {
+                    let listed = tokio::time::timeout(
+                        settings.connect_timeout,
+                        list_tools(session.peer(), &target),
+                    )
+                    .await;
+                    match listed {
+                        Ok(Ok(tools)) => {
+                            tracing::debug!(server = %self.meta.id, tools = tools.len(), "tool list changed");
+                            self.publish(ServerState::Ready, Some(session.peer().clone()), Some(tools));
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(server = %self.meta.id, error = %e, "re-listing tools failed");
+                            if let Err(e) = self.check(session).await {
+                                return Ended::Lost(e);
+                            }
+                        }
+                        Err(_) => {
+                            if let Err(e) = self.check(session).await {
+                                return Ended::Lost(e);
+                            }
+                        }
+                    }
+                }
+                () = self.signals.suspect.notified() => {
+                    let now = tokio::time::Instant::now();
+                    if now >= last_check + SUSPECT_GAP {
+                        last_check = now;
+                        if let Err(e) = self.check(session).await {
+                            return Ended::Lost(e);
+                        }
+                    } else if deferred.is_none() {
+                        deferred = Some(last_check + SUSPECT_GAP);
+                    }
+                }
+                () = later => {
+                    deferred = None;
+                    last_check = tokio::time::Instant::now();
+                    if let Err(e) = self.check(session).await {
+                        return Ended::Lost(e);
+                    }
+                }
+                () = tick => {
+                    last_check = tokio::time::Instant::now();
+                    if let Err(e) = self.check(session).await {
+                        return Ended::Lost(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the session is alive: a `ping` answered, even with an error, says it is.
+    async fn check(&self, session: &Session) -> Result<(), DiscoveryError> {
+        let limit = self.shared.settings.ping_timeout();
+        match ping(session.peer(), &target(&self.meta), limit).await {
+            Ok(()) | Err(DiscoveryError::Rpc { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn unavailable(&self, e: &DiscoveryError) -> ServerState {
+        ServerState::Unavailable {
+            reason: e.cause(),
+            since: SystemTime::now(),
+        }
+    }
+
+    fn publish(
+        &self,
+        state: ServerState,
+        peer: Option<rmcp::service::Peer<rmcp::RoleClient>>,
+        tools: Option<Vec<Tool>>,
+    ) {
+        self.shared
+            .publish(&self.stop, &self.meta, &self.signals, state, peer, tools);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_max_with_jitter() {
+        let b = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        let cases = [
+            (0, 100),
+            (1, 200),
+            (2, 400),
+            (3, 800),
+            (4, 1000),
+            (40, 1000),
+        ];
+        for (attempt, full_ms) in cases {
+            let full = Duration::from_millis(full_ms);
+            for _ in 0..50 {
+                let d = b.delay(attempt);
+                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+            }
+        }
+        let spread: std::collections::HashSet<Duration> = (0..50).map(|_| b.delay(3)).collect();
+        assert!(spread.len() > 1, "no jitter");
+    }
+}

@@ -1,0 +1,277 @@
+//! A small rmcp MCP server with a tool list that tests can change at run time (announcing it
+//! with `notifications/tools/list_changed`), that counts the `tools/list` requests and event
+//! streams it gets, that can require a bearer token, and that can be stopped and restarted on
+//! the same port.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult, ListToolsResult,
+    PaginatedRequestParams, Prompt, PromptMessage, Role, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{NotificationContext, Peer, RequestContext};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::Accepted;
+
+/// What a server shares across its sessions (and across restarts).
+pub(crate) struct Shared {
+    id: String,
+    tools: RwLock<Vec<Tool>>,
+    list_requests: AtomicUsize,
+    event_streams: AtomicUsize,
+    calls: AtomicUsize,
+    peers: Mutex<Vec<Peer<RoleServer>>>,
+    /// When set, requests need `Authorization: Bearer <one of these>`.
+    accepted: Option<Accepted>,
+}
+
+fn tool(name: &str) -> Tool {
+    let schema = json!({"type": "object", "properties": {"query": {"type": "string"}}});
+    let serde_json::Value::Object(schema) = schema else {
+        unreachable!("a literal object")
+    };
+    Tool::new(
+        name.to_owned(),
+        format!("The {name} tool"),
+        Arc::new(schema),
+    )
+}
+
+#[derive(Clone)]
+struct Handler(Arc<Shared>);
+
+impl ServerHandler for Handler {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(Implementation::new(self.0.id.clone(), "1.2.3"))
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        self.0.list_requests.fetch_add(1, Ordering::SeqCst);
+        let tools = self.0.tools.read().expect("tools lock").clone();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.0.calls.fetch_add(1, Ordering::SeqCst);
+        let known = self
+            .0
+            .tools
+            .read()
+            .expect("tools lock")
+            .iter()
+            .any(|t| t.name == request.name);
+        if !known {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool {}", request.name),
+                None,
+            ));
+        }
+        Ok(CallToolResult::structured(json!({
+            "server": self.0.id,
+            "tool": request.name,
+            "arguments": request.arguments,
+        }))
+        .into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(vec![Prompt::new(
+            "greet",
+            Some("Say hello"),
+            None,
+        )]))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let text = format!("hello from {} ({})", self.0.id, request.name);
+        Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]).into())
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.0.peers.lock().expect("peers lock").push(context.peer);
+    }
+}
+
+/// A running (or stopped) test server.
+pub(crate) struct TestServer {
+    pub(crate) shared: Arc<Shared>,
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) base_url: String,
+    addr: SocketAddr,
+    running: Option<(CancellationToken, JoinHandle<std::io::Result<()>>)>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some((stop, _)) = &self.running {
+            stop.cancel();
+        }
+    }
+}
+
+impl TestServer {
+    /// Server `id` offering `tools`, open to anyone.
+    pub(crate) async fn start(id: &str, tools: &[&str]) -> Self {
+        Self::start_with(id, tools, None).await
+    }
+
+    /// Server `id` offering `tools`; with `accepted`, only to bearers of those tokens.
+    pub(crate) async fn start_with(id: &str, tools: &[&str], accepted: Option<Accepted>) -> Self {
+        let shared = Arc::new(Shared {
+            id: id.to_owned(),
+            tools: RwLock::new(tools.iter().map(|t| tool(t)).collect()),
+            list_requests: AtomicUsize::new(0),
+            event_streams: AtomicUsize::new(0),
+            calls: AtomicUsize::new(0),
+            peers: Mutex::new(Vec::new()),
+            accepted,
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut server = Self {
+            shared,
+            base_url: format!("http://{addr}"),
+            addr,
+            running: None,
+        };
+        server.serve(listener);
+        server
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let stop = CancellationToken::new();
+        let config =
+            StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
+        let shared = self.shared.clone();
+        let mcp = StreamableHttpService::new(
+            move || Ok(Handler(shared.clone())),
+            Arc::new(LocalSessionManager::default()),
+            config,
+        );
+        let shared = self.shared.clone();
+        let app = Router::new()
+            .nest_service("/mcp", mcp)
+            .layer(axum::middleware::from_fn(
+                move |req: Request, next: Next| {
+                    let shared = shared.clone();
+                    async move { gate(shared, req, next).await }
+                },
+            ));
+        let until = stop.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(until.cancelled_owned())
+                .await
+        });
+        self.running = Some((stop, task));
+    }
+
+    /// Stops the server: its sessions end and its port refuses connections.
+    pub(crate) async fn stop(&mut self) {
+        if let Some((stop, task)) = self.running.take() {
+            stop.cancel();
+            let done = tokio::time::timeout(super::DEADLINE, task).await;
+            assert!(done.is_ok(), "server {} did not stop", self.shared.id);
+        }
+        self.shared.peers.lock().expect("peers lock").clear();
+    }
+
+    /// Starts the stopped server again on the same port (sessions are not kept).
+    pub(crate) async fn restart(&mut self) {
+        let listener = TcpListener::bind(self.addr)
+            .await
+            .expect("rebind the same port");
+        self.serve(listener);
+    }
+
+    /// Adds tool `name` and tells every connected client.
+    pub(crate) async fn add_tool(&self, name: &str) {
+        self.shared
+            .tools
+            .write()
+            .expect("tools lock")
+            .push(tool(name));
+        let peers = self.shared.peers.lock().expect("peers lock").clone();
+        for peer in peers {
+            // A client that went away is no reason to fail.
+            let _ = peer.notify_tool_list_changed().await;
+        }
+    }
+
+    /// How many `tools/list` requests the server has answered.
+    pub(crate) fn list_requests(&self) -> usize {
+        self.shared.list_requests.load(Ordering::SeqCst)
+    }
+
+    /// How many event streams (`GET /mcp`) clients have opened.
+    pub(crate) fn event_streams(&self) -> usize {
+        self.shared.event_streams.load(Ordering::SeqCst)
+    }
+
+    /// How many tool calls the server has answered.
+    pub(crate) fn calls(&self) -> usize {
+        self.shared.calls.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts event streams, and turns away requests without an accepted bearer token.
+async fn gate(shared: Arc<Shared>, req: Request, next: Next) -> Response {
+    if let Some(accepted) = &shared.accepted {
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let ok = token.is_some_and(|t| accepted.read().expect("accepted lock").contains(t));
+        if !ok {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer realm=\"test\"")],
+                "missing or invalid bearer token",
+            )
+                .into_response();
+        }
+    }
+    if req.method() == Method::GET {
+        shared.event_streams.fetch_add(1, Ordering::SeqCst);
+    }
+    next.run(req).await
+}

@@ -1,0 +1,9 @@
+//! The discovery library end to end: a real registry, real rmcp servers, loopback only.
+
+mod auth;
+mod common;
+mod live;
+mod names;
+mod reconnect;
+mod samples;
+mod watch;
