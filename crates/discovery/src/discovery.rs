@@ -29,7 +29,7 @@ use crate::index::{
 use crate::names::qualified_name;
 use crate::registry_client::RegistryClient;
 use crate::supervisor::{Backoff, Supervisor};
-use crate::watch::{PollWatch, RegistryWatch, list_options};
+use crate::watch::{FeedWatch, RegistryWatch, list_options};
 
 /// How many index events a slow subscriber may fall behind before it is sent a reset.
 const EVENT_BUFFER: usize = 1024;
@@ -134,7 +134,8 @@ impl DiscoveryBuilder {
         self
     }
 
-    /// How often [watching](Self::watch) polls `GET /servers` (default 10 s).
+    /// How often [watching](Self::watch) polls `GET /servers` when the registry has no change
+    /// feed (default 10 s); with one, changes arrive as they are committed.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.settings.poll_interval = interval;
         self
@@ -215,7 +216,7 @@ impl DiscoveryBuilder {
         };
         let watcher: Box<dyn RegistryWatch> = match self.watcher {
             Some(w) => w,
-            None => Box::new(PollWatch::new(
+            None => Box::new(FeedWatch::new(
                 registry.clone(),
                 self.settings.tags.clone(),
                 self.settings.poll_interval,

@@ -45,9 +45,11 @@ pub use error::DiscoveryError;
 pub use events::{IndexEvent, IndexUpdates};
 pub use index::{DiscoveredTool, ServerInfo, ServerState};
 pub use mcp_fleet_model::{Entry, HealthStatus};
-pub use registry_client::{ClientError, ListOptions, RegisterOutcome, RegistryClient, ServerPage};
+pub use registry_client::{
+    Blocking, ClientError, ListOptions, RegisterOutcome, RegistryClient, ServerPage,
+};
 pub use supervisor::Backoff;
-pub use watch::{PollWatch, RegistryWatch};
+pub use watch::{FeedWatch, PollWatch, RegistryWatch};
 
 /// The rmcp types that appear in this crate's API (tool definitions, call results), so a host
 /// need not depend on rmcp itself to use them.

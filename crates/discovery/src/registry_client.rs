@@ -82,6 +82,25 @@ pub struct ServerPage {
     pub next_cursor: Option<String>,
 }
 
+/// What [`RegistryClient::list_blocking`] got.
+#[derive(Debug, Clone)]
+pub enum Blocking {
+    /// A listing (new, or the first one).
+    Changed {
+        /// The page.
+        page: ServerPage,
+        /// The registry revision it reflects; `None` from a registry without a change feed.
+        revision: Option<i64>,
+        /// Its `ETag`, to send back as `If-None-Match`.
+        etag: Option<String>,
+    },
+    /// `304 Not Modified`: the answer is still the one named by the `ETag` sent.
+    Unchanged {
+        /// The registry's revision now.
+        revision: Option<i64>,
+    },
+}
+
 #[derive(Deserialize)]
 struct ProblemBody {
     #[serde(default)]
@@ -145,10 +164,22 @@ impl RegistryClient {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
-        let res = req.send().await.map_err(|e| ClientError::Unreachable {
+        let res = self.send_raw(req).await?;
+        self.check(res).await
+    }
+
+    async fn send_raw(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        req.send().await.map_err(|e| ClientError::Unreachable {
             url: self.base_url().to_owned(),
             reason: root_cause(&e),
-        })?;
+        })
+    }
+
+    /// `res` when it is a success, else the registry's problem as an error.
+    async fn check(&self, res: reqwest::Response) -> Result<reqwest::Response, ClientError> {
         if res.status().is_success() {
             return Ok(res);
         }
@@ -192,6 +223,58 @@ impl RegistryClient {
 
     /// One page of `GET /servers`.
     pub async fn list(&self, options: &ListOptions) -> Result<ServerPage, ClientError> {
+        let url = self.list_url(options, None)?;
+        Self::decode(self.send(self.http.get(url)).await?).await
+    }
+
+    /// One page of `GET /servers` as a blocking query of the registry's change feed: with
+    /// `wait` = `(revision, timeout)` the registry answers once it is past `revision` (and,
+    /// with `etag`, once the answer differs from that one), or after `timeout`. Without `wait`
+    /// it answers at once. A registry without a change feed answers at once too, without a
+    /// revision.
+    pub async fn list_blocking(
+        &self,
+        options: &ListOptions,
+        wait: Option<(i64, Duration)>,
+        etag: Option<&str>,
+    ) -> Result<Blocking, ClientError> {
+        let url = self.list_url(options, wait)?;
+        let mut req = self.http.get(url);
+        if let Some((_, timeout)) = wait {
+            // The registry holds the request up to `timeout`; leave it time to answer.
+            req = req.timeout(timeout + Duration::from_secs(10));
+        }
+        if let Some(etag) = etag {
+            req = req.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        let res = self.send_raw(req).await?;
+        let revision = res
+            .headers()
+            .get("x-registry-revision")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i64>().ok());
+        if res.status() == StatusCode::NOT_MODIFIED {
+            return Ok(Blocking::Unchanged { revision });
+        }
+        let res = self.check(res).await?;
+        let etag = res
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let page = Self::decode(res).await?;
+        Ok(Blocking::Changed {
+            page,
+            revision,
+            etag,
+        })
+    }
+
+    fn list_url(
+        &self,
+        options: &ListOptions,
+        wait: Option<(i64, Duration)>,
+    ) -> Result<Url, ClientError> {
         let mut url = self.url("servers")?;
         {
             let mut q = url.query_pairs_mut();
@@ -207,11 +290,15 @@ impl RegistryClient {
             if let Some(c) = &options.cursor {
                 q.append_pair("cursor", c);
             }
+            if let Some((revision, timeout)) = wait {
+                q.append_pair("wait", &revision.to_string());
+                q.append_pair("timeout", &format!("{}ms", timeout.as_millis()));
+            }
         }
         if url.query() == Some("") {
             url.set_query(None);
         }
-        Self::decode(self.send(self.http.get(url)).await?).await
+        Ok(url)
     }
 
     /// Every matching entry, following `nextCursor` to the end.

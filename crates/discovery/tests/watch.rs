@@ -1,10 +1,18 @@
 //! Acceptance 3: with `watch(true)`, a newly registered server's tools become callable and a
-//! deregistered one's disappear, each within a bounded time.
+//! deregistered one's disappear, each within a bounded time. The watcher follows the
+//! registry's change feed; a registry without one (the seed's) is polled.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mcp_fleet_discovery::{Discovery, DiscoveryError, IndexEvent};
+use axum::Json;
+use axum::routing::get;
+use mcp_fleet_discovery::{
+    Discovery, DiscoveryError, FeedWatch, IndexEvent, RegistryClient, RegistryWatch,
+};
+use serde_json::Value;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use crate::common::server::TestServer;
 use crate::common::{TestRegistry, echoed, eventually, registration};
@@ -24,7 +32,8 @@ async fn registering_and_deregistering_is_followed() {
     let fleet = Discovery::builder(&registry.url)
         .tags(["w"])
         .watch(true)
-        .poll_interval(Duration::from_millis(100))
+        // Longer than the test's deadline: only the change feed can explain what follows.
+        .poll_interval(Duration::from_secs(3600))
         .build()
         .expect("builds");
     fleet.connect().await.expect("connects");
@@ -101,4 +110,133 @@ async fn registering_and_deregistering_is_followed() {
     // Both waits are bounded by `eventually`'s deadline; the figures are for the log.
     eprintln!("watch: appeared after {appeared:?}, vanished after {vanished:?}");
     fleet.shutdown().await;
+}
+
+/// A registry with only the seed's `GET /servers`: no revision header, no blocking queries.
+async fn seed_registry(servers: Arc<Mutex<Vec<Value>>>, shutdown: CancellationToken) -> String {
+    let app = axum::Router::new().route(
+        "/servers",
+        get(move || {
+            let servers = servers.clone();
+            async move {
+                let list = servers.lock().expect("lock").clone();
+                Json(json!({ "servers": list }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+    });
+    url
+}
+
+/// Entry `id` as a registry renders it.
+async fn rendered(registry: &TestRegistry, id: &str) -> Value {
+    registry
+        .register(&registration(
+            id,
+            "http://127.0.0.1:9",
+            &["w"],
+            json!({"type": "none"}),
+        ))
+        .await;
+    reqwest::get(format!("{}/servers/{id}", registry.url))
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+#[tokio::test]
+async fn a_registry_without_a_feed_is_polled() {
+    let registry = TestRegistry::start().await;
+    let (one, two) = (
+        rendered(&registry, "one").await,
+        rendered(&registry, "two").await,
+    );
+    let shutdown = CancellationToken::new();
+    let servers = Arc::new(Mutex::new(vec![one]));
+    let url = seed_registry(servers.clone(), shutdown.clone()).await;
+    let client = RegistryClient::new(&url).expect("client");
+    let mut watch = FeedWatch::new(client, vec!["w".into()], Duration::from_millis(50));
+
+    let first = watch.next().await.expect("first listing");
+    assert_eq!(first.len(), 1);
+    servers.lock().expect("lock").push(two);
+    // Polling, not a tight loop of blocking queries a seed registry would answer at once.
+    let started = Instant::now();
+    let second = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .expect("a polled listing within 5 s")
+        .expect("listing");
+    assert!(
+        started.elapsed() >= Duration::from_millis(50),
+        "{:?}",
+        started.elapsed()
+    );
+    let ids: Vec<_> = second.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["one", "two"]);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn the_feed_watch_blocks_until_the_matching_servers_change() {
+    let registry = TestRegistry::start().await;
+    registry
+        .register(&registration(
+            "a",
+            "http://127.0.0.1:9",
+            &["w"],
+            json!({"type": "none"}),
+        ))
+        .await;
+    let client = RegistryClient::new(&registry.url).expect("client");
+    // A fallback far beyond the test's deadline: the feed must do the work.
+    let mut watch = FeedWatch::new(client, vec!["w".into()], Duration::from_secs(3600));
+    assert_eq!(watch.next().await.expect("now").len(), 1);
+
+    let mut pending = Box::pin(async move {
+        let next = watch.next().await;
+        (watch, next)
+    });
+    // An entry with other tags changes the registry, not this listing: the query keeps waiting.
+    registry
+        .register(&registration(
+            "z",
+            "http://127.0.0.1:9",
+            &["other"],
+            json!({"type": "none"}),
+        ))
+        .await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut pending)
+            .await
+            .is_err(),
+        "answered although the matching servers did not change"
+    );
+    let registered = Instant::now();
+    registry
+        .register(&registration(
+            "b",
+            "http://127.0.0.1:9",
+            &["w"],
+            json!({"type": "none"}),
+        ))
+        .await;
+    let (_watch, next) = tokio::time::timeout(Duration::from_secs(10), pending)
+        .await
+        .expect("answered after the change");
+    let ids: Vec<_> = next.expect("listing").into_iter().map(|e| e.id).collect();
+    assert_eq!(
+        ids.iter().map(|i| i.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    eprintln!("feed watch: change seen after {:?}", registered.elapsed());
 }
