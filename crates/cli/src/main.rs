@@ -58,6 +58,8 @@ enum Command {
     Tools(commands::tools::ToolsArgs),
     /// Call a tool of the fleet by qualified (`<serverId>__<tool>`) or unique bare name.
     Call(commands::tools::CallArgs),
+    /// Run the aggregating MCP gateway: the whole fleet behind one MCP endpoint.
+    Gateway(commands::gateway::GatewayArgs),
 }
 
 fn init_tracing(format: LogFormat) {
@@ -104,6 +106,7 @@ fn main() -> ExitCode {
             Command::Rm(args) => commands::client::rm(args).await,
             Command::Tools(args) => commands::tools::tools(args).await,
             Command::Call(args) => commands::tools::call(args).await,
+            Command::Gateway(args) => commands::gateway::run(args).await,
             Command::Status(args) => {
                 // Scripts read the exit code: 0 operational, 1 degraded, 2 no answer.
                 return match commands::client::status(args).await {

@@ -444,6 +444,7 @@ impl Shared {
             let (tx, rx) = oneshot::channel();
             let meta = Arc::new(ServerMeta {
                 id: id.clone(),
+                service: entry.id.to_string(),
                 name: entry.name.clone(),
                 version: entry.version.to_string(),
                 mcp_url: mcp_url(entry.url.as_str()),

@@ -56,6 +56,8 @@ pub enum ServerState {
 pub struct ServerInfo {
     /// Registry id.
     pub id: String,
+    /// The logical server it is an instance of (the entry's `service`).
+    pub service: String,
     /// Human-readable name.
     pub name: String,
     /// Version, as registered.
@@ -81,6 +83,7 @@ pub(crate) struct Signals {
 #[derive(Debug)]
 pub(crate) struct ServerMeta {
     pub(crate) id: String,
+    pub(crate) service: String,
     pub(crate) name: String,
     pub(crate) version: String,
     pub(crate) mcp_url: String,
@@ -160,6 +163,7 @@ impl ServerPart {
     pub(crate) fn info(&self) -> ServerInfo {
         ServerInfo {
             id: self.meta.id.clone(),
+            service: self.meta.service.clone(),
             name: self.meta.name.clone(),
             version: self.meta.version.clone(),
             mcp_url: self.meta.mcp_url.clone(),
@@ -321,6 +325,7 @@ mod tests {
     fn part(id: &str, state: ServerState, tools: &[&str]) -> Arc<ServerPart> {
         let meta = Arc::new(ServerMeta {
             id: id.into(),
+            service: id.into(),
             name: id.into(),
             version: "1.0.0".into(),
             mcp_url: format!("http://127.0.0.1:1/{id}/mcp"),

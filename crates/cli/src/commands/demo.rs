@@ -1,5 +1,5 @@
-//! `mcp-fleet demo`: a registry on a throwaway SQLite file plus sample MCP servers that
-//! register themselves on start-up, as the seed recommends.
+//! `mcp-fleet demo`: a registry on a throwaway SQLite file, sample MCP servers that register
+//! themselves on start-up (as the seed recommends), the status page and the MCP gateway.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use mcp_fleet_sample_servers::Sample;
 
+use crate::commands::gateway::{self, GatewayOptions};
 use crate::commands::health::HealthArgs;
 use crate::commands::serve;
 use crate::shutdown;
@@ -23,8 +24,14 @@ pub(crate) struct DemoArgs {
     /// removed on exit).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Address of the MCP gateway (default: port 4100, or a free port when --listen asks
+    /// for one).
+    #[arg(long, env = "MCP_FLEET_GATEWAY_LISTEN")]
+    gateway_listen: Option<SocketAddr>,
     #[command(flatten)]
     health: HealthArgs,
+    #[command(flatten)]
+    gateway: GatewayOptions,
 }
 
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -83,11 +90,25 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
 
+    let gateway_listen = args.gateway_listen.unwrap_or_else(|| {
+        let port = if args.listen.port() == 0 { 0 } else { 4100 };
+        SocketAddr::new(args.listen.ip(), port)
+    });
+    let (gateway_url, gateway) = gateway::start(
+        gateway_listen,
+        args.gateway.config(&registry_url),
+        shutdown.clone(),
+    )
+    .await
+    .context("cannot start the demo gateway (try --gateway-listen 127.0.0.1:0)")?;
+
     println!("mcp-fleet demo is running (Ctrl-C to stop)");
     println!(
         "  registry        {registry_url}   (database {})",
         db.display()
     );
+    println!("  status page     {registry_url}/");
+    println!("  gateway         {gateway_url}/mcp   (every tool of the fleet, one endpoint)");
     for s in &samples {
         println!(
             "  {:<15} {}/mcp   tags: {}",
@@ -105,6 +126,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for s in samples {
         let _ = s.join().await;
     }
+    gateway.await.context("gateway task failed")??;
     registry.await.context("registry task failed")??;
     worker.await.context("health worker failed")?;
     Ok(())

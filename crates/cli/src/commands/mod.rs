@@ -2,6 +2,7 @@
 
 pub(crate) mod client;
 pub(crate) mod demo;
+pub(crate) mod gateway;
 pub(crate) mod health;
 pub(crate) mod serve;
 pub(crate) mod tools;

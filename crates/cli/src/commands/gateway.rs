@@ -1,0 +1,130 @@
+//! `gateway`: the aggregating MCP gateway in front of the fleet.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use mcp_fleet_gateway::{Gateway, GatewayConfig, OutlierConfig, ToolNames};
+
+use crate::shutdown;
+
+/// How the gateway names tools (`--tool-names`).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ToolNamesArg {
+    /// Always `<service>__<tool>`: names never change as the fleet grows.
+    Qualified,
+    /// The bare name when exactly one service offers the tool.
+    BareWhenUnique,
+}
+
+/// Options of the gateway (also used by `demo`).
+#[derive(Debug, Args)]
+pub(crate) struct GatewayOptions {
+    /// Only servers having any of these tags (comma-separated; default: all).
+    #[arg(
+        long = "gateway-tags",
+        env = "MCP_FLEET_GATEWAY_TAGS",
+        value_delimiter = ','
+    )]
+    gateway_tags: Vec<String>,
+    /// How tools are named.
+    #[arg(
+        long,
+        env = "MCP_FLEET_GATEWAY_TOOL_NAMES",
+        value_enum,
+        default_value = "qualified"
+    )]
+    tool_names: ToolNamesArg,
+    /// Longest time a forwarded call may take.
+    #[arg(long, env = "MCP_FLEET_GATEWAY_CALL_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    call_timeout: Duration,
+    /// Consecutive upstream errors that eject an instance from routing (0 = never).
+    #[arg(long, env = "MCP_FLEET_GATEWAY_EJECT_AFTER", default_value_t = 5)]
+    eject_after: u32,
+    /// First ejection's length; each further ejection of the instance lasts this much longer.
+    #[arg(long, env = "MCP_FLEET_GATEWAY_EJECTION", default_value = "30s", value_parser = humantime::parse_duration)]
+    ejection: Duration,
+    /// URL that receives a JSON POST for each automatic rollback (repeatable).
+    #[arg(
+        long = "gateway-alert-webhook",
+        env = "MCP_FLEET_GATEWAY_ALERT_WEBHOOK",
+        value_delimiter = ','
+    )]
+    gateway_alert_webhooks: Vec<String>,
+    /// `Host` header value accepted besides loopback names (repeatable), e.g. the name the
+    /// gateway is reached under behind a load balancer.
+    #[arg(
+        long = "allowed-host",
+        env = "MCP_FLEET_GATEWAY_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    allowed_hosts: Vec<String>,
+}
+
+impl GatewayOptions {
+    pub(crate) fn config(&self, registry: &str) -> GatewayConfig {
+        let mut config = GatewayConfig::new(registry);
+        config.tags = self.gateway_tags.clone();
+        config.tool_names = match self.tool_names {
+            ToolNamesArg::Qualified => ToolNames::Qualified,
+            ToolNamesArg::BareWhenUnique => ToolNames::BareWhenUnique,
+        };
+        config.call_timeout = self.call_timeout;
+        config.outlier = OutlierConfig {
+            consecutive_errors: self.eject_after,
+            base_ejection: self.ejection,
+            ..OutlierConfig::default()
+        };
+        config.alert_webhooks = self.gateway_alert_webhooks.clone();
+        config.allowed_hosts = self.allowed_hosts.clone();
+        config
+    }
+}
+
+/// Options of `gateway`.
+#[derive(Debug, Args)]
+pub(crate) struct GatewayArgs {
+    /// Base URL of the registry.
+    #[arg(
+        long,
+        env = "MCP_FLEET_REGISTRY",
+        default_value = "http://127.0.0.1:4000"
+    )]
+    registry: String,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(
+        long,
+        env = "MCP_FLEET_GATEWAY_LISTEN",
+        default_value = "127.0.0.1:4100"
+    )]
+    listen: SocketAddr,
+    #[command(flatten)]
+    options: GatewayOptions,
+}
+
+/// Starts a gateway on `listen`; returns its base URL and the task serving it.
+pub(crate) async fn start(
+    listen: SocketAddr,
+    config: GatewayConfig,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let registry = config.registry_url.clone();
+    let gateway = Gateway::start(config)
+        .await
+        .with_context(|| format!("cannot start the gateway in front of {registry}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    Ok((url, tokio::spawn(gateway.serve(listener, shutdown))))
+}
+
+pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown::on_signal();
+    let (url, task) = start(args.listen, args.options.config(&args.registry), shutdown).await?;
+    tracing::info!(mcp = %format!("{url}/mcp"), registry = %args.registry, "gateway listening");
+    println!("gateway listening on {url}/mcp (metrics {url}/metrics)");
+    task.await.context("gateway task failed")??;
+    Ok(())
+}

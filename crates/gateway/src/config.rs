@@ -1,0 +1,99 @@
+//! The gateway's settings, with their defaults.
+
+use std::time::Duration;
+
+/// How the gateway names the tools it offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ToolNames {
+    /// Always `<service>__<tool>`: adding a service never renames another's tools (default).
+    #[default]
+    Qualified,
+    /// The bare tool name when exactly one service offers it, else qualified. Names change
+    /// when a second service starts offering a tool: only for hosts that need short names.
+    BareWhenUnique,
+}
+
+/// What a listing does when some upstreams cannot be listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailureMode {
+    /// List what the reachable upstreams offer and withhold the rest until they are back
+    /// (default): one broken server never breaks the gateway for everyone.
+    #[default]
+    FailOpen,
+    /// Fail the listing while any matching upstream is unavailable.
+    FailClosed,
+}
+
+/// Outlier ejection, as Envoy's: an instance that fails `consecutive_errors` calls in a row is
+/// taken out of routing for `base_ejection` times the number of its ejections so far (at most
+/// `max_ejection`); never more than `max_ejected_percent` of a service's instances at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutlierConfig {
+    /// Consecutive upstream errors that eject an instance (default 5; 0 = never eject).
+    pub consecutive_errors: u32,
+    /// First ejection's length (default 30 s).
+    pub base_ejection: Duration,
+    /// Longest ejection (default 5 min).
+    pub max_ejection: Duration,
+    /// Largest share of a service's instances ejected at once, in percent (default 50).
+    pub max_ejected_percent: u8,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_errors: 5,
+            base_ejection: Duration::from_secs(30),
+            max_ejection: Duration::from_secs(300),
+            max_ejected_percent: 50,
+        }
+    }
+}
+
+/// Everything the gateway needs to run.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The registry's base URL.
+    pub registry_url: String,
+    /// Only servers having any of these tags (all when empty).
+    pub tags: Vec<String>,
+    /// How tools are named.
+    pub tool_names: ToolNames,
+    /// Listing behaviour when upstreams fail.
+    pub failure_mode: FailureMode,
+    /// Longest time a call may take, upstream included (default 60 s).
+    pub call_timeout: Duration,
+    /// Longest time to connect to an upstream (default 10 s).
+    pub connect_timeout: Duration,
+    /// Quiet time that ends a burst of upstream changes before clients are told once
+    /// (default 200 ms).
+    pub debounce: Duration,
+    /// How often routing policies are read again from the registry (default 5 s).
+    pub policy_refresh: Duration,
+    /// Outlier ejection.
+    pub outlier: OutlierConfig,
+    /// URLs that receive a JSON POST for each automatic rollback.
+    pub alert_webhooks: Vec<String>,
+    /// `Host` header values the MCP endpoint accepts besides loopback names (empty: loopback
+    /// only, rmcp's default protection against DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+}
+
+impl GatewayConfig {
+    /// Defaults for a gateway in front of the registry at `registry_url`.
+    pub fn new(registry_url: impl Into<String>) -> Self {
+        Self {
+            registry_url: registry_url.into(),
+            tags: Vec::new(),
+            tool_names: ToolNames::default(),
+            failure_mode: FailureMode::default(),
+            call_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            debounce: Duration::from_millis(200),
+            policy_refresh: Duration::from_secs(5),
+            outlier: OutlierConfig::default(),
+            alert_webhooks: Vec::new(),
+            allowed_hosts: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! The gateway's shared state and its work: keeping the catalog current (and telling clients),
+//! reading routing policies, forwarding calls, and judging canaries.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use mcp_fleet_discovery::{CallToolResult, Discovery, DiscoveryError, Tool};
+use mcp_fleet_model::Version;
+use rmcp::service::Peer;
+use rmcp::{ErrorData, RoleServer};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::canary::{Outcome, Totals, Window, judge};
+use crate::catalog::Catalog;
+use crate::config::{FailureMode, GatewayConfig};
+use crate::metrics::{CallLabels, Metrics, UpstreamLabels, VersionLabels};
+use crate::outlier::Outliers;
+use crate::routing::{Policy, choose};
+use crate::upstream::{RoutingClient, alert};
+
+/// A rollback made by this gateway that the registry may not show yet.
+#[derive(Debug, Clone)]
+struct LocalRollback {
+    version: Version,
+    at: DateTime<Utc>,
+}
+
+/// Everything the gateway's sessions share.
+pub(crate) struct Inner {
+    pub(crate) config: GatewayConfig,
+    pub(crate) discovery: Discovery,
+    catalog: RwLock<Arc<Catalog>>,
+    policies: RwLock<HashMap<String, Arc<Policy>>>,
+    local_rollbacks: Mutex<HashMap<String, LocalRollback>>,
+    windows: Mutex<HashMap<(String, Version), Window>>,
+    outliers: Mutex<Outliers>,
+    pub(crate) metrics: Metrics,
+    peers: Mutex<Vec<Peer<RoleServer>>>,
+    turn: AtomicUsize,
+    routing: RoutingClient,
+    http: reqwest::Client,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("registry", &self.config.registry_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a call through the gateway failed: the caller's mistake or the upstream's.
+fn mcp_error(e: &DiscoveryError, upstream: &str) -> ErrorData {
+    match e {
+        DiscoveryError::InvalidArguments { .. } => ErrorData::invalid_params(e.to_string(), None),
+        _ => ErrorData::internal_error(
+            format!("upstream {upstream}: {e}"),
+            Some(json!({"upstream": upstream})),
+        ),
+    }
+}
+
+impl Inner {
+    pub(crate) fn new(
+        config: GatewayConfig,
+        discovery: Discovery,
+        shutdown: CancellationToken,
+    ) -> Result<Self, reqwest::Error> {
+        let routing = RoutingClient::new(&config.registry_url)?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Self {
+            outliers: Mutex::new(Outliers::new(config.outlier)),
+            config,
+            discovery,
+            catalog: RwLock::new(Arc::new(Catalog::default())),
+            policies: RwLock::new(HashMap::new()),
+            local_rollbacks: Mutex::new(HashMap::new()),
+            windows: Mutex::new(HashMap::new()),
+            metrics: Metrics::new(),
+            peers: Mutex::new(Vec::new()),
+            turn: AtomicUsize::new(0),
+            routing,
+            http,
+            shutdown,
+        })
+    }
+
+    pub(crate) fn catalog(&self) -> Arc<Catalog> {
+        self.catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// `tools/list`'s answer.
+    pub(crate) fn list_tools(&self) -> Result<Arc<Vec<Tool>>, ErrorData> {
+        let catalog = self.catalog();
+        if self.config.failure_mode == FailureMode::FailClosed && !catalog.unavailable.is_empty() {
+            return Err(ErrorData::internal_error(
+                format!(
+                    "upstreams unavailable: {} (the gateway runs fail-closed)",
+                    catalog.unavailable.join(", ")
+                ),
+                None,
+            ));
+        }
+        Ok(catalog.tools.clone())
+    }
+
+    /// Rebuilds the catalog from the discovery index; `true` when the tool list changed.
+    pub(crate) fn rebuild(&self) -> bool {
+        let next = Catalog::build(
+            &self.discovery.servers(),
+            &self.discovery.tools(),
+            self.config.tool_names,
+        );
+        let mut slot = self.catalog.write().unwrap_or_else(|e| e.into_inner());
+        let changed = slot.tools != next.tools;
+        let ids: HashSet<String> = next
+            .services
+            .values()
+            .flatten()
+            .map(|i| i.id.clone())
+            .collect();
+        *slot = Arc::new(next);
+        drop(slot);
+        self.outliers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|id| ids.contains(id));
+        changed
+    }
+
+    /// A new session's peer, to tell of catalog changes.
+    pub(crate) fn add_peer(&self, peer: Peer<RoleServer>) {
+        self.peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(peer);
+    }
+
+    /// Sends `notifications/tools/list_changed` to every open session.
+    async fn announce(&self) {
+        self.metrics.list_changed.inc();
+        let peers: Vec<Peer<RoleServer>> = {
+            let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            peers.retain(|p| !p.is_transport_closed());
+            peers.clone()
+        };
+        let sends = peers.iter().map(|p| async move {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), p.notify_tool_list_changed()).await;
+        });
+        futures::future::join_all(sends).await;
+    }
+
+    /// Follows the discovery index: rebuilds after each burst of changes (once `debounce` has
+    /// passed without another, or after ten times that at most) and tells clients when the
+    /// tools changed.
+    pub(crate) async fn follow_index(self: Arc<Self>) {
+        let mut updates = self.discovery.subscribe();
+        let quiet = self.config.debounce;
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                next = updates.next() => if next.is_none() { return },
+            }
+            let burst_end = tokio::time::Instant::now() + quiet * 10;
+            loop {
+                let wait =
+                    quiet.min(burst_end.saturating_duration_since(tokio::time::Instant::now()));
+                match tokio::time::timeout(wait, updates.next()).await {
+                    Ok(Some(_)) if tokio::time::Instant::now() < burst_end => continue,
+                    Ok(None) => return,
+                    _ => break,
+                }
+            }
+            let changed = self.rebuild();
+            self.refresh_policies().await;
+            if changed {
+                self.announce().await;
+            }
+        }
+    }
+
+    /// Reads every service's routing policy again, every `policy_refresh`.
+    pub(crate) async fn follow_policies(self: Arc<Self>) {
+        loop {
+            self.refresh_policies().await;
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                () = tokio::time::sleep(self.config.policy_refresh) => {}
+            }
+        }
+    }
+
+    pub(crate) async fn refresh_policies(&self) {
+        let services: Vec<String> = self.catalog().services.keys().cloned().collect();
+        let reads = services
+            .iter()
+            .map(|s| async move { (s, self.routing.policy(s).await) });
+        let results = futures::future::join_all(reads).await;
+        let mut policies = self.policies.write().unwrap_or_else(|e| e.into_inner());
+        let mut locals = self
+            .local_rollbacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        policies.retain(|s, _| services.contains(s));
+        for (service, result) in results {
+            match result {
+                Ok(Some(mut policy)) => {
+                    // Keep a rollback of ours until the registry shows it, unless the policy
+                    // was set again since (an operator's deliberate choice).
+                    if let Some(local) = locals.get(service) {
+                        let caught_up = policy.weight(&local.version) == 0;
+                        let reset = policy.updated_at.is_some_and(|t| t > local.at);
+                        if caught_up || reset {
+                            locals.remove(service);
+                        } else {
+                            policy = policy.without(&local.version);
+                        }
+                    }
+                    policies.insert(service.clone(), Arc::new(policy));
+                }
+                Ok(None) => {
+                    policies.remove(service);
+                    locals.remove(service);
+                }
+                // Keep the last known policy while the registry cannot be read.
+                Err(e) => tracing::debug!(%service, error = %e, "cannot read the routing policy"),
+            }
+        }
+    }
+
+    fn policy(&self, service: &str) -> Option<Arc<Policy>> {
+        self.policies
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(service)
+            .cloned()
+    }
+
+    /// Forwards a call of gateway tool `name`; `sticky` is the session's version per service.
+    pub(crate) async fn call(
+        &self,
+        sticky: &Mutex<HashMap<String, Version>>,
+        name: &str,
+        arguments: Value,
+    ) -> Result<CallToolResult, ErrorData> {
+        let catalog = self.catalog();
+        let Some(offered) = catalog.by_name.get(name) else {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool {name:?}; tools/list lists the tools this gateway offers"),
+                None,
+            ));
+        };
+        let service = offered.service.as_str();
+        let candidates = catalog.instances_offering(service, &offered.tool);
+        let policy = self.policy(service);
+        let now = Instant::now();
+        let chosen = {
+            let outliers = self.outliers.lock().unwrap_or_else(|e| e.into_inner());
+            let mut sessions = sticky.lock().unwrap_or_else(|e| e.into_inner());
+            let mut version = sessions.get(service).cloned();
+            let chosen = choose(
+                &candidates,
+                policy.as_deref(),
+                &mut version,
+                |id| outliers.is_ejected(id, now),
+                self.turn.fetch_add(1, Ordering::Relaxed),
+                fastrand::u32(..),
+            );
+            if let Some(v) = version {
+                sessions.insert(service.to_owned(), v);
+            }
+            chosen
+        };
+        let Some((instance, upstream_name)) = chosen else {
+            return Err(ErrorData::internal_error(
+                format!(
+                    "no instance of service {service:?} offering {:?} is available",
+                    offered.tool
+                ),
+                Some(json!({"service": service})),
+            ));
+        };
+        let version = instance.version.clone();
+        let started = Instant::now();
+        let result = tokio::time::timeout(
+            self.config.call_timeout,
+            self.discovery.call_tool(upstream_name, arguments),
+        )
+        .await;
+        let latency = started.elapsed();
+        let (outcome, answer) = match result {
+            Ok(Ok(r)) if r.is_error == Some(true) => (Outcome::ToolError, Ok(r)),
+            Ok(Ok(r)) => (Outcome::Ok, Ok(r)),
+            Ok(Err(e)) if !e.is_upstream() => return Err(mcp_error(&e, &instance.id)),
+            Ok(Err(e)) => (Outcome::Error, Err(mcp_error(&e, &instance.id))),
+            Err(_) => (
+                Outcome::Error,
+                Err(ErrorData::internal_error(
+                    format!(
+                        "upstream {}: no answer within {:?} (the gateway's call timeout)",
+                        instance.id, self.config.call_timeout
+                    ),
+                    Some(json!({"upstream": instance.id})),
+                )),
+            ),
+        };
+        self.record(
+            &catalog,
+            service,
+            &instance.id,
+            version.as_ref(),
+            outcome,
+            latency,
+        );
+        answer
+    }
+
+    fn record(
+        &self,
+        catalog: &Catalog,
+        service: &str,
+        instance: &str,
+        version: Option<&Version>,
+        outcome: Outcome,
+        latency: Duration,
+    ) {
+        let version_label = version.map_or_else(|| "unknown".to_owned(), Version::to_string);
+        self.metrics
+            .calls
+            .get_or_create(&CallLabels {
+                service: service.to_owned(),
+                version: version_label.clone(),
+                upstream: instance.to_owned(),
+                outcome: outcome.as_str(),
+            })
+            .inc();
+        self.metrics
+            .durations
+            .get_or_create(&VersionLabels {
+                service: service.to_owned(),
+                version: version_label,
+            })
+            .observe(latency.as_secs_f64());
+
+        let now = Instant::now();
+        let siblings: Vec<String> = catalog
+            .services
+            .get(service)
+            .map(|is| is.iter().map(|i| i.id.clone()).collect())
+            .unwrap_or_default();
+        let ejected = self
+            .outliers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(instance, &siblings, outcome == Outcome::Error, now);
+        if let Some(length) = ejected {
+            tracing::warn!(%service, upstream = %instance, ?length, "ejected after consecutive errors");
+            self.metrics
+                .ejections
+                .get_or_create(&UpstreamLabels {
+                    service: service.to_owned(),
+                    upstream: instance.to_owned(),
+                })
+                .inc();
+        }
+
+        let (Some(version), Some(policy)) = (version, self.policy(service)) else {
+            return;
+        };
+        let Some(rule) = policy.rollback else {
+            return;
+        };
+        let verdict = {
+            let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (service.to_owned(), version.clone());
+            let window = windows
+                .entry(key)
+                .or_insert_with(|| Window::new(rule.window, now));
+            if window.span() != Window::new(rule.window, now).span() {
+                *window = Window::new(rule.window, now);
+            }
+            window.record(now, outcome, latency);
+            let totals = |v: &Version| {
+                windows
+                    .get(&(service.to_owned(), v.clone()))
+                    .map_or(Totals::default(), |w| w.totals(now))
+            };
+            judge(&policy, &rule, totals)
+        };
+        if let Some(verdict) = verdict {
+            self.roll_back(service, &policy, verdict.canary, verdict.reason);
+        }
+    }
+
+    /// Takes `canary` out of `service`'s routing here at once, then records it in the registry
+    /// and alerts.
+    fn roll_back(&self, service: &str, policy: &Policy, canary: Version, reason: String) {
+        {
+            let mut policies = self.policies.write().unwrap_or_else(|e| e.into_inner());
+            // Another call may have rolled it back first.
+            match policies.get(service) {
+                Some(current) if current.weight(&canary) > 0 => {}
+                _ => return,
+            }
+            policies.insert(service.to_owned(), Arc::new(policy.without(&canary)));
+        }
+        let at = Utc::now();
+        self.local_rollbacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                service.to_owned(),
+                LocalRollback {
+                    version: canary.clone(),
+                    at,
+                },
+            );
+        // Windows of the canary start over should it be given traffic again.
+        self.windows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(s, v), _| !(s == service && *v == canary));
+        tracing::warn!(%service, version = %canary, %reason, "canary rolled back");
+        self.metrics
+            .rollbacks
+            .get_or_create(&VersionLabels {
+                service: service.to_owned(),
+                version: canary.to_string(),
+            })
+            .inc();
+        let event = json!({
+            "event": "rollback",
+            "service": service,
+            "version": canary.to_string(),
+            "reason": reason,
+            "at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "weights": policy.without(&canary).weights.iter()
+                .map(|(v, w)| (v.to_string(), json!(w))).collect::<serde_json::Map<_, _>>(),
+        });
+        for url in &self.config.alert_webhooks {
+            tokio::spawn(alert(self.http.clone(), url.clone(), event.clone()));
+        }
+        let routing = self.routing.clone();
+        let service = service.to_owned();
+        tokio::spawn(async move { routing.rollback(&service, &canary, &reason).await });
+    }
+}

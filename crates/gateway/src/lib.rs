@@ -1,0 +1,154 @@
+//! The aggregating MCP gateway: one Streamable HTTP endpoint (`/mcp`) in front of the fleet.
+//!
+//! - Its `tools/list` is the fleet's catalog grouped by service, under collision-free names
+//!   (`<service>__<tool>`), kept current as servers come, go and change their tools; clients
+//!   get `notifications/tools/list_changed` once per burst of changes.
+//! - `tools/call` goes to one healthy instance of the service: by the service's routing policy
+//!   (weights by version, from the registry) for a session's first call, then to the same
+//!   version for the rest of the session (sticky); instances take turns within a version;
+//!   instances failing call after call are ejected for a while (outlier ejection).
+//! - Per-version error rates over a sliding window roll a canary back automatically when they
+//!   exceed the stable version's by more than the policy allows: its weight goes to 0 here at
+//!   once and in the registry, with the reason, and webhooks are told.
+//! - Fail open: an upstream that is down or cannot be listed never breaks a session or the
+//!   listing; its tools are withheld until it is back ([`FailureMode`]).
+//!
+//! Resources and prompts are aggregated too (prompts under `<serverId>__<prompt>`).
+
+mod canary;
+mod catalog;
+mod config;
+mod gateway;
+mod metrics;
+mod outlier;
+mod routing;
+mod session;
+mod upstream;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use mcp_fleet_discovery::{Discovery, DiscoveryError, HealthStatus, Tool};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{FailureMode, GatewayConfig, OutlierConfig, ToolNames};
+
+use crate::gateway::Inner;
+use crate::session::Session;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The registry could not be read, or the discovery library refused the settings.
+    #[error("{0}")]
+    Discovery(#[from] DiscoveryError),
+    /// An HTTP client could not be built.
+    #[error("cannot build an HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// A running gateway; cheap to clone. Background work stops on [`Gateway::shutdown`].
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+impl Gateway {
+    /// Connects to the fleet (every matching server that is not `down`, concurrently) and
+    /// starts following the registry. Upstreams that cannot be reached are retried in the
+    /// background; only an unreachable registry is an error.
+    pub async fn start(config: GatewayConfig) -> Result<Self, GatewayError> {
+        let discovery = Discovery::builder(config.registry_url.clone())
+            .tags(config.tags.clone())
+            .client_info("mcp-fleet-gateway", env!("CARGO_PKG_VERSION"))
+            .statuses([
+                HealthStatus::Healthy,
+                HealthStatus::Degraded,
+                HealthStatus::Unknown,
+            ])
+            .connect_timeout(config.connect_timeout)
+            .call_timeout(config.call_timeout)
+            .watch(true)
+            .build()?;
+        let report = discovery.connect().await?;
+        for (server, error) in &report.failed {
+            tracing::warn!(%server, %error, "upstream not connected yet; retrying in the background");
+        }
+        let shutdown = CancellationToken::new();
+        let inner = Arc::new(Inner::new(config, discovery, shutdown)?);
+        inner.rebuild();
+        inner.refresh_policies().await;
+        tokio::spawn(inner.clone().follow_index());
+        tokio::spawn(inner.clone().follow_policies());
+        Ok(Self { inner })
+    }
+
+    /// The tools the gateway offers now, as `tools/list` answers.
+    pub fn tools(&self) -> Vec<Tool> {
+        self.inner.catalog().tools.as_ref().clone()
+    }
+
+    /// `/mcp` (the MCP endpoint), `/metrics` (Prometheus text) and `/healthz`.
+    pub fn router(&self) -> Router {
+        let mut config = StreamableHttpServerConfig::default()
+            .with_cancellation_token(self.inner.shutdown.child_token());
+        if !self.inner.config.allowed_hosts.is_empty() {
+            let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect();
+            hosts.extend(self.inner.config.allowed_hosts.iter().cloned());
+            config = config.with_allowed_hosts(hosts);
+        }
+        let inner = self.inner.clone();
+        let mcp = StreamableHttpService::new(
+            move || Ok(Session::new(inner.clone())),
+            Arc::new(LocalSessionManager::default()),
+            config,
+        );
+        let metrics = self.inner.clone();
+        Router::new()
+            .nest_service("/mcp", mcp)
+            .route(
+                "/metrics",
+                get(move || {
+                    let metrics = metrics.clone();
+                    async move {
+                        (
+                            [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+                            metrics.metrics.render(),
+                        )
+                            .into_response()
+                    }
+                }),
+            )
+            .route("/healthz", get(|| async { "ok\n" }))
+    }
+
+    /// Serves [`Gateway::router`] on `listener` until `shutdown`, then stops the gateway.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        let app = self.router();
+        let stop = shutdown.clone();
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        self.shutdown().await;
+        served
+    }
+
+    /// Stops following the fleet and closes the upstream sessions.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.discovery.shutdown().await;
+    }
+}

@@ -1,0 +1,170 @@
+//! One MCP session of a gateway client: the rmcp `ServerHandler` that answers it from the
+//! shared catalog, remembering the version of each service it was routed to (sticky sessions).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mcp_fleet_model::Version;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
+    Implementation, ListPromptsResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, Prompt, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::Value;
+
+use crate::gateway::Inner;
+
+/// A client session.
+pub(crate) struct Session {
+    gateway: Arc<Inner>,
+    /// Service → the version this session's calls go to.
+    sticky: Mutex<HashMap<String, Version>>,
+    counted: AtomicBool,
+}
+
+impl Session {
+    pub(crate) fn new(gateway: Arc<Inner>) -> Self {
+        Self {
+            gateway,
+            sticky: Mutex::new(HashMap::new()),
+            counted: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.counted.load(Ordering::Relaxed) {
+            self.gateway.metrics.sessions.dec();
+        }
+    }
+}
+
+fn upstream_error(e: &mcp_fleet_discovery::DiscoveryError) -> ErrorData {
+    if e.is_upstream() {
+        ErrorData::internal_error(e.to_string(), None)
+    } else {
+        ErrorData::invalid_params(e.to_string(), None)
+    }
+}
+
+impl ServerHandler for Session {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "mcp-fleet-gateway",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(
+            "The tools of an mcp-fleet fleet, named <service>__<tool>. Calls go to a healthy \
+             instance of the service; a session keeps the version it was first routed to.",
+        )
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        if !self.counted.swap(true, Ordering::Relaxed) {
+            self.gateway.metrics.sessions.inc();
+        }
+        self.gateway.add_peer(context.peer);
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools = self.gateway.list_tools()?;
+        Ok(ListToolsResult::with_all_items(tools.as_ref().clone()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let arguments = request.arguments.map_or(Value::Null, Value::Object);
+        self.gateway
+            .call(&self.sticky, &request.name, arguments)
+            .await
+            .map(Into::into)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        // Fail open: what the reachable upstreams list.
+        let listed = self.gateway.discovery.resources().await;
+        for failure in &listed.failures {
+            tracing::debug!(error = %failure, "resources/list of an upstream failed");
+        }
+        Ok(ListResourcesResult::with_all_items(
+            listed.items.into_iter().map(|r| r.resource).collect(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let listed = self.gateway.discovery.resources().await;
+        let Some(owner) = listed.items.iter().find(|r| r.resource.uri == request.uri) else {
+            return Err(ErrorData::resource_not_found(
+                format!("no upstream lists resource {:?}", request.uri),
+                None,
+            ));
+        };
+        self.gateway
+            .discovery
+            .read_resource(&owner.server_id, &request.uri)
+            .await
+            .map(Into::into)
+            .map_err(|e| upstream_error(&e))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let listed = self.gateway.discovery.prompts().await;
+        Ok(ListPromptsResult::with_all_items(
+            listed
+                .items
+                .into_iter()
+                .map(|p| {
+                    let mut prompt: Prompt = p.prompt;
+                    prompt.name = p.qualified_name;
+                    prompt
+                })
+                .collect(),
+        ))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let arguments = request.arguments.map_or(Value::Null, Value::Object);
+        self.gateway
+            .discovery
+            .get_prompt(&request.name, arguments)
+            .await
+            .map(Into::into)
+            .map_err(|e| upstream_error(&e))
+    }
+}

@@ -1,0 +1,370 @@
+//! Fixtures: a real registry over SQLite, rmcp upstreams whose tools and failures tests
+//! control, a gateway on 127.0.0.1:0, and an rmcp client of it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use mcp_fleet_gateway::{Gateway, GatewayConfig};
+use mcp_fleet_registry::{AppState, Config};
+use mcp_fleet_test_support::TestDb;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
+    Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    Tool,
+};
+use rmcp::service::{NotificationContext, Peer, RequestContext, RunningService};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{
+    StreamableHttpClientTransport, StreamableHttpServerConfig, StreamableHttpService,
+};
+use rmcp::{ClientHandler, ErrorData, RoleClient, RoleServer, ServerHandler, ServiceExt};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How long any condition in these tests may take to come true.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Polls `check` until it returns `Some`, or panics with `what` after [`DEADLINE`].
+pub(crate) async fn eventually<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    mcp_fleet_test_support::eventually(DEADLINE, what, check).await
+}
+
+/// A registry without a health worker (entries stay `unknown`, which the gateway uses).
+pub(crate) struct TestRegistry {
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
+    shutdown: CancellationToken,
+    _db: TestDb,
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestRegistry {
+    pub(crate) async fn start() -> Self {
+        let db = mcp_fleet_test_support::sqlite();
+        let store = mcp_fleet_store::connect(&db.url).await.expect("open store");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let shutdown = CancellationToken::new();
+        let state = AppState::new(store, Config::default());
+        tokio::spawn(mcp_fleet_registry::serve(listener, state, shutdown.clone()));
+        Self {
+            url,
+            http: reqwest::Client::new(),
+            shutdown,
+            _db: db,
+        }
+    }
+
+    /// Registers `id` (of `service`, at `version`) at `base_url`.
+    pub(crate) async fn register(&self, id: &str, service: &str, version: &str, base_url: &str) {
+        let mut body = json!({
+            "id": id, "name": format!("Upstream {id}"), "url": base_url,
+            "version": version, "tags": ["gw"],
+        });
+        if service != id {
+            body["service"] = json!(service);
+        }
+        let res = self
+            .http
+            .post(format!("{}/servers", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /servers");
+        let status = res.status();
+        assert!(
+            status.is_success(),
+            "{status} {}",
+            res.text().await.unwrap_or_default()
+        );
+    }
+
+    pub(crate) async fn deregister(&self, id: &str) {
+        let res = self
+            .http
+            .delete(format!("{}/servers/{id}", self.url))
+            .send()
+            .await
+            .expect("DELETE");
+        assert_eq!(res.status(), 204);
+    }
+}
+
+/// How an upstream's tool calls end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failing {
+    /// Every call succeeds.
+    Never,
+    /// `n` of every 100 calls are results with `isError: true`.
+    ToolErrorsPercent(usize),
+    /// Every call is a JSON-RPC internal error.
+    RpcErrors,
+}
+
+/// What an upstream shares across sessions.
+pub(crate) struct UpstreamState {
+    id: String,
+    tools: RwLock<Vec<Tool>>,
+    failing: Mutex<Failing>,
+    pub(crate) calls: AtomicUsize,
+    peers: Mutex<Vec<Peer<RoleServer>>>,
+}
+
+fn tool(name: &str) -> Tool {
+    let schema = json!({"type": "object"});
+    let Value::Object(schema) = schema else {
+        unreachable!("a literal object")
+    };
+    Tool::new(
+        name.to_owned(),
+        format!("The {name} tool"),
+        Arc::new(schema),
+    )
+}
+
+#[derive(Clone)]
+struct UpstreamHandler(Arc<UpstreamState>);
+
+impl ServerHandler for UpstreamHandler {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(Implementation::new(self.0.id.clone(), "1.0.0"))
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(
+            self.0.tools.read().expect("lock").clone(),
+        ))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let n = self.0.calls.fetch_add(1, Ordering::SeqCst);
+        let answer = json!({"server": self.0.id, "tool": request.name});
+        match *self.0.failing.lock().expect("lock") {
+            Failing::RpcErrors => Err(ErrorData::internal_error("upstream broke", None)),
+            Failing::ToolErrorsPercent(p) if n % 100 < p => {
+                Ok(CallToolResult::structured_error(answer).into())
+            }
+            _ => Ok(CallToolResult::structured(answer).into()),
+        }
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.0.peers.lock().expect("lock").push(context.peer);
+    }
+}
+
+/// A running (or stopped) upstream MCP server.
+pub(crate) struct Upstream {
+    pub(crate) state: Arc<UpstreamState>,
+    pub(crate) base_url: String,
+    addr: SocketAddr,
+    stop: Option<CancellationToken>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(stop) = &self.stop {
+            stop.cancel();
+        }
+    }
+}
+
+impl Upstream {
+    pub(crate) async fn start(id: &str, tools: &[&str]) -> Self {
+        let state = Arc::new(UpstreamState {
+            id: id.to_owned(),
+            tools: RwLock::new(tools.iter().map(|t| tool(t)).collect()),
+            failing: Mutex::new(Failing::Never),
+            calls: AtomicUsize::new(0),
+            peers: Mutex::new(Vec::new()),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut up = Self {
+            state,
+            base_url: format!("http://{addr}"),
+            addr,
+            stop: None,
+        };
+        up.serve(listener);
+        up
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let stop = CancellationToken::new();
+        let config =
+            StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
+        let state = self.state.clone();
+        let mcp = StreamableHttpService::new(
+            move || Ok(UpstreamHandler(state.clone())),
+            Arc::new(LocalSessionManager::default()),
+            config,
+        );
+        let app = Router::new().nest_service("/mcp", mcp);
+        let until = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(until.cancelled_owned())
+                .await
+        });
+        self.stop = Some(stop);
+    }
+
+    pub(crate) fn fail(&self, failing: Failing) {
+        *self.state.failing.lock().expect("lock") = failing;
+    }
+
+    /// Adds `name` to the tools and tells connected clients.
+    pub(crate) async fn add_tool(&self, name: &str) {
+        self.state.tools.write().expect("lock").push(tool(name));
+        let peers = self.state.peers.lock().expect("lock").clone();
+        for p in peers {
+            let _ = p.notify_tool_list_changed().await;
+        }
+    }
+
+    /// Stops serving (open sessions end).
+    pub(crate) fn kill(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.cancel();
+        }
+        self.state.peers.lock().expect("lock").clear();
+    }
+
+    /// Serves again on the same port.
+    pub(crate) async fn restart(&mut self) {
+        let listener = eventually("the port to be free again", || async {
+            TcpListener::bind(self.addr).await.ok()
+        })
+        .await;
+        self.serve(listener);
+    }
+}
+
+/// A gateway on 127.0.0.1:0.
+pub(crate) struct TestGateway {
+    pub(crate) gateway: Gateway,
+    pub(crate) url: String,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestGateway {
+    pub(crate) async fn start(config: GatewayConfig) -> Self {
+        let gateway = Gateway::start(config).await.expect("gateway starts");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let shutdown = CancellationToken::new();
+        tokio::spawn(gateway.clone().serve(listener, shutdown.clone()));
+        Self {
+            gateway,
+            url,
+            shutdown,
+        }
+    }
+
+    pub(crate) fn config(registry: &TestRegistry) -> GatewayConfig {
+        let mut config = GatewayConfig::new(registry.url.clone());
+        config.tags = vec!["gw".into()];
+        config.debounce = Duration::from_millis(50);
+        config.policy_refresh = Duration::from_millis(200);
+        config.call_timeout = Duration::from_secs(5);
+        config
+    }
+
+    pub(crate) async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+}
+
+/// A stock rmcp client that counts `tools/list_changed` notifications.
+#[derive(Clone, Default)]
+pub(crate) struct Client {
+    pub(crate) list_changed: Arc<AtomicUsize>,
+    pub(crate) changed: Arc<Notify>,
+}
+
+impl ClientHandler for Client {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("gateway-test", "1.0.0"),
+        )
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.list_changed.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+}
+
+pub(crate) type Session = RunningService<RoleClient, Client>;
+
+/// Opens an MCP session with the gateway at `url`.
+pub(crate) async fn connect(url: &str) -> (Session, Client) {
+    let client = Client::default();
+    let transport = StreamableHttpClientTransport::from_uri(format!("{url}/mcp"));
+    let session = client.clone().serve(transport).await.expect("session");
+    (session, client)
+}
+
+/// Calls `name` with no arguments.
+pub(crate) async fn call(
+    session: &Session,
+    name: &str,
+) -> Result<CallToolResult, rmcp::ServiceError> {
+    session
+        .call_tool(CallToolRequestParams::new(name.to_owned()))
+        .await
+}
+
+/// Tool names the session lists.
+pub(crate) async fn names(session: &Session) -> Vec<String> {
+    let mut names: Vec<String> = session
+        .list_all_tools()
+        .await
+        .expect("tools/list")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    names.sort();
+    names
+}

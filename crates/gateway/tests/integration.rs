@@ -1,0 +1,5 @@
+//! The gateway end to end: a real registry, real rmcp upstreams and a real rmcp client, all on
+//! loopback.
+
+mod common;
+mod gateway;
