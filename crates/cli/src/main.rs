@@ -52,6 +52,10 @@ enum Command {
     Get(commands::client::GetArgs),
     /// Delete a server's entry.
     Rm(commands::client::RmArgs),
+    /// Set, show or delete a service's routing policy (weights per version, automatic rollback).
+    Route(commands::route::RouteArgs),
+    /// Export a service's routing policy for another system (`export istio <service>`).
+    Export(commands::route::ExportArgs),
     /// Show the fleet's health summary.
     Status(commands::client::StatusArgs),
     /// List the fleet's MCP tools (connecting to every matching server) as a table or JSON.
@@ -104,6 +108,8 @@ fn main() -> ExitCode {
             Command::Ls(args) => commands::client::ls(args).await,
             Command::Get(args) => commands::client::get(args).await,
             Command::Rm(args) => commands::client::rm(args).await,
+            Command::Route(args) => commands::route::route(args).await,
+            Command::Export(args) => commands::route::export(args).await,
             Command::Tools(args) => commands::tools::tools(args).await,
             Command::Call(args) => commands::tools::call(args).await,
             Command::Gateway(args) => commands::gateway::run(args).await,

@@ -6,3 +6,4 @@ mod demo;
 mod durability;
 mod health_worker;
 mod logging;
+mod route;

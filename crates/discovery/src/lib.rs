@@ -44,7 +44,7 @@ pub use discovery::{
 pub use error::DiscoveryError;
 pub use events::{IndexEvent, IndexUpdates};
 pub use index::{DiscoveredTool, ServerInfo, ServerState};
-pub use mcp_fleet_model::{Entry, HealthStatus};
+pub use mcp_fleet_model::{Entry, HealthStatus, Routing};
 pub use registry_client::{
     Blocking, ClientError, ListOptions, RegisterOutcome, RegistryClient, ServerPage,
 };

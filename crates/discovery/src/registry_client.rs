@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mcp_fleet_model::{Entry, FieldError, FleetStatus};
+use mcp_fleet_model::{Entry, FieldError, FleetStatus, Routing, Version};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
@@ -338,6 +338,63 @@ impl RegistryClient {
     /// The fleet's `GET /status`.
     pub async fn status(&self) -> Result<FleetStatus, ClientError> {
         Self::decode(self.send(self.http.get(self.url("status")?)).await?).await
+    }
+
+    fn routing_url(&self, service: &str, rest: &str) -> Result<Url, ClientError> {
+        self.url(&format!("services/{service}/{rest}"))
+    }
+
+    /// The routing policy of `service` (`GET /services/{service}/routing`), or `None` when it
+    /// has none.
+    pub async fn routing(&self, service: &str) -> Result<Option<Routing>, ClientError> {
+        let url = self.routing_url(service, "routing")?;
+        match self.send(self.http.get(url)).await {
+            Ok(res) => Self::decode(res).await.map(Some),
+            Err(ClientError::Problem { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets (or replaces) the routing policy of `service`: `policy` is the body of
+    /// `PUT /services/{service}/routing` (`{"weights": {...}, "rollback": {...}}`). Returns the
+    /// stored document.
+    pub async fn put_routing(&self, service: &str, policy: &Value) -> Result<Routing, ClientError> {
+        let url = self.routing_url(service, "routing")?;
+        Self::decode(self.send(self.http.put(url).json(policy)).await?).await
+    }
+
+    /// Deletes the routing policy of `service`; `false` when it had none.
+    pub async fn delete_routing(&self, service: &str) -> Result<bool, ClientError> {
+        let url = self.routing_url(service, "routing")?;
+        match self.send(self.http.delete(url)).await {
+            Ok(_) => Ok(true),
+            Err(ClientError::Problem { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Rolls `version` of `service` back (`POST /services/{service}/routing/rollback`): its
+    /// weight goes to the heaviest other version, and `reason` is recorded. Returns the updated
+    /// document; a `404` problem when the service has no policy.
+    pub async fn rollback(
+        &self,
+        service: &str,
+        version: &Version,
+        reason: &str,
+    ) -> Result<Routing, ClientError> {
+        let url = self.routing_url(service, "routing/rollback")?;
+        let body = serde_json::json!({ "version": version, "reason": reason });
+        Self::decode(self.send(self.http.post(url).json(&body)).await?).await
+    }
+
+    /// The routing policy of `service` as Istio manifests (`GET /services/{service}/istio`): a
+    /// `VirtualService` and a `DestinationRule`, as YAML.
+    pub async fn istio(&self, service: &str) -> Result<String, ClientError> {
+        let url = self.routing_url(service, "istio")?;
+        let res = self.send(self.http.get(url)).await?;
+        res.text()
+            .await
+            .map_err(|e| ClientError::Decode(root_cause(&e)))
     }
 }
 

@@ -166,6 +166,8 @@ impl Default for StatusFilter {
 pub struct Entry {
     /// Unique slug.
     pub id: ServerId,
+    /// The logical server this entry is an instance of (its `id` unless registered with one).
+    pub service: ServerId,
     /// Human-readable name.
     pub name: String,
     /// What the server does.
@@ -225,6 +227,7 @@ impl Entry {
     pub fn new(reg: Registration, now: Timestamp) -> Self {
         Self {
             id: reg.id,
+            service: reg.service,
             name: reg.name,
             description: reg.description,
             url: reg.url,

@@ -10,6 +10,7 @@ mod ids;
 #[cfg(feature = "openapi")]
 mod openapi;
 mod registration;
+mod routing;
 mod status;
 mod time;
 
@@ -17,5 +18,9 @@ pub use entry::{Entry, HealthCheck, HealthCheckMode, HealthStatus, StatusFilter}
 pub use error::{FieldError, ValidationErrors};
 pub use ids::{AuthSpec, AuthType, HttpUrl, ServerId, Tag, Version};
 pub use registration::{MAX_METADATA_BYTES, MAX_TAGS, Registration, TTL_SECONDS};
+pub use routing::{
+    MAX_ROUTED_VERSIONS, ROLLBACK_MIN_REQUESTS, ROLLBACK_WINDOW, RollbackError, RollbackRecord,
+    RollbackRule, Routing, RoutingPolicy, format_window, parse_window, subset_name,
+};
 pub use status::{FleetStatus, ServerStatus, StatusSummary};
 pub use time::{Timestamp, format_timestamp};

@@ -32,6 +32,10 @@ const REGISTRY_OWNED: [&str; 4] = ["status", "lastSeen", "registeredAt", "update
 pub struct Registration {
     /// Unique slug.
     pub id: ServerId,
+    /// The logical server this entry is an instance of (a slug like `id`; default: the `id`).
+    /// Entries sharing a service are instances of one server, possibly at different versions.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
+    pub service: ServerId,
     /// Human-readable name, 1–200 characters.
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub name: String,
@@ -139,7 +143,8 @@ impl Registration {
         for key in obj.keys() {
             let known = matches!(
                 key.as_str(),
-                "id" | "name"
+                "id" | "service"
+                    | "name"
                     | "description"
                     | "url"
                     | "version"
@@ -173,6 +178,10 @@ impl Registration {
             }
         };
 
+        let service = match present(obj, "service") {
+            Some(v) => c.parsed::<ServerId>("service", v),
+            None => id.clone(),
+        };
         let name = match present(obj, "name") {
             Some(v) => c.text("name", v, 1, MAX_NAME_CHARS),
             None => {
@@ -262,7 +271,7 @@ impl Registration {
         }
 
         match (
-            id,
+            (id, service),
             name,
             description,
             url,
@@ -275,7 +284,7 @@ impl Registration {
             ttl_seconds,
         ) {
             (
-                Some(id),
+                (Some(id), Some(service)),
                 Some(name),
                 Some(description),
                 Some(url),
@@ -288,6 +297,7 @@ impl Registration {
                 Some(ttl_seconds),
             ) if c.errors.is_empty() => Ok(Self {
                 id,
+                service,
                 name,
                 description,
                 url,
@@ -421,6 +431,7 @@ mod tests {
     fn accepts_a_seed_body_and_ignores_registry_fields() {
         let r = Registration::from_json(&seed_body(), None).expect("valid");
         assert_eq!(r.id.as_str(), "product-catalog");
+        assert_eq!(r.service, r.id, "the service defaults to the id");
         assert_eq!(r.tags.len(), 2);
         assert_eq!(r.auth.kind, AuthType::None);
     }
@@ -441,6 +452,10 @@ mod tests {
         let rows: Vec<(&str, Value, &str)> = vec![
             ("id", json!("Bad_Id"), "id"),
             ("id", json!(7), "id"),
+            ("service", json!("Catalog"), "service"),
+            ("service", json!("-catalog"), "service"),
+            ("service", json!("x".repeat(65)), "service"),
+            ("service", json!(3), "service"),
             ("name", json!(""), "name"),
             ("name", json!("x".repeat(201)), "name"),
             ("description", json!("x".repeat(2001)), "description"),
@@ -481,6 +496,15 @@ mod tests {
             let err = Registration::from_json(&body, None).expect_err(key);
             assert_eq!(err.fields(), vec![field], "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn a_service_groups_entries() {
+        let mut body = seed_body();
+        body["service"] = json!("catalog");
+        let r = Registration::from_json(&body, None).expect("valid");
+        assert_eq!(r.service.as_str(), "catalog");
+        assert_eq!(r.id.as_str(), "product-catalog");
     }
 
     #[test]

@@ -67,16 +67,32 @@ impl FromRequest<AppState> for JsonBody {
 #[derive(Debug)]
 pub(crate) struct IdPath(pub(crate) ServerId);
 
+/// The one path segment of `parts` as a slug; errors name `field`.
+async fn slug_path(parts: &mut Parts, state: &AppState, field: &str) -> Result<ServerId, ApiError> {
+    let Path(raw) = Path::<String>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::field(field, format!("path segment is not valid: {e}")))?;
+    raw.parse::<ServerId>()
+        .map_err(|e| ApiError::field(field, e))
+}
+
 impl FromRequestParts<AppState> for IdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::field("id", format!("path segment is not valid: {e}")))?;
-        raw.parse::<ServerId>()
-            .map(IdPath)
-            .map_err(|e| ApiError::field("id", e))
+        slug_path(parts, state, "id").await.map(IdPath)
+    }
+}
+
+/// The `{service}` of a `/services/{service}/…` path, already a valid slug.
+#[derive(Debug)]
+pub(crate) struct ServicePath(pub(crate) ServerId);
+
+impl FromRequestParts<AppState> for ServicePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        slug_path(parts, state, "service").await.map(ServicePath)
     }
 }
 

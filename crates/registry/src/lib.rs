@@ -1,7 +1,9 @@
 //! The registry's HTTP API: register, list and look up MCP servers, and the fleet's `/status`.
 //!
 //! Where a request goes: `api/servers.rs` (`/servers`, `/servers/{id}`), `api/checks.rs`
-//! (`/servers/{id}/check`, `/servers/{id}/heartbeat`), `api/status.rs` (`/status`),
+//! (`/servers/{id}/check`, `/servers/{id}/heartbeat`), `api/services.rs`
+//! (`/services/{service}/routing`, its `rollback`, and `/services/{service}/istio`, rendered in
+//! `istio.rs`), `api/status.rs` (`/status`),
 //! `api/probes.rs` (`/healthz`, `/readyz`), `api/page.rs` (`/`, the status page in `page/`),
 //! `api/metrics.rs` (`/metrics`, defined in `metrics.rs`) and `api/docs.rs` (`/openapi.json`,
 //! assembled in `openapi.rs`). Errors render in `error.rs`; request bodies and path ids are
@@ -14,6 +16,7 @@ mod error;
 mod extract;
 mod feed;
 pub mod health;
+mod istio;
 mod metrics;
 mod openapi;
 

@@ -2,11 +2,11 @@
 //! attributes and the wire types' `ToSchema` derives, so it changes with the code. A test
 //! checks that it describes every route of [`crate::api::table`].
 
-use mcp_fleet_model::{Entry, ServerId};
+use mcp_fleet_model::{Entry, ServerId, Version};
 use serde::Serialize;
 use utoipa::OpenApi;
 
-use crate::api::{checks, docs, events, metrics, page, probes, servers, status};
+use crate::api::{checks, docs, events, metrics, page, probes, servers, services, status};
 
 /// The API's description.
 #[derive(OpenApi)]
@@ -24,6 +24,11 @@ use crate::api::{checks, docs, events, metrics, page, probes, servers, status};
         servers::get_one,
         servers::replace,
         servers::remove,
+        services::put_routing,
+        services::get_routing,
+        services::delete_routing,
+        services::rollback,
+        services::istio,
         events::events,
         checks::check,
         checks::heartbeat,
@@ -36,6 +41,7 @@ use crate::api::{checks, docs, events, metrics, page, probes, servers, status};
     components(schemas(crate::error::Problem<'static>)),
     tags(
         (name = "servers", description = "Register, list, look up and remove entries"),
+        (name = "routing", description = "Services' routing policies: weights per version, rollback, Istio export"),
         (name = "health", description = "The fleet's health: checks, heartbeats, status"),
         (name = "operations", description = "Running the registry: probes, metrics, this document, the status page"),
     )
@@ -58,6 +64,16 @@ pub(crate) struct ServerList {
 pub(crate) struct Registered {
     /// The entry's id.
     pub(crate) id: ServerId,
+}
+
+/// The body of `POST /services/{service}/routing/rollback`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RollbackRequest {
+    /// The version to roll back; it must be in the policy's weights.
+    pub(crate) version: Version,
+    /// Why, for people reading the policy later (1–1,000 characters).
+    #[schema(example = "error rate 0.31 vs 0.00 over 60s (112 calls)")]
+    pub(crate) reason: String,
 }
 
 /// The document as JSON.
@@ -163,6 +179,11 @@ mod tests {
             "FleetStatus",
             "Problem",
             "ServerList",
+            "Routing",
+            "RoutingPolicy",
+            "RollbackRule",
+            "RollbackRecord",
+            "RollbackRequest",
         ] {
             assert!(schemas.contains_key(name), "{name} is not described");
         }

@@ -157,6 +157,30 @@ fn rows() -> Vec<Row> {
         post_field("id 65 chars", with("id", json!(long_id)), "id"),
         post_field("id a number", with("id", json!(7)), "id"),
         post_field("id missing", without("id"), "id"),
+        // service
+        post_field("service empty", with("service", s("")), "service"),
+        post_field(
+            "service uppercase",
+            with("service", s("Catalog")),
+            "service",
+        ),
+        post_field(
+            "service with a dot",
+            with("service", s("cat.alog")),
+            "service",
+        ),
+        post_field(
+            "service trailing dash",
+            with("service", s("catalog-")),
+            "service",
+        ),
+        post_field(
+            "service 65 chars",
+            with("service", json!(long_id)),
+            "service",
+        ),
+        post_field("service a number", with("service", json!(7)), "service"),
+        post_field("service an object", with("service", json!({})), "service"),
         // name
         post_field("name missing", without("name"), "name"),
         post_field("name null", with("name", Value::Null), "name"),
@@ -407,6 +431,7 @@ fn rows() -> Vec<Row> {
         list_query("tags=Products", "tags"),
         list_query("tags=ok,.bad", "tags"),
         list_query("status=sick", "status"),
+        list_query("service=Bad_Service", "service"),
         list_query("limit=0", "limit"),
         list_query("limit=1001", "limit"),
         list_query("limit=abc", "limit"),

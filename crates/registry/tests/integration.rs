@@ -5,5 +5,6 @@ mod common;
 mod feed;
 mod health;
 mod metrics;
+mod routing;
 mod servers;
 mod status_page;

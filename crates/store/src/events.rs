@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use mcp_fleet_model::{Entry, HealthStatus, ServerId, Timestamp, format_timestamp};
+use mcp_fleet_model::{Entry, HealthStatus, Routing, ServerId, Timestamp, format_timestamp};
 
 use crate::StoreError;
 
@@ -23,6 +23,10 @@ pub enum EventKind {
     Deleted,
     /// An entry's status changed; `data` is `{"id","from","to","lastError","at"}`.
     Status,
+    /// A service's routing policy was set or rolled back (`data` is the
+    /// [`mcp_fleet_model::Routing`] document) or deleted (`data` is `{"service"}`). The event's
+    /// server id is the service's name.
+    Routing,
 }
 
 impl EventKind {
@@ -33,6 +37,7 @@ impl EventKind {
             Self::Replaced => "replaced",
             Self::Deleted => "deleted",
             Self::Status => "status",
+            Self::Routing => "routing",
         }
     }
 }
@@ -52,6 +57,7 @@ impl FromStr for EventKind {
             "replaced" => Self::Replaced,
             "deleted" => Self::Deleted,
             "status" => Self::Status,
+            "routing" => Self::Routing,
             other => return Err(format!("unknown event kind {other:?}")),
         })
     }
@@ -160,6 +166,26 @@ impl NewEvent {
             server_id: id.to_string(),
             at,
             data: serde_json::json!({ "id": id.as_str() }).to_string(),
+        }
+    }
+
+    /// A routing policy set or rolled back: the new document.
+    pub(crate) fn routing(doc: &Routing) -> Result<Self, StoreError> {
+        Ok(Self {
+            kind: EventKind::Routing,
+            server_id: doc.service.to_string(),
+            at: doc.updated_at,
+            data: crate::routing::render(doc)?,
+        })
+    }
+
+    /// A routing policy deleted.
+    pub(crate) fn routing_deleted(service: &ServerId, at: Timestamp) -> Self {
+        Self {
+            kind: EventKind::Routing,
+            server_id: service.to_string(),
+            at,
+            data: serde_json::json!({ "service": service.as_str() }).to_string(),
         }
     }
 

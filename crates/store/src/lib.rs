@@ -8,13 +8,17 @@ mod error;
 mod events;
 mod health;
 mod postgres;
+mod routing;
 mod row;
 mod sqlite;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use mcp_fleet_model::{Entry, HealthStatus, Registration, ServerId, StatusFilter, Tag, Timestamp};
+use mcp_fleet_model::{
+    Entry, HealthStatus, Registration, Routing, RoutingPolicy, ServerId, StatusFilter, Tag,
+    Timestamp, Version,
+};
 
 pub use error::StoreError;
 pub use events::{DEFAULT_EVENT_RETENTION, Event, EventKind, EventLog, StoreOptions};
@@ -25,14 +29,16 @@ pub use sqlite::SqliteStore;
 /// Largest page [`Store::list`] returns.
 pub const MAX_PAGE: u32 = 1000;
 
-/// A filtered, paginated listing: entries having ANY of `tags` (all when empty) and matching
-/// `status`, in id order, after `after`.
+/// A filtered, paginated listing: entries having ANY of `tags` (all when empty), matching
+/// `status` (and `service`, when given), in id order, after `after`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ListQuery {
     /// Entries having any of these tags; no filter when empty.
     pub tags: Vec<Tag>,
     /// Status filter.
     pub status: StatusFilter,
+    /// Only instances of this service; every entry when `None`.
+    pub service: Option<ServerId>,
     /// Start after this id (exclusive): the cursor.
     pub after: Option<ServerId>,
     /// Page size, 1..=[`MAX_PAGE`].
@@ -44,6 +50,7 @@ impl Default for ListQuery {
         Self {
             tags: Vec::new(),
             status: StatusFilter::default(),
+            service: None,
             after: None,
             limit: 100,
         }
@@ -163,6 +170,39 @@ pub trait Store: Send + Sync + 'static {
 
     /// The registry's revision: that of the last committed change.
     async fn current_revision(&self) -> Result<i64, StoreError>;
+
+    /// Sets the routing policy of `service` as of `now`, replacing any (and its rollback
+    /// record), and logs a `routing` event. Returns the stored document and whether the service
+    /// had no policy before.
+    async fn put_routing(
+        &self,
+        service: &ServerId,
+        policy: RoutingPolicy,
+        now: Timestamp,
+    ) -> Result<(Routing, bool), StoreError>;
+
+    /// The routing policy of `service`.
+    async fn get_routing(&self, service: &ServerId) -> Result<Option<Routing>, StoreError>;
+
+    /// Deletes the routing policy of `service`, logging a `routing` event with data
+    /// `{"service"}`; `false` when there was none.
+    async fn delete_routing(&self, service: &ServerId) -> Result<bool, StoreError>;
+
+    /// Rolls `version` of `service` back as of `now` ([`Routing::roll_back`]: its weight goes to
+    /// the heaviest other version, the rollback is recorded) and logs a `routing` event.
+    /// `None` when the service has no policy. When the rollback does not apply (the weight is
+    /// already 0, or the version is not weighed or is the only one) nothing is written and the
+    /// current document is returned.
+    async fn record_rollback(
+        &self,
+        service: &ServerId,
+        version: &Version,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Option<Routing>, StoreError>;
+
+    /// The distinct versions of the entries of `service`, in version order.
+    async fn service_versions(&self, service: &ServerId) -> Result<Vec<Version>, StoreError>;
 
     /// Which backend this is, for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use mcp_fleet_model::{Entry, Registration, ServerId, StatusFilter, Timestamp};
+use mcp_fleet_model::{
+    Entry, Registration, Routing, RoutingPolicy, ServerId, StatusFilter, Timestamp, Version,
+};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, SqlSafeStr};
@@ -20,7 +22,7 @@ use crate::{
     Store, StoreError, StoreOptions, Upserted,
 };
 
-const COLUMNS: &str = "id, name, description, url, version, tags, auth_type, token_endpoint, \
+const COLUMNS: &str = "id, service, name, description, url, version, tags, auth_type, token_endpoint, \
      health_url, status, last_seen, registered_at, updated_at, metadata, health_mode, ttl_seconds, \
      last_checked_at, last_error, latency_ms, status_since";
 
@@ -48,6 +50,20 @@ fn migrator() -> Migrator {
             Cow::Borrowed("events"),
             MigrationType::Simple,
             include_str!("../migrations/postgres/0003_events.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            4,
+            Cow::Borrowed("service"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0004_service.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            5,
+            Cow::Borrowed("routing"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0005_routing.sql").into_sql_str(),
             false,
         ),
     ])
@@ -136,6 +152,9 @@ fn push_page(q: &mut QueryBuilder<Postgres>, query: &ListQuery) {
     if let StatusFilter::Only(status) = query.status {
         q.push(" AND status = ").push_bind(status.as_str());
     }
+    if let Some(service) = &query.service {
+        q.push(" AND service = ").push_bind(service.as_str());
+    }
     if let Some(after) = &query.after {
         q.push(" AND id > ").push_bind(after.as_str());
     }
@@ -150,6 +169,7 @@ fn push_page(q: &mut QueryBuilder<Postgres>, query: &ListQuery) {
 fn raw(row: &PgRow) -> Result<RawEntry, sqlx::Error> {
     Ok(RawEntry {
         id: row.try_get("id")?,
+        service: row.try_get("service")?,
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         url: row.try_get("url")?,
@@ -187,13 +207,13 @@ impl Store for PostgresStore {
         // from update in the same statement, so no separate read (and no race) is needed. The
         // revision is not known yet: `reg_rev` is set below, in the same transaction.
         let row = sqlx::query(
-            "INSERT INTO servers (id, name, description, url, version, tags, auth_type, \
+            "INSERT INTO servers (id, service, name, description, url, version, tags, auth_type, \
              token_endpoint, health_url, status, last_seen, registered_at, updated_at, metadata, \
              health_mode, ttl_seconds, heartbeat_at, last_checked_at, last_error, latency_ms, \
              status_since, successes, failures, reg_rev) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             NULL, NULL, NULL, $18, 0, 0, 0) \
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+             $18, NULL, NULL, NULL, $19, 0, 0, 0) \
+             ON CONFLICT (id) DO UPDATE SET service = excluded.service, name = excluded.name, \
              description = excluded.description, url = excluded.url, version = excluded.version, \
              tags = excluded.tags, auth_type = excluded.auth_type, \
              token_endpoint = excluded.token_endpoint, health_url = excluded.health_url, \
@@ -206,6 +226,7 @@ impl Store for PostgresStore {
              RETURNING registered_at, (xmax = 0) AS inserted",
         )
         .bind(entry.id.as_str())
+        .bind(entry.service.as_str())
         .bind(&entry.name)
         .bind(&entry.description)
         .bind(entry.url.as_str())
@@ -506,6 +527,95 @@ impl Store for PostgresStore {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    async fn put_routing(
+        &self,
+        service: &ServerId,
+        policy: RoutingPolicy,
+        now: Timestamp,
+    ) -> Result<(Routing, bool), StoreError> {
+        let doc = Routing::new(service.clone(), policy, now);
+        let text = crate::routing::render(&doc)?;
+        let mut tx = self.pool.begin().await?;
+        // The policy row first (locked by the insert or update), the revision second.
+        let inserted: bool = sqlx::query_scalar(
+            "INSERT INTO routing (service, document, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (service) DO UPDATE SET document = excluded.document, \
+             updated_at = excluded.updated_at \
+             RETURNING (xmax = 0)",
+        )
+        .bind(service.as_str())
+        .bind(&text)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        log_events(&mut tx, &[NewEvent::routing(&doc)?], &self.options).await?;
+        tx.commit().await?;
+        Ok((doc, inserted))
+    }
+
+    async fn get_routing(&self, service: &ServerId) -> Result<Option<Routing>, StoreError> {
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT document FROM routing WHERE service = $1")
+                .bind(service.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        text.map(|t| crate::routing::parse(service, &t)).transpose()
+    }
+
+    async fn delete_routing(&self, service: &ServerId) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM routing WHERE service = $1")
+            .bind(service.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let deleted = done.rows_affected() > 0;
+        if deleted {
+            let event = NewEvent::routing_deleted(service, Utc::now());
+            log_events(&mut tx, &[event], &self.options).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn record_rollback(
+        &self,
+        service: &ServerId,
+        version: &Version,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Option<Routing>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT document FROM routing WHERE service = $1 FOR UPDATE")
+                .bind(service.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        let mut doc = crate::routing::parse(service, &text)?;
+        if doc.roll_back(version, reason, now) == Ok(true) {
+            sqlx::query("UPDATE routing SET document = $1, updated_at = $2 WHERE service = $3")
+                .bind(crate::routing::render(&doc)?)
+                .bind(now)
+                .bind(service.as_str())
+                .execute(&mut *tx)
+                .await?;
+            log_events(&mut tx, &[NewEvent::routing(&doc)?], &self.options).await?;
+            tx.commit().await?;
+        }
+        Ok(Some(doc))
+    }
+
+    async fn service_versions(&self, service: &ServerId) -> Result<Vec<Version>, StoreError> {
+        let raw: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT version FROM servers WHERE service = $1")
+                .bind(service.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+        crate::routing::versions(service, raw)
     }
 
     fn backend(&self) -> &'static str {

@@ -19,6 +19,7 @@ const MAX_RENDERINGS: usize = 1 << 16;
 /// An entry's columns as both backends read them.
 pub(crate) struct RawEntry {
     pub(crate) id: String,
+    pub(crate) service: String,
     pub(crate) name: String,
     pub(crate) description: String,
     pub(crate) url: String,
@@ -54,6 +55,10 @@ impl RawEntry {
         };
         Ok(Entry {
             id: id.parse::<ServerId>().map_err(|e| bad(format!("id {e}")))?,
+            service: self
+                .service
+                .parse::<ServerId>()
+                .map_err(|e| bad(format!("service {e}")))?,
             name: self.name,
             description: self.description,
             url: self.url.parse().map_err(|e| bad(format!("url {e}")))?,

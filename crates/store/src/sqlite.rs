@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use mcp_fleet_model::{Entry, Registration, ServerId, StatusFilter, Timestamp};
+use mcp_fleet_model::{
+    Entry, Registration, Routing, RoutingPolicy, ServerId, StatusFilter, Timestamp, Version,
+};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -24,7 +26,7 @@ use crate::{
     Store, StoreError, StoreOptions, Upserted,
 };
 
-const COLUMNS: &str = "id, name, description, url, version, tags, auth_type, token_endpoint, \
+const COLUMNS: &str = "id, service, name, description, url, version, tags, auth_type, token_endpoint, \
      health_url, status, last_seen, registered_at, updated_at, metadata, health_mode, ttl_seconds, \
      last_checked_at, last_error, latency_ms, status_since";
 
@@ -52,6 +54,20 @@ fn migrator() -> Migrator {
             Cow::Borrowed("events"),
             MigrationType::Simple,
             include_str!("../migrations/sqlite/0003_events.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            4,
+            Cow::Borrowed("service"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0004_service.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            5,
+            Cow::Borrowed("routing"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0005_routing.sql").into_sql_str(),
             false,
         ),
     ])
@@ -165,6 +181,9 @@ fn push_page(q: &mut QueryBuilder<Sqlite>, query: &ListQuery) {
     if let StatusFilter::Only(status) = query.status {
         q.push(" AND status = ").push_bind(status.as_str());
     }
+    if let Some(service) = &query.service {
+        q.push(" AND service = ").push_bind(service.as_str());
+    }
     if let Some(after) = &query.after {
         q.push(" AND id > ").push_bind(after.as_str());
     }
@@ -185,6 +204,7 @@ fn raw(row: &SqliteRow) -> Result<RawEntry, sqlx::Error> {
     let metadata: String = row.try_get("metadata")?;
     Ok(RawEntry {
         id: row.try_get("id")?,
+        service: row.try_get("service")?,
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         url: row.try_get("url")?,
@@ -233,12 +253,12 @@ impl Store for SqliteStore {
         let event = NewEvent::registered(existing.is_none(), &entry)?;
         let rev = log_events(&mut tx, std::slice::from_ref(&event), &self.options).await?;
         sqlx::query(
-            "INSERT INTO servers (id, name, description, url, version, tags, auth_type, \
+            "INSERT INTO servers (id, service, name, description, url, version, tags, auth_type, \
              token_endpoint, health_url, status, last_seen, registered_at, updated_at, metadata, \
              health_mode, ttl_seconds, heartbeat_at, last_checked_at, last_error, latency_ms, \
              status_since, successes, failures, reg_rev) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, 0, 0, ?) \
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, 0, 0, ?) \
+             ON CONFLICT (id) DO UPDATE SET service = excluded.service, name = excluded.name, \
              description = excluded.description, url = excluded.url, version = excluded.version, \
              tags = excluded.tags, auth_type = excluded.auth_type, \
              token_endpoint = excluded.token_endpoint, health_url = excluded.health_url, \
@@ -250,6 +270,7 @@ impl Store for SqliteStore {
              failures = 0, reg_rev = excluded.reg_rev",
         )
         .bind(entry.id.as_str())
+        .bind(entry.service.as_str())
         .bind(&entry.name)
         .bind(&entry.description)
         .bind(entry.url.as_str())
@@ -557,6 +578,97 @@ impl Store for SqliteStore {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    async fn put_routing(
+        &self,
+        service: &ServerId,
+        policy: RoutingPolicy,
+        now: Timestamp,
+    ) -> Result<(Routing, bool), StoreError> {
+        let doc = Routing::new(service.clone(), policy, now);
+        let text = crate::routing::render(&doc)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let existed: Option<i64> = sqlx::query_scalar("SELECT 1 FROM routing WHERE service = ?")
+            .bind(service.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO routing (service, document, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (service) DO UPDATE SET document = excluded.document, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(service.as_str())
+        .bind(&text)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        log_events(&mut tx, &[NewEvent::routing(&doc)?], &self.options).await?;
+        tx.commit().await?;
+        Ok((doc, existed.is_none()))
+    }
+
+    async fn get_routing(&self, service: &ServerId) -> Result<Option<Routing>, StoreError> {
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT document FROM routing WHERE service = ?")
+                .bind(service.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        text.map(|t| crate::routing::parse(service, &t)).transpose()
+    }
+
+    async fn delete_routing(&self, service: &ServerId) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query("DELETE FROM routing WHERE service = ?")
+            .bind(service.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let deleted = done.rows_affected() > 0;
+        if deleted {
+            let event = NewEvent::routing_deleted(service, Utc::now());
+            log_events(&mut tx, &[event], &self.options).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn record_rollback(
+        &self,
+        service: &ServerId,
+        version: &Version,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Option<Routing>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT document FROM routing WHERE service = ?")
+                .bind(service.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        let mut doc = crate::routing::parse(service, &text)?;
+        if doc.roll_back(version, reason, now) == Ok(true) {
+            sqlx::query("UPDATE routing SET document = ?, updated_at = ? WHERE service = ?")
+                .bind(crate::routing::render(&doc)?)
+                .bind(now)
+                .bind(service.as_str())
+                .execute(&mut *tx)
+                .await?;
+            log_events(&mut tx, &[NewEvent::routing(&doc)?], &self.options).await?;
+            tx.commit().await?;
+        }
+        Ok(Some(doc))
+    }
+
+    async fn service_versions(&self, service: &ServerId) -> Result<Vec<Version>, StoreError> {
+        let raw: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT version FROM servers WHERE service = ?")
+                .bind(service.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+        crate::routing::versions(service, raw)
     }
 
     fn backend(&self) -> &'static str {

@@ -1,7 +1,9 @@
 //! One behaviour suite, run against every backend (SQLite always, PostgreSQL when configured).
 
 use chrono::{Duration, Utc};
-use mcp_fleet_model::{HealthStatus, Registration, ServerId, StatusFilter, Tag};
+use mcp_fleet_model::{
+    HealthStatus, Registration, RoutingPolicy, ServerId, StatusFilter, Tag, Version,
+};
 use mcp_fleet_store::{
     CheckRecord, EventKind, HealthRow, ListQuery, StoreOptions, Upserted, connect, connect_with,
 };
@@ -28,6 +30,22 @@ fn id(s: &str) -> ServerId {
 
 fn tag(s: &str) -> Tag {
     s.parse().expect("tag")
+}
+
+/// A registration of `id` as an instance of `service` at `version`.
+fn instance(id: &str, service: &str, version: &str) -> Registration {
+    let mut r = reg(id, &[]);
+    r.service = service.parse().expect("service");
+    r.version = version.parse().expect("version");
+    r
+}
+
+fn version(s: &str) -> Version {
+    s.parse().expect("version")
+}
+
+fn policy(body: serde_json::Value) -> RoutingPolicy {
+    RoutingPolicy::from_json(&body).expect("valid policy")
 }
 
 /// Every status: new entries are `unknown` until probed.
@@ -565,3 +583,132 @@ async fn concurrent_writers_commit_revisions_in_order() {
         eprintln!("{}: {} revisions, {reads} reads", db.backend, last - start);
     }
 }
+
+each_backend!(entries_carry_their_service_and_list_by_it, |store| {
+    let now = Utc::now();
+    store.upsert(reg("solo", &[]), now).await.expect("create");
+    for (i, v) in ["2.0.0", "2.1.0", "2.0.0"].iter().enumerate() {
+        let r = instance(&format!("catalog-{i}"), "catalog", v);
+        store.upsert(r, now).await.expect("create");
+    }
+    let solo = store.get(&id("solo")).await.expect("get").expect("present");
+    assert_eq!(solo.service, id("solo"), "the service defaults to the id");
+    let c = store
+        .get(&id("catalog-1"))
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(c.service, id("catalog"));
+    let q = ListQuery {
+        service: Some(id("catalog")),
+        ..any()
+    };
+    let listed: Vec<_> = store.list(&q).await.expect("list").entries;
+    let ids: Vec<_> = listed.iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(ids, ["catalog-0", "catalog-1", "catalog-2"]);
+    let rendered = store.list_rendered(&q).await.expect("list rendered");
+    assert_eq!(rendered.entries.len(), 3);
+    assert!(rendered.entries[0].contains(r#""service":"catalog""#));
+    assert_eq!(
+        store
+            .service_versions(&id("catalog"))
+            .await
+            .expect("versions"),
+        [version("2.0.0"), version("2.1.0")]
+    );
+    assert!(
+        store
+            .service_versions(&id("nope"))
+            .await
+            .expect("versions")
+            .is_empty()
+    );
+});
+
+each_backend!(routing_policies_are_set_rolled_back_and_deleted, |store| {
+    let svc = id("catalog");
+    let t0 = Utc::now();
+    let start = store.current_revision().await.expect("revision");
+    assert!(store.get_routing(&svc).await.expect("get").is_none());
+    assert!(!store.delete_routing(&svc).await.expect("delete"));
+    let none = store
+        .record_rollback(&svc, &version("2.1.0"), "x", t0)
+        .await
+        .expect("rollback");
+    assert!(none.is_none(), "no policy, no rollback");
+
+    let body = json!({
+        "weights": {"2.0.0": 90, "2.1.0": 10},
+        "rollback": {"maxErrorRateDelta": 0.05, "window": "60s", "minRequests": 50},
+    });
+    let (doc, created) = store
+        .put_routing(&svc, policy(body.clone()), t0)
+        .await
+        .expect("put");
+    assert!(created);
+    assert_eq!(doc.weights[&version("2.1.0")], 10);
+    let got = store
+        .get_routing(&svc)
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(got, doc);
+    assert_eq!(
+        got.rollback.expect("rule").window,
+        std::time::Duration::from_secs(60)
+    );
+
+    let t1 = t0 + Duration::seconds(1);
+    let rolled = store
+        .record_rollback(&svc, &version("2.1.0"), "error rate 0.31", t1)
+        .await
+        .expect("rollback")
+        .expect("policy");
+    assert_eq!(rolled.weights[&version("2.0.0")], 100);
+    assert_eq!(rolled.weights[&version("2.1.0")], 0);
+    let record = rolled.rolled_back.clone().expect("recorded");
+    assert_eq!(record.version, version("2.1.0"));
+    assert_eq!(record.reason, "error rate 0.31");
+    assert_eq!(record.previous_weights[&version("2.1.0")], 10);
+    assert_eq!(
+        store
+            .get_routing(&svc)
+            .await
+            .expect("get")
+            .expect("present"),
+        rolled
+    );
+    // Already at 0: nothing written, no event.
+    let again = store
+        .record_rollback(&svc, &version("2.1.0"), "again", t1)
+        .await
+        .expect("rollback")
+        .expect("policy");
+    assert_eq!(again, rolled);
+
+    let t2 = t1 + Duration::seconds(1);
+    let (replaced, created) = store
+        .put_routing(&svc, policy(json!({"weights": {"2.1.0": 100}})), t2)
+        .await
+        .expect("replace");
+    assert!(!created);
+    assert!(replaced.rolled_back.is_none() && replaced.rollback.is_none());
+    assert!(store.delete_routing(&svc).await.expect("delete"));
+    assert!(store.get_routing(&svc).await.expect("get").is_none());
+
+    let log = store.events_since(start, 100).await.expect("events");
+    let kinds: Vec<_> = log
+        .events
+        .iter()
+        .map(|e| (e.kind, e.server_id.to_string()))
+        .collect();
+    assert_eq!(kinds, vec![(EventKind::Routing, "catalog".to_owned()); 4]);
+    let data = |n: usize| -> serde_json::Value {
+        serde_json::from_str(&log.events[n].data).expect("JSON data")
+    };
+    assert_eq!(data(0)["weights"], body["weights"]);
+    assert_eq!(data(0)["rollback"], body["rollback"]);
+    assert_eq!(data(1)["rolledBack"]["version"], "2.1.0");
+    assert_eq!(data(2)["weights"], json!({"2.1.0": 100}));
+    assert_eq!(data(3), json!({"service": "catalog"}));
+});

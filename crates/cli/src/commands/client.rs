@@ -23,7 +23,8 @@ pub(crate) struct RegistryArg {
 }
 
 impl RegistryArg {
-    fn client(&self) -> anyhow::Result<RegistryClient> {
+    /// A client of the registry named.
+    pub(crate) fn client(&self) -> anyhow::Result<RegistryClient> {
         Ok(RegistryClient::new(&self.registry)?)
     }
 }

@@ -7,6 +7,7 @@ pub(crate) mod metrics;
 pub(crate) mod page;
 pub(crate) mod probes;
 pub(crate) mod servers;
+pub(crate) mod services;
 pub(crate) mod status;
 
 use std::time::Duration;
@@ -39,6 +40,17 @@ pub(crate) fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ),
         ("/servers/{id}/check", post(checks::check)),
         ("/servers/{id}/heartbeat", put(checks::heartbeat)),
+        (
+            "/services/{service}/routing",
+            get(services::get_routing)
+                .put(services::put_routing)
+                .delete(services::delete_routing),
+        ),
+        (
+            "/services/{service}/routing/rollback",
+            post(services::rollback),
+        ),
+        ("/services/{service}/istio", get(services::istio)),
         ("/status", get(status::status)),
         ("/events", get(events::events)),
         ("/healthz", get(probes::healthz)),

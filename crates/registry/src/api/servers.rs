@@ -96,7 +96,7 @@ fn parse_timeout(value: &str) -> Result<Duration, String> {
     Ok(timeout)
 }
 
-/// Parses `tags`, `status`, `limit`, `cursor`, `wait` and `timeout`; anything else is a
+/// Parses `tags`, `status`, `service`, `limit`, `cursor`, `wait` and `timeout`; anything else is a
 /// mistake worth reporting.
 fn parse_list_query(raw: Option<&str>) -> Result<(ListQuery, Option<Wait>), ValidationErrors> {
     let mut q = ListQuery::default();
@@ -125,6 +125,10 @@ fn parse_list_query(raw: Option<&str>) -> Result<(ListQuery, Option<Wait>), Vali
                 Ok(s) => q.status = s,
                 Err(e) => errors.push(FieldError::new("status", e)),
             },
+            "service" => match value.parse::<ServerId>() {
+                Ok(service) => q.service = Some(service),
+                Err(e) => errors.push(FieldError::new("service", e)),
+            },
             "limit" => match value.parse::<u32>() {
                 Ok(n) if (1..=MAX_PAGE).contains(&n) => q.limit = n,
                 _ => errors.push(FieldError::new(
@@ -146,7 +150,8 @@ fn parse_list_query(raw: Option<&str>) -> Result<(ListQuery, Option<Wait>), Vali
             },
             other => errors.push(FieldError::new(
                 other,
-                "unknown query parameter; expected tags, status, limit, cursor, wait or timeout",
+                "unknown query parameter; expected tags, status, service, limit, cursor, wait or \
+                 timeout",
             )),
         }
     }
@@ -183,7 +188,7 @@ fn etag_matches(if_none_match: &str, etag: &str) -> bool {
         .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
-/// `GET /servers?tags=a,b&status=healthy&limit=100&cursor=…`
+/// `GET /servers?tags=a,b&status=healthy&service=s&limit=100&cursor=…`
 #[utoipa::path(
     get,
     path = "/servers",
@@ -197,6 +202,7 @@ fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     params(
         ("tags" = Option<String>, Query, description = "Comma-separated tags; entries having any of them", example = "products,catalog"),
         ("status" = Option<String>, Query, description = "`healthy` (default), `degraded`, `down`, `unknown` or `any`"),
+        ("service" = Option<String>, Query, description = "Only instances of this service (a slug)", example = "catalog"),
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
         ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
         ("wait" = Option<i64>, Query, description = "Block until the registry's revision is past this one (an `X-Registry-Revision` seen before), or `timeout`; with `If-None-Match`, until the answer itself changes", minimum = 0),

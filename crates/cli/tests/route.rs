@@ -1,0 +1,126 @@
+//! `route set|get|rollback|rm` and `export istio` against a real registry process.
+
+use crate::common::{run, serve};
+
+#[tokio::test]
+async fn route_commands_round_trip() {
+    let db = mcp_fleet_test_support::sqlite();
+    let server = serve(&db.url).await;
+    let reg = server.url.as_str();
+    for (id, version) in [("catalog-a", "2.0.0"), ("catalog-b", "2.1.0")] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("entry.json");
+        let entry = serde_json::json!({
+            "id": id, "service": "catalog", "name": "Catalog",
+            "url": "http://127.0.0.1:9", "version": version,
+        });
+        std::fs::write(&file, entry.to_string()).expect("write");
+        let file = file.to_str().expect("utf-8 path");
+        let (ok, _, err) = run(&["register", "--registry", reg, "--file", file]).await;
+        assert!(ok, "{err}");
+    }
+
+    let (ok, _, err) = run(&["route", "get", "--registry", reg, "catalog"]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("service \"catalog\" has no routing policy"),
+        "{err}"
+    );
+
+    let (ok, out, err) = run(&[
+        "route",
+        "set",
+        "--registry",
+        reg,
+        "catalog",
+        "2.0.0=90",
+        "2.1.0=10",
+        "--window",
+        "5m",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "routing catalog: 2.0.0=90 2.1.0=10");
+
+    let (ok, out, err) = run(&["route", "get", "--registry", reg, "catalog", "--json"]).await;
+    assert!(ok, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).expect("route get --json is JSON");
+    assert_eq!(
+        doc["weights"],
+        serde_json::json!({"2.0.0": 90, "2.1.0": 10})
+    );
+    // Flags not given take their defaults once any rollback flag is.
+    assert_eq!(
+        doc["rollback"],
+        serde_json::json!({"maxErrorRateDelta": 0.05, "window": "300s", "minRequests": 50})
+    );
+
+    let (ok, out, err) = run(&[
+        "route",
+        "rollback",
+        "--registry",
+        reg,
+        "catalog",
+        "2.1.0",
+        "--reason",
+        "too many errors",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "routing catalog: 2.0.0=100 2.1.0=0");
+    let (ok, out, _) = run(&["route", "get", "--registry", reg, "catalog"]).await;
+    assert!(ok);
+    assert!(out.starts_with("service catalog (updated "), "{out}");
+    assert!(out.contains("over 300s (at least 50 calls)"), "{out}");
+    assert!(
+        out.contains("rolled back 2.1.0 at ")
+            && out.contains("too many errors (weights before: 2.0.0=90 2.1.0=10)"),
+        "{out}"
+    );
+
+    let (ok, out, err) = run(&["export", "istio", "--registry", reg, "catalog"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("kind: VirtualService") && out.contains("kind: DestinationRule"));
+    assert!(
+        out.contains("subset: v2-0-0") && out.contains("weight: 100"),
+        "{out}"
+    );
+    assert!(out.contains("\n---\n"), "{out}");
+
+    // A bad VERSION=WEIGHT is one line naming it, before any request.
+    for (arg, want) in [
+        ("2.0.0", "error: \"2.0.0\" is not VERSION=WEIGHT"),
+        (
+            "2.0.0=lots",
+            "error: \"2.0.0=lots\": the weight must be an integer from 0 to 100",
+        ),
+        (
+            "v2=100",
+            "error: \"v2=100\": the version must be a semantic version",
+        ),
+    ] {
+        let (ok, _, err) = run(&["route", "set", "--registry", reg, "catalog", arg]).await;
+        assert!(!ok);
+        assert!(err.starts_with(want), "{arg}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{arg}: {err}");
+    }
+    // The registry's own checks come back naming the field.
+    let (ok, _, err) = run(&["route", "set", "--registry", reg, "catalog", "2.0.0=50"]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("registry answered 400") && err.contains("weights:"),
+        "{err}"
+    );
+
+    let (ok, out, _) = run(&["route", "rm", "--registry", reg, "catalog"]).await;
+    assert!(ok);
+    assert_eq!(out.trim(), "deleted the routing policy of catalog");
+    let (ok, _, err) = run(&["route", "rm", "--registry", reg, "catalog"]).await;
+    assert!(!ok);
+    assert!(err.contains("has no routing policy"), "{err}");
+    let (ok, _, err) = run(&["export", "istio", "--registry", reg, "catalog"]).await;
+    assert!(!ok);
+    assert!(err.contains("registry answered 404"), "{err}");
+
+    server.terminate().await;
+}

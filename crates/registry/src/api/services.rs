@@ -1,0 +1,373 @@
+//! `/services/{service}/…`: a service's routing policy (set, read, delete), its rollback (what
+//! the gateway calls when a canary trips) and its export as Istio manifests.
+
+use std::collections::BTreeSet;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use mcp_fleet_model::{
+    FieldError, RollbackError, Routing, RoutingPolicy, ServerId, ValidationErrors, Version,
+};
+use serde_json::Value;
+
+use super::json;
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, ServicePath};
+
+/// Longest rollback `reason`, in characters.
+const MAX_REASON_CHARS: usize = 1000;
+
+fn no_policy(service: &ServerId) -> ApiError {
+    ApiError::NotFound(format!(
+        "service {service:?} has no routing policy; set one with PUT /services/{service}/routing"
+    ))
+}
+
+/// Runs a store write in its own task, so that a client hanging up cannot cut it between commit
+/// and cache invalidation; the cache is voided when `wrote` says the outcome is a write.
+async fn write<T, F>(
+    state: &AppState,
+    wrote: fn(&T) -> bool,
+    op: impl FnOnce(AppState) -> F + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, mcp_fleet_store::StoreError>> + Send + 'static,
+{
+    let task_state = state.clone();
+    tokio::spawn(async move {
+        let outcome = op(task_state.clone()).await;
+        if outcome.as_ref().is_ok_and(wrote) {
+            task_state.changed();
+        }
+        outcome
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "routing write task failed");
+        ApiError::Internal
+    })?
+    .map_err(ApiError::from)
+}
+
+/// `PUT /services/{service}/routing`: set (or replace) the policy.
+#[utoipa::path(
+    put,
+    path = "/services/{service}/routing",
+    tag = "routing",
+    summary = "Set a service's routing policy",
+    description = "Splits the service's traffic across its versions by weight (percent, adding \
+                   up to 100); each version must be that of an entry of the service. With \
+                   `rollback`, the gateway rolls a version back on its own when its error rate \
+                   exceeds the others' by more than `maxErrorRateDelta` over `window`, after \
+                   `minRequests` calls. Replacing a policy clears its rollback record. Answered \
+                   once durable.",
+    params(("service" = ServerId, Path, description = "The service (the `service` of its entries)")),
+    request_body(content = RoutingPolicy, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Set; the service had no policy", body = Routing),
+        (status = 200, description = "Replaced the service's policy", body = Routing),
+        (status = 400, description = "Invalid fields (`validation-failed`, e.g. `weights.2.1.0`), or malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB (`payload-too-large`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `application/json`", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn put_routing(
+    State(state): State<AppState>,
+    ServicePath(service): ServicePath,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let policy = RoutingPolicy::from_json(&body)?;
+    let known: BTreeSet<Version> = state
+        .store()
+        .service_versions(&service)
+        .await?
+        .into_iter()
+        .collect();
+    let unknown: Vec<FieldError> = policy
+        .weights
+        .keys()
+        .filter(|v| !known.contains(*v))
+        .map(|v| {
+            let listed: Vec<String> = known.iter().map(Version::to_string).collect();
+            FieldError::new(
+                format!("weights.{v}"),
+                if listed.is_empty() {
+                    format!("no entry of service {service:?} has this version (it has no entries)")
+                } else {
+                    format!(
+                        "no entry of service {service:?} has this version; its versions are {}",
+                        listed.join(", ")
+                    )
+                },
+            )
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::Validation(ValidationErrors(unknown)));
+    }
+    let task_service = service.clone();
+    let (doc, created) = write(
+        &state,
+        |_| true,
+        move |s| async move {
+            s.store()
+                .put_routing(&task_service, policy, Utc::now())
+                .await
+        },
+    )
+    .await?;
+    tracing::info!(%service, created, weights = ?doc.weights, "routing policy set");
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    json(status, &doc)
+}
+
+/// `GET /services/{service}/routing`
+#[utoipa::path(
+    get,
+    path = "/services/{service}/routing",
+    tag = "routing",
+    summary = "Read a service's routing policy",
+    params(("service" = ServerId, Path, description = "The service")),
+    responses(
+        (status = 200, description = "The policy, with the last rollback since it was set", body = Routing),
+        (status = 400, description = "The service is not a slug (`validation-failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The service has no policy (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn get_routing(
+    State(state): State<AppState>,
+    ServicePath(service): ServicePath,
+) -> Result<Response, ApiError> {
+    match state.store().get_routing(&service).await? {
+        Some(doc) => json(StatusCode::OK, &doc),
+        None => Err(no_policy(&service)),
+    }
+}
+
+/// `DELETE /services/{service}/routing`: `204`, or `404` when there is no policy.
+#[utoipa::path(
+    delete,
+    path = "/services/{service}/routing",
+    tag = "routing",
+    summary = "Delete a service's routing policy",
+    description = "Without a policy the gateway spreads calls over all of the service's instances.",
+    params(("service" = ServerId, Path, description = "The service")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The service is not a slug (`validation-failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The service has no policy (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn delete_routing(
+    State(state): State<AppState>,
+    ServicePath(service): ServicePath,
+) -> Result<Response, ApiError> {
+    let task_service = service.clone();
+    let deleted = write(
+        &state,
+        |deleted| *deleted,
+        move |s| async move { s.store().delete_routing(&task_service).await },
+    )
+    .await?;
+    if deleted {
+        tracing::info!(%service, "routing policy deleted");
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(no_policy(&service))
+    }
+}
+
+/// Parses a rollback body: `{"version": "2.1.0", "reason": "…"}`.
+fn parse_rollback(body: &Value) -> Result<(Version, String), ValidationErrors> {
+    let Value::Object(obj) = body else {
+        return Err(ValidationErrors::one("body", "must be a JSON object"));
+    };
+    let mut errors: Vec<FieldError> = obj
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "version" | "reason"))
+        .map(|k| FieldError::new(k, "unknown field"))
+        .collect();
+    let version = match obj.get("version") {
+        Some(Value::String(s)) => s
+            .parse::<Version>()
+            .map_err(|e| errors.push(FieldError::new("version", e)))
+            .ok(),
+        Some(_) => {
+            errors.push(FieldError::new("version", "must be a string"));
+            None
+        }
+        None => {
+            errors.push(FieldError::new("version", "is required"));
+            None
+        }
+    };
+    let reason = match obj.get("reason") {
+        Some(Value::String(s)) if !s.trim().is_empty() => {
+            let n = s.chars().count();
+            if n > MAX_REASON_CHARS {
+                errors.push(FieldError::new(
+                    "reason",
+                    format!("must be at most {MAX_REASON_CHARS} characters, got {n}"),
+                ));
+            }
+            Some(s.clone())
+        }
+        Some(Value::String(_)) => {
+            errors.push(FieldError::new("reason", "must not be empty"));
+            None
+        }
+        Some(_) => {
+            errors.push(FieldError::new("reason", "must be a string"));
+            None
+        }
+        None => {
+            errors.push(FieldError::new("reason", "is required"));
+            None
+        }
+    };
+    match (version, reason) {
+        (Some(v), Some(r)) if errors.is_empty() => Ok((v, r)),
+        _ => Err(ValidationErrors(errors)),
+    }
+}
+
+/// `POST /services/{service}/routing/rollback`: set a version's weight to 0.
+#[utoipa::path(
+    post,
+    path = "/services/{service}/routing/rollback",
+    tag = "routing",
+    summary = "Roll a version back",
+    description = "Sets the version's weight to 0 and gives it to the other version with the \
+                   highest weight, recording the version, the reason and the weights before. \
+                   What the gateway calls when its canary analysis trips. A version already at \
+                   0 is left as it is (`200`, unchanged). Answered once durable.",
+    params(("service" = ServerId, Path, description = "The service")),
+    request_body(content = crate::openapi::RollbackRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated policy", body = Routing),
+        (status = 400, description = "Invalid fields, or the version is not in the weights (`validation-failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The service has no policy (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The version is the only one in the weights (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `application/json`", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn rollback(
+    State(state): State<AppState>,
+    ServicePath(service): ServicePath,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let (version, reason) = parse_rollback(&body)?;
+    // Checked on the current document first, so that a rollback that cannot apply is the
+    // caller's mistake; the store applies it to the document as it is when it writes.
+    let Some(mut current) = state.store().get_routing(&service).await? else {
+        return Err(no_policy(&service));
+    };
+    match current.roll_back(&version, &reason, Utc::now()) {
+        Err(e @ RollbackError::UnknownVersion(_)) => {
+            return Err(ApiError::field("version", e.to_string()));
+        }
+        Err(e @ RollbackError::OnlyVersion(_)) => return Err(ApiError::Conflict(e.to_string())),
+        Ok(_) => {}
+    }
+    let (task_service, task_version, task_reason) =
+        (service.clone(), version.clone(), reason.clone());
+    let doc = write(
+        &state,
+        |doc: &Option<Routing>| doc.is_some(),
+        move |s| async move {
+            s.store()
+                .record_rollback(&task_service, &task_version, &task_reason, Utc::now())
+                .await
+        },
+    )
+    .await?
+    .ok_or_else(|| no_policy(&service))?;
+    tracing::warn!(%service, %version, %reason, weights = ?doc.weights, "rolled back");
+    json(StatusCode::OK, &doc)
+}
+
+/// `GET /services/{service}/istio`: the policy as an Istio `VirtualService` and
+/// `DestinationRule`.
+#[utoipa::path(
+    get,
+    path = "/services/{service}/istio",
+    tag = "routing",
+    summary = "Export a service's routing policy as Istio manifests",
+    description = "Two YAML documents separated by `---`: a `networking.istio.io/v1` \
+                   `VirtualService` named and hosting `<service>`, with one HTTP route whose \
+                   destinations are the subsets `v<version, . and + as ->` at the policy's \
+                   weights, and a `DestinationRule` defining each subset by the pod label \
+                   `version: <version>`.",
+    params(("service" = ServerId, Path, description = "The service")),
+    responses(
+        (status = 200, description = "The manifests", body = String, content_type = "application/yaml"),
+        (status = 400, description = "The service is not a slug (`validation-failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The service has no policy (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn istio(
+    State(state): State<AppState>,
+    ServicePath(service): ServicePath,
+) -> Result<Response, ApiError> {
+    let Some(doc) = state.store().get_routing(&service).await? else {
+        return Err(no_policy(&service));
+    };
+    let yaml = crate::istio::manifests(&doc).map_err(|e| {
+        tracing::error!(error = %e, "cannot render Istio manifests");
+        ApiError::Internal
+    })?;
+    let mut res = (StatusCode::OK, yaml).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/yaml"),
+    );
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// One row per body: the fields its problem names (none for a valid body).
+    #[test]
+    fn rollback_bodies() {
+        let long = "r".repeat(MAX_REASON_CHARS + 1);
+        let rows: Vec<(Value, Vec<&str>)> = vec![
+            (json!({"version": "2.1.0", "reason": "errors"}), vec![]),
+            (
+                json!({"version": "latest", "reason": "errors"}),
+                vec!["version"],
+            ),
+            (json!({"version": 2, "reason": "errors"}), vec!["version"]),
+            (json!({"reason": "errors"}), vec!["version"]),
+            (json!({"version": "2.1.0"}), vec!["reason"]),
+            (json!({"version": "2.1.0", "reason": " "}), vec!["reason"]),
+            (json!({"version": "2.1.0", "reason": long}), vec!["reason"]),
+            (
+                json!({"version": "2.1.0", "reason": "e", "x": 1}),
+                vec!["x"],
+            ),
+            (json!([]), vec!["body"]),
+        ];
+        for (body, fields) in rows {
+            let got = parse_rollback(&body).err().map(|e| e.fields().join(","));
+            let want = (!fields.is_empty()).then(|| fields.join(","));
+            assert_eq!(got, want, "{body}");
+        }
+    }
+}
