@@ -86,6 +86,39 @@ async fn route_commands_round_trip() {
         "{out}"
     );
     assert!(out.contains("\n---\n"), "{out}");
+    // It is YAML a mesh takes: two documents, the weights after the rollback, one subset per
+    // version.
+    let docs: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&out)
+        .map(|d| serde::Deserialize::deserialize(d).expect("a YAML document"))
+        .collect();
+    assert_eq!(docs.len(), 2, "{out}");
+    assert_eq!(docs[0]["kind"], "VirtualService");
+    let weights: Vec<(String, u64)> = docs[0]["spec"]["http"][0]["route"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .map(|r| {
+            (
+                r["destination"]["subset"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                r["weight"].as_u64().unwrap_or(999),
+            )
+        })
+        .collect();
+    assert_eq!(
+        weights,
+        [("v2-0-0".to_owned(), 100), ("v2-1-0".to_owned(), 0)]
+    );
+    assert_eq!(docs[1]["kind"], "DestinationRule");
+    let subsets: Vec<&str> = docs[1]["spec"]["subsets"]
+        .as_array()
+        .expect("subsets")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(subsets, ["v2-0-0", "v2-1-0"]);
 
     // A bad VERSION=WEIGHT is one line naming it, before any request.
     for (arg, want) in [

@@ -315,6 +315,7 @@ struct Running {
 /// The fields of an entry whose change means reconnecting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct EntryKey {
+    service: String,
     url: String,
     version: String,
     name: String,
@@ -324,6 +325,7 @@ struct EntryKey {
 impl EntryKey {
     fn of(entry: &Entry) -> Self {
         Self {
+            service: entry.service.to_string(),
             url: entry.url.to_string(),
             version: entry.version.to_string(),
             name: entry.name.clone(),
@@ -444,7 +446,7 @@ impl Shared {
             let (tx, rx) = oneshot::channel();
             let meta = Arc::new(ServerMeta {
                 id: id.clone(),
-                service: entry.id.to_string(),
+                service: entry.service.to_string(),
                 name: entry.name.clone(),
                 version: entry.version.to_string(),
                 mcp_url: mcp_url(entry.url.as_str()),

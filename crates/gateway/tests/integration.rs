@@ -1,5 +1,6 @@
 //! The gateway end to end: a real registry, real rmcp upstreams and a real rmcp client, all on
 //! loopback.
 
+mod canary;
 mod common;
 mod gateway;

@@ -368,3 +368,78 @@ pub(crate) async fn names(session: &Session) -> Vec<String> {
     names.sort();
     names
 }
+
+impl TestRegistry {
+    /// `PUT /services/{service}/routing` with `body`, which must be accepted.
+    pub(crate) async fn put_routing(&self, service: &str, body: Value) {
+        let res = self
+            .http
+            .put(format!("{}/services/{service}/routing", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("PUT routing");
+        let status = res.status();
+        assert!(
+            status.is_success(),
+            "{status} {}",
+            res.text().await.unwrap_or_default()
+        );
+    }
+
+    /// `GET /services/{service}/routing`.
+    pub(crate) async fn routing(&self, service: &str) -> Value {
+        self.http
+            .get(format!("{}/services/{service}/routing", self.url))
+            .send()
+            .await
+            .expect("GET routing")
+            .json()
+            .await
+            .expect("JSON")
+    }
+}
+
+/// A webhook receiver on 127.0.0.1:0 keeping every JSON body it is sent.
+pub(crate) struct Webhook {
+    pub(crate) url: String,
+    pub(crate) received: Arc<Mutex<Vec<Value>>>,
+    stop: CancellationToken,
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Webhook {
+    pub(crate) async fn start() -> Self {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let keep = received.clone();
+        let app = Router::new().route(
+            "/hook",
+            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                let keep = keep.clone();
+                async move {
+                    keep.lock().expect("lock").push(body);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let stop = CancellationToken::new();
+        let until = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(until.cancelled_owned())
+                .await
+        });
+        Self {
+            url,
+            received,
+            stop,
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Acceptance 3 and 4: weighted sticky routing, automatic canary rollback (and none below the
+//! threshold), outlier ejection and recovery.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::{
+    Failing, Session, TestGateway, TestRegistry, Upstream, Webhook, call, connect, eventually,
+};
+
+fn server_of(result: &rmcp::model::CallToolResult) -> String {
+    result
+        .structured_content
+        .as_ref()
+        .and_then(|v| v.get("server"))
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Makes `calls` calls in a fresh session; returns who answered them (and the session).
+async fn session_calls(gw: &TestGateway, calls: usize) -> (HashSet<String>, Session) {
+    let (session, _client) = connect(&gw.url).await;
+    let mut served = HashSet::new();
+    for _ in 0..calls {
+        let result = call(&session, "cat__search").await.expect("a result");
+        served.insert(server_of(&result));
+    }
+    (served, session)
+}
+
+/// A service `cat` at 1.0.0 (always fine) and 2.0.0 (failing as `canary`), weights 90/10.
+async fn canary_fleet(canary: Failing) -> (TestRegistry, Upstream, Upstream) {
+    let registry = TestRegistry::start().await;
+    let v1 = Upstream::start("cat-v1", &["search"]).await;
+    let v2 = Upstream::start("cat-v2", &["search"]).await;
+    v2.fail(canary);
+    registry
+        .register("cat-v1", "cat", "1.0.0", &v1.base_url)
+        .await;
+    registry
+        .register("cat-v2", "cat", "2.0.0", &v2.base_url)
+        .await;
+    registry
+        .put_routing(
+            "cat",
+            json!({"weights": {"1.0.0": 90, "2.0.0": 10},
+                   "rollback": {"maxErrorRateDelta": 0.05, "window": "60s", "minRequests": 50}}),
+        )
+        .await;
+    (registry, v1, v2)
+}
+
+#[tokio::test]
+async fn a_failing_canary_is_rolled_back_and_alerted() {
+    let (registry, _v1, v2) = canary_fleet(Failing::ToolErrorsPercent(30)).await;
+    let hook = Webhook::start().await;
+    let mut config = TestGateway::config(&registry);
+    config.alert_webhooks = vec![hook.url.clone()];
+    let gw = TestGateway::start(config).await;
+    assert_eq!(
+        gw.gateway
+            .tools()
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect::<Vec<_>>(),
+        ["cat__search"],
+        "one set of tools per service"
+    );
+
+    // Sessions of ten calls each until the rollback: every session stays on one version.
+    let mut sessions = 0;
+    while registry.routing("cat").await["rolledBack"].is_null() {
+        assert!(sessions < 400, "no rollback after {sessions} sessions");
+        let (served, session) = session_calls(&gw, 10).await;
+        assert_eq!(served.len(), 1, "a session switched versions: {served:?}");
+        session.cancel().await.expect("close");
+        sessions += 1;
+    }
+    let canary_calls = v2.state.calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        canary_calls >= 50,
+        "rolled back after only {canary_calls} canary calls"
+    );
+
+    let doc = registry.routing("cat").await;
+    assert_eq!(doc["weights"]["2.0.0"], 0, "{doc}");
+    assert_eq!(doc["weights"]["1.0.0"], 100, "{doc}");
+    assert_eq!(doc["rolledBack"]["version"], "2.0.0", "{doc}");
+    let reason = doc["rolledBack"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("error rate of 2.0.0"), "{reason}");
+
+    let alert = eventually("the rollback alert", || async {
+        hook.received.lock().expect("lock").first().cloned()
+    })
+    .await;
+    assert_eq!(alert["event"], "rollback");
+    assert_eq!(alert["service"], "cat");
+    assert_eq!(alert["version"], "2.0.0");
+    assert_eq!(alert["weights"]["2.0.0"], 0);
+
+    // Later sessions all go to the stable version.
+    let before = v2.state.calls.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..30 {
+        let (served, session) = session_calls(&gw, 2).await;
+        assert_eq!(served, HashSet::from(["cat-v1".to_owned()]));
+        session.cancel().await.expect("close");
+    }
+    assert_eq!(
+        v2.state.calls.load(std::sync::atomic::Ordering::SeqCst),
+        before
+    );
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains(r#"mcp_fleet_gateway_rollbacks_total{service="cat",version="2.0.0"} 1"#),
+        "{metrics}"
+    );
+    assert_eq!(
+        hook.received.lock().expect("lock").len(),
+        1,
+        "one alert per rollback"
+    );
+}
+
+#[tokio::test]
+async fn a_canary_below_the_threshold_keeps_its_traffic() {
+    let (registry, _v1, v2) = canary_fleet(Failing::ToolErrorsPercent(1)).await;
+    let gw = TestGateway::start(TestGateway::config(&registry)).await;
+    // Until the canary has had twice the calls that would let it be judged.
+    let mut sessions = 0;
+    let mut versions_seen = HashSet::new();
+    while v2.state.calls.load(std::sync::atomic::Ordering::SeqCst) < 100 {
+        assert!(sessions < 600, "the canary got too little traffic");
+        let (served, session) = session_calls(&gw, 10).await;
+        versions_seen.extend(served);
+        session.cancel().await.expect("close");
+        sessions += 1;
+    }
+    assert_eq!(versions_seen.len(), 2);
+    let doc = registry.routing("cat").await;
+    assert!(doc["rolledBack"].is_null(), "{doc}");
+    assert_eq!(doc["weights"]["2.0.0"], 10, "{doc}");
+    // About a tenth of the sessions went to the canary.
+    let share =
+        v2.state.calls.load(std::sync::atomic::Ordering::SeqCst) as f64 / (10.0 * sessions as f64);
+    assert!(
+        (0.03..0.3).contains(&share),
+        "canary share {share} of {sessions} sessions"
+    );
+}
+
+#[tokio::test]
+async fn failing_instances_are_ejected_and_come_back() {
+    let registry = TestRegistry::start().await;
+    let a = Upstream::start("svc-a", &["search"]).await;
+    let b = Upstream::start("svc-b", &["search"]).await;
+    registry
+        .register("svc-a", "svc", "1.0.0", &a.base_url)
+        .await;
+    registry
+        .register("svc-b", "svc", "1.0.0", &b.base_url)
+        .await;
+    let mut config = TestGateway::config(&registry);
+    config.outlier.consecutive_errors = 3;
+    config.outlier.base_ejection = Duration::from_millis(500);
+    let gw = TestGateway::start(config).await;
+    let (session, _client) = connect(&gw.url).await;
+
+    // Without a policy the instances take turns.
+    let mut served = HashSet::new();
+    for _ in 0..4 {
+        served.insert(server_of(&call(&session, "svc__search").await.expect("ok")));
+    }
+    assert_eq!(served.len(), 2, "{served:?}");
+
+    a.fail(Failing::RpcErrors);
+    let mut errors = 0;
+    for _ in 0..10 {
+        if call(&session, "svc__search").await.is_err() {
+            errors += 1;
+        }
+    }
+    // Three errors eject svc-a; then every call goes to svc-b.
+    assert_eq!(errors, 3);
+    for _ in 0..10 {
+        let r = call(&session, "svc__search").await.expect("svc-b answers");
+        assert_eq!(server_of(&r), "svc-b");
+    }
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains(r#"mcp_fleet_gateway_ejections_total{service="svc",upstream="svc-a"} 1"#),
+        "{metrics}"
+    );
+
+    // Healthy again: once the ejection ends, svc-a takes calls again.
+    a.fail(Failing::Never);
+    eventually("svc-a to serve again", || async {
+        let r = call(&session, "svc__search").await.ok()?;
+        (server_of(&r) == "svc-a").then_some(())
+    })
+    .await;
+}
