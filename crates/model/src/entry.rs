@@ -219,6 +219,10 @@ pub struct Entry {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     #[serde(default, with = "serde_ts::option")]
     pub status_since: Option<Timestamp>,
+    /// Who last registered or replaced it: a token id or OIDC subject (`null` while writes are
+    /// open).
+    #[serde(default)]
+    pub updated_by: Option<String>,
 }
 
 impl Entry {
@@ -248,6 +252,7 @@ impl Entry {
             last_error: None,
             latency_ms: None,
             status_since: Some(now),
+            updated_by: reg.updated_by,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! already-valid newtypes ([`ServerId`], [`Tag`], [`Version`], ...); the rest of the system
 //! never sees an unchecked value.
 
+mod auth;
 mod entry;
 mod error;
 mod ids;
@@ -14,6 +15,7 @@ mod routing;
 mod status;
 mod time;
 
+pub use auth::{IdPattern, Scope, TokenRecord, parse_id_patterns, parse_scopes};
 pub use entry::{Entry, HealthCheck, HealthCheckMode, HealthStatus, StatusFilter};
 pub use error::{FieldError, ValidationErrors};
 pub use ids::{AuthSpec, AuthType, HttpUrl, ServerId, Tag, Version};

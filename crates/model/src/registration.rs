@@ -19,7 +19,13 @@ const MAX_DESCRIPTION_CHARS: usize = 2000;
 pub const TTL_SECONDS: std::ops::RangeInclusive<u64> = 5..=86_400;
 
 /// Fields the registry owns: accepted from clients (seed clients echo them) but ignored.
-const REGISTRY_OWNED: [&str; 4] = ["status", "lastSeen", "registeredAt", "updatedAt"];
+const REGISTRY_OWNED: [&str; 5] = [
+    "status",
+    "lastSeen",
+    "registeredAt",
+    "updatedAt",
+    "updatedBy",
+];
 
 /// What a client may set on an entry, already validated. Its schema is the body of
 /// `POST /servers` and `PUT /servers/{id}` (read by [`Registration::from_json`], not serde).
@@ -63,6 +69,10 @@ pub struct Registration {
     /// Heartbeat TTL in seconds (5–86,400), when the entry heartbeats.
     #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 86400))]
     pub ttl_seconds: Option<u32>,
+    /// Who makes the write (a token id or OIDC subject), set by the registry after
+    /// authentication, never read from the body.
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub updated_by: Option<String>,
 }
 
 /// Collects field errors while the body is read.
@@ -308,6 +318,7 @@ impl Registration {
                 metadata,
                 health_check,
                 ttl_seconds,
+                updated_by: None,
             }),
             _ => Err(ValidationErrors(c.errors)),
         }

@@ -161,11 +161,20 @@ impl NewEvent {
 
     /// A deletion.
     pub(crate) fn deleted(id: &ServerId, at: Timestamp) -> Self {
+        Self::deleted_by(id, at, None)
+    }
+
+    /// An entry deleted by `by` (a token id or OIDC subject): `{"id","updatedBy"}`.
+    pub(crate) fn deleted_by(id: &ServerId, at: Timestamp, by: Option<&str>) -> Self {
+        let data = match by {
+            Some(by) => serde_json::json!({ "id": id.as_str(), "updatedBy": by }),
+            None => serde_json::json!({ "id": id.as_str() }),
+        };
         Self {
             kind: EventKind::Deleted,
             server_id: id.to_string(),
             at,
-            data: serde_json::json!({ "id": id.as_str() }).to_string(),
+            data: data.to_string(),
         }
     }
 

@@ -11,13 +11,14 @@ mod postgres;
 mod routing;
 mod row;
 mod sqlite;
+mod tokens;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use mcp_fleet_model::{
     Entry, HealthStatus, Registration, Routing, RoutingPolicy, ServerId, StatusFilter, Tag,
-    Timestamp, Version,
+    Timestamp, TokenRecord, Version,
 };
 
 pub use error::StoreError;
@@ -124,7 +125,32 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, id: &ServerId) -> Result<Option<Entry>, StoreError>;
 
     /// Deletes the entry, logging a `deleted` event; `false` when there was none.
-    async fn delete(&self, id: &ServerId) -> Result<bool, StoreError>;
+    async fn delete(&self, id: &ServerId) -> Result<bool, StoreError> {
+        self.delete_by(id, None).await
+    }
+
+    /// [`Store::delete`] by `by` (a token id or OIDC subject), which the `deleted` event names
+    /// as `updatedBy`.
+    async fn delete_by(&self, id: &ServerId, by: Option<&str>) -> Result<bool, StoreError>;
+
+    /// How many entries there are, and how many of them `by` registered last.
+    async fn count_entries(&self, by: Option<&str>) -> Result<(u64, u64), StoreError>;
+
+    /// Stores a new API token (its hash, scopes and id patterns).
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+
+    /// The token with this id, active or not.
+    async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Every token, newest first.
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Revokes token `id` as of `now`; `false` when there is no such token or it was revoked.
+    async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Whether any token was ever created (revoked ones count: revoking every token must not
+    /// open writes).
+    async fn has_tokens(&self) -> Result<bool, StoreError>;
 
     /// One page of entries matching `query`, filtered in the database.
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;

@@ -9,7 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use mcp_fleet_model::{
-    Entry, Registration, Routing, RoutingPolicy, ServerId, StatusFilter, Timestamp, Version,
+    Entry, Registration, Routing, RoutingPolicy, ServerId, StatusFilter, Timestamp, TokenRecord,
+    Version,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
@@ -24,7 +25,7 @@ use crate::{
 
 const COLUMNS: &str = "id, service, name, description, url, version, tags, auth_type, token_endpoint, \
      health_url, status, last_seen, registered_at, updated_at, metadata, health_mode, ttl_seconds, \
-     last_checked_at, last_error, latency_ms, status_since";
+     last_checked_at, last_error, latency_ms, status_since, updated_by";
 
 const HEALTH_COLUMNS: &str = "id, name, url, health_url, auth_type, health_mode, ttl_seconds, \
      heartbeat_at, status, status_since, successes, failures, reg_rev";
@@ -64,6 +65,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("routing"),
             MigrationType::Simple,
             include_str!("../migrations/postgres/0005_routing.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            6,
+            Cow::Borrowed("auth"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0006_auth.sql").into_sql_str(),
             false,
         ),
     ])
@@ -189,6 +197,20 @@ fn raw(row: &PgRow) -> Result<RawEntry, sqlx::Error> {
         last_error: row.try_get("last_error")?,
         latency_ms: row.try_get::<Option<i32>, _>("latency_ms")?.map(i64::from),
         status_since: row.try_get("status_since")?,
+        updated_by: row.try_get("updated_by")?,
+    })
+}
+
+fn raw_token(row: &PgRow) -> Result<crate::tokens::RawToken, StoreError> {
+    Ok(crate::tokens::RawToken {
+        id: row.try_get("id")?,
+        secret_sha256: row.try_get("secret_sha256")?,
+        scopes: row.try_get("scopes")?,
+        ids: row.try_get("ids")?,
+        description: row.try_get("description")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
     })
 }
 
@@ -210,9 +232,9 @@ impl Store for PostgresStore {
             "INSERT INTO servers (id, service, name, description, url, version, tags, auth_type, \
              token_endpoint, health_url, status, last_seen, registered_at, updated_at, metadata, \
              health_mode, ttl_seconds, heartbeat_at, last_checked_at, last_error, latency_ms, \
-             status_since, successes, failures, reg_rev) \
+             status_since, successes, failures, reg_rev, updated_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, NULL, NULL, NULL, $19, 0, 0, 0) \
+             $18, NULL, NULL, NULL, $19, 0, 0, 0, $20) \
              ON CONFLICT (id) DO UPDATE SET service = excluded.service, name = excluded.name, \
              description = excluded.description, url = excluded.url, version = excluded.version, \
              tags = excluded.tags, auth_type = excluded.auth_type, \
@@ -222,7 +244,7 @@ impl Store for PostgresStore {
              health_mode = excluded.health_mode, ttl_seconds = excluded.ttl_seconds, \
              heartbeat_at = excluded.heartbeat_at, last_checked_at = NULL, last_error = NULL, \
              latency_ms = NULL, status_since = excluded.status_since, successes = 0, \
-             failures = 0, reg_rev = excluded.reg_rev \
+             failures = 0, reg_rev = excluded.reg_rev, updated_by = excluded.updated_by \
              RETURNING registered_at, (xmax = 0) AS inserted",
         )
         .bind(entry.id.as_str())
@@ -244,6 +266,7 @@ impl Store for PostgresStore {
         .bind(entry.ttl_seconds.and_then(|n| i32::try_from(n).ok()))
         .bind(now)
         .bind(entry.status_since)
+        .bind(entry.updated_by.as_deref())
         .fetch_one(&mut *tx)
         .await?;
         entry.registered_at = row.try_get("registered_at")?;
@@ -273,7 +296,7 @@ impl Store for PostgresStore {
         row.as_ref().map(to_entry).transpose()
     }
 
-    async fn delete(&self, id: &ServerId) -> Result<bool, StoreError> {
+    async fn delete_by(&self, id: &ServerId, by: Option<&str>) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM servers WHERE id = $1")
             .bind(id.as_str())
@@ -281,11 +304,77 @@ impl Store for PostgresStore {
             .await?;
         let deleted = done.rows_affected() > 0;
         if deleted {
-            let event = NewEvent::deleted(id, Utc::now());
+            let event = NewEvent::deleted_by(id, Utc::now(), by);
             log_events(&mut tx, &[event], &self.options).await?;
         }
         tx.commit().await?;
         Ok(deleted)
+    }
+
+    async fn count_entries(&self, by: Option<&str>) -> Result<(u64, u64), StoreError> {
+        let (all, mine): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COUNT(*) FILTER (WHERE updated_by = $1) FROM servers")
+                .bind(by)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((all.max(0) as u64, mine.max(0) as u64))
+    }
+
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let (scopes, ids) = crate::tokens::columns(token);
+        sqlx::query(
+            "INSERT INTO tokens (id, secret_sha256, scopes, ids, description, created_at, \
+             expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&token.id)
+        .bind(&token.secret_sha256)
+        .bind(scopes)
+        .bind(ids)
+        .bind(&token.description)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .bind(token.revoked_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, secret_sha256, scopes, ids, description, created_at, expires_at, \
+             revoked_at FROM tokens WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| raw_token(&r)?.into_record()).transpose()
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, secret_sha256, scopes, ids, description, created_at, expires_at, \
+             revoked_at FROM tokens ORDER BY created_at DESC, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| raw_token(r)?.into_record()).collect()
+    }
+
+    async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn has_tokens(&self) -> Result<bool, StoreError> {
+        let any: Option<i32> = sqlx::query_scalar("SELECT 1 FROM tokens LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(any.is_some())
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {

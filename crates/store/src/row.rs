@@ -39,6 +39,7 @@ pub(crate) struct RawEntry {
     pub(crate) last_error: Option<String>,
     pub(crate) latency_ms: Option<i64>,
     pub(crate) status_since: Option<Timestamp>,
+    pub(crate) updated_by: Option<String>,
 }
 
 impl RawEntry {
@@ -107,6 +108,7 @@ impl RawEntry {
             last_error: self.last_error,
             latency_ms: crate::health::u32_of(self.latency_ms),
             status_since: self.status_since,
+            updated_by: self.updated_by,
         })
     }
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use mcp_fleet_model::{
-    Entry, Registration, Routing, RoutingPolicy, ServerId, StatusFilter, Timestamp, Version,
+    Entry, Registration, Routing, RoutingPolicy, ServerId, StatusFilter, Timestamp, TokenRecord,
+    Version,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
@@ -28,7 +29,7 @@ use crate::{
 
 const COLUMNS: &str = "id, service, name, description, url, version, tags, auth_type, token_endpoint, \
      health_url, status, last_seen, registered_at, updated_at, metadata, health_mode, ttl_seconds, \
-     last_checked_at, last_error, latency_ms, status_since";
+     last_checked_at, last_error, latency_ms, status_since, updated_by";
 
 const HEALTH_COLUMNS: &str = "id, name, url, health_url, auth_type, health_mode, ttl_seconds, \
      heartbeat_at, status, status_since, successes, failures, reg_rev";
@@ -68,6 +69,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("routing"),
             MigrationType::Simple,
             include_str!("../migrations/sqlite/0005_routing.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            6,
+            Cow::Borrowed("auth"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0006_auth.sql").into_sql_str(),
             false,
         ),
     ])
@@ -224,6 +232,20 @@ fn raw(row: &SqliteRow) -> Result<RawEntry, sqlx::Error> {
         last_error: row.try_get("last_error")?,
         latency_ms: row.try_get("latency_ms")?,
         status_since: row.try_get("status_since")?,
+        updated_by: row.try_get("updated_by")?,
+    })
+}
+
+fn raw_token(row: &SqliteRow) -> Result<crate::tokens::RawToken, StoreError> {
+    Ok(crate::tokens::RawToken {
+        id: row.try_get("id")?,
+        secret_sha256: row.try_get("secret_sha256")?,
+        scopes: row.try_get("scopes")?,
+        ids: row.try_get("ids")?,
+        description: row.try_get("description")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
     })
 }
 
@@ -256,8 +278,8 @@ impl Store for SqliteStore {
             "INSERT INTO servers (id, service, name, description, url, version, tags, auth_type, \
              token_endpoint, health_url, status, last_seen, registered_at, updated_at, metadata, \
              health_mode, ttl_seconds, heartbeat_at, last_checked_at, last_error, latency_ms, \
-             status_since, successes, failures, reg_rev) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, 0, 0, ?) \
+             status_since, successes, failures, reg_rev, updated_by) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, 0, 0, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET service = excluded.service, name = excluded.name, \
              description = excluded.description, url = excluded.url, version = excluded.version, \
              tags = excluded.tags, auth_type = excluded.auth_type, \
@@ -267,7 +289,7 @@ impl Store for SqliteStore {
              health_mode = excluded.health_mode, ttl_seconds = excluded.ttl_seconds, \
              heartbeat_at = excluded.heartbeat_at, last_checked_at = NULL, last_error = NULL, \
              latency_ms = NULL, status_since = excluded.status_since, successes = 0, \
-             failures = 0, reg_rev = excluded.reg_rev",
+             failures = 0, reg_rev = excluded.reg_rev, updated_by = excluded.updated_by",
         )
         .bind(entry.id.as_str())
         .bind(entry.service.as_str())
@@ -289,6 +311,7 @@ impl Store for SqliteStore {
         .bind(now)
         .bind(entry.status_since)
         .bind(rev)
+        .bind(entry.updated_by.as_deref())
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM server_tags WHERE server_id = ?")
@@ -320,7 +343,7 @@ impl Store for SqliteStore {
         row.as_ref().map(to_entry).transpose()
     }
 
-    async fn delete(&self, id: &ServerId) -> Result<bool, StoreError> {
+    async fn delete_by(&self, id: &ServerId, by: Option<&str>) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("DELETE FROM servers WHERE id = ?")
             .bind(id.as_str())
@@ -328,11 +351,79 @@ impl Store for SqliteStore {
             .await?;
         let deleted = done.rows_affected() > 0;
         if deleted {
-            let event = NewEvent::deleted(id, Utc::now());
+            let event = NewEvent::deleted_by(id, Utc::now(), by);
             log_events(&mut tx, &[event], &self.options).await?;
         }
         tx.commit().await?;
         Ok(deleted)
+    }
+
+    async fn count_entries(&self, by: Option<&str>) -> Result<(u64, u64), StoreError> {
+        let (all, mine): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN updated_by = ? THEN 1 ELSE 0 END), 0) \
+             FROM servers",
+        )
+        .bind(by)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((all.max(0) as u64, mine.max(0) as u64))
+    }
+
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let (scopes, ids) = crate::tokens::columns(token);
+        sqlx::query(
+            "INSERT INTO tokens (id, secret_sha256, scopes, ids, description, created_at, \
+             expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&token.id)
+        .bind(&token.secret_sha256)
+        .bind(scopes)
+        .bind(ids)
+        .bind(&token.description)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .bind(token.revoked_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, secret_sha256, scopes, ids, description, created_at, expires_at, \
+             revoked_at FROM tokens WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| raw_token(&r)?.into_record()).transpose()
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, secret_sha256, scopes, ids, description, created_at, expires_at, \
+             revoked_at FROM tokens ORDER BY created_at DESC, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| raw_token(r)?.into_record()).collect()
+    }
+
+    async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn has_tokens(&self) -> Result<bool, StoreError> {
+        let any: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tokens LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(any.is_some())
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {

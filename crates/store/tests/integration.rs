@@ -712,3 +712,77 @@ each_backend!(routing_policies_are_set_rolled_back_and_deleted, |store| {
     assert_eq!(data(2)["weights"], json!({"2.1.0": 100}));
     assert_eq!(data(3), json!({"service": "catalog"}));
 });
+
+each_backend!(tokens_are_stored_listed_and_revoked, |store| {
+    use mcp_fleet_model::{Scope, TokenRecord, parse_id_patterns};
+    assert!(!store.has_tokens().await.expect("has"));
+    let now = Utc::now();
+    let now = now - Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos() % 1000));
+    let token = TokenRecord {
+        id: "tok_0123456789ab".into(),
+        secret_sha256: "ab".repeat(32),
+        scopes: vec![Scope::ServersWrite, Scope::RoutingWrite],
+        ids: parse_id_patterns("payments-*,billing").expect("patterns"),
+        description: "payments CI".into(),
+        created_at: now,
+        expires_at: Some(now + Duration::days(90)),
+        revoked_at: None,
+    };
+    store.create_token(&token).await.expect("create");
+    assert!(store.has_tokens().await.expect("has"));
+    assert_eq!(
+        store.token(&token.id).await.expect("get"),
+        Some(token.clone())
+    );
+    assert_eq!(store.token("tok_nope").await.expect("get"), None);
+    assert_eq!(store.tokens().await.expect("list"), [token.clone()]);
+    assert!(store.revoke_token(&token.id, now).await.expect("revoke"));
+    assert!(
+        !store.revoke_token(&token.id, now).await.expect("again"),
+        "already revoked"
+    );
+    let revoked = store.token(&token.id).await.expect("get").expect("kept");
+    assert_eq!(revoked.revoked_at, Some(now));
+    assert!(!revoked.is_active(now));
+    // Revoked tokens still count: revoking them all must not open writes.
+    assert!(store.has_tokens().await.expect("has"));
+});
+
+each_backend!(writes_record_who_made_them, |store| {
+    let mut r = reg("owned", &[]);
+    r.updated_by = Some("tok_a".into());
+    store.upsert(r, Utc::now()).await.expect("upsert");
+    store
+        .upsert(reg("open", &[]), Utc::now())
+        .await
+        .expect("upsert");
+    let owned = store.get(&id("owned")).await.expect("get").expect("there");
+    assert_eq!(owned.updated_by.as_deref(), Some("tok_a"));
+    let listed = store.list(&any()).await.expect("list");
+    assert_eq!(
+        listed
+            .entries
+            .iter()
+            .filter(|e| e.updated_by.is_some())
+            .count(),
+        1
+    );
+    assert_eq!(
+        store.count_entries(Some("tok_a")).await.expect("count"),
+        (2, 1)
+    );
+    assert_eq!(store.count_entries(None).await.expect("count"), (2, 0));
+
+    let before = store.current_revision().await.expect("rev");
+    assert!(
+        store
+            .delete_by(&id("owned"), Some("tok_a"))
+            .await
+            .expect("delete")
+    );
+    let log = store.events_since(before, 10).await.expect("events");
+    let deleted = log.events.last().expect("an event");
+    assert_eq!(deleted.kind, EventKind::Deleted);
+    let data: serde_json::Value = serde_json::from_str(&deleted.data).expect("json");
+    assert_eq!(data, json!({"id": "owned", "updatedBy": "tok_a"}));
+});
