@@ -64,6 +64,9 @@ enum Command {
     Call(commands::tools::CallArgs),
     /// Run the aggregating MCP gateway: the whole fleet behind one MCP endpoint.
     Gateway(commands::gateway::GatewayArgs),
+    /// Manage API tokens (in the registry's database).
+    #[command(subcommand)]
+    Token(commands::token::TokenCommand),
 }
 
 fn init_tracing(format: LogFormat) {
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
             Command::Tools(args) => commands::tools::tools(args).await,
             Command::Call(args) => commands::tools::call(args).await,
             Command::Gateway(args) => commands::gateway::run(args).await,
+            Command::Token(command) => commands::token::run(command).await,
             Command::Status(args) => {
                 // Scripts read the exit code: 0 operational, 1 degraded, 2 no answer.
                 return match commands::client::status(args).await {

@@ -116,6 +116,17 @@ struct ProblemBody {
 pub struct RegistryClient {
     base: Url,
     http: reqwest::Client,
+    token: Option<BearerToken>,
+}
+
+/// A bearer token that never shows in `Debug` output or logs.
+#[derive(Clone)]
+struct BearerToken(std::sync::Arc<str>);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(…)")
+    }
 }
 
 /// The innermost error message: the part that says what actually happened.
@@ -148,7 +159,19 @@ impl RegistryClient {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| invalid(e.to_string()))?;
-        Ok(Self { base, http })
+        Ok(Self {
+            base,
+            http,
+            token: None,
+        })
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request (a registry token, `mcpf_…`,
+    /// or an OIDC JWT), for registries that authenticate writes.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        let token: String = token.into();
+        self.token = (!token.trim().is_empty()).then(|| BearerToken(token.trim().into()));
+        self
     }
 
     /// The registry's base URL.
@@ -172,6 +195,10 @@ impl RegistryClient {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ClientError> {
+        let req = match &self.token {
+            Some(token) => req.bearer_auth(&token.0),
+            None => req,
+        };
         req.send().await.map_err(|e| ClientError::Unreachable {
             url: self.base_url().to_owned(),
             reason: root_cause(&e),

@@ -90,23 +90,29 @@ impl IdPattern {
 
     /// Whether `id` matches.
     pub fn matches(&self, id: &str) -> bool {
-        let parts: Vec<&str> = self.0.split('*').collect();
-        if parts.len() == 1 {
-            return self.0 == id;
-        }
-        let (first, last) = (parts[0], parts[parts.len() - 1]);
-        if !id.starts_with(first) || id.len() < first.len() + last.len() || !id.ends_with(last) {
-            return false;
-        }
-        let mut rest = &id[first.len()..id.len() - last.len()];
-        for middle in &parts[1..parts.len() - 1] {
-            match rest.find(middle) {
-                Some(at) => rest = &rest[at + middle.len()..],
-                None => return false,
-            }
-        }
-        true
+        glob_match(&self.0, id)
     }
+}
+
+/// Whether `s` matches `pattern`, in which `*` stands for any run of characters (and nothing
+/// else is special).
+pub fn glob_match(pattern: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !s.starts_with(first) || s.len() < first.len() + last.len() || !s.ends_with(last) {
+        return false;
+    }
+    let mut rest = &s[first.len()..s.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 impl FromStr for IdPattern {

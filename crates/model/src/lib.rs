@@ -15,7 +15,7 @@ mod routing;
 mod status;
 mod time;
 
-pub use auth::{IdPattern, Scope, TokenRecord, parse_id_patterns, parse_scopes};
+pub use auth::{IdPattern, Scope, TokenRecord, glob_match, parse_id_patterns, parse_scopes};
 pub use entry::{Entry, HealthCheck, HealthCheckMode, HealthStatus, StatusFilter};
 pub use error::{FieldError, ValidationErrors};
 pub use ids::{AuthSpec, AuthType, HttpUrl, ServerId, Tag, Version};

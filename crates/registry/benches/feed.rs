@@ -222,6 +222,11 @@ async fn memory(binary: &str, entries: usize) -> Memory {
             "--listen",
             "127.0.0.1:0",
             "--no-health-worker",
+            // One client registers every entry as fast as it can: no rate limit.
+            "--write-rate-limit",
+            "0",
+            "--read-rate-limit",
+            "0",
             "--database-url",
             &format!("sqlite://{}", db.display()),
         ])

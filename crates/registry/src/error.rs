@@ -33,6 +33,20 @@ pub enum ApiError {
     /// The request conflicts with the resource's state.
     #[error("{0}")]
     Conflict(String),
+    /// No credentials, or credentials that are not valid (unknown, wrong, expired, revoked).
+    #[error("{detail}")]
+    Unauthorized {
+        /// What is wrong, without the credential itself.
+        detail: String,
+        /// A credential was presented (and refused), as opposed to none at all.
+        presented: bool,
+    },
+    /// Valid credentials that do not allow this request.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A cap on stored entries is reached.
+    #[error("{0}")]
+    LimitReached(String),
     /// Too many requests of this kind; retry after this many seconds.
     #[error("too many requests; retry in {0} s")]
     RateLimited(u64),
@@ -86,6 +100,17 @@ impl ApiError {
                 "Method not allowed",
             ),
             Self::Conflict(_) => ("conflict", StatusCode::CONFLICT, "Conflict"),
+            Self::Unauthorized { .. } => (
+                "unauthorized",
+                StatusCode::UNAUTHORIZED,
+                "Authentication required",
+            ),
+            Self::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN, "Not allowed"),
+            Self::LimitReached(_) => (
+                "limit-reached",
+                StatusCode::INSUFFICIENT_STORAGE,
+                "Entry limit reached",
+            ),
             Self::RateLimited(_) => (
                 "rate-limited",
                 StatusCode::TOO_MANY_REQUESTS,
@@ -184,6 +209,18 @@ impl IntoResponse for ApiError {
         if let Some(s) = retry_after {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if let Self::Unauthorized { presented, .. } = &self {
+            // RFC 6750: name the scheme; say `invalid_token` when one was refused.
+            let challenge = if *presented {
+                r#"Bearer realm="mcp-fleet", error="invalid_token""#
+            } else {
+                r#"Bearer realm="mcp-fleet""#
+            };
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         res
     }

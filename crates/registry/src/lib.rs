@@ -11,12 +11,14 @@
 //! (`api/events.rs`, `GET /events`; and `GET /servers?wait=`) is fed by `feed.rs`.
 
 mod api;
+pub mod auth;
 mod cache;
 mod error;
 mod extract;
 mod feed;
 pub mod health;
 mod istio;
+pub mod limits;
 mod metrics;
 mod openapi;
 
@@ -56,6 +58,10 @@ pub struct Config {
     pub probe_deny: Vec<ipnet::IpNet>,
     /// Exceptions inside denied ranges.
     pub probe_allow: Vec<ipnet::IpNet>,
+    /// Who may write (and read).
+    pub auth: auth::AuthConfig,
+    /// Abuse limits: rate limits and caps on stored entries.
+    pub limits: limits::LimitsConfig,
 }
 
 impl Default for Config {
@@ -65,6 +71,8 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             probe_deny: Vec::new(),
             probe_allow: Vec::new(),
+            auth: auth::AuthConfig::default(),
+            limits: limits::LimitsConfig::default(),
         }
     }
 }
@@ -83,6 +91,8 @@ struct Inner {
     checks: Mutex<HashMap<ServerId, Instant>>,
     metrics: Metrics,
     feed: Arc<Feed>,
+    oidc: Option<auth::SharedOidc>,
+    limiter: limits::Limiter,
 }
 
 impl Drop for Inner {
@@ -102,7 +112,15 @@ impl AppState {
         let cache = Arc::new(ReadCache::new(config.read_cache_ttl));
         let policy = AddressPolicy::new(config.probe_deny.clone(), config.probe_allow.clone());
         let feed = Arc::new(Feed::new(store.clone(), cache.clone(), feed));
+        let oidc = config
+            .auth
+            .oidc
+            .clone()
+            .map(|c| Arc::new(auth::oidc::Verifier::new(c)));
+        let limiter = limits::Limiter::new(&config.limits);
         Self(Arc::new(Inner {
+            oidc,
+            limiter,
             store,
             config,
             cache,
@@ -171,6 +189,14 @@ impl AppState {
         &self.0.config
     }
 
+    pub(crate) fn oidc(&self) -> Option<&auth::SharedOidc> {
+        self.0.oidc.as_ref()
+    }
+
+    pub(crate) fn limiter(&self) -> &limits::Limiter {
+        &self.0.limiter
+    }
+
     pub(crate) fn cache(&self) -> &ReadCache {
         &self.0.cache
     }
@@ -221,7 +247,9 @@ pub async fn serve(
         stop.cancelled().await;
         feed.stop();
     });
-    axum::serve(listener, router(state))
+    // The peer address keys per-client rate limits.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }

@@ -735,7 +735,10 @@ each_backend!(tokens_are_stored_listed_and_revoked, |store| {
         Some(token.clone())
     );
     assert_eq!(store.token("tok_nope").await.expect("get"), None);
-    assert_eq!(store.tokens().await.expect("list"), std::slice::from_ref(&token));
+    assert_eq!(
+        store.tokens().await.expect("list"),
+        std::slice::from_ref(&token)
+    );
     assert!(store.revoke_token(&token.id, now).await.expect("revoke"));
     assert!(
         !store.revoke_token(&token.id, now).await.expect("again"),

@@ -20,12 +20,20 @@ pub(crate) struct RegistryArg {
         default_value = "http://127.0.0.1:4000"
     )]
     registry: String,
+    /// Bearer token for registries that authenticate writes (`mcpf_…` from
+    /// `mcp-fleet token create`, or an OIDC JWT). Prefer the environment variable.
+    #[arg(long, env = "MCP_FLEET_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 impl RegistryArg {
     /// A client of the registry named.
     pub(crate) fn client(&self) -> anyhow::Result<RegistryClient> {
-        Ok(RegistryClient::new(&self.registry)?)
+        let client = RegistryClient::new(&self.registry)?;
+        Ok(match &self.token {
+            Some(token) => client.with_token(token.clone()),
+            None => client,
+        })
     }
 }
 

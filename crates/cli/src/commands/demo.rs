@@ -11,6 +11,7 @@ use mcp_fleet_sample_servers::Sample;
 
 use crate::commands::gateway::{self, GatewayOptions};
 use crate::commands::health::HealthArgs;
+use crate::commands::security::SecurityArgs;
 use crate::commands::serve;
 use crate::shutdown;
 
@@ -30,6 +31,8 @@ pub(crate) struct DemoArgs {
     gateway_listen: Option<SocketAddr>,
     #[command(flatten)]
     health: HealthArgs,
+    #[command(flatten)]
+    security: SecurityArgs,
     #[command(flatten)]
     gateway: GatewayOptions,
 }
@@ -57,6 +60,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         &database_url,
         Duration::from_secs(1),
         &args.health,
+        &args.security,
     )
     .await
     .context("cannot start the demo registry (is another one running? try --listen 127.0.0.1:0)")?;

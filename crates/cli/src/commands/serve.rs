@@ -8,6 +8,7 @@ use clap::Args;
 use mcp_fleet_registry::{AppState, Config, DEFAULT_MAX_BODY_BYTES};
 
 use crate::commands::health::{HealthArgs, raise_open_file_limit};
+use crate::commands::security::SecurityArgs;
 use crate::shutdown;
 
 /// Options of `serve`.
@@ -33,6 +34,8 @@ pub(crate) struct ServeArgs {
     pub(crate) no_health_worker: bool,
     #[command(flatten)]
     pub(crate) health: HealthArgs,
+    #[command(flatten)]
+    pub(crate) security: SecurityArgs,
 }
 
 /// Opens the store and binds the listener, failing with a message that says which went wrong.
@@ -41,7 +44,9 @@ pub(crate) async fn start(
     database_url: &str,
     read_cache_ttl: Duration,
     health: &HealthArgs,
+    security: &SecurityArgs,
 ) -> anyhow::Result<(tokio::net::TcpListener, AppState)> {
+    let auth = security.auth()?;
     let store = mcp_fleet_store::connect(database_url)
         .await
         .with_context(|| {
@@ -58,6 +63,8 @@ pub(crate) async fn start(
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         probe_deny: health.probe_deny.clone(),
         probe_allow: health.probe_allow.clone(),
+        auth,
+        limits: security.limits(),
     };
     Ok((listener, AppState::new(store, config)))
 }
@@ -70,8 +77,16 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         &args.database_url,
         args.read_cache_ttl,
         &args.health,
+        &args.security,
     )
     .await?;
+    let open = match state.writes_are_open().await {
+        Ok(open) => open,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell whether writes are open");
+            false
+        }
+    };
     let addr = listener.local_addr()?;
     let shutdown = shutdown::on_signal();
     let worker = if args.no_health_worker {
@@ -86,7 +101,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     // A line on stdout that scripts (and tests) can read the chosen port from.
     println!("listening on http://{addr}");
-    tracing::warn!("writes are not authenticated: expose this registry only to trusted networks");
+    if open {
+        tracing::warn!(
+            "writes are open (no tokens yet, or --auth none): anyone who reaches this registry \
+             can register or replace servers; create a token with `mcp-fleet token create` or \
+             start with --auth token"
+        );
+    }
     mcp_fleet_registry::serve(listener, state, shutdown)
         .await
         .context("server failed")?;

@@ -8,6 +8,7 @@ use chrono::Utc;
 
 use super::json;
 use crate::AppState;
+use crate::auth::Writer;
 use crate::error::ApiError;
 use crate::extract::IdPath;
 use crate::health::worker::CheckError;
@@ -39,7 +40,9 @@ const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 pub(crate) async fn check(
     State(state): State<AppState>,
     IdPath(id): IdPath,
+    writer: Writer,
 ) -> Result<Response, ApiError> {
+    writer.allow(mcp_fleet_model::Scope::ServersWrite, &[id.as_str()])?;
     let Some(health) = state.health() else {
         return Err(ApiError::NotRunning(
             "this registry process runs no health worker (started with --no-health-worker); \
@@ -86,7 +89,9 @@ pub(crate) async fn check(
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
     IdPath(id): IdPath,
+    writer: Writer,
 ) -> Result<Response, ApiError> {
+    writer.allow(mcp_fleet_model::Scope::ServersWrite, &[id.as_str()])?;
     if state.store().heartbeat(&id, Utc::now()).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {

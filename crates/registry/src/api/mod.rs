@@ -69,6 +69,15 @@ pub(crate) fn routes(state: AppState) -> Router {
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Innermost first: reads are authenticated after the rate limit has had its say.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::guard_reads,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -10,13 +10,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use chrono::Utc;
 use mcp_fleet_model::{
-    Entry, FieldError, MAX_TAGS, Registration, ServerId, StatusFilter, Tag, ValidationErrors,
+    Entry, FieldError, MAX_TAGS, Registration, Scope, ServerId, StatusFilter, Tag, ValidationErrors,
 };
 use mcp_fleet_store::{ListQuery, MAX_PAGE, RenderedPage, Store, Upserted};
 
 use super::events::{REVISION_HEADER, parse_revision};
 use super::{json, json_response};
 use crate::AppState;
+use crate::auth::Writer;
 use crate::cache::CacheKey;
 use crate::error::ApiError;
 use crate::extract::{IdPath, JsonBody};
@@ -269,6 +270,38 @@ pub(crate) async fn list(
     }
 }
 
+/// Refuses a new entry past `--max-entries`, or past `--max-entries-per-token` for its writer.
+async fn check_caps(state: &AppState, reg: &Registration) -> Result<(), ApiError> {
+    let limits = &state.config().limits;
+    if limits.max_entries.is_none() && limits.max_entries_per_principal.is_none() {
+        return Ok(());
+    }
+    // Replacing an entry never grows the registry.
+    if state.store().get(&reg.id).await?.is_some() {
+        return Ok(());
+    }
+    let (all, mine) = state
+        .store()
+        .count_entries(reg.updated_by.as_deref())
+        .await?;
+    if let Some(max) = limits.max_entries
+        && all >= max
+    {
+        return Err(ApiError::LimitReached(format!(
+            "the registry holds {all} entries, its limit (--max-entries {max}); delete some \
+             or raise the limit"
+        )));
+    }
+    if let (Some(max), Some(by)) = (limits.max_entries_per_principal, &reg.updated_by)
+        && mine >= max
+    {
+        return Err(ApiError::LimitReached(format!(
+            "{by} has registered {mine} entries, its limit (--max-entries-per-token {max})"
+        )));
+    }
+    Ok(())
+}
+
 /// Rejects URLs whose literal host the probe policy denies (e.g. `169.254.169.254`).
 fn check_addresses(state: &AppState, reg: &Registration) -> Result<(), ApiError> {
     let mut errors = Vec::new();
@@ -295,8 +328,19 @@ fn check_addresses(state: &AppState, reg: &Registration) -> Result<(), ApiError>
 
 /// Stores `reg` and answers once it is durable. The write runs in its own task so that a
 /// client hanging up cannot cut it between commit and cache invalidation.
-async fn store_registration(state: &AppState, reg: Registration) -> Result<Response, ApiError> {
+async fn store_registration(
+    state: &AppState,
+    writer: &Writer,
+    mut reg: Registration,
+) -> Result<Response, ApiError> {
+    // The entry's id and the service it joins must both be the writer's: otherwise a token
+    // could slip an instance into another team's service and receive its calls.
+    reg.updated_by = writer.allow(
+        Scope::ServersWrite,
+        &[reg.id.as_str(), reg.service.as_str()],
+    )?;
     check_addresses(state, &reg)?;
+    check_caps(state, &reg).await?;
     let id = reg.id.clone();
     let task_state = state.clone();
     let outcome = tokio::spawn(async move {
@@ -347,10 +391,11 @@ async fn store_registration(state: &AppState, reg: Registration) -> Result<Respo
 )]
 pub(crate) async fn register(
     State(state): State<AppState>,
+    writer: Writer,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let reg = Registration::from_json(&body, None)?;
-    store_registration(&state, reg).await
+    store_registration(&state, &writer, reg).await
 }
 
 /// `PUT /servers/{id}`: full replace; the body's `id`, if any, must match the path.
@@ -376,10 +421,11 @@ pub(crate) async fn register(
 pub(crate) async fn replace(
     State(state): State<AppState>,
     IdPath(id): IdPath,
+    writer: Writer,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let reg = Registration::from_json(&body, Some(&id))?;
-    store_registration(&state, reg).await
+    store_registration(&state, &writer, reg).await
 }
 
 /// `GET /servers/{id}`
@@ -427,11 +473,13 @@ pub(crate) async fn get_one(
 pub(crate) async fn remove(
     State(state): State<AppState>,
     IdPath(id): IdPath,
+    writer: Writer,
 ) -> Result<Response, ApiError> {
+    let by = writer.allow(Scope::ServersWrite, &[id.as_str()])?;
     let task_state = state.clone();
     let task_id = id.clone();
     let deleted = tokio::spawn(async move {
-        let deleted = task_state.store().delete(&task_id).await;
+        let deleted = task_state.store().delete_by(&task_id, by.as_deref()).await;
         if matches!(deleted, Ok(true)) {
             task_state.changed();
         }

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::json;
 use crate::AppState;
+use crate::auth::Writer;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, ServicePath};
 
@@ -79,8 +80,10 @@ where
 pub(crate) async fn put_routing(
     State(state): State<AppState>,
     ServicePath(service): ServicePath,
+    writer: Writer,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
+    writer.allow(mcp_fleet_model::Scope::RoutingWrite, &[service.as_str()])?;
     let policy = RoutingPolicy::from_json(&body)?;
     let known: BTreeSet<Version> = state
         .store()
@@ -172,7 +175,9 @@ pub(crate) async fn get_routing(
 pub(crate) async fn delete_routing(
     State(state): State<AppState>,
     ServicePath(service): ServicePath,
+    writer: Writer,
 ) -> Result<Response, ApiError> {
+    writer.allow(mcp_fleet_model::Scope::RoutingWrite, &[service.as_str()])?;
     let task_service = service.clone();
     let deleted = write(
         &state,
@@ -266,8 +271,10 @@ fn parse_rollback(body: &Value) -> Result<(Version, String), ValidationErrors> {
 pub(crate) async fn rollback(
     State(state): State<AppState>,
     ServicePath(service): ServicePath,
+    writer: Writer,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
+    writer.allow(mcp_fleet_model::Scope::RoutingWrite, &[service.as_str()])?;
     let (version, reason) = parse_rollback(&body)?;
     // Checked on the current document first, so that a rollback that cannot apply is the
     // caller's mistake; the store applies it to the document as it is when it writes.

@@ -1,0 +1,156 @@
+//! Abuse limits: per-client token buckets on writes and on the reads that cost the most
+//! (listings, `/status`, the change feed), answered `429` with `Retry-After`; and caps on how
+//! many entries the registry, and each credential, may hold.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{Quota, RateLimiter};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Rate limits (requests per second per client, with a burst) and entry caps. A rate of 0
+/// turns that limit off; so does `None` for a cap.
+#[derive(Debug, Clone, Default)]
+pub struct LimitsConfig {
+    /// Writes per second per client.
+    pub write_rate: u32,
+    /// Writes a client may make at once before the rate applies.
+    pub write_burst: u32,
+    /// Listing, `/status` and `/events` requests per second per client.
+    pub read_rate: u32,
+    /// Reads a client may make at once.
+    pub read_burst: u32,
+    /// Most entries the registry holds.
+    pub max_entries: Option<u64>,
+    /// Most entries one credential may have registered (counted by `updatedBy`).
+    pub max_entries_per_principal: Option<u64>,
+}
+
+type Keyed = RateLimiter<String, governor::state::keyed::HashMapStateStore<String>, DefaultClock>;
+
+/// The rate limiters of one registry process.
+pub(crate) struct Limiter {
+    writes: Option<Keyed>,
+    reads: Option<Keyed>,
+    clock: DefaultClock,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter").finish_non_exhaustive()
+    }
+}
+
+fn keyed(rate: u32, burst: u32) -> Option<Keyed> {
+    let rate = NonZeroU32::new(rate)?;
+    let burst = NonZeroU32::new(burst.max(rate.get())).unwrap_or(rate);
+    Some(RateLimiter::hashmap(
+        Quota::per_second(rate).allow_burst(burst),
+    ))
+}
+
+impl Limiter {
+    pub(crate) fn new(config: &LimitsConfig) -> Self {
+        Self {
+            writes: keyed(config.write_rate, config.write_burst),
+            reads: keyed(config.read_rate, config.read_burst),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// `Err(seconds to wait)` when `client` is over the limit of its kind of request.
+    fn check(&self, write: bool, client: String) -> Result<(), u64> {
+        let limiter = if write { &self.writes } else { &self.reads };
+        let Some(limiter) = limiter else {
+            return Ok(());
+        };
+        let result = limiter.check_key(&client).map_err(|not_until| {
+            let wait: Duration = not_until.wait_time_from(self.clock.now());
+            wait.as_secs_f64().ceil().max(1.0) as u64
+        });
+        // Forget idle clients now and then, so the table stays small.
+        if limiter.len() > 100_000 {
+            limiter.retain_recent();
+        }
+        result
+    }
+}
+
+/// Who a request counts against: its registry token's id when it carries one (so clients
+/// behind one NAT or proxy keep their own budgets), else its address.
+fn client_key(request: &Request) -> String {
+    let token_id = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .and_then(|t| t.trim().strip_prefix(crate::auth::tokens::TOKEN_PREFIX))
+        .and_then(|t| t.split_once('.'))
+        .map(|(id, _)| id.chars().take(64).collect::<String>());
+    if let Some(id) = token_id {
+        return format!("token:{id}");
+    }
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    format!("ip:{ip}")
+}
+
+/// Whether a request counts as a write, an expensive read, or neither (`None`).
+fn kind(request: &Request) -> Option<bool> {
+    match *request.method() {
+        Method::POST | Method::PUT | Method::DELETE | Method::PATCH => Some(true),
+        Method::GET | Method::HEAD => {
+            let path = request.uri().path();
+            (path == "/servers" || path == "/status" || path == "/events").then_some(false)
+        }
+        _ => None,
+    }
+}
+
+/// The rate-limit middleware.
+pub(crate) async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(write) = kind(&request)
+        && let Err(wait) = state.limiter().check(write, client_key(&request))
+    {
+        tracing::debug!(write, "rate limited");
+        return ApiError::RateLimited(wait).into_response();
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_client_has_its_own_bucket() {
+        let limiter = Limiter::new(&LimitsConfig {
+            write_rate: 1,
+            write_burst: 3,
+            ..LimitsConfig::default()
+        });
+        for _ in 0..3 {
+            assert_eq!(limiter.check(true, "a".into()), Ok(()));
+        }
+        assert!(limiter.check(true, "a".into()).is_err());
+        assert_eq!(limiter.check(true, "b".into()), Ok(()), "another client");
+        // Reads are not limited here.
+        for _ in 0..100 {
+            assert_eq!(limiter.check(false, "a".into()), Ok(()));
+        }
+    }
+}
