@@ -1,5 +1,6 @@
 //! The registry's HTTP API end to end: a real server on 127.0.0.1:0 over real databases.
 
+mod auth;
 mod bad_input;
 mod common;
 mod feed;

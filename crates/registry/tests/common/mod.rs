@@ -246,3 +246,29 @@ impl TestRegistry {
             .as_u16()
     }
 }
+
+impl TestRegistry {
+    /// The database URL the registry runs on.
+    pub(crate) fn db_url(&self) -> &str {
+        &self._db.url
+    }
+
+    /// Sends `method path` with `body` (JSON when given) and `Authorization: Bearer token`
+    /// (when given); returns the response.
+    pub(crate) async fn send_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        req.send().await.expect("request")
+    }
+}
