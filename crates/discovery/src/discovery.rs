@@ -63,6 +63,7 @@ pub struct DiscoveryBuilder {
     credentials: Credentials,
     http: Option<reqwest::Client>,
     watcher: Option<Box<dyn RegistryWatch>>,
+    registry_token: Option<String>,
 }
 
 impl std::fmt::Debug for DiscoveryBuilder {
@@ -148,6 +149,13 @@ impl DiscoveryBuilder {
         self
     }
 
+    /// A bearer token for the registry itself, for registries that protect reads
+    /// (`--auth-reads`): a registry token (`mcpf_…`) with `servers:read`, or an OIDC JWT.
+    pub fn registry_token(mut self, token: impl Into<String>) -> Self {
+        self.registry_token = Some(token.into());
+        self
+    }
+
     /// The bearer token for server `server_id` (entries with `auth.type` `bearer`).
     pub fn bearer_token(mut self, server_id: impl Into<String>, token: impl Into<String>) -> Self {
         self.credentials
@@ -198,7 +206,10 @@ impl DiscoveryBuilder {
 
     /// The configured [`Discovery`]; nothing is connected until [`Discovery::connect`].
     pub fn build(self) -> Result<Discovery, DiscoveryError> {
-        let registry = RegistryClient::new(&self.registry_url)?;
+        let mut registry = RegistryClient::new(&self.registry_url)?;
+        if let Some(token) = self.registry_token {
+            registry = registry.with_token(token);
+        }
         let http = match self.http {
             Some(http) => http,
             // No idle pooling, as rmcp's own default client: rmcp stops reading a response's
@@ -559,6 +570,7 @@ impl Discovery {
             credentials: Credentials::default(),
             http: None,
             watcher: None,
+            registry_token: None,
         }
     }
 

@@ -55,6 +55,9 @@ impl Default for OutlierConfig {
 pub struct GatewayConfig {
     /// The registry's base URL.
     pub registry_url: String,
+    /// Bearer token for the registry: needs `routing:write` on the services whose canaries it
+    /// may roll back (and `servers:read` when the registry protects reads).
+    pub registry_token: Option<String>,
     /// Only servers having any of these tags (all when empty).
     pub tags: Vec<String>,
     /// How tools are named.
@@ -84,6 +87,7 @@ impl GatewayConfig {
     pub fn new(registry_url: impl Into<String>) -> Self {
         Self {
             registry_url: registry_url.into(),
+            registry_token: None,
             tags: Vec::new(),
             tool_names: ToolNames::default(),
             failure_mode: FailureMode::default(),

@@ -71,7 +71,7 @@ impl Inner {
         discovery: Discovery,
         shutdown: CancellationToken,
     ) -> Result<Self, reqwest::Error> {
-        let routing = RoutingClient::new(&config.registry_url)?;
+        let routing = RoutingClient::new(&config.registry_url, config.registry_token.clone())?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?;

@@ -64,7 +64,11 @@ impl Gateway {
     /// starts following the registry. Upstreams that cannot be reached are retried in the
     /// background; only an unreachable registry is an error.
     pub async fn start(config: GatewayConfig) -> Result<Self, GatewayError> {
-        let discovery = Discovery::builder(config.registry_url.clone())
+        let mut builder = Discovery::builder(config.registry_url.clone());
+        if let Some(token) = &config.registry_token {
+            builder = builder.registry_token(token.clone());
+        }
+        let discovery = builder
             .tags(config.tags.clone())
             .client_info("mcp-fleet-gateway", env!("CARGO_PKG_VERSION"))
             .statuses([

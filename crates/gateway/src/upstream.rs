@@ -13,11 +13,13 @@ use crate::routing::Policy;
 pub(crate) struct RoutingClient {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 impl RoutingClient {
-    pub(crate) fn new(base: &str) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(base: &str, token: Option<String>) -> Result<Self, reqwest::Error> {
         Ok(Self {
+            token,
             base: base.trim_end_matches('/').to_owned(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -26,12 +28,18 @@ impl RoutingClient {
         })
     }
 
+    fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        }
+    }
+
     /// `service`'s policy: `Ok(None)` when it has none.
     pub(crate) async fn policy(&self, service: &str) -> Result<Option<Policy>, String> {
         let url = format!("{}/services/{service}/routing", self.base);
         let res = self
-            .http
-            .get(&url)
+            .authorized(self.http.get(&url))
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -53,7 +61,12 @@ impl RoutingClient {
         let body = json!({"version": version.to_string(), "reason": reason});
         let mut delay = Duration::from_millis(200);
         for attempt in 1..=5 {
-            match self.http.post(&url).json(&body).send().await {
+            match self
+                .authorized(self.http.post(&url))
+                .json(&body)
+                .send()
+                .await
+            {
                 Ok(res) if res.status().is_success() => return,
                 Ok(res) if res.status().is_client_error() => {
                     tracing::error!(%service, %version, status = res.status().as_u16(),

@@ -92,6 +92,9 @@ pub(crate) struct GatewayArgs {
         default_value = "http://127.0.0.1:4000"
     )]
     registry: String,
+    /// Bearer token for the registry (`routing:write` on the services it may roll back).
+    #[arg(long, env = "MCP_FLEET_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Address to listen on (port 0 picks a free port).
     #[arg(
         long,
@@ -122,7 +125,9 @@ pub(crate) async fn start(
 
 pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
-    let (url, task) = start(args.listen, args.options.config(&args.registry), shutdown).await?;
+    let mut config = args.options.config(&args.registry);
+    config.registry_token = args.token.clone();
+    let (url, task) = start(args.listen, config, shutdown).await?;
     tracing::info!(mcp = %format!("{url}/mcp"), registry = %args.registry, "gateway listening");
     println!("gateway listening on {url}/mcp (metrics {url}/metrics)");
     task.await.context("gateway task failed")??;
