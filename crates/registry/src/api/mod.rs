@@ -130,6 +130,28 @@ pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response {
     res
 }
 
+/// Marks answers served from the last known state while the database is unavailable.
+pub(crate) const STALE_HEADER: &str = "x-registry-stale";
+
+/// What a read does when the database failed it: a database outage with a last known answer
+/// (`last`) gets that answer, `200` marked stale (`X-Registry-Stale: true` and RFC 7234's
+/// `Warning: 110`); anything else stays the error (`503` when nothing is known).
+pub(crate) fn or_stale(error: ApiError, last: Option<Bytes>) -> Result<Response, ApiError> {
+    match (error, last) {
+        (ApiError::Unavailable, Some(body)) => {
+            let mut res = json_response(StatusCode::OK, body);
+            let h = res.headers_mut();
+            h.insert(STALE_HEADER, HeaderValue::from_static("true"));
+            h.insert(
+                header::WARNING,
+                HeaderValue::from_static("110 - \"Response is Stale\""),
+            );
+            Ok(res)
+        }
+        (error, _) => Err(error),
+    }
+}
+
 /// Renders `value` as a JSON answer.
 pub(crate) fn json<T: serde::Serialize>(
     status: StatusCode,
