@@ -87,6 +87,10 @@ impl<K: Clone + Eq + std::hash::Hash, V: Clone> LastKnown<K, V> {
     }
 }
 
+/// While the database is away, how long reads answer from the last known state without asking
+/// it; then one read tries it again.
+const OUTAGE_RETRY: Duration = Duration::from_secs(1);
+
 /// What a cached answer answers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum CacheKey {
@@ -139,6 +143,9 @@ pub(crate) struct ReadCache {
     last_answers: Mutex<LastKnown<CacheKey, (u64, Answer)>>,
     /// The last rendering of each entry read or written (`GET /servers/{id}` bodies).
     last_entries: Mutex<LastKnown<ServerId, Bytes>>,
+    /// When a read last tried the database, while it is known to be away (`None` while it
+    /// answers): other reads then answer stale at once instead of each waiting for a timeout.
+    outage: Mutex<Option<Instant>>,
 }
 
 /// What a request that found no answer does.
@@ -180,12 +187,39 @@ impl ReadCache {
             answers: Mutex::new(Answers::default()),
             last_answers: Mutex::new(LastKnown::new(MAX_LAST_KNOWN)),
             last_entries: Mutex::new(LastKnown::new(MAX_LAST_KNOWN)),
+            outage: Mutex::new(None),
         }
+    }
+
+    /// Whether a read should skip the database and answer from the last known state: it is
+    /// known to be away and another read tried it less than [`OUTAGE_RETRY`] ago. Otherwise the
+    /// caller is the one to try it.
+    pub(crate) fn database_away(&self) -> bool {
+        let mut outage = self.outage.lock().unwrap_or_else(|e| e.into_inner());
+        match outage.as_mut() {
+            Some(tried) if tried.elapsed() < OUTAGE_RETRY => true,
+            Some(tried) => {
+                *tried = Instant::now();
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Notes that the database failed a read as unavailable.
+    pub(crate) fn database_failed(&self) {
+        let mut outage = self.outage.lock().unwrap_or_else(|e| e.into_inner());
+        outage.get_or_insert_with(Instant::now);
+    }
+
+    fn database_answered(&self) {
+        *self.outage.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Keeps `answer`, rendered from a read begun in `generation`, as the last good answer to
     /// `key`, unless one from a later read is already kept.
     fn remember(&self, key: &CacheKey, generation: u64, answer: &Answer) {
+        self.database_answered();
         let mut last = self.last_answers.lock().unwrap_or_else(|e| e.into_inner());
         if last.get(key).is_none_or(|(g, _)| g <= generation) {
             last.put(key.clone(), (generation, answer.clone()));
@@ -200,6 +234,7 @@ impl ReadCache {
 
     /// Keeps `body` as the last known rendering of entry `id` (read or just written).
     pub(crate) fn remember_entry(&self, id: &ServerId, body: Bytes) {
+        self.database_answered();
         let mut last = self.last_entries.lock().unwrap_or_else(|e| e.into_inner());
         last.put(id.clone(), body);
     }
@@ -349,6 +384,7 @@ impl ReadCache {
 
     /// Voids every cached answer: call after each committed write.
     pub(crate) fn invalidate(&self) {
+        self.database_answered();
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 

@@ -5,6 +5,7 @@ mod common;
 mod feed;
 mod health;
 mod metrics;
+mod outage;
 mod routing;
 mod servers;
 mod status_page;

@@ -243,7 +243,10 @@ pub(crate) async fn list(
         // Read before the listing, so the listing is at least as new as the revision reported:
         // a client that waits past it next cannot miss a change.
         let cache = state.cache();
-        let stale = |e: ApiError| or_stale(e, cache.last_known(&key).map(|a| a.body));
+        let stale = |e: ApiError| or_stale(cache, e, cache.last_known(&key).map(|a| a.body));
+        if cache.database_away() {
+            return stale(ApiError::Unavailable);
+        }
         let revision = match feed.revision().await {
             Ok(revision) => revision,
             Err(e) => return stale(e.into()),
@@ -417,6 +420,9 @@ pub(crate) async fn get_one(
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
     let cache = state.cache();
+    if cache.database_away() {
+        return or_stale(cache, ApiError::Unavailable, cache.last_known_entry(&id));
+    }
     match state.store().get(&id).await {
         Ok(Some(entry)) => {
             let body = render_entry(&entry)?;
@@ -427,7 +433,7 @@ pub(crate) async fn get_one(
             cache.forget_entry(&id);
             Err(ApiError::NotFound(format!("no server with id {id:?}")))
         }
-        Err(e) => or_stale(e.into(), cache.last_known_entry(&id)),
+        Err(e) => or_stale(cache, e.into(), cache.last_known_entry(&id)),
     }
 }
 

@@ -30,12 +30,16 @@ use crate::error::ApiError;
 )]
 pub(crate) async fn status(State(state): State<AppState>) -> Result<Response, ApiError> {
     let cache = state.cache();
+    let last = || cache.last_known(&CacheKey::Status).map(|a| a.body);
+    if cache.database_away() {
+        return or_stale(cache, ApiError::Unavailable, last());
+    }
     match cache
         .get_or_render(&CacheKey::Status, || render(state.store()))
         .await
     {
         Ok(body) => Ok(json_response(StatusCode::OK, body)),
-        Err(e) => or_stale(e, cache.last_known(&CacheKey::Status).map(|a| a.body)),
+        Err(e) => or_stale(cache, e, last()),
     }
 }
 
