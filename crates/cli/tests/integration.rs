@@ -7,3 +7,4 @@ mod durability;
 mod health_worker;
 mod logging;
 mod route;
+mod shutdown;
