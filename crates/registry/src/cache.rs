@@ -458,6 +458,17 @@ mod tests {
         );
     }
 
+    #[test]
+    fn reads_skip_the_database_only_while_it_is_known_away() {
+        let cache = ReadCache::new(Duration::from_secs(60));
+        assert!(!cache.database_away());
+        cache.database_failed();
+        assert!(cache.database_away(), "a read just found it away");
+        // A committed write (or any good answer) shows it is back.
+        cache.invalidate();
+        assert!(!cache.database_away());
+    }
+
     const ANSWER: Bytes = Bytes::from_static(b"answer");
 
     /// Polls until `n` requests wait for the answer to `key`, or fails after a deadline.

@@ -777,3 +777,38 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_backs_off_and_ends_with_the_first_success() {
+        let mut db = Db::default();
+        assert!(db.ready());
+        let e = || StoreError::Unavailable("connection refused".into());
+        let mut delays = Vec::new();
+        for _ in 0..8 {
+            db.failed("read entries", &e());
+            assert!(!db.ready(), "retried at once");
+            delays.push(db.down.as_ref().map(|d| d.delay));
+        }
+        let ms = |ms| Some(Duration::from_millis(ms));
+        assert_eq!(
+            delays,
+            [
+                ms(250),
+                ms(500),
+                ms(1000),
+                ms(2000),
+                ms(4000),
+                ms(5000),
+                ms(5000),
+                ms(5000)
+            ]
+        );
+        assert_eq!(db.note("read entries", Ok(1)), Some(1));
+        assert!(db.ready());
+        assert!(db.down.is_none());
+    }
+}
