@@ -7,4 +7,5 @@ mod durability;
 mod health_worker;
 mod logging;
 mod route;
+mod shutdown;
 mod token;

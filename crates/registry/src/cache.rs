@@ -7,8 +7,12 @@
 //! question renders it and the others asking meanwhile wait for it (single flight), so an
 //! expiry does not send every concurrent request to the database at once. Each answer keeps
 //! a hash of its bytes, computed once, for `ETag`s.
+//!
+//! Apart from that, the last good answer to each question, and the last rendering of each entry
+//! read or written, are kept whatever their age ([`LastKnown`]): while the database is away,
+//! reads are answered from them, marked stale, rather than failing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,11 +20,76 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use mcp_fleet_model::ServerId;
 use mcp_fleet_store::ListQuery;
 use tokio::sync::watch;
 
 /// Most answers kept; past it the cache starts over (the keys are few in practice).
 const MAX_KEYS: usize = 1024;
+
+/// Most last known answers, and most last known entries, kept for outages; past it the oldest
+/// go first.
+pub(crate) const MAX_LAST_KNOWN: usize = 10_000;
+
+/// The newest value per key, whatever its age, at most `max` keys: the least recently stored
+/// go first. What reads fall back on while the database is away.
+pub(crate) struct LastKnown<K, V> {
+    max: usize,
+    /// The counter that orders stores.
+    next: u64,
+    /// Value by key, with the store's number.
+    values: HashMap<K, (u64, V)>,
+    /// Keys by store number, oldest first.
+    order: BTreeMap<u64, K>,
+}
+
+impl<K: Clone + Eq + std::hash::Hash, V: Clone> LastKnown<K, V> {
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            next: 0,
+            values: HashMap::new(),
+            order: BTreeMap::new(),
+        }
+    }
+
+    /// Keeps `value` as the newest for `key`, dropping the oldest key when full.
+    pub(crate) fn put(&mut self, key: K, value: V) {
+        let n = self.next;
+        self.next += 1;
+        if let Some((old, _)) = self.values.insert(key.clone(), (n, value)) {
+            self.order.remove(&old);
+        }
+        self.order.insert(n, key);
+        while self.values.len() > self.max {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            self.values.remove(&oldest);
+        }
+    }
+
+    /// The newest value kept for `key`.
+    pub(crate) fn get(&self, key: &K) -> Option<V> {
+        self.values.get(key).map(|(_, v)| v.clone())
+    }
+
+    /// Forgets `key` (an entry deleted must not come back in an outage).
+    pub(crate) fn remove(&mut self, key: &K) {
+        if let Some((n, _)) = self.values.remove(key) {
+            self.order.remove(&n);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.values.len()
+    }
+}
+
+/// While the database is away, how long reads answer from the last known state without asking
+/// it; then one read tries it again.
+const OUTAGE_RETRY: Duration = Duration::from_secs(1);
 
 /// What a cached answer answers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -70,6 +139,13 @@ pub(crate) struct ReadCache {
     ttl: Duration,
     generation: AtomicU64,
     answers: Mutex<Answers>,
+    /// The last good answer to each question, with the generation its rendering began in.
+    last_answers: Mutex<LastKnown<CacheKey, (u64, Answer)>>,
+    /// The last rendering of each entry read or written (`GET /servers/{id}` bodies).
+    last_entries: Mutex<LastKnown<ServerId, Bytes>>,
+    /// When a read last tried the database, while it is known to be away (`None` while it
+    /// answers): other reads then answer stale at once instead of each waiting for a timeout.
+    outage: Mutex<Option<Instant>>,
 }
 
 /// What a request that found no answer does.
@@ -109,7 +185,70 @@ impl ReadCache {
             ttl,
             generation: AtomicU64::new(0),
             answers: Mutex::new(Answers::default()),
+            last_answers: Mutex::new(LastKnown::new(MAX_LAST_KNOWN)),
+            last_entries: Mutex::new(LastKnown::new(MAX_LAST_KNOWN)),
+            outage: Mutex::new(None),
         }
+    }
+
+    /// Whether a read should skip the database and answer from the last known state: it is
+    /// known to be away and another read tried it less than [`OUTAGE_RETRY`] ago. Otherwise the
+    /// caller is the one to try it.
+    pub(crate) fn database_away(&self) -> bool {
+        let mut outage = self.outage.lock().unwrap_or_else(|e| e.into_inner());
+        match outage.as_mut() {
+            Some(tried) if tried.elapsed() < OUTAGE_RETRY => true,
+            Some(tried) => {
+                *tried = Instant::now();
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Notes that the database failed a read as unavailable.
+    pub(crate) fn database_failed(&self) {
+        let mut outage = self.outage.lock().unwrap_or_else(|e| e.into_inner());
+        outage.get_or_insert_with(Instant::now);
+    }
+
+    fn database_answered(&self) {
+        *self.outage.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Keeps `answer`, rendered from a read begun in `generation`, as the last good answer to
+    /// `key`, unless one from a later read is already kept.
+    fn remember(&self, key: &CacheKey, generation: u64, answer: &Answer) {
+        self.database_answered();
+        let mut last = self.last_answers.lock().unwrap_or_else(|e| e.into_inner());
+        if last.get(key).is_none_or(|(g, _)| g <= generation) {
+            last.put(key.clone(), (generation, answer.clone()));
+        }
+    }
+
+    /// The last good answer to `key`, however old: for when rendering a fresh one failed.
+    pub(crate) fn last_known(&self, key: &CacheKey) -> Option<Answer> {
+        let last = self.last_answers.lock().unwrap_or_else(|e| e.into_inner());
+        last.get(key).map(|(_, answer)| answer)
+    }
+
+    /// Keeps `body` as the last known rendering of entry `id` (read or just written).
+    pub(crate) fn remember_entry(&self, id: &ServerId, body: Bytes) {
+        self.database_answered();
+        let mut last = self.last_entries.lock().unwrap_or_else(|e| e.into_inner());
+        last.put(id.clone(), body);
+    }
+
+    /// Forgets entry `id` (deleted).
+    pub(crate) fn forget_entry(&self, id: &ServerId) {
+        let mut last = self.last_entries.lock().unwrap_or_else(|e| e.into_inner());
+        last.remove(id);
+    }
+
+    /// The last known rendering of entry `id`, however old.
+    pub(crate) fn last_known_entry(&self, id: &ServerId) -> Option<Bytes> {
+        let last = self.last_entries.lock().unwrap_or_else(|e| e.into_inner());
+        last.get(id)
     }
 
     /// The current generation: read it before querying the store, pass it to [`Self::put`].
@@ -184,7 +323,10 @@ impl ReadCache {
         Fut: Future<Output = Result<Bytes, E>>,
     {
         if self.ttl.is_zero() {
-            return Ok(Answer::new(render().await?));
+            let generation = self.generation();
+            let answer = Answer::new(render().await?);
+            self.remember(key, generation, &answer);
+            return Ok(answer);
         }
         let role = {
             let mut answers = self.lock();
@@ -219,6 +361,7 @@ impl ReadCache {
         match role {
             Role::Render(guard) => {
                 let answer = Answer::new(render().await?);
+                self.remember(key, guard.generation, &answer);
                 self.keep(key.clone(), guard.generation, answer.clone());
                 guard.done.send_replace(Some(answer.clone()));
                 Ok(answer)
@@ -232,6 +375,7 @@ impl ReadCache {
                 // The renderer failed or was cancelled: answer this request on its own.
                 let generation = self.generation();
                 let answer = Answer::new(render().await?);
+                self.remember(key, generation, &answer);
                 self.keep(key.clone(), generation, answer.clone());
                 Ok(answer)
             }
@@ -240,6 +384,7 @@ impl ReadCache {
 
     /// Voids every cached answer: call after each committed write.
     pub(crate) fn invalidate(&self) {
+        self.database_answered();
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -277,6 +422,51 @@ mod tests {
             Bytes::from_static(b"a"),
         );
         assert_eq!(cache.get(&CacheKey::Status), None);
+    }
+
+    #[test]
+    fn last_known_keeps_the_newest_and_evicts_the_oldest() {
+        let mut last = LastKnown::new(3);
+        for (k, v) in [(1, "a"), (2, "b"), (3, "c"), (1, "a2"), (4, "d")] {
+            last.put(k, v);
+        }
+        // 2 was stored longest ago (1 was stored again since).
+        assert_eq!(last.len(), 3);
+        assert_eq!(last.get(&2), None);
+        assert_eq!(last.get(&1), Some("a2"));
+        last.remove(&1);
+        assert_eq!(last.get(&1), None);
+        assert_eq!(last.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_last_good_answer_outlives_writes_and_failures() {
+        let cache = ReadCache::new(Duration::from_secs(60));
+        let ok = cache
+            .get_or_render(&CacheKey::Status, || async { Ok::<_, ()>(ANSWER) })
+            .await;
+        assert_eq!(ok, Ok(ANSWER));
+        cache.invalidate();
+        let failed = cache
+            .get_or_render(&CacheKey::Status, || async { Err::<Bytes, _>(()) })
+            .await;
+        assert_eq!(failed, Err(()));
+        assert_eq!(cache.get(&CacheKey::Status), None);
+        assert_eq!(
+            cache.last_known(&CacheKey::Status).map(|a| a.body),
+            Some(ANSWER)
+        );
+    }
+
+    #[test]
+    fn reads_skip_the_database_only_while_it_is_known_away() {
+        let cache = ReadCache::new(Duration::from_secs(60));
+        assert!(!cache.database_away());
+        cache.database_failed();
+        assert!(cache.database_away(), "a read just found it away");
+        // A committed write (or any good answer) shows it is back.
+        cache.invalidate();
+        assert!(!cache.database_away());
     }
 
     const ANSWER: Bytes = Bytes::from_static(b"answer");

@@ -82,6 +82,8 @@ pub(crate) struct Metrics {
     /// decrement when it ends, most simply by holding a [`Metrics::feed_subscriber`] guard in
     /// the stream.
     pub(crate) feed_subscribers: Gauge,
+    /// Requests received and not yet answered (shutdown waits for them).
+    requests_in_flight: Gauge,
 }
 
 impl Default for Metrics {
@@ -90,11 +92,11 @@ impl Default for Metrics {
     }
 }
 
-/// Counts one change-feed subscriber for as long as it is held.
+/// Counts one (change-feed subscriber, request in flight) on a gauge for as long as it is held.
 #[derive(Debug)]
-pub(crate) struct SubscriberGuard(Gauge);
+pub(crate) struct GaugeGuard(Gauge);
 
-impl Drop for SubscriberGuard {
+impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.0.dec();
     }
@@ -123,11 +125,18 @@ impl Metrics {
             "Open change-feed (GET /events) streams",
             feed_subscribers.clone(),
         );
+        let requests_in_flight = Gauge::default();
+        registry.register(
+            "http_requests_in_flight",
+            "HTTP requests received and not yet answered",
+            requests_in_flight.clone(),
+        );
         Self {
             registry,
             requests,
             durations,
             feed_subscribers,
+            requests_in_flight,
         }
     }
 
@@ -158,9 +167,16 @@ impl Metrics {
     }
 
     /// A guard that counts a change-feed subscriber until it is dropped.
-    pub(crate) fn feed_subscriber(&self) -> SubscriberGuard {
+    pub(crate) fn feed_subscriber(&self) -> GaugeGuard {
         self.feed_subscribers.inc();
-        SubscriberGuard(self.feed_subscribers.clone())
+        GaugeGuard(self.feed_subscribers.clone())
+    }
+
+    /// A guard that counts a request in flight until it is dropped (also when the client gives
+    /// up midway).
+    pub(crate) fn request_in_flight(&self) -> GaugeGuard {
+        self.requests_in_flight.inc();
+        GaugeGuard(self.requests_in_flight.clone())
     }
 
     /// The whole exposition: these metrics, then `snapshot`'s, then `# EOF`.

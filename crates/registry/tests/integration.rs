@@ -8,6 +8,7 @@ mod health;
 mod limits;
 mod metrics;
 mod oidc;
+mod outage;
 mod routing;
 mod servers;
 mod status_page;

@@ -97,7 +97,9 @@ impl PostgresStore {
             .map_err(|e| StoreError::Config(format!("{}: {e}", crate::redact(url))))?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
+            // While the server is down every acquire retries connecting until this passes: keep
+            // it short, so requests fail fast (`503`) during an outage instead of piling up.
+            .acquire_timeout(Duration::from_secs(2))
             .connect_with(options)
             .await
             .map_err(|e| {

@@ -1,11 +1,15 @@
-//! Shared test fixtures: throwaway SQLite and PostgreSQL databases, polling with a deadline,
-//! and headless Chromium for page tests ([`browser`]).
+//! Shared test fixtures: throwaway SQLite and PostgreSQL databases, a PostgreSQL cluster a test
+//! may stop and start ([`PgCluster`]), polling with a deadline, and headless Chromium for page
+//! tests ([`browser`]).
 //!
 //! PostgreSQL tests use the cluster named by `MCP_FLEET_TEST_POSTGRES_URL` (which `scripts/test`
 //! starts); each test gets a database of its own. Without it they are skipped, except under
 //! `CI=true`, where a missing PostgreSQL is a failure.
 
 pub mod browser;
+mod pg_cluster;
+
+pub use pg_cluster::PgCluster;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -19,7 +19,7 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::feed::{Frame, Message, PAGE};
-use crate::metrics::SubscriberGuard;
+use crate::metrics::GaugeGuard;
 
 /// The registry revision an answer reflects (`GET /servers`, `GET /events`).
 pub(crate) const REVISION_HEADER: HeaderName = HeaderName::from_static("x-registry-revision");
@@ -203,7 +203,7 @@ struct Subscriber {
     pending: Option<Bytes>,
     /// Sent its last chunk.
     done: bool,
-    _counted: SubscriberGuard,
+    _counted: GaugeGuard,
 }
 
 impl Subscriber {

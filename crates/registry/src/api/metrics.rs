@@ -20,6 +20,7 @@ pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Nex
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
+    let _in_flight = state.metrics().request_in_flight();
     let res = next.run(req).await;
     state.metrics().observe_http(
         &method,

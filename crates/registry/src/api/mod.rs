@@ -22,6 +22,7 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use crate::AppState;
+use crate::cache::ReadCache;
 use crate::error::ApiError;
 
 /// Every route, as `(path, handlers)`. Add routes here, never with `.route` in [`routes`]: the
@@ -137,6 +138,35 @@ pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response {
         HeaderValue::from_static("application/json"),
     );
     res
+}
+
+/// Marks answers served from the last known state while the database is unavailable.
+pub(crate) const STALE_HEADER: &str = "x-registry-stale";
+
+/// What a read does when the database failed it: a database outage with a last known answer
+/// (`last`) gets that answer, `200` marked stale (`X-Registry-Stale: true` and RFC 7234's
+/// `Warning: 110`); anything else stays the error (`503` when nothing is known).
+pub(crate) fn or_stale(
+    cache: &ReadCache,
+    error: ApiError,
+    last: Option<Bytes>,
+) -> Result<Response, ApiError> {
+    if matches!(error, ApiError::Unavailable) {
+        cache.database_failed();
+    }
+    match (error, last) {
+        (ApiError::Unavailable, Some(body)) => {
+            let mut res = json_response(StatusCode::OK, body);
+            let h = res.headers_mut();
+            h.insert(STALE_HEADER, HeaderValue::from_static("true"));
+            h.insert(
+                header::WARNING,
+                HeaderValue::from_static("110 - \"Response is Stale\""),
+            );
+            Ok(res)
+        }
+        (error, _) => Err(error),
+    }
 }
 
 /// Renders `value` as a JSON answer.

@@ -15,7 +15,7 @@ use mcp_fleet_model::{
 use mcp_fleet_store::{ListQuery, MAX_PAGE, RenderedPage, Store, Upserted};
 
 use super::events::{REVISION_HEADER, parse_revision};
-use super::{json, json_response};
+use super::{json, json_response, or_stale};
 use crate::AppState;
 use crate::auth::Writer;
 use crate::cache::CacheKey;
@@ -199,7 +199,8 @@ fn etag_matches(if_none_match: &str, etag: &str) -> bool {
                    all), in id order, one page at a time. Served from a cache of at most \
                    `--read-cache-ttl` (writes through this process void it at once). With \
                    `wait`, a blocking query (as Consul's): answered as soon as the registry \
-                   changes past that revision.",
+                   changes past that revision. While the database is unavailable, the last good \
+                   answer is served, marked `X-Registry-Stale: true` (`503` if there is none).",
     params(
         ("tags" = Option<String>, Query, description = "Comma-separated tags; entries having any of them", example = "products,catalog"),
         ("status" = Option<String>, Query, description = "`healthy` (default), `degraded`, `down`, `unknown` or `any`"),
@@ -242,11 +243,22 @@ pub(crate) async fn list(
         }
         // Read before the listing, so the listing is at least as new as the revision reported:
         // a client that waits past it next cannot miss a change.
-        let revision = feed.revision().await?;
-        let answer = state
-            .cache()
+        let cache = state.cache();
+        let stale = |e: ApiError| or_stale(cache, e, cache.last_known(&key).map(|a| a.body));
+        if cache.database_away() {
+            return stale(ApiError::Unavailable);
+        }
+        let revision = match feed.revision().await {
+            Ok(revision) => revision,
+            Err(e) => return stale(e.into()),
+        };
+        let answer = match cache
             .get_or_render_answer(&key, || render_list(state.store(), query))
-            .await?;
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) => return stale(e),
+        };
         let etag = format!("\"{:016x}\"", answer.etag);
         let unchanged = if_none_match.is_some_and(|v| etag_matches(v, &etag));
         // A blocking request naming the answer it has waits on until the answer itself changes.
@@ -345,8 +357,13 @@ async fn store_registration(
     let task_state = state.clone();
     let outcome = tokio::spawn(async move {
         let outcome = task_state.store().upsert(reg, Utc::now()).await;
-        if outcome.is_ok() {
+        if let Ok(upserted) = &outcome {
             task_state.changed();
+            if let Ok(body) = render_entry(upserted.entry()) {
+                task_state
+                    .cache()
+                    .remember_entry(&upserted.entry().id, body);
+            }
             if let Some(health) = task_state.health() {
                 health.registered();
             }
@@ -438,7 +455,7 @@ pub(crate) async fn replace(
         ("id" = ServerId, Path, description = "The entry's id"),
     ),
     responses(
-        (status = 200, description = "The entry", body = Entry),
+        (status = 200, description = "The entry; while the database is unavailable, its last known state, marked `X-Registry-Stale: true`", body = Entry),
         (status = 400, description = "Invalid fields, query parameters or id (`validation-failed`), or malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such entry (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -448,10 +465,30 @@ pub(crate) async fn get_one(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
-    match state.store().get(&id).await? {
-        Some(entry) => json(StatusCode::OK, &entry),
-        None => Err(ApiError::NotFound(format!("no server with id {id:?}"))),
+    let cache = state.cache();
+    if cache.database_away() {
+        return or_stale(cache, ApiError::Unavailable, cache.last_known_entry(&id));
     }
+    match state.store().get(&id).await {
+        Ok(Some(entry)) => {
+            let body = render_entry(&entry)?;
+            cache.remember_entry(&id, body.clone());
+            Ok(json_response(StatusCode::OK, body))
+        }
+        Ok(None) => {
+            cache.forget_entry(&id);
+            Err(ApiError::NotFound(format!("no server with id {id:?}")))
+        }
+        Err(e) => or_stale(cache, e.into(), cache.last_known_entry(&id)),
+    }
+}
+
+/// The `GET /servers/{id}` body.
+fn render_entry(entry: &Entry) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(entry).map(Bytes::from).map_err(|e| {
+        tracing::error!(error = %e, "cannot render entry");
+        ApiError::Internal
+    })
 }
 
 /// `DELETE /servers/{id}`: `204`, or `404` when there is no such entry.
@@ -482,6 +519,7 @@ pub(crate) async fn remove(
         let deleted = task_state.store().delete_by(&task_id, by.as_deref()).await;
         if matches!(deleted, Ok(true)) {
             task_state.changed();
+            task_state.cache().forget_entry(&task_id);
         }
         deleted
     })

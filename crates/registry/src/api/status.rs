@@ -7,7 +7,7 @@ use bytes::Bytes;
 use mcp_fleet_model::{FleetStatus, ServerStatus};
 use mcp_fleet_store::Store;
 
-use super::json_response;
+use super::{json_response, or_stale};
 use crate::AppState;
 use crate::cache::CacheKey;
 use crate::error::ApiError;
@@ -20,18 +20,27 @@ use crate::error::ApiError;
     summary = "The fleet at a glance",
     description = "`operational` when no entry is `degraded` or `down` (`unknown` ones do not \
                    count), else `degraded`; counts by status; every entry's line. Served from a \
-                   cache of at most `--read-cache-ttl` (1 s), so many open dashboards stay cheap.",
+                   cache of at most `--read-cache-ttl` (1 s), so many open dashboards stay cheap. \
+                   While the database is unavailable, the last good answer is served, marked \
+                   `X-Registry-Stale: true`.",
     responses(
         (status = 200, description = "The fleet's status", body = mcp_fleet_model::FleetStatus),
         (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn status(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let body = state
-        .cache()
+    let cache = state.cache();
+    let last = || cache.last_known(&CacheKey::Status).map(|a| a.body);
+    if cache.database_away() {
+        return or_stale(cache, ApiError::Unavailable, last());
+    }
+    match cache
         .get_or_render(&CacheKey::Status, || render(state.store()))
-        .await?;
-    Ok(json_response(StatusCode::OK, body))
+        .await
+    {
+        Ok(body) => Ok(json_response(StatusCode::OK, body)),
+        Err(e) => or_stale(cache, e, last()),
+    }
 }
 
 async fn render(store: &dyn Store) -> Result<Bytes, ApiError> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use mcp_fleet_model::{HealthCheckMode, HealthStatus, ServerId, Timestamp};
-use mcp_fleet_store::{CheckRecord, HealthRow, Store};
+use mcp_fleet_store::{CheckRecord, HealthRow, Store, StoreError};
 use prometheus_client::metrics::histogram::Histogram;
 use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
@@ -32,6 +32,10 @@ const MAX_PENDING: usize = 100_000;
 /// A batch is written at least this often, or when it reaches [`FLUSH_AT`] results.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 const FLUSH_AT: usize = 512;
+/// The first wait before trying the database again after it failed; doubled at each failure.
+const DB_RETRY_MIN: Duration = Duration::from_millis(250);
+/// The longest wait between tries while the database stays away.
+const DB_RETRY_MAX: Duration = Duration::from_secs(5);
 /// Fewest TTL entries for the expiry guard to apply: one or two silent servers are not a
 /// network partition.
 const GUARD_MIN_ENTRIES: usize = 3;
@@ -217,8 +221,76 @@ impl Tracked {
 type ProbeDone = (ServerId, i64, ProbeResult);
 
 /// The worker's state; runs on one task, probes on others.
+/// The database as the worker last found it. While it is away the worker leaves it alone
+/// between tries (which back off from [`DB_RETRY_MIN`] to [`DB_RETRY_MAX`]) rather than failing
+/// every tick, logs the outage once when it begins and once when it ends, and keeps probing:
+/// results wait in `pending` (at most [`MAX_PENDING`]) until they can be written.
+#[derive(Debug, Default)]
+struct Db {
+    down: Option<Down>,
+}
+
+#[derive(Debug)]
+struct Down {
+    since: Instant,
+    delay: Duration,
+    retry_at: Instant,
+}
+
+impl Db {
+    /// Whether to use the database now: always while it answers, at each retry while not.
+    fn ready(&self) -> bool {
+        self.down
+            .as_ref()
+            .is_none_or(|d| Instant::now() >= d.retry_at)
+    }
+
+    fn failed(&mut self, what: &str, e: &StoreError) {
+        let now = Instant::now();
+        match &mut self.down {
+            None => {
+                tracing::warn!(error = %e, "health worker cannot {what}: database unavailable; retrying with backoff");
+                self.down = Some(Down {
+                    since: now,
+                    delay: DB_RETRY_MIN,
+                    retry_at: now + DB_RETRY_MIN,
+                });
+            }
+            Some(d) => {
+                tracing::debug!(error = %e, "health worker cannot {what}: still unavailable");
+                d.delay = (d.delay * 2).min(DB_RETRY_MAX);
+                d.retry_at = now + d.delay;
+            }
+        }
+    }
+
+    fn succeeded(&mut self) {
+        if let Some(d) = self.down.take() {
+            tracing::warn!(
+                down_ms = d.since.elapsed().as_millis() as u64,
+                "health worker: database is back"
+            );
+        }
+    }
+
+    /// Notes how a database call went; passes its value on.
+    fn note<T>(&mut self, what: &str, r: Result<T, StoreError>) -> Option<T> {
+        match r {
+            Ok(v) => {
+                self.succeeded();
+                Some(v)
+            }
+            Err(e) => {
+                self.failed(what, &e);
+                None
+            }
+        }
+    }
+}
+
 struct Worker {
     store: Arc<dyn Store>,
+    db: Db,
     cfg: HealthConfig,
     damping: Damping,
     prober: Prober,
@@ -257,6 +329,7 @@ pub(crate) fn spawn(
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let worker = Worker {
         store,
+        db: Db::default(),
         damping: Damping {
             rise: cfg.rise,
             fall: cfg.fall,
@@ -341,13 +414,13 @@ impl Worker {
     /// Loads entries registered since the last look (all of them when `full`, which also drops
     /// deleted ones). New and re-registered entries are due at once.
     async fn refresh(&mut self, full: bool) {
+        if !self.db.ready() {
+            return;
+        }
         let after = if full { None } else { self.seen_rev };
-        let (rows, rev) = match self.store.health_rows(after).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "health worker cannot read entries");
-                return;
-            }
+        let read = self.store.health_rows(after).await;
+        let Some((rows, rev)) = self.db.note("read entries", read) else {
+            return;
         };
         let now = Instant::now();
         if full {
@@ -507,12 +580,12 @@ impl Worker {
             }
             return;
         }
-        let beats = match self.store.heartbeats().await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "health worker cannot read heartbeats");
-                return;
-            }
+        if !self.db.ready() {
+            return;
+        }
+        let read = self.store.heartbeats().await;
+        let Some(beats) = self.db.note("read heartbeats", read) else {
+            return;
         };
         for b in beats {
             if let Some(t) = self.entries.get_mut(&b.id) {
@@ -627,7 +700,7 @@ impl Worker {
             })
             .map(|(id, _)| id.clone())
             .collect();
-        if stale.is_empty() {
+        if stale.is_empty() || !self.db.ready() {
             return;
         }
         // Results not yet written may carry the `down` that makes an entry eligible.
@@ -643,18 +716,22 @@ impl Worker {
                     }
                 }
                 Ok(false) => {}
-                Err(e) => tracing::warn!(%id, error = %e, "cannot deregister"),
+                Err(e) => {
+                    self.db.failed("deregister", &e);
+                    return;
+                }
             }
         }
     }
 
     /// Writes queued results in one transaction, then publishes their transitions.
     async fn flush(&mut self) {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() || !self.db.ready() {
             return;
         }
         match self.store.record_checks(&self.pending).await {
             Ok(written) => {
+                self.db.succeeded();
                 // A result the store skipped belongs to an entry deleted (or re-registered)
                 // since it was loaded: forget that entry, answer its checks with "not found",
                 // and raise no alert about it. A re-registered one comes back with the next
@@ -690,12 +767,48 @@ impl Worker {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, pending = self.pending.len(), "cannot write health results; will retry");
+                self.db
+                    .failed(&format!("write {} health results", self.pending.len()), &e);
                 if self.pending.len() > MAX_PENDING {
                     let excess = self.pending.len() - MAX_PENDING;
                     self.pending.drain(..excess);
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_backs_off_and_ends_with_the_first_success() {
+        let mut db = Db::default();
+        assert!(db.ready());
+        let e = || StoreError::Unavailable("connection refused".into());
+        let mut delays = Vec::new();
+        for _ in 0..8 {
+            db.failed("read entries", &e());
+            assert!(!db.ready(), "retried at once");
+            delays.push(db.down.as_ref().map(|d| d.delay));
+        }
+        let ms = |ms| Some(Duration::from_millis(ms));
+        assert_eq!(
+            delays,
+            [
+                ms(250),
+                ms(500),
+                ms(1000),
+                ms(2000),
+                ms(4000),
+                ms(5000),
+                ms(5000),
+                ms(5000)
+            ]
+        );
+        assert_eq!(db.note("read entries", Ok(1)), Some(1));
+        assert!(db.ready());
+        assert!(db.down.is_none());
     }
 }
