@@ -77,6 +77,10 @@ pub struct GatewayConfig {
     pub outlier: OutlierConfig,
     /// URLs that receive a JSON POST for each automatic rollback.
     pub alert_webhooks: Vec<String>,
+    /// Keep connections to upstreams open between calls (default off). Saves a TCP connect per
+    /// call, but only upstreams that set `TCP_NODELAY` answer a reused connection at once:
+    /// others stall each call ~40 ms on delayed ACKs (Nagle's algorithm).
+    pub upstream_keepalive: bool,
     /// `Host` header values the MCP endpoint accepts besides loopback names (empty: loopback
     /// only, rmcp's default protection against DNS rebinding).
     pub allowed_hosts: Vec<String>,
@@ -97,6 +101,7 @@ impl GatewayConfig {
             policy_refresh: Duration::from_secs(5),
             outlier: OutlierConfig::default(),
             alert_webhooks: Vec::new(),
+            upstream_keepalive: false,
             allowed_hosts: Vec::new(),
         }
     }
