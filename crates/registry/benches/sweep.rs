@@ -12,7 +12,7 @@
 //! queue does not delay another's; they still share the machine's cores.
 //!
 //! Settings: `SWEEP_ENTRIES` (default 10000), `SWEEP_QUERY_RATE` (queries a second, default 200),
-//! `SWEEP_WORKER`: `in-process` (default: `AppState::start_health_worker`, on the API's runtime,
+//! `SWEEP_WORKER`: `in-process` (default: `AppState::start_health_worker`, in the API's process,
 //! as `serve` runs it) or `separate` (`spawn_health_worker` on a runtime of its own, as the
 //! `health-worker` process runs it).
 
@@ -560,7 +560,7 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
         if separate {
             "on a runtime of its own (SWEEP_WORKER=separate, as the health-worker process)"
         } else {
-            "in-process, on the API's runtime (AppState::start_health_worker)"
+            "in-process (AppState::start_health_worker: its own runtime, in the API's process)"
         },
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
