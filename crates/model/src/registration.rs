@@ -18,8 +18,19 @@ const MAX_DESCRIPTION_CHARS: usize = 2000;
 /// Shortest and longest heartbeat TTL, in seconds.
 pub const TTL_SECONDS: std::ops::RangeInclusive<u64> = 5..=86_400;
 
-/// Fields the registry owns: accepted from clients (seed clients echo them) but ignored.
-const REGISTRY_OWNED: [&str; 4] = ["status", "lastSeen", "registeredAt", "updatedAt"];
+/// Fields the registry owns: accepted from clients (seed clients echo them) but ignored. Every
+/// bookkeeping field of a rendered [`crate::Entry`] is here, so an entry read with `GET` can be
+/// sent back with `PUT` as it is.
+const REGISTRY_OWNED: [&str; 8] = [
+    "status",
+    "lastSeen",
+    "registeredAt",
+    "updatedAt",
+    "lastCheckedAt",
+    "lastError",
+    "latencyMs",
+    "statusSince",
+];
 
 /// What a client may set on an entry, already validated. Its schema is the body of
 /// `POST /servers` and `PUT /servers/{id}` (read by [`Registration::from_json`], not serde).
@@ -481,6 +492,19 @@ mod tests {
             let err = Registration::from_json(&body, None).expect_err(key);
             assert_eq!(err.fields(), vec![field], "{key}: {err}");
         }
+    }
+
+    /// Found by the round-trip property test: the health fields added to entries after the
+    /// seed's four made an echoed entry (`GET` then `PUT`) fail as unknown fields.
+    #[test]
+    fn accepts_an_echoed_entry() {
+        let reg = Registration::from_json(&seed_body(), None).expect("valid");
+        let now = "2024-01-02T03:04:05.678Z".parse().expect("time");
+        let entry = serde_json::to_value(crate::Entry::new(reg.clone(), now)).expect("render");
+        for field in REGISTRY_OWNED {
+            assert!(entry.get(field).is_some(), "entries render {field}");
+        }
+        assert_eq!(Registration::from_json(&entry, None), Ok(reg));
     }
 
     #[test]
