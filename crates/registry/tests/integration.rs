@@ -4,6 +4,7 @@ mod bad_input;
 mod common;
 mod feed;
 mod health;
+mod hostile;
 mod metrics;
 mod servers;
 mod status_page;
