@@ -75,6 +75,17 @@ fn version() -> impl Strategy<Value = String> {
 
 /// Any JSON value, nested a few levels; strings hold any character (NUL, quotes, RTL, emoji).
 fn json_value() -> impl Strategy<Value = Value> {
+    json_value_of(any::<String>().boxed())
+}
+
+/// Any character but U+0000, which PostgreSQL cannot store (so free text refuses it).
+fn text() -> BoxedStrategy<String> {
+    "[^\\x00]{0,16}".boxed()
+}
+
+/// Any JSON value whose strings (keys too) come from `strings`.
+fn json_value_of(strings: BoxedStrategy<String>) -> impl Strategy<Value = Value> {
+    let keys = strings.clone();
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
@@ -83,12 +94,12 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<f64>()
             .prop_filter("JSON has no NaN or infinity", |f| f.is_finite())
             .prop_map(Value::from),
-        any::<String>().prop_map(Value::from),
+        strings.prop_map(Value::from),
     ];
-    leaf.prop_recursive(4, 48, 6, |inner| {
+    leaf.prop_recursive(4, 48, 6, move |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            proptest::collection::btree_map(any::<String>(), inner, 0..6)
+            proptest::collection::btree_map(keys.clone(), inner, 0..6)
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
@@ -137,8 +148,8 @@ fn valid() -> impl Strategy<Value = Valid> {
     (
         (
             id(),
-            "[^\\s]\\PC{0,120}",
-            proptest::option::of(".{0,200}"),
+            "[^\\s\\x00]\\PC{0,120}",
+            proptest::option::of("[^\\x00]{0,200}"),
             url(),
             version(),
         ),
@@ -147,8 +158,8 @@ fn valid() -> impl Strategy<Value = Valid> {
             auth,
             proptest::option::of(url()),
             proptest::option::of(proptest::collection::btree_map(
-                any::<String>(),
-                json_value(),
+                text(),
+                json_value_of(text()),
                 0..6,
             )),
         ),
@@ -235,6 +246,7 @@ fn bad_url() -> BoxedStrategy<Value> {
         url().prop_map(|u| u.replacen("://", "://user:pw@", 1)),
         url().prop_map(|u| format!("{u}#frag")),
         url().prop_map(|u| format!(" {u}")),
+        (url(), "[\\x00-\\x1f\\x7f\\u{80}-\\u{9f}]").prop_map(|(u, c)| format!("{u}/{c}")),
         url().prop_map(|u| format!("{u}/{}", "a".repeat(2048))),
         "/[a-z]{0,8}".prop_map(String::from),
         Just("javascript:alert(1)".to_owned()),
@@ -265,12 +277,18 @@ fn mutation() -> impl Strategy<Value = (String, Value, String)> {
     .boxed()
     .prop_union(not_string().boxed())
     .boxed();
-    let bad_name = prop_oneof![Just(String::new()), "\\s{1,5}", "x{201,230}", "é{201,210}",]
-        .prop_map(Value::from)
-        .boxed()
-        .prop_union(not_string().boxed())
-        .boxed();
-    let bad_description = "x{2001,2010}"
+    let bad_name = prop_oneof![
+        Just(String::new()),
+        "\\s{1,5}",
+        "x{201,230}",
+        "é{201,210}",
+        "[a-z]{0,5}\\x00\\PC{0,5}"
+    ]
+    .prop_map(Value::from)
+    .boxed()
+    .prop_union(not_string().boxed())
+    .boxed();
+    let bad_description = prop_oneof!["x{2001,2010}", ".{0,5}\\x00.{0,5}"]
         .prop_map(Value::from)
         .boxed()
         .prop_union(not_string().boxed())
@@ -292,6 +310,8 @@ fn mutation() -> impl Strategy<Value = (String, Value, String)> {
     let bad_metadata = prop_oneof![
         json_value().prop_filter("not an object", |v| !v.is_object() && !v.is_null()),
         "x{8200,8300}".prop_map(|s| json!({ "k": s })),
+        ".{0,4}\\x00.{0,4}".prop_map(|s| json!({ "k": [{ "deep": s }] })),
+        ".{0,4}\\x00.{0,4}".prop_map(|s| json!({ s: 1 })),
     ]
     .boxed();
     let bad_ttl = prop_oneof![

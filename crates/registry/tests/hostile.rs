@@ -37,8 +37,12 @@ impl Drop for Hostile {
     }
 }
 
+/// A registry over SQLite.
 async fn start() -> Hostile {
-    let db = mcp_fleet_test_support::sqlite();
+    start_over(mcp_fleet_test_support::sqlite()).await
+}
+
+async fn start_over(db: mcp_fleet_test_support::TestDb) -> Hostile {
     let store = mcp_fleet_store::connect(&db.url).await.expect("open store");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -559,15 +563,22 @@ async fn hostile_requests_are_refused_and_change_nothing() {
 }
 
 /// Free text holds anything: injection strings in `name`, `description` and `metadata` are
-/// stored and returned verbatim, and hurt nothing else.
+/// stored and returned verbatim, and hurt nothing else, on every backend.
 #[tokio::test]
 async fn injection_strings_in_free_text_are_stored_verbatim() {
-    let reg = start().await;
+    for db in mcp_fleet_test_support::all_backends().await {
+        free_text_on(db).await;
+    }
+}
+
+async fn free_text_on(db: mcp_fleet_test_support::TestDb) {
+    let backend = db.backend;
+    let reg = start_over(db).await;
     seed(reg.addr).await;
     let before = snapshot(reg.addr).await;
     let texts: Vec<String> = injections()
         .into_iter()
-        .filter(|(what, _)| *what != "long")
+        .filter(|(what, _)| !matches!(*what, "long" | "nul"))
         .map(|(_, s)| s)
         .collect();
     let mut b = common::seed_body("free-text", &[]);
@@ -575,8 +586,9 @@ async fn injection_strings_in_free_text_are_stored_verbatim() {
     b["description"] = json!(texts.concat());
     b["metadata"] = json!({ "texts": texts, "'; DROP TABLE servers;--": "<script>" });
     let body = serde_json::to_vec(&b).expect("json");
-    let Outcome::Answer(201, ..) = exchange(reg.addr, &post(&body)).await else {
-        panic!("free text refused");
+    let created = exchange(reg.addr, &post(&body)).await;
+    let Outcome::Answer(201, ..) = created else {
+        panic!("{backend}: free text refused: {created:?}");
     };
     let Outcome::Answer(200, _, got) =
         exchange(reg.addr, &request("GET", "/servers/free-text", None, b"")).await
@@ -585,7 +597,24 @@ async fn injection_strings_in_free_text_are_stored_verbatim() {
     };
     let got: Value = serde_json::from_slice(&got).expect("entry JSON");
     for key in ["name", "description", "metadata"] {
-        assert_eq!(got[key], b[key], "{key}");
+        assert_eq!(got[key], b[key], "{backend}: {key}");
+    }
+    // NUL is the one character refused (PostgreSQL cannot store it): a 400, not a 503.
+    for key in ["name", "description", "metadata"] {
+        let mut bad = b.clone();
+        bad[key] = if key == "metadata" {
+            json!({"k": "a\0b"})
+        } else {
+            json!("a\0b")
+        };
+        let body = serde_json::to_vec(&bad).expect("json");
+        match exchange(reg.addr, &put("free-text", &body)).await {
+            Outcome::Answer(400, _, problem) => {
+                let problem: Value = serde_json::from_slice(&problem).expect("problem");
+                assert_eq!(problem["errors"][0]["field"], key, "{backend}: {problem}");
+            }
+            other => panic!("{backend}: NUL in {key}: {other:?}"),
+        }
     }
     let Outcome::Answer(204, ..) = exchange(
         reg.addr,
@@ -595,7 +624,7 @@ async fn injection_strings_in_free_text_are_stored_verbatim() {
     else {
         panic!("DELETE free-text");
     };
-    assert_eq!(snapshot(reg.addr).await, before);
+    assert_eq!(snapshot(reg.addr).await, before, "{backend}");
 }
 
 /// How a slow client sends its request.
