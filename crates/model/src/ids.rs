@@ -174,6 +174,11 @@ impl FromStr for HttpUrl {
         if s.len() > 2048 {
             return Err("must be at most 2048 characters".into());
         }
+        // The URL parser drops or escapes them, but the text is kept as sent (and stored:
+        // PostgreSQL refuses U+0000).
+        if s.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
         let u = url::Url::parse(s).map_err(|e| format!("must be an absolute URL ({e})"))?;
         if !matches!(u.scheme(), "http" | "https") {
             return Err(format!(
@@ -337,6 +342,9 @@ mod tests {
             "http://host/#frag",
             "http://",
             "not a url",
+            "http://h/a\0b",
+            "http://h/?q=\r\nX: y",
+            "http://h/\t",
         ] {
             assert!(bad.parse::<HttpUrl>().is_err(), "{bad}");
         }

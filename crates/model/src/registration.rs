@@ -18,12 +18,18 @@ const MAX_DESCRIPTION_CHARS: usize = 2000;
 /// Shortest and longest heartbeat TTL, in seconds.
 pub const TTL_SECONDS: std::ops::RangeInclusive<u64> = 5..=86_400;
 
-/// Fields the registry owns: accepted from clients (seed clients echo them) but ignored.
-const REGISTRY_OWNED: [&str; 5] = [
+/// Fields the registry owns: accepted from clients (seed clients echo them) but ignored. Every
+/// bookkeeping field of a rendered [`crate::Entry`] is here, so an entry read with `GET` can be
+/// sent back with `PUT` as it is.
+const REGISTRY_OWNED: [&str; 9] = [
     "status",
     "lastSeen",
     "registeredAt",
     "updatedAt",
+    "lastCheckedAt",
+    "lastError",
+    "latencyMs",
+    "statusSince",
     "updatedBy",
 ];
 
@@ -115,10 +121,37 @@ impl Check {
         } else if n > max {
             self.fail(field, format!("must be at most {max} characters, got {n}"));
             None
+        } else if s.contains('\0') {
+            self.fail(field, NUL_MESSAGE);
+            None
         } else {
             Some(s.to_owned())
         }
     }
+}
+
+/// PostgreSQL cannot store U+0000 in `TEXT` or `JSONB`: refused here, for every backend alike,
+/// rather than failing in the database (a `503` that invited retrying the same body).
+const NUL_MESSAGE: &str = "must not contain the NUL character (U+0000)";
+
+/// Whether any string in `v`, key or value, holds U+0000. Iterative: bodies built in code are
+/// not bounded by the JSON parser's nesting limit.
+fn holds_nul(v: &Value) -> bool {
+    let mut todo = vec![v];
+    while let Some(v) = todo.pop() {
+        match v {
+            Value::String(s) if s.contains('\0') => return true,
+            Value::Array(items) => todo.extend(items),
+            Value::Object(m) => {
+                if m.keys().any(|k| k.contains('\0')) {
+                    return true;
+                }
+                todo.extend(m.values());
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The JSON type of a value, for messages.
@@ -237,6 +270,9 @@ impl Registration {
                         "metadata",
                         format!("must be at most {MAX_METADATA_BYTES} bytes as JSON, got {size}"),
                     );
+                    None
+                } else if m.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)) {
+                    c.fail("metadata", NUL_MESSAGE);
                     None
                 } else {
                     Some(m.clone())
@@ -493,6 +529,12 @@ mod tests {
             ("auth", json!({"type": "none", "x": 1}), "auth.x"),
             ("metadata", json!([1]), "metadata"),
             ("metadata", json!({"k": "v".repeat(9000)}), "metadata"),
+            ("metadata", json!({"k": [{"n": "a\u{0}b"}]}), "metadata"),
+            ("metadata", json!({"a\u{0}": 1}), "metadata"),
+            ("name", json!("a\u{0}b"), "name"),
+            ("description", json!("\u{0}"), "description"),
+            ("url", json!("http://h/a\u{0}b"), "url"),
+            ("healthUrl", json!("http://h/\r\nX: y"), "healthUrl"),
             ("color", json!("blue"), "color"),
             ("healthCheck", json!({"mode": "tcp"}), "healthCheck.mode"),
             ("healthCheck", json!("ttl"), "healthCheck"),
@@ -507,6 +549,19 @@ mod tests {
             let err = Registration::from_json(&body, None).expect_err(key);
             assert_eq!(err.fields(), vec![field], "{key}: {err}");
         }
+    }
+
+    /// Found by the round-trip property test: the health fields added to entries after the
+    /// seed's four made an echoed entry (`GET` then `PUT`) fail as unknown fields.
+    #[test]
+    fn accepts_an_echoed_entry() {
+        let reg = Registration::from_json(&seed_body(), None).expect("valid");
+        let now = "2024-01-02T03:04:05.678Z".parse().expect("time");
+        let entry = serde_json::to_value(crate::Entry::new(reg.clone(), now)).expect("render");
+        for field in REGISTRY_OWNED {
+            assert!(entry.get(field).is_some(), "entries render {field}");
+        }
+        assert_eq!(Registration::from_json(&entry, None), Ok(reg));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! `api/metrics.rs` (`/metrics`, defined in `metrics.rs`) and `api/docs.rs` (`/openapi.json`,
 //! assembled in `openapi.rs`). Errors render in `error.rs`; request bodies and path ids are
 //! checked in `extract.rs`. The health worker lives in `health/`. The change feed
-//! (`api/events.rs`, `GET /events`; and `GET /servers?wait=`) is fed by `feed.rs`.
+//! (`api/events.rs`, `GET /events`; and `GET /servers?wait=`) is fed by `feed.rs`. The
+//! connection-level limits (header size, URL length, slow clients) are set in [`serve_with`].
 
 mod api;
 pub mod auth;
@@ -27,6 +28,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use mcp_fleet_model::ServerId;
 use mcp_fleet_store::Store;
 use tokio::net::TcpListener;
@@ -43,6 +51,40 @@ use metrics::Metrics;
 
 /// Largest request body accepted, by default (64 KiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Longest request target (path and query) accepted, by default (8 KiB).
+pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
+/// Largest request head (request line and headers) accepted, by default (16 KiB).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Connection-level limits of [`serve_with`]: what a hostile or broken client may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// Largest request head (request line and headers), in bytes; past it hyper answers `431`
+    /// and closes the connection.
+    pub max_header_bytes: usize,
+    /// Longest request target (path and query), in bytes; past it the answer is a `414`
+    /// problem.
+    pub max_uri_bytes: usize,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may sit idle; then the connection is closed (slowloris).
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body once its headers are in; then the
+    /// answer is a `408` problem and the connection is closed. Handler time (long polls,
+    /// `GET /events`) does not count.
+    pub request_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_uri_bytes: DEFAULT_MAX_URI_BYTES,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// Settings of the HTTP API.
 #[derive(Debug, Clone)]
@@ -235,10 +277,23 @@ pub fn spawn_health_worker(
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled, then finishes in-flight requests
-/// (change-feed streams and long-polls end at once).
+/// (change-feed streams and long-polls end at once). Uses the default [`ServeLimits`].
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    serve_with(listener, state, ServeLimits::default(), shutdown).await
+}
+
+/// [`serve`] with these connection-level `limits`.
+///
+/// Its own accept loop rather than `axum::serve`, which cannot set hyper's header-size limit
+/// or header-read timeout.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    limits: ServeLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let feed = state.feed().clone();
@@ -247,9 +302,120 @@ pub async fn serve(
         stop.cancelled().await;
         feed.stop();
     });
-    // The peer address keys per-client rate limits.
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let app = router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        (state, limits),
+        enforce_limits,
+    ));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_bytes);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // Out of file descriptors, most likely: give in-flight requests time to
+                    // finish and free some (as `axum::serve` does).
+                    tracing::error!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        // The peer address keys per-client rate limits.
+        let svc = tower::Layer::layer(&axum::Extension(ConnectInfo(peer)), app.clone());
+        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Errors of one connection, after which accepting the next one is right.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    )
+}
+
+/// The URL-length limit, and the body deadline: a body is read in full (up to the body size
+/// limit) within [`ServeLimits::request_timeout`] before any handler runs, so a client
+/// trickling it byte by byte holds a connection for a bounded time only.
+async fn enforce_limits(
+    axum::extract::State((state, limits)): axum::extract::State<(AppState, ServeLimits)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > limits.max_uri_bytes {
+        return limit_problem(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            "Request URL is too long",
+            format!(
+                "the request target is {uri_len} bytes; at most {} are accepted",
+                limits.max_uri_bytes
+            ),
+        );
+    }
+    let max_body = state.config().max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // Declared too large: the handler refuses it without reading a byte. Declared empty: nothing
+    // to wait for.
+    if declared.is_some_and(|n| n == 0 || n > max_body as u64)
+        || axum::body::HttpBody::is_end_stream(req.body())
+    {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(limits.request_timeout, axum::body::to_bytes(body, max_body)).await {
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, bytes.into())).await,
+        // Over the limit (chunked) or broken off: what the JSON extractor answers too.
+        Ok(Err(_)) => ApiError::PayloadTooLarge(max_body).into_response(),
+        Err(_) => limit_problem(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "Request took too long to send",
+            format!(
+                "the request body did not arrive within {} s",
+                limits.request_timeout.as_secs_f64()
+            ),
+        ),
+    }
+}
+
+/// A problem+json answer for a connection-level limit; the connection is closed after it,
+/// since the rest of the request may still be on its way.
+fn limit_problem(status: StatusCode, code: &str, title: &str, detail: String) -> Response {
+    let body = serde_json::json!({
+        "type": format!("/problems/{code}"),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+    });
+    let mut res = (status, body.to_string()).into_response();
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
 }

@@ -5,6 +5,7 @@ mod bad_input;
 mod common;
 mod feed;
 mod health;
+mod hostile;
 mod limits;
 mod metrics;
 mod oidc;
