@@ -230,7 +230,9 @@ fn main() {
         // The same session settings as Discovery's (protocol revision, HTTP client), so the
         // difference is the library's own work.
         let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(0)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("http client");
         let transport = StreamableHttpClientTransport::with_client(
