@@ -1,4 +1,4 @@
-//! `mcp-fleet demo`: a registry and sample servers that register themselves.
+//! `mcp-fleet demo`: a registry, sample servers that register themselves, and the gateway.
 
 use mcp_fleet_discovery::{ListOptions, RegistryClient};
 
@@ -52,5 +52,60 @@ async fn demo_servers_register_themselves_and_serve_mcp() {
         "{:?}",
         demo.banner
     );
+
+    // The demo's gateway: one MCP endpoint listing every sample's tools under qualified names.
+    let gateway = demo
+        .banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("gateway"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no gateway line in {:?}", demo.banner))
+        .to_owned();
+    let rpc = |id: u64, method: &str, params: serde_json::Value| serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    let res = http
+        .post(&gateway)
+        .header("accept", "application/json, text/event-stream")
+        .json(&rpc(
+            1,
+            "initialize",
+            serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                               "clientInfo": {"name": "demo-test", "version": "0"}}),
+        ))
+        .send()
+        .await
+        .expect("initialize through the gateway");
+    assert!(res.status().is_success(), "{}", res.status());
+    let session = res
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session")
+        .to_owned();
+    let _ = res.text().await;
+    let notified = http
+        .post(&gateway)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .expect("initialized");
+    assert!(notified.status().is_success(), "{}", notified.status());
+    let listed = http
+        .post(&gateway)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&rpc(2, "tools/list", serde_json::json!({})))
+        .send()
+        .await
+        .expect("tools/list through the gateway")
+        .text()
+        .await
+        .expect("body");
+    for tool in ["catalog__search_products", "inventory__", "analytics__"] {
+        assert!(listed.contains(tool), "{tool} in {listed}");
+    }
     demo.terminate().await;
 }
