@@ -68,6 +68,8 @@ impl Totals {
 /// Outcomes of one version's calls over a sliding window, in fixed memory.
 #[derive(Debug)]
 pub(crate) struct Window {
+    /// The length asked for.
+    requested: Duration,
     epoch: Instant,
     slot: Duration,
     slots: Vec<Slot>,
@@ -78,6 +80,7 @@ impl Window {
     pub(crate) fn new(span: Duration, epoch: Instant) -> Self {
         let slot = (span / SLOTS as u32).max(Duration::from_millis(1));
         Self {
+            requested: span,
             epoch,
             slot,
             slots: vec![Slot::default(); SLOTS as usize],
@@ -85,8 +88,14 @@ impl Window {
     }
 
     /// The window's length.
+    #[cfg(test)]
     pub(crate) fn span(&self) -> Duration {
         self.slot * SLOTS as u32
+    }
+
+    /// Whether it was made for windows of length `span`.
+    pub(crate) fn covers(&self, span: Duration) -> bool {
+        self.requested == span
     }
 
     fn index(&self, now: Instant) -> u64 {
@@ -147,7 +156,7 @@ pub(crate) fn judge(
     let base = totals(stable);
     for canary in policy.canaries() {
         let t = totals(canary);
-        if t.calls < rule.min_requests.max(1) {
+        if t.calls < u64::from(rule.min_requests.max(1)) {
             continue;
         }
         let delta = t.error_rate() - base.error_rate();

@@ -38,8 +38,8 @@ pub(crate) struct Catalog {
     pub(crate) tools: Arc<Vec<Tool>>,
     /// Gateway name → what it is.
     pub(crate) by_name: HashMap<String, Offered>,
-    /// (server id, bare tool) → the discovery library's qualified name, for available tools.
-    pub(crate) upstream: HashMap<(String, String), String>,
+    /// Server id → bare tool → the discovery library's qualified name, for available tools.
+    pub(crate) upstream: HashMap<String, HashMap<String, String>>,
     /// Service → its instances, sorted by id.
     pub(crate) services: BTreeMap<String, Vec<Instance>>,
     /// Server ids whose tools are withheld because they are not connected.
@@ -97,10 +97,10 @@ impl Catalog {
             let Some(version) = version_of.get(tool.server_id.as_str()) else {
                 continue;
             };
-            upstream.insert(
-                (tool.server_id.clone(), tool.tool.name.to_string()),
-                tool.qualified_name.clone(),
-            );
+            upstream
+                .entry(tool.server_id.clone())
+                .or_insert_with(HashMap::new)
+                .insert(tool.tool.name.to_string(), tool.qualified_name.clone());
             let slot = offered
                 .entry(service)
                 .or_default()
@@ -172,7 +172,8 @@ impl Catalog {
             .filter(|i| i.available)
             .filter_map(|i| {
                 self.upstream
-                    .get(&(i.id.clone(), tool.to_owned()))
+                    .get(&i.id)
+                    .and_then(|tools| tools.get(tool))
                     .map(|q| (i, q.as_str()))
             })
             .collect()

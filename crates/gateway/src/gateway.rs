@@ -7,20 +7,21 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use mcp_fleet_discovery::{CallToolResult, Discovery, DiscoveryError, Tool};
+use mcp_fleet_discovery::{CallToolResult, Discovery, DiscoveryError, RegistryClient, Tool};
 use mcp_fleet_model::Version;
 use rmcp::service::Peer;
 use rmcp::{ErrorData, RoleServer};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::GatewayError;
 use crate::canary::{Outcome, Totals, Window, judge};
 use crate::catalog::Catalog;
 use crate::config::{FailureMode, GatewayConfig};
 use crate::metrics::{CallLabels, Metrics, UpstreamLabels, VersionLabels};
 use crate::outlier::Outliers;
 use crate::routing::{Policy, choose};
-use crate::upstream::{RoutingClient, alert};
+use crate::upstream::{alert, policy, record_rollback};
 
 /// A rollback made by this gateway that the registry may not show yet.
 #[derive(Debug, Clone)]
@@ -36,12 +37,14 @@ pub(crate) struct Inner {
     catalog: RwLock<Arc<Catalog>>,
     policies: RwLock<HashMap<String, Arc<Policy>>>,
     local_rollbacks: Mutex<HashMap<String, LocalRollback>>,
-    windows: Mutex<HashMap<(String, Version), Window>>,
+    /// Service → version → its calls over the rollback window.
+    windows: Mutex<HashMap<String, HashMap<Version, Window>>>,
     outliers: Mutex<Outliers>,
     pub(crate) metrics: Metrics,
     peers: Mutex<Vec<Peer<RoleServer>>>,
     turn: AtomicUsize,
-    routing: RoutingClient,
+    /// The registry, for routing policies and rollbacks.
+    registry: RegistryClient,
     http: reqwest::Client,
     pub(crate) shutdown: CancellationToken,
 }
@@ -70,8 +73,11 @@ impl Inner {
         config: GatewayConfig,
         discovery: Discovery,
         shutdown: CancellationToken,
-    ) -> Result<Self, reqwest::Error> {
-        let routing = RoutingClient::new(&config.registry_url, config.registry_token.clone())?;
+    ) -> Result<Self, GatewayError> {
+        let mut registry = RegistryClient::new(&config.registry_url)?;
+        if let Some(token) = &config.registry_token {
+            registry = registry.with_token(token.clone());
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?;
@@ -86,7 +92,7 @@ impl Inner {
             metrics: Metrics::new(),
             peers: Mutex::new(Vec::new()),
             turn: AtomicUsize::new(0),
-            routing,
+            registry,
             http,
             shutdown,
         })
@@ -205,7 +211,7 @@ impl Inner {
         let services: Vec<String> = self.catalog().services.keys().cloned().collect();
         let reads = services
             .iter()
-            .map(|s| async move { (s, self.routing.policy(s).await) });
+            .map(|s| async move { (s, policy(&self.registry, s).await) });
         let results = futures::future::join_all(reads).await;
         let mut policies = self.policies.write().unwrap_or_else(|e| e.into_inner());
         let mut locals = self
@@ -354,10 +360,10 @@ impl Inner {
             .observe(latency.as_secs_f64());
 
         let now = Instant::now();
-        let siblings: Vec<String> = catalog
+        let siblings: Vec<&str> = catalog
             .services
             .get(service)
-            .map(|is| is.iter().map(|i| i.id.clone()).collect())
+            .map(|is| is.iter().map(|i| i.id.as_str()).collect())
             .unwrap_or_default();
         let ejected = self
             .outliers
@@ -383,19 +389,23 @@ impl Inner {
         };
         let verdict = {
             let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-            let key = (service.to_owned(), version.clone());
-            let window = windows
-                .entry(key)
-                .or_insert_with(|| Window::new(rule.window, now));
-            if window.span() != Window::new(rule.window, now).span() {
-                *window = Window::new(rule.window, now);
+            if !windows.contains_key(service) {
+                windows.insert(service.to_owned(), HashMap::new());
             }
-            window.record(now, outcome, latency);
-            let totals = |v: &Version| {
-                windows
-                    .get(&(service.to_owned(), v.clone()))
-                    .map_or(Totals::default(), |w| w.totals(now))
+            let Some(versions) = windows.get_mut(service) else {
+                return;
             };
+            match versions.get_mut(version) {
+                // A window of another length (the policy changed) starts over.
+                Some(window) if window.covers(rule.window) => {}
+                _ => {
+                    versions.insert(version.clone(), Window::new(rule.window, now));
+                }
+            }
+            if let Some(window) = versions.get_mut(version) {
+                window.record(now, outcome, latency);
+            }
+            let totals = |v: &Version| versions.get(v).map_or(Totals::default(), |w| w.totals(now));
             judge(&policy, &rule, totals)
         };
         if let Some(verdict) = verdict {
@@ -430,7 +440,8 @@ impl Inner {
         self.windows
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|(s, v), _| !(s == service && *v == canary));
+            .get_mut(service)
+            .map(|versions| versions.remove(&canary));
         tracing::warn!(%service, version = %canary, %reason, "canary rolled back");
         self.metrics
             .rollbacks
@@ -451,8 +462,8 @@ impl Inner {
         for url in &self.config.alert_webhooks {
             tokio::spawn(alert(self.http.clone(), url.clone(), event.clone()));
         }
-        let routing = self.routing.clone();
+        let registry = self.registry.clone();
         let service = service.to_owned();
-        tokio::spawn(async move { routing.rollback(&service, &canary, &reason).await });
+        tokio::spawn(async move { record_rollback(&registry, &service, &canary, &reason).await });
     }
 }

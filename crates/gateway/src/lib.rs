@@ -51,6 +51,9 @@ pub enum GatewayError {
     /// An HTTP client could not be built.
     #[error("cannot build an HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The registry URL is unusable.
+    #[error("{0}")]
+    Registry(#[from] mcp_fleet_discovery::ClientError),
 }
 
 /// A running gateway; cheap to clone. Background work stops on [`Gateway::shutdown`].

@@ -42,7 +42,7 @@ impl Outliers {
     pub(crate) fn record(
         &mut self,
         instance: &str,
-        service_instances: &[String],
+        service_instances: &[&str],
         failed: bool,
         now: Instant,
     ) -> Option<Duration> {
@@ -58,7 +58,7 @@ impl Outliers {
         }
         let ejected_now = service_instances
             .iter()
-            .filter(|i| i.as_str() != instance && self.is_ejected(i, now))
+            .filter(|i| **i != instance && self.is_ejected(i, now))
             .count();
         let cap = service_instances.len() * usize::from(self.config.max_ejected_percent) / 100;
         let state = self.states.entry(instance.to_owned()).or_default();
@@ -102,7 +102,7 @@ mod tests {
     #[test]
     fn ejections_grow_and_end() {
         let mut o = Outliers::new(config());
-        let all = ["a".to_owned(), "b".to_owned()];
+        let all = ["a", "b"];
         let t0 = Instant::now();
         assert_eq!(o.record("a", &all, true, t0), None);
         assert_eq!(o.record("a", &all, true, t0), None);
@@ -129,7 +129,7 @@ mod tests {
     #[test]
     fn at_most_half_of_a_service_is_ejected() {
         let mut o = Outliers::new(config());
-        let all = ["a".to_owned(), "b".to_owned()];
+        let all = ["a", "b"];
         let t0 = Instant::now();
         for _ in 0..3 {
             o.record("a", &all, true, t0);
@@ -140,7 +140,7 @@ mod tests {
         }
         assert!(!o.is_ejected("b", t0));
         // A lone instance is never ejected.
-        let one = ["c".to_owned()];
+        let one = ["c"];
         for _ in 0..10 {
             assert_eq!(o.record("c", &one, true, t0), None);
         }

@@ -2,24 +2,14 @@
 //! the registry), the session's sticky version, outlier ejection, then round robin.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use mcp_fleet_model::Version;
-use serde_json::Value;
+use mcp_fleet_model::{Routing, Version};
 
 use crate::catalog::Instance;
 
-/// When a canary is rolled back automatically.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct RollbackRule {
-    /// Largest tolerated excess of the canary's error rate over the stable version's.
-    pub(crate) max_error_rate_delta: f64,
-    /// The sliding window the rates are measured over.
-    pub(crate) window: Duration,
-    /// Fewest canary calls in the window before it is judged.
-    pub(crate) min_requests: u64,
-}
+/// When a canary is rolled back automatically: the registry's rule.
+pub(crate) use mcp_fleet_model::RollbackRule;
 
 /// A service's routing policy, as the registry's `GET /services/{service}/routing` has it.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,49 +22,22 @@ pub(crate) struct Policy {
     pub(crate) updated_at: Option<DateTime<Utc>>,
 }
 
-/// Parses `500ms`, `60s`, `5m`, `1h`.
-pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
-    let n: u64 = digits.parse().ok()?;
-    match unit {
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => Some(Duration::from_secs(n * 60)),
-        "h" => Some(Duration::from_secs(n * 3600)),
-        _ => None,
+impl From<&Routing> for Policy {
+    fn from(doc: &Routing) -> Self {
+        Self {
+            // A BTreeMap: already in version order.
+            weights: doc
+                .weights
+                .iter()
+                .map(|(v, w)| (v.clone(), u32::from(*w)))
+                .collect(),
+            rollback: doc.rollback,
+            updated_at: Some(doc.updated_at),
+        }
     }
 }
 
 impl Policy {
-    /// Reads the registry's routing document; `None` when it is not one.
-    pub(crate) fn from_json(doc: &Value) -> Option<Self> {
-        let mut weights: Vec<(Version, u32)> = doc
-            .get("weights")?
-            .as_object()?
-            .iter()
-            .filter_map(|(v, w)| Some((v.parse().ok()?, u32::try_from(w.as_u64()?).ok()?)))
-            .collect();
-        weights.sort_by(|a, b| a.0.cmp(&b.0));
-        let rollback = doc.get("rollback").filter(|r| !r.is_null()).and_then(|r| {
-            Some(RollbackRule {
-                max_error_rate_delta: r.get("maxErrorRateDelta")?.as_f64()?,
-                window: parse_duration(r.get("window")?.as_str()?)?,
-                min_requests: r.get("minRequests")?.as_u64()?,
-            })
-        });
-        let updated_at = doc
-            .get("updatedAt")
-            .and_then(Value::as_str)
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc));
-        Some(Self {
-            weights,
-            rollback,
-            updated_at,
-        })
-    }
-
     /// `version`'s weight (0 when the policy does not name it).
     pub(crate) fn weight(&self, version: &Version) -> u32 {
         self.weights
@@ -229,27 +192,19 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("60s"), Some(Duration::from_secs(60)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("5"), None);
-        assert_eq!(parse_duration("s"), None);
-    }
-
-    #[test]
     fn reads_the_registry_document() {
-        let p = Policy::from_json(&json!({
+        let doc: Routing = serde_json::from_value(json!({
             "service": "cat", "weights": {"2.1.0": 10, "2.0.0": 90},
             "rollback": {"maxErrorRateDelta": 0.05, "window": "60s", "minRequests": 50},
             "updatedAt": "2026-11-25T10:00:00.000Z", "rolledBack": null
         }))
-        .expect("policy");
+        .expect("a routing document");
+        let p = Policy::from(&doc);
         assert_eq!(p.weights, vec![(v("2.0.0"), 90), (v("2.1.0"), 10)]);
         assert_eq!(p.stable(), Some(&v("2.0.0")));
         assert_eq!(p.canaries(), vec![&v("2.1.0")]);
         let rule = p.rollback.expect("rule");
-        assert_eq!(rule.window, Duration::from_secs(60));
+        assert_eq!(rule.window, std::time::Duration::from_secs(60));
         assert_eq!(rule.min_requests, 50);
         let after = p.without(&v("2.1.0"));
         assert_eq!(after.weights, vec![(v("2.0.0"), 100), (v("2.1.0"), 0)]);
