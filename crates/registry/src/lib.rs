@@ -135,6 +135,9 @@ struct Inner {
     feed: Arc<Feed>,
     oidc: Option<auth::SharedOidc>,
     limiter: limits::Limiter,
+    /// A token has been seen in the store. Tokens are revoked, never deleted, so once set this
+    /// stays true and writes stop asking the database.
+    tokens_seen: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Inner {
@@ -163,6 +166,7 @@ impl AppState {
         Self(Arc::new(Inner {
             oidc,
             limiter,
+            tokens_seen: std::sync::atomic::AtomicBool::new(false),
             store,
             config,
             cache,
@@ -237,6 +241,19 @@ impl AppState {
 
     pub(crate) fn limiter(&self) -> &limits::Limiter {
         &self.0.limiter
+    }
+
+    /// Whether any token exists (or ever did) in the store; asks it only until one does.
+    pub(crate) async fn tokens_exist(&self) -> Result<bool, mcp_fleet_store::StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.0.tokens_seen.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let exist = self.store().has_tokens().await?;
+        if exist {
+            self.0.tokens_seen.store(true, Ordering::Relaxed);
+        }
+        Ok(exist)
     }
 
     pub(crate) fn cache(&self) -> &ReadCache {

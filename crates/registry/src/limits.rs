@@ -87,18 +87,9 @@ impl Limiter {
 /// Who a request counts against: its registry token's id when it carries one (so clients
 /// behind one NAT or proxy keep their own budgets), else its address.
 fn client_key(request: &Request) -> String {
-    let token_id = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .and_then(|t| t.trim().strip_prefix(crate::auth::tokens::TOKEN_PREFIX))
-        .and_then(|t| t.split_once('.'))
-        .map(|(id, _)| id.chars().take(64).collect::<String>());
-    if let Some(id) = token_id {
+    if let Some(Ok(token)) = crate::auth::bearer(request.headers())
+        && let Some((id, _)) = crate::auth::tokens::split(token)
+    {
         return format!("token:{id}");
     }
     let ip = request

@@ -80,7 +80,9 @@ enum Presented {
     Refused(String),
 }
 
-fn bearer(headers: &HeaderMap) -> Option<Result<&str, ()>> {
+/// The bearer token of `headers`: `None` without an `Authorization` header, `Err` when it is
+/// not `Bearer <token>`.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<Result<&str, ()>> {
     let value = headers.get(header::AUTHORIZATION)?;
     let Ok(value) = value.to_str() else {
         return Some(Err(()));
@@ -107,7 +109,7 @@ impl AppState {
         Ok(match auth.mode {
             AuthMode::None => false,
             AuthMode::Token | AuthMode::Oidc => true,
-            AuthMode::Auto => auth.oidc.is_some() || self.store().has_tokens().await?,
+            AuthMode::Auto => auth.oidc.is_some() || self.tokens_exist().await?,
         })
     }
 

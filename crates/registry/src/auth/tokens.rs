@@ -75,21 +75,21 @@ impl Refused {
     }
 }
 
+/// The id and secret of a token of the `mcpf_<id>.<secret>` form.
+pub(crate) fn split(token: &str) -> Option<(&str, &str)> {
+    let (id, secret) = token.strip_prefix(TOKEN_PREFIX)?.split_once('.')?;
+    (id.starts_with("tok_") && id.len() <= 64 && !secret.is_empty()).then_some((id, secret))
+}
+
 /// Checks `token` against the store: its record when it is valid now.
 pub(crate) async fn verify(
     store: &dyn Store,
     token: &str,
     now: Timestamp,
 ) -> Result<Result<TokenRecord, Refused>, mcp_fleet_store::StoreError> {
-    let Some((id, secret)) = token
-        .strip_prefix(TOKEN_PREFIX)
-        .and_then(|rest| rest.split_once('.'))
-    else {
+    let Some((id, secret)) = split(token) else {
         return Ok(Err(Refused::Malformed));
     };
-    if !id.starts_with("tok_") || id.len() > 64 || secret.is_empty() {
-        return Ok(Err(Refused::Malformed));
-    }
     let Some(record) = store.token(id).await? else {
         return Ok(Err(Refused::Unknown));
     };
