@@ -8,17 +8,8 @@ use serde_json::json;
 
 use crate::common::{
     Failing, Session, TestGateway, TestRegistry, Upstream, Webhook, call, connect, eventually,
+    server_of,
 };
-
-fn server_of(result: &rmcp::model::CallToolResult) -> String {
-    result
-        .structured_content
-        .as_ref()
-        .and_then(|v| v.get("server"))
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
 
 /// Makes `calls` calls in a fresh session; returns who answered them (and the session).
 async fn session_calls(gw: &TestGateway, calls: usize) -> (HashSet<String>, Session) {

@@ -7,18 +7,8 @@ use std::time::{Duration, Instant};
 use mcp_fleet_gateway::ToolNames;
 
 use crate::common::{
-    Failing, TestGateway, TestRegistry, Upstream, call, connect, eventually, names,
+    Failing, TestGateway, TestRegistry, Upstream, call, connect, eventually, names, server_of,
 };
-
-fn server_of(result: &rmcp::model::CallToolResult) -> String {
-    result
-        .structured_content
-        .as_ref()
-        .and_then(|v| v.get("server"))
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
 
 #[tokio::test]
 async fn one_endpoint_lists_and_calls_the_whole_fleet() {

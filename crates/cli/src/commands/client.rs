@@ -27,6 +27,16 @@ pub(crate) struct RegistryArg {
 }
 
 impl RegistryArg {
+    /// The registry's base URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.registry
+    }
+
+    /// The bearer token given, if any.
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// A client of the registry named.
     pub(crate) fn client(&self) -> anyhow::Result<RegistryClient> {
         let client = RegistryClient::new(&self.registry)?;

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use mcp_fleet_gateway::{Gateway, GatewayConfig, OutlierConfig, ToolNames};
 
+use crate::commands::client::RegistryArg;
 use crate::shutdown;
 
 /// How the gateway names tools (`--tool-names`).
@@ -90,16 +91,9 @@ impl GatewayOptions {
 /// Options of `gateway`.
 #[derive(Debug, Args)]
 pub(crate) struct GatewayArgs {
-    /// Base URL of the registry.
-    #[arg(
-        long,
-        env = "MCP_FLEET_REGISTRY",
-        default_value = "http://127.0.0.1:4000"
-    )]
-    registry: String,
-    /// Bearer token for the registry (`routing:write` on the services it may roll back).
-    #[arg(long, env = "MCP_FLEET_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    /// The registry (its token needs `routing:write` on the services it may roll back).
+    #[command(flatten)]
+    registry: RegistryArg,
     /// Address to listen on (port 0 picks a free port).
     #[arg(
         long,
@@ -130,10 +124,10 @@ pub(crate) async fn start(
 
 pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
-    let mut config = args.options.config(&args.registry);
-    config.registry_token = args.token.clone();
+    let mut config = args.options.config(args.registry.url());
+    config.registry_token = args.registry.token().map(str::to_owned);
     let (url, task) = start(args.listen, config, shutdown).await?;
-    tracing::info!(mcp = %format!("{url}/mcp"), registry = %args.registry, "gateway listening");
+    tracing::info!(mcp = %format!("{url}/mcp"), registry = %args.registry.url(), "gateway listening");
     println!("gateway listening on {url}/mcp (metrics {url}/metrics)");
     task.await.context("gateway task failed")??;
     Ok(())

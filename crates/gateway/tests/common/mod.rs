@@ -443,3 +443,14 @@ impl Webhook {
         }
     }
 }
+
+/// Which upstream answered: the `server` of a test upstream's structured result.
+pub(crate) fn server_of(result: &CallToolResult) -> String {
+    result
+        .structured_content
+        .as_ref()
+        .and_then(|v| v.get("server"))
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
