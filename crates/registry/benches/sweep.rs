@@ -11,7 +11,11 @@
 //! client run on separate Tokio runtimes, as they would in separate processes, so that one's task
 //! queue does not delay another's; they still share the machine's cores.
 //!
+//! A control row shows what any CPU use costs the queries' tail on the machine: the same queries
+//! while one thread at nice 19 spins, and no sweep runs.
+//!
 //! Settings: `SWEEP_ENTRIES` (default 10000), `SWEEP_QUERY_RATE` (queries a second, default 200),
+//! `SWEEP_TIMELINE=1` (print the slowest query of each 100 ms of the sweep to stderr),
 //! `SWEEP_WORKER`: `in-process` (default: `AppState::start_health_worker`, in the API's process,
 //! as `serve` runs it) or `separate` (`spawn_health_worker` on a runtime of its own, as the
 //! `health-worker` process runs it).
@@ -342,14 +346,65 @@ fn verdict(value: f64, target: f64) -> &'static str {
     if value <= target { "met" } else { "**missed**" }
 }
 
-fn runtime(threads: Option<usize>) -> Result<Runtime, String> {
+fn runtime(name: &str, threads: Option<usize>) -> Result<Runtime, String> {
     let mut b = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = threads {
         b.worker_threads(n);
     }
-    b.enable_all()
+    b.thread_name(name)
+        .enable_all()
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))
+}
+
+/// Drops the calling thread to nice 19, the lowest priority of ordinary threads.
+fn lowest_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
+        eprintln!("sweep: cannot lower the spinning thread's priority: {e}");
+    }
+}
+
+/// CPU seconds (user + system) each of this process's threads has used, by thread name with
+/// trailing digits dropped, so that a runtime's threads add up.
+fn thread_cpu() -> std::collections::BTreeMap<String, f64> {
+    // Linux reports CPU time in clock ticks, 100 a second on every common configuration.
+    const TICKS: f64 = 100.0;
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // After the name: state is field 0, utime field 11, stime field 12.
+        let ticks: f64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+            .sum();
+        *by_name.entry(name.to_string()).or_insert(0.0) += ticks / TICKS;
+    }
+    by_name
+}
+
+/// What each thread group used between two readings, largest first.
+fn cpu_spent(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+) -> Vec<(String, f64)> {
+    let mut spent: Vec<(String, f64)> = after
+        .iter()
+        .map(|(name, s)| (name.clone(), s - before.get(name).copied().unwrap_or(0.0)))
+        .filter(|(_, s)| *s >= 0.01)
+        .collect();
+    spent.sort_by(|a, b| b.1.total_cmp(&a.1));
+    spent
 }
 
 fn main() {
@@ -400,8 +455,8 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
     let marks = Arc::new(Marks::new());
 
     // The fleet is another machine's work: one thread, so the registry keeps the rest.
-    let fleet_rt = runtime(Some(1))?;
-    let registry_rt = runtime(None)?;
+    let fleet_rt = runtime("fleet", Some(1))?;
+    let registry_rt = runtime("registry-api", None)?;
     let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -468,6 +523,32 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
     ))?;
     let idle = Latencies::new(idle.into_iter().map(|(_, d)| d));
 
+    // (1b) The control: the same queries while one thread at the lowest priority (nice 19)
+    // spins and nothing else runs. It shows what any CPU use costs the queries' tail on this
+    // machine, whatever its priority.
+    let spinning = Arc::new(AtomicBool::new(true));
+    let spinner = {
+        let spinning = spinning.clone();
+        std::thread::spawn(move || {
+            lowest_priority();
+            while spinning.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        })
+    };
+    let (ready, _) = mpsc::channel();
+    let control = join(spawn_queries(
+        url.clone(),
+        expected,
+        rate,
+        Some(IDLE_QUERIES),
+        stop.clone(),
+        ready,
+    ));
+    spinning.store(false, Ordering::Relaxed);
+    let _ = spinner.join();
+    let control = Latencies::new(control?.into_iter().map(|(_, d)| d));
+
     // (2) The same queries while one sweep runs.
     let (ready, warmed) = mpsc::channel();
     let during = spawn_queries(url, expected, rate, None, stop.clone(), ready);
@@ -485,8 +566,9 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
         refresh: Duration::from_secs(1),
         ..HealthConfig::default()
     };
-    let separate_rt = runtime(Some(1))?;
+    let separate_rt = runtime("health-separate", Some(1))?;
     let separate_handle;
+    let cpu_before = thread_cpu();
     let t0 = Instant::now();
     let health = if separate {
         let _in_runtime = separate_rt.enter();
@@ -520,12 +602,29 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
         }
         std::thread::sleep(POLL_EVERY);
     };
+    let cpu = cpu_spent(&cpu_before, &thread_cpu());
     stop.store(true, Ordering::Relaxed);
     let during: Vec<Sample> = join(during)?;
     let during: Vec<Sample> = during
         .into_iter()
         .filter(|(sent, _)| *sent >= t0 && sent.duration_since(t0) < sweep)
         .collect();
+    if std::env::var_os("SWEEP_TIMELINE").is_some() {
+        let mut buckets = std::collections::BTreeMap::<u64, Vec<f64>>::new();
+        for (sent, d) in &during {
+            let b = sent.duration_since(t0).as_millis() as u64 / 100;
+            buckets.entry(b).or_default().push(d.as_secs_f64() * 1000.0);
+        }
+        for (b, v) in buckets {
+            let max = v.iter().copied().fold(0.0, f64::max);
+            let slow = v.iter().filter(|&&x| x > 2.0).count();
+            eprintln!(
+                "t={:.1}s n={} max={max:.1}ms over2ms={slow}",
+                b as f64 / 10.0,
+                v.len()
+            );
+        }
+    }
     let slowest = during
         .iter()
         .max_by_key(|(_, d)| *d)
@@ -606,10 +705,22 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
         ms(during.pct(0.99))
     );
     println!(
+        "| control: query p99 while one nice-19 thread spins, no sweep (/ idle) | {} ({:.2}) | |",
+        ms(control.pct(0.99)),
+        control.pct(0.99).as_secs_f64() / idle.pct(0.99).as_secs_f64()
+    );
+    println!(
         "| query p99 during / idle ({} and {} queries) | {p99_ratio:.2} | <= {P99_TARGET:.2}: {} |",
         idle.0.len(),
         during.0.len(),
         verdict(p99_ratio, P99_TARGET)
+    );
+    println!(
+        "| CPU time during the sweep, by thread | {} | |",
+        cpu.iter()
+            .map(|(name, s)| format!("{name} {s:.2} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     if let Some((at, d)) = slowest {
         println!(

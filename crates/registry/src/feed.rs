@@ -232,6 +232,21 @@ impl Feed {
     /// fails midway, with the error).
     async fn read_after(&self, mut last: i64) -> Result<i64, (i64, StoreError)> {
         loop {
+            // With no stream listening, long-polls and cached answers need only the revision:
+            // skip reading and rendering the events (a health sweep of a large fleet logs
+            // thousands). The revision is read before the count is looked at, so a stream that
+            // subscribes after the look reads at least this far from the log itself, and one
+            // that subscribed before it is sent the events as usual.
+            if self.events.receiver_count() == 0 {
+                let current = self.store.current_revision().await.map_err(|e| (last, e))?;
+                if self.events.receiver_count() == 0 {
+                    if current != last {
+                        self.cache.invalidate();
+                        self.revision.send_replace(Some(current));
+                    }
+                    return Ok(current);
+                }
+            }
             let log = match self.store.events_since(last, PAGE).await {
                 Ok(log) => log,
                 Err(e) => return Err((last, e)),

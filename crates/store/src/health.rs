@@ -113,3 +113,68 @@ pub(crate) fn health_row(
         reg_rev,
     })
 }
+
+/// Splits a batch of checks into runs that each name an entry at most once and hold at most
+/// `max` checks, in order: one run is written with one statement, which can apply only one check
+/// per row, and a later check of the same entry must still win.
+pub(crate) fn runs(checks: &[CheckRecord], max: usize) -> Vec<&[CheckRecord]> {
+    let mut runs = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut start = 0;
+    for (i, c) in checks.iter().enumerate() {
+        if i - start == max || !seen.insert(c.id.as_str()) {
+            runs.push(&checks[start..i]);
+            start = i;
+            seen.clear();
+            seen.insert(c.id.as_str());
+        }
+    }
+    if start < checks.len() {
+        runs.push(&checks[start..]);
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(id: &str) -> CheckRecord {
+        CheckRecord {
+            id: id.parse().unwrap(),
+            reg_rev: 1,
+            status: HealthStatus::Healthy,
+            successes: 1,
+            failures: 0,
+            checked_at: chrono::Utc::now(),
+            seen_at: None,
+            last_error: None,
+            latency_ms: None,
+        }
+    }
+
+    fn ids(runs: &[&[CheckRecord]]) -> Vec<Vec<String>> {
+        runs.iter()
+            .map(|r| r.iter().map(|c| c.id.to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn runs_never_repeat_an_entry_and_keep_the_order() {
+        let checks: Vec<_> = ["a", "b", "a", "c", "b", "b"].map(check).into();
+        assert_eq!(
+            ids(&runs(&checks, 100)),
+            [vec!["a", "b"], vec!["a", "c", "b"], vec!["b"]]
+        );
+    }
+
+    #[test]
+    fn runs_hold_at_most_max_checks() {
+        let checks: Vec<_> = ["a", "b", "c", "d", "e"].map(check).into();
+        assert_eq!(
+            ids(&runs(&checks, 2)),
+            [vec!["a", "b"], vec!["c", "d"], vec!["e"]]
+        );
+        assert!(runs(&[], 2).is_empty());
+    }
+}

@@ -167,6 +167,15 @@ pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// The same database through connections of its own, for background work such as the
+    /// health worker: its threads' lower priority and its write transactions then never reach
+    /// the connections that answer API requests. `None` when the backend has nothing to gain
+    /// from it (a database server keeps its own processes) or cannot (an in-memory database
+    /// exists once); use this store then.
+    async fn detached(&self) -> Result<Option<Arc<dyn Store>>, StoreError> {
+        Ok(None)
+    }
+
     /// Entries registered after revision `after` (every entry when `None`), and the registry's
     /// current revision: the health worker's view of what to probe.
     async fn health_rows(&self, after: Option<i64>) -> Result<(Vec<HealthRow>, i64), StoreError>;

@@ -320,6 +320,30 @@ async fn entries_survive_reopening_the_database() {
 }
 
 #[tokio::test]
+async fn a_detached_store_reads_and_writes_the_same_database() {
+    for db in mcp_fleet_test_support::all_backends().await {
+        let store = connect(&db.url).await.expect("open");
+        let detached = store.detached().await.expect("detach");
+        // SQLite opens connections of its own; PostgreSQL has nothing to gain from it.
+        assert_eq!(detached.is_some(), db.backend == "sqlite", "{}", db.backend);
+        let Some(detached) = detached else { continue };
+        store
+            .upsert(reg("shared", &["t"]), Utc::now())
+            .await
+            .expect("create");
+        let (rows, _) = detached.health_rows(None).await.expect("rows");
+        let row = rows.iter().find(|r| r.id == id("shared")).expect("seen");
+        let written = detached
+            .record_checks(&[check(row, HealthStatus::Healthy, Utc::now())])
+            .await
+            .expect("record");
+        assert_eq!(written, [id("shared")]);
+        let got = store.get(&id("shared")).await.expect("get").expect("entry");
+        assert_eq!(got.status, HealthStatus::Healthy);
+    }
+}
+
+#[tokio::test]
 async fn unsupported_url_is_a_config_error() {
     let err = connect("mysql://x").await.err().expect("must fail");
     assert!(

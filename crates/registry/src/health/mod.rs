@@ -8,6 +8,7 @@
 pub(crate) mod alerts;
 pub(crate) mod damping;
 pub(crate) mod mcp_probe;
+pub(crate) mod priority;
 pub(crate) mod probe;
 pub(crate) mod ssrf;
 pub(crate) mod worker;

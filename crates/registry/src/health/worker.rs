@@ -364,13 +364,28 @@ pub(crate) fn spawn(
         .worker_threads(threads)
         .enable_all()
         .thread_name("health-worker")
+        .on_thread_start(super::priority::lower_this_thread)
         .build()
         .map_err(|e| HealthError(format!("cannot start the health worker's runtime: {e}")))?;
     let (done, finished) = tokio::sync::oneshot::channel::<()>();
     std::thread::Builder::new()
         .name("health-worker".into())
         .spawn(move || {
-            runtime.block_on(worker.run(wake, checks_rx, done_rx, shutdown));
+            super::priority::lower_this_thread();
+            runtime.block_on(async move {
+                let mut worker = worker;
+                // Connections of the worker's own, opened from its threads: they share its
+                // lower priority, and the API's connections keep theirs.
+                match worker.store.detached().await {
+                    Ok(Some(own)) => worker.store = own,
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "health worker: cannot open connections of its own; sharing the API's"
+                    ),
+                }
+                worker.run(wake, checks_rx, done_rx, shutdown).await;
+            });
             let _ = done.send(());
         })
         .map_err(|e| HealthError(format!("cannot start the health worker's thread: {e}")))?;
