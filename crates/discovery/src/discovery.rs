@@ -2,6 +2,7 @@
 //! once, keep one index of their tools under collision-free names, and call through it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -241,6 +242,7 @@ impl DiscoveryBuilder {
             registry,
             settings: self.settings,
             index: RwLock::new(Arc::new(Index::default())),
+            stale: AtomicBool::new(false),
             state: Mutex::new(State::default()),
             events,
             watcher: Mutex::new(Some(watcher)),
@@ -360,6 +362,8 @@ pub(crate) struct Shared {
     registry: RegistryClient,
     /// What readers see; replaced whole, never modified.
     index: RwLock<Arc<Index>>,
+    /// The parts changed since `index` was built (set and cleared with `state` locked).
+    stale: AtomicBool,
     state: Mutex<State>,
     events: broadcast::Sender<IndexEvent>,
     watcher: Mutex<Option<Box<dyn RegistryWatch>>>,
@@ -367,7 +371,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The index of the parts as they are now: built here when a change was left for the next
+    /// reader (see [`Shared::commit`]).
     fn index(&self) -> Arc<Index> {
+        if self.stale.load(Ordering::Acquire) {
+            let st = self.lock();
+            if self.stale.load(Ordering::Acquire) {
+                self.build(&st.parts);
+            }
+        }
         self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -377,7 +389,22 @@ impl Shared {
 
     /// Swaps in the index of `parts` and tells subscribers what changed. Called with the
     /// state locked, so indexes and events follow each other in order.
+    ///
+    /// With nobody subscribed, the build is left to the next reader: connecting to a hundred
+    /// servers then builds the index once, not once per server (each build is linear in the
+    /// number of tools).
     fn commit(&self, parts: &BTreeMap<String, Arc<ServerPart>>) {
+        if self.events.receiver_count() == 0 {
+            self.stale.store(true, Ordering::Release);
+            return;
+        }
+        self.build(parts);
+    }
+
+    /// Builds and swaps in the index of `parts`, and tells subscribers what changed since the
+    /// last one built. Called with the state locked.
+    fn build(&self, parts: &BTreeMap<String, Arc<ServerPart>>) {
+        self.stale.store(false, Ordering::Release);
         let next = Arc::new(Index::build(parts.clone()));
         let old = {
             let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
@@ -604,6 +631,8 @@ impl Discovery {
         }
         skipped.sort_by(|a, b| a.0.cmp(&b.0));
         report.skipped = skipped;
+        // The index is part of connecting: build it now (once), not on the first read.
+        let _ = shared.index();
         if shared.settings.watch {
             let watcher = shared
                 .watcher
@@ -655,6 +684,8 @@ impl Discovery {
 
     /// A stream of index changes: first the whole index, then what changes.
     pub fn subscribe(&self) -> IndexUpdates {
+        // Changes made before now are in the snapshot, not in the events.
+        let _ = self.shared.index();
         let rx = self.shared.events.subscribe();
         let shared = Arc::downgrade(&self.shared);
         let snapshot = Arc::new(move || match shared.upgrade() {
