@@ -7,38 +7,25 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::common::{PROCESS_DEADLINE, binary, run_code};
+use crate::common::{binary, run_code, spawn_command};
 
 #[tokio::test]
 async fn json_logs_carry_the_request_span() {
     let db = mcp_fleet_test_support::sqlite();
-    let mut child = binary()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            &db.url,
-        ])
-        .args(["--no-health-worker"])
-        .env("MCP_FLEET_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info,mcp_fleet_registry=debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn mcp-fleet");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let url = tokio::time::timeout(PROCESS_DEADLINE, async {
-        while let Some(line) = stdout.next_line().await.expect("stdout") {
-            if let Some(url) = line.strip_prefix("listening on ") {
-                return url.trim().to_owned();
-            }
-        }
-        panic!("exited before listening");
-    })
-    .await
-    .expect("started in time");
+    let mut cmd = binary();
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &db.url,
+    ])
+    .args(["--no-health-worker"])
+    .env("MCP_FLEET_LOG_FORMAT", "json")
+    .env("RUST_LOG", "info,mcp_fleet_registry=debug")
+    .stderr(Stdio::piped());
+    let mut running = spawn_command(cmd).await;
+    let (child, url) = (&mut running.child, running.url.clone());
 
     let res = reqwest::get(format!("{url}/servers/nobody"))
         .await

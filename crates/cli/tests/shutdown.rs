@@ -5,9 +5,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 
-use crate::common::{PROCESS_DEADLINE, binary};
+use crate::common::{PROCESS_DEADLINE, binary, spawn_command};
 
 /// The `mcp_fleet_http_requests_in_flight` sample of a scrape.
 async fn in_flight(http: &reqwest::Client, url: &str) -> Option<u64> {
@@ -27,31 +27,18 @@ async fn in_flight(http: &reqwest::Client, url: &str) -> Option<u64> {
 #[tokio::test]
 async fn sigterm_answers_the_request_in_flight_and_stops_the_health_worker() {
     let db = mcp_fleet_test_support::sqlite();
-    let mut child = binary()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            &db.url,
-        ])
-        .env("RUST_LOG", "warn,mcp_fleet_registry::health=info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn mcp-fleet");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let url = tokio::time::timeout(PROCESS_DEADLINE, async {
-        while let Some(line) = stdout.next_line().await.expect("stdout") {
-            if let Some(url) = line.strip_prefix("listening on ") {
-                return url.trim().to_owned();
-            }
-        }
-        panic!("exited before listening");
-    })
-    .await
-    .expect("started in time");
+    let mut cmd = binary();
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &db.url,
+    ])
+    .env("RUST_LOG", "warn,mcp_fleet_registry::health=info")
+    .stderr(Stdio::piped());
+    let mut running = spawn_command(cmd).await;
+    let (child, url) = (&mut running.child, running.url.clone());
     // Read stderr all along, so the child never blocks on a full pipe.
     let mut stderr = child.stderr.take().expect("stderr");
     let logs = tokio::spawn(async move {

@@ -1,5 +1,6 @@
 //! What the health worker reads and writes: per-entry probe targets and batched check results.
 
+use crate::events::NewEvent;
 use mcp_fleet_model::{AuthType, HealthCheckMode, HealthStatus, HttpUrl, ServerId, Timestamp};
 
 /// An entry as the health worker sees it.
@@ -133,6 +134,29 @@ pub(crate) fn runs(checks: &[CheckRecord], max: usize) -> Vec<&[CheckRecord]> {
         runs.push(&checks[start..]);
     }
     runs
+}
+
+/// Folds one run's outcome into a batch's: the checks whose rows the statement `updated` are
+/// `written`, and each that changes its entry's status (`status`, kept current as the run goes)
+/// logs a `status` event.
+pub(crate) fn note_written(
+    run: &[CheckRecord],
+    updated: &[String],
+    status: &mut std::collections::HashMap<String, String>,
+    written: &mut Vec<ServerId>,
+    events: &mut Vec<NewEvent>,
+) {
+    let updated: std::collections::HashSet<&str> = updated.iter().map(String::as_str).collect();
+    for c in run.iter().filter(|c| updated.contains(c.id.as_str())) {
+        written.push(c.id.clone());
+        if let Some(was) = status.get_mut(c.id.as_str())
+            && was != c.status.as_str()
+        {
+            let error = c.last_error.as_deref();
+            events.push(NewEvent::status(&c.id, was, c.status, error, c.checked_at));
+            c.status.as_str().clone_into(was);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{Postgres, QueryBuilder, Row, SqlSafeStr};
 
 use crate::events::NewEvent;
-use crate::health::runs;
+use crate::health::{note_written, runs};
 use crate::row::{RawEntry, Renderings};
 use crate::{
     CheckRecord, EventLog, HealthRow, HeartbeatRow, ListQuery, Page, RenderedPage, StatusRow,
@@ -528,18 +528,7 @@ impl Store for PostgresStore {
             )
             .fetch_all(&mut *tx)
             .await?;
-            let updated: std::collections::HashSet<String> = updated.into_iter().collect();
-            for c in run.iter().filter(|c| updated.contains(c.id.as_str())) {
-                written.push(c.id.clone());
-                if let Some(was) = status.get_mut(c.id.as_str())
-                    && was != c.status.as_str()
-                {
-                    let at = c.checked_at;
-                    let error = c.last_error.as_deref();
-                    events.push(NewEvent::status(&c.id, was, c.status, error, at));
-                    c.status.as_str().clone_into(was);
-                }
-            }
+            note_written(run, &updated, &mut status, &mut written, &mut events);
         }
         if !events.is_empty() {
             log_events(&mut tx, &events, &self.options).await?;

@@ -21,7 +21,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite};
 
 use crate::events::NewEvent;
-use crate::health::runs;
+use crate::health::{note_written, runs};
 use crate::row::{RawEntry, Renderings};
 use crate::{
     CheckRecord, EventLog, HealthRow, HeartbeatRow, ListQuery, Page, RenderedPage, StatusRow,
@@ -108,17 +108,12 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5))
             // Reads map the file instead of copying pages into each connection's cache: a write
-            // by one connection then costs the others no re-reading (measured with the sweep
-            // bench: a health sweep's status writes had the API's reads re-read their pages).
+            // by one connection then costs the others no re-reading (a profile of the sweep
+            // bench showed the API's reads re-reading their pages after each status batch).
             .pragma("mmap_size", MMAP_SIZE.to_string());
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let pool = SqlitePoolOptions::new()
-            // An in-memory database exists once per connection: keep exactly one.
-            .max_connections(if in_memory { 1 } else { 8 })
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(Duration::from_secs(10))
+        // An in-memory database exists once per connection: keep exactly one.
+        let pool = pool_options(if in_memory { 1 } else { 8 })
             .connect_with(options.clone())
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open {url}: {e}")))?;
@@ -170,6 +165,16 @@ async fn log_events(
             .await?;
     }
     Ok(first)
+}
+
+/// A pool of at most `max` connections, kept open for the life of the store.
+fn pool_options(max: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(max)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(Duration::from_secs(10))
 }
 
 /// How much of the database file reads map into memory (the file is smaller than this in all
@@ -517,14 +522,7 @@ impl Store for SqliteStore {
         };
         // Two connections: one writes a batch while the other reads what to probe. The schema
         // is this store's, migrated when it opened.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone())
-            .await?;
+        let pool = pool_options(2).connect_with(options.clone()).await?;
         Ok(Some(Arc::new(Self {
             pool,
             renderings: Arc::default(),
@@ -606,18 +604,7 @@ impl Store for SqliteStore {
                  RETURNING servers.id",
             );
             let updated: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await?;
-            let updated: std::collections::HashSet<String> = updated.into_iter().collect();
-            for c in run.iter().filter(|c| updated.contains(c.id.as_str())) {
-                written.push(c.id.clone());
-                if let Some(was) = status.get_mut(c.id.as_str())
-                    && was != c.status.as_str()
-                {
-                    let at = c.checked_at;
-                    let error = c.last_error.as_deref();
-                    events.push(NewEvent::status(&c.id, was, c.status, error, at));
-                    c.status.as_str().clone_into(was);
-                }
-            }
+            note_written(run, &updated, &mut status, &mut written, &mut events);
         }
         if !events.is_empty() {
             log_events(&mut tx, &events, &self.options).await?;

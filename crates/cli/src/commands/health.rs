@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use mcp_fleet_registry::{HealthConfig, parse_cidr};
 
+use super::DatabaseArg;
 use crate::shutdown;
 
 /// How entries are health-checked.
@@ -96,14 +97,8 @@ pub(crate) fn raise_open_file_limit() {
 /// Options of `health-worker`.
 #[derive(Debug, Args)]
 pub(crate) struct HealthWorkerArgs {
-    /// The registry's database (the same one `serve` uses).
-    #[arg(
-        long,
-        env = "MCP_FLEET_DATABASE_URL",
-        default_value = "sqlite://mcp-fleet.db",
-        hide_env_values = true
-    )]
-    database_url: String,
+    #[command(flatten)]
+    database: DatabaseArg,
     #[command(flatten)]
     health: HealthArgs,
 }
@@ -111,19 +106,12 @@ pub(crate) struct HealthWorkerArgs {
 pub(crate) async fn run_worker(args: HealthWorkerArgs) -> anyhow::Result<()> {
     let config = args.health.config()?;
     raise_open_file_limit();
-    let store = mcp_fleet_store::connect(&args.database_url)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open database {}",
-                mcp_fleet_store::redact(&args.database_url)
-            )
-        })?;
+    let store = args.database.store().await?;
     let shutdown = shutdown::on_signal();
     let (_handle, task) = mcp_fleet_registry::spawn_health_worker(store, config, shutdown)?;
     println!(
         "health worker running against {}",
-        mcp_fleet_store::redact(&args.database_url)
+        mcp_fleet_store::redact(&args.database.database_url)
     );
     task.await.context("health worker failed")?;
     Ok(())

@@ -9,3 +9,33 @@ pub(crate) mod security;
 pub(crate) mod serve;
 pub(crate) mod token;
 pub(crate) mod tools;
+
+use anyhow::Context;
+use clap::Args;
+
+/// The registry's database, for commands that use it directly (`token`, `health-worker`).
+#[derive(Debug, Args)]
+pub(crate) struct DatabaseArg {
+    /// The registry's database: `sqlite://FILE` or `postgres://…`.
+    #[arg(
+        long,
+        env = "MCP_FLEET_DATABASE_URL",
+        default_value = "sqlite://mcp-fleet.db",
+        hide_env_values = true
+    )]
+    pub(crate) database_url: String,
+}
+
+impl DatabaseArg {
+    /// Opens (and migrates) the database.
+    pub(crate) async fn store(&self) -> anyhow::Result<std::sync::Arc<dyn mcp_fleet_store::Store>> {
+        mcp_fleet_store::connect(&self.database_url)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open database {}",
+                    mcp_fleet_store::redact(&self.database_url)
+                )
+            })
+    }
+}

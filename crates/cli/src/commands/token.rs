@@ -3,38 +3,14 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use mcp_fleet_model::{TokenRecord, parse_id_patterns, parse_scopes};
 use serde_json::json;
 
-/// The database the tokens live in (that of `serve`).
-#[derive(Debug, Args)]
-pub(crate) struct DatabaseArg {
-    /// The registry's database: `sqlite://FILE` or `postgres://…`.
-    #[arg(
-        long,
-        env = "MCP_FLEET_DATABASE_URL",
-        default_value = "sqlite://mcp-fleet.db",
-        hide_env_values = true
-    )]
-    database_url: String,
-}
-
-impl DatabaseArg {
-    async fn store(&self) -> anyhow::Result<std::sync::Arc<dyn mcp_fleet_store::Store>> {
-        mcp_fleet_store::connect(&self.database_url)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open database {}",
-                    mcp_fleet_store::redact(&self.database_url)
-                )
-            })
-    }
-}
+use super::DatabaseArg;
 
 /// `token …`.
 #[derive(Debug, Subcommand)]

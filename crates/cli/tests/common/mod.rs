@@ -32,8 +32,16 @@ pub(crate) struct Running {
 
 /// Spawns `mcp-fleet ARGS` and waits for its `listening on http://…` line.
 pub(crate) async fn spawn_listening(args: &[&str]) -> Running {
-    let mut child = binary()
-        .args(args)
+    let mut cmd = binary();
+    cmd.args(args);
+    spawn_command(cmd).await
+}
+
+/// Spawns `cmd` (from [`binary`], with its arguments, environment and stderr as the test wants)
+/// and waits for its `listening on http://…` line.
+pub(crate) async fn spawn_command(mut cmd: Command) -> Running {
+    let args: Vec<_> = cmd.as_std().get_args().map(|a| a.to_owned()).collect();
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
         .spawn()
