@@ -19,7 +19,9 @@ pub use auth::{IdPattern, Scope, TokenRecord, glob_match, parse_id_patterns, par
 pub use entry::{Entry, HealthCheck, HealthCheckMode, HealthStatus, StatusFilter};
 pub use error::{FieldError, ValidationErrors};
 pub use ids::{AuthSpec, AuthType, HttpUrl, ServerId, Tag, Version};
-pub use registration::{MAX_METADATA_BYTES, MAX_TAGS, Registration, TTL_SECONDS};
+pub use registration::{
+    MAX_METADATA_BYTES, MAX_TAGS, REGISTRATION_FIELDS, REGISTRY_OWNED, Registration, TTL_SECONDS,
+};
 pub use routing::{
     MAX_ROUTED_VERSIONS, ROLLBACK_MIN_REQUESTS, ROLLBACK_WINDOW, RollbackError, RollbackRecord,
     RollbackRule, Routing, RoutingPolicy, format_window, parse_window, subset_name,

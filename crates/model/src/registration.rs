@@ -18,10 +18,26 @@ const MAX_DESCRIPTION_CHARS: usize = 2000;
 /// Shortest and longest heartbeat TTL, in seconds.
 pub const TTL_SECONDS: std::ops::RangeInclusive<u64> = 5..=86_400;
 
+/// The fields a registration body may set.
+pub const REGISTRATION_FIELDS: [&str; 12] = [
+    "id",
+    "service",
+    "name",
+    "description",
+    "url",
+    "version",
+    "tags",
+    "auth",
+    "healthUrl",
+    "metadata",
+    "healthCheck",
+    "ttlSeconds",
+];
+
 /// Fields the registry owns: accepted from clients (seed clients echo them) but ignored. Every
 /// bookkeeping field of a rendered [`crate::Entry`] is here, so an entry read with `GET` can be
 /// sent back with `PUT` as it is.
-const REGISTRY_OWNED: [&str; 9] = [
+pub const REGISTRY_OWNED: [&str; 9] = [
     "status",
     "lastSeen",
     "registeredAt",
@@ -184,20 +200,7 @@ impl Registration {
         let mut c = Check { errors: Vec::new() };
 
         for key in obj.keys() {
-            let known = matches!(
-                key.as_str(),
-                "id" | "service"
-                    | "name"
-                    | "description"
-                    | "url"
-                    | "version"
-                    | "tags"
-                    | "auth"
-                    | "healthUrl"
-                    | "metadata"
-                    | "healthCheck"
-                    | "ttlSeconds"
-            );
+            let known = REGISTRATION_FIELDS.contains(&key.as_str());
             if !known && !REGISTRY_OWNED.contains(&key.as_str()) {
                 c.fail(key, "unknown field; put custom data in \"metadata\"");
             }

@@ -6,7 +6,8 @@
 //! `proptest-regressions/`, which is meant to be committed.
 
 use mcp_fleet_model::{
-    Entry, MAX_METADATA_BYTES, MAX_TAGS, Registration, ServerId, TTL_SECONDS, Timestamp,
+    Entry, MAX_METADATA_BYTES, MAX_TAGS, REGISTRATION_FIELDS, REGISTRY_OWNED, Registration,
+    ServerId, TTL_SECONDS, Timestamp,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -324,27 +325,7 @@ fn mutation() -> impl Strategy<Value = (String, Value, String)> {
     .boxed();
     let unknown = "[a-zA-Z_]{1,12}"
         .prop_filter("not a known field", |k| {
-            !matches!(
-                k.as_str(),
-                "id" | "name"
-                    | "description"
-                    | "url"
-                    | "version"
-                    | "tags"
-                    | "auth"
-                    | "healthUrl"
-                    | "metadata"
-                    | "healthCheck"
-                    | "ttlSeconds"
-                    | "status"
-                    | "lastSeen"
-                    | "registeredAt"
-                    | "updatedAt"
-                    | "lastCheckedAt"
-                    | "lastError"
-                    | "latencyMs"
-                    | "statusSince"
-            )
+            !REGISTRATION_FIELDS.contains(&k.as_str()) && !REGISTRY_OWNED.contains(&k.as_str())
         })
         .prop_map(|k| (k.clone(), json!(1), k));
     prop_oneof![
