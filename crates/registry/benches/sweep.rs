@@ -511,17 +511,22 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
     let expected = tagged.min(100);
     let stop = Arc::new(AtomicBool::new(false));
 
+    // [`IDLE_QUERIES`] of the tag query, sent on schedule, and how long each took.
+    let fixed_run = || -> Result<Latencies, String> {
+        let (ready, _) = mpsc::channel();
+        let samples = join(spawn_queries(
+            url.clone(),
+            expected,
+            rate,
+            Some(IDLE_QUERIES),
+            stop.clone(),
+            ready,
+        ))?;
+        Ok(Latencies::new(samples.into_iter().map(|(_, d)| d)))
+    };
+
     // (1) The worker idle: there is none yet.
-    let (ready, _) = mpsc::channel();
-    let idle = join(spawn_queries(
-        url.clone(),
-        expected,
-        rate,
-        Some(IDLE_QUERIES),
-        stop.clone(),
-        ready,
-    ))?;
-    let idle = Latencies::new(idle.into_iter().map(|(_, d)| d));
+    let idle = fixed_run()?;
 
     // (1b) The control: the same queries while one thread at the lowest priority (nice 19)
     // spins and nothing else runs. It shows what any CPU use costs the queries' tail on this
@@ -536,18 +541,10 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
             }
         })
     };
-    let (ready, _) = mpsc::channel();
-    let control = join(spawn_queries(
-        url.clone(),
-        expected,
-        rate,
-        Some(IDLE_QUERIES),
-        stop.clone(),
-        ready,
-    ));
+    let control = fixed_run();
     spinning.store(false, Ordering::Relaxed);
     let _ = spinner.join();
-    let control = Latencies::new(control?.into_iter().map(|(_, d)| d));
+    let control = control?;
 
     // (2) The same queries while one sweep runs.
     let (ready, warmed) = mpsc::channel();
