@@ -407,6 +407,16 @@ fn cpu_spent(
     spent
 }
 
+/// TCP connections this machine has opened (`ActiveOpens` in `/proc/net/snmp`), to count the
+/// sweep's; `None` where the file is not there.
+fn tcp_active_opens() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let at = names.split_whitespace().position(|n| n == "ActiveOpens")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 fn main() {
     let shutdown = CancellationToken::new();
     let outcome = run(&shutdown);
@@ -566,6 +576,7 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
     let separate_rt = runtime("health-separate", Some(1))?;
     let separate_handle;
     let cpu_before = thread_cpu();
+    let opens_before = tcp_active_opens();
     let t0 = Instant::now();
     let health = if separate {
         let _in_runtime = separate_rt.enter();
@@ -600,6 +611,7 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
         std::thread::sleep(POLL_EVERY);
     };
     let cpu = cpu_spent(&cpu_before, &thread_cpu());
+    let opened = opens_before.zip(tcp_active_opens()).map(|(a, b)| b - a);
     stop.store(true, Ordering::Relaxed);
     let during: Vec<Sample> = join(during)?;
     let during: Vec<Sample> = during
@@ -719,6 +731,9 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if let Some(n) = opened {
+        println!("| TCP connections opened during the sweep (probes and queries) | {n} | |");
+    }
     if let Some((at, d)) = slowest {
         println!(
             "| slowest query during the sweep | {}, sent {:.2} s after the worker started | |",
