@@ -9,7 +9,8 @@
 //!   `BENCH_REMOTE_MS` (20) to list their tools, as remote ones do. The raw rmcp connect + list
 //!   of one server is shown for reference.
 //! - **call**: `Discovery::call_tool` against calling the same tool through an rmcp client
-//!   directly, per call (target: under 5 µs of overhead), and the name lookup alone.
+//!   directly, per call (target: under 5 µs of overhead), both on one current-thread client
+//!   runtime, and the name lookup alone.
 //!
 //! Settings: `BENCH_SERVERS` (default 100), `BENCH_TOOLS` (20), `BENCH_ROUNDS` (5),
 //! `BENCH_CALLS` (20000 per path: 200 paired blocks of 100, enough that the median difference
@@ -222,65 +223,13 @@ fn main() {
         raw.remove(0);
         let raw = median(raw);
 
-        // Calls: Discovery against the rmcp client it wraps, in alternating blocks.
-        let disc = Discovery::builder(&registry)
-            .tags(["solo"])
-            .build()
-            .expect("builds");
-        disc.connect().await.expect("connects");
-        // The same session settings as Discovery's (protocol revision, HTTP client), so the
-        // difference is the library's own work.
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(0)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("http client");
-        let transport = StreamableHttpClientTransport::with_client(
-            http,
-            StreamableHttpClientTransportConfig::with_uri(solo_mcp.as_str()),
-        );
-        let direct = ClientConfig::default()
-            .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
-            .serve(transport)
-            .await
-            .expect("rmcp connects");
-        let args = json!({"query": "laptop"});
-        let serde_json::Value::Object(args_map) = args.clone() else {
-            unreachable!("a literal object")
+        // Calls: Discovery against the rmcp client it wraps, on a client runtime of their own.
+        let (via_discovery, via_rmcp, paired_overhead_us) = {
+            let (registry, solo_mcp) = (registry.clone(), solo_mcp.clone());
+            tokio::task::spawn_blocking(move || measure_calls(&registry, &solo_mcp, calls))
+                .await
+                .expect("the call measurement ran")
         };
-        let block = 100;
-        let mut via_discovery = Vec::new();
-        let mut via_rmcp = Vec::new();
-        // Adjacent blocks of each path, in alternating order, and the median of their paired
-        // differences: the machine's drift cancels out of each pair.
-        let mut differences = Vec::new();
-        for b in 0..(calls / block) {
-            let mut pair = [Duration::ZERO; 2];
-            let order = if b % 2 == 0 { [0, 1] } else { [1, 0] };
-            for path in order {
-                let started = Instant::now();
-                for _ in 0..block {
-                    if path == 0 {
-                        disc.call_tool("solo__tool_07", args.clone())
-                            .await
-                            .expect("call");
-                    } else {
-                        let params =
-                            CallToolRequestParams::new("tool_07").with_arguments(args_map.clone());
-                        direct.call_tool(params).await.expect("call");
-                    }
-                }
-                pair[path] = started.elapsed() / block as u32;
-            }
-            via_discovery.push(pair[0]);
-            via_rmcp.push(pair[1]);
-            differences.push(pair[0].as_secs_f64() - pair[1].as_secs_f64());
-        }
-        differences.sort_by(f64::total_cmp);
-        let paired_overhead_us = differences[differences.len() / 2] * 1e6;
-        let via_discovery = median(via_discovery);
-        let via_rmcp = median(via_rmcp);
 
         // The lookup alone, in the fleet-sized index.
         let big = Discovery::builder(&registry)
@@ -352,11 +301,84 @@ fn main() {
             lookup.as_secs_f64() * 1e9
         );
         big.shutdown().await;
-        disc.shutdown().await;
-        let _ = direct.cancel().await;
         stop.cancel();
         let _ = std::fs::remove_dir_all(&dir);
     });
+}
+
+/// `Discovery::call_tool` against the rmcp client it wraps, in alternating blocks of calls, both
+/// on one current-thread runtime of their own: the difference is then the library's own work,
+/// not where the scheduler happened to put each session's tasks (on the shared multi-thread
+/// runtime that alone moved the difference between ~3 and ~9 µs from one run to the next).
+/// Returns the median per-call time of each path and the median of the paired differences (µs).
+fn measure_calls(registry: &str, solo_mcp: &str, calls: usize) -> (Duration, Duration, f64) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    runtime.block_on(async {
+        let disc = Discovery::builder(registry)
+            .tags(["solo"])
+            .build()
+            .expect("builds");
+        disc.connect().await.expect("connects");
+        // The same session settings as Discovery's (protocol revision, HTTP client), so the
+        // difference is the library's own work.
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(0)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        let transport = StreamableHttpClientTransport::with_client(
+            http,
+            StreamableHttpClientTransportConfig::with_uri(solo_mcp),
+        );
+        let direct = ClientConfig::default()
+            .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+            .serve(transport)
+            .await
+            .expect("rmcp connects");
+        let args = json!({"query": "laptop"});
+        let serde_json::Value::Object(args_map) = args.clone() else {
+            unreachable!("a literal object")
+        };
+        let block = 100;
+        let mut via_discovery = Vec::new();
+        let mut via_rmcp = Vec::new();
+        // Adjacent blocks of each path, in alternating order, and the median of their paired
+        // differences: the machine's drift cancels out of each pair.
+        let mut differences = Vec::new();
+        for b in 0..(calls / block) {
+            let mut pair = [Duration::ZERO; 2];
+            let order = if b % 2 == 0 { [0, 1] } else { [1, 0] };
+            for path in order {
+                let started = Instant::now();
+                for _ in 0..block {
+                    if path == 0 {
+                        disc.call_tool("solo__tool_07", args.clone())
+                            .await
+                            .expect("call");
+                    } else {
+                        let params =
+                            CallToolRequestParams::new("tool_07").with_arguments(args_map.clone());
+                        direct.call_tool(params).await.expect("call");
+                    }
+                }
+                pair[path] = started.elapsed() / block as u32;
+            }
+            via_discovery.push(pair[0]);
+            via_rmcp.push(pair[1]);
+            differences.push(pair[0].as_secs_f64() - pair[1].as_secs_f64());
+        }
+        differences.sort_by(f64::total_cmp);
+        let paired_overhead_us = differences[differences.len() / 2] * 1e6;
+        let via_discovery = median(via_discovery);
+        let via_rmcp = median(via_rmcp);
+        disc.shutdown().await;
+        let _ = direct.cancel().await;
+        (via_discovery, via_rmcp, paired_overhead_us)
+    })
 }
 
 fn ms(d: Duration) -> f64 {
