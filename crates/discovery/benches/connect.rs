@@ -12,9 +12,10 @@
 //!   directly, per call (target: under 5 µs of overhead), both on one current-thread client
 //!   runtime, and the name lookup alone.
 //!
-//! Settings: `BENCH_SERVERS` (default 100), `BENCH_TOOLS` (20), `BENCH_ROUNDS` (5),
-//! `BENCH_CALLS` (20000 per path: 200 paired blocks of 100, enough that the median difference
-//! is steady to about a microsecond).
+//! Settings: `BENCH_SERVERS` (default 100), `BENCH_TOOLS` (20), `BENCH_ROUNDS` (11 pairs of
+//! one connect to the single server and one to the fleet; each ratio is the median of the
+//! pairs'), `BENCH_CALLS` (20000 per path: 200 paired blocks of 100, enough that the median
+//! difference is steady to about a microsecond).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -133,32 +134,54 @@ fn median(mut xs: Vec<Duration>) -> Duration {
     xs[xs.len() / 2]
 }
 
-/// The median wall time of `rounds` fresh `Discovery::connect`s to the servers tagged `tag`.
-async fn connect_time(registry: &str, tag: &str, expect_tools: usize, rounds: usize) -> Duration {
-    let mut times = Vec::new();
+/// The wall time of one fresh `Discovery::connect` to the servers tagged `tag`.
+async fn connect_once(registry: &str, tag: &str, expect_tools: usize) -> Duration {
+    let fleet = Discovery::builder(registry)
+        .tags([tag])
+        .build()
+        .expect("builds");
+    let started = Instant::now();
+    let report = fleet.connect().await.expect("registry answers");
+    let took = started.elapsed();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(fleet.tools().len(), expect_tools);
+    fleet.shutdown().await;
+    took
+}
+
+/// Connects to the one server (`solo`) and to the fleet, in adjacent pairs in alternating order,
+/// `rounds` times after a warm-up pair. Returns the median time of each and the median of the
+/// pairs' ratios: the machine's drift cancels out of each pair.
+async fn connect_times(
+    registry: &str,
+    solo_tools: usize,
+    fleet_tools: usize,
+    rounds: usize,
+) -> (Duration, Duration, f64) {
+    let (mut ones, mut fleets, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..=rounds {
-        let fleet = Discovery::builder(registry)
-            .tags([tag])
-            .build()
-            .expect("builds");
-        let started = Instant::now();
-        let report = fleet.connect().await.expect("registry answers");
-        let took = started.elapsed();
-        assert!(report.failed.is_empty(), "{:?}", report.failed);
-        assert_eq!(fleet.tools().len(), expect_tools);
-        fleet.shutdown().await;
+        let (one, fleet) = if round % 2 == 0 {
+            let one = connect_once(registry, "solo", solo_tools).await;
+            (one, connect_once(registry, "fleet", fleet_tools).await)
+        } else {
+            let fleet = connect_once(registry, "fleet", fleet_tools).await;
+            (connect_once(registry, "solo", solo_tools).await, fleet)
+        };
         // Round 0 warms up connections and code paths.
         if round > 0 {
-            times.push(took);
+            ones.push(one);
+            fleets.push(fleet);
+            ratios.push(fleet.as_secs_f64() / one.as_secs_f64());
         }
     }
-    median(times)
+    ratios.sort_by(f64::total_cmp);
+    (median(ones), median(fleets), ratios[ratios.len() / 2])
 }
 
 fn main() {
     let servers = env_or("BENCH_SERVERS", 100);
     let per_server = env_or("BENCH_TOOLS", 20);
-    let rounds = env_or("BENCH_ROUNDS", 5).max(1);
+    let rounds = env_or("BENCH_ROUNDS", 11).max(1);
     let calls = env_or("BENCH_CALLS", 20_000).max(100);
     let remote_ms = env_or("BENCH_REMOTE_MS", 20) as u64;
     let latency = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -195,13 +218,13 @@ fn main() {
         }
 
         // Connect: one server, then the fleet, same code path.
-        let one = connect_time(&registry, "solo", per_server, rounds).await;
-        let fleet = connect_time(&registry, "fleet", servers * per_server, rounds).await;
+        let (one, fleet, ratio) =
+            connect_times(&registry, per_server, servers * per_server, rounds).await;
         // The same with servers that take `remote_ms` to list their tools, as remote servers
         // do: what connecting concurrently saves when the network, not the CPU, is the cost.
         latency.store(remote_ms, std::sync::atomic::Ordering::Relaxed);
-        let remote_one = connect_time(&registry, "solo", per_server, rounds).await;
-        let remote_fleet = connect_time(&registry, "fleet", servers * per_server, rounds).await;
+        let (remote_one, remote_fleet, remote_ratio) =
+            connect_times(&registry, per_server, servers * per_server, rounds).await;
         latency.store(0, std::sync::atomic::Ordering::Relaxed);
 
         // Reference: rmcp alone, initialize + list, one server.
@@ -246,11 +269,10 @@ fn main() {
         }
         let lookup = started.elapsed() / lookups as u32;
 
-        let ratio = fleet.as_secs_f64() / one.as_secs_f64();
         let overhead_us = paired_overhead_us;
         println!();
         println!(
-            "discovery: {servers} servers × {per_server} tools, loopback, median of {rounds} rounds"
+            "discovery: {servers} servers × {per_server} tools, loopback, medians of {rounds} rounds"
         );
         println!("| measurement | value |");
         println!("|---|---|");
@@ -274,7 +296,6 @@ fn main() {
             "| Discovery::connect, {servers} such servers | {:.1} ms |",
             ms(remote_fleet)
         );
-        let remote_ratio = remote_fleet.as_secs_f64() / remote_one.as_secs_f64();
         println!(
             "| ratio {servers} servers / 1 server at {remote_ms} ms (target ≤ 3×) | {remote_ratio:.2}× ({}) |",
             if remote_ratio <= 3.0 { "met" } else { "**missed**" }
