@@ -102,6 +102,10 @@ pub struct Routing {
     /// The last rollback since the policy was set; cleared by setting a policy.
     #[serde(default)]
     pub rolled_back: Option<RollbackRecord>,
+    /// Who last set the policy or rolled it back: a token id or OIDC subject, as an entry's
+    /// `updatedBy` (`null` while writes are open).
+    #[serde(default)]
+    pub updated_by: Option<String>,
 }
 
 /// Why [`Routing::roll_back`] cannot apply.
@@ -118,9 +122,9 @@ pub enum RollbackError {
 }
 
 impl Routing {
-    /// The document a newly set `policy` makes, as of `now` (no rollback recorded). Times are
-    /// kept to the millisecond, as the document renders them.
-    pub fn new(service: ServerId, policy: RoutingPolicy, now: Timestamp) -> Self {
+    /// The document a newly set `policy` makes, set `by` a principal as of `now` (no rollback
+    /// recorded). Times are kept to the millisecond, as the document renders them.
+    pub fn new(service: ServerId, policy: RoutingPolicy, by: Option<&str>, now: Timestamp) -> Self {
         let now = now.trunc_subsecs(3);
         Self {
             service,
@@ -128,16 +132,19 @@ impl Routing {
             rollback: policy.rollback,
             updated_at: now,
             rolled_back: None,
+            updated_by: by.map(str::to_owned),
         }
     }
 
-    /// Rolls `version` back as of `now`: its weight goes to 0 and to the other version with the
-    /// highest weight (the lowest such version on a tie), and the rollback is recorded with the
-    /// weights before it. `Ok(false)`, changing nothing, when the version's weight is already 0.
+    /// Rolls `version` back, `by` a principal as of `now`: its weight goes to 0 and to the other
+    /// version with the highest weight (the lowest such version on a tie), and the rollback is
+    /// recorded with the weights before it. `Ok(false)`, changing nothing, when the version's
+    /// weight is already 0.
     pub fn roll_back(
         &mut self,
         version: &Version,
         reason: &str,
+        by: Option<&str>,
         now: Timestamp,
     ) -> Result<bool, RollbackError> {
         let Some(&weight) = self.weights.get(version) else {
@@ -160,6 +167,7 @@ impl Routing {
             *w = w.saturating_add(weight);
         }
         self.updated_at = now;
+        self.updated_by = by.map(str::to_owned);
         self.rolled_back = Some(RollbackRecord {
             version: version.clone(),
             reason: reason.to_owned(),
@@ -595,6 +603,7 @@ mod tests {
                 weights,
                 rollback: None,
             },
+            Some("tok_setter"),
             Timestamp::default(),
         )
     }
@@ -624,7 +633,9 @@ mod tests {
         let at = Timestamp::default() + chrono::Duration::seconds(5);
         for (before, version, after) in rows {
             let mut r = routing(before);
-            let changed = r.roll_back(&v(version), "errors", at).expect("applies");
+            let changed = r
+                .roll_back(&v(version), "errors", Some("tok_gateway"), at)
+                .expect("applies");
             match after {
                 Some(after) => {
                     assert!(changed, "{before:?}");
@@ -633,6 +644,7 @@ mod tests {
                     assert_eq!(record.previous_weights, routing(before).weights);
                     assert_eq!(record.version, v(version));
                     assert_eq!(r.updated_at, at);
+                    assert_eq!(r.updated_by.as_deref(), Some("tok_gateway"));
                 }
                 None => assert_eq!((changed, r), (false, routing(before)), "{before:?}"),
             }
@@ -640,11 +652,11 @@ mod tests {
         let mut r = routing(&[("2.0.0", 100)]);
         let now = Timestamp::default();
         assert!(matches!(
-            r.roll_back(&v("2.0.0"), "x", now),
+            r.roll_back(&v("2.0.0"), "x", None, now),
             Err(RollbackError::OnlyVersion(_))
         ));
         assert!(matches!(
-            r.roll_back(&v("3.0.0"), "x", now),
+            r.roll_back(&v("3.0.0"), "x", None, now),
             Err(RollbackError::UnknownVersion(_))
         ));
     }
@@ -653,7 +665,7 @@ mod tests {
     fn documents_round_trip_and_name_subsets() {
         let mut r = routing(&[("2.0.0", 90), ("2.1.0+b.1", 10)]);
         r.rollback = RoutingPolicy::from_json(&body()).expect("valid").rollback;
-        r.roll_back(&v("2.1.0+b.1"), "errors", Timestamp::default())
+        r.roll_back(&v("2.1.0+b.1"), "errors", None, Timestamp::default())
             .expect("rolled back");
         let text = serde_json::to_string(&r).expect("render");
         assert!(
@@ -661,6 +673,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#""previousWeights""#), "{text}");
+        assert!(text.contains(r#""updatedBy":null"#), "{text}");
         let back: Routing = serde_json::from_str(&text).expect("parse");
         assert_eq!(back, r);
         assert_eq!(subset_name(&v("2.1.0+b.1")), "v2-1-0-b-1");

@@ -194,6 +194,19 @@ async fn tokens_scopes_and_namespaces_guard_writes() {
         )
         .await;
         assert_eq!(status, 403);
+        // A routing token for catalog sets its policy, recorded as the policy's writer.
+        let (router, router_id) = token(&reg, &[Scope::RoutingWrite], "catalog", None).await;
+        let res = reg
+            .send_as(
+                Method::PUT,
+                "/services/catalog/routing",
+                Some(&router),
+                Some(&json!({"weights": {"1.0.0": 100}})),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        let (_, routing) = reg.get("/services/catalog/routing").await;
+        assert_eq!(routing["updatedBy"], router_id.as_str(), "{routing}");
         // Its own entry: heartbeat and delete work.
         assert_eq!(
             reg.send_as(

@@ -206,13 +206,14 @@ pub trait Store: Send + Sync + 'static {
     /// The registry's revision: that of the last committed change.
     async fn current_revision(&self) -> Result<i64, StoreError>;
 
-    /// Sets the routing policy of `service` as of `now`, replacing any (and its rollback
-    /// record), and logs a `routing` event. Returns the stored document and whether the service
-    /// had no policy before.
+    /// Sets the routing policy of `service`, `by` a principal as of `now`, replacing any (and
+    /// its rollback record), and logs a `routing` event. Returns the stored document and whether
+    /// the service had no policy before.
     async fn put_routing(
         &self,
         service: &ServerId,
         policy: RoutingPolicy,
+        by: Option<&str>,
         now: Timestamp,
     ) -> Result<(Routing, bool), StoreError>;
 
@@ -223,8 +224,9 @@ pub trait Store: Send + Sync + 'static {
     /// `{"service"}`; `false` when there was none.
     async fn delete_routing(&self, service: &ServerId) -> Result<bool, StoreError>;
 
-    /// Rolls `version` of `service` back as of `now` ([`Routing::roll_back`]: its weight goes to
-    /// the heaviest other version, the rollback is recorded) and logs a `routing` event.
+    /// Rolls `version` of `service` back, `by` a principal as of `now` ([`Routing::roll_back`]:
+    /// its weight goes to the heaviest other version, the rollback is recorded) and logs a
+    /// `routing` event.
     /// `None` when the service has no policy. When the rollback does not apply (the weight is
     /// already 0, or the version is not weighed or is the only one) nothing is written and the
     /// current document is returned.
@@ -233,6 +235,7 @@ pub trait Store: Send + Sync + 'static {
         service: &ServerId,
         version: &Version,
         reason: &str,
+        by: Option<&str>,
         now: Timestamp,
     ) -> Result<Option<Routing>, StoreError>;
 

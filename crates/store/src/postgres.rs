@@ -632,9 +632,10 @@ impl Store for PostgresStore {
         &self,
         service: &ServerId,
         policy: RoutingPolicy,
+        by: Option<&str>,
         now: Timestamp,
     ) -> Result<(Routing, bool), StoreError> {
-        let doc = Routing::new(service.clone(), policy, now);
+        let doc = Routing::new(service.clone(), policy, by, now);
         let text = crate::routing::render(&doc)?;
         let mut tx = self.pool.begin().await?;
         // The policy row first (locked by the insert or update), the revision second.
@@ -683,6 +684,7 @@ impl Store for PostgresStore {
         service: &ServerId,
         version: &Version,
         reason: &str,
+        by: Option<&str>,
         now: Timestamp,
     ) -> Result<Option<Routing>, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -695,7 +697,7 @@ impl Store for PostgresStore {
             return Ok(None);
         };
         let mut doc = crate::routing::parse(service, &text)?;
-        if doc.roll_back(version, reason, now) == Ok(true) {
+        if doc.roll_back(version, reason, by, now) == Ok(true) {
             sqlx::query("UPDATE routing SET document = $1, updated_at = $2 WHERE service = $3")
                 .bind(crate::routing::render(&doc)?)
                 .bind(now)

@@ -708,9 +708,10 @@ impl Store for SqliteStore {
         &self,
         service: &ServerId,
         policy: RoutingPolicy,
+        by: Option<&str>,
         now: Timestamp,
     ) -> Result<(Routing, bool), StoreError> {
-        let doc = Routing::new(service.clone(), policy, now);
+        let doc = Routing::new(service.clone(), policy, by, now);
         let text = crate::routing::render(&doc)?;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let existed: Option<i64> = sqlx::query_scalar("SELECT 1 FROM routing WHERE service = ?")
@@ -761,6 +762,7 @@ impl Store for SqliteStore {
         service: &ServerId,
         version: &Version,
         reason: &str,
+        by: Option<&str>,
         now: Timestamp,
     ) -> Result<Option<Routing>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -773,7 +775,7 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let mut doc = crate::routing::parse(service, &text)?;
-        if doc.roll_back(version, reason, now) == Ok(true) {
+        if doc.roll_back(version, reason, by, now) == Ok(true) {
             sqlx::query("UPDATE routing SET document = ?, updated_at = ? WHERE service = ?")
                 .bind(crate::routing::render(&doc)?)
                 .bind(now)

@@ -656,7 +656,7 @@ each_backend!(routing_policies_are_set_rolled_back_and_deleted, |store| {
     assert!(store.get_routing(&svc).await.expect("get").is_none());
     assert!(!store.delete_routing(&svc).await.expect("delete"));
     let none = store
-        .record_rollback(&svc, &version("2.1.0"), "x", t0)
+        .record_rollback(&svc, &version("2.1.0"), "x", None, t0)
         .await
         .expect("rollback");
     assert!(none.is_none(), "no policy, no rollback");
@@ -666,10 +666,11 @@ each_backend!(routing_policies_are_set_rolled_back_and_deleted, |store| {
         "rollback": {"maxErrorRateDelta": 0.05, "window": "60s", "minRequests": 50},
     });
     let (doc, created) = store
-        .put_routing(&svc, policy(body.clone()), t0)
+        .put_routing(&svc, policy(body.clone()), Some("tok_ops"), t0)
         .await
         .expect("put");
     assert!(created);
+    assert_eq!(doc.updated_by.as_deref(), Some("tok_ops"));
     assert_eq!(doc.weights[&version("2.1.0")], 10);
     let got = store
         .get_routing(&svc)
@@ -684,10 +685,17 @@ each_backend!(routing_policies_are_set_rolled_back_and_deleted, |store| {
 
     let t1 = t0 + Duration::seconds(1);
     let rolled = store
-        .record_rollback(&svc, &version("2.1.0"), "error rate 0.31", t1)
+        .record_rollback(
+            &svc,
+            &version("2.1.0"),
+            "error rate 0.31",
+            Some("tok_gateway"),
+            t1,
+        )
         .await
         .expect("rollback")
         .expect("policy");
+    assert_eq!(rolled.updated_by.as_deref(), Some("tok_gateway"));
     assert_eq!(rolled.weights[&version("2.0.0")], 100);
     assert_eq!(rolled.weights[&version("2.1.0")], 0);
     let record = rolled.rolled_back.clone().expect("recorded");
@@ -704,7 +712,7 @@ each_backend!(routing_policies_are_set_rolled_back_and_deleted, |store| {
     );
     // Already at 0: nothing written, no event.
     let again = store
-        .record_rollback(&svc, &version("2.1.0"), "again", t1)
+        .record_rollback(&svc, &version("2.1.0"), "again", Some("tok_other"), t1)
         .await
         .expect("rollback")
         .expect("policy");
@@ -712,10 +720,11 @@ each_backend!(routing_policies_are_set_rolled_back_and_deleted, |store| {
 
     let t2 = t1 + Duration::seconds(1);
     let (replaced, created) = store
-        .put_routing(&svc, policy(json!({"weights": {"2.1.0": 100}})), t2)
+        .put_routing(&svc, policy(json!({"weights": {"2.1.0": 100}})), None, t2)
         .await
         .expect("replace");
     assert!(!created);
+    assert_eq!(replaced.updated_by, None, "writes open: nobody to record");
     assert!(replaced.rolled_back.is_none() && replaced.rollback.is_none());
     assert!(store.delete_routing(&svc).await.expect("delete"));
     assert!(store.get_routing(&svc).await.expect("get").is_none());
@@ -733,6 +742,7 @@ each_backend!(routing_policies_are_set_rolled_back_and_deleted, |store| {
     assert_eq!(data(0)["weights"], body["weights"]);
     assert_eq!(data(0)["rollback"], body["rollback"]);
     assert_eq!(data(1)["rolledBack"]["version"], "2.1.0");
+    assert_eq!(data(1)["updatedBy"], "tok_gateway");
     assert_eq!(data(2)["weights"], json!({"2.1.0": 100}));
     assert_eq!(data(3), json!({"service": "catalog"}));
 });

@@ -83,7 +83,7 @@ pub(crate) async fn put_routing(
     writer: Writer,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    writer.allow(mcp_fleet_model::Scope::RoutingWrite, &[service.as_str()])?;
+    let by = writer.allow(mcp_fleet_model::Scope::RoutingWrite, &[service.as_str()])?;
     let policy = RoutingPolicy::from_json(&body)?;
     let known: BTreeSet<Version> = state
         .store()
@@ -119,7 +119,7 @@ pub(crate) async fn put_routing(
         |_| true,
         move |s| async move {
             s.store()
-                .put_routing(&task_service, policy, Utc::now())
+                .put_routing(&task_service, policy, by.as_deref(), Utc::now())
                 .await
         },
     )
@@ -274,14 +274,14 @@ pub(crate) async fn rollback(
     writer: Writer,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    writer.allow(mcp_fleet_model::Scope::RoutingWrite, &[service.as_str()])?;
+    let by = writer.allow(mcp_fleet_model::Scope::RoutingWrite, &[service.as_str()])?;
     let (version, reason) = parse_rollback(&body)?;
     // Checked on the current document first, so that a rollback that cannot apply is the
     // caller's mistake; the store applies it to the document as it is when it writes.
     let Some(mut current) = state.store().get_routing(&service).await? else {
         return Err(no_policy(&service));
     };
-    match current.roll_back(&version, &reason, Utc::now()) {
+    match current.roll_back(&version, &reason, by.as_deref(), Utc::now()) {
         Err(e @ RollbackError::UnknownVersion(_)) => {
             return Err(ApiError::field("version", e.to_string()));
         }
@@ -295,7 +295,13 @@ pub(crate) async fn rollback(
         |doc: &Option<Routing>| doc.is_some(),
         move |s| async move {
             s.store()
-                .record_rollback(&task_service, &task_version, &task_reason, Utc::now())
+                .record_rollback(
+                    &task_service,
+                    &task_version,
+                    &task_reason,
+                    by.as_deref(),
+                    Utc::now(),
+                )
                 .await
         },
     )
