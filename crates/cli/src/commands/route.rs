@@ -143,8 +143,13 @@ fn weights_text(weights: &std::collections::BTreeMap<Version, u8>) -> String {
 
 /// The readable summary `route get` prints.
 fn summary(doc: &Routing) -> String {
+    let by = doc
+        .updated_by
+        .as_deref()
+        .map(|b| format!(" by {b}"))
+        .unwrap_or_default();
     let mut out = format!(
-        "service {} (updated {})\n",
+        "service {} (updated {}{by})\n",
         doc.service,
         format_timestamp(&doc.updated_at)
     );
