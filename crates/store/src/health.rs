@@ -70,6 +70,17 @@ pub(crate) fn u32_of(v: Option<i64>) -> Option<u32> {
     v.and_then(|n| u32::try_from(n).ok())
 }
 
+/// Builds a [`HeartbeatRow`] from its stored columns, shared by both backends.
+pub(crate) fn heartbeat_row(
+    id: String,
+    heartbeat_at: Option<Timestamp>,
+) -> Result<HeartbeatRow, crate::StoreError> {
+    Ok(HeartbeatRow {
+        id: crate::row::server_id(id)?,
+        heartbeat_at,
+    })
+}
+
 /// Builds a [`HealthRow`] from its stored columns, shared by both backends.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn health_row(
@@ -92,7 +103,7 @@ pub(crate) fn health_row(
         reason,
     };
     Ok(HealthRow {
-        id: id.parse().map_err(|e| bad(format!("id {e}")))?,
+        id: crate::row::server_id(id.clone())?,
         name,
         url: url.parse().map_err(|e| bad(format!("url {e}")))?,
         health_url: health_url

@@ -181,13 +181,10 @@ impl Renderings {
         let limit = limit as usize;
         let next_after = if entries.len() > limit {
             entries.truncate(limit);
-            let last = listed[..limit].last().map(|(id, _)| {
-                id.parse().map_err(|e| StoreError::Corrupt {
-                    id: id.clone(),
-                    reason: format!("id {e}"),
-                })
-            });
-            last.transpose()?
+            listed[..limit]
+                .last()
+                .map(|(id, _)| server_id(id.clone()))
+                .transpose()?
         } else {
             None
         };
@@ -209,6 +206,14 @@ impl Renderings {
             }
         }
     }
+}
+
+/// A stored id, parsed; a bad one is a corrupt row named by the text.
+pub(crate) fn server_id(id: String) -> Result<ServerId, StoreError> {
+    id.parse().map_err(|e| StoreError::Corrupt {
+        reason: format!("id {e}"),
+        id,
+    })
 }
 
 /// Parses `id version id version …`, the one-value form of a listing SQLite answers with.

@@ -630,16 +630,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| {
-                let id: String = r.try_get("id")?;
-                Ok(HeartbeatRow {
-                    id: id.parse().map_err(|e| StoreError::Corrupt {
-                        id: id.clone(),
-                        reason: format!("id {e}"),
-                    })?,
-                    heartbeat_at: r.try_get("heartbeat_at")?,
-                })
-            })
+            .map(|r| crate::health::heartbeat_row(r.try_get("id")?, r.try_get("heartbeat_at")?))
             .collect()
     }
 
