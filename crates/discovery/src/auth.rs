@@ -429,7 +429,7 @@ fn is_unauthorized(error: &HttpError) -> bool {
     match error {
         StreamableHttpError::AuthRequired(_) => true,
         StreamableHttpError::UnexpectedServerResponse(text) => {
-            crate::error::auth_status_in_text(text) == Some(401)
+            crate::rmcp_errors::auth_status_in_text(text) == Some(401)
         }
         StreamableHttpError::Client(e) => e.status().is_some_and(|s| s.as_u16() == 401),
         _ => false,

@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use rmcp::ServiceError;
 use rmcp::service::ClientInitializeError;
-use rmcp::transport::streamable_http_client::{
-    AuthRequiredError, InsufficientScopeError, StreamableHttpError,
-};
+use rmcp::transport::streamable_http_client::StreamableHttpError;
 
 use crate::auth::AuthError;
 use crate::registry_client::ClientError;
+use crate::rmcp_errors::{auth_status, first_line};
 
 /// Why an operation of [`Discovery`](crate::Discovery) failed.
 ///
@@ -250,8 +249,7 @@ impl Target<'_> {
                 reason: auth.to_string(),
             };
         }
-        let text = describe(error);
-        if let Some(status) = auth_status(error).or_else(|| auth_status_in_text(&text)) {
+        if let Some(status) = auth_status(error) {
             let hint = if self.wants_auth {
                 "the credentials were rejected; check the token (or client id and secret) \
                  configured for this server"
@@ -267,7 +265,7 @@ impl Target<'_> {
         DiscoveryError::Transport {
             server: self.server.to_owned(),
             url: self.url.to_owned(),
-            reason: text,
+            reason: describe(error),
         }
     }
 }
@@ -294,92 +292,9 @@ fn find_auth_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a AuthEr
     None
 }
 
-/// 401 or 403 if an error in the chain says the server answered with it.
-pub(crate) fn auth_status(error: &(dyn StdError + 'static)) -> Option<u16> {
-    let is_auth = |status: u16| (status == 401 || status == 403).then_some(status);
-    let mut next = Some(error);
-    while let Some(current) = next {
-        if let Some(http) = current.downcast_ref::<HttpError>() {
-            match http {
-                StreamableHttpError::AuthRequired(_) => return Some(401),
-                StreamableHttpError::InsufficientScope(_) => return Some(403),
-                StreamableHttpError::HttpStatus(s) => {
-                    if let Some(status) = is_auth(s.status) {
-                        return Some(status);
-                    }
-                }
-                StreamableHttpError::Client(e) => {
-                    if let Some(status) = e.status().and_then(|s| is_auth(s.as_u16())) {
-                        return Some(status);
-                    }
-                }
-                StreamableHttpError::UnexpectedServerResponse(text) => {
-                    if let Some(status) = auth_status_in_text(text) {
-                        return Some(status);
-                    }
-                }
-                _ => {}
-            }
-        }
-        if current.is::<AuthRequiredError>() {
-            return Some(401);
-        }
-        if current.is::<InsufficientScopeError>() {
-            return Some(403);
-        }
-        next = current.source();
-    }
-    None
-}
-
-/// rmcp reports a 401/403 without a `WWW-Authenticate` challenge only as text.
-pub(crate) fn auth_status_in_text(text: &str) -> Option<u16> {
-    [
-        (401, "HTTP 401", "401 Unauthorized"),
-        (403, "HTTP 403", "403 Forbidden"),
-    ]
-    .into_iter()
-    .find(|(_, a, b)| text.contains(a) || text.contains(b))
-    .map(|(status, _, _)| status)
-}
-
-/// The messages of `error`'s chain joined with `: `, without rmcp's wrappers (which repeat
-/// their source's message behind a long transport type name) and without reqwest's URL (the
-/// error names the server already).
+/// The error chain as one line of at most 300 characters.
 pub(crate) fn describe(error: &(dyn StdError + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(error);
-    while let Some(current) = next {
-        if current.is::<rmcp::transport::DynamicTransportError>() {
-            next = current.source();
-            continue;
-        }
-        // `Client` holds the reqwest error without declaring it as its source.
-        if let Some(StreamableHttpError::Client(inner)) = current.downcast_ref::<HttpError>() {
-            next = Some(inner);
-            continue;
-        }
-        let text = match current.downcast_ref::<reqwest::Error>() {
-            Some(e) => match e.url() {
-                Some(url) => e.to_string().replace(&format!(" for url ({url})"), ""),
-                None => e.to_string(),
-            },
-            None => current.to_string(),
-        };
-        if !parts.last().is_some_and(|last| last.contains(&text)) {
-            parts.push(text);
-        }
-        next = current.source();
-    }
-    let joined = parts.join(": ");
-    let line = joined.lines().next().unwrap_or_default();
-    if line.chars().count() > 300 {
-        let mut cut: String = line.chars().take(299).collect();
-        cut.push('…');
-        cut
-    } else {
-        line.to_owned()
-    }
+    first_line(&crate::rmcp_errors::describe(error), 300)
 }
 
 #[cfg(test)]
@@ -413,18 +328,6 @@ mod tests {
             known: 3,
         };
         assert!(!missing.is_upstream());
-    }
-
-    #[test]
-    fn auth_status_from_text() {
-        let cases = [
-            ("HTTP 401 Unauthorized: nope", Some(401)),
-            ("unexpected: 403 Forbidden", Some(403)),
-            ("HTTP 500", None),
-        ];
-        for (text, want) in cases {
-            assert_eq!(auth_status_in_text(text), want, "{text}");
-        }
     }
 
     #[test]

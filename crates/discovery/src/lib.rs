@@ -34,6 +34,7 @@ mod events;
 mod index;
 pub mod names;
 mod registry_client;
+pub mod rmcp_errors;
 mod supervisor;
 mod watch;
 

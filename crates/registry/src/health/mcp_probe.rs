@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use mcp_fleet_discovery::rmcp_errors::{auth_status, describe, first_line};
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientJsonRpcMessage, ClientRequest, ErrorData,
@@ -16,9 +17,8 @@ use rmcp::service::{ClientInitializeError, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::common::client_side_sse::BoxedSseResponse;
 use rmcp::transport::streamable_http_client::{
-    AuthRequiredError, InsufficientScopeError, StreamableHttpClient,
-    StreamableHttpClientTransportConfig, StreamableHttpError, StreamableHttpPostResponse,
-    StreamableHttpResponseLimits,
+    StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError,
+    StreamableHttpPostResponse, StreamableHttpResponseLimits,
 };
 use rmcp::{ServiceError, ServiceExt};
 use tokio::time::Instant;
@@ -132,105 +132,15 @@ fn rpc_error(step: &str, error: &ErrorData) -> McpProbe {
 
 /// A transport failure is an auth rejection if a 401/403 is behind it, else a failure.
 fn transport_failure(step: &str, error: &(dyn Error + 'static)) -> McpProbe {
-    let text = describe(error);
-    match auth_status(error).or_else(|| auth_status_in_text(&text)) {
+    match auth_status(error) {
         Some(status) => McpProbe::AuthRejected(status),
-        None => McpProbe::Failed(short(&format!("{step}: {text}"))),
+        None => McpProbe::Failed(short(&format!("{step}: {}", describe(error)))),
     }
-}
-
-/// 401 or 403 if an error in `error`'s chain says the server answered with it.
-fn auth_status(error: &(dyn Error + 'static)) -> Option<u16> {
-    let is_auth = |status: u16| (status == 401 || status == 403).then_some(status);
-    let mut next = Some(error);
-    while let Some(current) = next {
-        if let Some(http) = current.downcast_ref::<HttpError>() {
-            match http {
-                StreamableHttpError::AuthRequired(_) => return Some(401),
-                StreamableHttpError::InsufficientScope(_) => return Some(403),
-                StreamableHttpError::HttpStatus(status) => {
-                    if let Some(status) = is_auth(status.status) {
-                        return Some(status);
-                    }
-                }
-                StreamableHttpError::Client(error) => {
-                    if let Some(status) = error.status().and_then(|s| is_auth(s.as_u16())) {
-                        return Some(status);
-                    }
-                }
-                _ => {}
-            }
-        }
-        if current.is::<AuthRequiredError>() {
-            return Some(401);
-        }
-        if current.is::<InsufficientScopeError>() {
-            return Some(403);
-        }
-        if let Some(status) = current
-            .downcast_ref::<reqwest::Error>()
-            .and_then(reqwest::Error::status)
-            .and_then(|s| is_auth(s.as_u16()))
-        {
-            return Some(status);
-        }
-        next = current.source();
-    }
-    None
-}
-
-/// The fallback for an error type this file does not know: rmcp reports a 401/403 without a
-/// `WWW-Authenticate` challenge only as text (`HTTP 401 Unauthorized: <body>`).
-fn auth_status_in_text(text: &str) -> Option<u16> {
-    [
-        (401, "HTTP 401", "401 Unauthorized"),
-        (403, "HTTP 403", "403 Forbidden"),
-    ]
-    .into_iter()
-    .find(|(_, a, b)| text.contains(a) || text.contains(b))
-    .map(|(status, _, _)| status)
-}
-
-/// The messages of `error`'s chain joined with `: `, without rmcp's wrappers (which repeat
-/// their source's message, behind a long transport type name) and without reqwest's URL (the
-/// entry already names it).
-fn describe(error: &(dyn Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(error);
-    while let Some(current) = next {
-        if current.is::<rmcp::transport::DynamicTransportError>() {
-            next = current.source();
-            continue;
-        }
-        // `Client` holds the reqwest error without declaring it as its source.
-        if let Some(StreamableHttpError::Client(inner)) = current.downcast_ref::<HttpError>() {
-            next = Some(inner);
-            continue;
-        }
-        let text = match current.downcast_ref::<reqwest::Error>() {
-            Some(error) => match error.url() {
-                Some(url) => error.to_string().replace(&format!(" for url ({url})"), ""),
-                None => error.to_string(),
-            },
-            None => current.to_string(),
-        };
-        if !parts.last().is_some_and(|last| last.contains(&text)) {
-            parts.push(text);
-        }
-        next = current.source();
-    }
-    parts.join(": ")
 }
 
 /// The first line of `text`, at most [`MAX_ERROR_CHARS`] characters: it becomes `lastError`.
 fn short(text: &str) -> String {
-    let line = text.lines().next().unwrap_or_default().trim_end();
-    if line.chars().count() <= MAX_ERROR_CHARS {
-        return line.to_owned();
-    }
-    let mut cut: String = line.chars().take(MAX_ERROR_CHARS - 1).collect();
-    cut.push('…');
-    cut
+    first_line(text, MAX_ERROR_CHARS)
 }
 
 /// The caller's reqwest client with every request, and every event stream, cut off at the
