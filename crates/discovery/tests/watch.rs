@@ -124,16 +124,7 @@ async fn seed_registry(servers: Arc<Mutex<Vec<Value>>>, shutdown: CancellationTo
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-    });
-    url
+    mcp_fleet_test_support::serve(app, shutdown).await
 }
 
 /// Entry `id` as a registry renders it.

@@ -34,16 +34,7 @@ fn target_dir() -> PathBuf {
 /// An HTTP server whose `/health` answers `status` until `shutdown`; returns its base URL.
 async fn health_server(status: StatusCode, shutdown: CancellationToken) -> String {
     let app = Router::new().route("/health", get(move || async move { status }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-    });
-    url
+    mcp_fleet_test_support::serve(app, shutdown).await
 }
 
 fn entry(id: &str, name: &str, version: &str, tags: &[&str], base: &str) -> Value {

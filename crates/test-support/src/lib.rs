@@ -1,6 +1,6 @@
 //! Shared test fixtures: throwaway SQLite and PostgreSQL databases, a PostgreSQL cluster a test
-//! may stop and start ([`PgCluster`]), polling with a deadline, and headless Chromium for page
-//! tests ([`browser`]).
+//! may stop and start ([`PgCluster`]), polling with a deadline, a router served on loopback
+//! ([`serve`]), and headless Chromium for page tests ([`browser`]).
 //!
 //! PostgreSQL tests use the cluster named by `MCP_FLEET_TEST_POSTGRES_URL` (which `scripts/test`
 //! starts); each test gets a database of its own. Without it they are skipped, except under
@@ -16,6 +16,20 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
+
+/// Serves `app` on `127.0.0.1:0` until `shutdown`; returns its base URL (`http://127.0.0.1:<port>`).
+pub async fn serve(app: axum::Router, shutdown: tokio_util::sync::CancellationToken) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+    });
+    url
+}
 
 /// The environment variable naming the test PostgreSQL cluster.
 pub const POSTGRES_ENV: &str = "MCP_FLEET_TEST_POSTGRES_URL";

@@ -50,17 +50,11 @@ impl TokenEndpoint {
         let app = Router::new()
             .route("/token", post(issue))
             .with_state(issuer.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}/token", listener.local_addr().expect("addr"));
         let stop = CancellationToken::new();
-        let until = stop.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(until.cancelled_owned())
-                .await
-        });
+        let url = format!(
+            "{}/token",
+            mcp_fleet_test_support::serve(app, stop.clone()).await
+        );
         Self { url, issuer, stop }
     }
 

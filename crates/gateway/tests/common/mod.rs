@@ -427,15 +427,11 @@ impl Webhook {
                 }
             }),
         );
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
         let stop = CancellationToken::new();
-        let until = stop.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(until.cancelled_owned())
-                .await
-        });
+        let url = format!(
+            "{}/hook",
+            mcp_fleet_test_support::serve(app, stop.clone()).await
+        );
         Self {
             url,
             received,

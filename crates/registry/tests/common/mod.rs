@@ -55,16 +55,7 @@ pub(crate) async fn live_server(shutdown: CancellationToken) -> String {
         "/health",
         axum::routing::get(|| async { axum::Json(json!({"status": "ok"})) }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-    });
-    url
+    mcp_fleet_test_support::serve(app, shutdown).await
 }
 
 async fn start_inner(db: TestDb, config: Config, health: Option<HealthConfig>) -> TestRegistry {
