@@ -13,10 +13,11 @@ pub(crate) mod tools;
 use anyhow::Context;
 use clap::Args;
 
-/// The registry's database, for commands that use it directly (`token`, `health-worker`).
+/// The registry's database, for commands that use it directly (`serve`, `token`,
+/// `health-worker`).
 #[derive(Debug, Args)]
 pub(crate) struct DatabaseArg {
-    /// The registry's database: `sqlite://FILE` or `postgres://…`.
+    /// Database: `sqlite://FILE` (created on first start) or `postgres://USER:PASS@HOST/DB`.
     #[arg(
         long,
         env = "MCP_FLEET_DATABASE_URL",
@@ -29,13 +30,15 @@ pub(crate) struct DatabaseArg {
 impl DatabaseArg {
     /// Opens (and migrates) the database.
     pub(crate) async fn store(&self) -> anyhow::Result<std::sync::Arc<dyn mcp_fleet_store::Store>> {
-        mcp_fleet_store::connect(&self.database_url)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open database {}",
-                    mcp_fleet_store::redact(&self.database_url)
-                )
-            })
+        open_database(&self.database_url).await
     }
+}
+
+/// Opens (and migrates) the database at `url`; the error names it without its password.
+pub(crate) async fn open_database(
+    url: &str,
+) -> anyhow::Result<std::sync::Arc<dyn mcp_fleet_store::Store>> {
+    mcp_fleet_store::connect(url)
+        .await
+        .with_context(|| format!("cannot open database {}", mcp_fleet_store::redact(url)))
 }

@@ -9,6 +9,7 @@ use mcp_fleet_registry::{AppState, Config, DEFAULT_MAX_BODY_BYTES};
 
 use crate::commands::health::{HealthArgs, raise_open_file_limit};
 use crate::commands::security::SecurityArgs;
+use crate::commands::{DatabaseArg, open_database};
 use crate::shutdown;
 
 /// Options of `serve`.
@@ -17,14 +18,8 @@ pub(crate) struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "MCP_FLEET_LISTEN", default_value = "127.0.0.1:4000")]
     pub(crate) listen: SocketAddr,
-    /// Database: `sqlite://FILE` (created on first start) or `postgres://USER:PASS@HOST/DB`.
-    #[arg(
-        long,
-        env = "MCP_FLEET_DATABASE_URL",
-        default_value = "sqlite://mcp-fleet.db",
-        hide_env_values = true
-    )]
-    pub(crate) database_url: String,
+    #[command(flatten)]
+    pub(crate) database: DatabaseArg,
     /// How long listings and /status may be answered from memory; writes through this process
     /// show at once, writes by other processes after at most this long. `0s` disables it.
     #[arg(long, env = "MCP_FLEET_READ_CACHE_TTL", default_value = "1s", value_parser = humantime::parse_duration)]
@@ -47,14 +42,7 @@ pub(crate) async fn start(
     security: &SecurityArgs,
 ) -> anyhow::Result<(tokio::net::TcpListener, AppState)> {
     let auth = security.auth()?;
-    let store = mcp_fleet_store::connect(database_url)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open database {}",
-                mcp_fleet_store::redact(database_url)
-            )
-        })?;
+    let store = open_database(database_url).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -74,7 +62,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     raise_open_file_limit();
     let (listener, state) = start(
         args.listen,
-        &args.database_url,
+        &args.database.database_url,
         args.read_cache_ttl,
         &args.health,
         &args.security,
@@ -96,7 +84,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(state.start_health_worker(health, shutdown.clone())?)
     };
     tracing::info!(
-        database = %mcp_fleet_store::redact(&args.database_url),
+        database = %mcp_fleet_store::redact(&args.database.database_url),
         "registry listening on http://{addr}"
     );
     // A line on stdout that scripts (and tests) can read the chosen port from.
