@@ -7,23 +7,16 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::common::{binary, run_code, spawn_command};
+use crate::common::{run_code, serve_command, spawn_command};
 
 #[tokio::test]
 async fn json_logs_carry_the_request_span() {
     let db = mcp_fleet_test_support::sqlite();
-    let mut cmd = binary();
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--database-url",
-        &db.url,
-    ])
-    .args(["--no-health-worker"])
-    .env("MCP_FLEET_LOG_FORMAT", "json")
-    .env("RUST_LOG", "info,mcp_fleet_registry=debug")
-    .stderr(Stdio::piped());
+    let mut cmd = serve_command(&db.url);
+    cmd.args(["--no-health-worker"])
+        .env("MCP_FLEET_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info,mcp_fleet_registry=debug")
+        .stderr(Stdio::piped());
     let mut running = spawn_command(cmd).await;
     let (child, url) = (&mut running.child, running.url.clone());
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
-use crate::common::{PROCESS_DEADLINE, binary, spawn_command};
+use crate::common::{PROCESS_DEADLINE, serve_command, spawn_command};
 
 /// The `mcp_fleet_http_requests_in_flight` sample of a scrape.
 async fn in_flight(http: &reqwest::Client, url: &str) -> Option<u64> {
@@ -27,16 +27,9 @@ async fn in_flight(http: &reqwest::Client, url: &str) -> Option<u64> {
 #[tokio::test]
 async fn sigterm_answers_the_request_in_flight_and_stops_the_health_worker() {
     let db = mcp_fleet_test_support::sqlite();
-    let mut cmd = binary();
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--database-url",
-        &db.url,
-    ])
-    .env("RUST_LOG", "warn,mcp_fleet_registry::health=info")
-    .stderr(Stdio::piped());
+    let mut cmd = serve_command(&db.url);
+    cmd.env("RUST_LOG", "warn,mcp_fleet_registry::health=info")
+        .stderr(Stdio::piped());
     let mut running = spawn_command(cmd).await;
     let (child, url) = (&mut running.child, running.url.clone());
     // Read stderr all along, so the child never blocks on a full pipe.

@@ -67,16 +67,22 @@ pub(crate) async fn spawn_command(mut cmd: Command) -> Running {
     }
 }
 
-/// `mcp-fleet serve` on a free port over `database_url`.
-pub(crate) async fn serve(database_url: &str) -> Running {
-    spawn_listening(&[
+/// The command `mcp-fleet serve` on a free port over `database_url`, for a test to add to.
+pub(crate) fn serve_command(database_url: &str) -> Command {
+    let mut cmd = binary();
+    cmd.args([
         "serve",
         "--listen",
         "127.0.0.1:0",
         "--database-url",
         database_url,
-    ])
-    .await
+    ]);
+    cmd
+}
+
+/// `mcp-fleet serve` on a free port over `database_url`.
+pub(crate) async fn serve(database_url: &str) -> Running {
+    spawn_command(serve_command(database_url)).await
 }
 
 impl Running {
