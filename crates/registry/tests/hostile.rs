@@ -175,20 +175,12 @@ fn injections() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The registration fields, each with a valid value (the base body's).
-const FIELDS: [&str; 11] = [
-    "id",
-    "name",
-    "description",
-    "url",
-    "version",
-    "tags",
-    "auth",
-    "healthUrl",
-    "metadata",
-    "healthCheck",
-    "ttlSeconds",
-];
+/// The registration fields the base body gives a valid value: all but `service`.
+fn fields() -> impl Iterator<Item = &'static str> {
+    mcp_fleet_model::REGISTRATION_FIELDS
+        .into_iter()
+        .filter(|f| *f != "service")
+}
 
 /// A valid body for an id that is never stored (every row must fail).
 fn base() -> Value {
@@ -235,7 +227,7 @@ fn rows() -> Vec<Row> {
     // Injection strings in every field. Free text (`name`, `description`, `metadata`) accepts
     // them, so those rows carry a bad `version` too: the answer must be a 400 naming `version`
     // alone, which shows the text went through the checks without disturbing them.
-    for field in FIELDS {
+    for field in fields() {
         for (what, s) in injections() {
             let mut b = base();
             b[field] = at_field(field, json!(s));
@@ -268,7 +260,7 @@ fn rows() -> Vec<Row> {
         ("object", json!({"$ne": null})),
         ("string", json!("1")),
     ];
-    for field in FIELDS {
+    for field in fields() {
         for (what, v) in &wrong {
             let mut b = base();
             b[field] = v.clone();
