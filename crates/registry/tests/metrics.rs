@@ -379,15 +379,10 @@ async fn hook(shutdown: CancellationToken) -> (String, Arc<AtomicUsize>) {
             async { "ok" }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-    });
+    let url = format!(
+        "{}/hook",
+        mcp_fleet_test_support::serve(app, shutdown).await
+    );
     (url, calls)
 }
 

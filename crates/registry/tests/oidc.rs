@@ -59,15 +59,7 @@ async fn jwks_server(keys: Arc<Mutex<Vec<Value>>>, stop: CancellationToken) -> S
             async move { axum::Json(json!({"keys": *keys.lock().expect("lock")})) }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/jwks", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-    });
+    let url = format!("{}/jwks", mcp_fleet_test_support::serve(app, stop).await);
     url
 }
 
