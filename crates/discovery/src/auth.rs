@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use mcp_fleet_model::{AuthType, Entry};
@@ -423,6 +423,8 @@ pub(crate) struct AuthedClient {
     pub(crate) http: reqwest::Client,
     pub(crate) tokens: Option<Arc<TokenSource>>,
     pub(crate) head_timeout: Duration,
+    /// The session id the server gave (on its answer to `initialize`), for direct calls.
+    pub(crate) session_id: Arc<OnceLock<Arc<str>>>,
 }
 
 fn is_unauthorized(error: &HttpError) -> bool {
@@ -437,6 +439,55 @@ fn is_unauthorized(error: &HttpError) -> bool {
 }
 
 impl AuthedClient {
+    /// A client for one session.
+    pub(crate) fn new(
+        http: reqwest::Client,
+        tokens: Option<Arc<TokenSource>>,
+        head_timeout: Duration,
+    ) -> Self {
+        Self {
+            http,
+            tokens,
+            head_timeout,
+            session_id: Arc::default(),
+        }
+    }
+
+    /// Posts `message` with the current token (after a `401`, once more with a fresh one).
+    async fn post_with_token(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        limits: StreamableHttpResponseLimits,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        if self.tokens.is_none() {
+            // Nothing to retry with: no copies of the message.
+            return self
+                .bounded(self.http.post_message_with_response_limits(
+                    uri,
+                    message,
+                    session_id,
+                    None,
+                    custom_headers,
+                    limits,
+                ))
+                .await;
+        }
+        self.with_token(|token| {
+            self.http.post_message_with_response_limits(
+                uri.clone(),
+                message.clone(),
+                session_id.clone(),
+                token,
+                custom_headers.clone(),
+                limits,
+            )
+        })
+        .await
+    }
+
     async fn bounded<T>(
         &self,
         call: impl Future<Output = Result<T, HttpError>>,
@@ -532,30 +583,18 @@ impl StreamableHttpClient for AuthedClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
-        if self.tokens.is_none() {
-            // Nothing to retry with: no copies of the message.
-            return self
-                .bounded(self.http.post_message_with_response_limits(
-                    uri,
-                    message,
-                    session_id,
-                    None,
-                    custom_headers,
-                    limits,
-                ))
-                .await;
+        let posted = self
+            .post_with_token(uri, message, session_id, custom_headers, limits)
+            .await;
+        if let Ok(
+            StreamableHttpPostResponse::Json(_, Some(id))
+            | StreamableHttpPostResponse::Sse(_, Some(id)),
+        ) = &posted
+            && self.session_id.get().is_none()
+        {
+            let _ = self.session_id.set(Arc::from(id.as_str()));
         }
-        self.with_token(|token| {
-            self.http.post_message_with_response_limits(
-                uri.clone(),
-                message.clone(),
-                session_id.clone(),
-                token,
-                custom_headers.clone(),
-                limits,
-            )
-        })
-        .await
+        posted
     }
 
     async fn delete_session(

@@ -17,6 +17,7 @@ use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use tokio::time::Instant;
 
 use crate::auth::{AuthedClient, TokenSource};
+use crate::direct::Direct;
 use crate::error::{DiscoveryError, Target};
 use crate::index::{ServerMeta, Signals};
 
@@ -88,6 +89,8 @@ impl SseRetryPolicy for StreamWatch {
 /// An open session.
 pub(crate) struct Session {
     pub(crate) running: RunningService<RoleClient, FleetClient>,
+    /// Tool calls without rmcp's client service, where the session allows it.
+    pub(crate) direct: Option<Arc<Direct>>,
 }
 
 impl Session {
@@ -124,11 +127,13 @@ impl Opener<'_> {
     ) -> Result<(Session, Vec<Tool>), DiscoveryError> {
         let target = target(meta);
         let deadline = Instant::now() + self.timeout;
-        let client = AuthedClient {
-            http: self.http.clone(),
-            tokens: tokens.map(Arc::new),
-            head_timeout: self.request_timeout.max(self.timeout),
-        };
+        let client = AuthedClient::new(
+            self.http.clone(),
+            tokens.map(Arc::new),
+            self.request_timeout.max(self.timeout),
+        );
+        let session_id = client.session_id.clone();
+        let direct_client = client.clone();
         let mut config = StreamableHttpClientTransportConfig::with_uri(meta.mcp_url.as_str())
             // A restarted server does not know our session: reconnect (and re-list) instead.
             .reinit_on_expired_session(false);
@@ -140,14 +145,27 @@ impl Opener<'_> {
                 .checked_sub(SIGNAL_GAP)
                 .unwrap_or_else(std::time::Instant::now),
         });
-        let handler = FleetClient::new(self.client_name, self.client_version, signals);
+        let handler = FleetClient::new(self.client_name, self.client_version, signals.clone());
         let transport = StreamableHttpClientTransport::with_client(client, config);
         let running = match tokio::time::timeout_at(deadline, handler.serve(transport)).await {
             Ok(Ok(running)) => running,
             Ok(Err(e)) => return Err(target.initialize_error(&e)),
             Err(_) => return Err(target.timeout("connect", self.timeout)),
         };
-        let session = Session { running };
+        let version = running
+            .peer()
+            .peer_info()
+            .map(|info| info.protocol_version.clone())
+            .unwrap_or_default();
+        let direct = Direct::new(
+            direct_client,
+            Arc::from(meta.mcp_url.as_str()),
+            session_id.get().cloned(),
+            &version,
+            signals,
+        )
+        .map(Arc::new);
+        let session = Session { running, direct };
         // The index is the cache; rmcp's own would answer re-lists from memory.
         session
             .peer()

@@ -22,6 +22,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::auth::{BearerTokenFn, ClientCredentials, Credentials, Tokens};
 use crate::connection::target;
+use crate::direct::{Direct, DirectError};
 use crate::error::DiscoveryError;
 use crate::events::{IndexEvent, IndexUpdates};
 use crate::index::{
@@ -428,7 +429,7 @@ impl Shared {
         meta: &Arc<ServerMeta>,
         signals: &Arc<Signals>,
         state: ServerState,
-        peer: Option<Peer<RoleClient>>,
+        link: Option<(Peer<RoleClient>, Option<Arc<Direct>>)>,
         tools: Option<Vec<Tool>>,
     ) {
         let mut st = self.lock();
@@ -441,7 +442,7 @@ impl Shared {
                 .map(|p| p.bare_tools())
                 .unwrap_or_default()
         });
-        let part = ServerPart::new(meta.clone(), state, peer, signals.clone(), &tools);
+        let part = ServerPart::new(meta.clone(), state, link, signals.clone(), &tools);
         st.parts.insert(meta.id.clone(), Arc::new(part));
         self.commit(&st.parts);
     }
@@ -569,6 +570,7 @@ impl std::fmt::Debug for Discovery {
 /// What a call resolved to.
 struct Route {
     peer: Peer<RoleClient>,
+    direct: Option<Arc<Direct>>,
     tool: Arc<DiscoveredTool>,
     server: Arc<ServerPart>,
 }
@@ -722,6 +724,7 @@ impl Discovery {
         match (&slot.server.state, &slot.server.peer) {
             (ServerState::Ready, Some(peer)) => Ok(Route {
                 peer: peer.clone(),
+                direct: slot.server.direct.clone(),
                 tool: slot.tool.clone(),
                 server: slot.server.clone(),
             }),
@@ -756,10 +759,27 @@ impl Discovery {
         let limit = self.shared.settings.call_timeout;
         let what = || format!("tool {}", route.tool.qualified_name);
         let target = target(&route.server.meta);
-        match tokio::time::timeout(limit, route.peer.call_tool(params)).await {
+        let called = match &route.direct {
+            Some(direct) => tokio::time::timeout(limit, direct.call_tool(params))
+                .await
+                .map(|r| {
+                    r.map_err(|e| match e {
+                        DirectError::Http(e) => target.transport_error(&e),
+                        DirectError::Rpc(e) => target.rpc(&what(), &e),
+                        DirectError::Protocol(reason) => DiscoveryError::Protocol {
+                            what: what(),
+                            server: route.server.meta.id.clone(),
+                            reason,
+                        },
+                    })
+                }),
+            None => tokio::time::timeout(limit, route.peer.call_tool(params))
+                .await
+                .map(|r| r.map_err(|e| target.service_error(&what(), &e))),
+        };
+        match called {
             Ok(Ok(result)) => Ok(result),
-            Ok(Err(e)) => {
-                let error = target.service_error(&what(), &e);
+            Ok(Err(error)) => {
                 if matches!(error, DiscoveryError::Transport { .. }) {
                     // Let the supervisor find out whether the session died.
                     route.server.signals.suspect.notify_one();

@@ -231,7 +231,7 @@ impl Target<'_> {
         }
     }
 
-    fn rpc(&self, what: &str, e: &rmcp::model::ErrorData) -> DiscoveryError {
+    pub(crate) fn rpc(&self, what: &str, e: &rmcp::model::ErrorData) -> DiscoveryError {
         DiscoveryError::Rpc {
             what: what.to_owned(),
             server: self.server.to_owned(),

@@ -11,6 +11,7 @@ use rmcp::service::Peer;
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use crate::direct::Direct;
 use crate::events::IndexEvent;
 use crate::names::qualified_name;
 
@@ -97,6 +98,8 @@ pub(crate) struct ServerPart {
     pub(crate) state: ServerState,
     /// The session to call through, when `Ready`.
     pub(crate) peer: Option<Peer<RoleClient>>,
+    /// The same session's direct call path, where it has one.
+    pub(crate) direct: Option<Arc<Direct>>,
     pub(crate) signals: Arc<Signals>,
     /// Tools sorted by qualified name, with `available` matching `state`.
     pub(crate) tools: Vec<Arc<DiscoveredTool>>,
@@ -110,10 +113,11 @@ impl ServerPart {
     pub(crate) fn new(
         meta: Arc<ServerMeta>,
         state: ServerState,
-        peer: Option<Peer<RoleClient>>,
+        link: Option<(Peer<RoleClient>, Option<Arc<Direct>>)>,
         signals: Arc<Signals>,
         tools: &[Tool],
     ) -> Self {
+        let (peer, direct) = link.map_or((None, None), |(p, d)| (Some(p), d));
         let available = state == ServerState::Ready;
         let mut seen = std::collections::HashSet::new();
         let mut tools: Vec<Arc<DiscoveredTool>> = tools
@@ -149,6 +153,7 @@ impl ServerPart {
             meta,
             state,
             peer,
+            direct,
             signals,
             tools,
             keys,

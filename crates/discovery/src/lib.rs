@@ -28,6 +28,7 @@
 
 mod auth;
 mod connection;
+mod direct;
 mod discovery;
 mod error;
 mod events;

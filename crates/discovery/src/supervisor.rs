@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::{Opener, Session, list_tools, ping, target};
+use crate::direct::Direct;
 use crate::discovery::Shared;
 use crate::error::DiscoveryError;
 use crate::index::{ServerMeta, ServerState, Signals};
@@ -89,7 +90,7 @@ impl Supervisor {
                     // Publish before reporting, so `connect` returns with the tools indexed.
                     self.publish(
                         ServerState::Ready,
-                        Some(session.peer().clone()),
+                        Some((session.peer().clone(), session.direct.clone())),
                         Some(tools),
                     );
                     if let Some(tx) = first.take() {
@@ -187,7 +188,7 @@ impl Supervisor {
                     match listed {
                         Ok(Ok(tools)) => {
                             tracing::debug!(server = %self.meta.id, tools = tools.len(), "tool list changed");
-                            self.publish(ServerState::Ready, Some(session.peer().clone()), Some(tools));
+                            self.publish(ServerState::Ready, Some((session.peer().clone(), session.direct.clone())), Some(tools));
                         }
                         Ok(Err(e)) => {
                             tracing::warn!(server = %self.meta.id, error = %e, "re-listing tools failed");
@@ -249,11 +250,11 @@ impl Supervisor {
     fn publish(
         &self,
         state: ServerState,
-        peer: Option<rmcp::service::Peer<rmcp::RoleClient>>,
+        link: Option<(rmcp::service::Peer<rmcp::RoleClient>, Option<Arc<Direct>>)>,
         tools: Option<Vec<Tool>>,
     ) {
         self.shared
-            .publish(&self.stop, &self.meta, &self.signals, state, peer, tools);
+            .publish(&self.stop, &self.meta, &self.signals, state, link, tools);
     }
 }
 

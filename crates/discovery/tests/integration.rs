@@ -1,6 +1,7 @@
 //! The discovery library end to end: a real registry, real rmcp servers, loopback only.
 
 mod auth;
+mod calls;
 mod common;
 mod live;
 mod names;

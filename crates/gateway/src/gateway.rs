@@ -18,6 +18,7 @@ use crate::GatewayError;
 use crate::canary::{Outcome, Totals, Window, judge};
 use crate::catalog::Catalog;
 use crate::config::{FailureMode, GatewayConfig};
+use crate::fast_call::{Sessions, Sticky};
 use crate::metrics::{CallLabels, Metrics, UpstreamLabels, VersionLabels};
 use crate::outlier::Outliers;
 use crate::routing::{Policy, choose};
@@ -42,6 +43,8 @@ pub(crate) struct Inner {
     outliers: Mutex<Outliers>,
     pub(crate) metrics: Metrics,
     peers: Mutex<Vec<Peer<RoleServer>>>,
+    /// Open client sessions, for calls answered in front of rmcp (`fast_call`).
+    pub(crate) sessions: Sessions,
     turn: AtomicUsize,
     /// The registry, for routing policies and rollbacks.
     registry: RegistryClient,
@@ -91,6 +94,7 @@ impl Inner {
             windows: Mutex::new(HashMap::new()),
             metrics: Metrics::new(),
             peers: Mutex::new(Vec::new()),
+            sessions: Sessions::default(),
             turn: AtomicUsize::new(0),
             registry,
             http,
@@ -256,7 +260,7 @@ impl Inner {
     /// Forwards a call of gateway tool `name`; `sticky` is the session's version per service.
     pub(crate) async fn call(
         &self,
-        sticky: &Mutex<HashMap<String, Version>>,
+        sticky: &Sticky,
         name: &str,
         arguments: Value,
     ) -> Result<CallToolResult, ErrorData> {

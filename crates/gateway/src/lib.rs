@@ -18,6 +18,7 @@
 mod canary;
 mod catalog;
 mod config;
+mod fast_call;
 mod gateway;
 mod metrics;
 mod outlier;
@@ -129,6 +130,14 @@ impl Gateway {
             Arc::new(LocalSessionManager::default()),
             config,
         );
+        // Tool calls of known sessions are answered in front of rmcp (see `fast_call`).
+        let mcp = tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn_with_state(
+                self.inner.clone(),
+                fast_call::fast_call,
+            ))
+            .map_response(IntoResponse::into_response)
+            .service(mcp);
         let metrics = self.inner.clone();
         Router::new()
             .nest_service("/mcp", mcp)

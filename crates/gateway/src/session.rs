@@ -1,11 +1,9 @@
 //! One MCP session of a gateway client: the rmcp `ServerHandler` that answers it from the
 //! shared catalog, remembering the version of each service it was routed to (sticky sessions).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 
-use mcp_fleet_model::Version;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
     Implementation, ListPromptsResult, ListResourcesResult, ListToolsResult,
@@ -16,22 +14,26 @@ use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::Value;
 
+use crate::fast_call::{SESSION_HEADER, Sticky};
 use crate::gateway::Inner;
 
 /// A client session.
 pub(crate) struct Session {
     gateway: Arc<Inner>,
     /// Service → the version this session's calls go to.
-    sticky: Mutex<HashMap<String, Version>>,
+    sticky: Arc<Sticky>,
     counted: AtomicBool,
+    /// Its `Mcp-Session-Id`, once initialized: calls with it may skip rmcp (`fast_call`).
+    id: OnceLock<Arc<str>>,
 }
 
 impl Session {
     pub(crate) fn new(gateway: Arc<Inner>) -> Self {
         Self {
             gateway,
-            sticky: Mutex::new(HashMap::new()),
+            sticky: Arc::default(),
             counted: AtomicBool::new(false),
+            id: OnceLock::new(),
         }
     }
 }
@@ -40,6 +42,9 @@ impl Drop for Session {
     fn drop(&mut self) {
         if self.counted.load(Ordering::Relaxed) {
             self.gateway.metrics.sessions.dec();
+        }
+        if let Some(id) = self.id.get() {
+            self.gateway.sessions.remove(id);
         }
     }
 }
@@ -75,6 +80,16 @@ impl ServerHandler for Session {
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         if !self.counted.swap(true, Ordering::Relaxed) {
             self.gateway.metrics.sessions.inc();
+        }
+        let id = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.headers.get(SESSION_HEADER)?.to_str().ok());
+        if let Some(id) = id {
+            let id: Arc<str> = Arc::from(id);
+            if self.id.set(id.clone()).is_ok() {
+                self.gateway.sessions.insert(id, self.sticky.clone());
+            }
         }
         self.gateway.add_peer(context.peer);
     }

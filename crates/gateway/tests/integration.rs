@@ -3,4 +3,5 @@
 
 mod canary;
 mod common;
+mod fast_call;
 mod gateway;

@@ -101,7 +101,20 @@ pub(crate) fn registration(id: &str, base_url: &str, tags: &[&str], auth: Value)
 
 /// The `structuredContent` of a test server's tool result: `{server, tool, arguments}`.
 pub(crate) fn echoed(result: &rmcp::model::CallToolResult) -> Value {
-    result.structured_content.clone().unwrap_or(Value::Null)
+    let mut echo = result.structured_content.clone().unwrap_or(Value::Null);
+    if let Some(fields) = echo.as_object_mut() {
+        fields.remove("requestId");
+    }
+    echo
+}
+
+/// The JSON-RPC id the test server saw on the call that gave `result`.
+pub(crate) fn request_id(result: &rmcp::model::CallToolResult) -> Value {
+    result
+        .structured_content
+        .as_ref()
+        .and_then(|c| c.get("requestId").cloned())
+        .unwrap_or(Value::Null)
 }
 
 /// A shared flag list, for servers that accept whatever tokens the test allows.

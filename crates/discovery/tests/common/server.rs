@@ -15,7 +15,8 @@ use axum::response::{IntoResponse, Response};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, GetPromptRequestParams,
     GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult, ListToolsResult,
-    PaginatedRequestParams, Prompt, PromptMessage, Role, ServerCapabilities, ServerConfig, Tool,
+    PaginatedRequestParams, PingRequest, Prompt, PromptMessage, Role, ServerCapabilities,
+    ServerConfig, ServerRequest, Tool,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -52,6 +53,11 @@ fn tool(name: &str) -> Tool {
     )
 }
 
+/// A tool that pings the client and adds [`CHATTY_ADDS`] during its call, when offered.
+pub(crate) const CHATTY: &str = "chatty";
+/// The tool a call of [`CHATTY`] adds.
+pub(crate) const CHATTY_ADDS: &str = "chatty_added";
+
 #[derive(Clone)]
 struct Handler(Arc<Shared>);
 
@@ -80,9 +86,24 @@ impl ServerHandler for Handler {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.0.calls.fetch_add(1, Ordering::SeqCst);
+        if request.name == CHATTY {
+            // Talks back before answering: a ping the client must answer, then a new tool
+            // announced with `tools/list_changed`, both on this call's response stream.
+            context
+                .peer
+                .send_request(ServerRequest::PingRequest(PingRequest::default()))
+                .await
+                .map_err(|e| ErrorData::internal_error(format!("ping failed: {e}"), None))?;
+            self.0
+                .tools
+                .write()
+                .expect("tools lock")
+                .push(tool(CHATTY_ADDS));
+            let _ = context.peer.notify_tool_list_changed().await;
+        }
         let known = self
             .0
             .tools
@@ -100,6 +121,7 @@ impl ServerHandler for Handler {
             "server": self.0.id,
             "tool": request.name,
             "arguments": request.arguments,
+            "requestId": context.id,
         }))
         .into())
     }

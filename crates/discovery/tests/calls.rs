@@ -1,0 +1,65 @@
+//! How calls travel: on an open session the library posts `tools/call` itself, and still does
+//! what rmcp's client would with what the server sends back on the call's stream.
+
+use std::time::Duration;
+
+use mcp_fleet_discovery::Discovery;
+use serde_json::json;
+
+use crate::common::server::{CHATTY, CHATTY_ADDS, TestServer};
+use crate::common::{TestRegistry, echoed, eventually, registration, request_id};
+
+#[tokio::test]
+async fn calls_skip_the_rmcp_service_and_answer_the_server_on_the_way() {
+    let registry = TestRegistry::start().await;
+    let server = TestServer::start("talker", &["search", CHATTY]).await;
+    registry
+        .register(&registration(
+            "talker",
+            &server.base_url,
+            &["calls"],
+            json!({"type": "none"}),
+        ))
+        .await;
+    let fleet = Discovery::builder(&registry.url)
+        .tags(["calls"])
+        .call_timeout(Duration::from_secs(5))
+        .build()
+        .expect("builds");
+    let report = fleet.connect().await.expect("connects");
+    assert_eq!(report.connected.len(), 1, "{report:?}");
+
+    // The request ids are the library's own strings, not rmcp's numbers.
+    let plain = fleet
+        .call_tool("talker__search", json!({"query": "q"}))
+        .await
+        .expect("a plain call");
+    let id = request_id(&plain);
+    assert!(
+        id.as_str().is_some_and(|s| s.starts_with("fleet-")),
+        "request id {id}"
+    );
+
+    // A server that pings back mid-call is answered (unanswered, this call would time out),
+    // and the tool it announces on the call's stream is indexed.
+    let chatty = fleet
+        .call_tool(&format!("talker__{CHATTY}"), json!({}))
+        .await
+        .expect("the chatty call completes");
+    assert_eq!(echoed(&chatty)["tool"], CHATTY);
+    let added = format!("talker__{CHATTY_ADDS}");
+    eventually("the announced tool in tools()", || async {
+        fleet
+            .tools()
+            .iter()
+            .any(|t| t.qualified_name == added)
+            .then_some(())
+    })
+    .await;
+    let result = fleet
+        .call_tool(&added, json!({}))
+        .await
+        .expect("the announced tool is callable");
+    assert_eq!(echoed(&result)["tool"], CHATTY_ADDS);
+    fleet.shutdown().await;
+}

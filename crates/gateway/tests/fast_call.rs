@@ -1,0 +1,123 @@
+//! `tools/call` of a known session is answered in front of rmcp, as one JSON message; what is
+//! not such a call, or names no session the gateway opened, is rmcp's to answer. Spoken over
+//! plain HTTP, as any MCP client would.
+
+use reqwest::header::CONTENT_TYPE;
+use serde_json::{Value, json};
+
+use crate::common::{TestGateway, TestRegistry, Upstream, eventually};
+
+const BOTH: &str = "application/json, text/event-stream";
+
+/// POSTs `body` to `/mcp`, in `session` when given.
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    session: Option<&str>,
+    accept: &str,
+    body: &Value,
+) -> reqwest::Response {
+    let mut request = http
+        .post(format!("{url}/mcp"))
+        .header("accept", accept)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(body);
+    if let Some(id) = session {
+        request = request.header("mcp-session-id", id);
+    }
+    request.send().await.expect("the gateway answers")
+}
+
+fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn tool_calls_of_known_sessions_are_answered_as_json() {
+    let registry = TestRegistry::start().await;
+    let alpha = Upstream::start("alpha", &["search"]).await;
+    registry
+        .register("alpha", "alpha", "1.0.0", &alpha.base_url)
+        .await;
+    let gw = TestGateway::start(TestGateway::config(&registry)).await;
+    let http = reqwest::Client::new();
+
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "plain-http", "version": "1.0.0"}}});
+    let opened = post(&http, &gw.url, None, BOTH, &init).await;
+    assert!(opened.status().is_success(), "{}", opened.status());
+    let session = opened
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session id")
+        .to_owned();
+    drop(opened);
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let noted = post(&http, &gw.url, Some(&session), BOTH, &initialized).await;
+    assert_eq!(noted.status().as_u16(), 202);
+
+    let call = json!({"jsonrpc": "2.0", "id": "call-1", "method": "tools/call",
+        "params": {"name": "alpha__search", "arguments": {"query": "q"}}});
+    let answered = post(&http, &gw.url, Some(&session), BOTH, &call).await;
+    assert_eq!(answered.status().as_u16(), 200);
+    assert_eq!(content_type(&answered), "application/json");
+    let answer: Value = answered.json().await.expect("a JSON-RPC message");
+    assert_eq!(answer["jsonrpc"], "2.0");
+    assert_eq!(answer["id"], "call-1");
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
+    assert!(answer["result"]["content"].is_array(), "{answer}");
+    assert_eq!(
+        alpha.state.calls.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+
+    // An unknown tool is the caller's mistake, answered as a JSON-RPC error with its id.
+    let unknown = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "nope__search"}});
+    let refused: Value = post(&http, &gw.url, Some(&session), BOTH, &unknown)
+        .await
+        .json()
+        .await
+        .expect("a JSON-RPC message");
+    assert_eq!(refused["id"], 7);
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("unknown tool")),
+        "{refused}"
+    );
+
+    // A session id the gateway never gave out reaches rmcp, which does not know it either.
+    let stranger = post(&http, &gw.url, Some("not-a-session"), BOTH, &call).await;
+    assert!(stranger.status().is_client_error(), "{}", stranger.status());
+    // A client that takes only event streams is answered by rmcp, as before.
+    let streams_only = post(&http, &gw.url, Some(&session), "text/event-stream", &call).await;
+    assert_ne!(content_type(&streams_only), "application/json");
+    assert_eq!(
+        alpha.state.calls.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+
+    // A closed session is forgotten: its id no longer gets a call through.
+    let closed = http
+        .delete(format!("{}/mcp", gw.url))
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert!(closed.status().is_success(), "{}", closed.status());
+    eventually("the closed session to be refused", || async {
+        let after = post(&http, &gw.url, Some(&session), BOTH, &call).await;
+        after.status().is_client_error().then_some(())
+    })
+    .await;
+}
