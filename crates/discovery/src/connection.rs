@@ -17,6 +17,7 @@ use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use tokio::time::Instant;
 
 use crate::auth::{AuthedClient, TokenSource};
+use crate::call_http::CallHttp;
 use crate::direct::Direct;
 use crate::error::{DiscoveryError, Target};
 use crate::index::{ServerMeta, Signals};
@@ -110,6 +111,7 @@ impl Session {
 /// What opening a session needs.
 pub(crate) struct Opener<'a> {
     pub(crate) http: &'a reqwest::Client,
+    pub(crate) calls: &'a CallHttp,
     pub(crate) client_name: &'a str,
     pub(crate) client_version: &'a str,
     pub(crate) timeout: Duration,
@@ -159,6 +161,7 @@ impl Opener<'_> {
             .unwrap_or_default();
         let direct = Direct::new(
             direct_client,
+            self.calls,
             Arc::from(meta.mcp_url.as_str()),
             session_id.get().cloned(),
             &version,

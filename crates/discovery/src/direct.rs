@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotification,
@@ -28,7 +28,10 @@ use rmcp::transport::streamable_http_client::{
     StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
 };
 
-use crate::auth::AuthedClient;
+use http_body_util::{BodyExt, Limited};
+
+use crate::auth::{AuthError, AuthedClient};
+use crate::call_http::{self, CallHttp};
 use crate::index::Signals;
 
 /// Why a direct call failed.
@@ -40,11 +43,103 @@ pub(crate) enum DirectError {
     Rpc(ErrorData),
     /// The server answered something that is not a tool result.
     Protocol(String),
+    /// The server could not be reached, or the connection broke (kept-connection path).
+    Transport(String),
+    /// The server refused the credentials (HTTP 401 or 403).
+    Status(u16),
+    /// No credentials could be had.
+    Auth(AuthError),
+}
+
+/// Largest answer read (rmcp's own limit for a JSON answer).
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
+
+/// Longest the rest of an answered stream is read to keep its connection.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The innermost cause of a failed request, e.g. "Connection refused (os error 111)".
+fn describe_hyper(error: &hyper_util::client::legacy::Error) -> String {
+    crate::rmcp_errors::describe(error)
+}
+
+/// Reads the rest of an answered stream (its end follows the answer at once), so that the
+/// connection goes back to the pool: here when it has already arrived, else in the background.
+fn finish(mut body: hyper::body::Incoming) {
+    loop {
+        match body.frame().now_or_never() {
+            Some(Some(Ok(_))) => {}
+            Some(None | Some(Err(_))) => return,
+            None => break,
+        }
+    }
+    tokio::spawn(async move {
+        let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+        let _ = tokio::time::timeout(DRAIN_LIMIT, drain).await;
+    });
+}
+
+/// The `data` of server-sent events, as they arrive in pieces.
+#[derive(Default)]
+struct SseBuffer {
+    pending: Vec<u8>,
+}
+
+impl SseBuffer {
+    fn push(&mut self, chunk: &[u8]) -> Result<(), DirectError> {
+        if self.pending.len() + chunk.len() > MAX_ANSWER {
+            return Err(DirectError::Protocol(format!(
+                "an event of the answer is larger than {MAX_ANSWER} bytes"
+            )));
+        }
+        self.pending.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// The data of the next complete event that has any.
+    fn next_data(&mut self) -> Option<String> {
+        loop {
+            let (end, skip) = event_end(&self.pending)?;
+            let block: Vec<u8> = self.pending.drain(..end + skip).take(end).collect();
+            let text = String::from_utf8_lossy(&block);
+            let mut data: Option<String> = None;
+            for line in text.lines() {
+                let Some(value) = line.strip_prefix("data:") else {
+                    continue;
+                };
+                let value = value.strip_prefix(' ').unwrap_or(value);
+                match &mut data {
+                    Some(d) => {
+                        d.push('\n');
+                        d.push_str(value);
+                    }
+                    None => data = Some(value.to_owned()),
+                }
+            }
+            if let Some(data) = data.filter(|d| !d.is_empty()) {
+                return Some(data);
+            }
+        }
+    }
+}
+
+/// Where the first event in `buf` ends, and the length of the blank line that ends it.
+fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
+    let crlf = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4));
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Calls on one open session without rmcp's client service.
 pub(crate) struct Direct {
     client: AuthedClient,
+    /// Kept connections for `http://` servers (see `call_http`); else `client` posts.
+    pooled: Option<(CallHttp, hyper::Uri)>,
     uri: Arc<str>,
     session_id: Arc<str>,
     headers: HashMap<HeaderName, HeaderValue>,
@@ -65,6 +160,7 @@ impl Direct {
     /// stay in the loop.
     pub(crate) fn new(
         client: AuthedClient,
+        calls: &CallHttp,
         uri: Arc<str>,
         session_id: Option<Arc<str>>,
         version: &ProtocolVersion,
@@ -75,8 +171,13 @@ impl Direct {
         }
         let value = HeaderValue::from_str(version.as_str()).ok()?;
         let headers = HashMap::from([(HeaderName::from_static("mcp-protocol-version"), value)]);
+        let pooled = (call_http::KEEPS_CONNECTIONS && uri.starts_with("http://"))
+            .then(|| uri.parse::<hyper::Uri>().ok())
+            .flatten()
+            .map(|parsed| (calls.clone(), parsed));
         Some(Self {
             client,
+            pooled,
             uri,
             session_id: session_id?,
             headers,
@@ -109,6 +210,9 @@ impl Direct {
         message: ClientJsonRpcMessage,
         id: &RequestId,
     ) -> Result<CallToolResult, DirectError> {
+        if let Some((http, uri)) = &self.pooled {
+            return self.exchange_pooled(http, uri, &message, id).await;
+        }
         let posted = self
             .client
             .post_message(
@@ -146,6 +250,134 @@ impl Direct {
             _ => Err(DirectError::Protocol(
                 "the server accepted tools/call without answering it".into(),
             )),
+        }
+    }
+
+    /// [`Direct::exchange`] over a kept connection.
+    async fn exchange_pooled(
+        &self,
+        http: &CallHttp,
+        uri: &hyper::Uri,
+        message: &ClientJsonRpcMessage,
+        id: &RequestId,
+    ) -> Result<CallToolResult, DirectError> {
+        let body = bytes::Bytes::from(
+            serde_json::to_vec(message).map_err(|e| DirectError::Http(e.into()))?,
+        );
+        let tokens = self.client.tokens.as_deref();
+        let mut token = match tokens {
+            Some(source) => Some(source.token(None).await.map_err(DirectError::Auth)?),
+            None => None,
+        };
+        let mut refreshed = false;
+        let response = loop {
+            let response = self.post(http, uri, body.clone(), token.as_deref()).await?;
+            let status = response.status().as_u16();
+            match (status, tokens) {
+                // A rejected token is replaced once, as on the library's other requests.
+                (401, Some(source)) if !refreshed => {
+                    refreshed = true;
+                    token = Some(
+                        source
+                            .token(token.as_deref())
+                            .await
+                            .map_err(DirectError::Auth)?,
+                    );
+                }
+                _ => break response,
+            }
+        };
+        let status = response.status().as_u16();
+        match status {
+            200..=299 if status != 202 && status != 204 => {}
+            202 | 204 => {
+                return Err(DirectError::Protocol(
+                    "the server accepted tools/call without answering it".into(),
+                ));
+            }
+            401 | 403 => return Err(DirectError::Status(status)),
+            404 => return Err(DirectError::Http(StreamableHttpError::SessionExpired)),
+            _ => {
+                return Err(DirectError::Transport(format!(
+                    "the server answered tools/call with HTTP {status}"
+                )));
+            }
+        }
+        let is_json = response
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let mut body = response.into_body();
+        if is_json {
+            let bytes = Limited::new(body, MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(|e| DirectError::Transport(format!("reading the answer: {e}")))?
+                .to_bytes();
+            let message: ServerJsonRpcMessage =
+                serde_json::from_slice(&bytes).map_err(|e| DirectError::Http(e.into()))?;
+            return self.take(message, id).unwrap_or_else(|| {
+                Err(DirectError::Protocol(
+                    "the JSON answer to tools/call is not its response".into(),
+                ))
+            });
+        }
+        let mut events = SseBuffer::default();
+        loop {
+            let frame = match body.frame().await {
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => {
+                    return Err(DirectError::Transport(format!("the answer broke off: {e}")));
+                }
+                None => {
+                    return Err(DirectError::Http(
+                        StreamableHttpError::UnexpectedEndOfStream,
+                    ));
+                }
+            };
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
+            events.push(&chunk)?;
+            while let Some(data) = events.next_data() {
+                let message: ServerJsonRpcMessage =
+                    serde_json::from_str(&data).map_err(|e| DirectError::Http(e.into()))?;
+                if let Some(answer) = self.take(message, id) {
+                    finish(body);
+                    return answer;
+                }
+            }
+        }
+    }
+
+    async fn post(
+        &self,
+        http: &CallHttp,
+        uri: &hyper::Uri,
+        body: bytes::Bytes,
+        token: Option<&str>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, DirectError> {
+        let mut request = hyper::Request::post(uri.clone())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::ACCEPT, "application/json, text/event-stream")
+            .header("mcp-session-id", self.session_id.as_ref());
+        for (name, value) in &self.headers {
+            request = request.header(name.as_str(), value.as_bytes());
+        }
+        if let Some(token) = token {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
+            .body(call_http::Body::new(body))
+            .map_err(|e| DirectError::Transport(format!("cannot build the request: {e}")))?;
+        match tokio::time::timeout(self.client.head_timeout, http.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(DirectError::Transport(describe_hyper(&e))),
+            Err(_) => Err(DirectError::Transport(format!(
+                "no answer within {:?}",
+                self.client.head_timeout
+            ))),
         }
     }
 

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::auth::{BearerTokenFn, ClientCredentials, Credentials, Tokens};
+use crate::call_http::CallHttp;
 use crate::connection::target;
 use crate::direct::{Direct, DirectError};
 use crate::error::DiscoveryError;
@@ -199,8 +200,10 @@ impl DiscoveryBuilder {
 
     /// The HTTP client for MCP sessions and token requests (default: a reqwest client with a
     /// connect timeout, no overall timeout, which would cut event streams, no redirects and no
-    /// idle connection pooling, which costs ~40 ms per call on Linux with rmcp; configure yours
-    /// the same way).
+    /// idle connection pooling, which costs ~40 ms per request on Linux with most servers;
+    /// configure yours the same way). Tool calls to `http://` servers do not go through it:
+    /// they keep their connections open on a client of the library's own that does not stall
+    /// (see `call_http`); to `https://` servers they do.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
@@ -239,6 +242,7 @@ impl DiscoveryBuilder {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let shared = Arc::new(Shared {
             tokens: Tokens::new(self.credentials, http.clone()),
+            calls: crate::call_http::client(self.settings.connect_timeout),
             http,
             registry,
             settings: self.settings,
@@ -359,6 +363,8 @@ struct State {
 pub(crate) struct Shared {
     pub(crate) settings: Settings,
     pub(crate) http: reqwest::Client,
+    /// Tool calls to `http://` servers, on kept connections (see `call_http`).
+    pub(crate) calls: CallHttp,
     pub(crate) tokens: Tokens,
     registry: RegistryClient,
     /// What readers see; replaced whole, never modified.
@@ -770,6 +776,16 @@ impl Discovery {
                             what: what(),
                             server: route.server.meta.id.clone(),
                             reason,
+                        },
+                        DirectError::Transport(reason) => DiscoveryError::Transport {
+                            server: route.server.meta.id.clone(),
+                            url: route.server.meta.mcp_url.clone(),
+                            reason,
+                        },
+                        DirectError::Status(status) => target.auth_status_error(status),
+                        DirectError::Auth(e) => DiscoveryError::Auth {
+                            server: route.server.meta.id.clone(),
+                            reason: e.to_string(),
                         },
                     })
                 }),

@@ -240,6 +240,21 @@ impl Target<'_> {
         }
     }
 
+    /// The server refused the request with HTTP `status` (401 or 403).
+    pub(crate) fn auth_status_error(&self, status: u16) -> DiscoveryError {
+        let hint = if self.wants_auth {
+            "the credentials were rejected; check the token (or client id and secret) \
+             configured for this server"
+        } else {
+            "its registry entry says auth.type \"none\"; fix the entry or configure \
+             credentials for this server"
+        };
+        DiscoveryError::Auth {
+            server: self.server.to_owned(),
+            reason: format!("{} answered HTTP {status}: {hint}", self.url),
+        }
+    }
+
     /// A transport failure: our own credential errors, a 401/403 from the server, or a
     /// connection problem, in that order.
     pub(crate) fn transport_error(&self, error: &(dyn StdError + 'static)) -> DiscoveryError {
@@ -250,17 +265,7 @@ impl Target<'_> {
             };
         }
         if let Some(status) = auth_status(error) {
-            let hint = if self.wants_auth {
-                "the credentials were rejected; check the token (or client id and secret) \
-                 configured for this server"
-            } else {
-                "its registry entry says auth.type \"none\"; fix the entry or configure \
-                 credentials for this server"
-            };
-            return DiscoveryError::Auth {
-                server: self.server.to_owned(),
-                reason: format!("{} answered HTTP {status}: {hint}", self.url),
-            };
+            return self.auth_status_error(status);
         }
         DiscoveryError::Transport {
             server: self.server.to_owned(),

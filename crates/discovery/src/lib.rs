@@ -27,6 +27,7 @@
 //! This crate depends on the entry model and rmcp's client only: never on axum or sqlx.
 
 mod auth;
+mod call_http;
 mod connection;
 mod direct;
 mod discovery;

@@ -140,6 +140,7 @@ impl Supervisor {
         let settings = &self.shared.settings;
         let opener = Opener {
             http: &self.shared.http,
+            calls: &self.shared.calls,
             client_name: &settings.client_name,
             client_version: &settings.client_version,
             timeout: settings.connect_timeout,

@@ -1,7 +1,7 @@
 //! How calls travel: on an open session the library posts `tools/call` itself, and still does
 //! what rmcp's client would with what the server sends back on the call's stream.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mcp_fleet_discovery::Discovery;
 use serde_json::json;
@@ -63,3 +63,55 @@ async fn calls_skip_the_rmcp_service_and_answer_the_server_on_the_way() {
     assert_eq!(echoed(&result)["tool"], CHATTY_ADDS);
     fleet.shutdown().await;
 }
+
+#[tokio::test]
+async fn calls_keep_their_connection_and_do_not_wait_for_delayed_acks() {
+    let registry = TestRegistry::start().await;
+    // The test server leaves Nagle's algorithm on: every piece of an answer after the first
+    // waits for our acknowledgement of the one before.
+    let server = TestServer::start("kept", &["search"]).await;
+    registry
+        .register(&registration(
+            "kept",
+            &server.base_url,
+            &["kept"],
+            json!({"type": "none"}),
+        ))
+        .await;
+    let fleet = Discovery::builder(&registry.url)
+        .tags(["kept"])
+        .build()
+        .expect("builds");
+    fleet.connect().await.expect("connects");
+    fleet
+        .call_tool("kept__search", json!({}))
+        .await
+        .expect("a first call");
+
+    let before = server.connections();
+    let mut took = Vec::new();
+    for _ in 0..CALLS {
+        let started = Instant::now();
+        fleet
+            .call_tool("kept__search", json!({}))
+            .await
+            .expect("a call");
+        took.push(started.elapsed());
+    }
+    let opened = server.connections() - before;
+    assert!(
+        opened <= CALLS / 4,
+        "{CALLS} calls in a row opened {opened} connections"
+    );
+    took.sort();
+    let median = took[took.len() / 2];
+    // A delayed acknowledgement holds an answer back 40 ms or more.
+    assert!(
+        median < Duration::from_millis(25),
+        "median call {median:?}: answers waited for delayed ACKs"
+    );
+    fleet.shutdown().await;
+}
+
+/// Calls made one after another in the connection test.
+const CALLS: usize = 20;

@@ -53,8 +53,9 @@ pub(crate) struct GatewayOptions {
         value_delimiter = ','
     )]
     gateway_alert_webhooks: Vec<String>,
-    /// Keep connections to upstreams open between calls: faster, but only for upstreams that
-    /// set TCP_NODELAY (others stall each call ~40 ms on delayed ACKs).
+    /// Keep connections to upstreams open for listings and session set-up too (tool calls to
+    /// http:// upstreams always do): only for upstreams that set TCP_NODELAY (others stall
+    /// each such request ~40 ms on delayed ACKs).
     #[arg(long, env = "MCP_FLEET_GATEWAY_UPSTREAM_KEEPALIVE")]
     upstream_keepalive: bool,
     /// `Host` header value accepted besides loopback names (repeatable), e.g. the name the

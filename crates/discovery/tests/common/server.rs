@@ -12,6 +12,7 @@ use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, GetPromptRequestParams,
     GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult, ListToolsResult,
@@ -36,6 +37,8 @@ pub(crate) struct Shared {
     list_requests: AtomicUsize,
     event_streams: AtomicUsize,
     calls: AtomicUsize,
+    /// TCP connections accepted.
+    connections: AtomicUsize,
     peers: Mutex<Vec<Peer<RoleServer>>>,
     /// When set, requests need `Authorization: Bearer <one of these>`.
     accepted: Option<Accepted>,
@@ -183,6 +186,7 @@ impl TestServer {
             list_requests: AtomicUsize::new(0),
             event_streams: AtomicUsize::new(0),
             calls: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             peers: Mutex::new(Vec::new()),
             accepted,
         });
@@ -218,7 +222,12 @@ impl TestServer {
                 },
             ));
         let until = stop.clone();
+        let counted = self.shared.clone();
         let task = tokio::spawn(async move {
+            // Nagle's algorithm stays on, as with most servers (axum's default).
+            let listener = listener.tap_io(move |_| {
+                counted.connections.fetch_add(1, Ordering::SeqCst);
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(until.cancelled_owned())
                 .await
@@ -266,6 +275,11 @@ impl TestServer {
     /// How many event streams (`GET /mcp`) clients have opened.
     pub(crate) fn event_streams(&self) -> usize {
         self.shared.event_streams.load(Ordering::SeqCst)
+    }
+
+    /// How many TCP connections the server has accepted.
+    pub(crate) fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
     }
 
     /// How many tool calls the server has answered.

@@ -1,0 +1,153 @@
+//! The HTTP client tool calls to `http://` servers go through: connections kept open between
+//! calls, without the 40 ms stall that keeping them open usually costs here.
+//!
+//! An rmcp server answers a POST with an event stream written in several pieces (a priming
+//! event, the answer, the end of the body). Most servers leave Nagle's algorithm on (axum's
+//! default), so every piece after the first waits until the client acknowledges the one before;
+//! on a reused connection Linux delays that acknowledgement by 40 ms (on a new one it does
+//! not), which is why the library's other requests open a connection each. This client asks
+//! for every acknowledgement to go out at once (`TCP_QUICKACK`, re-armed after each read, since
+//! the kernel clears it), so a reused connection answers as fast as a new one without the cost
+//! of setting one up per call. Elsewhere than Linux the option does not exist, and connections
+//! are not kept (the stall would be there).
+//!
+//! `https://` servers keep going through the library's reqwest client.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::Uri;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// The request body type of [`CallHttp`].
+pub(crate) type Body = http_body_util::Full<bytes::Bytes>;
+
+/// A pooled HTTP/1.1 client for `http://` MCP endpoints.
+pub(crate) type CallHttp = hyper_util::client::legacy::Client<QuickAckConnector, Body>;
+
+/// How long an idle connection is kept.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// Whether this platform can keep call connections open without stalling.
+pub(crate) const KEEPS_CONNECTIONS: bool = cfg!(target_os = "linux");
+
+/// The client; `connect_timeout` bounds each new connection.
+pub(crate) fn client(connect_timeout: Duration) -> CallHttp {
+    let idle = if KEEPS_CONNECTIONS { 64 } else { 0 };
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(IDLE)
+        .pool_max_idle_per_host(idle)
+        .build(QuickAckConnector { connect_timeout })
+}
+
+/// Opens TCP connections with `TCP_NODELAY`, whose reads re-arm `TCP_QUICKACK`.
+#[derive(Clone, Debug)]
+pub(crate) struct QuickAckConnector {
+    connect_timeout: Duration,
+}
+
+impl tower::Service<Uri> for QuickAckConnector {
+    type Response = TokioIo<QuickAckStream>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let limit = self.connect_timeout;
+        Box::pin(async move {
+            let host = uri
+                .host()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no host in URL"))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let port = uri.port_u16().unwrap_or(80);
+            let connect = TcpStream::connect((host.as_str(), port));
+            let stream = tokio::time::timeout(limit, connect).await.map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no connection within {limit:?}"),
+                )
+            })??;
+            stream.set_nodelay(true)?;
+            Ok(TokioIo::new(QuickAckStream { inner: stream }))
+        })
+    }
+}
+
+/// A TCP stream that acknowledges what it receives at once.
+#[derive(Debug)]
+pub(crate) struct QuickAckStream {
+    inner: TcpStream,
+}
+
+impl QuickAckStream {
+    fn quick_ack(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            // Best effort: without it, the worst is the stall this module avoids.
+            let _ = rustix::net::sockopt::set_tcp_quickack(&self.inner, true);
+        }
+    }
+}
+
+impl Connection for QuickAckStream {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl AsyncRead for QuickAckStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.quick_ack();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for QuickAckStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
