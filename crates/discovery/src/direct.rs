@@ -315,9 +315,9 @@ impl Direct {
                 .await
                 .map_err(|e| DirectError::Transport(format!("reading the answer: {e}")))?
                 .to_bytes();
-            let message: ServerJsonRpcMessage =
-                serde_json::from_slice(&bytes).map_err(|e| DirectError::Http(e.into()))?;
-            return self.take(message, id).unwrap_or_else(|| {
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|e| DirectError::Protocol(format!("the answer is not UTF-8: {e}")))?;
+            return self.read(text, id)?.unwrap_or_else(|| {
                 Err(DirectError::Protocol(
                     "the JSON answer to tools/call is not its response".into(),
                 ))
@@ -341,9 +341,7 @@ impl Direct {
             };
             events.push(&chunk)?;
             while let Some(data) = events.next_data() {
-                let message: ServerJsonRpcMessage =
-                    serde_json::from_str(&data).map_err(|e| DirectError::Http(e.into()))?;
-                if let Some(answer) = self.take(message, id) {
+                if let Some(answer) = self.read(&data, id)? {
                     finish(body);
                     return answer;
                 }
@@ -379,6 +377,34 @@ impl Direct {
                 self.client.head_timeout
             ))),
         }
+    }
+
+    /// [`Direct::take`] of the message in `data`. A tool result for `id` is read straight into
+    /// its type; anything else goes through rmcp's message type, whose result is an untagged
+    /// union of every result type (costly to try in turn).
+    fn read(
+        &self,
+        data: &str,
+        id: &RequestId,
+    ) -> Result<Option<Result<CallToolResult, DirectError>>, DirectError> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            id: Option<RequestId>,
+            result: Option<CallToolResult>,
+            method: Option<serde::de::IgnoredAny>,
+        }
+        if let Ok(Answer {
+            id: Some(answered),
+            result: Some(result),
+            method: None,
+        }) = serde_json::from_str::<Answer>(data)
+            && answered == *id
+        {
+            return Ok(Some(Ok(result)));
+        }
+        let message: ServerJsonRpcMessage =
+            serde_json::from_str(data).map_err(|e| DirectError::Http(e.into()))?;
+        Ok(self.take(message, id))
     }
 
     /// The answer to request `id` when `message` is it; otherwise handles `message` as the rmcp

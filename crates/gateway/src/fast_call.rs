@@ -82,6 +82,14 @@ struct CallParams {
     arguments: Option<Map<String, Value>>,
 }
 
+/// A JSON-RPC response, written straight from the result.
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    jsonrpc: &'static str,
+    id: &'a Value,
+    result: &'a mcp_fleet_discovery::CallToolResult,
+}
+
 /// The middleware in front of rmcp's `/mcp` service.
 pub(crate) async fn fast_call(
     State(inner): State<Arc<Inner>>,
@@ -106,10 +114,20 @@ pub(crate) async fn fast_call(
     };
     let arguments = call.arguments.map_or(Value::Null, Value::Object);
     let answer = match inner.call(&sticky, &call.name, arguments).await {
-        Ok(result) => json!({"jsonrpc": "2.0", "id": call.id, "result": result}),
-        Err(error) => error_message(call.id, error),
+        Ok(result) => serde_json::to_vec(&Answer {
+            jsonrpc: "2.0",
+            id: &call.id,
+            result: &result,
+        })
+        .unwrap_or_else(|e| {
+            let error = ErrorData::internal_error(format!("cannot encode the result: {e}"), None);
+            error_message(call.id.clone(), error)
+                .to_string()
+                .into_bytes()
+        }),
+        Err(error) => error_message(call.id, error).to_string().into_bytes(),
     };
-    let mut response = Response::new(Body::from(answer.to_string()));
+    let mut response = Response::new(Body::from(answer));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
