@@ -1,11 +1,15 @@
 //! Run with: `scripts/bench` (or `cargo bench -p mcp-fleet-gateway --bench overhead`).
 //!
 //! The gateway's cost, from one run on loopback: a trivial `tools/call` made by `BENCH_CLIENTS`
-//! concurrent rmcp client sessions (default 8), in turn straight to the upstream, through a
-//! default gateway, and through one with `--upstream-keepalive`, in `BENCH_ROUNDS` rounds
-//! (default 4) of `BENCH_SECONDS` each (default 2 s). Reports p50 and p99 latency of each path, the overhead (gateway minus direct; target:
-//! p50 under 300 µs) and throughput through the gateway as a ratio of direct (target: at
-//! least 0.6×). Upstream, registry and gateway run in this process; the clients too.
+//! concurrent rmcp client sessions (default 8), in turn straight to an upstream and through a
+//! default gateway, in `BENCH_ROUNDS` rounds (default 4) of `BENCH_SECONDS` each (default 2 s).
+//! Reports p50 and p99 latency of each path, the overhead (gateway minus direct; target: p50
+//! under 300 µs) and throughput through the gateway as a ratio of direct (target: at least
+//! 0.6×). Two upstreams: one that sets `TCP_NODELAY`, and one that leaves Nagle's algorithm on
+//! (axum's default, and most servers'), since the gateway keeps its upstream connections open
+//! and those are where Nagle costs. Upstreams, registry and gateway run in this process, the
+//! clients too, so all share the cores; the same measures at 1 and 4 sessions follow for
+//! reference (2 rounds of half the time each).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,7 +71,9 @@ impl ServerHandler for Echo {
     }
 }
 
-async fn start_upstream(stop: &CancellationToken) -> String {
+/// Starts an upstream; `nodelay` sets `TCP_NODELAY` on its connections (axum's default is not
+/// to, so that its answers are held back by Nagle's algorithm on reused connections).
+async fn start_upstream(stop: &CancellationToken, nodelay: bool) -> String {
     let config = StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
     let service = StreamableHttpService::new(
         || Ok(Echo),
@@ -79,10 +85,11 @@ async fn start_upstream(stop: &CancellationToken) -> String {
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    // A well-configured upstream: answers are not held back by Nagle's algorithm.
     use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
+    let listener = listener.tap_io(move |tcp| {
+        if nodelay {
+            let _ = tcp.set_nodelay(true);
+        }
     });
     let until = stop.clone();
     tokio::spawn(async move {
@@ -168,86 +175,62 @@ fn main() {
             AppState::new(store, Config::default()),
             stop.clone(),
         ));
-        let upstream = start_upstream(&stop).await;
-        mcp_fleet_discovery::RegistryClient::new(&registry)
-            .expect("client")
-            .register(&json!({"id": "echo", "name": "Echo", "url": upstream, "version": "1.0.0"}))
-            .await
-            .expect("register");
-
-        // Two gateways: the default, and one keeping upstream connections open.
-        let mut gateways = Vec::new();
-        let mut gateway_urls = Vec::new();
-        for keepalive in [false, true] {
-            let mut config = GatewayConfig::new(registry.clone());
-            config.upstream_keepalive = keepalive;
-            let gateway = Gateway::start(config).await.expect("gateway");
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let registry_client = mcp_fleet_discovery::RegistryClient::new(&registry).expect("client");
+        let mut upstreams = Vec::new();
+        for (id, nodelay) in [("echo", true), ("nagle", false)] {
+            let url = start_upstream(&stop, nodelay).await;
+            registry_client
+                .register(&json!({"id": id, "name": id, "url": url, "version": "1.0.0"}))
                 .await
-                .expect("bind");
-            gateway_urls.push(format!("http://{}/mcp", listener.local_addr().expect("addr")));
-            tokio::spawn(gateway.clone().serve(listener, stop.clone()));
-            gateways.push(gateway);
+                .expect("register");
+            upstreams.push(url);
         }
+        let gateway = Gateway::start(GatewayConfig::new(registry.clone()))
+            .await
+            .expect("gateway");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let gateway_url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
+        tokio::spawn(gateway.clone().serve(listener, stop.clone()));
 
+        let most = clients.max(4);
         let mut paths: Vec<(&str, &str, Vec<Arc<Client>>)> = vec![
-            ("direct to the upstream", "echo", Vec::new()),
-            ("through the gateway (default)", "echo__echo", Vec::new()),
-            ("through the gateway, --upstream-keepalive", "echo__echo", Vec::new()),
+            ("direct to the upstream with TCP_NODELAY", "echo", Vec::new()),
+            ("through the gateway", "echo__echo", Vec::new()),
+            ("direct to the upstream without TCP_NODELAY", "echo", Vec::new()),
+            ("through the gateway", "nagle__echo", Vec::new()),
         ];
-        let urls = [format!("{upstream}/mcp"), gateway_urls[0].clone(), gateway_urls[1].clone()];
+        let urls = [
+            format!("{}/mcp", upstreams[0]),
+            gateway_url.clone(),
+            format!("{}/mcp", upstreams[1]),
+            gateway_url.clone(),
+        ];
         for ((_, _, sessions), url) in paths.iter_mut().zip(&urls) {
-            for _ in 0..clients {
+            for _ in 0..most {
                 sessions.push(Arc::new(session(url).await));
             }
         }
-        // Warm-up, then rounds taking turns, so every path sees the same machine.
+        // Warm-up.
         for (_, tool, sessions) in &paths {
-            load(sessions, tool, span / 4).await;
+            load(&sessions[..clients], tool, span / 4).await;
         }
-        let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); paths.len()];
-        for _ in 0..rounds {
-            for (i, (_, tool, sessions)) in paths.iter().enumerate() {
-                latencies[i].extend(load(sessions, tool, span).await);
-            }
-        }
-        let total = span.as_secs_f64() * rounds as f64;
-        let us = |d: Duration| d.as_secs_f64() * 1e6;
-        let stats: Vec<(f64, Duration, Duration, usize)> = latencies
-            .iter_mut()
-            .map(|l| {
-                l.sort_unstable();
-                (l.len() as f64 / total, quantile(l, 0.5), quantile(l, 0.99), l.len())
-            })
-            .collect();
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
         println!();
         println!(
-            "gateway: trivial tools/call, {clients} concurrent sessions, {rounds} rounds × {:?} per path, loopback, {} cores; the upstream sets TCP_NODELAY",
-            span,
-            std::thread::available_parallelism().map_or(0, |n| n.get())
+            "gateway: trivial tools/call, {clients} concurrent sessions, {rounds} rounds × {span:?} per path (taking turns), loopback, {cores} cores"
         );
-        println!("| path | calls | calls/s | p50 | p99 |");
-        println!("|---|---|---|---|---|");
-        for ((name, _, _), (rps, p50, p99, n)) in paths.iter().zip(&stats) {
-            println!("| {name} | {n} | {rps:.0} | {:.0} µs | {:.0} µs |", us(*p50), us(*p99));
-        }
-        println!();
-        println!("| measure | value | target |");
-        println!("|---|---|---|");
-        let (d_rps, d50, d99, _) = stats[0];
-        for (i, label) in [(1, "default"), (2, "--upstream-keepalive")] {
-            let (g_rps, g50, g99, _) = stats[i];
-            let p50_overhead = us(g50) - us(d50);
-            let ratio = g_rps / d_rps;
-            println!(
-                "| p50 overhead, {label} (gateway − direct) | {p50_overhead:.0} µs | < 300 µs: {} |",
-                if p50_overhead < 300.0 { "met" } else { "**missed**" }
-            );
-            println!("| p99 overhead, {label} | {:.0} µs | |", us(g99) - us(d99));
-            println!(
-                "| throughput, {label}, gateway / direct | {ratio:.2}× | ≥ 0.60×: {} |",
-                if ratio >= 0.6 { "met" } else { "**missed**" }
-            );
+        let stats = measure(&paths, clients, rounds, span).await;
+        report(&paths, &stats, true);
+        for reference in [1, 4] {
+            if reference == clients {
+                continue;
+            }
+            println!();
+            println!("for reference, {reference} concurrent sessions (2 rounds × {:?}):", span / 2);
+            let stats = measure(&paths, reference, 2, span / 2).await;
+            report(&paths, &stats, false);
         }
         for (_, _, sessions) in paths {
             for s in sessions {
@@ -256,10 +239,87 @@ fn main() {
                 }
             }
         }
-        for gateway in gateways {
-            gateway.shutdown().await;
-        }
+        gateway.shutdown().await;
         stop.cancel();
         let _ = std::fs::remove_dir_all(&dir);
     });
+}
+
+/// Calls/s, p50, p99 and number of calls of each path, from `rounds` rounds in which the paths
+/// take turns, so that every path sees the same machine.
+async fn measure(
+    paths: &[(&str, &str, Vec<Arc<Client>>)],
+    clients: usize,
+    rounds: u64,
+    span: Duration,
+) -> Vec<(f64, Duration, Duration, usize)> {
+    let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); paths.len()];
+    for _ in 0..rounds {
+        for (i, (_, tool, sessions)) in paths.iter().enumerate() {
+            latencies[i].extend(load(&sessions[..clients], tool, span).await);
+        }
+    }
+    let total = span.as_secs_f64() * rounds as f64;
+    latencies
+        .iter_mut()
+        .map(|l| {
+            l.sort_unstable();
+            (
+                l.len() as f64 / total,
+                quantile(l, 0.5),
+                quantile(l, 0.99),
+                l.len(),
+            )
+        })
+        .collect()
+}
+
+/// Prints the paths, then each gateway path against the direct path before it.
+fn report(
+    paths: &[(&str, &str, Vec<Arc<Client>>)],
+    stats: &[(f64, Duration, Duration, usize)],
+    targets: bool,
+) {
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let verdict = |met: bool| {
+        if !targets {
+            ""
+        } else if met {
+            "met"
+        } else {
+            "**missed**"
+        }
+    };
+    println!("| path | calls | calls/s | p50 | p99 |");
+    println!("|---|---|---|---|---|");
+    for ((name, _, _), (rps, p50, p99, n)) in paths.iter().zip(stats) {
+        println!(
+            "| {name} | {n} | {rps:.0} | {:.0} µs | {:.0} µs |",
+            us(*p50),
+            us(*p99)
+        );
+    }
+    println!();
+    println!("| measure | value | target |");
+    println!("|---|---|---|");
+    for (direct, upstream) in [(0, "with TCP_NODELAY"), (2, "without TCP_NODELAY")] {
+        let (d_rps, d50, d99, _) = stats[direct];
+        let (g_rps, g50, g99, _) = stats[direct + 1];
+        let p50_overhead = us(g50) - us(d50);
+        let ratio = g_rps / d_rps;
+        println!(
+            "| p50 overhead (gateway − direct), upstream {upstream} | {p50_overhead:.0} µs | {}{} |",
+            if targets { "< 300 µs: " } else { "" },
+            verdict(p50_overhead < 300.0)
+        );
+        println!(
+            "| p99 overhead, upstream {upstream} | {:.0} µs | |",
+            us(g99) - us(d99)
+        );
+        println!(
+            "| throughput gateway / direct, upstream {upstream} | {ratio:.2}× | {}{} |",
+            if targets { "≥ 0.60×: " } else { "" },
+            verdict(ratio >= 0.6)
+        );
+    }
 }
