@@ -135,6 +135,15 @@ fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
     }
 }
 
+/// A `tools/call` request.
+#[derive(serde::Serialize)]
+struct CallRequest<'a> {
+    jsonrpc: &'static str,
+    id: &'a RequestId,
+    method: &'static str,
+    params: &'a CallToolRequestParams,
+}
+
 /// Calls on one open session without rmcp's client service.
 pub(crate) struct Direct {
     client: AuthedClient,
@@ -194,25 +203,34 @@ impl Direct {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         // Strings, so that they never meet the numbers rmcp gives its own requests.
         let id = RequestId::String(format!("fleet-{n}").into());
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-        let message = ClientJsonRpcMessage::request(request, id.clone());
         let mut guard = CancelOnDrop {
             direct: self,
             id: Some(id.clone()),
         };
-        let answer = self.exchange(message, &id).await;
+        let answer = self.exchange(params, &id).await;
         guard.id = None;
         answer
     }
 
     async fn exchange(
         &self,
-        message: ClientJsonRpcMessage,
+        params: CallToolRequestParams,
         id: &RequestId,
     ) -> Result<CallToolResult, DirectError> {
         if let Some((http, uri)) = &self.pooled {
-            return self.exchange_pooled(http, uri, &message, id).await;
+            // Written straight from the parameters (rmcp's message type serializes through a
+            // flattened map).
+            let request = CallRequest {
+                jsonrpc: "2.0",
+                id,
+                method: "tools/call",
+                params: &params,
+            };
+            let body = serde_json::to_vec(&request).map_err(|e| DirectError::Http(e.into()))?;
+            return self.exchange_pooled(http, uri, body.into(), id).await;
         }
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let message = ClientJsonRpcMessage::request(request, id.clone());
         let posted = self
             .client
             .post_message(
@@ -258,12 +276,9 @@ impl Direct {
         &self,
         http: &CallHttp,
         uri: &hyper::Uri,
-        message: &ClientJsonRpcMessage,
+        body: bytes::Bytes,
         id: &RequestId,
     ) -> Result<CallToolResult, DirectError> {
-        let body = bytes::Bytes::from(
-            serde_json::to_vec(message).map_err(|e| DirectError::Http(e.into()))?,
-        );
         let tokens = self.client.tokens.as_deref();
         let mut token = match tokens {
             Some(source) => Some(source.token(None).await.map_err(DirectError::Auth)?),
