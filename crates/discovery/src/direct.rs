@@ -82,6 +82,9 @@ fn finish(mut body: hyper::body::Incoming) {
 #[derive(Default)]
 struct SseBuffer {
     pending: Vec<u8>,
+    /// How much of `pending` is known to hold no event end, so that a large event arriving in
+    /// many pieces is scanned once, not once per piece.
+    scanned: usize,
 }
 
 impl SseBuffer {
@@ -98,7 +101,14 @@ impl SseBuffer {
     /// The data of the next complete event that has any.
     fn next_data(&mut self) -> Option<String> {
         loop {
-            let (end, skip) = event_end(&self.pending)?;
+            // An end (at most 4 bytes) may straddle the scanned part and the new bytes.
+            let from = self.scanned.saturating_sub(3);
+            let Some((end, skip)) = event_end(&self.pending[from..]) else {
+                self.scanned = self.pending.len();
+                return None;
+            };
+            let end = from + end;
+            self.scanned = 0;
             let block: Vec<u8> = self.pending.drain(..end + skip).take(end).collect();
             let text = String::from_utf8_lossy(&block);
             let mut data: Option<String> = None;
@@ -516,5 +526,48 @@ fn tool_result(result: ServerResult) -> Result<CallToolResult, DirectError> {
             "the answer to tools/call is not a tool result: {}",
             serde_json::to_string(&other).unwrap_or_else(|_| "unreadable".into())
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datas(pieces: &[&str]) -> Vec<String> {
+        let mut buffer = SseBuffer::default();
+        let mut out = Vec::new();
+        for piece in pieces {
+            buffer.push(piece.as_bytes()).expect("fits");
+            while let Some(data) = buffer.next_data() {
+                out.push(data);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn events_are_read_whatever_the_pieces() {
+        let stream =
+            "id: 0\nretry: 3000\ndata:\n\ndata: {\"a\":1}\n\nevent: message\ndata: x\ndata: y\n\n";
+        let whole = datas(&[stream]);
+        assert_eq!(whole, ["{\"a\":1}", "x\ny"]);
+        // Cut at every byte: the same events.
+        let bytes: Vec<String> = stream.chars().map(String::from).collect();
+        let pieces: Vec<&str> = bytes.iter().map(String::as_str).collect();
+        assert_eq!(datas(&pieces), whole);
+    }
+
+    #[test]
+    fn crlf_line_ends_and_unfinished_events() {
+        assert_eq!(datas(&["data: a\r\n\r\ndata: b"]), ["a"]);
+        assert_eq!(datas(&["data: a\r\n\r", "\n", "data: b\n\n"]), ["a", "b"]);
+    }
+
+    #[test]
+    fn an_oversized_event_is_refused() {
+        let mut buffer = SseBuffer::default();
+        let big = vec![b'x'; MAX_ANSWER];
+        buffer.push(&big).expect("exactly the limit fits");
+        assert!(matches!(buffer.push(b"x"), Err(DirectError::Protocol(_))));
     }
 }

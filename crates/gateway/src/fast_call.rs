@@ -59,8 +59,9 @@ impl Sessions {
     }
 }
 
-/// Largest request body read here; a larger one goes to rmcp, whose limit then applies.
-const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Largest request body read here (the size rmcp's client accepts for one message); a larger
+/// one is refused with `413`.
+const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// The header naming a Streamable HTTP session.
 pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
