@@ -1,10 +1,13 @@
-//! `tools/call` straight over a session's HTTP client, the library's hot path.
+//! `tools/call` straight over a session's HTTP connection, the library's hot path.
 //!
 //! rmcp's client takes a request through its service task and the transport's worker task,
-//! with a channel hop each way, before and after the HTTP exchange. For a call that is most of
-//! the client's own cost, so once a session is open [`Direct`] posts a call itself: the same
-//! HTTP client (with its credentials and their refresh on `401`), the session's id and
-//! protocol version, and rmcp's own parsing of the answer, JSON or an event stream. On that
+//! with a channel hop each way, before and after the HTTP exchange, and reads a tool result
+//! through `ServerResult`, an untagged union of every result type in which a tool result comes
+//! sixteenth. For a call that is most of the client's own cost, so once a session is open
+//! [`Direct`] posts a call itself, with the session's id, its protocol version and the
+//! server's credentials (replaced once after a `401`), and reads the answer, JSON or an event
+//! stream, straight into a `CallToolResult`. To `http://` servers it goes over kept connections
+//! (see `call_http`); to `https://` ones through the session's reqwest client. On the answer's
 //! stream it does what the rmcp client would: a `tools/list_changed` notification wakes the
 //! supervisor, a `ping` from the server is answered, and any other request from the server is
 //! refused as unsupported (this client offers no sampling, roots or elicitation).
@@ -17,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::{FutureExt, StreamExt};
+use http_body_util::{BodyExt, Limited};
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotification,
@@ -27,8 +31,6 @@ use rmcp::model::{
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
 };
-
-use http_body_util::{BodyExt, Limited};
 
 use crate::auth::{AuthError, AuthedClient};
 use crate::call_http::{self, CallHttp};
