@@ -22,6 +22,9 @@ use crate::cache::ReadCache;
 /// Most events read from the log at once.
 pub(crate) const PAGE: u32 = 500;
 
+/// Longest [`Feed::revision`] waits for the tailer's first read of the store.
+const FIRST_READ_WAIT: Duration = Duration::from_secs(5);
+
 /// Settings of the change feed.
 #[derive(Debug, Clone)]
 pub struct FeedConfig {
@@ -157,14 +160,36 @@ impl Feed {
     }
 
     /// The registry's revision: as of the tailer's last read, or from the store while the
-    /// tailer has yet to read a write made through this process (or has read nothing yet).
+    /// tailer has yet to read a write made through this process.
+    ///
+    /// Before the tailer's first read, this waits for it (up to [`FIRST_READ_WAIT`]): the tailer
+    /// broadcasts only what commits after that read, so a stream told an older revision would
+    /// never hear of a change another process made in between.
     pub(crate) async fn revision(&self) -> Result<i64, StoreError> {
-        let lagging = self.caught_up.load(Ordering::SeqCst) < self.notified.load(Ordering::SeqCst);
+        let lagging = self.lagging();
         let known = *self.revision.borrow();
         match known {
             Some(rev) if !lagging => Ok(rev),
-            _ => self.store.current_revision().await,
+            Some(_) => self.store.current_revision().await,
+            None => {
+                let mut first = self.revision.subscribe();
+                let read = tokio::time::timeout(FIRST_READ_WAIT, async {
+                    first
+                        .wait_for(Option::is_some)
+                        .await
+                        .ok()
+                        .and_then(|rev| *rev)
+                });
+                match read.await {
+                    Ok(Some(rev)) if !self.lagging() => Ok(rev),
+                    _ => self.store.current_revision().await,
+                }
+            }
         }
+    }
+
+    fn lagging(&self) -> bool {
+        self.caught_up.load(Ordering::SeqCst) < self.notified.load(Ordering::SeqCst)
     }
 
     /// Returns once the revision is past `after`, after `timeout`, or when the feed stops,
