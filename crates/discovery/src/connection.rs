@@ -134,7 +134,6 @@ impl Opener<'_> {
             tokens.map(Arc::new),
             self.request_timeout.max(self.timeout),
         );
-        let session_id = client.session_id.clone();
         let direct_client = client.clone();
         let mut config = StreamableHttpClientTransportConfig::with_uri(meta.mcp_url.as_str())
             // A restarted server does not know our session: reconnect (and re-list) instead.
@@ -159,11 +158,13 @@ impl Opener<'_> {
             .peer_info()
             .map(|info| info.protocol_version.clone())
             .unwrap_or_default();
+        // The transport's clone of the client captured the session id on `initialize`.
+        let session_id = direct_client.session_id.get().cloned();
         let direct = Direct::new(
             direct_client,
             self.calls,
             Arc::from(meta.mcp_url.as_str()),
-            session_id.get().cloned(),
+            session_id,
             &version,
             signals,
         )

@@ -59,11 +59,6 @@ const MAX_ANSWER: usize = 16 * 1024 * 1024;
 /// Longest the rest of an answered stream is read to keep its connection.
 const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The innermost cause of a failed request, e.g. "Connection refused (os error 111)".
-fn describe_hyper(error: &hyper_util::client::legacy::Error) -> String {
-    crate::rmcp_errors::describe(error)
-}
-
 /// Reads the rest of an answered stream (its end follows the answer at once), so that the
 /// connection goes back to the pool: here when it has already arrived, else in the background.
 fn finish(mut body: hyper::body::Incoming) {
@@ -267,9 +262,7 @@ impl Direct {
                     let Some(data) = event.data.filter(|d| !d.is_empty()) else {
                         continue;
                     };
-                    let message: ServerJsonRpcMessage =
-                        serde_json::from_str(&data).map_err(|e| DirectError::Http(e.into()))?;
-                    if let Some(answer) = self.take(message, id) {
+                    if let Some(answer) = self.read(&data, id)? {
                         return answer;
                     }
                 }
@@ -398,7 +391,7 @@ impl Direct {
             .map_err(|e| DirectError::Transport(format!("cannot build the request: {e}")))?;
         match tokio::time::timeout(self.client.head_timeout, http.request(request)).await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(DirectError::Transport(describe_hyper(&e))),
+            Ok(Err(e)) => Err(DirectError::Transport(crate::rmcp_errors::describe(&e))),
             Err(_) => Err(DirectError::Transport(format!(
                 "no answer within {:?}",
                 self.client.head_timeout

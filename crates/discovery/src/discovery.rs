@@ -23,7 +23,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::auth::{BearerTokenFn, ClientCredentials, Credentials, Tokens};
 use crate::call_http::CallHttp;
 use crate::connection::target;
-use crate::direct::{Direct, DirectError};
+use crate::direct::Direct;
 use crate::error::DiscoveryError;
 use crate::events::{IndexEvent, IndexUpdates};
 use crate::index::{
@@ -768,27 +768,7 @@ impl Discovery {
         let called = match &route.direct {
             Some(direct) => tokio::time::timeout(limit, direct.call_tool(params))
                 .await
-                .map(|r| {
-                    r.map_err(|e| match e {
-                        DirectError::Http(e) => target.transport_error(&e),
-                        DirectError::Rpc(e) => target.rpc(&what(), &e),
-                        DirectError::Protocol(reason) => DiscoveryError::Protocol {
-                            what: what(),
-                            server: route.server.meta.id.clone(),
-                            reason,
-                        },
-                        DirectError::Transport(reason) => DiscoveryError::Transport {
-                            server: route.server.meta.id.clone(),
-                            url: route.server.meta.mcp_url.clone(),
-                            reason,
-                        },
-                        DirectError::Status(status) => target.auth_status_error(status),
-                        DirectError::Auth(e) => DiscoveryError::Auth {
-                            server: route.server.meta.id.clone(),
-                            reason: e.to_string(),
-                        },
-                    })
-                }),
+                .map(|r| r.map_err(|e| target.direct_error(&what(), e))),
             None => tokio::time::timeout(limit, route.peer.call_tool(params))
                 .await
                 .map(|r| r.map_err(|e| target.service_error(&what(), &e))),

@@ -9,6 +9,7 @@ use rmcp::service::ClientInitializeError;
 use rmcp::transport::streamable_http_client::StreamableHttpError;
 
 use crate::auth::AuthError;
+use crate::direct::DirectError;
 use crate::registry_client::ClientError;
 use crate::rmcp_errors::{auth_status, first_line};
 
@@ -222,6 +223,29 @@ impl Target<'_> {
         }
     }
 
+    /// A failure of a call made on the session's direct path.
+    pub(crate) fn direct_error(&self, what: &str, error: DirectError) -> DiscoveryError {
+        match error {
+            DirectError::Http(e) => self.transport_error(&e),
+            DirectError::Rpc(e) => self.rpc(what, &e),
+            DirectError::Protocol(reason) => DiscoveryError::Protocol {
+                what: what.to_owned(),
+                server: self.server.to_owned(),
+                reason,
+            },
+            DirectError::Transport(reason) => DiscoveryError::Transport {
+                server: self.server.to_owned(),
+                url: self.url.to_owned(),
+                reason,
+            },
+            DirectError::Status(status) => self.auth_status_error(status),
+            DirectError::Auth(e) => DiscoveryError::Auth {
+                server: self.server.to_owned(),
+                reason: e.to_string(),
+            },
+        }
+    }
+
     /// `what` did not finish within `after`.
     pub(crate) fn timeout(&self, what: &str, after: Duration) -> DiscoveryError {
         DiscoveryError::Timeout {
@@ -231,7 +255,7 @@ impl Target<'_> {
         }
     }
 
-    pub(crate) fn rpc(&self, what: &str, e: &rmcp::model::ErrorData) -> DiscoveryError {
+    fn rpc(&self, what: &str, e: &rmcp::model::ErrorData) -> DiscoveryError {
         DiscoveryError::Rpc {
             what: what.to_owned(),
             server: self.server.to_owned(),
