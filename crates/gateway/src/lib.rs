@@ -32,6 +32,9 @@ use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use mcp_fleet_discovery::{Discovery, DiscoveryError, HealthStatus, Tool};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
@@ -163,19 +166,43 @@ impl Gateway {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        use axum::serve::ListenerExt;
         let app = self.router();
-        let stop = shutdown.clone();
-        // Answers go out as they are written: with Nagle's algorithm, a client that keeps its
-        // connection open would wait for a delayed ACK (~40 ms) on every call.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+        // Its own accept loop rather than `axum::serve`, which rebuilds the router's state for
+        // every connection: stock MCP clients open one connection per request, so that was a
+        // cost on every tool call.
+        let http = hyper::server::conn::http1::Builder::new();
+        let graceful = GracefulShutdown::new();
+        loop {
+            let stream = tokio::select! {
+                () = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) if is_connection_error(&e) => continue,
+                    Err(e) => {
+                        // Out of file descriptors, most likely: give in-flight requests time
+                        // to finish and free some (as `axum::serve` does).
+                        tracing::error!(error = %e, "gateway: accept failed");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
+            };
+            // Answers go out as they are written: with Nagle's algorithm, a client that keeps
+            // its connection open would wait for a delayed ACK (~40 ms) on every call.
+            let _ = stream.set_nodelay(true);
+            let conn =
+                http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "gateway: connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        graceful.shutdown().await;
         self.shutdown().await;
-        served
+        Ok(())
     }
 
     /// Stops following the fleet and closes the upstream sessions.
@@ -183,4 +210,13 @@ impl Gateway {
         self.inner.shutdown.cancel();
         self.inner.discovery.shutdown().await;
     }
+}
+
+/// Errors of one connection, after which accepting the next one is right.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    )
 }
