@@ -18,6 +18,8 @@ use rmcp::transport::streamable_http_client::{
 };
 use serde::Deserialize;
 
+use crate::call_http::CallHttp;
+
 /// What the reqwest-backed transport fails with.
 type HttpError = StreamableHttpError<reqwest::Error>;
 
@@ -425,6 +427,8 @@ pub(crate) struct AuthedClient {
     pub(crate) head_timeout: Duration,
     /// The session id the server gave (on its answer to `initialize`), for direct calls.
     pub(crate) session_id: Arc<OnceLock<Arc<str>>>,
+    /// Kept connections for the POSTs to an `http://` server (see `kept_post`).
+    kept: Option<CallHttp>,
 }
 
 fn is_unauthorized(error: &HttpError) -> bool {
@@ -450,7 +454,17 @@ impl AuthedClient {
             tokens,
             head_timeout,
             session_id: Arc::default(),
+            kept: None,
         }
+    }
+
+    /// Posts to `http://` servers over `calls`' kept connections, where this platform keeps
+    /// them (see `call_http`).
+    pub(crate) fn with_kept_connections(mut self, calls: &CallHttp) -> Self {
+        if crate::call_http::KEEPS_CONNECTIONS {
+            self.kept = Some(calls.clone());
+        }
+        self
     }
 
     /// Posts `message` with the current token (after a `401`, once more with a fresh one).
@@ -462,6 +476,27 @@ impl AuthedClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
+        let kept = self
+            .kept
+            .as_ref()
+            .filter(|_| uri.starts_with("http://"))
+            .and_then(|calls| Some((calls, uri.parse::<hyper::Uri>().ok()?)));
+        if let Some((calls, parsed)) = kept {
+            let session_id = session_id.as_deref();
+            return self
+                .with_token(|token| {
+                    crate::kept_post::post(
+                        calls,
+                        &parsed,
+                        &message,
+                        session_id,
+                        token,
+                        &custom_headers,
+                        limits,
+                    )
+                })
+                .await;
+        }
         if self.tokens.is_none() {
             // Nothing to retry with: no copies of the message.
             return self

@@ -34,6 +34,32 @@ pub(crate) type CallHttp = hyper_util::client::legacy::Client<QuickAckConnector,
 /// How long an idle connection is kept.
 const IDLE: Duration = Duration::from_secs(60);
 
+/// Longest the rest of an answered stream is read to keep its connection.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// Reads the rest of an answered stream (its end follows the answer at once), so that the
+/// connection goes back to the pool: here when it has already arrived, else in the background
+/// (for at most [`DRAIN_LIMIT`]). Outside a Tokio runtime the stream is dropped, and its
+/// connection closed.
+pub(crate) fn finish(mut body: hyper::body::Incoming) {
+    use futures::FutureExt;
+    use http_body_util::BodyExt;
+    loop {
+        match body.frame().now_or_never() {
+            Some(Some(Ok(_))) => {}
+            Some(None | Some(Err(_))) => return,
+            None => break,
+        }
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+        let _ = tokio::time::timeout(DRAIN_LIMIT, drain).await;
+    });
+}
+
 /// Whether this platform can keep call connections open without stalling.
 pub(crate) const KEEPS_CONNECTIONS: bool = cfg!(target_os = "linux");
 

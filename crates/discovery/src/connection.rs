@@ -133,7 +133,8 @@ impl Opener<'_> {
             self.http.clone(),
             tokens.map(Arc::new),
             self.request_timeout.max(self.timeout),
-        );
+        )
+        .with_kept_connections(self.calls);
         let direct_client = client.clone();
         let mut config = StreamableHttpClientTransportConfig::with_uri(meta.mcp_url.as_str())
             // A restarted server does not know our session: reconnect (and re-list) instead.

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use http_body_util::{BodyExt, Limited};
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
@@ -33,8 +33,9 @@ use rmcp::transport::streamable_http_client::{
 };
 
 use crate::auth::{AuthError, AuthedClient};
-use crate::call_http::{self, CallHttp};
+use crate::call_http::{self, CallHttp, finish};
 use crate::index::Signals;
+use crate::sse::SseBuffer;
 
 /// Why a direct call failed.
 #[derive(Debug)]
@@ -55,92 +56,6 @@ pub(crate) enum DirectError {
 
 /// Largest answer read (rmcp's own limit for a JSON answer).
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
-
-/// Longest the rest of an answered stream is read to keep its connection.
-const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Reads the rest of an answered stream (its end follows the answer at once), so that the
-/// connection goes back to the pool: here when it has already arrived, else in the background.
-fn finish(mut body: hyper::body::Incoming) {
-    loop {
-        match body.frame().now_or_never() {
-            Some(Some(Ok(_))) => {}
-            Some(None | Some(Err(_))) => return,
-            None => break,
-        }
-    }
-    tokio::spawn(async move {
-        let drain = async { while let Some(Ok(_)) = body.frame().await {} };
-        let _ = tokio::time::timeout(DRAIN_LIMIT, drain).await;
-    });
-}
-
-/// The `data` of server-sent events, as they arrive in pieces.
-#[derive(Default)]
-struct SseBuffer {
-    pending: Vec<u8>,
-    /// How much of `pending` is known to hold no event end, so that a large event arriving in
-    /// many pieces is scanned once, not once per piece.
-    scanned: usize,
-}
-
-impl SseBuffer {
-    fn push(&mut self, chunk: &[u8]) -> Result<(), DirectError> {
-        if self.pending.len() + chunk.len() > MAX_ANSWER {
-            return Err(DirectError::Protocol(format!(
-                "an event of the answer is larger than {MAX_ANSWER} bytes"
-            )));
-        }
-        self.pending.extend_from_slice(chunk);
-        Ok(())
-    }
-
-    /// The data of the next complete event that has any.
-    fn next_data(&mut self) -> Option<String> {
-        loop {
-            // An end (at most 4 bytes) may straddle the scanned part and the new bytes.
-            let from = self.scanned.saturating_sub(3);
-            let Some((end, skip)) = event_end(&self.pending[from..]) else {
-                self.scanned = self.pending.len();
-                return None;
-            };
-            let end = from + end;
-            self.scanned = 0;
-            let block: Vec<u8> = self.pending.drain(..end + skip).take(end).collect();
-            let text = String::from_utf8_lossy(&block);
-            let mut data: Option<String> = None;
-            for line in text.lines() {
-                let Some(value) = line.strip_prefix("data:") else {
-                    continue;
-                };
-                let value = value.strip_prefix(' ').unwrap_or(value);
-                match &mut data {
-                    Some(d) => {
-                        d.push('\n');
-                        d.push_str(value);
-                    }
-                    None => data = Some(value.to_owned()),
-                }
-            }
-            if let Some(data) = data.filter(|d| !d.is_empty()) {
-                return Some(data);
-            }
-        }
-    }
-}
-
-/// Where the first event in `buf` ends, and the length of the blank line that ends it.
-fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
-    let crlf = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, 4));
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
-    }
-}
 
 /// A `tools/call` request.
 #[derive(serde::Serialize)]
@@ -343,7 +258,7 @@ impl Direct {
                 ))
             });
         }
-        let mut events = SseBuffer::default();
+        let mut events = SseBuffer::new(MAX_ANSWER);
         loop {
             let frame = match body.frame().await {
                 Some(Ok(frame)) => frame,
@@ -359,7 +274,9 @@ impl Direct {
             let Ok(chunk) = frame.into_data() else {
                 continue;
             };
-            events.push(&chunk)?;
+            events
+                .push(&chunk)
+                .map_err(|e| DirectError::Protocol(e.to_string()))?;
             while let Some(data) = events.next_data() {
                 if let Some(answer) = self.read(&data, id)? {
                     finish(body);
@@ -521,48 +438,5 @@ fn tool_result(result: ServerResult) -> Result<CallToolResult, DirectError> {
             "the answer to tools/call is not a tool result: {}",
             serde_json::to_string(&other).unwrap_or_else(|_| "unreadable".into())
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn datas(pieces: &[&str]) -> Vec<String> {
-        let mut buffer = SseBuffer::default();
-        let mut out = Vec::new();
-        for piece in pieces {
-            buffer.push(piece.as_bytes()).expect("fits");
-            while let Some(data) = buffer.next_data() {
-                out.push(data);
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn events_are_read_whatever_the_pieces() {
-        let stream =
-            "id: 0\nretry: 3000\ndata:\n\ndata: {\"a\":1}\n\nevent: message\ndata: x\ndata: y\n\n";
-        let whole = datas(&[stream]);
-        assert_eq!(whole, ["{\"a\":1}", "x\ny"]);
-        // Cut at every byte: the same events.
-        let bytes: Vec<String> = stream.chars().map(String::from).collect();
-        let pieces: Vec<&str> = bytes.iter().map(String::as_str).collect();
-        assert_eq!(datas(&pieces), whole);
-    }
-
-    #[test]
-    fn crlf_line_ends_and_unfinished_events() {
-        assert_eq!(datas(&["data: a\r\n\r\ndata: b"]), ["a"]);
-        assert_eq!(datas(&["data: a\r\n\r", "\n", "data: b\n\n"]), ["a", "b"]);
-    }
-
-    #[test]
-    fn an_oversized_event_is_refused() {
-        let mut buffer = SseBuffer::default();
-        let big = vec![b'x'; MAX_ANSWER];
-        buffer.push(&big).expect("exactly the limit fits");
-        assert!(matches!(buffer.push(b"x"), Err(DirectError::Protocol(_))));
     }
 }

@@ -34,9 +34,11 @@ mod discovery;
 mod error;
 mod events;
 mod index;
+mod kept_post;
 pub mod names;
 mod registry_client;
 pub mod rmcp_errors;
+mod sse;
 mod supervisor;
 mod watch;
 

@@ -113,5 +113,58 @@ async fn calls_keep_their_connection_and_do_not_wait_for_delayed_acks() {
     fleet.shutdown().await;
 }
 
+#[tokio::test]
+async fn the_sessions_own_requests_keep_their_connection_too() {
+    let registry = TestRegistry::start().await;
+    // Nagle's algorithm on, as above: a reused connection would stall without quick ACKs.
+    let server = TestServer::start("relist", &["search"]).await;
+    registry
+        .register(&registration(
+            "relist",
+            &server.base_url,
+            &["relist"],
+            json!({"type": "none"}),
+        ))
+        .await;
+    let fleet = Discovery::builder(&registry.url)
+        .tags(["relist"])
+        .build()
+        .expect("builds");
+    fleet.connect().await.expect("connects");
+    let (connections, lists) = (server.connections(), server.list_requests());
+
+    // Each announced tool makes rmcp's client post a `tools/list` of its own.
+    for i in 0..RELISTS {
+        let name = format!("added_{i}");
+        server.add_tool(&name).await;
+        let qualified = format!("relist__{name}");
+        eventually("the announced tool in tools()", || async {
+            fleet
+                .tools()
+                .iter()
+                .any(|t| t.qualified_name == qualified)
+                .then_some(())
+        })
+        .await;
+    }
+    let listed = server.list_requests() - lists;
+    let opened = server.connections() - connections;
+    assert!(listed >= RELISTS, "{listed} tools/list requests");
+    // One connection per request would be at least one per listing.
+    assert!(
+        opened <= RELISTS / 4,
+        "{RELISTS} listings in a row opened {opened} connections"
+    );
+    let result = fleet
+        .call_tool("relist__added_0", json!({}))
+        .await
+        .expect("an announced tool is callable");
+    assert_eq!(echoed(&result)["tool"], "added_0");
+    fleet.shutdown().await;
+}
+
+/// Listings the connection test waits for, one after another.
+const RELISTS: usize = 12;
+
 /// Calls made one after another in the connection test.
 const CALLS: usize = 20;

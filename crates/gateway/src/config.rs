@@ -77,11 +77,12 @@ pub struct GatewayConfig {
     pub outlier: OutlierConfig,
     /// URLs that receive a JSON POST for each automatic rollback.
     pub alert_webhooks: Vec<String>,
-    /// Keep connections to upstreams open for the requests other than tool calls too (listings,
-    /// session set-up; default off). Tool calls to `http://` upstreams always reuse connections,
-    /// on the discovery library's own client that does not wait for delayed ACKs; these other
-    /// requests go through reqwest, where only upstreams that set `TCP_NODELAY` answer a reused
-    /// connection at once: others stall each request ~40 ms (Nagle's algorithm).
+    /// Pool reqwest's connections to upstreams too (default off). Every POST to an `http://`
+    /// upstream (tool calls, listings, session set-up) already reuses connections, on the
+    /// discovery library's own client that does not wait for delayed ACKs (Linux); what is left
+    /// to reqwest is `https://` upstreams and, on other platforms, every upstream. There, only
+    /// upstreams that set `TCP_NODELAY` answer a reused connection at once: others stall each
+    /// request ~40 ms (Nagle's algorithm).
     pub upstream_keepalive: bool,
     /// `Host` header values the MCP endpoint accepts besides loopback names (empty: loopback
     /// only, rmcp's default protection against DNS rebinding).
