@@ -1,5 +1,6 @@
 //! The discovery library end to end: a real registry, real rmcp servers, loopback only.
 
+mod answers;
 mod auth;
 mod calls;
 mod common;
