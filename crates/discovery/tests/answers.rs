@@ -12,8 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::common::{TestRegistry, registration};
 
+/// What a test server answers every request with.
+type Answer = fn() -> axum::response::Response;
+
 /// Serves `answer` to every `POST /mcp`; returns the base URL.
-async fn answering(answer: fn() -> axum::response::Response, stop: &CancellationToken) -> String {
+async fn answering(answer: Answer, stop: &CancellationToken) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -32,7 +35,7 @@ async fn answering(answer: fn() -> axum::response::Response, stop: &Cancellation
 async fn http_errors_on_initialize_are_reported_with_their_status() {
     let registry = TestRegistry::start().await;
     let stop = CancellationToken::new();
-    let cases: [(&str, fn() -> axum::response::Response, &str); 4] = [
+    let cases: [(&str, Answer, &str); 4] = [
         (
             "plain-500",
             || (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
