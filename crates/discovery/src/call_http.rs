@@ -13,6 +13,7 @@
 //!
 //! `https://` servers keep going through the library's reqwest client.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use hyper::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use reqwest::header::{HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -58,6 +60,30 @@ pub(crate) fn finish(mut body: hyper::body::Incoming) {
         let drain = async { while let Some(Ok(_)) = body.frame().await {} };
         let _ = tokio::time::timeout(DRAIN_LIMIT, drain).await;
     });
+}
+
+/// A JSON-RPC POST of `body` to an MCP endpoint: JSON or an event stream accepted, the
+/// session's id and its other headers (`mcp-protocol-version`), and the bearer `token`.
+pub(crate) fn post_request(
+    uri: &Uri,
+    body: bytes::Bytes,
+    session_id: Option<&str>,
+    headers: &HashMap<HeaderName, HeaderValue>,
+    token: Option<&str>,
+) -> Result<hyper::Request<Body>, hyper::http::Error> {
+    let mut request = hyper::Request::post(uri.clone())
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::ACCEPT, "application/json, text/event-stream");
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_bytes());
+    }
+    if let Some(id) = session_id {
+        request = request.header("mcp-session-id", id);
+    }
+    if let Some(token) = token {
+        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    request.body(Body::new(body))
 }
 
 /// Whether this platform can keep call connections open without stalling.

@@ -293,19 +293,9 @@ impl Direct {
         body: bytes::Bytes,
         token: Option<&str>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, DirectError> {
-        let mut request = hyper::Request::post(uri.clone())
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(hyper::header::ACCEPT, "application/json, text/event-stream")
-            .header("mcp-session-id", self.session_id.as_ref());
-        for (name, value) in &self.headers {
-            request = request.header(name.as_str(), value.as_bytes());
-        }
-        if let Some(token) = token {
-            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let request = request
-            .body(call_http::Body::new(body))
-            .map_err(|e| DirectError::Transport(format!("cannot build the request: {e}")))?;
+        let request =
+            call_http::post_request(uri, body, Some(&self.session_id), &self.headers, token)
+                .map_err(|e| DirectError::Transport(format!("cannot build the request: {e}")))?;
         match tokio::time::timeout(self.client.head_timeout, http.request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(DirectError::Transport(crate::rmcp_errors::describe(&e))),

@@ -50,20 +50,7 @@ pub(crate) async fn post(
     limits: StreamableHttpResponseLimits,
 ) -> Result<StreamableHttpPostResponse, HttpError> {
     let body = serde_json::to_vec(message)?;
-    let mut request = hyper::Request::post(uri.clone())
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header(hyper::header::ACCEPT, "text/event-stream, application/json");
-    for (name, value) in headers {
-        request = request.header(name.as_str(), value.as_bytes());
-    }
-    if let Some(id) = session_id {
-        request = request.header("mcp-session-id", id);
-    }
-    if let Some(token) = token {
-        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let request = request
-        .body(call_http::Body::new(body.into()))
+    let request = call_http::post_request(uri, body.into(), session_id, headers, token.as_deref())
         .map_err(|e| unexpected(format!("cannot build the request: {e}")))?;
     let response = http
         .request(request)

@@ -17,18 +17,8 @@ type Answer = fn() -> axum::response::Response;
 
 /// Serves `answer` to every `POST /mcp`; returns the base URL.
 async fn answering(answer: Answer, stop: &CancellationToken) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
     let app = Router::new().route("/mcp", post(move || async move { answer() }));
-    let until = stop.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(until.cancelled_owned())
-            .await
-    });
-    url
+    mcp_fleet_test_support::serve(app, stop.clone()).await
 }
 
 #[tokio::test]
