@@ -15,7 +15,8 @@
 //! while one thread at nice 19 spins, and no sweep runs.
 //!
 //! Settings: `SWEEP_ENTRIES` (default 10000), `SWEEP_QUERY_RATE` (queries a second, default 200),
-//! `SWEEP_TIMELINE=1` (print the slowest query of each 100 ms of the sweep to stderr),
+//! `SWEEP_TIMELINE=1` (print to stderr, for each 100 ms of the sweep, the probes finished and
+//! the fleet's requests so far, then the slowest query),
 //! `SWEEP_WORKER`: `in-process` (default: `AppState::start_health_worker`, in the API's process,
 //! as `serve` runs it) or `separate` (`spawn_health_worker` on a runtime of its own, as the
 //! `health-worker` process runs it).
@@ -593,8 +594,19 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
         state.health().ok_or("the health worker did not start")?
     };
     let target = entries as u64;
+    let timeline = std::env::var_os("SWEEP_TIMELINE").is_some();
+    let mut next_mark = Duration::ZERO;
     let sweep = loop {
         let probes = health.stats().probes.load(Ordering::Relaxed);
+        if timeline && t0.elapsed() >= next_mark {
+            eprintln!(
+                "t={:.1}s probes finished {probes}, health answers {}, black-hole connections {}",
+                t0.elapsed().as_secs_f64(),
+                marks.fast_hits.load(Ordering::Relaxed),
+                marks.hole_hits.load(Ordering::Relaxed)
+            );
+            next_mark += Duration::from_millis(100);
+        }
         if probes >= target {
             break t0.elapsed();
         }
@@ -618,7 +630,7 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
         .into_iter()
         .filter(|(sent, _)| *sent >= t0 && sent.duration_since(t0) < sweep)
         .collect();
-    if std::env::var_os("SWEEP_TIMELINE").is_some() {
+    if timeline {
         let mut buckets = std::collections::BTreeMap::<u64, Vec<f64>>::new();
         for (sent, d) in &during {
             let b = sent.duration_since(t0).as_millis() as u64 / 100;
