@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -967,4 +967,75 @@ async fn a_deleted_entry_is_neither_checked_nor_alerted() {
     .await;
     assert_eq!(bodies.len(), 1, "{bodies:#?}");
     assert_eq!(bodies[0]["to"], "healthy");
+}
+
+/// A listener that holds every connection open, unanswered, until shutdown; returns its URL
+/// and when it accepted each connection.
+async fn timed_black_hole(shutdown: CancellationToken) -> (String, Arc<Mutex<Vec<Instant>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let times = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                a = listener.accept() => match a {
+                    Ok((socket, _)) => {
+                        times.lock().expect("lock").push(Instant::now());
+                        held.push(socket);
+                    }
+                    Err(_) => break,
+                },
+            }
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test]
+async fn probes_stay_within_the_concurrency_bound() {
+    const BOUND: usize = 3;
+    const TIMEOUT: Duration = Duration::from_millis(500);
+    let servers = CancellationToken::new();
+    let _stop = servers.clone().drop_guard();
+    let (hole, accepted) = timed_black_hole(servers.clone()).await;
+    let health = HealthConfig {
+        concurrency: BOUND,
+        timeout: TIMEOUT,
+        interval: Duration::from_secs(600),
+        ..quick()
+    };
+    let reg = start_checked(sqlite(), health).await;
+    let ids: Vec<String> = (0..3 * BOUND).map(|i| format!("hang-{i}")).collect();
+    for id in &ids {
+        register(
+            &reg,
+            &entry(id, &hole, Some(&format!("{hole}/health")), "none"),
+        )
+        .await;
+    }
+    for id in &ids {
+        let e = status_is(&reg, id, "down").await;
+        assert!(
+            e["lastError"]
+                .as_str()
+                .is_some_and(|m| m.contains("timed out")),
+            "{e}"
+        );
+    }
+    let mut at = accepted.lock().expect("lock").clone();
+    at.sort();
+    assert_eq!(at.len(), ids.len(), "each entry probed once");
+    // A probe starts only once one of the `BOUND` before it has run into its time limit: so
+    // the connection `BOUND` places later came at least (nearly) a time limit later.
+    for (i, later) in at.iter().enumerate().skip(BOUND) {
+        let gap = *later - at[i - BOUND];
+        assert!(
+            gap >= TIMEOUT * 4 / 5,
+            "probe {i} started {gap:?} after probe {}: more than {BOUND} in flight",
+            i - BOUND
+        );
+    }
 }
