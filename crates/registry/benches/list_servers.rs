@@ -17,6 +17,10 @@ use axum::routing::get;
 use mcp_fleet_registry::{AppState, Config};
 use tokio_util::sync::CancellationToken;
 
+/// The allocator the `mcp-fleet` binary uses, so the registry here runs as it does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ENTRIES: usize = 1000;
 // `status=any`: no health worker runs here, so every entry stays `unknown`.
 const QUERIES: [(&str, &str); 2] = [

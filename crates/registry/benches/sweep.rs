@@ -56,6 +56,10 @@ const QUERY: &str = "/servers?tags=target&status=any&limit=100";
 const SWEEP_TARGET: f64 = 1.5;
 const P99_TARGET: f64 = 1.5;
 
+/// The allocator the `mcp-fleet` binary uses, so the registry here runs as it does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
