@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::common::{
     TestRegistry, black_hole, live_server, refused_url, start_checked, start_checked_denying,
-    start_checked_with, start_sqlite,
+    start_checked_with, start_sqlite, timed_black_hole,
 };
 
 /// How long a slow server takes to answer: above `degraded_latency`, below `timeout`.
@@ -967,31 +967,6 @@ async fn a_deleted_entry_is_neither_checked_nor_alerted() {
     .await;
     assert_eq!(bodies.len(), 1, "{bodies:#?}");
     assert_eq!(bodies[0]["to"], "healthy");
-}
-
-/// A listener that holds every connection open, unanswered, until shutdown; returns its URL
-/// and when it accepted each connection.
-async fn timed_black_hole(shutdown: CancellationToken) -> (String, Arc<Mutex<Vec<Instant>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let accepted = Arc::new(Mutex::new(Vec::new()));
-    let times = accepted.clone();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                a = listener.accept() => match a {
-                    Ok((socket, _)) => {
-                        times.lock().expect("lock").push(Instant::now());
-                        held.push(socket);
-                    }
-                    Err(_) => break,
-                },
-            }
-        }
-    });
-    (url, accepted)
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! A real registry on `127.0.0.1:0` over a throwaway database, and a client for it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use mcp_fleet_registry::{AppState, Config, HealthConfig};
 use mcp_fleet_store::Store;
@@ -206,23 +207,35 @@ pub(crate) fn refused_url() -> String {
 /// A black hole on 127.0.0.1:0: accepts connections and holds them without ever answering,
 /// until `shutdown`; returns its base URL.
 pub(crate) async fn black_hole(shutdown: CancellationToken) -> String {
+    timed_black_hole(shutdown).await.0
+}
+
+/// [`black_hole`], also noting when it accepted each connection.
+pub(crate) async fn timed_black_hole(
+    shutdown: CancellationToken,
+) -> (String, Arc<Mutex<Vec<Instant>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let times = accepted.clone();
     tokio::spawn(async move {
         let mut held = Vec::new();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((socket, _)) => held.push(socket),
+                    Ok((socket, _)) => {
+                        times.lock().unwrap_or_else(|e| e.into_inner()).push(Instant::now());
+                        held.push(socket);
+                    }
                     Err(_) => break,
                 },
             }
         }
     });
-    url
+    (url, accepted)
 }
 
 impl TestRegistry {
