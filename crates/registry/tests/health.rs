@@ -1014,3 +1014,56 @@ async fn probes_stay_within_the_concurrency_bound() {
         );
     }
 }
+
+/// While probes queue for a slot, results are written less often, but they are written: the
+/// first ones are visible long before the queue drains.
+#[tokio::test]
+async fn results_are_written_while_probes_queue() {
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    const ENTRIES: usize = 12;
+    let servers = CancellationToken::new();
+    let _stop = servers.clone().drop_guard();
+    let (hole, _) = timed_black_hole(servers.clone()).await;
+    let health = HealthConfig {
+        concurrency: 1,
+        timeout: TIMEOUT,
+        interval: Duration::from_secs(600),
+        ..quick()
+    };
+    let reg = start_checked(sqlite(), health).await;
+    for i in 0..ENTRIES {
+        register(
+            &reg,
+            &entry(
+                &format!("hang-{i}"),
+                &hole,
+                Some(&format!("{hole}/health")),
+                "none",
+            ),
+        )
+        .await;
+    }
+    // One probe at a time, each running into its limit: the queue takes ENTRIES × TIMEOUT
+    // (3.6 s) to drain; results are written at least every second meanwhile.
+    let statuses = eventually(
+        Duration::from_secs(10),
+        "a first result written",
+        || async {
+            let (status, body) = reg.get("/servers?status=any&limit=100").await;
+            assert_eq!(status, 200, "{body}");
+            let statuses: Vec<String> = body["servers"]
+                .as_array()
+                .expect("servers")
+                .iter()
+                .map(|e| e["status"].as_str().unwrap_or_default().to_string())
+                .collect();
+            statuses.iter().any(|s| s == "down").then_some(statuses)
+        },
+    )
+    .await;
+    let unknown = statuses.iter().filter(|s| *s == "unknown").count();
+    assert!(
+        unknown >= ENTRIES / 3,
+        "results were written only as the queue drained: {statuses:?}"
+    );
+}

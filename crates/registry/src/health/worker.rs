@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -32,6 +32,12 @@ const MAX_PENDING: usize = 100_000;
 /// A batch is written at least this often, or when it reaches [`FLUSH_AT`] results.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 const FLUSH_AT: usize = 512;
+/// While probes queue for a slot (a sweep's burst, when the fleet outnumbers
+/// `--health-concurrency`), results are written at most this often: the writes' CPU then goes
+/// to starting the queued probes, which finishes the burst sooner (10,000 entries, 2 cores:
+/// the sweep took 1.40-1.54x its time limit with writes every 100 ms, 1.34-1.40x with this, and
+/// bigger batches cost the writer a third less CPU).
+const BURST_FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// The first wait before trying the database again after it failed; doubled at each failure.
 const DB_RETRY_MIN: Duration = Duration::from_millis(250);
 /// The longest wait between tries while the database stays away.
@@ -306,6 +312,10 @@ struct Worker {
         CheckReport,
     )>,
     semaphore: Arc<Semaphore>,
+    /// Probes launched that wait for a slot of `semaphore`.
+    queued: Arc<AtomicUsize>,
+    /// When results were last written (or the worker started).
+    last_flush: Instant,
     probes: JoinSet<()>,
     done_tx: mpsc::UnboundedSender<ProbeDone>,
     jitter: RandomState,
@@ -335,6 +345,8 @@ pub(crate) fn spawn(
             fall: cfg.fall,
         },
         semaphore: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
+        queued: Arc::new(AtomicUsize::new(0)),
+        last_flush: Instant::now(),
         cfg,
         prober,
         alerts: alerts.clone(),
@@ -419,7 +431,7 @@ impl Worker {
                 _ = wake.notified() => self.refresh(false).await,
                 Some(done) = done.recv() => {
                     self.apply(done);
-                    if self.pending.len() >= FLUSH_AT || !self.replies.is_empty() {
+                    if self.flush_due(self.pending.len() >= FLUSH_AT) {
                         self.flush().await;
                     }
                 }
@@ -437,7 +449,9 @@ impl Worker {
                         self.deregister().await;
                     }
                     self.launch_due();
-                    self.flush().await;
+                    if self.flush_due(true) {
+                        self.flush().await;
+                    }
                     while self.probes.try_join_next().is_some() {}
                 }
             }
@@ -509,9 +523,13 @@ impl Worker {
         let row = t.row.clone();
         let prober = self.prober.clone();
         let semaphore = self.semaphore.clone();
+        let queued = self.queued.clone();
         let done = self.done_tx.clone();
+        queued.fetch_add(1, Ordering::Relaxed);
         self.probes.spawn(async move {
-            let Ok(_permit) = semaphore.acquire_owned().await else {
+            let permit = semaphore.acquire_owned().await;
+            queued.fetch_sub(1, Ordering::Relaxed);
+            let Ok(_permit) = permit else {
                 return;
             };
             if let Some(result) = prober.probe(&row).await {
@@ -760,11 +778,24 @@ impl Worker {
         }
     }
 
+    /// Whether to write queued results now, `ready` (a full batch, or the tick) permitting: at
+    /// once when an on-demand check waits for its answer; during a burst (probes queue for a
+    /// slot), at most every [`BURST_FLUSH_EVERY`].
+    fn flush_due(&self, ready: bool) -> bool {
+        if !self.replies.is_empty() {
+            return true;
+        }
+        ready
+            && (self.queued.load(Ordering::Relaxed) == 0
+                || self.last_flush.elapsed() >= BURST_FLUSH_EVERY)
+    }
+
     /// Writes queued results in one transaction, then publishes their transitions.
     async fn flush(&mut self) {
         if self.pending.is_empty() || !self.db.ready() {
             return;
         }
+        self.last_flush = Instant::now();
         match self.store.record_checks(&self.pending).await {
             Ok(written) => {
                 self.db.succeeded();
