@@ -11,8 +11,8 @@
 //! client run on separate Tokio runtimes, as they would in separate processes, so that one's task
 //! queue does not delay another's; they still share the machine's cores.
 //!
-//! A control row shows what any CPU use costs the queries' tail on the machine: the same queries
-//! while one thread at nice 19 spins, and no sweep runs.
+//! Two control rows show what any CPU use costs the queries' tail on the machine: the same
+//! queries while one thread at nice 19 spins, then one per core, and no sweep runs.
 //!
 //! Settings: `SWEEP_ENTRIES` (default 10000), `SWEEP_QUERY_RATE` (queries a second, default 200),
 //! `SWEEP_TIMELINE=1` (print to stderr, for each 100 ms of the sweep, the probes finished and
@@ -540,28 +540,39 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
         Ok(Latencies::new(samples.into_iter().map(|(_, d)| d)))
     };
 
-    // (1) The worker idle: there is none yet.
+    // (1) The controls: the same queries while threads at the lowest priority (nice 19) spin
+    // and nothing else runs: one, then one per core. They show what CPU use costs the queries'
+    // tail on this machine whatever its priority: with one, a core stays free for the API; with
+    // one per core, as in a sweep's burst, every request must first take a core back.
+    let spin_run = |threads: usize| -> Result<Latencies, String> {
+        let spinning = Arc::new(AtomicBool::new(true));
+        let spinners: Vec<_> = (0..threads)
+            .map(|_| {
+                let spinning = spinning.clone();
+                std::thread::spawn(move || {
+                    lowest_priority();
+                    while spinning.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        let run = fixed_run();
+        spinning.store(false, Ordering::Relaxed);
+        for s in spinners {
+            let _ = s.join();
+        }
+        run
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let control = spin_run(1)?;
+    let control_all = spin_run(cores)?;
+
+    // (2) The worker idle (there is none yet), just before the sweep: this machine's noise
+    // drifts over tens of seconds, and the baseline should see the sweep's.
     let idle = fixed_run()?;
 
-    // (1b) The control: the same queries while one thread at the lowest priority (nice 19)
-    // spins and nothing else runs. It shows what any CPU use costs the queries' tail on this
-    // machine, whatever its priority.
-    let spinning = Arc::new(AtomicBool::new(true));
-    let spinner = {
-        let spinning = spinning.clone();
-        std::thread::spawn(move || {
-            lowest_priority();
-            while spinning.load(Ordering::Relaxed) {
-                std::hint::spin_loop();
-            }
-        })
-    };
-    let control = fixed_run();
-    spinning.store(false, Ordering::Relaxed);
-    let _ = spinner.join();
-    let control = control?;
-
-    // (2) The same queries while one sweep runs.
+    // (3) The same queries while one sweep runs.
     let (ready, warmed) = mpsc::channel();
     let during = spawn_queries(url, expected, rate, None, stop.clone(), ready);
     if warmed.recv_timeout(SWEEP_LIMIT).is_err() {
@@ -733,6 +744,11 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
         "| control: query p99 while one nice-19 thread spins, no sweep (/ idle) | {} ({:.2}) | |",
         ms(control.pct(0.99)),
         control.pct(0.99).as_secs_f64() / idle.pct(0.99).as_secs_f64()
+    );
+    println!(
+        "| control: query p99 while {cores} nice-19 threads spin (one per core), no sweep (/ idle) | {} ({:.2}) | |",
+        ms(control_all.pct(0.99)),
+        control_all.pct(0.99).as_secs_f64() / idle.pct(0.99).as_secs_f64()
     );
     println!(
         "| query p99 during / idle ({} and {} queries) | {p99_ratio:.2} | <= {P99_TARGET:.2}: {} |",
