@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// (its arena locks among it). Measured with `scripts/bench`: calls/s through the gateway
 /// +33%, and tag queries read from SQLite +46% requests/s. Built without transparent huge pages
 /// (the workspace's `no_thp`): zeroing a 2 MiB page at each first touch of fresh memory took ~10%
-/// of a 10,000-entry health sweep's CPU, and the health worker's share fell from ~1.3 s to ~0.85 s.
+/// of a 10,000-entry health sweep's CPU, and the health worker's share fell from 1.2-1.6 s to ~0.93 s.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -206,7 +206,7 @@ fn main() {
         tokio::spawn(gateway.clone().serve(listener, stop.clone()));
 
         let references = [1, 4 * cores];
-        let most = clients.max(4 * cores);
+        let most = references.into_iter().fold(clients, usize::max);
         let mut paths: Vec<(&str, &str, Vec<Arc<Client>>)> = vec![
             ("direct to the upstream with TCP_NODELAY", "echo", Vec::new()),
             ("through the gateway", "echo__echo", Vec::new()),

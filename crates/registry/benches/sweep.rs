@@ -689,7 +689,7 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
         .join(", ");
     println!(
         "\nOne health sweep on loopback, SQLite, probe timeout {} s, concurrency {CONCURRENCY}, \
-         worker {}; {} cores, load average {load} at start, open-file limit {nofile}, \
+         worker {}; {cores} cores, load average {load} at start, open-file limit {nofile}, \
          ephemeral ports {ports}\n",
         TIMEOUT.as_secs(),
         if separate {
@@ -697,7 +697,6 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
         } else {
             "in-process (AppState::start_health_worker: its own runtime, in the API's process)"
         },
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     println!("| measure | value | target |\n|---|---|---|");
     println!(

@@ -969,6 +969,19 @@ async fn a_deleted_entry_is_neither_checked_nor_alerted() {
     assert_eq!(bodies[0]["to"], "healthy");
 }
 
+/// Registers `n` entries `hang-<i>` whose health URL is the black hole `hole`; returns their ids.
+async fn register_hanging(reg: &TestRegistry, hole: &str, n: usize) -> Vec<String> {
+    let ids: Vec<String> = (0..n).map(|i| format!("hang-{i}")).collect();
+    for id in &ids {
+        register(
+            reg,
+            &entry(id, hole, Some(&format!("{hole}/health")), "none"),
+        )
+        .await;
+    }
+    ids
+}
+
 #[tokio::test]
 async fn probes_stay_within_the_concurrency_bound() {
     const BOUND: usize = 3;
@@ -983,14 +996,7 @@ async fn probes_stay_within_the_concurrency_bound() {
         ..quick()
     };
     let reg = start_checked(sqlite(), health).await;
-    let ids: Vec<String> = (0..3 * BOUND).map(|i| format!("hang-{i}")).collect();
-    for id in &ids {
-        register(
-            &reg,
-            &entry(id, &hole, Some(&format!("{hole}/health")), "none"),
-        )
-        .await;
-    }
+    let ids = register_hanging(&reg, &hole, 3 * BOUND).await;
     for id in &ids {
         let e = status_is(&reg, id, "down").await;
         assert!(
@@ -1031,18 +1037,7 @@ async fn results_are_written_while_probes_queue() {
         ..quick()
     };
     let reg = start_checked(sqlite(), health).await;
-    for i in 0..ENTRIES {
-        register(
-            &reg,
-            &entry(
-                &format!("hang-{i}"),
-                &hole,
-                Some(&format!("{hole}/health")),
-                "none",
-            ),
-        )
-        .await;
-    }
+    register_hanging(&reg, &hole, ENTRIES).await;
     // One probe at a time, each running into its limit: the queue takes ENTRIES × TIMEOUT
     // (3.6 s) to drain; results are written at least every second meanwhile.
     let statuses = eventually(
