@@ -1,22 +1,30 @@
 //! Run with: `scripts/bench` (or `cargo bench -p mcp-fleet-registry --bench sweep`).
 //!
-//! One full health sweep on loopback: 10,000 entries, one in ten pointing at black-hole listeners
-//! that accept connections and never answer, the rest at a fast local health server. Reports the
-//! sweep's wall time as a ratio of the 2 s probe timeout (target: at most 1.5), and the p99
-//! latency of `GET /servers?tags=<tag on 1% of entries>` while the sweep runs against the same
-//! query with the worker idle (target: at most 1.5x). The read cache is off, so every query reads
-//! SQLite.
+//! Full health sweeps on loopback: 10,000 entries, one in ten pointing at black-hole listeners
+//! that accept connections and never answer, the rest at a fast local health server. Reports each
+//! sweep's wall time as a ratio of the 2 s probe timeout (target: at most 1.5, on the median
+//! round), and the p99 latency of `GET /servers?tags=<tag on 1% of entries>` while the sweeps
+//! run against the same query with the worker idle (target: at most 1.5x). The read cache is
+//! off, so every query reads SQLite.
+//!
+//! The registry is seeded once; each round (`SWEEP_ROUNDS`, default 5) starts a registry on a
+//! fresh copy of it, as it was before any probe, sends the query for about a sweep's length
+//! with no worker, then starts the worker and sends it again until every entry has been probed.
+//! The p99s pool every round's queries: one sweep gives ~560 of them, whose p99 is the sixth
+//! slowest, which one hiccup of this machine decides; and the idle queries come just before each
+//! sweep, because the machine's noise drifts over tens of seconds.
 //!
 //! The fleet (health server and black holes), the registry (API and health worker) and the query
 //! client run on separate Tokio runtimes, as they would in separate processes, so that one's task
 //! queue does not delay another's; they still share the machine's cores.
 //!
-//! Two control rows show what any CPU use costs the queries' tail on the machine: the same
-//! queries while one thread at nice 19 spins, then one per core, and no sweep runs.
+//! Two control rows, measured in the first round, show what any CPU use costs the queries' tail
+//! on the machine: the same queries while one thread at nice 19 spins, then one per core, and no
+//! sweep runs.
 //!
-//! Settings: `SWEEP_ENTRIES` (default 10000), `SWEEP_QUERY_RATE` (queries a second, default 200),
-//! `SWEEP_TIMELINE=1` (print to stderr, for each 100 ms of the sweep, the probes finished and
-//! the fleet's requests so far, then the slowest query),
+//! Settings: `SWEEP_ENTRIES` (default 10000), `SWEEP_ROUNDS` (5), `SWEEP_QUERY_RATE` (queries a
+//! second, default 200), `SWEEP_TIMELINE=1` (print to stderr, for each 100 ms of each sweep, the
+//! probes finished and the fleet's requests so far, then the slowest query),
 //! `SWEEP_WORKER`: `in-process` (default: `AppState::start_health_worker`, in the API's process,
 //! as `serve` runs it) or `separate` (`spawn_health_worker` on a runtime of its own, as the
 //! `health-worker` process runs it).
@@ -34,6 +42,7 @@ use mcp_fleet_model::HealthStatus;
 use mcp_fleet_registry::{AppState, Config, HealthConfig};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::runtime::Runtime;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Time limit of one probe; the sweep is measured against it.
@@ -44,8 +53,12 @@ const CONCURRENCY: usize = 1024;
 const BLACK_HOLES: usize = 8;
 /// Registrations in flight while seeding.
 const SEED_IN_FLIGHT: usize = 32;
-/// Queries measured with the worker idle, after the warm-up.
-const IDLE_QUERIES: usize = 2000;
+/// Sweeps measured, each on a fresh copy of the seeded registry (`SWEEP_ROUNDS`).
+const DEFAULT_ROUNDS: usize = 5;
+/// How long the idle queries before each sweep are sent for: about one sweep's length.
+const IDLE_WINDOW: Duration = Duration::from_secs(3);
+/// Queries of each control row.
+const CONTROL_QUERIES: usize = 2000;
 /// Queries sent before measuring, to open the connection and warm SQLite's page cache.
 const WARM_UP_QUERIES: usize = 100;
 /// A sweep slower than this is a failure, not a measurement.
@@ -121,6 +134,19 @@ impl Marks {
         }
     }
 
+    /// Forgets what an earlier round saw.
+    fn reset(&self) {
+        for counter in [
+            &self.fast_hits,
+            &self.last_fast,
+            &self.hole_hits,
+            &self.last_hole,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        self.first_hole.store(u64::MAX, Ordering::Relaxed);
+    }
+
     fn now(&self) -> u64 {
         u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
@@ -177,13 +203,19 @@ async fn fast_server(
     Ok(addr)
 }
 
-/// Accepts every connection and holds it open, unread, until shutdown: the prober sees a server
-/// that never answers and must run into its timeout.
-async fn black_hole(listener: TcpListener, marks: Arc<Marks>, shutdown: CancellationToken) {
+/// Accepts every connection and holds it open, unread, until `release` or shutdown: the prober
+/// sees a server that never answers and must run into its timeout.
+async fn black_hole(
+    listener: TcpListener,
+    marks: Arc<Marks>,
+    release: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
     let mut held = Vec::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = release.notified() => held.clear(),
             accepted = listener.accept() => match accepted {
                 Ok((socket, _)) => {
                     marks.hole_hit();
@@ -246,7 +278,7 @@ async fn query(http: reqwest::Client, url: Arc<str>) -> Result<bytes::Bytes, Str
         .get(&*url)
         .send()
         .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
+        .map_err(|e| format!("GET {url}: {e:?}"))?;
     if !res.status().is_success() {
         return Err(format!("GET {url}: HTTP {}", res.status()));
     }
@@ -434,12 +466,13 @@ fn main() {
 
 fn run(shutdown: &CancellationToken) -> Result<(), String> {
     let entries = env_or("SWEEP_ENTRIES", 10_000).max(1);
+    let rounds = env_or("SWEEP_ROUNDS", DEFAULT_ROUNDS).clamp(1, 20);
     let rate = u32::try_from(env_or("SWEEP_QUERY_RATE", 200))
         .unwrap_or(u32::MAX)
         .clamp(1, 10_000);
     let holes_total = (0..entries).filter(|&i| is_black_hole(i)).count();
     let tagged = (0..entries).filter(|&i| is_tagged(i)).count();
-    // Every black hole holds two descriptors (both ends live here) until the process exits, and
+    // Every black hole holds two descriptors (both ends live here) until its round ends, and
     // every probe in flight two more.
     let nofile = rlimit::increase_nofile_limit(u64::MAX)
         .map_err(|e| format!("cannot raise the open-file limit: {e}"))?;
@@ -456,6 +489,7 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
             ));
         }
     };
+    let timeline = std::env::var_os("SWEEP_TIMELINE").is_some();
     let ports = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .map(|s| s.split_whitespace().collect::<Vec<_>>().join("-"))
         .unwrap_or_else(|_| "?".into());
@@ -466,16 +500,18 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
         .unwrap_or_else(|| "?".into());
 
     let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temporary dir: {e}"))?;
-    let db_url = format!("sqlite://{}", dir.path().join("sweep.db").display());
+    let db_url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
     let marks = Arc::new(Marks::new());
 
     // The fleet is another machine's work: one thread, so the registry keeps the rest.
     let fleet_rt = runtime("fleet", Some(1))?;
     let registry_rt = runtime("registry-api", None)?;
+    let separate_rt = runtime("health-separate", Some(1))?;
     let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    let release_holes = Arc::new(Notify::new());
 
     let (fast, holes) = fleet_rt.block_on(async {
         let fast = fast_server(marks.clone(), shutdown.clone())
@@ -489,98 +525,314 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
                     .local_addr()
                     .map_err(|e| format!("black hole address: {e}"))?,
             );
-            tokio::spawn(black_hole(listener, marks.clone(), shutdown.clone()));
+            tokio::spawn(black_hole(
+                listener,
+                marks.clone(),
+                release_holes.clone(),
+                shutdown.clone(),
+            ));
         }
         Ok::<_, String>((fast, holes))
     })?;
 
-    let (registry, state, store) = registry_rt.block_on(async {
-        let store = mcp_fleet_store::connect(&db_url)
-            .await
-            .map_err(|e| format!("cannot open {db_url}: {e}"))?;
-        let config = Config {
-            read_cache_ttl: Duration::ZERO,
-            ..Config::default()
-        };
-        let state = AppState::new(store.clone(), config);
-        let listener = listen().map_err(|e| format!("cannot listen: {e}"))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| format!("registry address: {e}"))?;
-        tokio::spawn(mcp_fleet_registry::serve(
-            listener,
-            state.clone(),
-            shutdown.clone(),
-        ));
-        Ok::<_, String>((format!("http://{addr}"), state, store))
-    })?;
-
+    // Seed one registry, then give every round a copy of it as it was before any probe.
     let seeding = Instant::now();
-    client_rt.block_on(seed(&registry, entries, fast, &holes))?;
+    let template = db_url("seeded.db");
+    {
+        let token = shutdown.child_token();
+        let registry = registry_rt.block_on(open_registry(&template, token.clone()))?;
+        client_rt.block_on(seed(&registry.url, entries, fast, &holes))?;
+        token.cancel();
+    }
+    let copies: Vec<String> = (0..rounds)
+        .map(|r| db_url(&format!("round-{r}.db")))
+        .collect();
+    registry_rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&template)
+            .await
+            .map_err(|e| format!("cannot open {template}: {e}"))?;
+        for r in 0..rounds {
+            let path = dir.path().join(format!("round-{r}.db"));
+            sqlx::query("VACUUM INTO ?")
+                .bind(path.display().to_string())
+                .execute(&mut conn)
+                .await
+                .map_err(|e| format!("cannot copy the seeded registry: {e}"))?;
+        }
+        Ok::<_, String>(())
+    })?;
     eprintln!(
-        "sweep: registered {entries} entries in {:.1} s",
+        "sweep: registered {entries} entries and made {rounds} copies in {:.1} s",
         seeding.elapsed().as_secs_f64()
     );
 
-    let url = format!("{registry}{QUERY}");
-    let expected = tagged.min(100);
-    let stop = Arc::new(AtomicBool::new(false));
-
-    // [`IDLE_QUERIES`] of the tag query, sent on schedule, and how long each took.
-    let fixed_run = || -> Result<Latencies, String> {
-        let (ready, _) = mpsc::channel();
-        let samples = join(spawn_queries(
-            url.clone(),
-            expected,
-            rate,
-            Some(IDLE_QUERIES),
-            stop.clone(),
-            ready,
-        ))?;
-        Ok(Latencies::new(samples.into_iter().map(|(_, d)| d)))
-    };
-
-    // (1) The controls: the same queries while threads at the lowest priority (nice 19) spin
-    // and nothing else runs: one, then one per core. They show what CPU use costs the queries'
-    // tail on this machine whatever its priority: with one, a core stays free for the API; with
-    // one per core, as in a sweep's burst, every request must first take a core back.
-    let spin_run = |threads: usize| -> Result<Latencies, String> {
-        let spinning = Arc::new(AtomicBool::new(true));
-        let spinners: Vec<_> = (0..threads)
-            .map(|_| {
-                let spinning = spinning.clone();
-                std::thread::spawn(move || {
-                    lowest_priority();
-                    while spinning.load(Ordering::Relaxed) {
-                        std::hint::spin_loop();
-                    }
-                })
-            })
-            .collect();
-        let run = fixed_run();
-        spinning.store(false, Ordering::Relaxed);
-        for s in spinners {
-            let _ = s.join();
-        }
-        run
-    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let control = spin_run(1)?;
-    let control_all = spin_run(cores)?;
-
-    // (2) The worker idle (there is none yet), just before the sweep: this machine's noise
-    // drifts over tens of seconds, and the baseline should see the sweep's.
-    let idle = fixed_run()?;
-
-    // (3) The same queries while one sweep runs.
-    let (ready, warmed) = mpsc::channel();
-    let during = spawn_queries(url, expected, rate, None, stop.clone(), ready);
-    if warmed.recv_timeout(SWEEP_LIMIT).is_err() {
+    let expected = tagged.min(100);
+    let idle_queries = (rate as usize * IDLE_WINDOW.as_millis() as usize / 1000).max(1);
+    let mut controls = None;
+    let mut results = Vec::with_capacity(rounds);
+    for (r, copy) in copies.iter().enumerate() {
+        let token = shutdown.child_token();
+        let registry = registry_rt.block_on(open_registry(copy, token.clone()))?;
+        let url = format!("{}{QUERY}", registry.url);
+        let queries = |count: Option<usize>, stop: Arc<AtomicBool>| {
+            let (ready, warmed) = mpsc::channel();
+            let handle = spawn_queries(url.clone(), expected, rate, count, stop, ready);
+            (handle, warmed)
+        };
+        // [`CONTROL_QUERIES`] of the tag query, sent on schedule, while `threads` threads at the
+        // lowest priority (nice 19) spin and nothing else runs.
+        let spin_run = |threads: usize| -> Result<Latencies, String> {
+            let spinning = Arc::new(AtomicBool::new(true));
+            let spinners: Vec<_> = (0..threads)
+                .map(|_| {
+                    let spinning = spinning.clone();
+                    std::thread::spawn(move || {
+                        lowest_priority();
+                        while spinning.load(Ordering::Relaxed) {
+                            std::hint::spin_loop();
+                        }
+                    })
+                })
+                .collect();
+            let run = join(queries(Some(CONTROL_QUERIES), Arc::new(AtomicBool::new(false))).0);
+            spinning.store(false, Ordering::Relaxed);
+            for s in spinners {
+                let _ = s.join();
+            }
+            Ok(Latencies::new(run?.into_iter().map(|(_, d)| d)))
+        };
+        // (1) In the first round, the controls: they show what CPU use costs the queries' tail
+        // on this machine whatever its priority: with one spinner a core stays free for the
+        // API; with one per core, as in a sweep's burst, every request must first take a core
+        // back.
+        if controls.is_none() {
+            controls = Some((spin_run(1)?, spin_run(cores)?));
+        }
+        // (2) The worker idle (there is none yet), for about as long as a sweep, just before it:
+        // this machine's noise drifts over tens of seconds, and the baseline should see the
+        // sweep's.
+        let idle = join(queries(Some(idle_queries), Arc::new(AtomicBool::new(false))).0)?;
+        // (3) The same queries while the sweep runs.
+        marks.reset();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (during, warmed) = queries(None, stop.clone());
+        if warmed.recv_timeout(SWEEP_LIMIT).is_err() {
+            stop.store(true, Ordering::Relaxed);
+            return Err(join(during)
+                .err()
+                .unwrap_or_else(|| "the query client did not start".into()));
+        }
+        let swept = sweep_once(
+            &registry,
+            &registry_rt,
+            separate.then_some(&separate_rt),
+            &marks,
+            entries,
+            timeline,
+            token.clone(),
+        );
         stop.store(true, Ordering::Relaxed);
-        return Err(join(during)
-            .err()
-            .unwrap_or_else(|| "the query client did not start".into()));
+        let during = join(during);
+        let mut round = swept?;
+        let t0 = round.t0;
+        round.idle = idle.into_iter().map(|(_, d)| d).collect();
+        round.during = during?
+            .into_iter()
+            .filter(|(sent, _)| *sent >= t0 && sent.duration_since(t0) < round.sweep)
+            .map(|(sent, d)| (sent.duration_since(t0), d))
+            .collect();
+        if timeline {
+            print_timeline(r, &round.during);
+        }
+        token.cancel();
+        // The black holes let go of this round's connections.
+        release_holes.notify_waiters();
+        results.push(round);
     }
+    let (control, control_all) = controls.ok_or("no round ran")?;
+
+    let mut sweeps: Vec<f64> = results
+        .iter()
+        .map(|r| r.sweep.as_secs_f64() / TIMEOUT.as_secs_f64())
+        .collect();
+    sweeps.sort_by(f64::total_cmp);
+    let median = sweeps[sweeps.len() / 2];
+    let idle = Latencies::new(results.iter().flat_map(|r| r.idle.iter().copied()));
+    let during = Latencies::new(
+        results
+            .iter()
+            .flat_map(|r| r.during.iter().map(|(_, d)| *d)),
+    );
+    let p99_ratio = during.pct(0.99).as_secs_f64() / idle.pct(0.99).as_secs_f64();
+    println!(
+        "\nHealth sweeps on loopback, SQLite, probe timeout {} s, concurrency {CONCURRENCY}, \
+         worker {}; {rounds} rounds, each on a fresh copy of the seeded registry; {cores} cores, \
+         load average {load} at start, open-file limit {nofile}, ephemeral ports {ports}\n",
+        TIMEOUT.as_secs(),
+        if separate {
+            "on a runtime of its own (SWEEP_WORKER=separate, as the health-worker process)"
+        } else {
+            "in-process (AppState::start_health_worker: its own runtime, in the API's process)"
+        },
+    );
+    println!(
+        "| round | sweep | / timeout | last health answer / black holes first-last | written | statuses (failed probes) | query p99 idle / during | CPU by thread | TCP connections opened |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (r, round) in results.iter().enumerate() {
+        let idle = Latencies::new(round.idle.iter().copied());
+        let during = Latencies::new(round.during.iter().map(|(_, d)| *d));
+        println!(
+            "| {} | {:.2} s | {:.2} | {} / {}-{} | {:.2} s | {} ({}) | {} / {} | {} | {} |",
+            r + 1,
+            round.sweep.as_secs_f64(),
+            round.sweep.as_secs_f64() / TIMEOUT.as_secs_f64(),
+            secs(round.last_fast),
+            secs(round.first_hole),
+            secs(round.last_hole),
+            round.written.as_secs_f64(),
+            round.statuses,
+            round.failures,
+            ms(idle.pct(0.99)),
+            ms(during.pct(0.99)),
+            round
+                .cpu
+                .iter()
+                .map(|(name, s)| format!("{name} {s:.2} s"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            round.opened.map_or_else(|| "?".into(), |n| n.to_string()),
+        );
+    }
+    println!(
+        "\nExpected statuses: {} healthy, {holes_total} down.\n",
+        entries - holes_total
+    );
+    println!("| measure | value | target |\n|---|---|---|");
+    println!(
+        "| entries | {entries}: {} to one fast health server, {holes_total} to {BLACK_HOLES} black-hole listeners | |",
+        entries - holes_total
+    );
+    println!(
+        "| sweep / probe timeout, median of {rounds} (all) | {median:.2} ({}) | <= {SWEEP_TARGET:.2}: {} |",
+        sweeps
+            .iter()
+            .map(|s| format!("{s:.2}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        verdict(median, SWEEP_TARGET)
+    );
+    println!(
+        "| query p50, worker idle / during the sweeps | {} / {} | |",
+        ms(idle.pct(0.5)),
+        ms(during.pct(0.5))
+    );
+    println!(
+        "| query p99, worker idle / during the sweeps | {} / {} | |",
+        ms(idle.pct(0.99)),
+        ms(during.pct(0.99))
+    );
+    println!(
+        "| control: query p99 while one nice-19 thread spins, no sweep (/ idle) | {} ({:.2}) | |",
+        ms(control.pct(0.99)),
+        control.pct(0.99).as_secs_f64() / idle.pct(0.99).as_secs_f64()
+    );
+    println!(
+        "| control: query p99 while {cores} nice-19 threads spin (one per core), no sweep (/ idle) | {} ({:.2}) | |",
+        ms(control_all.pct(0.99)),
+        control_all.pct(0.99).as_secs_f64() / idle.pct(0.99).as_secs_f64()
+    );
+    println!(
+        "| query p99 during / idle, all rounds ({} and {} queries) | {p99_ratio:.2} | <= {P99_TARGET:.2}: {} |",
+        idle.0.len(),
+        during.0.len(),
+        verdict(p99_ratio, P99_TARGET)
+    );
+    if let Some((r, (at, d))) = results
+        .iter()
+        .enumerate()
+        .flat_map(|(r, round)| round.during.iter().map(move |s| (r, *s)))
+        .max_by_key(|(_, (_, d))| *d)
+    {
+        println!(
+            "| slowest query during a sweep | {}, round {}, sent {:.2} s after the worker started | |",
+            ms(d),
+            r + 1,
+            at.as_secs_f64()
+        );
+    }
+    println!(
+        "\nQuery: `GET {QUERY}` ({expected} of {tagged} tagged entries), {rate} a second on a \
+         fixed schedule, read cache off (every request reads SQLite); {idle_queries} idle \
+         queries before each sweep.\n"
+    );
+
+    shutdown.cancel();
+    separate_rt.shutdown_timeout(Duration::from_secs(2));
+    registry_rt.shutdown_timeout(Duration::from_secs(2));
+    fleet_rt.shutdown_timeout(Duration::from_secs(2));
+    Ok(())
+}
+
+/// A registry (API, no worker yet) on `db_url`, serving until `token` is cancelled.
+struct Registry {
+    url: String,
+    state: AppState,
+    store: Arc<dyn mcp_fleet_store::Store>,
+}
+
+async fn open_registry(db_url: &str, token: CancellationToken) -> Result<Registry, String> {
+    let store = mcp_fleet_store::connect(db_url)
+        .await
+        .map_err(|e| format!("cannot open {db_url}: {e}"))?;
+    let config = Config {
+        read_cache_ttl: Duration::ZERO,
+        ..Config::default()
+    };
+    let state = AppState::new(store.clone(), config);
+    let listener = listen().map_err(|e| format!("cannot listen: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("registry address: {e}"))?;
+    tokio::spawn(mcp_fleet_registry::serve(listener, state.clone(), token));
+    Ok(Registry {
+        url: format!("http://{addr}"),
+        state,
+        store,
+    })
+}
+
+/// What one round measured.
+struct Round {
+    t0: Instant,
+    sweep: Duration,
+    written: Duration,
+    statuses: String,
+    failures: u64,
+    last_fast: Option<f64>,
+    first_hole: Option<f64>,
+    last_hole: Option<f64>,
+    cpu: Vec<(String, f64)>,
+    opened: Option<u64>,
+    idle: Vec<Duration>,
+    /// Queries sent during the sweep: when, after the worker started, and how long each took.
+    during: Vec<(Duration, Duration)>,
+}
+
+/// Starts a health worker on `registry` (on `separate`, when given, as the `health-worker`
+/// process runs it) and waits until every entry has been probed once, then until every result
+/// is in the database.
+fn sweep_once(
+    registry: &Registry,
+    registry_rt: &Runtime,
+    separate: Option<&Runtime>,
+    marks: &Marks,
+    entries: usize,
+    timeline: bool,
+    token: CancellationToken,
+) -> Result<Round, String> {
     let health_config = HealthConfig {
         concurrency: CONCURRENCY,
         timeout: TIMEOUT,
@@ -589,27 +841,29 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
         refresh: Duration::from_secs(1),
         ..HealthConfig::default()
     };
-    let separate_rt = runtime("health-separate", Some(1))?;
     let separate_handle;
     let cpu_before = thread_cpu();
     let opens_before = tcp_active_opens();
     let t0 = Instant::now();
-    let health = if separate {
-        let _in_runtime = separate_rt.enter();
+    let health = if let Some(rt) = separate {
+        let _in_runtime = rt.enter();
         let (handle, _) =
-            mcp_fleet_registry::spawn_health_worker(store.clone(), health_config, shutdown.clone())
+            mcp_fleet_registry::spawn_health_worker(registry.store.clone(), health_config, token)
                 .map_err(|e| e.to_string())?;
         separate_handle = handle;
         &separate_handle
     } else {
         let _in_runtime = registry_rt.enter();
-        state
-            .start_health_worker(health_config, shutdown.clone())
+        registry
+            .state
+            .start_health_worker(health_config, token)
             .map_err(|e| e.to_string())?;
-        state.health().ok_or("the health worker did not start")?
+        registry
+            .state
+            .health()
+            .ok_or("the health worker did not start")?
     };
     let target = entries as u64;
-    let timeline = std::env::var_os("SWEEP_TIMELINE").is_some();
     let mut next_mark = Duration::ZERO;
     let sweep = loop {
         let probes = health.stats().probes.load(Ordering::Relaxed);
@@ -626,7 +880,6 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
             break t0.elapsed();
         }
         if t0.elapsed() > SWEEP_LIMIT {
-            stop.store(true, Ordering::Relaxed);
             return Err(format!(
                 "aborted: the sweep did not finish within {} s ({probes} of {target} entries probed; \
                  {} health answers, {} black-hole connections)",
@@ -639,38 +892,11 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
     };
     let cpu = cpu_spent(&cpu_before, &thread_cpu());
     let opened = opens_before.zip(tcp_active_opens()).map(|(a, b)| b - a);
-    stop.store(true, Ordering::Relaxed);
-    let during: Vec<Sample> = join(during)?;
-    let during: Vec<Sample> = during
-        .into_iter()
-        .filter(|(sent, _)| *sent >= t0 && sent.duration_since(t0) < sweep)
-        .collect();
-    if timeline {
-        let mut buckets = std::collections::BTreeMap::<u64, Vec<f64>>::new();
-        for (sent, d) in &during {
-            let b = sent.duration_since(t0).as_millis() as u64 / 100;
-            buckets.entry(b).or_default().push(d.as_secs_f64() * 1000.0);
-        }
-        for (b, v) in buckets {
-            let max = v.iter().copied().fold(0.0, f64::max);
-            let slow = v.iter().filter(|&&x| x > 2.0).count();
-            eprintln!(
-                "t={:.1}s n={} max={max:.1}ms over2ms={slow}",
-                b as f64 / 10.0,
-                v.len()
-            );
-        }
-    }
-    let slowest = during
-        .iter()
-        .max_by_key(|(_, d)| *d)
-        .map(|(sent, d)| (sent.duration_since(t0), *d));
-    let during = Latencies::new(during.into_iter().map(|(_, d)| d));
 
     // When every result is in the database (the worker writes them in batches).
     let (written, counts) = loop {
         let rows = registry_rt
-            .block_on(store.status_rows())
+            .block_on(registry.store.status_rows())
             .map_err(|e| format!("cannot read statuses: {e}"))?;
         let count = |s: HealthStatus| rows.iter().filter(|r| r.status == s).count();
         if count(HealthStatus::Unknown) == 0 || t0.elapsed() > SWEEP_LIMIT {
@@ -678,108 +904,45 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let failures = health.stats().probe_failures.load(Ordering::Relaxed);
-
-    let ratio = sweep.as_secs_f64() / TIMEOUT.as_secs_f64();
-    let p99_ratio = during.pct(0.99).as_secs_f64() / idle.pct(0.99).as_secs_f64();
     let statuses = counts
         .iter()
         .map(|(s, n)| format!("{n} {}", s.as_str()))
         .collect::<Vec<_>>()
         .join(", ");
-    println!(
-        "\nOne health sweep on loopback, SQLite, probe timeout {} s, concurrency {CONCURRENCY}, \
-         worker {}; {cores} cores, load average {load} at start, open-file limit {nofile}, \
-         ephemeral ports {ports}\n",
-        TIMEOUT.as_secs(),
-        if separate {
-            "on a runtime of its own (SWEEP_WORKER=separate, as the health-worker process)"
-        } else {
-            "in-process (AppState::start_health_worker: its own runtime, in the API's process)"
-        },
-    );
-    println!("| measure | value | target |\n|---|---|---|");
-    println!(
-        "| entries | {entries}: {} to one fast health server, {holes_total} to {BLACK_HOLES} black-hole listeners | |",
-        entries - holes_total
-    );
-    println!(
-        "| sweep wall time (every entry probed once) | {:.2} s | |",
-        sweep.as_secs_f64()
-    );
-    println!(
-        "| sweep / probe timeout | {ratio:.2} | <= {SWEEP_TARGET:.2}: {} |",
-        verdict(ratio, SWEEP_TARGET)
-    );
-    println!(
-        "| probes/s | {:.0} | |",
-        entries as f64 / sweep.as_secs_f64()
-    );
-    println!(
-        "| last health answer / first and last black-hole connection | {} / {} and {} | |",
-        secs(marks.after(&marks.last_fast, t0)),
-        secs(marks.after(&marks.first_hole, t0)),
-        secs(marks.after(&marks.last_hole, t0)),
-    );
-    println!(
-        "| every result written to the database | {:.2} s | |",
-        written.as_secs_f64()
-    );
-    println!(
-        "| statuses after the sweep (failed probes) | {statuses} ({failures}) | {} healthy, {holes_total} down |",
-        entries - holes_total
-    );
-    println!(
-        "| query p50, worker idle / during the sweep | {} / {} | |",
-        ms(idle.pct(0.5)),
-        ms(during.pct(0.5))
-    );
-    println!(
-        "| query p99, worker idle / during the sweep | {} / {} | |",
-        ms(idle.pct(0.99)),
-        ms(during.pct(0.99))
-    );
-    println!(
-        "| control: query p99 while one nice-19 thread spins, no sweep (/ idle) | {} ({:.2}) | |",
-        ms(control.pct(0.99)),
-        control.pct(0.99).as_secs_f64() / idle.pct(0.99).as_secs_f64()
-    );
-    println!(
-        "| control: query p99 while {cores} nice-19 threads spin (one per core), no sweep (/ idle) | {} ({:.2}) | |",
-        ms(control_all.pct(0.99)),
-        control_all.pct(0.99).as_secs_f64() / idle.pct(0.99).as_secs_f64()
-    );
-    println!(
-        "| query p99 during / idle ({} and {} queries) | {p99_ratio:.2} | <= {P99_TARGET:.2}: {} |",
-        idle.0.len(),
-        during.0.len(),
-        verdict(p99_ratio, P99_TARGET)
-    );
-    println!(
-        "| CPU time during the sweep, by thread | {} | |",
-        cpu.iter()
-            .map(|(name, s)| format!("{name} {s:.2} s"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    if let Some(n) = opened {
-        println!("| TCP connections opened during the sweep (probes and queries) | {n} | |");
+    let round = Round {
+        t0,
+        sweep,
+        written,
+        statuses,
+        failures: health.stats().probe_failures.load(Ordering::Relaxed),
+        last_fast: marks.after(&marks.last_fast, t0),
+        first_hole: marks.after(&marks.first_hole, t0),
+        last_hole: marks.after(&marks.last_hole, t0),
+        cpu,
+        opened,
+        idle: Vec::new(),
+        during: Vec::new(),
+    };
+    Ok(round)
+}
+
+/// For each 100 ms of a sweep, to stderr: queries sent, the slowest, and how many took over 2 ms.
+fn print_timeline(round: usize, during: &[(Duration, Duration)]) {
+    let mut buckets = std::collections::BTreeMap::<u128, Vec<f64>>::new();
+    for (at, d) in during {
+        buckets
+            .entry(at.as_millis() / 100)
+            .or_default()
+            .push(d.as_secs_f64() * 1000.0);
     }
-    if let Some((at, d)) = slowest {
-        println!(
-            "| slowest query during the sweep | {}, sent {:.2} s after the worker started | |",
-            ms(d),
-            at.as_secs_f64()
+    for (b, v) in buckets {
+        let max = v.iter().copied().fold(0.0, f64::max);
+        let slow = v.iter().filter(|&&x| x > 2.0).count();
+        eprintln!(
+            "round {} t={:.1}s n={} max={max:.1}ms over2ms={slow}",
+            round + 1,
+            b as f64 / 10.0,
+            v.len()
         );
     }
-    println!(
-        "\nQuery: `GET {QUERY}` ({expected} of {tagged} tagged entries), {rate} a second on a \
-         fixed schedule, read cache off (every request reads SQLite).\n"
-    );
-
-    shutdown.cancel();
-    separate_rt.shutdown_timeout(Duration::from_secs(2));
-    registry_rt.shutdown_timeout(Duration::from_secs(2));
-    fleet_rt.shutdown_timeout(Duration::from_secs(2));
-    Ok(())
 }
