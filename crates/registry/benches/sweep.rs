@@ -511,7 +511,7 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
         .unwrap_or_else(|| "?".into());
 
     let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temporary dir: {e}"))?;
-    let db_url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+    let db_url = |path: &std::path::Path| format!("sqlite://{}", path.display());
     let marks = Arc::new(Marks::new());
 
     // The fleet is another machine's work: one thread, so the registry keeps the rest.
@@ -548,21 +548,19 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
 
     // Seed one registry, then give every round a copy of it as it was before any probe.
     let seeding = Instant::now();
-    let template = db_url("seeded.db");
+    let template = db_url(&dir.path().join("seeded.db"));
     {
         let token = shutdown.child_token();
         let registry = registry_rt.block_on(open_registry(&template, token.clone()))?;
         client_rt.block_on(seed(&registry.url, entries, fast, &holes))?;
         token.cancel();
     }
-    let copies: Vec<String> = (0..rounds)
-        .map(|r| db_url(&format!("round-{r}.db")))
-        .collect();
-    registry_rt.block_on(async {
+    let copies: Vec<String> = registry_rt.block_on(async {
         use sqlx::Connection;
         let mut conn = sqlx::SqliteConnection::connect(&template)
             .await
             .map_err(|e| format!("cannot open {template}: {e}"))?;
+        let mut copies = Vec::with_capacity(rounds);
         for r in 0..rounds {
             let path = dir.path().join(format!("round-{r}.db"));
             sqlx::query("VACUUM INTO ?")
@@ -570,8 +568,9 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
                 .execute(&mut conn)
                 .await
                 .map_err(|e| format!("cannot copy the seeded registry: {e}"))?;
+            copies.push(db_url(&path));
         }
-        Ok::<_, String>(())
+        Ok::<_, String>(copies)
     })?;
     eprintln!(
         "sweep: registered {entries} entries and made {rounds} copies in {:.1} s",
