@@ -7,7 +7,9 @@
 //!   concurrent initialize + `tools/list`, index build), as a ratio to the same call for a
 //!   single server (target: at most 3×), on loopback and with servers that take
 //!   `BENCH_REMOTE_MS` (20) to list their tools, as remote ones do. The raw rmcp connect + list
-//!   of one server is shown for reference.
+//!   of one server is shown for reference, and so is the process's CPU time per server during
+//!   the fleet's loopback connects: spread over every core, it sets the least wall time, and so
+//!   the least loopback ratio, a machine of this many cores can reach.
 //! - **call**: `Discovery::call_tool` against calling the same tool through an rmcp client
 //!   directly, per call (target: under 5 µs of overhead), both on one current-thread client
 //!   runtime, and the name lookup alone.
@@ -139,19 +141,54 @@ fn median(mut xs: Vec<Duration>) -> Duration {
     xs[xs.len() / 2]
 }
 
-/// The wall time of one fresh `Discovery::connect` to the servers tagged `tag`.
-async fn connect_once(registry: &str, tag: &str, expect_tools: usize) -> Duration {
+/// The wall time of one fresh `Discovery::connect` to the servers tagged `tag`, and the process's
+/// CPU time during it (see [`process_cpu`]).
+async fn connect_once(
+    registry: &str,
+    tag: &str,
+    expect_tools: usize,
+) -> (Duration, Option<Duration>) {
     let fleet = Discovery::builder(registry)
         .tags([tag])
         .build()
         .expect("builds");
+    let cpu_before = process_cpu();
     let started = Instant::now();
     let report = fleet.connect().await.expect("registry answers");
     let took = started.elapsed();
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(fleet.tools().len(), expect_tools);
     fleet.shutdown().await;
-    took
+    (took, cpu)
+}
+
+/// The CPU time this process has used so far, user and system, all threads (Linux: from
+/// `/proc/self/stat`, in clock ticks of 10 ms, the kernel's `USER_HZ` of 100). `None` elsewhere.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may contain spaces: the
+    // 12th and 13th of them are utime and stime.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 10))
+}
+
+/// What [`connect_times`] measured.
+struct ConnectTimes {
+    /// Median wall time of a connect to the one server.
+    one: Duration,
+    /// Median wall time of a connect to the fleet.
+    fleet: Duration,
+    /// Median of the pairs' fleet / one ratios.
+    ratio: f64,
+    /// The process's CPU time (client, servers, registry and kernel work on their behalf) during
+    /// the fleet's connects, mean per connect; `None` where it cannot be read.
+    fleet_cpu: Option<Duration>,
 }
 
 /// Connects to the one server (`solo`) and to the fleet, in adjacent pairs in alternating order,
@@ -162,10 +199,11 @@ async fn connect_times(
     solo_tools: usize,
     fleet_tools: usize,
     rounds: usize,
-) -> (Duration, Duration, f64) {
+) -> ConnectTimes {
     let (mut ones, mut fleets, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut fleet_cpu = Some(Duration::ZERO);
     for round in 0..=rounds {
-        let (one, fleet) = if round % 2 == 0 {
+        let ((one, _), (fleet, cpu)) = if round % 2 == 0 {
             let one = connect_once(registry, "solo", solo_tools).await;
             (one, connect_once(registry, "fleet", fleet_tools).await)
         } else {
@@ -177,10 +215,16 @@ async fn connect_times(
             ones.push(one);
             fleets.push(fleet);
             ratios.push(fleet.as_secs_f64() / one.as_secs_f64());
+            fleet_cpu = fleet_cpu.zip(cpu).map(|(sum, cpu)| sum + cpu);
         }
     }
     ratios.sort_by(f64::total_cmp);
-    (median(ones), median(fleets), ratios[ratios.len() / 2])
+    ConnectTimes {
+        one: median(ones),
+        fleet: median(fleets),
+        ratio: ratios[ratios.len() / 2],
+        fleet_cpu: fleet_cpu.map(|sum| sum / rounds as u32),
+    }
 }
 
 fn main() {
@@ -223,13 +267,21 @@ fn main() {
         }
 
         // Connect: one server, then the fleet, same code path.
-        let (one, fleet, ratio) =
-            connect_times(&registry, per_server, servers * per_server, rounds).await;
+        let ConnectTimes {
+            one,
+            fleet,
+            ratio,
+            fleet_cpu,
+        } = connect_times(&registry, per_server, servers * per_server, rounds).await;
         // The same with servers that take `remote_ms` to list their tools, as remote servers
         // do: what connecting concurrently saves when the network, not the CPU, is the cost.
         latency.store(remote_ms, std::sync::atomic::Ordering::Relaxed);
-        let (remote_one, remote_fleet, remote_ratio) =
-            connect_times(&registry, per_server, servers * per_server, rounds).await;
+        let ConnectTimes {
+            one: remote_one,
+            fleet: remote_fleet,
+            ratio: remote_ratio,
+            ..
+        } = connect_times(&registry, per_server, servers * per_server, rounds).await;
         latency.store(0, std::sync::atomic::Ordering::Relaxed);
 
         // Reference: rmcp alone, initialize + list, one server.
@@ -301,6 +353,18 @@ fn main() {
         println!(
             "| ratio {servers} servers / 1 server, loopback (CPU-bound: the servers share the cores) | {ratio:.2}× |"
         );
+        if let Some(cpu) = fleet_cpu {
+            // The loopback ratio's floor: the fleet's CPU spread over every core, against one
+            // server's wall time.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let per_server_ms = ms(cpu) / servers as f64;
+            let needed = ms(cpu) / (3.0 * ms(one));
+            let floor = ms(cpu) / cores as f64 / ms(one);
+            println!(
+                "| CPU per server connected, loopback (client, server, registry and kernel, all in this process) | {per_server_ms:.2} ms: {:.1} ms for {servers}, so ≤ 3× needs ≥ {needed:.0} cores busy throughout; on this machine's {cores} the ratio cannot go below {floor:.1}× |",
+                ms(cpu)
+            );
+        }
         println!(
             "| Discovery::connect, 1 server answering tools/list after {remote_ms} ms | {:.1} ms |",
             ms(remote_one)
