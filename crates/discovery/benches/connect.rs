@@ -358,7 +358,7 @@ fn main() {
             // server's wall time.
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             let per_server_ms = ms(cpu) / servers as f64;
-            let needed = ms(cpu) / (3.0 * ms(one));
+            let needed = (ms(cpu) / (3.0 * ms(one))).ceil();
             let floor = ms(cpu) / cores as f64 / ms(one);
             println!(
                 "| CPU per server connected, loopback (client, server, registry and kernel, all in this process) | {per_server_ms:.2} ms: {:.1} ms for {servers}, so ≤ 3× needs ≥ {needed:.0} cores busy throughout; on this machine's {cores} the ratio cannot go below {floor:.1}× |",
