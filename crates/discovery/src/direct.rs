@@ -46,8 +46,10 @@ pub(crate) enum DirectError {
     Rpc(ErrorData),
     /// The server answered something that is not a tool result.
     Protocol(String),
-    /// The server could not be reached, or the connection broke (kept-connection path).
+    /// The connection broke, or no answer came in time (kept-connection path).
     Transport(String),
+    /// No connection could be made: nothing was sent (kept-connection path).
+    Unreachable(String),
     /// The server refused the credentials (HTTP 401 or 403).
     Status(u16),
     /// No credentials could be had.
@@ -298,6 +300,9 @@ impl Direct {
                 .map_err(|e| DirectError::Transport(format!("cannot build the request: {e}")))?;
         match tokio::time::timeout(self.client.head_timeout, http.request(request)).await {
             Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) if e.is_connect() => {
+                Err(DirectError::Unreachable(crate::rmcp_errors::describe(&e)))
+            }
             Ok(Err(e)) => Err(DirectError::Transport(crate::rmcp_errors::describe(&e))),
             Err(_) => Err(DirectError::Transport(format!(
                 "no answer within {:?}",

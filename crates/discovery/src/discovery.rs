@@ -24,7 +24,7 @@ use crate::auth::{BearerTokenFn, ClientCredentials, Credentials, Tokens};
 use crate::call_http::CallHttp;
 use crate::connection::target;
 use crate::direct::Direct;
-use crate::error::DiscoveryError;
+use crate::error::{DiscoveryError, clip};
 use crate::events::{IndexEvent, IndexUpdates};
 use crate::index::{
     DiscoveredTool, Index, Resolved, ServerInfo, ServerMeta, ServerPart, ServerState, Signals,
@@ -670,11 +670,11 @@ impl Discovery {
         match index.resolve(name) {
             Resolved::Found(slot) => Ok((*slot.tool).clone()),
             Resolved::Ambiguous(candidates) => Err(DiscoveryError::AmbiguousTool {
-                name: name.to_owned(),
+                name: clip(name),
                 candidates,
             }),
             Resolved::NotFound => Err(DiscoveryError::ToolNotFound {
-                name: name.to_owned(),
+                name: clip(name),
                 known: index.len(),
             }),
         }
@@ -716,13 +716,13 @@ impl Discovery {
             Resolved::Found(slot) => slot,
             Resolved::Ambiguous(candidates) => {
                 return Err(DiscoveryError::AmbiguousTool {
-                    name: name.to_owned(),
+                    name: clip(name),
                     candidates,
                 });
             }
             Resolved::NotFound => {
                 return Err(DiscoveryError::ToolNotFound {
-                    name: name.to_owned(),
+                    name: clip(name),
                     known: index.len(),
                 });
             }
@@ -776,7 +776,10 @@ impl Discovery {
         match called {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(error)) => {
-                if matches!(error, DiscoveryError::Transport { .. }) {
+                if matches!(
+                    error,
+                    DiscoveryError::Transport { .. } | DiscoveryError::Unreachable { .. }
+                ) {
                     // Let the supervisor find out whether the session died.
                     route.server.signals.suspect.notify_one();
                 }
@@ -890,7 +893,7 @@ impl Discovery {
         let part = index
             .servers
             .get(server_id)
-            .ok_or_else(|| DiscoveryError::ServerNotFound(server_id.to_owned()))?;
+            .ok_or_else(|| DiscoveryError::ServerNotFound(clip(server_id)))?;
         let what = format!("resource {uri}");
         let peer = ready_peer(part, &what)?;
         let target = target(&part.meta);
@@ -922,7 +925,7 @@ impl Discovery {
                     1 => bare.remove(0),
                     0 => {
                         return Err(DiscoveryError::ToolNotFound {
-                            name: name.to_owned(),
+                            name: clip(name),
                             known: prompts.len(),
                         });
                     }
@@ -931,7 +934,7 @@ impl Discovery {
                             bare.iter().map(|p| p.qualified_name.clone()).collect();
                         candidates.sort();
                         return Err(DiscoveryError::AmbiguousTool {
-                            name: name.to_owned(),
+                            name: clip(name),
                             candidates,
                         });
                     }
@@ -942,7 +945,7 @@ impl Discovery {
         let part = index
             .servers
             .get(&chosen.server_id)
-            .ok_or_else(|| DiscoveryError::ServerNotFound(chosen.server_id.clone()))?;
+            .ok_or_else(|| DiscoveryError::ServerNotFound(clip(&chosen.server_id)))?;
         let what = format!("prompt {}", chosen.qualified_name);
         let peer = ready_peer(part, &what)?;
         let mut params = GetPromptRequestParams::new(chosen.prompt.name.clone());
@@ -979,7 +982,7 @@ fn ready_peer(part: &ServerPart, what: &str) -> Result<Peer<RoleClient>, Discove
     match (&part.state, &part.peer) {
         (ServerState::Ready, Some(peer)) => Ok(peer.clone()),
         (state, _) => Err(DiscoveryError::Unavailable {
-            what: what.to_owned(),
+            what: clip(what),
             server: part.meta.id.clone(),
             reason: match state {
                 ServerState::Unavailable { reason, .. } => reason.clone(),
@@ -1000,7 +1003,7 @@ fn object_or_null(tool: &str, arguments: Value) -> Result<Option<JsonObject>, Di
         Value::Bool(_) => "a boolean",
     };
     Err(DiscoveryError::InvalidArguments {
-        tool: tool.to_owned(),
+        tool: clip(tool),
         found,
     })
 }
