@@ -138,7 +138,10 @@ impl ServerHandler for Session {
         let listed = self.gateway.discovery.resources().await;
         let Some(owner) = listed.items.iter().find(|r| r.resource.uri == request.uri) else {
             return Err(ErrorData::resource_not_found(
-                format!("no upstream lists resource {:?}", request.uri),
+                format!(
+                    "no upstream lists resource {:?}",
+                    mcp_fleet_discovery::clip(&request.uri)
+                ),
                 None,
             ));
         };
