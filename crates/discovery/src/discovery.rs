@@ -1,6 +1,7 @@
 //! [`Discovery`]: find a fleet's MCP servers by tag in the registry, connect to all of them at
 //! once, keep one index of their tools under collision-free names, and call through it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -757,21 +758,48 @@ impl Discovery {
         arguments: Value,
     ) -> Result<CallToolResult, DiscoveryError> {
         let arguments = object_or_null(name, arguments)?;
+        self.call(name, arguments.map(Cow::Owned)).await
+    }
+
+    /// [`Discovery::call_tool`] with borrowed `arguments`, for a caller that may send the same
+    /// call again (elsewhere, after [`DiscoveryError::not_sent`]): on `http://` sessions the
+    /// call is written straight from them, without a copy.
+    pub async fn call_tool_ref(
+        &self,
+        name: &str,
+        arguments: &Value,
+    ) -> Result<CallToolResult, DiscoveryError> {
+        let arguments = match arguments {
+            Value::Object(map) => Some(Cow::Borrowed(map)),
+            Value::Null => None,
+            other => return Err(invalid_arguments(name, other)),
+        };
+        self.call(name, arguments).await
+    }
+
+    async fn call(
+        &self,
+        name: &str,
+        arguments: Option<Cow<'_, JsonObject>>,
+    ) -> Result<CallToolResult, DiscoveryError> {
         let route = self.route(name)?;
-        let mut params = CallToolRequestParams::new(route.tool.tool.name.clone());
-        if let Some(arguments) = arguments {
-            params = params.with_arguments(arguments);
-        }
+        let tool = route.tool.tool.name.clone();
         let limit = self.shared.settings.call_timeout;
         let what = || format!("tool {}", route.tool.qualified_name);
         let target = target(&route.server.meta);
         let called = match &route.direct {
-            Some(direct) => tokio::time::timeout(limit, direct.call_tool(params))
+            Some(direct) => tokio::time::timeout(limit, direct.call_tool(tool, arguments))
                 .await
                 .map(|r| r.map_err(|e| target.direct_error(&what(), e))),
-            None => tokio::time::timeout(limit, route.peer.call_tool(params))
-                .await
-                .map(|r| r.map_err(|e| target.service_error(&what(), &e))),
+            None => {
+                let mut params = CallToolRequestParams::new(tool);
+                if let Some(arguments) = arguments {
+                    params = params.with_arguments(arguments.into_owned());
+                }
+                tokio::time::timeout(limit, route.peer.call_tool(params))
+                    .await
+                    .map(|r| r.map_err(|e| target.service_error(&what(), &e)))
+            }
         };
         match called {
             Ok(Ok(result)) => Ok(result),
@@ -994,18 +1022,27 @@ fn ready_peer(part: &ServerPart, what: &str) -> Result<Peer<RoleClient>, Discove
 
 /// Tool arguments: an object, or nothing for null.
 fn object_or_null(tool: &str, arguments: Value) -> Result<Option<JsonObject>, DiscoveryError> {
+    match arguments {
+        Value::Object(map) => Ok(Some(map)),
+        Value::Null => Ok(None),
+        other => Err(invalid_arguments(tool, &other)),
+    }
+}
+
+/// `tool` was given `arguments` that are neither an object nor null.
+fn invalid_arguments(tool: &str, arguments: &Value) -> DiscoveryError {
     let found = match arguments {
-        Value::Object(map) => return Ok(Some(map)),
-        Value::Null => return Ok(None),
+        Value::Object(_) => "an object",
+        Value::Null => "null",
         Value::Array(_) => "an array",
         Value::String(_) => "a string",
         Value::Number(_) => "a number",
         Value::Bool(_) => "a boolean",
     };
-    Err(DiscoveryError::InvalidArguments {
+    DiscoveryError::InvalidArguments {
         tool: clip(tool),
         found,
-    })
+    }
 }
 
 /// Follows the registry with `watcher` until shutdown.

@@ -334,14 +334,10 @@ impl Inner {
         let version = instance.version.clone();
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.config.call_timeout;
-        // Kept only when there is somewhere to send the call again.
-        let spare_arguments =
-            (!self.spares(&candidates, instance).is_empty()).then(|| arguments.clone());
-        let mut tried = self.attempt(upstream_name, arguments, deadline).await;
+        let mut tried = self.attempt(upstream_name, &arguments, deadline).await;
         if let Tried::Failed(e) = &tried
             && (e.not_sent()
                 || (offered.idempotent && matches!(e, DiscoveryError::Transport { .. })))
-            && let Some(arguments) = spare_arguments
             && let Some((next, next_name)) = self.spare(&candidates, instance)
         {
             tracing::debug!(%service, upstream = %instance.id, to = %next.id, error = %e,
@@ -355,7 +351,7 @@ impl Inner {
                 true,
             );
             instance = next;
-            tried = self.attempt(next_name, arguments, deadline).await;
+            tried = self.attempt(next_name, &arguments, deadline).await;
         }
         let latency = started.elapsed();
         let (outcome, label, answer) = match tried {
@@ -397,12 +393,14 @@ impl Inner {
     async fn attempt(
         &self,
         upstream_name: &str,
-        arguments: Value,
+        arguments: &Value,
         deadline: tokio::time::Instant,
     ) -> Tried {
-        let called =
-            tokio::time::timeout_at(deadline, self.discovery.call_tool(upstream_name, arguments))
-                .await;
+        let called = tokio::time::timeout_at(
+            deadline,
+            self.discovery.call_tool_ref(upstream_name, arguments),
+        )
+        .await;
         match called {
             Ok(Ok(result)) => Tried::Answered(result),
             Ok(Err(e)) if !e.is_upstream() => Tried::Refused(e),
@@ -411,31 +409,23 @@ impl Inner {
         }
     }
 
-    /// The instances a call that failed on `failed` may go to instead: the other candidates of
-    /// its version that are not ejected.
-    fn spares<'a>(
-        &self,
-        candidates: &[(&'a Instance, &'a str)],
-        failed: &Instance,
-    ) -> Vec<(&'a Instance, &'a str)> {
-        let now = Instant::now();
-        let outliers = self.outliers.lock().unwrap_or_else(|e| e.into_inner());
-        candidates
-            .iter()
-            .copied()
-            .filter(|(i, _)| {
-                i.id != failed.id && i.version == failed.version && !outliers.is_ejected(&i.id, now)
-            })
-            .collect()
-    }
-
-    /// One of [`Inner::spares`], taking turns (without moving the turn: calls keep alternating).
+    /// Where a call that failed on `failed` may go instead: another candidate of its version
+    /// that is not ejected, taking turns (without moving the turn, so calls keep alternating).
     fn spare<'a>(
         &self,
         candidates: &[(&'a Instance, &'a str)],
         failed: &Instance,
     ) -> Option<(&'a Instance, &'a str)> {
-        let spares = self.spares(candidates, failed);
+        let now = Instant::now();
+        let outliers = self.outliers.lock().unwrap_or_else(|e| e.into_inner());
+        let spares: Vec<(&Instance, &str)> = candidates
+            .iter()
+            .copied()
+            .filter(|(i, _)| {
+                i.id != failed.id && i.version == failed.version && !outliers.is_ejected(&i.id, now)
+            })
+            .collect();
+        drop(outliers);
         if spares.is_empty() {
             return None;
         }
