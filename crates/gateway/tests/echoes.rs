@@ -1,6 +1,8 @@
 //! Errors echo at most a short part of what the client sent: a 1,000,000-character tool name
 //! gets an answer of a few hundred bytes, over both of the gateway's paths.
 
+use serde_json::json;
+
 use crate::common::{JsonSession, TestGateway, TestRegistry, Upstream, call, connect};
 
 #[tokio::test]
@@ -31,4 +33,30 @@ async fn an_unknown_tools_name_is_cut_in_the_error() {
     };
     assert!(e.message.len() < 1024, "{} bytes", e.message.len());
     assert!(e.message.contains("unknown tool"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn resource_uris_and_prompt_names_are_cut_in_errors() {
+    let registry = TestRegistry::start().await;
+    let alpha = Upstream::start("alpha", &["search"]).await;
+    registry
+        .register("alpha", "alpha", "1.0.0", &alpha.base_url)
+        .await;
+    let gw = TestGateway::start(TestGateway::config(&registry)).await;
+    let session = JsonSession::open(&gw.url).await;
+    let long = "x".repeat(1_000_000);
+    for (method, params) in [
+        ("resources/read", json!({"uri": long})),
+        ("prompts/get", json!({"name": long})),
+    ] {
+        let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let (status, answer) = session.post_raw(&request).await;
+        assert_eq!(status, 200, "{method}");
+        assert!(answer.len() < 1024, "{method}: {} bytes", answer.len());
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.contains(r#""error""#) && text.contains(&format!("{}…", "x".repeat(128))),
+            "{method}: {text}"
+        );
+    }
 }

@@ -600,6 +600,17 @@ impl JsonSession {
         session
     }
 
+    /// POSTs `body` in the session: the status and the whole answer.
+    pub(crate) async fn post_raw(&self, body: &Value) -> (u16, Vec<u8>) {
+        let answer = self
+            .post(Some(&self.id), body)
+            .send()
+            .await
+            .expect("answer");
+        let status = answer.status().as_u16();
+        (status, answer.bytes().await.expect("body").to_vec())
+    }
+
     /// The whole answer to a `tools/call` of `name`, which must be the fast path's (JSON).
     pub(crate) async fn call_raw(&self, name: &str) -> Vec<u8> {
         let n = self.next.fetch_add(1, Ordering::SeqCst);
