@@ -36,7 +36,7 @@ async fn an_unknown_tools_name_is_cut_in_the_error() {
 }
 
 #[tokio::test]
-async fn resource_uris_and_prompt_names_are_cut_in_errors() {
+async fn resource_uris_prompt_names_and_methods_are_cut_in_errors() {
     let registry = TestRegistry::start().await;
     let alpha = Upstream::start("alpha", &["search"]).await;
     registry
@@ -48,8 +48,10 @@ async fn resource_uris_and_prompt_names_are_cut_in_errors() {
     for (method, params) in [
         ("resources/read", json!({"uri": long})),
         ("prompts/get", json!({"name": long})),
+        (long.as_str(), json!({})),
     ] {
         let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let method = &method[..method.len().min(40)];
         let (status, answer) = session.post_raw(&request).await;
         assert_eq!(status, 200, "{method}");
         assert!(answer.len() < 1024, "{method}: {} bytes", answer.len());
