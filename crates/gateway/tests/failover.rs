@@ -69,6 +69,8 @@ async fn a_refused_call_goes_to_another_instance_of_its_version() {
     let mut config = TestGateway::config(&registry);
     config.outlier.consecutive_errors = 1;
     config.outlier.base_ejection = Duration::from_secs(60);
+    // The catalog keeps the dead instance until well after the test, so calls meet it.
+    config.debounce = Duration::from_secs(30);
     let gw = TestGateway::start(config).await;
     let (rmcp, _client) = connect(&gw.url).await;
     let fast = JsonSession::open(&gw.url).await;
@@ -170,7 +172,10 @@ async fn a_retry_stays_in_the_sessions_version() {
             serde_json::json!({"weights": {"1.0.0": 0, "2.0.0": 100}}),
         )
         .await;
-    let gw = TestGateway::start(TestGateway::config(&registry)).await;
+    let mut config = TestGateway::config(&registry);
+    // The catalog keeps the dead canary until well after the test, so the call meets it.
+    config.debounce = Duration::from_secs(30);
+    let gw = TestGateway::start(config).await;
     let fast = JsonSession::open(&gw.url).await;
     crate::common::eventually("the policy to be read", || async {
         let answered: Result<Value, Value> = fast.call("svc__search").await;
