@@ -15,6 +15,7 @@
 //! Sessions on a protocol revision that adds per-request headers (rmcp computes those), and
 //! servers that gave no session id, keep going through rmcp.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,8 +26,8 @@ use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotification,
     CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification, ClientRequest,
-    ClientResult, ErrorData, ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerNotification,
-    ServerRequest, ServerResult,
+    ClientResult, ErrorData, JsonObject, ProtocolVersion, RequestId, ServerJsonRpcMessage,
+    ServerNotification, ServerRequest, ServerResult,
 };
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
@@ -46,8 +47,10 @@ pub(crate) enum DirectError {
     Rpc(ErrorData),
     /// The server answered something that is not a tool result.
     Protocol(String),
-    /// The server could not be reached, or the connection broke (kept-connection path).
+    /// The connection broke, or no answer came in time (kept-connection path).
     Transport(String),
+    /// No connection could be made: nothing was sent (kept-connection path).
+    Unreachable(String),
     /// The server refused the credentials (HTTP 401 or 403).
     Status(u16),
     /// No credentials could be had.
@@ -63,7 +66,15 @@ struct CallRequest<'a> {
     jsonrpc: &'static str,
     id: &'a RequestId,
     method: &'static str,
-    params: &'a CallToolRequestParams,
+    params: CallParams<'a>,
+}
+
+/// A `tools/call`'s parameters, as rmcp's `CallToolRequestParams` writes a name and arguments.
+#[derive(serde::Serialize)]
+struct CallParams<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments: Option<&'a JsonObject>,
 }
 
 /// Calls on one open session without rmcp's client service.
@@ -120,7 +131,8 @@ impl Direct {
     /// One `tools/call`, answered when the server's response to it arrives.
     pub(crate) async fn call_tool(
         &self,
-        params: CallToolRequestParams,
+        name: Cow<'static, str>,
+        arguments: Option<Cow<'_, JsonObject>>,
     ) -> Result<CallToolResult, DirectError> {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         // Strings, so that they never meet the numbers rmcp gives its own requests.
@@ -129,27 +141,35 @@ impl Direct {
             direct: self,
             id: Some(id.clone()),
         };
-        let answer = self.exchange(params, &id).await;
+        let answer = self.exchange(name, arguments, &id).await;
         guard.id = None;
         answer
     }
 
     async fn exchange(
         &self,
-        params: CallToolRequestParams,
+        name: Cow<'static, str>,
+        arguments: Option<Cow<'_, JsonObject>>,
         id: &RequestId,
     ) -> Result<CallToolResult, DirectError> {
         if let Some((http, uri)) = &self.pooled {
             // Written straight from the parameters (rmcp's message type serializes through a
-            // flattened map).
+            // flattened map), borrowed: a caller may send them again elsewhere.
             let request = CallRequest {
                 jsonrpc: "2.0",
                 id,
                 method: "tools/call",
-                params: &params,
+                params: CallParams {
+                    name: &name,
+                    arguments: arguments.as_deref(),
+                },
             };
             let body = serde_json::to_vec(&request).map_err(|e| DirectError::Http(e.into()))?;
             return self.exchange_pooled(http, uri, body.into(), id).await;
+        }
+        let mut params = CallToolRequestParams::new(name);
+        if let Some(arguments) = arguments {
+            params = params.with_arguments(arguments.into_owned());
         }
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
         let message = ClientJsonRpcMessage::request(request, id.clone());
@@ -298,6 +318,9 @@ impl Direct {
                 .map_err(|e| DirectError::Transport(format!("cannot build the request: {e}")))?;
         match tokio::time::timeout(self.client.head_timeout, http.request(request)).await {
             Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) if e.is_connect() => {
+                Err(DirectError::Unreachable(crate::rmcp_errors::describe(&e)))
+            }
             Ok(Err(e)) => Err(DirectError::Transport(crate::rmcp_errors::describe(&e))),
             Err(_) => Err(DirectError::Transport(format!(
                 "no answer within {:?}",

@@ -1,6 +1,7 @@
 //! [`Discovery`]: find a fleet's MCP servers by tag in the registry, connect to all of them at
 //! once, keep one index of their tools under collision-free names, and call through it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -24,7 +25,7 @@ use crate::auth::{BearerTokenFn, ClientCredentials, Credentials, Tokens};
 use crate::call_http::CallHttp;
 use crate::connection::target;
 use crate::direct::Direct;
-use crate::error::DiscoveryError;
+use crate::error::{DiscoveryError, clip};
 use crate::events::{IndexEvent, IndexUpdates};
 use crate::index::{
     DiscoveredTool, Index, Resolved, ServerInfo, ServerMeta, ServerPart, ServerState, Signals,
@@ -670,11 +671,11 @@ impl Discovery {
         match index.resolve(name) {
             Resolved::Found(slot) => Ok((*slot.tool).clone()),
             Resolved::Ambiguous(candidates) => Err(DiscoveryError::AmbiguousTool {
-                name: name.to_owned(),
+                name: clip(name),
                 candidates,
             }),
             Resolved::NotFound => Err(DiscoveryError::ToolNotFound {
-                name: name.to_owned(),
+                name: clip(name),
                 known: index.len(),
             }),
         }
@@ -716,13 +717,13 @@ impl Discovery {
             Resolved::Found(slot) => slot,
             Resolved::Ambiguous(candidates) => {
                 return Err(DiscoveryError::AmbiguousTool {
-                    name: name.to_owned(),
+                    name: clip(name),
                     candidates,
                 });
             }
             Resolved::NotFound => {
                 return Err(DiscoveryError::ToolNotFound {
-                    name: name.to_owned(),
+                    name: clip(name),
                     known: index.len(),
                 });
             }
@@ -757,26 +758,56 @@ impl Discovery {
         arguments: Value,
     ) -> Result<CallToolResult, DiscoveryError> {
         let arguments = object_or_null(name, arguments)?;
+        self.call(name, arguments.map(Cow::Owned)).await
+    }
+
+    /// [`Discovery::call_tool`] with borrowed `arguments`, for a caller that may send the same
+    /// call again (elsewhere, after [`DiscoveryError::not_sent`]): on `http://` sessions the
+    /// call is written straight from them, without a copy.
+    pub async fn call_tool_ref(
+        &self,
+        name: &str,
+        arguments: &Value,
+    ) -> Result<CallToolResult, DiscoveryError> {
+        let arguments = match arguments {
+            Value::Object(map) => Some(Cow::Borrowed(map)),
+            Value::Null => None,
+            other => return Err(invalid_arguments(name, other)),
+        };
+        self.call(name, arguments).await
+    }
+
+    async fn call(
+        &self,
+        name: &str,
+        arguments: Option<Cow<'_, JsonObject>>,
+    ) -> Result<CallToolResult, DiscoveryError> {
         let route = self.route(name)?;
-        let mut params = CallToolRequestParams::new(route.tool.tool.name.clone());
-        if let Some(arguments) = arguments {
-            params = params.with_arguments(arguments);
-        }
+        let tool = route.tool.tool.name.clone();
         let limit = self.shared.settings.call_timeout;
         let what = || format!("tool {}", route.tool.qualified_name);
         let target = target(&route.server.meta);
         let called = match &route.direct {
-            Some(direct) => tokio::time::timeout(limit, direct.call_tool(params))
+            Some(direct) => tokio::time::timeout(limit, direct.call_tool(tool, arguments))
                 .await
                 .map(|r| r.map_err(|e| target.direct_error(&what(), e))),
-            None => tokio::time::timeout(limit, route.peer.call_tool(params))
-                .await
-                .map(|r| r.map_err(|e| target.service_error(&what(), &e))),
+            None => {
+                let mut params = CallToolRequestParams::new(tool);
+                if let Some(arguments) = arguments {
+                    params = params.with_arguments(arguments.into_owned());
+                }
+                tokio::time::timeout(limit, route.peer.call_tool(params))
+                    .await
+                    .map(|r| r.map_err(|e| target.service_error(&what(), &e)))
+            }
         };
         match called {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(error)) => {
-                if matches!(error, DiscoveryError::Transport { .. }) {
+                if matches!(
+                    error,
+                    DiscoveryError::Transport { .. } | DiscoveryError::Unreachable { .. }
+                ) {
                     // Let the supervisor find out whether the session died.
                     route.server.signals.suspect.notify_one();
                 }
@@ -890,7 +921,7 @@ impl Discovery {
         let part = index
             .servers
             .get(server_id)
-            .ok_or_else(|| DiscoveryError::ServerNotFound(server_id.to_owned()))?;
+            .ok_or_else(|| DiscoveryError::ServerNotFound(clip(server_id)))?;
         let what = format!("resource {uri}");
         let peer = ready_peer(part, &what)?;
         let target = target(&part.meta);
@@ -922,7 +953,7 @@ impl Discovery {
                     1 => bare.remove(0),
                     0 => {
                         return Err(DiscoveryError::ToolNotFound {
-                            name: name.to_owned(),
+                            name: clip(name),
                             known: prompts.len(),
                         });
                     }
@@ -931,7 +962,7 @@ impl Discovery {
                             bare.iter().map(|p| p.qualified_name.clone()).collect();
                         candidates.sort();
                         return Err(DiscoveryError::AmbiguousTool {
-                            name: name.to_owned(),
+                            name: clip(name),
                             candidates,
                         });
                     }
@@ -942,7 +973,7 @@ impl Discovery {
         let part = index
             .servers
             .get(&chosen.server_id)
-            .ok_or_else(|| DiscoveryError::ServerNotFound(chosen.server_id.clone()))?;
+            .ok_or_else(|| DiscoveryError::ServerNotFound(clip(&chosen.server_id)))?;
         let what = format!("prompt {}", chosen.qualified_name);
         let peer = ready_peer(part, &what)?;
         let mut params = GetPromptRequestParams::new(chosen.prompt.name.clone());
@@ -979,7 +1010,7 @@ fn ready_peer(part: &ServerPart, what: &str) -> Result<Peer<RoleClient>, Discove
     match (&part.state, &part.peer) {
         (ServerState::Ready, Some(peer)) => Ok(peer.clone()),
         (state, _) => Err(DiscoveryError::Unavailable {
-            what: what.to_owned(),
+            what: clip(what),
             server: part.meta.id.clone(),
             reason: match state {
                 ServerState::Unavailable { reason, .. } => reason.clone(),
@@ -991,18 +1022,27 @@ fn ready_peer(part: &ServerPart, what: &str) -> Result<Peer<RoleClient>, Discove
 
 /// Tool arguments: an object, or nothing for null.
 fn object_or_null(tool: &str, arguments: Value) -> Result<Option<JsonObject>, DiscoveryError> {
+    match arguments {
+        Value::Object(map) => Ok(Some(map)),
+        Value::Null => Ok(None),
+        other => Err(invalid_arguments(tool, &other)),
+    }
+}
+
+/// `tool` was given `arguments` that are neither an object nor null.
+fn invalid_arguments(tool: &str, arguments: &Value) -> DiscoveryError {
     let found = match arguments {
-        Value::Object(map) => return Ok(Some(map)),
-        Value::Null => return Ok(None),
+        Value::Object(_) => "an object",
+        Value::Null => "null",
         Value::Array(_) => "an array",
         Value::String(_) => "a string",
         Value::Number(_) => "a number",
         Value::Bool(_) => "a boolean",
     };
-    Err(DiscoveryError::InvalidArguments {
-        tool: tool.to_owned(),
+    DiscoveryError::InvalidArguments {
+        tool: clip(tool),
         found,
-    })
+    }
 }
 
 /// Follows the registry with `watcher` until shutdown.

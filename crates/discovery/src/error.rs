@@ -82,7 +82,18 @@ pub enum DiscoveryError {
         /// The limit that passed.
         after: Duration,
     },
-    /// The server could not be reached, or the connection broke.
+    /// No connection to the server could be made (refused, unreachable, not made in time): the
+    /// request was not sent, so sending it elsewhere cannot run it twice.
+    #[error("server {server:?} ({url}): {reason}")]
+    Unreachable {
+        /// The server's id.
+        server: String,
+        /// Its MCP endpoint.
+        url: String,
+        /// The innermost cause, e.g. "Connection refused (os error 111)".
+        reason: String,
+    },
+    /// The connection broke or failed after the request may have been sent.
     #[error("server {server:?} ({url}): {reason}")]
     Transport {
         /// The server's id.
@@ -138,6 +149,7 @@ impl DiscoveryError {
     pub(crate) fn cause(&self) -> String {
         match self {
             Self::Transport { reason, .. }
+            | Self::Unreachable { reason, .. }
             | Self::Auth { reason, .. }
             | Self::Unavailable { reason, .. } => reason.clone(),
             Self::Timeout { what, after, .. } => format!("no answer to {what} within {after:?}"),
@@ -161,12 +173,80 @@ impl DiscoveryError {
             Self::Unavailable { .. }
                 | Self::Timeout { .. }
                 | Self::Transport { .. }
+                | Self::Unreachable { .. }
                 | Self::Auth { .. }
                 | Self::Rpc { .. }
                 | Self::Protocol { .. }
                 | Self::Registry(_)
         )
     }
+
+    /// Whether the request certainly never reached the server: no connection could be made, or
+    /// the server is not connected. Only such a call may go to another instance whatever the
+    /// tool does.
+    pub fn not_sent(&self) -> bool {
+        matches!(self, Self::Unreachable { .. } | Self::Unavailable { .. })
+    }
+}
+
+/// The most characters of a name or value an error repeats (see [`clip`]).
+pub const ECHO_LIMIT: usize = 128;
+
+/// The most characters of a server's own text (an error message, an unusable answer) an error
+/// repeats.
+pub(crate) const SERVER_TEXT_LIMIT: usize = 300;
+
+/// `text` as an error may repeat it: at most [`ECHO_LIMIT`] characters, then `…` when cut.
+/// Names and values come from clients and servers, and an error must not echo megabytes.
+pub fn clip(text: &str) -> String {
+    clip_to(text, ECHO_LIMIT)
+}
+
+/// `text` cut to `max` characters (on a character boundary), then `…` when cut.
+pub(crate) fn clip_to(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
+/// Whether `error` says no connection could be made, so nothing was sent: a connect error of
+/// reqwest or of the kept-connection client, or a refused connection, anywhere in its chain.
+fn no_connection(error: &(dyn StdError + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(current) = next {
+        if current
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_connect)
+            || current
+                .downcast_ref::<hyper_util::client::legacy::Error>()
+                .is_some_and(hyper_util::client::legacy::Error::is_connect)
+        {
+            return true;
+        }
+        // An `io::Error`'s `source` skips the error it wraps.
+        let io = match current.downcast_ref::<HttpError>() {
+            Some(StreamableHttpError::Io(io)) => Some(io),
+            // `Client` holds the reqwest error without declaring it as its source.
+            Some(StreamableHttpError::Client(inner)) => {
+                next = Some(inner);
+                continue;
+            }
+            _ => current.downcast_ref::<std::io::Error>(),
+        };
+        if let Some(io) = io {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+            if let Some(inner) = io.get_ref()
+                && no_connection(inner)
+            {
+                return true;
+            }
+        }
+        next = current.source();
+    }
+    false
 }
 
 /// What the reqwest-backed transport fails with.
@@ -195,7 +275,7 @@ impl Target<'_> {
             other => DiscoveryError::Protocol {
                 what: "initialize".into(),
                 server: self.server.to_owned(),
-                reason: other.to_string(),
+                reason: clip_to(&other.to_string(), SERVER_TEXT_LIMIT),
             },
         }
     }
@@ -211,14 +291,14 @@ impl Target<'_> {
                 reason: "the session is closed".into(),
             },
             ServiceError::Timeout { timeout } => DiscoveryError::Timeout {
-                what: what.to_owned(),
+                what: clip(what),
                 server: self.server.to_owned(),
                 after: *timeout,
             },
             other => DiscoveryError::Protocol {
-                what: what.to_owned(),
+                what: clip(what),
                 server: self.server.to_owned(),
-                reason: other.to_string(),
+                reason: clip_to(&other.to_string(), SERVER_TEXT_LIMIT),
             },
         }
     }
@@ -229,11 +309,16 @@ impl Target<'_> {
             DirectError::Http(e) => self.transport_error(&e),
             DirectError::Rpc(e) => self.rpc(what, &e),
             DirectError::Protocol(reason) => DiscoveryError::Protocol {
-                what: what.to_owned(),
+                what: clip(what),
                 server: self.server.to_owned(),
-                reason,
+                reason: clip_to(&reason, SERVER_TEXT_LIMIT),
             },
             DirectError::Transport(reason) => DiscoveryError::Transport {
+                server: self.server.to_owned(),
+                url: self.url.to_owned(),
+                reason,
+            },
+            DirectError::Unreachable(reason) => DiscoveryError::Unreachable {
                 server: self.server.to_owned(),
                 url: self.url.to_owned(),
                 reason,
@@ -249,7 +334,7 @@ impl Target<'_> {
     /// `what` did not finish within `after`.
     pub(crate) fn timeout(&self, what: &str, after: Duration) -> DiscoveryError {
         DiscoveryError::Timeout {
-            what: what.to_owned(),
+            what: clip(what),
             server: self.server.to_owned(),
             after,
         }
@@ -257,10 +342,10 @@ impl Target<'_> {
 
     fn rpc(&self, what: &str, e: &rmcp::model::ErrorData) -> DiscoveryError {
         DiscoveryError::Rpc {
-            what: what.to_owned(),
+            what: clip(what),
             server: self.server.to_owned(),
             code: e.code.0,
-            message: e.message.to_string(),
+            message: clip_to(&e.message, SERVER_TEXT_LIMIT),
         }
     }
 
@@ -291,10 +376,20 @@ impl Target<'_> {
         if let Some(status) = auth_status(error) {
             return self.auth_status_error(status);
         }
-        DiscoveryError::Transport {
-            server: self.server.to_owned(),
-            url: self.url.to_owned(),
-            reason: describe(error),
+        let reason = describe(error);
+        let (server, url) = (self.server.to_owned(), self.url.to_owned());
+        if no_connection(error) {
+            DiscoveryError::Unreachable {
+                server,
+                url,
+                reason,
+            }
+        } else {
+            DiscoveryError::Transport {
+                server,
+                url,
+                reason,
+            }
         }
     }
 }
@@ -357,6 +452,43 @@ mod tests {
             known: 3,
         };
         assert!(!missing.is_upstream());
+    }
+
+    #[test]
+    fn echoes_are_cut_on_characters() {
+        assert_eq!(clip("short"), "short");
+        let exact = "é".repeat(ECHO_LIMIT);
+        assert_eq!(clip(&exact), exact);
+        let cut = clip(&"é".repeat(1_000_000));
+        assert_eq!(cut, format!("{exact}…"));
+        assert_eq!(clip_to("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn only_failed_connects_are_unsent() {
+        let target = Target {
+            server: "alpha",
+            url: "http://127.0.0.1:1/mcp",
+            wants_auth: false,
+        };
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = target.transport_error(&refused);
+        assert!(
+            matches!(e, DiscoveryError::Unreachable { .. }) && e.not_sent(),
+            "{e:?}"
+        );
+        let wrapped = HttpError::Io(std::io::Error::other(refused));
+        assert!(target.transport_error(&wrapped).not_sent());
+        for broke in [
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+            std::io::Error::other("connection closed before message completed"),
+        ] {
+            let e = target.transport_error(&broke);
+            assert!(
+                matches!(e, DiscoveryError::Transport { .. }) && !e.not_sent(),
+                "{e:?}"
+            );
+        }
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub use auth::{AuthError, BearerTokenFn, ClientCredentials};
 pub use discovery::{
     Aggregate, ConnectReport, DiscoveredPrompt, DiscoveredResource, Discovery, DiscoveryBuilder,
 };
-pub use error::DiscoveryError;
+pub use error::{DiscoveryError, ECHO_LIMIT, clip};
 pub use events::{IndexEvent, IndexUpdates};
 pub use index::{DiscoveredTool, ServerInfo, ServerState};
 pub use mcp_fleet_model::{Entry, HealthStatus, Routing};

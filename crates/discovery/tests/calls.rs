@@ -39,6 +39,27 @@ async fn calls_skip_the_rmcp_service_and_answer_the_server_on_the_way() {
         id.as_str().is_some_and(|s| s.starts_with("fleet-")),
         "request id {id}"
     );
+    // Borrowed arguments (for a caller that may send the call again) travel the same.
+    let arguments = json!({"query": "q"});
+    let borrowed = fleet
+        .call_tool_ref("talker__search", &arguments)
+        .await
+        .expect("a call with borrowed arguments");
+    assert_eq!(echoed(&borrowed), echoed(&plain));
+    let e = fleet
+        .call_tool_ref("talker__search", &json!([1]))
+        .await
+        .expect_err("arguments must be an object");
+    assert!(
+        matches!(
+            e,
+            mcp_fleet_discovery::DiscoveryError::InvalidArguments {
+                found: "an array",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 
     // A server that pings back mid-call is answered (unanswered, this call would time out),
     // and the tool it announces on the call's stream is indexed.

@@ -29,6 +29,9 @@ pub(crate) struct Offered {
     pub(crate) service: String,
     /// The tool's own (bare) name on the upstream.
     pub(crate) tool: String,
+    /// Its definition says `idempotentHint: true`: a call that may have reached an instance
+    /// that then failed is sent once more, to another instance.
+    pub(crate) idempotent: bool,
 }
 
 /// A snapshot of what the gateway offers.
@@ -137,12 +140,14 @@ impl Catalog {
                 };
                 let mut def = (*def).clone();
                 def.name = exposed.clone().into();
+                let idempotent = def.annotations.as_ref().is_some_and(|a| a.is_idempotent());
                 listed.push(def);
                 by_name.insert(
                     exposed,
                     Offered {
                         service: (*service).to_owned(),
                         tool: (*name).to_owned(),
+                        idempotent,
                     },
                 );
             }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use mcp_fleet_discovery::{CallToolResult, Discovery, DiscoveryError, RegistryClient, Tool};
+use mcp_fleet_discovery::{CallToolResult, Discovery, DiscoveryError, RegistryClient, Tool, clip};
 use mcp_fleet_model::Version;
 use rmcp::service::Peer;
 use rmcp::{ErrorData, RoleServer};
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::GatewayError;
 use crate::canary::{Outcome, Totals, Window, judge};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Instance};
 use crate::config::{FailureMode, GatewayConfig};
 use crate::fast_call::{Sessions, Sticky};
 use crate::metrics::{CallLabels, Metrics, UpstreamLabels, VersionLabels};
@@ -57,6 +57,27 @@ impl std::fmt::Debug for Inner {
         f.debug_struct("Gateway")
             .field("registry", &self.config.registry_url)
             .finish_non_exhaustive()
+    }
+}
+
+/// What one attempt of a call came to.
+enum Tried {
+    /// The upstream answered with a result (which may be `isError`).
+    Answered(CallToolResult),
+    /// The caller's mistake (arguments that are not an object): no upstream's failure.
+    Refused(DiscoveryError),
+    /// The upstream failed.
+    Failed(DiscoveryError),
+    /// No answer within the call timeout.
+    TimedOut,
+}
+
+/// A failed attempt's outcome in metrics: `unreachable` when nothing was sent.
+fn failure_label(e: &DiscoveryError) -> &'static str {
+    if e.not_sent() {
+        "unreachable"
+    } else {
+        Outcome::Error.as_str()
     }
 }
 
@@ -258,6 +279,11 @@ impl Inner {
     }
 
     /// Forwards a call of gateway tool `name`; `sticky` is the session's version per service.
+    ///
+    /// A call whose instance could not be reached (nothing was sent) goes once more to another
+    /// instance of the same version, as does a call of an idempotent tool whose connection
+    /// broke after it was sent; both attempts share the call timeout. Each attempt counts for
+    /// its instance (metrics, outlier ejection), the call's end for its version's canary window.
     pub(crate) async fn call(
         &self,
         sticky: &Sticky,
@@ -267,7 +293,10 @@ impl Inner {
         let catalog = self.catalog();
         let Some(offered) = catalog.by_name.get(name) else {
             return Err(ErrorData::invalid_params(
-                format!("unknown tool {name:?}; tools/list lists the tools this gateway offers"),
+                format!(
+                    "unknown tool {:?}; tools/list lists the tools this gateway offers",
+                    clip(name)
+                ),
                 None,
             ));
         };
@@ -292,30 +321,53 @@ impl Inner {
             }
             chosen
         };
-        let Some((instance, upstream_name)) = chosen else {
+        let Some((mut instance, upstream_name)) = chosen else {
             return Err(ErrorData::internal_error(
                 format!(
-                    "no instance of service {service:?} offering {:?} is available",
-                    offered.tool
+                    "no instance of service {:?} offering {:?} is available",
+                    clip(service),
+                    clip(&offered.tool)
                 ),
-                Some(json!({"service": service})),
+                Some(json!({"service": clip(service)})),
             ));
         };
         let version = instance.version.clone();
         let started = Instant::now();
-        let result = tokio::time::timeout(
-            self.config.call_timeout,
-            self.discovery.call_tool(upstream_name, arguments),
-        )
-        .await;
+        let deadline = tokio::time::Instant::now() + self.config.call_timeout;
+        let mut tried = self.attempt(upstream_name, &arguments, deadline).await;
+        if let Tried::Failed(e) = &tried
+            && (e.not_sent()
+                || (offered.idempotent && matches!(e, DiscoveryError::Transport { .. })))
+            && let Some((next, next_name)) = self.spare(&candidates, instance)
+        {
+            tracing::debug!(%service, upstream = %instance.id, to = %next.id, error = %e,
+                "call failed; sending it to another instance");
+            self.count(
+                &catalog,
+                service,
+                &instance.id,
+                version.as_ref(),
+                failure_label(e),
+                true,
+            );
+            instance = next;
+            tried = self.attempt(next_name, &arguments, deadline).await;
+        }
         let latency = started.elapsed();
-        let (outcome, answer) = match result {
-            Ok(Ok(r)) if r.is_error == Some(true) => (Outcome::ToolError, Ok(r)),
-            Ok(Ok(r)) => (Outcome::Ok, Ok(r)),
-            Ok(Err(e)) if !e.is_upstream() => return Err(mcp_error(&e, &instance.id)),
-            Ok(Err(e)) => (Outcome::Error, Err(mcp_error(&e, &instance.id))),
-            Err(_) => (
+        let (outcome, label, answer) = match tried {
+            Tried::Answered(r) if r.is_error == Some(true) => {
+                (Outcome::ToolError, Outcome::ToolError.as_str(), Ok(r))
+            }
+            Tried::Answered(r) => (Outcome::Ok, Outcome::Ok.as_str(), Ok(r)),
+            Tried::Refused(e) => return Err(mcp_error(&e, &instance.id)),
+            Tried::Failed(e) => (
                 Outcome::Error,
+                failure_label(&e),
+                Err(mcp_error(&e, &instance.id)),
+            ),
+            Tried::TimedOut => (
+                Outcome::Error,
+                Outcome::Error.as_str(),
                 Err(ErrorData::internal_error(
                     format!(
                         "upstream {}: no answer within {:?} (the gateway's call timeout)",
@@ -325,45 +377,81 @@ impl Inner {
                 )),
             ),
         };
-        self.record(
+        self.count(
             &catalog,
             service,
             &instance.id,
             version.as_ref(),
-            outcome,
-            latency,
+            label,
+            outcome == Outcome::Error,
         );
+        self.record(service, version.as_ref(), outcome, latency);
         answer
     }
 
-    fn record(
+    /// One call of `upstream_name` (the discovery library's name of the tool on an instance).
+    async fn attempt(
+        &self,
+        upstream_name: &str,
+        arguments: &Value,
+        deadline: tokio::time::Instant,
+    ) -> Tried {
+        let called = tokio::time::timeout_at(
+            deadline,
+            self.discovery.call_tool_ref(upstream_name, arguments),
+        )
+        .await;
+        match called {
+            Ok(Ok(result)) => Tried::Answered(result),
+            Ok(Err(e)) if !e.is_upstream() => Tried::Refused(e),
+            Ok(Err(e)) => Tried::Failed(e),
+            Err(_) => Tried::TimedOut,
+        }
+    }
+
+    /// Where a call that failed on `failed` may go instead: another candidate of its version
+    /// that is not ejected, taking turns (without moving the turn, so calls keep alternating).
+    fn spare<'a>(
+        &self,
+        candidates: &[(&'a Instance, &'a str)],
+        failed: &Instance,
+    ) -> Option<(&'a Instance, &'a str)> {
+        let now = Instant::now();
+        let outliers = self.outliers.lock().unwrap_or_else(|e| e.into_inner());
+        let spares: Vec<(&Instance, &str)> = candidates
+            .iter()
+            .copied()
+            .filter(|(i, _)| {
+                i.id != failed.id && i.version == failed.version && !outliers.is_ejected(&i.id, now)
+            })
+            .collect();
+        drop(outliers);
+        if spares.is_empty() {
+            return None;
+        }
+        Some(spares[self.turn.load(Ordering::Relaxed) % spares.len()])
+    }
+
+    /// Counts one attempt on `instance` (`label` is its outcome in metrics) and feeds outlier
+    /// ejection.
+    fn count(
         &self,
         catalog: &Catalog,
         service: &str,
         instance: &str,
         version: Option<&Version>,
-        outcome: Outcome,
-        latency: Duration,
+        label: &'static str,
+        failed: bool,
     ) {
-        let version_label = version.map_or_else(|| "unknown".to_owned(), Version::to_string);
         self.metrics
             .calls
             .get_or_create(&CallLabels {
                 service: service.to_owned(),
-                version: version_label.clone(),
+                version: version.map_or_else(|| "unknown".to_owned(), Version::to_string),
                 upstream: instance.to_owned(),
-                outcome: outcome.as_str(),
+                outcome: label,
             })
             .inc();
-        self.metrics
-            .durations
-            .get_or_create(&VersionLabels {
-                service: service.to_owned(),
-                version: version_label,
-            })
-            .observe(latency.as_secs_f64());
-
-        let now = Instant::now();
         let siblings: Vec<&str> = catalog
             .services
             .get(service)
@@ -373,7 +461,7 @@ impl Inner {
             .outliers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .record(instance, &siblings, outcome == Outcome::Error, now);
+            .record(instance, &siblings, failed, Instant::now());
         if let Some(length) = ejected {
             tracing::warn!(%service, upstream = %instance, ?length, "ejected after consecutive errors");
             self.metrics
@@ -384,7 +472,25 @@ impl Inner {
                 })
                 .inc();
         }
+    }
 
+    /// Records how a call ended: its latency, and its outcome in its version's canary window.
+    fn record(
+        &self,
+        service: &str,
+        version: Option<&Version>,
+        outcome: Outcome,
+        latency: Duration,
+    ) {
+        self.metrics
+            .durations
+            .get_or_create(&VersionLabels {
+                service: service.to_owned(),
+                version: version.map_or_else(|| "unknown".to_owned(), Version::to_string),
+            })
+            .observe(latency.as_secs_f64());
+
+        let now = Instant::now();
         let (Some(version), Some(policy)) = (version, self.policy(service)) else {
             return;
         };

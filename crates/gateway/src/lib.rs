@@ -6,7 +6,9 @@
 //! - `tools/call` goes to one healthy instance of the service: by the service's routing policy
 //!   (weights by version, from the registry) for a session's first call, then to the same
 //!   version for the rest of the session (sticky); instances take turns within a version;
-//!   instances failing call after call are ejected for a while (outlier ejection).
+//!   instances failing call after call are ejected for a while (outlier ejection). A call that
+//!   never reached its instance (connection refused) goes once more to another instance of the
+//!   same version; one that may have reached it, only when the tool is `idempotentHint`.
 //! - Per-version error rates over a sliding window roll a canary back automatically when they
 //!   exceed the stable version's by more than the policy allows: its weight goes to 0 here at
 //!   once and in the registry, with the reason, and webhooks are told.

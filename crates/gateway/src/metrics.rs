@@ -57,7 +57,7 @@ impl Metrics {
         let calls = Family::<CallLabels, Counter>::default();
         registry.register(
             "calls",
-            "Tool calls forwarded, by service, version, upstream and outcome (ok, tool_error, error)",
+            "Tool calls forwarded (each attempt), by service, version, upstream and outcome (ok, tool_error, error; unreachable: no connection, nothing sent)",
             calls.clone(),
         );
         let durations: HistogramFamily<VersionLabels> =

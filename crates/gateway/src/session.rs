@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
-    Implementation, ListPromptsResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, Prompt, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, ErrorCode,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, Prompt,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -115,6 +115,22 @@ impl ServerHandler for Session {
             .map(Into::into)
     }
 
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        // rmcp's default answer repeats the method whole.
+        Err(ErrorData::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!(
+                "unknown method {:?}",
+                mcp_fleet_discovery::clip(&request.method)
+            ),
+            None,
+        ))
+    }
+
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -138,7 +154,10 @@ impl ServerHandler for Session {
         let listed = self.gateway.discovery.resources().await;
         let Some(owner) = listed.items.iter().find(|r| r.resource.uri == request.uri) else {
             return Err(ErrorData::resource_not_found(
-                format!("no upstream lists resource {:?}", request.uri),
+                format!(
+                    "no upstream lists resource {:?}",
+                    mcp_fleet_discovery::clip(&request.uri)
+                ),
                 None,
             ));
         };

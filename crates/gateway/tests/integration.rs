@@ -3,5 +3,7 @@
 
 mod canary;
 mod common;
+mod echoes;
+mod failover;
 mod fast_call;
 mod gateway;

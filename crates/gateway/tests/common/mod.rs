@@ -13,7 +13,7 @@ use mcp_fleet_test_support::TestDb;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
     Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-    Tool,
+    Tool, ToolAnnotations,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext, RunningService};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -121,10 +121,18 @@ pub(crate) struct UpstreamState {
     tools: RwLock<Vec<Tool>>,
     failing: Mutex<Failing>,
     pub(crate) calls: AtomicUsize,
+    /// `tools/call` requests read and then dropped with their connection (see
+    /// [`Upstream::start_dying_mid_call`]).
+    pub(crate) dropped: AtomicUsize,
     peers: Mutex<Vec<Peer<RoleServer>>>,
 }
 
-fn tool(name: &str) -> Tool {
+/// A tool whose definition says calling it twice does no more than once.
+pub(crate) fn idempotent(name: &str) -> Tool {
+    tool(name).with_annotations(ToolAnnotations::new().idempotent(true))
+}
+
+pub(crate) fn tool(name: &str) -> Tool {
     let schema = json!({"type": "object"});
     let Value::Object(schema) = schema else {
         unreachable!("a literal object")
@@ -187,6 +195,7 @@ pub(crate) struct Upstream {
     pub(crate) base_url: String,
     addr: SocketAddr,
     stop: Option<CancellationToken>,
+    dies_mid_call: bool,
 }
 
 impl Drop for Upstream {
@@ -199,11 +208,27 @@ impl Drop for Upstream {
 
 impl Upstream {
     pub(crate) async fn start(id: &str, tools: &[&str]) -> Self {
+        Self::start_with(id, tools.iter().map(|t| tool(t)).collect(), false).await
+    }
+
+    /// An upstream offering `tools` as defined.
+    pub(crate) async fn start_tools(id: &str, tools: Vec<Tool>) -> Self {
+        Self::start_with(id, tools, false).await
+    }
+
+    /// A fault: an upstream that serves MCP but dies in every tool call, after reading the
+    /// request (its connection closes without an answer). It counts them in `dropped`.
+    pub(crate) async fn start_dying_mid_call(id: &str, tools: Vec<Tool>) -> Self {
+        Self::start_with(id, tools, true).await
+    }
+
+    async fn start_with(id: &str, tools: Vec<Tool>, dies_mid_call: bool) -> Self {
         let state = Arc::new(UpstreamState {
             id: id.to_owned(),
-            tools: RwLock::new(tools.iter().map(|t| tool(t)).collect()),
+            tools: RwLock::new(tools),
             failing: Mutex::new(Failing::Never),
             calls: AtomicUsize::new(0),
+            dropped: AtomicUsize::new(0),
             peers: Mutex::new(Vec::new()),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -213,9 +238,20 @@ impl Upstream {
             base_url: format!("http://{addr}"),
             addr,
             stop: None,
+            dies_mid_call,
         };
         up.serve(listener);
         up
+    }
+
+    /// Tool calls it answered.
+    pub(crate) fn calls(&self) -> usize {
+        self.state.calls.load(Ordering::SeqCst)
+    }
+
+    /// Tool calls it read and dropped.
+    pub(crate) fn dropped(&self) -> usize {
+        self.state.dropped.load(Ordering::SeqCst)
     }
 
     fn serve(&mut self, listener: TcpListener) {
@@ -230,11 +266,20 @@ impl Upstream {
         );
         let app = Router::new().nest_service("/mcp", mcp);
         let until = stop.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(until.cancelled_owned())
-                .await
-        });
+        if self.dies_mid_call {
+            tokio::spawn(serve_dying_mid_call(
+                listener,
+                app,
+                self.state.clone(),
+                until,
+            ));
+        } else {
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(until.cancelled_owned())
+                    .await
+            });
+        }
         self.stop = Some(stop);
     }
 
@@ -266,6 +311,54 @@ impl Upstream {
         })
         .await;
         self.serve(listener);
+    }
+}
+
+/// Serves `app` until `stop`, except that a `tools/call` is read, counted and answered by
+/// closing its connection (hyper closes a connection whose service fails).
+async fn serve_dying_mid_call(
+    listener: TcpListener,
+    app: Router,
+    state: Arc<UpstreamState>,
+    stop: CancellationToken,
+) {
+    use tower::ServiceExt;
+    loop {
+        let stream = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let (app, state, stop) = (app.clone(), state.clone(), stop.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| {
+                    let (app, state) = (app.clone(), state.clone());
+                    async move {
+                        let (parts, body) = request.into_parts();
+                        let bytes = axum::body::to_bytes(axum::body::Body::new(body), usize::MAX)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let message: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                        if message["method"] == "tools/call" {
+                            state.dropped.fetch_add(1, Ordering::SeqCst);
+                            return Err("died mid-call".to_owned());
+                        }
+                        let request =
+                            axum::http::Request::from_parts(parts, axum::body::Body::from(bytes));
+                        app.oneshot(request).await.map_err(|e| match e {})
+                    }
+                },
+            );
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                () = stop.cancelled() => {}
+            }
+        });
     }
 }
 
@@ -449,4 +542,103 @@ pub(crate) fn server_of(result: &CallToolResult) -> String {
         .and_then(|v| v.as_str())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// A session opened over plain HTTP on protocol 2025-11-25, whose tool calls the gateway
+/// answers on its fast path (one JSON message; the stock rmcp client's stateless 2026-07-28
+/// calls go through rmcp's server instead).
+pub(crate) struct JsonSession {
+    http: reqwest::Client,
+    url: String,
+    id: String,
+    next: AtomicUsize,
+}
+
+impl JsonSession {
+    const ACCEPT: &str = "application/json, text/event-stream";
+
+    fn post(&self, id: Option<&str>, body: &Value) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .post(format!("{}/mcp", self.url))
+            .header("accept", Self::ACCEPT)
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(body);
+        if let Some(id) = id {
+            request = request.header("mcp-session-id", id);
+        }
+        request
+    }
+
+    /// Initializes a session with the gateway at `url`.
+    pub(crate) async fn open(url: &str) -> Self {
+        let mut session = Self {
+            http: reqwest::Client::new(),
+            url: url.to_owned(),
+            id: String::new(),
+            next: AtomicUsize::new(1),
+        };
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "plain-http", "version": "1.0.0"}}});
+        let opened = session.post(None, &init).send().await.expect("initialize");
+        assert!(opened.status().is_success(), "{}", opened.status());
+        session.id = opened
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("a session id")
+            .to_owned();
+        drop(opened);
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let noted = session
+            .post(Some(&session.id), &initialized)
+            .send()
+            .await
+            .expect("initialized");
+        assert_eq!(noted.status().as_u16(), 202);
+        session
+    }
+
+    /// POSTs `body` in the session: the status and the whole answer.
+    pub(crate) async fn post_raw(&self, body: &Value) -> (u16, Vec<u8>) {
+        let answer = self
+            .post(Some(&self.id), body)
+            .send()
+            .await
+            .expect("answer");
+        let status = answer.status().as_u16();
+        (status, answer.bytes().await.expect("body").to_vec())
+    }
+
+    /// The whole answer to a `tools/call` of `name`, which must be the fast path's (JSON).
+    pub(crate) async fn call_raw(&self, name: &str) -> Vec<u8> {
+        let n = self.next.fetch_add(1, Ordering::SeqCst);
+        let call = json!({"jsonrpc": "2.0", "id": n, "method": "tools/call",
+            "params": {"name": name, "arguments": {}}});
+        let answer = self
+            .post(Some(&self.id), &call)
+            .send()
+            .await
+            .expect("the gateway answers");
+        assert_eq!(answer.status().as_u16(), 200);
+        let content_type = answer
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(content_type, "application/json", "the fast path answers");
+        answer.bytes().await.expect("the answer").to_vec()
+    }
+
+    /// A `tools/call` of `name`: its result, or its JSON-RPC error (`error` member).
+    pub(crate) async fn call(&self, name: &str) -> Result<Value, Value> {
+        let mut answer: Value =
+            serde_json::from_slice(&self.call_raw(name).await).expect("a JSON-RPC message");
+        match answer.get_mut("result") {
+            Some(result) => Ok(result.take()),
+            None => Err(answer["error"].take()),
+        }
+    }
 }
