@@ -4,4 +4,5 @@
 mod canary;
 mod common;
 mod fast_call;
+mod front;
 mod gateway;
