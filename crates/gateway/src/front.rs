@@ -222,7 +222,12 @@ pub(crate) async fn front(
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
     match held {
-        Some(permit) => response.map(|body| Body::new(Holding { body, permit })),
+        Some(permit) => response.map(|body| {
+            Body::new(Holding {
+                body,
+                _permit: permit,
+            })
+        }),
         None => response,
     }
 }
@@ -230,7 +235,7 @@ pub(crate) async fn front(
 /// A response body that keeps its request's body bytes counted until it is sent.
 struct Holding {
     body: Body,
-    permit: OwnedSemaphorePermit,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl HttpBody for Holding {
@@ -241,7 +246,6 @@ impl HttpBody for Holding {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, axum::Error>>> {
-        let _ = &self.permit;
         Pin::new(&mut self.body).poll_frame(cx)
     }
 
