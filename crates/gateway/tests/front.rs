@@ -351,7 +351,8 @@ struct Both {
     _registry: TestRegistry,
 }
 
-async fn open_session(http: &reqwest::Client, url: &str) -> String {
+/// Opens a session over plain HTTP (`initialize`, then `initialized`); its id.
+pub(crate) async fn open_session(http: &reqwest::Client, url: &str) -> String {
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},
         "clientInfo": {"name": "plain-http", "version": "1.0.0"}}});
