@@ -14,8 +14,9 @@
 //! which only rmcp creates. Each request is held to every check rmcp would apply to it (Host,
 //! Origin, Accept, Content-Type, the `MCP-Protocol-Version` header, protocol metadata in the
 //! body; see `front`): a request rmcp would refuse, or that this path cannot be sure of, goes
-//! to rmcp, which answers it as it answers any other. A `notifications/cancelled` for a call answered here finds nothing to cancel in
-//! rmcp: the call runs to its end or to the gateway's call timeout, as if the notice came late.
+//! to rmcp, which answers it as it answers any other. A `notifications/cancelled` for a call
+//! answered here finds nothing to cancel in rmcp: the call runs to its end or to the gateway's
+//! call timeout, as if the notice came late.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

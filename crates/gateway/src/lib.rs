@@ -239,7 +239,8 @@ impl Gateway {
 /// The answer to a connection over [`ServeLimits::max_connections`].
 const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\
     content-type: application/json\r\nretry-after: 1\r\ncontent-length: 99\r\n\r\n\
-    {\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":\"too many connections to the gateway\"}}";
+    {\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\
+    \"message\":\"too many connections to the gateway\"}}";
 
 /// Errors of one connection, after which accepting the next one is right.
 fn is_connection_error(e: &std::io::Error) -> bool {
@@ -248,4 +249,16 @@ fn is_connection_error(e: &std::io::Error) -> bool {
         e.kind(),
         ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_too_many_connections_answer_declares_its_length() {
+        let text = std::str::from_utf8(super::TOO_MANY_CONNECTIONS).expect("UTF-8");
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+        assert!(head.ends_with(&format!("\r\ncontent-length: {}", body.len())));
+        let body: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        assert_eq!(body["error"]["code"], -32000);
+    }
 }
