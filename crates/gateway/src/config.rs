@@ -50,6 +50,43 @@ impl Default for OutlierConfig {
     }
 }
 
+/// What one client may cost the gateway's listener: deadlines, sizes and counts past which a
+/// slow, oversized or too numerous client is refused. Defaults as the registry's (`serve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// Largest request head (request line and headers), in bytes; past it the answer is `431`
+    /// and the connection is closed (default 16 KiB).
+    pub max_header_bytes: usize,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may sit idle; then the connection is closed (slowloris; default 10 s).
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body once its headers are in; then the
+    /// answer is a `408` and the connection is closed (default 30 s). Call time does not count.
+    pub request_timeout: Duration,
+    /// Open client connections at most; one more is answered `503` and closed (default 4096).
+    pub max_connections: usize,
+    /// Largest request body, in bytes; a larger one is answered `413` (default 16 MiB, the
+    /// largest message rmcp's client accepts).
+    pub max_body_bytes: usize,
+    /// Request-body bytes held at once across all requests, from the first byte read until the
+    /// answer is sent (default 64 MiB). A request waits for room within `request_timeout`,
+    /// then is answered `503`.
+    pub max_inflight_body_bytes: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 16 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_inflight_body_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
 /// Everything the gateway needs to run.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -87,6 +124,11 @@ pub struct GatewayConfig {
     /// `Host` header values the MCP endpoint accepts besides loopback names (empty: loopback
     /// only, rmcp's default protection against DNS rebinding).
     pub allowed_hosts: Vec<String>,
+    /// What one client may cost the listener.
+    pub limits: ServeLimits,
+    /// Answer `tools/call` of known sessions in front of rmcp (default on; `fast_call`). Off,
+    /// every request goes through rmcp's session machinery: same answers, more CPU per call.
+    pub fast_calls: bool,
 }
 
 impl GatewayConfig {
@@ -106,6 +148,8 @@ impl GatewayConfig {
             alert_webhooks: Vec::new(),
             upstream_keepalive: false,
             allowed_hosts: Vec::new(),
+            limits: ServeLimits::default(),
+            fast_calls: true,
         }
     }
 }

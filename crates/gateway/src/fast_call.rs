@@ -11,24 +11,28 @@
 //! rmcp untouched.
 //!
 //! A session becomes known when its `notifications/initialized` reaches the session's handler,
-//! which only rmcp creates, after its own checks of the request (Host, protocol version);
-//! knowing a session id is what lets a request in, and the id is a random value handed to that
-//! client alone. A `notifications/cancelled` for a call answered here finds nothing to cancel in
-//! rmcp: the call runs to its end or to the gateway's call timeout, as if the notice came late.
+//! which only rmcp creates. Each request is held to every check rmcp would apply to it (Host,
+//! Origin, Accept, Content-Type, the `MCP-Protocol-Version` header, protocol metadata in the
+//! body; see `front`): a request rmcp would refuse, or that this path cannot be sure of, goes
+//! to rmcp, which answers it as it answers any other. A `notifications/cancelled` for a call
+//! answered here finds nothing to cancel in rmcp: the call runs to its end or to the gateway's
+//! call timeout, as if the notice came late.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use mcp_fleet_model::Version;
 use rmcp::ErrorData;
+use rmcp::model::ProtocolVersion;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::front::{Front, rmcp_headers_pass};
 use crate::gateway::Inner;
 
 /// A session's version per service (sticky routing).
@@ -59,10 +63,6 @@ impl Sessions {
     }
 }
 
-/// Largest request body read here (the size rmcp's client accepts for one message); a larger
-/// one is refused with `413`.
-const MAX_BODY: usize = 16 * 1024 * 1024;
-
 /// The header naming a Streamable HTTP session.
 pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -81,7 +81,21 @@ struct CallParams {
     name: String,
     #[serde(default)]
     arguments: Option<Map<String, Value>>,
+    #[serde(default, rename = "_meta")]
+    meta: Option<Map<String, Value>>,
 }
+
+/// A JSON-RPC request's envelope alone, to answer one whose params do not fit its method.
+#[derive(Deserialize)]
+struct Envelope {
+    jsonrpc: String,
+    id: Value,
+    method: String,
+}
+
+/// The `_meta` key of a request that names its protocol version (2026-07-28 and later): such
+/// requests are rmcp's to route and check.
+const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
 
 /// A JSON-RPC response, written straight from the result.
 #[derive(serde::Serialize)]
@@ -93,25 +107,32 @@ struct Answer<'a> {
 
 /// The middleware in front of rmcp's `/mcp` service.
 pub(crate) async fn fast_call(
-    State(inner): State<Arc<Inner>>,
+    State((inner, front)): State<(Arc<Inner>, Arc<Front>)>,
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(sticky) = eligible(&inner, &request) else {
+    let Some(sticky) = eligible(&inner, &front, &request) else {
         return next.run(request).await;
     };
     let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request body too large or cut short",
-        )
-            .into_response();
+    // `front` has read the body already, within its limits.
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return next.run(Request::from_parts(parts, Body::empty())).await;
     };
-    let Some(call) = parse(&bytes) else {
-        return next
-            .run(Request::from_parts(parts, Body::from(bytes)))
-            .await;
+    let call = match parse(&bytes) {
+        Parsed::Call(call) => call,
+        Parsed::BadParams(id) => {
+            let error = ErrorData::invalid_params(
+                "Invalid params: tools/call takes {\"name\": string, \"arguments\": object}",
+                None,
+            );
+            return json_answer(error_message(id, error).to_string().into_bytes());
+        }
+        Parsed::Other => {
+            return next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+        }
     };
     let arguments = call.arguments.map_or(Value::Null, Value::Object);
     let answer = match inner.call(&sticky, &call.name, arguments).await {
@@ -128,7 +149,11 @@ pub(crate) async fn fast_call(
         }),
         Err(error) => error_message(call.id, error).to_string().into_bytes(),
     };
-    let mut response = Response::new(Body::from(answer));
+    json_answer(answer)
+}
+
+fn json_answer(body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -136,28 +161,32 @@ pub(crate) async fn fast_call(
     response
 }
 
-/// The session of a request this path may answer: a `POST` in a known session, from a client
-/// that accepts a JSON answer.
-fn eligible(inner: &Inner, request: &Request) -> Option<Arc<Sticky>> {
+/// The session of a request this path may answer: a `POST` in a known session that passes
+/// rmcp's header checks, naming no protocol version or one that has sessions (before
+/// 2026-07-28, so rmcp would neither require `_meta` nor `Mcp-Method` headers).
+fn eligible(inner: &Inner, front: &Front, request: &Request) -> Option<Arc<Sticky>> {
     if request.method() != Method::POST {
         return None;
     }
     let headers = request.headers();
-    let accepts_json = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/json"));
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !accepts_json || !is_json {
+    if !rmcp_headers_pass(request.uri(), headers, &front.hosts) {
         return None;
+    }
+    if let Some(version) = headers.get(PROTOCOL_VERSION_HEADER) {
+        let version = version.to_str().ok()?;
+        let known = ProtocolVersion::KNOWN_VERSIONS
+            .iter()
+            .find(|v| v.as_str() == version)?;
+        if !known.has_initialize() {
+            return None;
+        }
     }
     let id = headers.get(SESSION_HEADER)?.to_str().ok()?;
     inner.sessions.get(id)
 }
+
+/// The header naming the protocol version of a request.
+const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
 
 /// The tool call in `body`, when it is exactly one well-formed `tools/call` request.
 struct ToolCall {
@@ -166,14 +195,40 @@ struct ToolCall {
     arguments: Option<Map<String, Value>>,
 }
 
-fn parse(body: &Bytes) -> Option<ToolCall> {
-    let call: Call = serde_json::from_slice(body).ok()?;
-    let id_ok = matches!(call.id, Value::Number(_) | Value::String(_));
-    if call.jsonrpc != "2.0" || call.method != "tools/call" || !id_ok {
-        return None;
+/// What `parse` found.
+enum Parsed {
+    /// One well-formed `tools/call` this path answers.
+    Call(ToolCall),
+    /// A `tools/call` request (this id) whose params are not a call's.
+    BadParams(Value),
+    /// Anything else: rmcp's.
+    Other,
+}
+
+fn parse(body: &Bytes) -> Parsed {
+    let id_ok = |id: &Value| id.is_string() || id.is_i64() || id.is_u64();
+    let Ok(call) = serde_json::from_slice::<Call>(body) else {
+        return match serde_json::from_slice::<Envelope>(body) {
+            Ok(e) if e.jsonrpc == "2.0" && e.method == "tools/call" && id_ok(&e.id) => {
+                Parsed::BadParams(e.id)
+            }
+            _ => Parsed::Other,
+        };
+    };
+    if call.jsonrpc != "2.0" || call.method != "tools/call" || !id_ok(&call.id) {
+        return Parsed::Other;
     }
-    let params = call.params?;
-    Some(ToolCall {
+    let Some(params) = call.params else {
+        return Parsed::BadParams(call.id);
+    };
+    if params
+        .meta
+        .as_ref()
+        .is_some_and(|m| m.contains_key(PROTOCOL_VERSION_META))
+    {
+        return Parsed::Other;
+    }
+    Parsed::Call(ToolCall {
         id: call.id,
         name: params.name,
         arguments: params.arguments,
@@ -198,11 +253,12 @@ mod tests {
 
     #[test]
     fn reads_a_single_tool_call() {
-        let call = parse(&body(json!({
+        let Parsed::Call(call) = parse(&body(json!({
             "jsonrpc": "2.0", "id": 7, "method": "tools/call",
             "params": {"name": "svc__echo", "arguments": {"x": 1}, "_meta": {"progressToken": 1}}
-        })))
-        .expect("a tool call");
+        }))) else {
+            panic!("a tool call")
+        };
         assert_eq!(call.id, json!(7));
         assert_eq!(call.name, "svc__echo");
         assert_eq!(call.arguments.expect("arguments")["x"], json!(1));
@@ -215,13 +271,34 @@ mod tests {
             json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "a"}}),
             json!({"jsonrpc": "2.0", "id": null, "method": "tools/call", "params": {"name": "a"}}),
             json!({"jsonrpc": "1.0", "id": 1, "method": "tools/call", "params": {"name": "a"}}),
+            json!([{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "a"}}]),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "a",
+                "_meta": {PROTOCOL_VERSION_META: "2026-07-28"}}}),
+        ] {
+            assert!(
+                matches!(parse(&body(other.clone())), Parsed::Other),
+                "{other}"
+            );
+        }
+        assert!(matches!(
+            parse(&Bytes::from_static(b"{not json")),
+            Parsed::Other
+        ));
+    }
+
+    #[test]
+    fn calls_with_bad_params_are_told_so() {
+        for bad in [
             json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"}),
             json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": 5}}),
-            json!([{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "a"}}]),
+            json!({"jsonrpc": "2.0", "id": "x", "method": "tools/call",
+                "params": {"name": "a", "arguments": [1]}}),
         ] {
-            assert!(parse(&body(other.clone())).is_none(), "{other}");
+            assert!(
+                matches!(parse(&body(bad.clone())), Parsed::BadParams(_)),
+                "{bad}"
+            );
         }
-        assert!(parse(&Bytes::from_static(b"{not json")).is_none());
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod canary;
 mod catalog;
 mod config;
 mod fast_call;
+mod front;
 mod gateway;
 mod metrics;
 mod outlier;
@@ -34,16 +35,17 @@ use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use mcp_fleet_discovery::{Discovery, DiscoveryError, HealthStatus, Tool};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{FailureMode, GatewayConfig, OutlierConfig, ToolNames};
+pub use config::{FailureMode, GatewayConfig, OutlierConfig, ServeLimits, ToolNames};
 
 use crate::gateway::Inner;
 use crate::session::Session;
@@ -119,28 +121,35 @@ impl Gateway {
 
     /// `/mcp` (the MCP endpoint), `/metrics` (Prometheus text) and `/healthz`.
     pub fn router(&self) -> Router {
-        let mut config = StreamableHttpServerConfig::default()
-            .with_cancellation_token(self.inner.shutdown.child_token());
-        if !self.inner.config.allowed_hosts.is_empty() {
-            let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
-                .iter()
-                .map(|h| (*h).to_owned())
-                .collect();
-            hosts.extend(self.inner.config.allowed_hosts.iter().cloned());
-            config = config.with_allowed_hosts(hosts);
-        }
+        let limits = self.inner.config.limits;
+        // rmcp's default hosts (loopback names), and those configured.
+        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect();
+        hosts.extend(self.inner.config.allowed_hosts.iter().cloned());
+        let config = StreamableHttpServerConfig::default()
+            .with_cancellation_token(self.inner.shutdown.child_token())
+            .with_allowed_hosts(hosts.clone())
+            .with_max_request_body_bytes(limits.max_body_bytes);
         let inner = self.inner.clone();
         let mcp = StreamableHttpService::new(
             move || Ok(Session::new(inner.clone())),
             Arc::new(LocalSessionManager::default()),
             config,
         );
+        let front = Arc::new(front::Front::new(limits, hosts));
         // Tool calls of known sessions are answered in front of rmcp (see `fast_call`).
+        let fast = self
+            .inner
+            .config
+            .fast_calls
+            .then(|| (self.inner.clone(), front.clone()));
         let mcp = tower::ServiceBuilder::new()
-            .layer(axum::middleware::from_fn_with_state(
-                self.inner.clone(),
-                fast_call::fast_call,
-            ))
+            .layer(axum::middleware::from_fn_with_state(front, front::front))
+            .option_layer(
+                fast.map(|state| axum::middleware::from_fn_with_state(state, fast_call::fast_call)),
+            )
             .map_response(IntoResponse::into_response)
             .service(mcp);
         let metrics = self.inner.clone();
@@ -163,16 +172,25 @@ impl Gateway {
     }
 
     /// Serves [`Gateway::router`] on `listener` until `shutdown`, then stops the gateway.
+    /// Connections are held to the configured [`ServeLimits`]: header size and deadline here,
+    /// body size and deadline in front of `/mcp`.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
         let app = self.router();
+        let limits = self.inner.config.limits;
         // Its own accept loop rather than `axum::serve`, which rebuilds the router's state for
-        // every connection: stock MCP clients open one connection per request, so that was a
-        // cost on every tool call.
-        let http = hyper::server::conn::http1::Builder::new();
+        // every connection (stock MCP clients open one connection per request) and cannot set
+        // hyper's header limits.
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_header_size(limits.max_header_bytes);
+        let connections = Arc::new(Semaphore::new(
+            limits.max_connections.min(Semaphore::MAX_PERMITS),
+        ));
         let graceful = GracefulShutdown::new();
         loop {
             let stream = tokio::select! {
@@ -189,6 +207,11 @@ impl Gateway {
                     }
                 },
             };
+            let Ok(slot) = connections.clone().try_acquire_owned() else {
+                // At the cap: say so if the socket takes it at once, and close.
+                let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+                continue;
+            };
             // Answers go out as they are written: with Nagle's algorithm, a client that keeps
             // its connection open would wait for a delayed ACK (~40 ms) on every call.
             let _ = stream.set_nodelay(true);
@@ -199,6 +222,7 @@ impl Gateway {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "gateway: connection ended with an error");
                 }
+                drop(slot);
             });
         }
         drop(listener);
@@ -214,6 +238,12 @@ impl Gateway {
     }
 }
 
+/// The answer to a connection over [`ServeLimits::max_connections`].
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\
+    content-type: application/json\r\nretry-after: 1\r\ncontent-length: 99\r\n\r\n\
+    {\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\
+    \"message\":\"too many connections to the gateway\"}}";
+
 /// Errors of one connection, after which accepting the next one is right.
 fn is_connection_error(e: &std::io::Error) -> bool {
     use std::io::ErrorKind;
@@ -221,4 +251,16 @@ fn is_connection_error(e: &std::io::Error) -> bool {
         e.kind(),
         ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_too_many_connections_answer_declares_its_length() {
+        let text = std::str::from_utf8(super::TOO_MANY_CONNECTIONS).expect("UTF-8");
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+        assert!(head.ends_with(&format!("\r\ncontent-length: {}", body.len())));
+        let body: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        assert_eq!(body["error"]["code"], -32000);
+    }
 }

@@ -17,6 +17,23 @@ use serde_json::Value;
 use crate::fast_call::{SESSION_HEADER, Sticky};
 use crate::gateway::Inner;
 
+/// The client-to-server request methods of MCP that the gateway answers.
+const MCP_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "tools/call",
+    "tools/list",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+];
+
 /// A client session.
 pub(crate) struct Session {
     gateway: Arc<Inner>,
@@ -115,11 +132,22 @@ impl ServerHandler for Session {
             .map(Into::into)
     }
 
+    /// rmcp hands a request whose params do not parse as its method's to this hook: for a
+    /// method MCP defines that is invalid params, not an unknown method.
     async fn on_custom_request(
         &self,
         request: CustomRequest,
         _context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, ErrorData> {
+        if MCP_METHODS.contains(&request.method.as_str()) {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "Invalid params: the params of {:?} do not fit it",
+                    request.method
+                ),
+                None,
+            ));
+        }
         // rmcp's default answer repeats the method whole.
         Err(ErrorData::new(
             ErrorCode::METHOD_NOT_FOUND,

@@ -6,6 +6,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 
 use crate::common::{TestGateway, TestRegistry, Upstream, eventually};
+use crate::front::open_session;
 
 const BOTH: &str = "application/json, text/event-stream";
 
@@ -47,21 +48,7 @@ async fn tool_calls_of_known_sessions_are_answered_as_json() {
     let gw = TestGateway::start(TestGateway::config(&registry)).await;
     let http = reqwest::Client::new();
 
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "plain-http", "version": "1.0.0"}}});
-    let opened = post(&http, &gw.url, None, BOTH, &init).await;
-    assert!(opened.status().is_success(), "{}", opened.status());
-    let session = opened
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("a session id")
-        .to_owned();
-    drop(opened);
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let noted = post(&http, &gw.url, Some(&session), BOTH, &initialized).await;
-    assert_eq!(noted.status().as_u16(), 202);
+    let session = open_session(&http, &gw.url).await;
 
     let call = json!({"jsonrpc": "2.0", "id": "call-1", "method": "tools/call",
         "params": {"name": "alpha__search", "arguments": {"query": "q"}}});

@@ -6,4 +6,5 @@ mod common;
 mod echoes;
 mod failover;
 mod fast_call;
+mod front;
 mod gateway;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use mcp_fleet_gateway::{Gateway, GatewayConfig, OutlierConfig, ToolNames};
+use mcp_fleet_gateway::{Gateway, GatewayConfig, OutlierConfig, ServeLimits, ToolNames};
 
 use crate::commands::client::RegistryArg;
 use crate::shutdown;
@@ -66,6 +66,25 @@ pub(crate) struct GatewayOptions {
         value_delimiter = ','
     )]
     allowed_hosts: Vec<String>,
+    /// How long a client may take to send a request's headers, or keep a connection idle.
+    #[arg(long, env = "MCP_FLEET_GATEWAY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    header_read_timeout: Duration,
+    /// How long a client may take to send a request's body once its headers are in (then 408).
+    #[arg(long, env = "MCP_FLEET_GATEWAY_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+    /// Largest request head (request line and headers), in bytes (then 431).
+    #[arg(long, env = "MCP_FLEET_GATEWAY_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    max_header_bytes: usize,
+    /// Open client connections at most; one more is answered 503 and closed.
+    #[arg(long, env = "MCP_FLEET_GATEWAY_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Largest request body, in bytes (then 413).
+    #[arg(long, env = "MCP_FLEET_GATEWAY_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    max_body_bytes: u32,
+    /// Request-body bytes held at once across requests, until their answers are sent; a
+    /// request finding no room within --request-timeout is answered 503.
+    #[arg(long, env = "MCP_FLEET_GATEWAY_MAX_INFLIGHT_BODY_BYTES", default_value_t = 64 * 1024 * 1024)]
+    max_inflight_body_bytes: usize,
 }
 
 impl GatewayOptions {
@@ -85,6 +104,14 @@ impl GatewayOptions {
         config.alert_webhooks = self.gateway_alert_webhooks.clone();
         config.allowed_hosts = self.allowed_hosts.clone();
         config.upstream_keepalive = self.upstream_keepalive;
+        config.limits = ServeLimits {
+            max_header_bytes: self.max_header_bytes,
+            header_read_timeout: self.header_read_timeout,
+            request_timeout: self.request_timeout,
+            max_connections: self.max_connections as usize,
+            max_body_bytes: self.max_body_bytes as usize,
+            max_inflight_body_bytes: self.max_inflight_body_bytes,
+        };
         config
     }
 }
