@@ -53,6 +53,13 @@ enum Refusal {
 const INVALID_REQUEST: i32 = -32600;
 /// JSON-RPC "Parse error".
 const PARSE_ERROR: i32 = -32700;
+/// JSON-RPC's "invalid params".
+const INVALID_PARAMS: i32 = -32602;
+/// Longest string `id` accepted: errors echo the id, so it is bounded like other echoes.
+const MAX_ID_CHARS: usize = 256;
+/// Longest protocol version accepted (they are dates, `2025-06-18`): rmcp echoes a version it
+/// does not know whole.
+const MAX_VERSION_CHARS: usize = 64;
 /// JSON-RPC implementation-defined server error.
 const SERVER_ERROR: i32 = -32000;
 
@@ -324,8 +331,40 @@ pub(crate) fn check_envelope(body: &[u8]) -> Result<(), Malformed> {
             "Invalid Request: \"id\" must be a string or an integer (MCP forbids null)",
         );
     }
+    if id
+        .and_then(Value::as_str)
+        .is_some_and(|id| id.chars().count() > MAX_ID_CHARS)
+    {
+        return bad(
+            Value::Null,
+            INVALID_REQUEST,
+            &format!("Invalid Request: \"id\" is longer than {MAX_ID_CHARS} characters"),
+        );
+    }
     match message.get("method") {
-        Some(Value::String(_)) => Ok(()),
+        Some(Value::String(_)) => {
+            let params = message.get("params");
+            let versions = [
+                params.and_then(|p| p.get("protocolVersion")),
+                params
+                    .and_then(|p| p.get("_meta"))
+                    .and_then(|m| m.get("io.modelcontextprotocol/protocolVersion")),
+            ];
+            if versions.into_iter().flatten().any(|v| {
+                v.as_str()
+                    .is_some_and(|v| v.chars().count() > MAX_VERSION_CHARS)
+            }) {
+                return bad(
+                    answer_id,
+                    INVALID_PARAMS,
+                    &format!(
+                        "Invalid params: a protocol version is longer than {MAX_VERSION_CHARS} \
+                         characters"
+                    ),
+                );
+            }
+            Ok(())
+        }
         Some(_) => bad(
             answer_id,
             INVALID_REQUEST,
@@ -530,6 +569,32 @@ mod tests {
 
     #[test]
     fn envelopes() {
+        let long_id = format!(
+            r#"{{"jsonrpc":"2.0","id":"{}","method":"ping"}}"#,
+            "i".repeat(257)
+        );
+        let long_version = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"{}"}}}}"#,
+            "9".repeat(65)
+        );
+        let long_meta_version = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"_meta":{{"io.modelcontextprotocol/protocolVersion":"{}"}}}}}}"#,
+            "9".repeat(65)
+        );
+        let bounded = [
+            (long_id.as_bytes(), Some(INVALID_REQUEST)),
+            (long_version.as_bytes(), Some(INVALID_PARAMS)),
+            (long_meta_version.as_bytes(), Some(INVALID_PARAMS)),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}"#
+                    .as_slice(),
+                None,
+            ),
+        ];
+        for (body, code) in bounded {
+            let got = check_envelope(body).err().map(|m| m.code);
+            assert_eq!(got, code, "{}", &String::from_utf8_lossy(body)[..60]);
+        }
         let rows: [(&[u8], Option<i32>); 14] = [
             (b"{not json", Some(PARSE_ERROR)),
             (b"", Some(PARSE_ERROR)),

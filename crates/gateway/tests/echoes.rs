@@ -62,3 +62,36 @@ async fn resource_uris_prompt_names_and_methods_are_cut_in_errors() {
         );
     }
 }
+
+#[tokio::test]
+async fn long_ids_and_protocol_versions_are_refused_not_echoed() {
+    let registry = TestRegistry::start().await;
+    let gw = TestGateway::start(TestGateway::config(&registry)).await;
+    let http = reqwest::Client::new();
+    let long = "9".repeat(1_000_000);
+    for (what, body) in [
+        (
+            "initialize with a long protocolVersion",
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": long, "capabilities": {},
+                "clientInfo": {"name": "echo", "version": "1.0.0"}}}),
+        ),
+        (
+            "a long string id",
+            json!({"jsonrpc": "2.0", "id": long, "method": "ping"}),
+        ),
+    ] {
+        let answer = http
+            .post(format!("{}/mcp", gw.url))
+            .header("accept", "application/json, text/event-stream")
+            .json(&body)
+            .send()
+            .await
+            .expect("the gateway answers");
+        assert_eq!(answer.status().as_u16(), 400, "{what}");
+        let answer = answer.bytes().await.expect("the answer");
+        assert!(answer.len() < 1024, "{what}: {} bytes", answer.len());
+        let answer: serde_json::Value = serde_json::from_slice(&answer).expect("JSON-RPC");
+        assert!(answer["error"]["code"].is_i64(), "{what}: {answer}");
+    }
+}
