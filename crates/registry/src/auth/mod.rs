@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use mcp_fleet_model::{IdPattern, Scope};
+use mcp_fleet_model::{IdPattern, Scope, ServerId};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -70,6 +70,12 @@ impl Principal {
 
     fn owns(&self, id: &str) -> bool {
         self.scopes.contains(&Scope::Admin) || self.ids.iter().any(|p| p.matches(id))
+    }
+
+    /// Its id patterns, for messages.
+    fn owned(&self) -> String {
+        let owned: Vec<&str> = self.ids.iter().map(IdPattern::as_str).collect();
+        owned.join(", ")
     }
 }
 
@@ -206,16 +212,44 @@ impl Writer {
         }
         for id in ids {
             if !p.owns(id) {
-                let owned: Vec<&str> = p.ids.iter().map(IdPattern::as_str).collect();
                 tracing::warn!(principal = %p.id, %id, "refused: id not owned");
                 return Err(ApiError::Forbidden(format!(
                     "{} may not write {id:?}: it owns only ids matching {}",
                     p.id,
-                    owned.join(", ")
+                    p.owned()
                 )));
             }
         }
         Ok(Some(p.id.clone()))
+    }
+
+    /// [`Self::allow`] for a write to the stored entry `id` (delete, heartbeat, check): the
+    /// caller must own its id and, when it exists, the service it is an instance of, as to
+    /// register it. A concurrent replace could change the service between this read and the
+    /// write, but only by a writer owning the id too.
+    pub(crate) async fn allow_entry(
+        &self,
+        state: &AppState,
+        scope: Scope,
+        id: &ServerId,
+    ) -> Result<Option<String>, ApiError> {
+        let by = self.allow(scope, &[id.as_str()])?;
+        if let Some(p) = self.principal.as_ref().filter(|_| self.enforced)
+            && !p.scopes.contains(&Scope::Admin)
+            && let Some(entry) = state.store().get(id).await?
+            && !p.owns(entry.service.as_str())
+        {
+            let service = &entry.service;
+            tracing::warn!(principal = %p.id, %id, %service, "refused: service not owned");
+            return Err(ApiError::Forbidden(format!(
+                "{} may not write {id:?}: it is an instance of service {service:?}, and {} owns \
+                 only ids matching {}",
+                p.id,
+                p.id,
+                p.owned()
+            )));
+        }
+        Ok(by)
     }
 }
 
