@@ -14,6 +14,7 @@
 mod api;
 pub mod auth;
 mod cache;
+mod conn;
 mod error;
 mod extract;
 mod feed;
@@ -345,7 +346,9 @@ pub async fn serve_with(
         };
         // The peer address keys per-client rate limits.
         let svc = tower::Layer::layer(&axum::Extension(ConnectInfo(peer)), app.clone());
-        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+        // hyper's own answers to requests it cannot parse get problem bodies.
+        let io = TokioIo::new(conn::ProblemIo::new(stream, limits.max_header_bytes));
+        let conn = http.serve_connection(io, TowerToHyperService::new(svc));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -420,14 +423,8 @@ async fn enforce_limits(
 /// A problem+json answer for a connection-level limit; the connection is closed after it,
 /// since the rest of the request may still be on its way.
 fn limit_problem(status: StatusCode, code: &str, title: &str, detail: String) -> Response {
-    let body = serde_json::json!({
-        "type": format!("/problems/{code}"),
-        "title": title,
-        "status": status.as_u16(),
-        "detail": detail,
-        "code": code,
-    });
-    let mut res = (status, body.to_string()).into_response();
+    let body = problem_json(status, code, title, &detail);
+    let mut res = (status, body).into_response();
     let headers = res.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -435,4 +432,16 @@ fn limit_problem(status: StatusCode, code: &str, title: &str, detail: String) ->
     );
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     res
+}
+
+/// The problem+json body of a refusal made outside the router (connection-level limits).
+pub(crate) fn problem_json(status: StatusCode, code: &str, title: &str, detail: &str) -> String {
+    serde_json::json!({
+        "type": format!("/problems/{code}"),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+    })
+    .to_string()
 }

@@ -707,3 +707,63 @@ async fn slow_clients_are_cut_off_in_bounded_time() {
         }
     }
 }
+
+/// Issue #25: the answers hyper makes itself when it cannot parse a request (`431` for a head
+/// over the limit, `414`, `400`) are problem+json like every other refusal, not empty bodies.
+#[tokio::test]
+async fn answers_from_below_the_router_are_problems() {
+    let reg = start().await;
+    let get = || request("GET", "/servers", None, b"");
+    // Just over the head limit: small enough to be read whole before the answer, so no reset
+    // loses it.
+    let over = LIMITS.max_header_bytes + 100;
+    let big = with_header(get(), &format!("X-Big: {}", "a".repeat(over)));
+    let rows: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("head over the limit", big, 431, "header-too-large"),
+        (
+            "bad method",
+            b"G\x01T /servers HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n".to_vec(),
+            400,
+            "bad-request",
+        ),
+        (
+            "bad header",
+            b"GET /servers HTTP/1.1\r\nHost : r\r\nConnection: close\r\n\r\n".to_vec(),
+            400,
+            "bad-request",
+        ),
+    ];
+    for (what, bytes, status, code) in rows {
+        // A reset can still lose an answer now and then: a few tries, each bounded.
+        let mut answer = None;
+        for _ in 0..5 {
+            if let Outcome::Answer(s, head, body) = exchange(reg.addr, &bytes).await {
+                answer = Some((s, head, body));
+                break;
+            }
+        }
+        let (s, head, body) = answer.unwrap_or_else(|| panic!("{what}: never answered"));
+        assert_eq!(s, status, "{what}: {head}");
+        assert!(
+            head.contains("content-type: application/problem+json"),
+            "{what}: {head}"
+        );
+        let problem: Value = serde_json::from_slice(&body).unwrap_or_else(|e| {
+            panic!(
+                "{what}: body {:?} is not JSON: {e}",
+                String::from_utf8_lossy(&body)
+            )
+        });
+        assert_eq!(problem["code"], code, "{what}: {problem}");
+        assert_eq!(problem["status"], status, "{what}: {problem}");
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{problem}"
+        );
+    }
+    // The connection keeps working for well-formed requests after such answers.
+    assert!(matches!(
+        exchange(reg.addr, &get()).await,
+        Outcome::Answer(200, ..)
+    ));
+}
