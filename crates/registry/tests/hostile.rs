@@ -175,6 +175,34 @@ fn injections() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// URLs one parser reads with one host and another with another, or that hide a host.
+fn differential_urls() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("backslash before @", "http://10.0.0.5\\@169.254.169.254/"),
+        ("backslash in host", "http://10.0.0.5\\169.254.169.254/"),
+        ("userinfo without credentials", "http://@169.254.169.254/"),
+        ("port then @", "http://127.0.0.1:80@169.254.169.254/"),
+        ("backslashes for slashes", "http:\\\\169.254.169.254/"),
+        ("one slash", "http:/169.254.169.254/"),
+        ("three slashes", "http:///169.254.169.254/"),
+        ("hex IPv4", "http://0xa9.0xfe.0xa9.0xfe/"),
+        ("integer IPv4", "http://2852039166/"),
+        ("octal IPv4", "http://0251.0376.0251.0376/"),
+        ("short IPv4", "http://169.16689662/"),
+        ("escaped host", "http://%31%36%39.254.169.254/"),
+        (
+            "unicode dots",
+            "http://169\u{3002}254\u{3002}169\u{3002}254/",
+        ),
+        (
+            "fullwidth digits",
+            "http://\u{ff11}\u{ff16}\u{ff19}.254.169.254/",
+        ),
+        ("IPv6 zone", "http://[fe80::1%25eth0]/"),
+        ("empty port", "http://169.254.169.254:/"),
+    ]
+}
+
 /// The registration fields the base body gives a valid value: all but `service`.
 fn fields() -> impl Iterator<Item = &'static str> {
     mcp_fleet_model::REGISTRATION_FIELDS
@@ -247,6 +275,21 @@ fn rows() -> Vec<Row> {
             rows.push(row(
                 format!("PUT {field} {what}"),
                 put("hostile", &body(&b)),
+                Expect::Status(400),
+            ));
+        }
+    }
+    // URLs whose authority parsers read differently (issue #25): refused in every URL field.
+    for (what, url) in differential_urls() {
+        for field in ["url", "healthUrl", "auth"] {
+            let mut b = base();
+            b[field] = match field {
+                "auth" => json!({"type": "oauth2", "tokenEndpoint": url}),
+                _ => json!(url),
+            };
+            rows.push(row(
+                format!("POST {field} {what}"),
+                post(&body(&b)),
                 Expect::Status(400),
             ));
         }
