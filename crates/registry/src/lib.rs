@@ -136,6 +136,8 @@ struct Inner {
     feed: Arc<Feed>,
     oidc: Option<auth::SharedOidc>,
     limiter: limits::Limiter,
+    /// Tokens verified and refused lately.
+    tokens: auth::token_cache::TokenCache,
     /// A token has been seen in the store. Tokens are revoked, never deleted, so once set this
     /// stays true and writes stop asking the database.
     tokens_seen: std::sync::atomic::AtomicBool,
@@ -167,6 +169,7 @@ impl AppState {
         Self(Arc::new(Inner {
             oidc,
             limiter,
+            tokens: auth::token_cache::TokenCache::default(),
             tokens_seen: std::sync::atomic::AtomicBool::new(false),
             store,
             config,
@@ -242,6 +245,10 @@ impl AppState {
 
     pub(crate) fn limiter(&self) -> &limits::Limiter {
         &self.0.limiter
+    }
+
+    pub(crate) fn token_cache(&self) -> &auth::token_cache::TokenCache {
+        &self.0.tokens
     }
 
     /// Whether any token exists (or ever did) in the store; asks it only until one does.

@@ -7,17 +7,18 @@
 //! [`guard_reads`] when `--auth-reads` is on.
 
 pub mod oidc;
+pub(crate) mod token_cache;
 pub mod tokens;
 
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{Extensions, HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use mcp_fleet_model::{IdPattern, Scope, ServerId};
+use mcp_fleet_model::{IdPattern, Scope, ServerId, TokenRecord};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -79,6 +80,11 @@ impl Principal {
     }
 }
 
+/// What the rate limiter found when it verified the request's registry token, so that the
+/// handler does not look it up again.
+#[derive(Clone)]
+pub(crate) struct Checked(pub(crate) Result<TokenRecord, tokens::Refused>);
+
 /// What a request presented.
 enum Presented {
     Nothing,
@@ -119,7 +125,28 @@ impl AppState {
         })
     }
 
-    async fn presented(&self, headers: &HeaderMap) -> Result<Presented, ApiError> {
+    /// Verifies a registry token: refused at once when it was refused lately, else looked up.
+    pub(crate) async fn verify_token(
+        &self,
+        token: &str,
+    ) -> Result<Result<TokenRecord, tokens::Refused>, mcp_fleet_store::StoreError> {
+        if tokens::split(token).is_none() {
+            return Ok(Err(tokens::Refused::Malformed));
+        }
+        if let Some(refused) = self.token_cache().refused(token) {
+            return Ok(Err(refused));
+        }
+        self.metrics().token_lookups.inc();
+        let found = tokens::verify(self.store(), token, Utc::now()).await?;
+        self.token_cache().remember(token, &found);
+        Ok(found)
+    }
+
+    async fn presented(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Presented, ApiError> {
         let token = match bearer(headers) {
             None => return Ok(Presented::Nothing),
             Some(Err(())) => {
@@ -130,16 +157,18 @@ impl AppState {
             Some(Ok(token)) => token,
         };
         if token.starts_with(tokens::TOKEN_PREFIX) {
-            return Ok(
-                match tokens::verify(self.store(), token, Utc::now()).await? {
-                    Ok(record) => Presented::Valid(Principal {
-                        id: record.id,
-                        scopes: record.scopes,
-                        ids: record.ids,
-                    }),
-                    Err(refused) => Presented::Refused(refused.reason()),
-                },
-            );
+            let found = match extensions.get::<Checked>() {
+                Some(Checked(found)) => found.clone(),
+                None => self.verify_token(token).await?,
+            };
+            return Ok(match found {
+                Ok(record) => Presented::Valid(Principal {
+                    id: record.id,
+                    scopes: record.scopes,
+                    ids: record.ids,
+                }),
+                Err(refused) => Presented::Refused(refused.reason()),
+            });
         }
         match self.oidc() {
             Some(oidc) => Ok(match oidc.verify(token).await {
@@ -158,11 +187,12 @@ impl AppState {
     async fn authenticate(
         &self,
         headers: &HeaderMap,
+        extensions: &Extensions,
         needed: bool,
         method: &Method,
         path: &str,
     ) -> Result<Option<Principal>, ApiError> {
-        match self.presented(headers).await? {
+        match self.presented(headers, extensions).await? {
             Presented::Valid(p) => Ok(Some(p)),
             Presented::Nothing if needed => {
                 tracing::warn!(%method, %path, "refused: no credentials");
@@ -259,7 +289,13 @@ impl FromRequestParts<AppState> for Writer {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let enforced = state.writes_need_auth().await?;
         let principal = state
-            .authenticate(&parts.headers, enforced, &parts.method, parts.uri.path())
+            .authenticate(
+                &parts.headers,
+                &parts.extensions,
+                enforced,
+                &parts.method,
+                parts.uri.path(),
+            )
             .await?;
         Ok(Self {
             principal,
@@ -293,7 +329,13 @@ pub(crate) async fn guard_reads(
         return next.run(request).await;
     }
     let principal = match state
-        .authenticate(request.headers(), true, request.method(), &path)
+        .authenticate(
+            request.headers(),
+            request.extensions(),
+            true,
+            request.method(),
+            &path,
+        )
         .await
     {
         Ok(p) => p,
