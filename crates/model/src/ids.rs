@@ -245,14 +245,16 @@ fn check_authority(authority: &str, parsed: &url::Url) -> Result<(), String> {
             let dns = host.strip_suffix('.').unwrap_or(host);
             let label_ok = |l: &str| {
                 (1..=63).contains(&l.len())
-                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    // `_` is no DNS hostname character, but every parser reads it alike
+                    // and container names (Docker Compose services) use it.
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
                     && !l.starts_with('-')
                     && !l.ends_with('-')
             };
             if !dns.split('.').all(label_ok) {
                 return Err(format!(
-                    "host must be a DNS name (letters, digits and '-' in dot-separated labels) \
-                     or an IP address, got {host:?}"
+                    "host must be a DNS name (letters, digits, '-' and '_' in dot-separated \
+                     labels) or an IP address, got {host:?}"
                 ));
             }
         }
@@ -260,10 +262,16 @@ fn check_authority(authority: &str, parsed: &url::Url) -> Result<(), String> {
     Ok(())
 }
 
-impl FromStr for HttpUrl {
-    type Err = String;
+impl HttpUrl {
+    /// Reads a URL an earlier version stored, when the authority was not checked: every other
+    /// rule of [`FromStr`] holds, and the text is normalized the same way, so what is returned
+    /// is what this parser reads (`http://10.0.0.5\@169.254.169.254/` reads back as
+    /// `http://10.0.0.5/@169.254.169.254/`) and no stored entry becomes unreadable.
+    pub fn from_stored(s: &str) -> Result<Self, String> {
+        Self::parse(s, false)
+    }
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn parse(s: &str, strict: bool) -> Result<Self, String> {
         if s.len() > 2048 {
             return Err("must be at most 2048 characters".into());
         }
@@ -291,14 +299,30 @@ impl FromStr for HttpUrl {
         if u.fragment().is_some() {
             return Err("must not contain a fragment (#...)".into());
         }
-        let (authority, more) = authority(s)?;
-        check_authority(authority, &u)?;
+        let bare = match authority(s) {
+            Ok((authority, more)) => {
+                if strict {
+                    check_authority(authority, &u)?;
+                }
+                !more
+            }
+            Err(e) if strict => return Err(e),
+            Err(_) => false,
+        };
         // Nothing after the authority: no path was given, so none is added.
         let text = match u.as_str().strip_suffix('/') {
-            Some(text) if !more => text.to_owned(),
+            Some(text) if bare => text.to_owned(),
             _ => u.as_str().to_owned(),
         };
         Ok(Self { text, parsed: u })
+    }
+}
+
+impl FromStr for HttpUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::parse(s, true)
     }
 }
 
@@ -448,7 +472,7 @@ mod tests {
     }
 
     /// Issue #25: authorities that parsers read differently are refused (the `url` crate reads
-    /// `http://10.0.0.5\\@169.254.169.254/` as host 10.0.0.5, RFC 3986 parsers as
+    /// `http://10.0.0.5\@169.254.169.254/` as host 10.0.0.5, RFC 3986 parsers as
     /// 169.254.169.254); what is accepted is kept in its normalized form.
     #[test]
     fn url_authorities_are_plain_and_urls_normalized() {
@@ -469,7 +493,7 @@ mod tests {
             ("http://%31%32%37.0.0.1/", "four decimal"),
             ("http://ex%61mple.com/", "DNS name"),
             ("http://exämple.com/", "DNS name"),
-            ("http://a_b.example/", "DNS name"),
+            ("http://a\u{3002}b/", "DNS name"),
             ("http://-a.example/", "DNS name"),
             ("http://a..b/", "DNS name"),
             ("http://h:/", "port"),
@@ -494,8 +518,16 @@ mod tests {
             ("http://[0:0::1]:8080", "http://[::1]:8080"),
             ("http://[::ffff:10.0.0.1]/", "http://[::ffff:a00:1]/"),
             ("http://h./mcp", "http://h./mcp"),
+            ("http://mcp_server:8080", "http://mcp_server:8080"),
             ("http://h/@x/y:z", "http://h/@x/y:z"),
         ];
+        // Rows stored before the check still read, normalized to what this parser reads.
+        let stored = HttpUrl::from_stored("http://10.0.0.5\\@169.254.169.254/").expect("stored");
+        assert_eq!(stored.as_str(), "http://10.0.0.5/@169.254.169.254/");
+        assert!(
+            stored.as_str().parse::<HttpUrl>().is_ok(),
+            "its normal form is plain"
+        );
         for (url, want) in normalized {
             let u: HttpUrl = url.parse().unwrap_or_else(|e| panic!("{url:?}: {e}"));
             assert_eq!(u.as_str(), want, "{url:?}");
