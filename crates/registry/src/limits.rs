@@ -151,9 +151,11 @@ pub(crate) async fn limit(
         tracing::debug!(write, "rate limited");
         return ApiError::RateLimited(wait).into_response();
     }
+    // While the database is away, reads answered from memory must not wait for it; a
+    // database error is the handler's to report, if it needs the token.
     if verified.is_none()
         && let Some(token) = token
-        // A database error is the handler's to report, if it needs the token.
+        && !state.cache().database_known_away()
         && let Ok(found) = state.verify_token(&token).await
     {
         request.extensions_mut().insert(Checked(found));
