@@ -59,6 +59,11 @@ fn explain(status: StatusCode, max_header_bytes: usize) -> (&'static str, &'stat
 
 /// The replacement of `buf` when it is one of hyper's empty-bodied error answers.
 fn rewrite(buf: &[u8], max_header_bytes: usize) -> Option<Vec<u8>> {
+    // Every write passes here: rule out answers with bodies before reading any further.
+    let error = buf.starts_with(b"HTTP/1.1 4") || buf.starts_with(b"HTTP/1.1 5");
+    if !error || buf.len() > 1024 || !buf.ends_with(b"\r\n\r\n") {
+        return None;
+    }
     let head = std::str::from_utf8(buf).ok()?;
     let head = head.strip_suffix("\r\n\r\n")?;
     if head.contains("\r\n\r\n") {
