@@ -230,8 +230,8 @@ fn check_authority(authority: &str, parsed: &url::Url) -> Result<(), String> {
     }
     match parsed.host() {
         Some(url::Host::Ipv6(_)) => {
-            let inner = &host[1..host.len() - 1];
-            if inner.parse::<std::net::Ipv6Addr>().is_err() {
+            let inner = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+            if inner.is_none_or(|h| h.parse::<std::net::Ipv6Addr>().is_err()) {
                 return Err(format!("host {host} is not a plain IPv6 address"));
             }
         }
