@@ -146,9 +146,11 @@ impl<'de> Deserialize<'de> for Version {
     }
 }
 
-/// An absolute `http`/`https` URL without credentials or fragment. The text is kept exactly as
-/// the client sent it (`http://host:8080` stays without a trailing slash), so seed clients that
-/// build `${url}/mcp` get the URL they expect.
+/// An absolute `http`/`https` URL without credentials or fragment, whose authority is a plain
+/// `host[:port]` that every common URL parser reads alike. The text kept is the parser's
+/// normalized form (scheme and host lowercased, default port dropped, path resolved and
+/// escaped), without the `/` it adds to a URL that has no path (`http://host:8080` stays so),
+/// so seed clients that build `${url}/mcp` get the URL they expect.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HttpUrl {
     text: String,
@@ -156,7 +158,7 @@ pub struct HttpUrl {
 }
 
 impl HttpUrl {
-    /// The URL as text, exactly as registered.
+    /// The URL as text, in its normalized form.
     pub fn as_str(&self) -> &str {
         &self.text
     }
@@ -167,17 +169,119 @@ impl HttpUrl {
     }
 }
 
-impl FromStr for HttpUrl {
-    type Err = String;
+/// The authority of `s` (`scheme://authority/…`) as RFC 3986 reads it: up to the first `/`,
+/// `?` or `#`. WHATWG parsers (and `url`) also end it at `\`, which is how
+/// `http://10.0.0.5\@169.254.169.254/` reads as two different hosts.
+/// Also whether anything follows it.
+fn authority(s: &str) -> Result<(&str, bool), String> {
+    let (_, rest) = s.split_once(':').ok_or("must be an absolute URL")?;
+    let rest = rest
+        .strip_prefix("//")
+        .ok_or("must be of the form scheme://host[:port]/path")?;
+    Ok(match rest.find(['/', '?', '#']) {
+        Some(end) => (&rest[..end], true),
+        None => (rest, false),
+    })
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+/// Checks that `authority` is `host[:port]` with a DNS name, a dotted-quad IPv4 address or a
+/// bracketed IPv6 address as host, nothing a parser could read two ways; `parsed` is what
+/// the URL parser made of it.
+fn check_authority(authority: &str, parsed: &url::Url) -> Result<(), String> {
+    if authority.contains('@') {
+        return Err("must not contain credentials or '@' before the host".into());
+    }
+    if authority.contains('\\') {
+        return Err("must not contain '\\' in its host part".into());
+    }
+    let (host, port) = if authority.starts_with('[') {
+        let end = authority
+            .find(']')
+            .ok_or("has an unclosed '[' in its host")?;
+        let (host, rest) = authority.split_at(end + 1);
+        match rest {
+            "" => (host, None),
+            _ => (
+                host,
+                Some(
+                    rest.strip_prefix(':')
+                        .ok_or("has junk after its IPv6 host")?,
+                ),
+            ),
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if let Some(port) = port
+        && !(!port.is_empty()
+            && port.len() <= 5
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u32>().is_ok_and(|p| p <= 65_535))
+    {
+        return Err(format!(
+            "port must be a number from 0 to 65535, got {port:?}"
+        ));
+    }
+    if host.is_empty() {
+        return Err("must have a host".into());
+    }
+    match parsed.host() {
+        Some(url::Host::Ipv6(_)) => {
+            let inner = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+            if inner.is_none_or(|h| h.parse::<std::net::Ipv6Addr>().is_err()) {
+                return Err(format!("host {host} is not a plain IPv6 address"));
+            }
+        }
+        Some(url::Host::Ipv4(ip)) if host != ip.to_string() => {
+            return Err(format!(
+                "an IPv4 host must be written as four decimal numbers, as {ip}, not {host:?}"
+            ));
+        }
+        Some(url::Host::Ipv4(_)) => {}
+        _ => {
+            let dns = host.strip_suffix('.').unwrap_or(host);
+            let label_ok = |l: &str| {
+                (1..=63).contains(&l.len())
+                    // `_` is no DNS hostname character, but every parser reads it alike
+                    // and container names (Docker Compose services) use it.
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            };
+            if !dns.split('.').all(label_ok) {
+                return Err(format!(
+                    "host must be a DNS name (letters, digits, '-' and '_' in dot-separated \
+                     labels) or an IP address, got {host:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl HttpUrl {
+    /// Reads a URL an earlier version stored, when the authority was not checked: every other
+    /// rule of [`FromStr`] holds, and the text is normalized the same way, so what is returned
+    /// is what this parser reads (`http://10.0.0.5\@169.254.169.254/` reads back as
+    /// `http://10.0.0.5/@169.254.169.254/`) and no stored entry becomes unreadable.
+    pub fn from_stored(s: &str) -> Result<Self, String> {
+        Self::parse(s, false)
+    }
+
+    fn parse(s: &str, strict: bool) -> Result<Self, String> {
         if s.len() > 2048 {
             return Err("must be at most 2048 characters".into());
         }
-        // The URL parser drops or escapes them, but the text is kept as sent (and stored:
+        // The URL parser drops or escapes them, so parsers read such text differently (and
         // PostgreSQL refuses U+0000).
         if s.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
+        }
+        if s.trim() != s {
+            return Err("must not have leading or trailing spaces".into());
         }
         let u = url::Url::parse(s).map_err(|e| format!("must be an absolute URL ({e})"))?;
         if !matches!(u.scheme(), "http" | "https") {
@@ -195,13 +299,30 @@ impl FromStr for HttpUrl {
         if u.fragment().is_some() {
             return Err("must not contain a fragment (#...)".into());
         }
-        if s.trim() != s {
-            return Err("must not have leading or trailing spaces".into());
-        }
-        Ok(Self {
-            text: s.to_owned(),
-            parsed: u,
-        })
+        let bare = match authority(s) {
+            Ok((authority, more)) => {
+                if strict {
+                    check_authority(authority, &u)?;
+                }
+                !more
+            }
+            Err(e) if strict => return Err(e),
+            Err(_) => false,
+        };
+        // Nothing after the authority: no path was given, so none is added.
+        let text = match u.as_str().strip_suffix('/') {
+            Some(text) if bare => text.to_owned(),
+            _ => u.as_str().to_owned(),
+        };
+        Ok(Self { text, parsed: u })
+    }
+}
+
+impl FromStr for HttpUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::parse(s, true)
     }
 }
 
@@ -333,7 +454,7 @@ mod tests {
     fn urls() {
         for ok in ["http://127.0.0.1:8080", "https://mcp.example.com/base"] {
             let u: HttpUrl = ok.parse().expect(ok);
-            assert_eq!(u.as_str(), ok, "kept as sent");
+            assert_eq!(u.as_str(), ok, "already normalized");
         }
         for bad in [
             "ftp://x",
@@ -347,6 +468,71 @@ mod tests {
             "http://h/\t",
         ] {
             assert!(bad.parse::<HttpUrl>().is_err(), "{bad}");
+        }
+    }
+
+    /// Issue #25: authorities that parsers read differently are refused (the `url` crate reads
+    /// `http://10.0.0.5\@169.254.169.254/` as host 10.0.0.5, RFC 3986 parsers as
+    /// 169.254.169.254); what is accepted is kept in its normalized form.
+    #[test]
+    fn url_authorities_are_plain_and_urls_normalized() {
+        let refused: [(&str, &str); 22] = [
+            ("http://10.0.0.5\\@169.254.169.254/", "@"),
+            ("http://10.0.0.5\\169.254.169.254/", "'\\'"),
+            ("http://h\\x/", "'\\'"),
+            ("http://a@169.254.169.254/", "@"),
+            ("http://@h/", "@"),
+            ("http:\\\\169.254.169.254/", "scheme://"),
+            ("http:/169.254.169.254/", "scheme://"),
+            ("http:169.254.169.254/", "scheme://"),
+            ("http:///169.254.169.254/", "host"),
+            ("http://0x7f.1/", "four decimal"),
+            ("http://127.1/", "four decimal"),
+            ("http://2130706433/", "four decimal"),
+            ("http://0177.0.0.1/", "four decimal"),
+            ("http://%31%32%37.0.0.1/", "four decimal"),
+            ("http://ex%61mple.com/", "DNS name"),
+            ("http://exämple.com/", "DNS name"),
+            ("http://a\u{3002}b/", "DNS name"),
+            ("http://-a.example/", "DNS name"),
+            ("http://a..b/", "DNS name"),
+            ("http://h:/", "port"),
+            ("http://h:99999/", "port"),
+            ("http://[fe80::1%25eth0]/", "IPv6"),
+        ];
+        for (url, why) in refused {
+            match url.parse::<HttpUrl>() {
+                Ok(u) => panic!("{url:?} accepted as {}", u.as_str()),
+                Err(e) => assert!(e.contains(why), "{url:?}: {e}"),
+            }
+        }
+        let normalized = [
+            ("http://127.0.0.1:3001", "http://127.0.0.1:3001"),
+            ("http://127.0.0.1:3001/", "http://127.0.0.1:3001/"),
+            ("HTTP://Mcp.Example.COM:80", "http://mcp.example.com"),
+            ("https://h:443/a/./b/../c", "https://h/a/c"),
+            ("http://h/a b?q=<x>", "http://h/a%20b?q=%3Cx%3E"),
+            ("http://h/a\\b", "http://h/a/b"),
+            ("http://h?x=1", "http://h/?x=1"),
+            ("http://h:0081/x", "http://h:81/x"),
+            ("http://[0:0::1]:8080", "http://[::1]:8080"),
+            ("http://[::ffff:10.0.0.1]/", "http://[::ffff:a00:1]/"),
+            ("http://h./mcp", "http://h./mcp"),
+            ("http://mcp_server:8080", "http://mcp_server:8080"),
+            ("http://h/@x/y:z", "http://h/@x/y:z"),
+        ];
+        // Rows stored before the check still read, normalized to what this parser reads.
+        let stored = HttpUrl::from_stored("http://10.0.0.5\\@169.254.169.254/").expect("stored");
+        assert_eq!(stored.as_str(), "http://10.0.0.5/@169.254.169.254/");
+        assert!(
+            stored.as_str().parse::<HttpUrl>().is_ok(),
+            "its normal form is plain"
+        );
+        for (url, want) in normalized {
+            let u: HttpUrl = url.parse().unwrap_or_else(|e| panic!("{url:?}: {e}"));
+            assert_eq!(u.as_str(), want, "{url:?}");
+            let again: HttpUrl = want.parse().expect("normalized form parses");
+            assert_eq!(again, u, "normalizing {url:?} again changes it");
         }
     }
 }

@@ -511,6 +511,12 @@ mod tests {
             ("description", json!("x".repeat(2001)), "description"),
             ("url", json!("ftp://x"), "url"),
             ("url", json!("http://u:p@h"), "url"),
+            ("url", json!("http://10.0.0.5\\@169.254.169.254/"), "url"),
+            (
+                "healthUrl",
+                json!("http://127.0.0.1\\@169.254.169.254/h"),
+                "healthUrl",
+            ),
             ("healthUrl", json!("http://h/#x"), "healthUrl"),
             ("version", json!("latest"), "version"),
             ("version", json!("^1.0.0"), "version"),

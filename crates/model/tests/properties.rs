@@ -6,8 +6,8 @@
 //! `proptest-regressions/`, which is meant to be committed.
 
 use mcp_fleet_model::{
-    Entry, MAX_METADATA_BYTES, MAX_TAGS, REGISTRATION_FIELDS, REGISTRY_OWNED, Registration,
-    ServerId, TTL_SECONDS, Timestamp,
+    Entry, HttpUrl, MAX_METADATA_BYTES, MAX_TAGS, REGISTRATION_FIELDS, REGISTRY_OWNED,
+    Registration, ServerId, TTL_SECONDS, Timestamp,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -474,6 +474,25 @@ proptest! {
     #[test]
     fn arbitrary_json_never_panics(body in json_value()) {
         check_any(&body);
+    }
+
+    /// URL-like text made of the characters parsers disagree on never panics; what is
+    /// accepted is kept in a normal form that reads back as itself, and a stored URL (read
+    /// leniently) always normalizes to text the strict check accepts or refuses, never panics.
+    #[test]
+    fn url_authorities_never_panic_and_accepted_urls_are_fixed_points(
+        s in "(https?|HTTP|http):(//)?[a-zA-Z0-9.:@\\\\%\\[\\]_\\-]{0,24}(/[a-z@\\\\]{0,4})?(\\?[a-z=]{0,4})?",
+    ) {
+        if let Ok(u) = s.parse::<HttpUrl>() {
+            let again: HttpUrl = u.as_str().parse().expect("the normal form parses");
+            prop_assert_eq!(again.as_str(), u.as_str());
+            let rest = u.as_str().split_once("://").map_or("", |(_, rest)| rest);
+            let authority = rest.split(['/', '?']).next().unwrap_or_default();
+            prop_assert!(!authority.contains(['@', '\\']), "{}", u.as_str());
+        }
+        if let Ok(stored) = HttpUrl::from_stored(&s) {
+            let _ = stored.as_str().parse::<HttpUrl>();
+        }
     }
 
     /// Objects with the real keys holding anything, which get further into the checks.

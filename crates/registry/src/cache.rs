@@ -191,6 +191,14 @@ impl ReadCache {
         }
     }
 
+    /// Whether the database is known to be away, without claiming the next try of it.
+    pub(crate) fn database_known_away(&self) -> bool {
+        self.outage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
     /// Whether a read should skip the database and answer from the last known state: it is
     /// known to be away and another read tried it less than [`OUTAGE_RETRY`] ago. Otherwise the
     /// caller is the one to try it.

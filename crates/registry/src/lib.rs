@@ -14,6 +14,7 @@
 mod api;
 pub mod auth;
 mod cache;
+mod conn;
 mod error;
 mod extract;
 mod feed;
@@ -135,6 +136,8 @@ struct Inner {
     feed: Arc<Feed>,
     oidc: Option<auth::SharedOidc>,
     limiter: limits::Limiter,
+    /// Tokens verified and refused lately.
+    tokens: auth::token_cache::TokenCache,
     /// A token has been seen in the store. Tokens are revoked, never deleted, so once set this
     /// stays true and writes stop asking the database.
     tokens_seen: std::sync::atomic::AtomicBool,
@@ -166,6 +169,7 @@ impl AppState {
         Self(Arc::new(Inner {
             oidc,
             limiter,
+            tokens: auth::token_cache::TokenCache::default(),
             tokens_seen: std::sync::atomic::AtomicBool::new(false),
             store,
             config,
@@ -241,6 +245,10 @@ impl AppState {
 
     pub(crate) fn limiter(&self) -> &limits::Limiter {
         &self.0.limiter
+    }
+
+    pub(crate) fn token_cache(&self) -> &auth::token_cache::TokenCache {
+        &self.0.tokens
     }
 
     /// Whether any token exists (or ever did) in the store; asks it only until one does.
@@ -345,7 +353,9 @@ pub async fn serve_with(
         };
         // The peer address keys per-client rate limits.
         let svc = tower::Layer::layer(&axum::Extension(ConnectInfo(peer)), app.clone());
-        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+        // hyper's own answers to requests it cannot parse get problem bodies.
+        let io = TokioIo::new(conn::ProblemIo::new(stream, limits.max_header_bytes));
+        let conn = http.serve_connection(io, TowerToHyperService::new(svc));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -420,14 +430,8 @@ async fn enforce_limits(
 /// A problem+json answer for a connection-level limit; the connection is closed after it,
 /// since the rest of the request may still be on its way.
 fn limit_problem(status: StatusCode, code: &str, title: &str, detail: String) -> Response {
-    let body = serde_json::json!({
-        "type": format!("/problems/{code}"),
-        "title": title,
-        "status": status.as_u16(),
-        "detail": detail,
-        "code": code,
-    });
-    let mut res = (status, body.to_string()).into_response();
+    let body = problem_json(status, code, title, &detail);
+    let mut res = (status, body).into_response();
     let headers = res.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -435,4 +439,16 @@ fn limit_problem(status: StatusCode, code: &str, title: &str, detail: String) ->
     );
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     res
+}
+
+/// The problem+json body of a refusal made outside the router (connection-level limits).
+pub(crate) fn problem_json(status: StatusCode, code: &str, title: &str, detail: &str) -> String {
+    serde_json::json!({
+        "type": format!("/problems/{code}"),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+    })
+    .to_string()
 }

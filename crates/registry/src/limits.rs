@@ -13,7 +13,10 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{Quota, RateLimiter};
 
+use chrono::Utc;
+
 use crate::AppState;
+use crate::auth::Checked;
 use crate::error::ApiError;
 
 /// Rate limits (requests per second per client, with a burst) and entry caps. A rate of 0
@@ -66,6 +69,15 @@ impl Limiter {
         }
     }
 
+    /// Whether requests of this kind are limited at all.
+    fn applies(&self, write: bool) -> bool {
+        if write {
+            self.writes.is_some()
+        } else {
+            self.reads.is_some()
+        }
+    }
+
     /// `Err(seconds to wait)` when `client` is over the limit of its kind of request.
     fn check(&self, write: bool, client: String) -> Result<(), u64> {
         let limiter = if write { &self.writes } else { &self.reads };
@@ -84,20 +96,18 @@ impl Limiter {
     }
 }
 
-/// Who a request counts against: its registry token's id when it carries one (so clients
-/// behind one NAT or proxy keep their own budgets), else its address.
-fn client_key(request: &Request) -> String {
-    if let Some(Ok(token)) = crate::auth::bearer(request.headers())
-        && let Some((id, _)) = crate::auth::tokens::split(token)
-    {
-        return format!("token:{id}");
-    }
-    let ip = request
+/// The address a request came from.
+fn address(request: &Request) -> IpAddr {
+    request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    format!("ip:{ip}")
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+}
+
+/// The registry token (`mcpf_<id>.<secret>`) a request presents, if any.
+fn registry_token(request: &Request) -> Option<&str> {
+    let token = crate::auth::bearer(request.headers())?.ok()?;
+    crate::auth::tokens::split(token).map(|_| token)
 }
 
 /// Whether a request counts as a write, an expensive read, or neither (`None`).
@@ -112,13 +122,43 @@ fn kind(request: &Request) -> Option<bool> {
     }
 }
 
-/// The rate-limit middleware.
-pub(crate) async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some(write) = kind(&request)
-        && let Err(wait) = state.limiter().check(write, client_key(&request))
-    {
+/// The rate-limit middleware. A request counts against its registry token's id once that
+/// token is verified (so clients behind one NAT or proxy keep their own budgets), else against
+/// its address: a made-up or unverified token buys no budget of its own. A token is verified
+/// only after its address's budget admitted the request, so a flood of bad tokens costs at
+/// most that rate of lookups (and none for a token refused lately).
+pub(crate) async fn limit(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(write) = kind(&request) else {
+        return next.run(request).await;
+    };
+    if !state.limiter().applies(write) {
+        return next.run(request).await;
+    }
+    let token = registry_token(&request).map(str::to_owned);
+    let verified = token
+        .as_deref()
+        .and_then(|t| state.token_cache().verified_id(t, Utc::now()))
+        .map(str::to_owned);
+    let client = match &verified {
+        Some(id) => format!("token:{id}"),
+        None => format!("ip:{}", address(&request)),
+    };
+    if let Err(wait) = state.limiter().check(write, client) {
         tracing::debug!(write, "rate limited");
         return ApiError::RateLimited(wait).into_response();
+    }
+    // While the database is away, reads answered from memory must not wait for it; a
+    // database error is the handler's to report, if it needs the token.
+    if verified.is_none()
+        && let Some(token) = token
+        && !state.cache().database_known_away()
+        && let Ok(found) = state.verify_token(&token).await
+    {
+        request.extensions_mut().insert(Checked(found));
     }
     next.run(request).await
 }

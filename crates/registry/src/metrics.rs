@@ -84,6 +84,8 @@ pub(crate) struct Metrics {
     pub(crate) feed_subscribers: Gauge,
     /// Requests received and not yet answered (shutdown waits for them).
     requests_in_flight: Gauge,
+    /// Registry tokens looked up in the database (refused ones are remembered a while).
+    pub(crate) token_lookups: Counter,
 }
 
 impl Default for Metrics {
@@ -131,12 +133,19 @@ impl Metrics {
             "HTTP requests received and not yet answered",
             requests_in_flight.clone(),
         );
+        let token_lookups = Counter::default();
+        registry.register(
+            "token_lookups",
+            "Registry tokens looked up in the database to verify them",
+            token_lookups.clone(),
+        );
         Self {
             registry,
             requests,
             durations,
             feed_subscribers,
             requests_in_flight,
+            token_lookups,
         }
     }
 

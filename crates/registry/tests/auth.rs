@@ -328,3 +328,66 @@ async fn reads_and_operations_can_be_protected() {
         200
     );
 }
+
+/// Issue #25: an entry is owned through its id *and* its service, for every per-entry write.
+/// A `team-a-*` token may not delete, heartbeat or check `team-a-adm` when that entry is an
+/// instance of `team-b-svc` (registered by someone owning both), as it may not register it.
+#[tokio::test]
+async fn per_entry_writes_need_the_entrys_service_too() {
+    let reg = start_with(mcp_fleet_test_support::sqlite(), Config::default()).await;
+    let (admin, _) = token(&reg, &[Scope::Admin], "*", None).await;
+    let (team_a, _) = token(&reg, &[Scope::ServersWrite], "team-a-*", None).await;
+    let mut foreign = seed_body("team-a-adm", &["t"]);
+    foreign["service"] = json!("team-b-svc");
+    foreign["healthCheck"] = json!({"mode": "ttl"});
+    foreign["ttlSeconds"] = json!(60);
+    let own = {
+        let mut b = foreign.clone();
+        b["id"] = json!("team-a-own");
+        b["service"] = json!("team-a-svc");
+        b
+    };
+    for body in [&foreign, &own] {
+        let res = reg
+            .send_as(Method::POST, "/servers", Some(&admin), Some(body))
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    for (method, path) in [
+        (Method::DELETE, "/servers/team-a-adm"),
+        (Method::PUT, "/servers/team-a-adm/heartbeat"),
+        (Method::POST, "/servers/team-a-adm/check"),
+    ] {
+        let (status, _, p) =
+            problem(reg.send_as(method.clone(), path, Some(&team_a), None).await).await;
+        assert_eq!(
+            (status, p["code"].as_str()),
+            (403, Some("forbidden")),
+            "{method} {path}: {p}"
+        );
+        let detail = p["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("team-b-svc") && detail.contains("team-a-*"),
+            "{detail}"
+        );
+    }
+    let (status, entry) = reg.get("/servers/team-a-adm").await;
+    assert_eq!(status, 200, "not deleted");
+    assert_eq!(entry["service"], "team-b-svc");
+    // Its own entry in its own service: heartbeat and delete work; an owned id with no entry
+    // is a 404, as before.
+    for (method, path, want) in [
+        (Method::PUT, "/servers/team-a-own/heartbeat", 204),
+        (Method::DELETE, "/servers/team-a-own", 204),
+        (Method::DELETE, "/servers/team-a-own", 404),
+        (Method::PUT, "/servers/team-a-gone/heartbeat", 404),
+    ] {
+        let res = reg.send_as(method.clone(), path, Some(&team_a), None).await;
+        assert_eq!(res.status(), want, "{method} {path}");
+    }
+    // The admin owns every service.
+    let res = reg
+        .send_as(Method::DELETE, "/servers/team-a-adm", Some(&admin), None)
+        .await;
+    assert_eq!(res.status(), 204);
+}

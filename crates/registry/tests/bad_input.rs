@@ -220,6 +220,59 @@ fn rows() -> Vec<Row> {
         post_field("url not a string", with("url", json!(3001)), "url"),
         post_field("url empty", with("url", s("")), "url"),
         post_field("url without host", with("url", s("http://")), "url"),
+        // url: authorities parsers read differently (issue #25)
+        post_field(
+            "url backslash before @",
+            with("url", s("http://10.0.0.5\\@169.254.169.254/")),
+            "url",
+        ),
+        post_field(
+            "url backslash in host",
+            with("url", s("http://127.0.0.1\\127.0.0.2:3001")),
+            "url",
+        ),
+        post_field(
+            "url @ without credentials",
+            with("url", s("http://@127.0.0.1:3001")),
+            "url",
+        ),
+        post_field(
+            "url backslashes for slashes",
+            with("url", s("http:\\\\127.0.0.1:3001")),
+            "url",
+        ),
+        post_field(
+            "url without slashes",
+            with("url", s("http:127.0.0.1:3001")),
+            "url",
+        ),
+        post_field("url hex IPv4", with("url", s("http://0x7f.1:3001")), "url"),
+        post_field("url short IPv4", with("url", s("http://127.1:3001")), "url"),
+        post_field(
+            "url integer IPv4",
+            with("url", s("http://2130706433:3001")),
+            "url",
+        ),
+        post_field(
+            "url escaped host",
+            with("url", s("http://%31%32%37.0.0.1:3001")),
+            "url",
+        ),
+        post_field(
+            "url ideographic dots in host",
+            with("url", s("http://127\u{3002}0\u{3002}0\u{3002}1:3001")),
+            "url",
+        ),
+        post_field(
+            "url empty port",
+            with("url", s("http://127.0.0.1:/")),
+            "url",
+        ),
+        post_field(
+            "url IPv6 zone",
+            with("url", s("http://[fe80::1%25eth0]:3001")),
+            "url",
+        ),
         // healthUrl
         post_field(
             "healthUrl relative",
@@ -250,6 +303,24 @@ fn rows() -> Vec<Row> {
         post_field(
             "healthUrl without host",
             with("healthUrl", s("https://")),
+            "healthUrl",
+        ),
+        post_field(
+            "healthUrl backslash before @",
+            with("healthUrl", s("http://127.0.0.1\\@169.254.169.254/health")),
+            "healthUrl",
+        ),
+        post_field(
+            "healthUrl userinfo-like @",
+            with(
+                "healthUrl",
+                s("http://127.0.0.1:3001@169.254.169.254/health"),
+            ),
+            "healthUrl",
+        ),
+        post_field(
+            "healthUrl octal IPv4",
+            with("healthUrl", s("http://0177.0.0.1/health")),
             "healthUrl",
         ),
         // version
@@ -314,6 +385,14 @@ fn rows() -> Vec<Row> {
             with(
                 "auth",
                 json!({"type": "bearer", "tokenEndpoint": "https://auth.example/token"}),
+            ),
+            "auth.tokenEndpoint",
+        ),
+        post_field(
+            "auth oauth2 tokenEndpoint with backslash before @",
+            with(
+                "auth",
+                json!({"type": "oauth2", "tokenEndpoint": "https://auth.example\\@169.254.169.254/t"}),
             ),
             "auth.tokenEndpoint",
         ),
@@ -758,4 +837,48 @@ async fn bad_input_table_base_requests_are_accepted() {
         assert_eq!(body["servers"][0]["id"], ID, "[{}] {body}", reg.backend);
         assert_eq!(reg.count().await, 1, "[{}] one entry", reg.backend);
     }
+}
+
+/// Issue #25: the URL the probe found (`http://10.0.0.5\@169.254.169.254/`, host 10.0.0.5 to
+/// us and 169.254.169.254 to RFC 3986 parsers) is refused naming its field and stores nothing;
+/// an accepted URL is stored and returned in its normalized form, not as sent.
+#[tokio::test]
+async fn differential_urls_are_refused_and_urls_are_stored_normalized() {
+    let reg = common::start_sqlite().await;
+    for field in ["url", "healthUrl"] {
+        let body = with(field, json!("http://10.0.0.5\\@169.254.169.254/"));
+        let res = reg
+            .http
+            .post(format!("{}/servers", reg.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        let status = res.status().as_u16();
+        let ct = res
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let problem: Value = res.json().await.expect("problem");
+        assert_eq!(status, 400, "{field}: {problem}");
+        assert_eq!(ct.as_deref(), Some("application/problem+json"));
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+        assert_eq!(
+            problem["errors"].as_array().map(Vec::len),
+            Some(1),
+            "{problem}"
+        );
+    }
+    assert_eq!(reg.count().await, 0, "nothing stored");
+
+    let mut body = valid();
+    body["url"] = json!("HTTP://LocalHost:80/a/../mcp");
+    body["healthUrl"] = json!("http://127.0.0.1:3001");
+    assert_eq!(reg.post(&body).await.0, 201);
+    let (_, entry) = reg.get(&format!("/servers/{ID}")).await;
+    assert_eq!(entry["url"], "http://localhost/mcp", "{entry}");
+    assert_eq!(entry["healthUrl"], "http://127.0.0.1:3001", "{entry}");
+    let (_, list) = reg.get("/servers?status=any").await;
+    assert_eq!(list["servers"][0]["url"], "http://localhost/mcp", "{list}");
 }

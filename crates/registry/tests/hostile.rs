@@ -175,6 +175,34 @@ fn injections() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// URLs one parser reads with one host and another with another, or that hide a host.
+fn differential_urls() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("backslash before @", "http://10.0.0.5\\@169.254.169.254/"),
+        ("backslash in host", "http://10.0.0.5\\169.254.169.254/"),
+        ("userinfo without credentials", "http://@169.254.169.254/"),
+        ("port then @", "http://127.0.0.1:80@169.254.169.254/"),
+        ("backslashes for slashes", "http:\\\\169.254.169.254/"),
+        ("one slash", "http:/169.254.169.254/"),
+        ("three slashes", "http:///169.254.169.254/"),
+        ("hex IPv4", "http://0xa9.0xfe.0xa9.0xfe/"),
+        ("integer IPv4", "http://2852039166/"),
+        ("octal IPv4", "http://0251.0376.0251.0376/"),
+        ("short IPv4", "http://169.16689662/"),
+        ("escaped host", "http://%31%36%39.254.169.254/"),
+        (
+            "unicode dots",
+            "http://169\u{3002}254\u{3002}169\u{3002}254/",
+        ),
+        (
+            "fullwidth digits",
+            "http://\u{ff11}\u{ff16}\u{ff19}.254.169.254/",
+        ),
+        ("IPv6 zone", "http://[fe80::1%25eth0]/"),
+        ("empty port", "http://169.254.169.254:/"),
+    ]
+}
+
 /// The registration fields the base body gives a valid value: all but `service`.
 fn fields() -> impl Iterator<Item = &'static str> {
     mcp_fleet_model::REGISTRATION_FIELDS
@@ -247,6 +275,21 @@ fn rows() -> Vec<Row> {
             rows.push(row(
                 format!("PUT {field} {what}"),
                 put("hostile", &body(&b)),
+                Expect::Status(400),
+            ));
+        }
+    }
+    // URLs whose authority parsers read differently (issue #25): refused in every URL field.
+    for (what, url) in differential_urls() {
+        for field in ["url", "healthUrl", "auth"] {
+            let mut b = base();
+            b[field] = match field {
+                "auth" => json!({"type": "oauth2", "tokenEndpoint": url}),
+                _ => json!(url),
+            };
+            rows.push(row(
+                format!("POST {field} {what}"),
+                post(&body(&b)),
                 Expect::Status(400),
             ));
         }
@@ -706,4 +749,64 @@ async fn slow_clients_are_cut_off_in_bounded_time() {
             (_, other) => panic!("unexpected {other:?} after {took:?}"),
         }
     }
+}
+
+/// Issue #25: the answers hyper makes itself when it cannot parse a request (`431` for a head
+/// over the limit, `414`, `400`) are problem+json like every other refusal, not empty bodies.
+#[tokio::test]
+async fn answers_from_below_the_router_are_problems() {
+    let reg = start().await;
+    let get = || request("GET", "/servers", None, b"");
+    // Just over the head limit: small enough to be read whole before the answer, so no reset
+    // loses it.
+    let over = LIMITS.max_header_bytes + 100;
+    let big = with_header(get(), &format!("X-Big: {}", "a".repeat(over)));
+    let rows: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("head over the limit", big, 431, "header-too-large"),
+        (
+            "bad method",
+            b"G\x01T /servers HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n".to_vec(),
+            400,
+            "bad-request",
+        ),
+        (
+            "bad header",
+            b"GET /servers HTTP/1.1\r\nHost : r\r\nConnection: close\r\n\r\n".to_vec(),
+            400,
+            "bad-request",
+        ),
+    ];
+    for (what, bytes, status, code) in rows {
+        // A reset can still lose an answer now and then: a few tries, each bounded.
+        let mut answer = None;
+        for _ in 0..5 {
+            if let Outcome::Answer(s, head, body) = exchange(reg.addr, &bytes).await {
+                answer = Some((s, head, body));
+                break;
+            }
+        }
+        let (s, head, body) = answer.unwrap_or_else(|| panic!("{what}: never answered"));
+        assert_eq!(s, status, "{what}: {head}");
+        assert!(
+            head.contains("content-type: application/problem+json"),
+            "{what}: {head}"
+        );
+        let problem: Value = serde_json::from_slice(&body).unwrap_or_else(|e| {
+            panic!(
+                "{what}: body {:?} is not JSON: {e}",
+                String::from_utf8_lossy(&body)
+            )
+        });
+        assert_eq!(problem["code"], code, "{what}: {problem}");
+        assert_eq!(problem["status"], status, "{what}: {problem}");
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{problem}"
+        );
+    }
+    // The connection keeps working for well-formed requests after such answers.
+    assert!(matches!(
+        exchange(reg.addr, &get()).await,
+        Outcome::Answer(200, ..)
+    ));
 }

@@ -3,11 +3,12 @@
 
 use mcp_fleet_model::Scope;
 use mcp_fleet_registry::Config;
+use mcp_fleet_registry::auth::{AuthConfig, AuthMode};
 use mcp_fleet_registry::limits::LimitsConfig;
 use reqwest::Method;
 
 use crate::auth::token;
-use crate::common::{seed_body, start_with};
+use crate::common::{TestRegistry, seed_body, start_with};
 
 #[tokio::test]
 async fn a_burst_is_limited_and_other_clients_are_not() {
@@ -166,4 +167,167 @@ async fn entry_caps_are_enforced() {
             .contains("--max-entries 3")
     );
     assert_eq!(reg.count().await, 3);
+}
+
+/// `mcp_fleet_token_lookups_total`: registry tokens looked up in the database so far.
+async fn token_lookups(reg: &TestRegistry) -> u64 {
+    let text = reg
+        .http
+        .get(format!("{}/metrics", reg.url))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("mcp_fleet_token_lookups_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .unwrap_or_else(|| panic!("no mcp_fleet_token_lookups_total in\n{text}"))
+}
+
+/// Counts the statuses of `n` requests, each presenting a fresh made-up token.
+async fn with_forged_tokens(
+    reg: &TestRegistry,
+    method: Method,
+    n: usize,
+) -> std::collections::BTreeMap<u16, usize> {
+    let mut statuses = std::collections::BTreeMap::new();
+    for i in 0..n {
+        let forged = format!("mcpf_tok_{i}.x");
+        let (path, body) = match method {
+            Method::POST => ("/servers", Some(seed_body(&format!("forged-{i}"), &["t"]))),
+            _ => ("/servers?status=any", None),
+        };
+        let res = reg
+            .send_as(method.clone(), path, Some(&forged), body.as_ref())
+            .await;
+        *statuses.entry(res.status().as_u16()).or_default() += 1;
+    }
+    statuses
+}
+
+/// Issue #25: 40 listings, each with a fresh made-up `mcpf_tok_<i>.x`, went through a read
+/// limit of 5 (burst 5) as 40 clients. They count against their address (as 40 plain
+/// requests do: 35 refused), while a verified token keeps a budget of its own, and the flood
+/// costs a lookup only for the requests its address's budget admitted.
+#[tokio::test]
+async fn made_up_token_ids_buy_no_read_budget() {
+    let config = Config {
+        limits: LimitsConfig {
+            read_rate: 5,
+            read_burst: 5,
+            ..LimitsConfig::default()
+        },
+        ..Config::default()
+    };
+    let reg = start_with(mcp_fleet_test_support::sqlite(), config).await;
+    let (reader, _) = token(&reg, &[Scope::ServersRead], "*", None).await;
+    let res = reg
+        .send_as(Method::GET, "/servers", Some(&reader), None)
+        .await;
+    assert_eq!(
+        res.status(),
+        200,
+        "the reader's first listing, on the address's budget"
+    );
+
+    let before = token_lookups(&reg).await;
+    let statuses = with_forged_tokens(&reg, Method::GET, 40).await;
+    let limited = statuses.get(&429).copied().unwrap_or(0);
+    let admitted = statuses.get(&200).copied().unwrap_or(0);
+    assert!(limited >= 30, "only {limited} of 40 refused: {statuses:?}");
+    let lookups = token_lookups(&reg).await - before;
+    assert!(
+        lookups <= admitted as u64,
+        "{lookups} lookups for {admitted} admitted requests"
+    );
+
+    // The verified reader has its own budget, untouched by the flood from its address.
+    for _ in 0..3 {
+        let res = reg
+            .send_as(Method::GET, "/servers", Some(&reader), None)
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+}
+
+/// Issue #25: with `--auth none`, a forged token let 40 writes through a write limit of 5.
+#[tokio::test]
+async fn made_up_token_ids_buy_no_write_budget_when_writes_are_open() {
+    let config = Config {
+        auth: AuthConfig {
+            mode: AuthMode::None,
+            ..AuthConfig::default()
+        },
+        limits: LimitsConfig {
+            write_rate: 5,
+            write_burst: 5,
+            ..LimitsConfig::default()
+        },
+        ..Config::default()
+    };
+    let reg = start_with(mcp_fleet_test_support::sqlite(), config).await;
+    let statuses = with_forged_tokens(&reg, Method::POST, 40).await;
+    let limited = statuses.get(&429).copied().unwrap_or(0);
+    let created = statuses.get(&201).copied().unwrap_or(0);
+    assert!(limited >= 30, "only {limited} of 40 refused: {statuses:?}");
+    assert_eq!(limited + created, 40, "{statuses:?}");
+    assert_eq!(reg.count().await, created, "refused writes stored nothing");
+}
+
+/// Issue #25: a flood of one bad token costs one database lookup, not one per request; a
+/// revoked token is refused from its next request on.
+#[tokio::test]
+async fn refused_tokens_are_remembered_and_revocation_is_immediate() {
+    let config = Config {
+        auth: AuthConfig {
+            mode: AuthMode::Token,
+            ..AuthConfig::default()
+        },
+        ..Config::default()
+    };
+    let reg = start_with(mcp_fleet_test_support::sqlite(), config).await;
+    let (writer, writer_id) = token(&reg, &[Scope::ServersWrite], "*", None).await;
+    let body = seed_body("lookups", &["t"]);
+    let write = |token: String| {
+        let reg = &reg;
+        let body = &body;
+        async move {
+            reg.send_as(Method::POST, "/servers", Some(&token), Some(body))
+                .await
+                .status()
+                .as_u16()
+        }
+    };
+
+    let before = token_lookups(&reg).await;
+    for _ in 0..50 {
+        assert_eq!(write("mcpf_tok_000000000000.nope".into()).await, 401);
+    }
+    assert_eq!(
+        token_lookups(&reg).await - before,
+        1,
+        "one lookup for 50 requests"
+    );
+
+    // A valid token is looked up on every write, so revoking it takes effect at once.
+    assert_eq!(write(writer.clone()).await, 201);
+    assert_eq!(write(writer.clone()).await, 200);
+    assert!(
+        reg.store
+            .revoke_token(&writer_id, chrono::Utc::now())
+            .await
+            .expect("revoke")
+    );
+    let before = token_lookups(&reg).await;
+    for _ in 0..20 {
+        assert_eq!(write(writer.clone()).await, 401);
+    }
+    assert_eq!(
+        token_lookups(&reg).await - before,
+        1,
+        "refused once, then remembered"
+    );
 }

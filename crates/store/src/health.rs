@@ -105,9 +105,9 @@ pub(crate) fn health_row(
     Ok(HealthRow {
         id: crate::row::server_id(id.clone())?,
         name,
-        url: url.parse().map_err(|e| bad(format!("url {e}")))?,
+        url: HttpUrl::from_stored(&url).map_err(|e| bad(format!("url {e}")))?,
         health_url: health_url
-            .map(|u| u.parse())
+            .map(|u| HttpUrl::from_stored(&u))
             .transpose()
             .map_err(|e| bad(format!("healthUrl {e}")))?,
         auth: auth_type

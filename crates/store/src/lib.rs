@@ -442,6 +442,33 @@ mod tests {
         }
     }
 
+    /// Issue #25: a URL stored before the registry refused ambiguous authorities still reads,
+    /// in the form this parser reads it (no stored entry becomes unreadable after an upgrade).
+    #[tokio::test]
+    async fn urls_stored_before_the_authority_check_read_normalized() {
+        for db in mcp_fleet_test_support::all_backends().await {
+            let store = connect(&db.url).await.expect("open store");
+            let t0 = Timestamp::default() + Duration::days(20_000);
+            store.upsert(reg("old", &[]), t0).await.expect("create");
+            write_elsewhere(
+                &db.url,
+                r"UPDATE servers SET url = 'http://10.0.0.5\@169.254.169.254/', health_url = 'HTTP://H:80'",
+            )
+            .await;
+            let entry = store.get(&id("old")).await.expect("get").expect("entry");
+            assert_eq!(
+                entry.url.as_str(),
+                "http://10.0.0.5/@169.254.169.254/",
+                "{}",
+                db.backend
+            );
+            let health = entry.health_url.expect("health url");
+            assert_eq!(health.as_str(), "http://h", "{}", db.backend);
+            let (rows, _) = store.health_rows(None).await.expect("health rows");
+            assert_eq!(rows[0].url.as_str(), "http://10.0.0.5/@169.254.169.254/");
+        }
+    }
+
     #[tokio::test]
     async fn rendered_listings_follow_every_kind_of_write() {
         for db in mcp_fleet_test_support::all_backends().await {

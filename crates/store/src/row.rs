@@ -7,7 +7,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use mcp_fleet_model::{
-    AuthSpec, AuthType, Entry, HealthCheck, HealthCheckMode, HealthStatus, ServerId, Tag, Timestamp,
+    AuthSpec, AuthType, Entry, HealthCheck, HealthCheckMode, HealthStatus, HttpUrl, ServerId, Tag,
+    Timestamp,
 };
 use serde_json::{Map, Value};
 
@@ -62,7 +63,8 @@ impl RawEntry {
                 .map_err(|e| bad(format!("service {e}")))?,
             name: self.name,
             description: self.description,
-            url: self.url.parse().map_err(|e| bad(format!("url {e}")))?,
+            // Read as stored by any version: URLs were checked less strictly before.
+            url: HttpUrl::from_stored(&self.url).map_err(|e| bad(format!("url {e}")))?,
             version: self
                 .version
                 .parse()
@@ -80,13 +82,13 @@ impl RawEntry {
                     .map_err(|e| bad(format!("auth.type {e}")))?,
                 token_endpoint: self
                     .token_endpoint
-                    .map(|u| u.parse())
+                    .map(|u| HttpUrl::from_stored(&u))
                     .transpose()
                     .map_err(|e| bad(format!("auth.tokenEndpoint {e}")))?,
             },
             health_url: self
                 .health_url
-                .map(|u| u.parse())
+                .map(|u| HttpUrl::from_stored(&u))
                 .transpose()
                 .map_err(|e| bad(format!("healthUrl {e}")))?,
             last_seen: self.last_seen,

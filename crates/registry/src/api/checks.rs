@@ -42,7 +42,9 @@ pub(crate) async fn check(
     IdPath(id): IdPath,
     writer: Writer,
 ) -> Result<Response, ApiError> {
-    writer.allow(mcp_fleet_model::Scope::ServersWrite, &[id.as_str()])?;
+    writer
+        .allow_entry(&state, mcp_fleet_model::Scope::ServersWrite, &id)
+        .await?;
     let Some(health) = state.health() else {
         return Err(ApiError::NotRunning(
             "this registry process runs no health worker (started with --no-health-worker); \
@@ -91,7 +93,9 @@ pub(crate) async fn heartbeat(
     IdPath(id): IdPath,
     writer: Writer,
 ) -> Result<Response, ApiError> {
-    writer.allow(mcp_fleet_model::Scope::ServersWrite, &[id.as_str()])?;
+    writer
+        .allow_entry(&state, mcp_fleet_model::Scope::ServersWrite, &id)
+        .await?;
     if state.store().heartbeat(&id, Utc::now()).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {

@@ -512,7 +512,7 @@ pub(crate) async fn remove(
     IdPath(id): IdPath,
     writer: Writer,
 ) -> Result<Response, ApiError> {
-    let by = writer.allow(Scope::ServersWrite, &[id.as_str()])?;
+    let by = writer.allow_entry(&state, Scope::ServersWrite, &id).await?;
     let task_state = state.clone();
     let task_id = id.clone();
     let deleted = tokio::spawn(async move {

@@ -7,17 +7,18 @@
 //! [`guard_reads`] when `--auth-reads` is on.
 
 pub mod oidc;
+pub(crate) mod token_cache;
 pub mod tokens;
 
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{Extensions, HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use mcp_fleet_model::{IdPattern, Scope};
+use mcp_fleet_model::{IdPattern, Scope, ServerId, TokenRecord};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -71,7 +72,18 @@ impl Principal {
     fn owns(&self, id: &str) -> bool {
         self.scopes.contains(&Scope::Admin) || self.ids.iter().any(|p| p.matches(id))
     }
+
+    /// Its id patterns, for messages.
+    fn owned(&self) -> String {
+        let owned: Vec<&str> = self.ids.iter().map(IdPattern::as_str).collect();
+        owned.join(", ")
+    }
 }
+
+/// What the rate limiter found when it verified the request's registry token, so that the
+/// handler does not look it up again.
+#[derive(Clone)]
+pub(crate) struct Checked(pub(crate) Result<TokenRecord, tokens::Refused>);
 
 /// What a request presented.
 enum Presented {
@@ -113,7 +125,28 @@ impl AppState {
         })
     }
 
-    async fn presented(&self, headers: &HeaderMap) -> Result<Presented, ApiError> {
+    /// Verifies a registry token: refused at once when it was refused lately, else looked up.
+    pub(crate) async fn verify_token(
+        &self,
+        token: &str,
+    ) -> Result<Result<TokenRecord, tokens::Refused>, mcp_fleet_store::StoreError> {
+        if tokens::split(token).is_none() {
+            return Ok(Err(tokens::Refused::Malformed));
+        }
+        if let Some(refused) = self.token_cache().refused(token) {
+            return Ok(Err(refused));
+        }
+        self.metrics().token_lookups.inc();
+        let found = tokens::verify(self.store(), token, Utc::now()).await?;
+        self.token_cache().remember(token, &found);
+        Ok(found)
+    }
+
+    async fn presented(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Presented, ApiError> {
         let token = match bearer(headers) {
             None => return Ok(Presented::Nothing),
             Some(Err(())) => {
@@ -124,16 +157,18 @@ impl AppState {
             Some(Ok(token)) => token,
         };
         if token.starts_with(tokens::TOKEN_PREFIX) {
-            return Ok(
-                match tokens::verify(self.store(), token, Utc::now()).await? {
-                    Ok(record) => Presented::Valid(Principal {
-                        id: record.id,
-                        scopes: record.scopes,
-                        ids: record.ids,
-                    }),
-                    Err(refused) => Presented::Refused(refused.reason()),
-                },
-            );
+            let found = match extensions.get::<Checked>() {
+                Some(Checked(found)) => found.clone(),
+                None => self.verify_token(token).await?,
+            };
+            return Ok(match found {
+                Ok(record) => Presented::Valid(Principal {
+                    id: record.id,
+                    scopes: record.scopes,
+                    ids: record.ids,
+                }),
+                Err(refused) => Presented::Refused(refused.reason()),
+            });
         }
         match self.oidc() {
             Some(oidc) => Ok(match oidc.verify(token).await {
@@ -152,11 +187,12 @@ impl AppState {
     async fn authenticate(
         &self,
         headers: &HeaderMap,
+        extensions: &Extensions,
         needed: bool,
         method: &Method,
         path: &str,
     ) -> Result<Option<Principal>, ApiError> {
-        match self.presented(headers).await? {
+        match self.presented(headers, extensions).await? {
             Presented::Valid(p) => Ok(Some(p)),
             Presented::Nothing if needed => {
                 tracing::warn!(%method, %path, "refused: no credentials");
@@ -206,16 +242,44 @@ impl Writer {
         }
         for id in ids {
             if !p.owns(id) {
-                let owned: Vec<&str> = p.ids.iter().map(IdPattern::as_str).collect();
                 tracing::warn!(principal = %p.id, %id, "refused: id not owned");
                 return Err(ApiError::Forbidden(format!(
                     "{} may not write {id:?}: it owns only ids matching {}",
                     p.id,
-                    owned.join(", ")
+                    p.owned()
                 )));
             }
         }
         Ok(Some(p.id.clone()))
+    }
+
+    /// [`Self::allow`] for a write to the stored entry `id` (delete, heartbeat, check): the
+    /// caller must own its id and, when it exists, the service it is an instance of, as to
+    /// register it. A concurrent replace could change the service between this read and the
+    /// write, but only by a writer owning the id too.
+    pub(crate) async fn allow_entry(
+        &self,
+        state: &AppState,
+        scope: Scope,
+        id: &ServerId,
+    ) -> Result<Option<String>, ApiError> {
+        let by = self.allow(scope, &[id.as_str()])?;
+        if let Some(p) = self.principal.as_ref().filter(|_| self.enforced)
+            && !p.scopes.contains(&Scope::Admin)
+            && let Some(entry) = state.store().get(id).await?
+            && !p.owns(entry.service.as_str())
+        {
+            let service = &entry.service;
+            tracing::warn!(principal = %p.id, %id, %service, "refused: service not owned");
+            return Err(ApiError::Forbidden(format!(
+                "{} may not write {id:?}: it is an instance of service {service:?}, and {} owns \
+                 only ids matching {}",
+                p.id,
+                p.id,
+                p.owned()
+            )));
+        }
+        Ok(by)
     }
 }
 
@@ -225,7 +289,13 @@ impl FromRequestParts<AppState> for Writer {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let enforced = state.writes_need_auth().await?;
         let principal = state
-            .authenticate(&parts.headers, enforced, &parts.method, parts.uri.path())
+            .authenticate(
+                &parts.headers,
+                &parts.extensions,
+                enforced,
+                &parts.method,
+                parts.uri.path(),
+            )
             .await?;
         Ok(Self {
             principal,
@@ -259,7 +329,13 @@ pub(crate) async fn guard_reads(
         return next.run(request).await;
     }
     let principal = match state
-        .authenticate(request.headers(), true, request.method(), &path)
+        .authenticate(
+            request.headers(),
+            request.extensions(),
+            true,
+            request.method(),
+            &path,
+        )
         .await
     {
         Ok(p) => p,

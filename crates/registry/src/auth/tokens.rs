@@ -52,7 +52,7 @@ pub fn issue(
 }
 
 /// Why a presented token is refused (never containing the token).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refused {
     /// Not of the `mcpf_<id>.<secret>` form.
     Malformed,
