@@ -145,6 +145,7 @@ impl Supervisor {
             client_version: &settings.client_version,
             timeout: settings.connect_timeout,
             request_timeout: settings.call_timeout,
+            policy: &settings.policy,
         };
         opener.open(&self.meta, tokens, self.signals.clone()).await
     }

@@ -100,6 +100,8 @@ pub struct Config {
     pub probe_deny: Vec<ipnet::IpNet>,
     /// Exceptions inside denied ranges.
     pub probe_allow: Vec<ipnet::IpNet>,
+    /// `Strict` denies loopback and private ranges too (`--probe-policy strict`).
+    pub probe_policy: mcp_fleet_model::PolicyMode,
     /// Who may write (and read).
     pub auth: auth::AuthConfig,
     /// Abuse limits: rate limits and caps on stored entries.
@@ -113,6 +115,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             probe_deny: Vec::new(),
             probe_allow: Vec::new(),
+            probe_policy: mcp_fleet_model::PolicyMode::Default,
             auth: auth::AuthConfig::default(),
             limits: limits::LimitsConfig::default(),
         }
@@ -155,7 +158,11 @@ impl AppState {
     /// [`Self::new`] with the change feed's settings.
     pub fn with_feed(store: Arc<dyn Store>, config: Config, feed: FeedConfig) -> Self {
         let cache = Arc::new(ReadCache::new(config.read_cache_ttl));
-        let policy = AddressPolicy::new(config.probe_deny.clone(), config.probe_allow.clone());
+        let policy = AddressPolicy::new(
+            config.probe_policy,
+            config.probe_deny.clone(),
+            config.probe_allow.clone(),
+        );
         let feed = Arc::new(Feed::new(store.clone(), cache.clone(), feed));
         let oidc = config
             .auth

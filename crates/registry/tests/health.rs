@@ -551,8 +551,10 @@ async fn registering_a_denied_address_names_the_field() {
     assert_eq!(reg.count().await, 0, "nothing is stored");
 }
 
-/// With loopback denied, a name that resolves to loopback is never connected to: the entry is
-/// down with a "refused" error and the listener behind the name accepted nothing.
+/// With loopback denied, a name that resolves to loopback is never connected to: `localhost`
+/// is refused at registration like a literal loopback address, and an entry at another such name
+/// (here `localhost`, stored under a looser policy) is down with a "refused: " error from both
+/// probe kinds (HTTP and MCP), while the listener behind the name accepts nothing.
 #[tokio::test]
 async fn a_denied_name_is_never_probed() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -565,23 +567,40 @@ async fn a_denied_name_is_never_probed() {
             held.push(socket);
         }
     });
-    let (reg, worker) = start_checked_denying(sqlite(), quick(), &["127.0.0.0/8", "::1/128"]).await;
-
-    let literal = format!("http://{addr}");
-    let (status, problem) = reg.post(&entry("literal", &literal, None, "none")).await;
-    assert_eq!(status, 400, "{problem}");
-    assert_eq!(problem["errors"][0]["field"], "url", "{problem}");
-
+    let denied = ["127.0.0.0/8", "::1/128"];
+    let (checked, _checked_worker) = start_checked_denying(sqlite(), quick(), &denied).await;
     let base = format!("http://localhost:{}", addr.port());
+    for url in [format!("http://{addr}"), base.clone()] {
+        let (status, problem) = checked.post(&entry("literal", &url, None, "none")).await;
+        assert_eq!(status, 400, "{url}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "url", "{problem}");
+        let message = problem["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("127.0.0.0/8"), "{problem}");
+    }
+    drop(checked);
+
+    // The worker refuses entries however they got in.
+    let mut health = quick();
+    health.deny = denied
+        .iter()
+        .map(|s| mcp_fleet_registry::parse_cidr(s).expect("test CIDR"))
+        .collect();
+    let (reg, worker) = start_checked_with(sqlite(), Config::default(), health).await;
     register(
         &reg,
         &entry("sneaky", &base, Some(&format!("{base}/health")), "none"),
     )
     .await;
-    let e = status_is(&reg, "sneaky", "down").await;
-    let error = e["lastError"].as_str().unwrap_or_default();
-    assert!(error.starts_with("refused"), "{e}");
-    assert!(e["lastSeen"].is_null(), "{e}");
+    register(&reg, &entry("sneaky-mcp", &base, None, "none")).await;
+    for id in ["sneaky", "sneaky-mcp"] {
+        let e = status_is(&reg, id, "down").await;
+        let error = e["lastError"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("refused: ") && error.contains("127.0.0.0/8"),
+            "{e}"
+        );
+        assert!(e["lastSeen"].is_null(), "{e}");
+    }
     let probes = worker.stats().probes.load(Ordering::Relaxed);
     eventually(Duration::from_secs(10), "another probe", || async {
         (worker.stats().probes.load(Ordering::Relaxed) > probes).then_some(())

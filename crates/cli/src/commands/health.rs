@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use mcp_fleet_model::PolicyMode;
 use mcp_fleet_registry::{HealthConfig, parse_cidr};
 
 use super::DatabaseArg;
@@ -37,6 +38,14 @@ pub(crate) struct HealthArgs {
     /// Remove entries that stay down this long (`0s` = never).
     #[arg(long, env = "MCP_FLEET_DEREGISTER_AFTER", default_value = "72h", value_parser = humantime::parse_duration)]
     deregister_after: Duration,
+    /// `strict` also denies loopback and private ranges (127/8, 10/8, 172.16/12, 192.168/16,
+    /// 100.64/10, ::1, fc00::/7 …) except what --probe-allow-cidr names; `default` allows them.
+    #[arg(
+        long = "probe-policy",
+        env = "MCP_FLEET_PROBE_POLICY",
+        default_value = "default"
+    )]
+    pub(crate) probe_policy: PolicyMode,
     /// Never probe (nor accept registrations of literal) addresses in this range; repeatable.
     /// Link-local (cloud metadata), 0.0.0.0/8 and multicast are always denied.
     #[arg(long = "probe-deny-cidr", env = "MCP_FLEET_PROBE_DENY_CIDR", value_delimiter = ',', value_parser = parse_cidr)]
@@ -80,6 +89,7 @@ impl HealthArgs {
             deregister_after: self.deregister_after,
             deny: self.probe_deny.clone(),
             allow: self.probe_allow.clone(),
+            policy: self.probe_policy,
             webhooks: self.alert_webhooks.clone(),
             ..HealthConfig::default()
         })

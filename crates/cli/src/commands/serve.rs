@@ -51,6 +51,7 @@ pub(crate) async fn start(
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         probe_deny: health.probe_deny.clone(),
         probe_allow: health.probe_allow.clone(),
+        probe_policy: health.probe_policy,
         auth,
         limits: security.limits(),
     };
