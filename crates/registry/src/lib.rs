@@ -4,7 +4,7 @@
 //! (`/servers/{id}/check`, `/servers/{id}/heartbeat`), `api/services.rs`
 //! (`/services/{service}/routing`, its `rollback`, and `/services/{service}/istio`, rendered in
 //! `istio.rs`), `api/status.rs` (`/status`),
-//! `api/probes.rs` (`/healthz`, `/readyz`), `api/page.rs` (`/`, the status page in `page/`),
+//! `api/probes.rs` (`/healthz`, `/readyz`), `api/policy.rs` (`/address-policy`), `api/page.rs` (`/`, the status page in `page/`),
 //! `api/metrics.rs` (`/metrics`, defined in `metrics.rs`) and `api/docs.rs` (`/openapi.json`,
 //! assembled in `openapi.rs`). Errors render in `error.rs`; request bodies and path ids are
 //! checked in `extract.rs`. The health worker lives in `health/`. The change feed
