@@ -217,3 +217,45 @@ impl AsyncWrite for QuickAckStream {
         self.inner.is_write_vectored()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mcp_fleet_model::{PolicyMode, parse_cidr};
+    use mcp_fleet_test_support::Trap;
+
+    use super::*;
+
+    /// The connector checks what it connects to, names and literal addresses alike: nothing in
+    /// front of it has to have checked the URL.
+    #[tokio::test]
+    async fn the_connector_never_connects_to_a_denied_address() {
+        let mut trap = Trap::start().await;
+        let net = |s| parse_cidr(s).expect("test CIDR");
+        let policy = AddressPolicy::new(
+            PolicyMode::Default,
+            vec![net("127.0.0.1/32"), net("::1/128")],
+            Vec::new(),
+        );
+        let http = client(Duration::from_secs(5), Arc::new(policy));
+        let port = trap.addr.port();
+        for host in [
+            "localhost",
+            "127.0.0.1",
+            "[::ffff:127.0.0.1]",
+            "[::127.0.0.1]",
+        ] {
+            let uri: Uri = format!("http://{host}:{port}/mcp").parse().expect("URI");
+            let request = hyper::Request::get(uri)
+                .body(Body::default())
+                .expect("request");
+            // The trap never answers: a request it accepted would wait out the deadline.
+            let error = tokio::time::timeout(Duration::from_secs(5), http.request(request))
+                .await
+                .expect("refused at once, not sent to the trap")
+                .expect_err(host);
+            let refused = guard::refused_by_policy(&error);
+            assert!(refused.is_some(), "{host}: {error:?}");
+        }
+        trap.assert_untouched("the call connector").await;
+    }
+}
