@@ -112,6 +112,10 @@ impl Supervisor {
                     }
                 }
                 Err(e) => {
+                    if attempt == 0 && matches!(e, DiscoveryError::Refused { .. }) {
+                        tracing::warn!(server = %self.meta.id, error = %e,
+                            "the address policy refuses this server: it is not connected to");
+                    }
                     tracing::debug!(server = %self.meta.id, error = %e, attempt, "connect failed");
                     self.publish(self.unavailable(&e), None, None);
                     if let Some(tx) = first.take() {

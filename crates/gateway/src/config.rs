@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use mcp_fleet_discovery::AddressPolicy;
+
 /// How the gateway names the tools it offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ToolNames {
@@ -87,6 +89,9 @@ pub struct GatewayConfig {
     /// `Host` header values the MCP endpoint accepts besides loopback names (empty: loopback
     /// only, rmcp's default protection against DNS rebinding).
     pub allowed_hosts: Vec<String>,
+    /// Addresses upstreams (and alert webhooks) may not be at, added to the registry's own
+    /// policy (`GET /address-policy`), which the gateway reads at start (default: nothing added).
+    pub address_policy: AddressPolicy,
 }
 
 impl GatewayConfig {
@@ -106,6 +111,7 @@ impl GatewayConfig {
             alert_webhooks: Vec::new(),
             upstream_keepalive: false,
             allowed_hosts: Vec::new(),
+            address_policy: AddressPolicy::default(),
         }
     }
 }

@@ -5,3 +5,4 @@ mod canary;
 mod common;
 mod fast_call;
 mod gateway;
+mod policy;

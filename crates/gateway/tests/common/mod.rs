@@ -199,6 +199,11 @@ impl Drop for Upstream {
 
 impl Upstream {
     pub(crate) async fn start(id: &str, tools: &[&str]) -> Self {
+        Self::start_on(id, tools, std::net::Ipv4Addr::LOCALHOST).await
+    }
+
+    /// [`Self::start`] on another loopback address, e.g. 127.0.0.2.
+    pub(crate) async fn start_on(id: &str, tools: &[&str], ip: std::net::Ipv4Addr) -> Self {
         let state = Arc::new(UpstreamState {
             id: id.to_owned(),
             tools: RwLock::new(tools.iter().map(|t| tool(t)).collect()),
@@ -206,7 +211,7 @@ impl Upstream {
             calls: AtomicUsize::new(0),
             peers: Mutex::new(Vec::new()),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = TcpListener::bind((ip, 0)).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mut up = Self {
             state,
@@ -220,8 +225,10 @@ impl Upstream {
 
     fn serve(&mut self, listener: TcpListener) {
         let stop = CancellationToken::new();
-        let config =
-            StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
+        let host = self.addr.ip().to_string();
+        let config = StreamableHttpServerConfig::default()
+            .with_cancellation_token(stop.child_token())
+            .with_allowed_hosts(["localhost", "127.0.0.1", "::1", host.as_str()]);
         let state = self.state.clone();
         let mcp = StreamableHttpService::new(
             move || Ok(UpstreamHandler(state.clone())),
