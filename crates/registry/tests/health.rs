@@ -620,6 +620,53 @@ async fn a_denied_name_is_never_probed() {
     );
 }
 
+/// A strict worker (`--probe-policy strict`) never probes loopback, named or literal, unless
+/// `--probe-allow-cidr` names it; the entries got in under a laxer registry.
+#[tokio::test]
+async fn a_strict_worker_probes_loopback_only_where_allowed() {
+    let servers = CancellationToken::new();
+    let _stop = servers.clone().drop_guard();
+    let live = live_server(servers.clone()).await;
+    let port = live.rsplit(':').next().expect("port");
+    let strict = |allow: &[&str]| HealthConfig {
+        policy: mcp_fleet_model::PolicyMode::Strict,
+        allow: allow
+            .iter()
+            .map(|s| mcp_fleet_registry::parse_cidr(s).expect("test CIDR"))
+            .collect(),
+        ..quick()
+    };
+    let (reg, _worker) = start_checked_with(sqlite(), Config::default(), strict(&[])).await;
+    let named = format!("http://localhost:{port}");
+    register(
+        &reg,
+        &entry("literal", &live, Some(&format!("{live}/health")), "none"),
+    )
+    .await;
+    register(
+        &reg,
+        &entry("named", &named, Some(&format!("{named}/health")), "none"),
+    )
+    .await;
+    for id in ["literal", "named"] {
+        let e = status_is(&reg, id, "down").await;
+        let error = e["lastError"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("refused: address 127.0.0.1 is in the denied range 127.0.0.0/8"),
+            "{e}"
+        );
+    }
+
+    let (allowed, _worker) =
+        start_checked_with(sqlite(), Config::default(), strict(&["127.0.0.1"])).await;
+    register(
+        &allowed,
+        &entry("literal", &live, Some(&format!("{live}/health")), "none"),
+    )
+    .await;
+    status_is(&allowed, "literal", "healthy").await;
+}
+
 /// Records every webhook body.
 #[derive(Clone, Default)]
 struct Hook(Arc<Mutex<Vec<Value>>>);
