@@ -3,7 +3,6 @@
 //! and on-demand checks. Fakes only stand in for faults (a black hole, a refused port).
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,8 +16,8 @@ use mcp_fleet_registry::{Config, HealthConfig};
 use mcp_fleet_sample_servers::Sample;
 use mcp_fleet_test_support::{TestDb, all_backends, eventually, sqlite};
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{
@@ -557,16 +556,8 @@ async fn registering_a_denied_address_names_the_field() {
 /// probe kinds (HTTP and MCP), while the listener behind the name accepts nothing.
 #[tokio::test]
 async fn a_denied_name_is_never_probed() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (accepted_tx, mut accepted) = mpsc::unbounded_channel::<SocketAddr>();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, peer)) = listener.accept().await {
-            let _ = accepted_tx.send(peer);
-            held.push(socket);
-        }
-    });
+    let mut trap = mcp_fleet_test_support::Trap::start().await;
+    let addr = trap.addr;
     let denied = ["127.0.0.0/8", "::1/128"];
     let (checked, _checked_worker) = start_checked_denying(sqlite(), quick(), &denied).await;
     let base = format!("http://localhost:{}", addr.port());
@@ -607,17 +598,7 @@ async fn a_denied_name_is_never_probed() {
     })
     .await;
 
-    // The accept queue is FIFO: if our own connection is the first accepted, nothing came before.
-    let sentinel = TcpStream::connect(addr).await.expect("sentinel connects");
-    let first = tokio::time::timeout(Duration::from_secs(5), accepted.recv())
-        .await
-        .expect("accepted within the deadline")
-        .expect("accept loop alive");
-    assert_eq!(
-        first,
-        sentinel.local_addr().expect("addr"),
-        "the probe connected"
-    );
+    trap.assert_untouched("the probes").await;
 }
 
 /// A strict worker (`--probe-policy strict`) never probes loopback, named or literal, unless
