@@ -92,6 +92,14 @@ pub enum AuthError {
     /// The entry says `oauth2` without a token endpoint.
     #[error("its registry entry says auth.type \"oauth2\" but has no tokenEndpoint")]
     NoTokenEndpoint,
+    /// The address policy refuses the token endpoint's address.
+    #[error("refused: token endpoint {endpoint}: {reason} (address policy)")]
+    TokenEndpointRefused {
+        /// The token endpoint.
+        endpoint: String,
+        /// Which address and range.
+        reason: String,
+    },
     /// The token endpoint refused the client credentials.
     #[error(
         "token endpoint {endpoint} refused client id {client_id:?} (HTTP {status}{}); check the \
@@ -215,14 +223,20 @@ type OAuth2Key = (String, String, Option<String>);
 pub(crate) struct Tokens {
     credentials: Credentials,
     http: reqwest::Client,
+    policy: Arc<mcp_fleet_model::AddressPolicy>,
     oauth2: Mutex<HashMap<OAuth2Key, Arc<OAuth2Client>>>,
 }
 
 impl Tokens {
-    pub(crate) fn new(credentials: Credentials, http: reqwest::Client) -> Self {
+    pub(crate) fn new(
+        credentials: Credentials,
+        http: reqwest::Client,
+        policy: Arc<mcp_fleet_model::AddressPolicy>,
+    ) -> Self {
         Self {
             credentials,
             http,
+            policy,
             oauth2: Mutex::new(HashMap::new()),
         }
     }
@@ -256,13 +270,19 @@ impl Tokens {
                     .ok_or_else(|| AuthError::MissingClientCredentials {
                         server: id.to_owned(),
                     })?;
-                let endpoint = entry
+                let endpoint_url = entry
                     .auth
                     .token_endpoint
                     .as_ref()
-                    .ok_or(AuthError::NoTokenEndpoint)?
-                    .as_str()
-                    .to_owned();
+                    .ok_or(AuthError::NoTokenEndpoint)?;
+                let endpoint = endpoint_url.as_str().to_owned();
+                // Names are checked as they resolve; literal addresses here.
+                if let Err(refused) = self.policy.check_url(endpoint_url.url()) {
+                    return Err(AuthError::TokenEndpointRefused {
+                        endpoint,
+                        reason: refused.to_string(),
+                    });
+                }
                 let key = (
                     endpoint.clone(),
                     creds.client_id.clone(),

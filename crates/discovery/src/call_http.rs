@@ -17,15 +17,19 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use mcp_fleet_model::AddressPolicy;
 use reqwest::header::{HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::guard;
 
 /// The request body type of [`CallHttp`].
 pub(crate) type Body = http_body_util::Full<bytes::Bytes>;
@@ -89,19 +93,25 @@ pub(crate) fn post_request(
 /// Whether this platform can keep call connections open without stalling.
 pub(crate) const KEEPS_CONNECTIONS: bool = cfg!(target_os = "linux");
 
-/// The client; `connect_timeout` bounds each new connection.
-pub(crate) fn client(connect_timeout: Duration) -> CallHttp {
+/// The client; `connect_timeout` bounds each new connection, which goes only to addresses
+/// `policy` allows.
+pub(crate) fn client(connect_timeout: Duration, policy: Arc<AddressPolicy>) -> CallHttp {
     let idle = if KEEPS_CONNECTIONS { 64 } else { 0 };
     hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_idle_timeout(IDLE)
         .pool_max_idle_per_host(idle)
-        .build(QuickAckConnector { connect_timeout })
+        .build(QuickAckConnector {
+            connect_timeout,
+            policy,
+        })
 }
 
-/// Opens TCP connections with `TCP_NODELAY`, whose reads re-arm `TCP_QUICKACK`.
+/// Opens TCP connections with `TCP_NODELAY`, whose reads re-arm `TCP_QUICKACK`, to the addresses
+/// of the host that the address policy allows (literal IPs included).
 #[derive(Clone, Debug)]
 pub(crate) struct QuickAckConnector {
     connect_timeout: Duration,
+    policy: Arc<AddressPolicy>,
 }
 
 impl tower::Service<Uri> for QuickAckConnector {
@@ -115,15 +125,19 @@ impl tower::Service<Uri> for QuickAckConnector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let limit = self.connect_timeout;
+        let policy = self.policy.clone();
         Box::pin(async move {
             let host = uri
                 .host()
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no host in URL"))?
-                .trim_start_matches('[')
-                .trim_end_matches(']')
                 .to_owned();
             let port = uri.port_u16().unwrap_or(80);
-            let connect = TcpStream::connect((host.as_str(), port));
+            let connect = async {
+                let addrs = guard::resolve(&policy, &host, port)
+                    .await
+                    .map_err(io::Error::other)?;
+                TcpStream::connect(addrs.as_slice()).await
+            };
             let stream = tokio::time::timeout(limit, connect).await.map_err(|_| {
                 io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -201,5 +215,47 @@ impl AsyncWrite for QuickAckStream {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mcp_fleet_model::{PolicyMode, parse_cidr};
+    use mcp_fleet_test_support::Trap;
+
+    use super::*;
+
+    /// The connector checks what it connects to, names and literal addresses alike: nothing in
+    /// front of it has to have checked the URL.
+    #[tokio::test]
+    async fn the_connector_never_connects_to_a_denied_address() {
+        let mut trap = Trap::start().await;
+        let net = |s| parse_cidr(s).expect("test CIDR");
+        let policy = AddressPolicy::new(
+            PolicyMode::Default,
+            vec![net("127.0.0.1/32"), net("::1/128")],
+            Vec::new(),
+        );
+        let http = client(Duration::from_secs(5), Arc::new(policy));
+        let port = trap.addr.port();
+        for host in [
+            "localhost",
+            "127.0.0.1",
+            "[::ffff:127.0.0.1]",
+            "[::127.0.0.1]",
+        ] {
+            let uri: Uri = format!("http://{host}:{port}/mcp").parse().expect("URI");
+            let request = hyper::Request::get(uri)
+                .body(Body::default())
+                .expect("request");
+            // The trap never answers: a request it accepted would wait out the deadline.
+            let error = tokio::time::timeout(Duration::from_secs(5), http.request(request))
+                .await
+                .expect("refused at once, not sent to the trap")
+                .expect_err(host);
+            let refused = guard::refused_by_policy(&error);
+            assert!(refused.is_some(), "{host}: {error:?}");
+        }
+        trap.assert_untouched("the call connector").await;
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use mcp_fleet_model::AddressPolicy;
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientRequest, Implementation, PingRequest, ProtocolVersion,
     Tool,
@@ -116,6 +117,7 @@ pub(crate) struct Opener<'a> {
     pub(crate) client_version: &'a str,
     pub(crate) timeout: Duration,
     pub(crate) request_timeout: Duration,
+    pub(crate) policy: &'a AddressPolicy,
 }
 
 impl Opener<'_> {
@@ -128,6 +130,12 @@ impl Opener<'_> {
         signals: Arc<Signals>,
     ) -> Result<(Session, Vec<Tool>), DiscoveryError> {
         let target = target(meta);
+        // reqwest never asks the guarded resolver about a literal address: check it here.
+        if let Ok(url) = url::Url::parse(&meta.mcp_url)
+            && let Err(refused) = self.policy.check_url(&url)
+        {
+            return Err(target.refused(refused.to_string()));
+        }
         let deadline = Instant::now() + self.timeout;
         let client = AuthedClient::new(
             self.http.clone(),

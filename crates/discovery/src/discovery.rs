@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::future::join_all;
-use mcp_fleet_model::{AuthType, Entry, HealthStatus};
+use mcp_fleet_model::{AddressPolicy, AuthType, Entry, HealthStatus};
 use rmcp::RoleClient;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, GetPromptRequestParams, GetPromptResult, JsonObject,
@@ -51,6 +51,8 @@ pub(crate) struct Settings {
     pub(crate) backoff: Backoff,
     pub(crate) watch: bool,
     pub(crate) poll_interval: Duration,
+    /// Which addresses servers (and their token endpoints) may be reached at.
+    pub(crate) policy: Arc<AddressPolicy>,
 }
 
 impl Settings {
@@ -153,6 +155,17 @@ impl DiscoveryBuilder {
         self
     }
 
+    /// Which addresses servers and their token endpoints may be at (default:
+    /// [`AddressPolicy::default`], which denies link-local, cloud metadata, multicast and
+    /// unspecified addresses). Give it the registry's own
+    /// ([`RegistryClient::address_policy`]) so discovery never connects where the registry
+    /// would not. Applies to the library's own HTTP clients; a client passed to
+    /// [`http_client`](Self::http_client) should be built from [`guard::client_builder`](crate::guard::client_builder).
+    pub fn address_policy(mut self, policy: AddressPolicy) -> Self {
+        self.settings.policy = Arc::new(policy);
+        self
+    }
+
     /// A bearer token for the registry itself, for registries that protect reads
     /// (`--auth-reads`): a registry token (`mcpf_…`) with `servers:read`, or an OIDC JWT.
     pub fn registry_token(mut self, token: impl Into<String>) -> Self {
@@ -222,10 +235,9 @@ impl DiscoveryBuilder {
             // event stream shortly after the answer, and reusing such a connection stalls
             // ~40 ms on TCP delayed ACK (measured: 45 ms per call with pooling, 2 ms without,
             // in a debug build). No redirects: an MCP endpoint has no business moving.
-            None => reqwest::Client::builder()
+            None => crate::guard::client_builder(self.settings.policy.clone())
                 .connect_timeout(self.settings.connect_timeout)
                 .pool_max_idle_per_host(0)
-                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .map_err(|e| {
                     DiscoveryError::Registry(format!("cannot build an HTTP client: {e}"))
@@ -242,8 +254,11 @@ impl DiscoveryBuilder {
         let shutdown = CancellationToken::new();
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let shared = Arc::new(Shared {
-            tokens: Tokens::new(self.credentials, http.clone()),
-            calls: crate::call_http::client(self.settings.connect_timeout),
+            tokens: Tokens::new(self.credentials, http.clone(), self.settings.policy.clone()),
+            calls: crate::call_http::client(
+                self.settings.connect_timeout,
+                self.settings.policy.clone(),
+            ),
             http,
             registry,
             settings: self.settings,
@@ -602,6 +617,7 @@ impl Discovery {
                 backoff: Backoff::default(),
                 watch: false,
                 poll_interval: Duration::from_secs(10),
+                policy: Arc::new(AddressPolicy::default()),
             },
             credentials: Credentials::default(),
             http: None,

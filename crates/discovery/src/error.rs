@@ -103,6 +103,17 @@ pub enum DiscoveryError {
         /// The innermost cause, e.g. "Connection refused (os error 111)".
         reason: String,
     },
+    /// The address policy refuses the server's address: nothing was sent to it.
+    #[error("server {server:?} ({url}): {reason}")]
+    Refused {
+        /// The server's id.
+        server: String,
+        /// Its MCP endpoint.
+        url: String,
+        /// `refused: ` and which address and range, e.g. `refused: address 127.0.0.1 is in the
+        /// denied range 127.0.0.0/8 (address policy)`.
+        reason: String,
+    },
     /// Credentials were missing, or rejected by the server or its token endpoint.
     #[error("server {server:?}: {reason}")]
     Auth {
@@ -150,6 +161,7 @@ impl DiscoveryError {
         match self {
             Self::Transport { reason, .. }
             | Self::Unreachable { reason, .. }
+            | Self::Refused { reason, .. }
             | Self::Auth { reason, .. }
             | Self::Unavailable { reason, .. } => reason.clone(),
             Self::Timeout { what, after, .. } => format!("no answer to {what} within {after:?}"),
@@ -174,6 +186,7 @@ impl DiscoveryError {
                 | Self::Timeout { .. }
                 | Self::Transport { .. }
                 | Self::Unreachable { .. }
+                | Self::Refused { .. }
                 | Self::Auth { .. }
                 | Self::Rpc { .. }
                 | Self::Protocol { .. }
@@ -181,11 +194,14 @@ impl DiscoveryError {
         )
     }
 
-    /// Whether the request certainly never reached the server: no connection could be made, or
-    /// the server is not connected. Only such a call may go to another instance whatever the
+    /// Whether the request certainly never reached the server: no connection could be made, the
+    /// address policy refused it, or the server is not connected. Only such a call may go to another instance whatever the
     /// tool does.
     pub fn not_sent(&self) -> bool {
-        matches!(self, Self::Unreachable { .. } | Self::Unavailable { .. })
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::Refused { .. } | Self::Unavailable { .. }
+        )
     }
 }
 
@@ -364,9 +380,21 @@ impl Target<'_> {
         }
     }
 
-    /// A transport failure: our own credential errors, a 401/403 from the server, or a
-    /// connection problem, in that order.
+    /// The address policy refused the server's address (`why` names address and range).
+    pub(crate) fn refused(&self, why: String) -> DiscoveryError {
+        DiscoveryError::Refused {
+            server: self.server.to_owned(),
+            url: self.url.to_owned(),
+            reason: format!("refused: {why} (address policy)"),
+        }
+    }
+
+    /// A transport failure: the address policy's refusal, our own credential errors, a 401/403
+    /// from the server, or a connection problem, in that order.
     pub(crate) fn transport_error(&self, error: &(dyn StdError + 'static)) -> DiscoveryError {
+        if let Some(refused) = crate::guard::refused_by_policy(error) {
+            return self.refused(refused.to_string());
+        }
         if let Some(auth) = find_auth_error(error) {
             return DiscoveryError::Auth {
                 server: self.server.to_owned(),

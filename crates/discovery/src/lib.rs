@@ -33,6 +33,7 @@ mod direct;
 mod discovery;
 mod error;
 mod events;
+pub mod guard;
 mod index;
 mod kept_post;
 pub mod names;
@@ -49,7 +50,9 @@ pub use discovery::{
 pub use error::{DiscoveryError, ECHO_LIMIT, clip};
 pub use events::{IndexEvent, IndexUpdates};
 pub use index::{DiscoveredTool, ServerInfo, ServerState};
-pub use mcp_fleet_model::{Entry, HealthStatus, Routing};
+pub use mcp_fleet_model::{
+    AddressPolicy, AddressPolicyDocument, Entry, HealthStatus, PolicyMode, Refused, Routing,
+};
 pub use registry_client::{
     Blocking, ClientError, ListOptions, RegisterOutcome, RegistryClient, ServerPage,
 };

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use mcp_fleet_model::{Entry, FieldError, FleetStatus, Routing, Version};
+use mcp_fleet_model::{
+    AddressPolicy, AddressPolicyDocument, Entry, FieldError, FleetStatus, Routing, Version,
+};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
@@ -365,6 +367,42 @@ impl RegistryClient {
     /// The fleet's `GET /status`.
     pub async fn status(&self) -> Result<FleetStatus, ClientError> {
         Self::decode(self.send(self.http.get(self.url("status")?)).await?).await
+    }
+
+    /// The address policy the registry enforces (`GET /address-policy`): where it lets entries
+    /// point and probes go. `None` from a registry that publishes none (older versions).
+    pub async fn address_policy(&self) -> Result<Option<AddressPolicy>, ClientError> {
+        let url = self.url("address-policy")?;
+        match self.send(self.http.get(url)).await {
+            Ok(res) => {
+                let doc: AddressPolicyDocument = Self::decode(res).await?;
+                AddressPolicy::try_from(doc)
+                    .map(Some)
+                    .map_err(|e| ClientError::Decode(format!("address policy: {e}")))
+            }
+            Err(ClientError::Problem { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The registry's address policy with `local`'s ranges added: what a gateway or a host
+    /// should enforce. A registry that publishes none contributes the defaults, with a warning.
+    pub async fn effective_address_policy(
+        &self,
+        local: &AddressPolicy,
+    ) -> Result<AddressPolicy, ClientError> {
+        let published = match self.address_policy().await? {
+            Some(policy) => policy,
+            None => {
+                tracing::warn!(
+                    registry = %self.base,
+                    "the registry publishes no address policy (GET /address-policy); using \
+                     the default one and this process's flags"
+                );
+                AddressPolicy::default()
+            }
+        };
+        Ok(published.merged(local))
     }
 
     fn routing_url(&self, service: &str, rest: &str) -> Result<Url, ClientError> {

@@ -112,6 +112,10 @@ impl Supervisor {
                     }
                 }
                 Err(e) => {
+                    if attempt == 0 && matches!(e, DiscoveryError::Refused { .. }) {
+                        tracing::warn!(server = %self.meta.id, error = %e,
+                            "the address policy refuses this server: it is not connected to");
+                    }
                     tracing::debug!(server = %self.meta.id, error = %e, attempt, "connect failed");
                     self.publish(self.unavailable(&e), None, None);
                     if let Some(tx) = first.take() {
@@ -145,6 +149,7 @@ impl Supervisor {
             client_version: &settings.client_version,
             timeout: settings.connect_timeout,
             request_timeout: settings.call_timeout,
+            policy: &settings.policy,
         };
         opener.open(&self.meta, tokens, self.signals.clone()).await
     }

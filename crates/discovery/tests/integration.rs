@@ -6,6 +6,7 @@ mod calls;
 mod common;
 mod live;
 mod names;
+mod policy;
 mod reconnect;
 mod samples;
 mod watch;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use mcp_fleet_discovery::AddressPolicy;
+
 /// How the gateway names the tools it offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ToolNames {
@@ -129,6 +131,9 @@ pub struct GatewayConfig {
     /// Answer `tools/call` of known sessions in front of rmcp (default on; `fast_call`). Off,
     /// every request goes through rmcp's session machinery: same answers, more CPU per call.
     pub fast_calls: bool,
+    /// Addresses upstreams (and alert webhooks) may not be at, added to the registry's own
+    /// policy (`GET /address-policy`), which the gateway reads at start (default: nothing added).
+    pub address_policy: AddressPolicy,
 }
 
 impl GatewayConfig {
@@ -150,6 +155,7 @@ impl GatewayConfig {
             allowed_hosts: Vec::new(),
             limits: ServeLimits::default(),
             fast_calls: true,
+            address_policy: AddressPolicy::default(),
         }
     }
 }

@@ -102,9 +102,11 @@ impl Inner {
         if let Some(token) = &config.registry_token {
             registry = registry.with_token(token.clone());
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?;
+        // Alerts obey the address policy too (webhook names are checked as they resolve).
+        let http =
+            mcp_fleet_discovery::guard::client_builder(Arc::new(config.address_policy.clone()))
+                .timeout(Duration::from_secs(10))
+                .build()?;
         Ok(Self {
             outliers: Mutex::new(Outliers::new(config.outlier)),
             config,

@@ -38,7 +38,7 @@ use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use mcp_fleet_discovery::{Discovery, DiscoveryError, HealthStatus, Tool};
+use mcp_fleet_discovery::{AddressPolicy, Discovery, DiscoveryError, HealthStatus, Tool, guard};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
@@ -62,6 +62,14 @@ pub enum GatewayError {
     /// The registry URL is unusable.
     #[error("{0}")]
     Registry(#[from] mcp_fleet_discovery::ClientError),
+    /// An alert webhook is at an address the address policy refuses.
+    #[error("alert webhook {url}: refused: {reason} (address policy)")]
+    WebhookRefused {
+        /// The webhook's origin.
+        url: String,
+        /// Which address and range.
+        reason: String,
+    },
 }
 
 /// A running gateway; cheap to clone. Background work stops on [`Gateway::shutdown`].
@@ -74,18 +82,19 @@ impl Gateway {
     /// Connects to the fleet (every matching server that is not `down`, concurrently) and
     /// starts following the registry. Upstreams that cannot be reached are retried in the
     /// background; only an unreachable registry is an error.
-    pub async fn start(config: GatewayConfig) -> Result<Self, GatewayError> {
-        let mut builder = Discovery::builder(config.registry_url.clone());
+    pub async fn start(mut config: GatewayConfig) -> Result<Self, GatewayError> {
+        let policy = address_policy(&config).await?;
+        config.address_policy = policy.clone();
+        let mut builder = Discovery::builder(config.registry_url.clone()).address_policy(policy);
         if let Some(token) = &config.registry_token {
             builder = builder.registry_token(token.clone());
         }
         if config.upstream_keepalive {
             builder = builder.http_client(
-                reqwest::Client::builder()
+                guard::client_builder(Arc::new(config.address_policy.clone()))
                     .connect_timeout(config.connect_timeout)
                     .tcp_nodelay(true)
                     .pool_max_idle_per_host(64)
-                    .redirect(reqwest::redirect::Policy::none())
                     .build()?,
             );
         }
@@ -103,6 +112,10 @@ impl Gateway {
             .build()?;
         let report = discovery.connect().await?;
         for (server, error) in &report.failed {
+            if matches!(error, DiscoveryError::Refused { .. }) {
+                // Logged by the discovery library, which never connects to it.
+                continue;
+            }
             tracing::warn!(%server, %error, "upstream not connected yet; retrying in the background");
         }
         let shutdown = CancellationToken::new();
@@ -243,6 +256,30 @@ const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnec
     content-type: application/json\r\nretry-after: 1\r\ncontent-length: 99\r\n\r\n\
     {\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\
     \"message\":\"too many connections to the gateway\"}}";
+
+/// The registry's address policy with this gateway's additions; alert webhooks at refused
+/// literal addresses stop the start.
+async fn address_policy(config: &GatewayConfig) -> Result<AddressPolicy, GatewayError> {
+    let mut registry = mcp_fleet_discovery::RegistryClient::new(&config.registry_url)?;
+    if let Some(token) = &config.registry_token {
+        registry = registry.with_token(token.clone());
+    }
+    let policy = registry
+        .effective_address_policy(&config.address_policy)
+        .await?;
+    tracing::info!(%policy, "address policy of upstreams and alert webhooks");
+    for webhook in &config.alert_webhooks {
+        if let Ok(url) = url::Url::parse(webhook)
+            && let Err(refused) = policy.check_url(&url)
+        {
+            return Err(GatewayError::WebhookRefused {
+                url: url.origin().ascii_serialization(),
+                reason: refused.to_string(),
+            });
+        }
+    }
+    Ok(policy)
+}
 
 /// Errors of one connection, after which accepting the next one is right.
 fn is_connection_error(e: &std::io::Error) -> bool {

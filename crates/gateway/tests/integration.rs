@@ -8,3 +8,4 @@ mod failover;
 mod fast_call;
 mod front;
 mod gateway;
+mod policy;

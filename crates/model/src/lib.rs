@@ -4,6 +4,7 @@
 //! already-valid newtypes ([`ServerId`], [`Tag`], [`Version`], ...); the rest of the system
 //! never sees an unchecked value.
 
+pub mod address;
 mod auth;
 mod entry;
 mod error;
@@ -15,6 +16,7 @@ mod routing;
 mod status;
 mod time;
 
+pub use address::{AddressPolicy, AddressPolicyDocument, PolicyMode, Refused, parse_cidr};
 pub use auth::{IdPattern, Scope, TokenRecord, glob_match, parse_id_patterns, parse_scopes};
 pub use entry::{Entry, HealthCheck, HealthCheckMode, HealthStatus, StatusFilter};
 pub use error::{FieldError, ValidationErrors};

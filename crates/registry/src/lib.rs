@@ -4,7 +4,7 @@
 //! (`/servers/{id}/check`, `/servers/{id}/heartbeat`), `api/services.rs`
 //! (`/services/{service}/routing`, its `rollback`, and `/services/{service}/istio`, rendered in
 //! `istio.rs`), `api/status.rs` (`/status`),
-//! `api/probes.rs` (`/healthz`, `/readyz`), `api/page.rs` (`/`, the status page in `page/`),
+//! `api/probes.rs` (`/healthz`, `/readyz`), `api/policy.rs` (`/address-policy`), `api/page.rs` (`/`, the status page in `page/`),
 //! `api/metrics.rs` (`/metrics`, defined in `metrics.rs`) and `api/docs.rs` (`/openapi.json`,
 //! assembled in `openapi.rs`). Errors render in `error.rs`; request bodies and path ids are
 //! checked in `extract.rs`. The health worker lives in `health/`. The change feed
@@ -101,6 +101,8 @@ pub struct Config {
     pub probe_deny: Vec<ipnet::IpNet>,
     /// Exceptions inside denied ranges.
     pub probe_allow: Vec<ipnet::IpNet>,
+    /// `Strict` denies loopback and private ranges too (`--probe-policy strict`).
+    pub probe_policy: mcp_fleet_model::PolicyMode,
     /// Who may write (and read).
     pub auth: auth::AuthConfig,
     /// Abuse limits: rate limits and caps on stored entries.
@@ -114,6 +116,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             probe_deny: Vec::new(),
             probe_allow: Vec::new(),
+            probe_policy: mcp_fleet_model::PolicyMode::Default,
             auth: auth::AuthConfig::default(),
             limits: limits::LimitsConfig::default(),
         }
@@ -158,7 +161,11 @@ impl AppState {
     /// [`Self::new`] with the change feed's settings.
     pub fn with_feed(store: Arc<dyn Store>, config: Config, feed: FeedConfig) -> Self {
         let cache = Arc::new(ReadCache::new(config.read_cache_ttl));
-        let policy = AddressPolicy::new(config.probe_deny.clone(), config.probe_allow.clone());
+        let policy = AddressPolicy::new(
+            config.probe_policy,
+            config.probe_deny.clone(),
+            config.probe_allow.clone(),
+        );
         let feed = Arc::new(Feed::new(store.clone(), cache.clone(), feed));
         let oidc = config
             .auth

@@ -6,7 +6,7 @@ use mcp_fleet_model::{Entry, ServerId, Version};
 use serde::Serialize;
 use utoipa::OpenApi;
 
-use crate::api::{checks, docs, events, metrics, page, probes, servers, services, status};
+use crate::api::{checks, docs, events, metrics, page, policy, probes, servers, services, status};
 
 /// The API's description.
 #[derive(OpenApi)]
@@ -35,6 +35,7 @@ use crate::api::{checks, docs, events, metrics, page, probes, servers, services,
         status::status,
         probes::healthz,
         probes::readyz,
+        policy::address_policy,
         metrics::scrape,
         docs::openapi,
     ),

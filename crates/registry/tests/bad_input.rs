@@ -882,3 +882,117 @@ async fn differential_urls_are_refused_and_urls_are_stored_normalized() {
     let (_, list) = reg.get("/servers?status=any").await;
     assert_eq!(list["servers"][0]["url"], "http://localhost/mcp", "{list}");
 }
+
+/// URLs at denied addresses under the default policy and under `--probe-policy strict`, as
+/// `url` and as `healthUrl`: a 400 problem naming the field, nothing stored (issue #25 items 4
+/// and 11). The addresses are only validated, never connected to. Each registry publishes its
+/// policy at `GET /address-policy`, and an address the policy allows is still accepted.
+#[tokio::test]
+async fn denied_addresses_are_refused_under_each_policy() {
+    use mcp_fleet_model::PolicyMode;
+    use mcp_fleet_registry::{Config, parse_cidr};
+
+    // Denied by the defaults: IPv6 forms embedding the metadata address, and the usual ranges.
+    let always = [
+        "http://[::169.254.169.254]/",
+        "http://[::a9fe:a9fe]:8080/mcp",
+        "http://[64:ff9b::169.254.169.254]/",
+        "http://[64:ff9b:1::a9fe:a9fe]/",
+        "http://[2002:a9fe:a9fe::]/",
+        "http://[2001:0:4136:e378:8000:63bf:5601:5601]/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[fe80::1]/",
+        "http://[::]:3001",
+        "http://0.0.0.0:3001",
+    ];
+    // Denied only by the strict policy: loopback and private ranges, in every spelling.
+    let strict_only = [
+        "http://127.0.0.1:3001",
+        "http://127.8.9.10:3001",
+        "http://localhost:3001",
+        "http://api.localhost:3001",
+        "http://[::1]:3001",
+        "http://10.0.0.5/",
+        "http://172.16.0.1/",
+        "http://192.168.1.1/",
+        "http://100.64.0.1/",
+        "http://[fd00::1]/",
+        "http://[::127.0.0.1]/",
+        "http://[::ffff:10.0.0.5]/",
+        "http://[64:ff9b::10.0.0.1]/",
+        "http://[2002:c0a8:101::]/",
+    ];
+    // Public (TEST-NET-3): allowed by both, so a healthUrl row fails for its healthUrl only.
+    let public = "http://203.0.113.10:3001";
+    let at = |url: &str, health_url: &str| {
+        let mut body = with("url", json!(url));
+        body["healthUrl"] = json!(health_url);
+        body
+    };
+    let rows_for = |urls: &[&str]| -> Vec<Row> {
+        let mut rows = Vec::new();
+        for url in urls {
+            rows.push(post_field(&format!("url {url}"), at(url, public), "url"));
+            rows.push(post_field(
+                &format!("healthUrl {url}"),
+                at(public, url),
+                "healthUrl",
+            ));
+        }
+        rows
+    };
+    let default_rows = rows_for(&always);
+    let strict_rows: Vec<Row> = rows_for(&always)
+        .into_iter()
+        .chain(rows_for(&strict_only))
+        .collect();
+
+    let mut failures = Vec::new();
+    for db in mcp_fleet_test_support::all_backends().await {
+        let backend = db.backend;
+        let default = common::start_with(db, Config::default()).await;
+        failures.extend(run_table(&default, &default_rows).await);
+        let (status, policy) = default.get("/address-policy").await;
+        assert_eq!(status, 200, "[{backend}] {policy}");
+        assert_eq!(policy["mode"], "default", "[{backend}] {policy}");
+        assert!(
+            policy["deny"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|r| r == "169.254.0.0/16")),
+            "[{backend}] {policy}"
+        );
+    }
+    for db in mcp_fleet_test_support::all_backends().await {
+        let backend = db.backend;
+        let strict = common::start_with(
+            db,
+            Config {
+                probe_policy: PolicyMode::Strict,
+                probe_allow: vec![parse_cidr("10.1.0.0/16").expect("CIDR")],
+                ..Config::default()
+            },
+        )
+        .await;
+        failures.extend(run_table(&strict, &strict_rows).await);
+        let (status, policy) = strict.get("/address-policy").await;
+        assert_eq!(status, 200, "[{backend}] {policy}");
+        assert_eq!(policy["mode"], "strict", "[{backend}] {policy}");
+        assert_eq!(
+            policy["allow"],
+            json!(["10.1.0.0/16"]),
+            "[{backend}] {policy}"
+        );
+        // What --probe-allow-cidr names is accepted.
+        let allowed = "http://10.1.2.3:3001";
+        let (status, body) = strict.post(&at(allowed, allowed)).await;
+        assert_eq!(status, 201, "[{backend}] allowed address: {body}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures over {} default-policy and {} strict-policy rows:\n{}",
+        failures.len(),
+        default_rows.len(),
+        strict_rows.len(),
+        failures.join("\n")
+    );
+}

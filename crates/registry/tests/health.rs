@@ -3,7 +3,6 @@
 //! and on-demand checks. Fakes only stand in for faults (a black hole, a refused port).
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,8 +16,8 @@ use mcp_fleet_registry::{Config, HealthConfig};
 use mcp_fleet_sample_servers::Sample;
 use mcp_fleet_test_support::{TestDb, all_backends, eventually, sqlite};
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{
@@ -551,54 +550,102 @@ async fn registering_a_denied_address_names_the_field() {
     assert_eq!(reg.count().await, 0, "nothing is stored");
 }
 
-/// With loopback denied, a name that resolves to loopback is never connected to: the entry is
-/// down with a "refused" error and the listener behind the name accepted nothing.
+/// With loopback denied, a name that resolves to loopback is never connected to: `localhost`
+/// is refused at registration like a literal loopback address, and an entry at another such name
+/// (here `localhost`, stored under a looser policy) is down with a "refused: " error from both
+/// probe kinds (HTTP and MCP), while the listener behind the name accepts nothing.
 #[tokio::test]
 async fn a_denied_name_is_never_probed() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (accepted_tx, mut accepted) = mpsc::unbounded_channel::<SocketAddr>();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, peer)) = listener.accept().await {
-            let _ = accepted_tx.send(peer);
-            held.push(socket);
-        }
-    });
-    let (reg, worker) = start_checked_denying(sqlite(), quick(), &["127.0.0.0/8", "::1/128"]).await;
-
-    let literal = format!("http://{addr}");
-    let (status, problem) = reg.post(&entry("literal", &literal, None, "none")).await;
-    assert_eq!(status, 400, "{problem}");
-    assert_eq!(problem["errors"][0]["field"], "url", "{problem}");
-
+    let mut trap = mcp_fleet_test_support::Trap::start().await;
+    let addr = trap.addr;
+    let denied = ["127.0.0.0/8", "::1/128"];
+    let (checked, _checked_worker) = start_checked_denying(sqlite(), quick(), &denied).await;
     let base = format!("http://localhost:{}", addr.port());
+    for url in [format!("http://{addr}"), base.clone()] {
+        let (status, problem) = checked.post(&entry("literal", &url, None, "none")).await;
+        assert_eq!(status, 400, "{url}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "url", "{problem}");
+        let message = problem["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("127.0.0.0/8"), "{problem}");
+    }
+    drop(checked);
+
+    // The worker refuses entries however they got in.
+    let mut health = quick();
+    health.deny = denied
+        .iter()
+        .map(|s| mcp_fleet_registry::parse_cidr(s).expect("test CIDR"))
+        .collect();
+    let (reg, worker) = start_checked_with(sqlite(), Config::default(), health).await;
     register(
         &reg,
         &entry("sneaky", &base, Some(&format!("{base}/health")), "none"),
     )
     .await;
-    let e = status_is(&reg, "sneaky", "down").await;
-    let error = e["lastError"].as_str().unwrap_or_default();
-    assert!(error.starts_with("refused"), "{e}");
-    assert!(e["lastSeen"].is_null(), "{e}");
+    register(&reg, &entry("sneaky-mcp", &base, None, "none")).await;
+    for id in ["sneaky", "sneaky-mcp"] {
+        let e = status_is(&reg, id, "down").await;
+        let error = e["lastError"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("refused: ") && error.contains("127.0.0.0/8"),
+            "{e}"
+        );
+        assert!(e["lastSeen"].is_null(), "{e}");
+    }
     let probes = worker.stats().probes.load(Ordering::Relaxed);
     eventually(Duration::from_secs(10), "another probe", || async {
         (worker.stats().probes.load(Ordering::Relaxed) > probes).then_some(())
     })
     .await;
 
-    // The accept queue is FIFO: if our own connection is the first accepted, nothing came before.
-    let sentinel = TcpStream::connect(addr).await.expect("sentinel connects");
-    let first = tokio::time::timeout(Duration::from_secs(5), accepted.recv())
-        .await
-        .expect("accepted within the deadline")
-        .expect("accept loop alive");
-    assert_eq!(
-        first,
-        sentinel.local_addr().expect("addr"),
-        "the probe connected"
-    );
+    trap.assert_untouched("the probes").await;
+}
+
+/// A strict worker (`--probe-policy strict`) never probes loopback, named or literal, unless
+/// `--probe-allow-cidr` names it; the entries got in under a laxer registry.
+#[tokio::test]
+async fn a_strict_worker_probes_loopback_only_where_allowed() {
+    let servers = CancellationToken::new();
+    let _stop = servers.clone().drop_guard();
+    let live = live_server(servers.clone()).await;
+    let port = live.rsplit(':').next().expect("port");
+    let strict = |allow: &[&str]| HealthConfig {
+        policy: mcp_fleet_model::PolicyMode::Strict,
+        allow: allow
+            .iter()
+            .map(|s| mcp_fleet_registry::parse_cidr(s).expect("test CIDR"))
+            .collect(),
+        ..quick()
+    };
+    let (reg, _worker) = start_checked_with(sqlite(), Config::default(), strict(&[])).await;
+    let named = format!("http://localhost:{port}");
+    register(
+        &reg,
+        &entry("literal", &live, Some(&format!("{live}/health")), "none"),
+    )
+    .await;
+    register(
+        &reg,
+        &entry("named", &named, Some(&format!("{named}/health")), "none"),
+    )
+    .await;
+    for id in ["literal", "named"] {
+        let e = status_is(&reg, id, "down").await;
+        let error = e["lastError"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("refused: address 127.0.0.1 is in the denied range 127.0.0.0/8"),
+            "{e}"
+        );
+    }
+
+    let (allowed, _worker) =
+        start_checked_with(sqlite(), Config::default(), strict(&["127.0.0.1"])).await;
+    register(
+        &allowed,
+        &entry("literal", &live, Some(&format!("{live}/health")), "none"),
+    )
+    .await;
+    status_is(&allowed, "literal", "healthy").await;
 }
 
 /// Records every webhook body.

@@ -1,6 +1,6 @@
 //! Shared test fixtures: throwaway SQLite and PostgreSQL databases, a PostgreSQL cluster a test
 //! may stop and start ([`PgCluster`]), polling with a deadline, a router served on loopback
-//! ([`serve`]), and headless Chromium for page tests ([`browser`]).
+//! ([`serve`]), a listener nothing may connect to ([`Trap`]), and headless Chromium for page tests ([`browser`]).
 //!
 //! PostgreSQL tests use the cluster named by `MCP_FLEET_TEST_POSTGRES_URL` (which `scripts/test`
 //! starts); each test gets a database of its own. Without it they are skipped, except under
@@ -8,8 +8,10 @@
 
 pub mod browser;
 mod pg_cluster;
+mod trap;
 
 pub use pg_cluster::PgCluster;
+pub use trap::Trap;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};

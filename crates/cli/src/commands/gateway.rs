@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 use mcp_fleet_gateway::{Gateway, GatewayConfig, OutlierConfig, ServeLimits, ToolNames};
 
 use crate::commands::client::RegistryArg;
+use crate::commands::health::PolicyArgs;
 use crate::shutdown;
 
 /// How the gateway names tools (`--tool-names`).
@@ -131,6 +132,9 @@ pub(crate) struct GatewayArgs {
     listen: SocketAddr,
     #[command(flatten)]
     options: GatewayOptions,
+    /// Added to the registry's own address policy, which the gateway reads at start.
+    #[command(flatten)]
+    policy: PolicyArgs,
 }
 
 /// Starts a gateway on `listen`; returns its base URL and the task serving it.
@@ -154,6 +158,7 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
     let mut config = args.options.config(args.registry.url());
     config.registry_token = args.registry.token().map(str::to_owned);
+    config.address_policy = args.policy.policy();
     let (url, task) = start(args.listen, config, shutdown).await?;
     tracing::info!(mcp = %format!("{url}/mcp"), registry = %args.registry.url(), "gateway listening");
     println!("gateway listening on {url}/mcp (metrics {url}/metrics)");

@@ -4,10 +4,43 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use mcp_fleet_model::{AddressPolicy, PolicyMode};
 use mcp_fleet_registry::{HealthConfig, parse_cidr};
 
 use super::DatabaseArg;
 use crate::shutdown;
+
+/// Which addresses entries may point at, for the registry (registration, probes, alerts), the
+/// gateway (upstreams, alerts) and `tools`/`call` (which add these to the registry's policy).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PolicyArgs {
+    /// `strict` also denies loopback and private ranges (127/8, 10/8, 172.16/12, 192.168/16,
+    /// 100.64/10, ::1, fc00::/7 …) except what --probe-allow-cidr names; `default` allows them.
+    #[arg(
+        long = "probe-policy",
+        env = "MCP_FLEET_PROBE_POLICY",
+        default_value = "default"
+    )]
+    pub(crate) probe_policy: PolicyMode,
+    /// Never connect to (nor accept registrations of literal) addresses in this range;
+    /// repeatable. Link-local (cloud metadata), 0.0.0.0/8 and multicast are always denied.
+    #[arg(long = "probe-deny-cidr", env = "MCP_FLEET_PROBE_DENY_CIDR", value_delimiter = ',', value_parser = parse_cidr)]
+    pub(crate) probe_deny: Vec<ipnet::IpNet>,
+    /// Allow this range even inside a denied one (the more specific range wins); repeatable.
+    #[arg(long = "probe-allow-cidr", env = "MCP_FLEET_PROBE_ALLOW_CIDR", value_delimiter = ',', value_parser = parse_cidr)]
+    pub(crate) probe_allow: Vec<ipnet::IpNet>,
+}
+
+impl PolicyArgs {
+    /// The policy these flags describe.
+    pub(crate) fn policy(&self) -> AddressPolicy {
+        AddressPolicy::new(
+            self.probe_policy,
+            self.probe_deny.clone(),
+            self.probe_allow.clone(),
+        )
+    }
+}
 
 /// How entries are health-checked.
 #[derive(Debug, Clone, Args)]
@@ -37,13 +70,8 @@ pub(crate) struct HealthArgs {
     /// Remove entries that stay down this long (`0s` = never).
     #[arg(long, env = "MCP_FLEET_DEREGISTER_AFTER", default_value = "72h", value_parser = humantime::parse_duration)]
     deregister_after: Duration,
-    /// Never probe (nor accept registrations of literal) addresses in this range; repeatable.
-    /// Link-local (cloud metadata), 0.0.0.0/8 and multicast are always denied.
-    #[arg(long = "probe-deny-cidr", env = "MCP_FLEET_PROBE_DENY_CIDR", value_delimiter = ',', value_parser = parse_cidr)]
-    pub(crate) probe_deny: Vec<ipnet::IpNet>,
-    /// Allow this range even inside a denied one (the more specific range wins); repeatable.
-    #[arg(long = "probe-allow-cidr", env = "MCP_FLEET_PROBE_ALLOW_CIDR", value_delimiter = ',', value_parser = parse_cidr)]
-    pub(crate) probe_allow: Vec<ipnet::IpNet>,
+    #[command(flatten)]
+    pub(crate) policy: PolicyArgs,
     /// POST every status transition as JSON to this URL; repeatable.
     #[arg(long = "alert-webhook", env = "MCP_FLEET_ALERT_WEBHOOK", value_delimiter = ',', value_parser = parse_webhook)]
     alert_webhooks: Vec<url::Url>,
@@ -78,8 +106,9 @@ impl HealthArgs {
             fall: self.health_fall,
             expiry_guard: self.expiry_guard,
             deregister_after: self.deregister_after,
-            deny: self.probe_deny.clone(),
-            allow: self.probe_allow.clone(),
+            deny: self.policy.probe_deny.clone(),
+            allow: self.policy.probe_allow.clone(),
+            policy: self.policy.probe_policy,
             webhooks: self.alert_webhooks.clone(),
             ..HealthConfig::default()
         })

@@ -49,8 +49,9 @@ pub(crate) async fn start(
     let config = Config {
         read_cache_ttl,
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-        probe_deny: health.probe_deny.clone(),
-        probe_allow: health.probe_allow.clone(),
+        probe_deny: health.policy.probe_deny.clone(),
+        probe_allow: health.policy.probe_allow.clone(),
+        probe_policy: health.policy.probe_policy,
         auth,
         limits: security.limits(),
     };

@@ -9,8 +9,10 @@ use clap::Args;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use indicatif::{ProgressBar, ProgressStyle};
 use mcp_fleet_discovery::{
-    CallToolResult, ClientCredentials, ConnectReport, Discovery, DiscoveryBuilder,
+    CallToolResult, ClientCredentials, ConnectReport, Discovery, DiscoveryBuilder, RegistryClient,
 };
+
+use crate::commands::health::PolicyArgs;
 use serde_json::{Value, json};
 
 /// Where the fleet is and how to reach its servers; shared by `tools` and `call`.
@@ -42,11 +44,21 @@ pub(crate) struct FleetArgs {
     /// OAuth 2.0 client secret (prefer the environment variable to the flag).
     #[arg(long, env = "MCP_FLEET_OAUTH2_CLIENT_SECRET", hide_env_values = true)]
     oauth2_client_secret: Option<String>,
+    /// Added to the registry's own address policy, which is read first.
+    #[command(flatten)]
+    policy: PolicyArgs,
 }
 
 impl FleetArgs {
-    fn builder(&self) -> anyhow::Result<DiscoveryBuilder> {
+    /// The builder, with the registry's address policy (and these flags') read from it.
+    async fn builder(&self) -> anyhow::Result<DiscoveryBuilder> {
+        let policy = RegistryClient::new(&self.registry)?
+            .effective_address_policy(&self.policy.policy())
+            .await
+            .context("cannot read the registry's address policy")?;
+        tracing::debug!(%policy, "address policy");
         let mut builder = Discovery::builder(&self.registry)
+            .address_policy(policy)
             .tags(self.tags.clone())
             .client_info("mcp-fleet", env!("CARGO_PKG_VERSION"))
             .connect_timeout(self.connect_timeout);
@@ -131,7 +143,7 @@ fn one_line(text: &str, max: usize) -> String {
 }
 
 pub(crate) async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
-    let builder = args.fleet.builder()?;
+    let builder = args.fleet.builder().await?;
     let (fleet, report) = args.fleet.connect(builder).await?;
     let tools = fleet.tools();
     fleet.shutdown().await;
@@ -174,7 +186,7 @@ pub(crate) async fn call(args: CallArgs) -> anyhow::Result<()> {
     if !arguments.is_object() {
         bail!("--args must be a JSON object, like '{{\"query\": \"laptop\"}}'");
     }
-    let builder = args.fleet.builder()?.call_timeout(args.timeout);
+    let builder = args.fleet.builder().await?.call_timeout(args.timeout);
     let (fleet, _) = args.fleet.connect(builder).await?;
     let result = fleet.call_tool(&args.name, arguments).await;
     fleet.shutdown().await;

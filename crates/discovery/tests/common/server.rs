@@ -180,6 +180,16 @@ impl TestServer {
 
     /// Server `id` offering `tools`; with `accepted`, only to bearers of those tokens.
     pub(crate) async fn start_with(id: &str, tools: &[&str], accepted: Option<Accepted>) -> Self {
+        Self::start_on(id, tools, accepted, std::net::Ipv4Addr::LOCALHOST).await
+    }
+
+    /// [`Self::start_with`] on another loopback address, e.g. 127.0.0.2.
+    pub(crate) async fn start_on(
+        id: &str,
+        tools: &[&str],
+        accepted: Option<Accepted>,
+        ip: std::net::Ipv4Addr,
+    ) -> Self {
         let shared = Arc::new(Shared {
             id: id.to_owned(),
             tools: RwLock::new(tools.iter().map(|t| tool(t)).collect()),
@@ -190,7 +200,7 @@ impl TestServer {
             peers: Mutex::new(Vec::new()),
             accepted,
         });
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = TcpListener::bind((ip, 0)).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mut server = Self {
             shared,
@@ -204,8 +214,10 @@ impl TestServer {
 
     fn serve(&mut self, listener: TcpListener) {
         let stop = CancellationToken::new();
-        let config =
-            StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
+        let host = self.addr.ip().to_string();
+        let config = StreamableHttpServerConfig::default()
+            .with_cancellation_token(stop.child_token())
+            .with_allowed_hosts(["localhost", "127.0.0.1", "::1", host.as_str()]);
         let shared = self.shared.clone();
         let mcp = StreamableHttpService::new(
             move || Ok(Handler(shared.clone())),

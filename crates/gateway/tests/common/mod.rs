@@ -208,21 +208,37 @@ impl Drop for Upstream {
 
 impl Upstream {
     pub(crate) async fn start(id: &str, tools: &[&str]) -> Self {
-        Self::start_with(id, tools.iter().map(|t| tool(t)).collect(), false).await
+        Self::start_with(
+            id,
+            tools.iter().map(|t| tool(t)).collect(),
+            false,
+            std::net::Ipv4Addr::LOCALHOST,
+        )
+        .await
+    }
+
+    /// [`Self::start`] on another loopback address, e.g. 127.0.0.2.
+    pub(crate) async fn start_on(id: &str, tools: &[&str], ip: std::net::Ipv4Addr) -> Self {
+        Self::start_with(id, tools.iter().map(|t| tool(t)).collect(), false, ip).await
     }
 
     /// An upstream offering `tools` as defined.
     pub(crate) async fn start_tools(id: &str, tools: Vec<Tool>) -> Self {
-        Self::start_with(id, tools, false).await
+        Self::start_with(id, tools, false, std::net::Ipv4Addr::LOCALHOST).await
     }
 
     /// A fault: an upstream that serves MCP but dies in every tool call, after reading the
     /// request (its connection closes without an answer). It counts them in `dropped`.
     pub(crate) async fn start_dying_mid_call(id: &str, tools: Vec<Tool>) -> Self {
-        Self::start_with(id, tools, true).await
+        Self::start_with(id, tools, true, std::net::Ipv4Addr::LOCALHOST).await
     }
 
-    async fn start_with(id: &str, tools: Vec<Tool>, dies_mid_call: bool) -> Self {
+    async fn start_with(
+        id: &str,
+        tools: Vec<Tool>,
+        dies_mid_call: bool,
+        ip: std::net::Ipv4Addr,
+    ) -> Self {
         let state = Arc::new(UpstreamState {
             id: id.to_owned(),
             tools: RwLock::new(tools),
@@ -231,7 +247,7 @@ impl Upstream {
             dropped: AtomicUsize::new(0),
             peers: Mutex::new(Vec::new()),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = TcpListener::bind((ip, 0)).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mut up = Self {
             state,
@@ -256,8 +272,10 @@ impl Upstream {
 
     fn serve(&mut self, listener: TcpListener) {
         let stop = CancellationToken::new();
-        let config =
-            StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
+        let host = self.addr.ip().to_string();
+        let config = StreamableHttpServerConfig::default()
+            .with_cancellation_token(stop.child_token())
+            .with_allowed_hosts(["localhost", "127.0.0.1", "::1", host.as_str()]);
         let state = self.state.clone();
         let mcp = StreamableHttpService::new(
             move || Ok(UpstreamHandler(state.clone())),

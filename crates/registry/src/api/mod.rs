@@ -5,6 +5,7 @@ pub(crate) mod docs;
 pub(crate) mod events;
 pub(crate) mod metrics;
 pub(crate) mod page;
+pub(crate) mod policy;
 pub(crate) mod probes;
 pub(crate) mod servers;
 pub(crate) mod services;
@@ -56,6 +57,7 @@ pub(crate) fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/events", get(events::events)),
         ("/healthz", get(probes::healthz)),
         ("/readyz", get(probes::readyz)),
+        ("/address-policy", get(policy::address_policy)),
         ("/metrics", get(metrics::scrape)),
         ("/openapi.json", get(docs::openapi)),
     ]

@@ -25,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use url::Url;
 
+use super::ssrf::AddressPolicy;
+
 /// Events waiting per webhook before new ones are dropped.
 pub(crate) const QUEUE_CAPACITY: usize = 10_000;
 
@@ -136,14 +138,21 @@ impl Alerts {
 
     /// Starts one delivery task per webhook with the default [`RetryPolicy`]; the tasks stop
     /// when `shutdown` is cancelled. Must be called inside a Tokio runtime.
-    pub(crate) fn start(webhooks: Vec<Url>, shutdown: CancellationToken) -> Self {
-        Self::start_with(webhooks, RetryPolicy::default(), shutdown)
+    pub(crate) fn start(
+        webhooks: Vec<Url>,
+        addresses: Arc<AddressPolicy>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self::start_with(webhooks, RetryPolicy::default(), addresses, shutdown)
     }
 
-    /// [`Alerts::start`] with an explicit retry policy.
+    /// [`Alerts::start`] with an explicit retry policy. Deliveries connect only where
+    /// `addresses` allows (webhook names are checked as they resolve; literal addresses are
+    /// checked when the worker starts).
     pub(crate) fn start_with(
         webhooks: Vec<Url>,
         policy: RetryPolicy,
+        addresses: Arc<AddressPolicy>,
         shutdown: CancellationToken,
     ) -> Self {
         if webhooks.is_empty() {
@@ -151,8 +160,7 @@ impl Alerts {
         }
         // Building fails only when the TLS backend cannot initialise, which no input can cause;
         // `reqwest::Client::new()` panics in the same case.
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
+        let client = mcp_fleet_discovery::guard::client_builder(addresses)
             .timeout(REQUEST_TIMEOUT)
             .build()
             .expect("the HTTP client's TLS backend initialises");
@@ -543,7 +551,7 @@ mod tests {
     async fn webhook_receives_every_transition_in_order() {
         let (url, receiver) = receiver(StatusCode::OK).await;
         let shutdown = CancellationToken::new();
-        let alerts = Alerts::start_with(vec![url], FAST, shutdown.clone());
+        let alerts = Alerts::start_with(vec![url], FAST, Arc::default(), shutdown.clone());
 
         for i in 0..5 {
             alerts.publish(transition(i));
@@ -568,7 +576,8 @@ mod tests {
     async fn events_survive_the_receiver_being_down() {
         let port = free_port();
         let shutdown = CancellationToken::new();
-        let alerts = Alerts::start_with(vec![hook_url(port)], FAST, shutdown.clone());
+        let alerts =
+            Alerts::start_with(vec![hook_url(port)], FAST, Arc::default(), shutdown.clone());
 
         for i in 0..3 {
             alerts.publish(transition(i));
@@ -606,7 +615,7 @@ mod tests {
         for (first, retried) in cases {
             let (url, receiver) = receiver(first).await;
             let shutdown = CancellationToken::new();
-            let alerts = Alerts::start_with(vec![url], FAST, shutdown.clone());
+            let alerts = Alerts::start_with(vec![url], FAST, Arc::default(), shutdown.clone());
 
             for i in 0..3 {
                 alerts.publish(transition(i));
@@ -631,7 +640,7 @@ mod tests {
     async fn publish_never_blocks_and_drops_when_the_queue_is_full() {
         let (url, _accepted) = black_hole().await;
         let shutdown = CancellationToken::new();
-        let alerts = Alerts::start_with(vec![url], FAST, shutdown.clone());
+        let alerts = Alerts::start_with(vec![url], FAST, Arc::default(), shutdown.clone());
 
         let publisher = alerts.clone();
         let total = 2 * QUEUE_CAPACITY;
@@ -667,7 +676,8 @@ mod tests {
             cap: Duration::from_secs(3600),
         };
         let shutdown = CancellationToken::new();
-        let alerts = Alerts::start_with(vec![hanging, down], slow, shutdown.clone());
+        let alerts =
+            Alerts::start_with(vec![hanging, down], slow, Arc::default(), shutdown.clone());
 
         alerts.publish(transition(0));
         wait_until("a request in flight and a retry pending", || {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use mcp_fleet_discovery::guard::refused_by_policy;
 use mcp_fleet_discovery::rmcp_errors::{auth_status, describe, first_line};
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
@@ -130,8 +131,12 @@ fn rpc_error(step: &str, error: &ErrorData) -> McpProbe {
     )))
 }
 
-/// A transport failure is an auth rejection if a 401/403 is behind it, else a failure.
+/// A transport failure is the address policy's refusal (`refused: …`, as the HTTP probe says
+/// it), an auth rejection if a 401/403 is behind it, else a failure.
 fn transport_failure(step: &str, error: &(dyn Error + 'static)) -> McpProbe {
+    if let Some(refused) = refused_by_policy(error) {
+        return McpProbe::Failed(short(&format!("refused: {refused}")));
+    }
     match auth_status(error) {
         Some(status) => McpProbe::AuthRejected(status),
         None => McpProbe::Failed(short(&format!("{step}: {}", describe(error)))),
@@ -476,6 +481,31 @@ mod tests {
             matches!(&outcome, McpProbe::Failed(error) if error.to_lowercase().contains("refused")),
             "{outcome:?}"
         );
+    }
+
+    /// A name the address policy refuses fails with the `refused: ` prefix that `lastError`
+    /// promises (as the HTTP probe's does), and nothing connects to the listener behind it.
+    #[tokio::test]
+    async fn a_name_the_policy_denies_is_refused() {
+        let listener = loopback().await;
+        let port = listener.local_addr().expect("bound address").port();
+        let net = |s| mcp_fleet_model::parse_cidr(s).expect("test CIDR");
+        let policy = mcp_fleet_model::AddressPolicy::new(
+            mcp_fleet_model::PolicyMode::Default,
+            vec![net("127.0.0.0/8"), net("::1/128")],
+            Vec::new(),
+        );
+        let guarded =
+            super::super::ssrf::probe_client(Arc::new(policy), TIMEOUT).expect("client builds");
+
+        let outcome = probe(guarded, &format!("http://localhost:{port}"), TIMEOUT).await;
+        assert!(
+            matches!(&outcome, McpProbe::Failed(error)
+                if error.starts_with("refused: localhost resolved only to denied addresses")),
+            "{outcome:?}"
+        );
+        let accepted = tokio::time::timeout(Duration::from_millis(50), listener.accept()).await;
+        assert!(accepted.is_err(), "something connected");
     }
 
     #[tokio::test]

@@ -43,6 +43,8 @@ pub struct HealthConfig {
     pub deny: Vec<ipnet::IpNet>,
     /// Addresses to probe even inside a denied range (the more specific range wins).
     pub allow: Vec<ipnet::IpNet>,
+    /// `Strict` denies loopback and private ranges too (`--probe-policy strict`).
+    pub policy: mcp_fleet_model::PolicyMode,
     /// Webhooks that receive every status transition.
     pub webhooks: Vec<url::Url>,
     /// How often to look for registrations made by other processes, TTL expiry and
@@ -63,6 +65,7 @@ impl Default for HealthConfig {
             deregister_after: Duration::from_secs(72 * 3600),
             deny: Vec::new(),
             allow: Vec::new(),
+            policy: mcp_fleet_model::PolicyMode::Default,
             webhooks: Vec::new(),
             refresh: Duration::from_secs(1),
         }

@@ -329,10 +329,24 @@ pub(crate) fn spawn(
     on_change: Option<Arc<dyn Fn() + Send + Sync>>,
     shutdown: CancellationToken,
 ) -> Result<(HealthHandle, tokio::task::JoinHandle<()>), HealthError> {
-    let policy = Arc::new(AddressPolicy::new(cfg.deny.clone(), cfg.allow.clone()));
-    let prober = Prober::new(policy, cfg.timeout, cfg.degraded_latency)
+    let policy = Arc::new(AddressPolicy::new(
+        cfg.policy,
+        cfg.deny.clone(),
+        cfg.allow.clone(),
+    ));
+    tracing::info!(%policy, "address policy of probes and alerts");
+    let prober = Prober::new(policy.clone(), cfg.timeout, cfg.degraded_latency)
         .map_err(|e| HealthError(e.to_string()))?;
-    let alerts = Alerts::start(cfg.webhooks.clone(), shutdown.clone());
+    for url in &cfg.webhooks {
+        if let Err(refused) = policy.check_url(url) {
+            return Err(HealthError(format!(
+                "--alert-webhook {}: {refused} (the address policy applies to webhooks too; \
+                 allow it with --probe-allow-cidr)",
+                url.origin().ascii_serialization()
+            )));
+        }
+    }
+    let alerts = Alerts::start(cfg.webhooks.clone(), policy.clone(), shutdown.clone());
     let stats = Arc::new(HealthStats::default());
     let wake = Arc::new(Notify::new());
     let (checks_tx, checks_rx) = mpsc::channel(64);
