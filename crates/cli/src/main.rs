@@ -4,6 +4,7 @@
 mod commands;
 mod shutdown;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -78,13 +79,24 @@ enum Command {
     Token(commands::token::TokenCommand),
 }
 
+/// Colour codes in log lines only for a person at a terminal: never when standard error is a
+/// file or a pipe (`demo 2> demo.err`), never when `NO_COLOR` is set to anything but "" (no-color.org).
+fn colour_logs(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         // rmcp logs every failed connection at error level; for the health worker a refused
         // connection is an expected probe result, recorded on the entry.
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=off"));
+    let colour = colour_logs(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => fmt.init(),
@@ -145,5 +157,24 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::colour_logs;
+
+    #[test]
+    fn colour_only_at_a_terminal_without_no_color() {
+        assert!(colour_logs(true, None));
+        assert!(
+            colour_logs(true, Some(OsStr::new(""))),
+            "NO_COLOR= (empty) is unset"
+        );
+        assert!(!colour_logs(true, Some(OsStr::new("1"))));
+        assert!(!colour_logs(false, None));
+        assert!(!colour_logs(false, Some(OsStr::new("1"))));
     }
 }

@@ -68,3 +68,44 @@ async fn an_unknown_log_format_is_one_clear_error() {
         "{err}"
     );
 }
+
+/// Text logs written to a pipe or a file (`demo 2> demo.err`) carry no ANSI colour codes.
+#[tokio::test]
+async fn text_logs_to_a_pipe_have_no_colour_codes() {
+    let db = mcp_fleet_test_support::sqlite();
+    let mut cmd = serve_command(&db.url);
+    cmd.args(["--no-health-worker"])
+        .env("MCP_FLEET_LOG_FORMAT", "text")
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "info,mcp_fleet_registry=debug")
+        .stderr(Stdio::piped());
+    let mut running = spawn_command(cmd).await;
+    let (child, url) = (&mut running.child, running.url.clone());
+
+    let res = reqwest::get(format!("{url}/servers/nobody"))
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), 404);
+
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let lines = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut seen = Vec::new();
+        while let Some(line) = stderr.next_line().await.expect("stderr") {
+            let done = line.contains("answered");
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+        panic!("no request was logged: {seen:#?}");
+    })
+    .await
+    .expect("the request was logged in time");
+    for line in &lines {
+        assert!(
+            !line.contains('\u{1b}'),
+            "colour codes in a piped log: {line:?}"
+        );
+    }
+    let _ = child.start_kill();
+}
