@@ -139,9 +139,11 @@ fn main() -> ExitCode {
             Command::Gateway(args) => commands::gateway::run(args).await,
             Command::Token(command) => commands::token::run(command).await,
             Command::Status(args) => {
-                // Scripts read the exit code: 0 operational, 1 degraded, 2 no answer.
+                // Scripts read the exit code: 0 operational, 1 degraded, 2 no answer, 3 the
+                // registry refused the credentials (or their absence).
                 return match commands::client::status(args).await {
                     Ok(code) => Ok(ExitCode::from(code)),
+                    Err(e) if refused_status(&e).is_some() => Err(e),
                     Err(e) => {
                         eprintln!("error: {e:#}");
                         Ok(ExitCode::from(2))
@@ -155,8 +157,42 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            match refused_status(&e) {
+                Some(status) => {
+                    eprintln!("{}", credentials_hint(status));
+                    ExitCode::from(EXIT_REFUSED)
+                }
+                None => ExitCode::FAILURE,
+            }
         }
+    }
+}
+
+/// The exit code of any command whose request the registry refused with 401 or 403.
+const EXIT_REFUSED: u8 = 3;
+
+/// The HTTP status when `e` is the registry refusing the request's credentials (401, 403).
+fn refused_status(e: &anyhow::Error) -> Option<u16> {
+    e.chain().find_map(
+        |cause| match cause.downcast_ref::<mcp_fleet_discovery::ClientError>() {
+            Some(mcp_fleet_discovery::ClientError::Problem { status, .. })
+                if matches!(status, 401 | 403) =>
+            {
+                Some(*status)
+            }
+            _ => None,
+        },
+    )
+}
+
+/// What a person at the command line does about a 401 or 403, in this command's terms.
+fn credentials_hint(status: u16) -> &'static str {
+    if status == 401 {
+        "hint: this registry needs a token: pass --token TOKEN or set MCP_FLEET_TOKEN \
+         (`mcp-fleet token create` issues one)"
+    } else {
+        "hint: the token given (--token or MCP_FLEET_TOKEN) may not do this: see its scopes \
+         and ids with `mcp-fleet token ls`"
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::common::{run, run_code, serve};
+use crate::common::{run, run_code, serve, serve_command, spawn_command};
 
 #[tokio::test]
 async fn client_commands_round_trip() {
@@ -151,4 +151,32 @@ async fn errors_say_what_to_fix() {
     .await;
     assert!(!ok);
     assert!(err.contains("unsupported database URL"), "{err}");
+}
+
+/// A registry that refuses the request's credentials (401 without a token, or with a bad one)
+/// is exit code 3, not 2 ("cannot be reached"), and the hint names the CLI's --token and
+/// MCP_FLEET_TOKEN rather than an HTTP header.
+#[tokio::test]
+async fn refused_credentials_have_their_own_exit_code_and_hint() {
+    let db = mcp_fleet_test_support::sqlite();
+    let mut cmd = serve_command(&db.url);
+    cmd.args(["--no-health-worker", "--auth", "token", "--auth-reads"]);
+    let server = spawn_command(cmd).await;
+    for token in [None, Some("mcpf_tok_000000000000.bad")] {
+        let mut args = vec!["status", "--registry", server.url.as_str()];
+        if let Some(t) = token {
+            args.extend(["--token", t]);
+        }
+        let (code, _, err) = run_code(&args).await;
+        assert_eq!(code, Some(3), "{args:?}: {err}");
+        assert!(err.contains("401"), "{err}");
+        assert!(
+            err.contains("--token") && err.contains("MCP_FLEET_TOKEN"),
+            "{err}"
+        );
+        let (code, _, err) = run_code(&["ls", "--registry", server.url.as_str()]).await;
+        assert_eq!(code, Some(3), "ls: {err}");
+        assert!(err.contains("--token"), "{err}");
+    }
+    server.terminate().await;
 }
