@@ -343,6 +343,8 @@ pub async fn serve_with(
                 }
             },
         };
+        // No answer's last segment waits for the client's delayed ACK (Nagle).
+        let _ = stream.set_nodelay(true);
         // The peer address keys per-client rate limits.
         let svc = tower::Layer::layer(&axum::Extension(ConnectInfo(peer)), app.clone());
         let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
