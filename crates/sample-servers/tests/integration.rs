@@ -126,6 +126,59 @@ async fn each_sample_lists_its_tools() -> TestResult {
     Ok(())
 }
 
+/// Every `format` in `schema` (at any depth) that JSON Schema does not define, with its path.
+fn non_standard_formats(schema: &Value, path: &str, found: &mut Vec<String>) {
+    match schema {
+        Value::Object(obj) => {
+            for (key, value) in obj {
+                let here = format!("{path}/{key}");
+                if key == "format"
+                    && let Some(f) = value.as_str()
+                    && !mcp_fleet_sample_servers::schema::STANDARD_FORMATS.contains(&f)
+                {
+                    found.push(format!("{here} = {f}"));
+                }
+                non_standard_formats(value, &here, found);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                non_standard_formats(item, &format!("{path}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The samples' tool schemas are standard JSON Schema: no `format: uint32`/`uint64` (schemars'
+/// own, which the TypeScript SDK warns about), integers bounded by `minimum`/`maximum` instead.
+#[tokio::test]
+async fn tool_schemas_use_only_standard_formats() -> TestResult {
+    let mut found = Vec::new();
+    let mut bounded = 0;
+    for sample in [Sample::Catalog, Sample::Inventory, Sample::Analytics] {
+        let fx = Fixture::start(sample).await?;
+        for tool in fx.client.list_all_tools().await? {
+            let input = Value::Object((*tool.input_schema).clone());
+            non_standard_formats(&input, &format!("{sample}/{}/input", tool.name), &mut found);
+            if let Some(output) = &tool.output_schema {
+                let output = Value::Object((**output).clone());
+                let at = format!("{sample}/{}/output", tool.name);
+                non_standard_formats(&output, &at, &mut found);
+            }
+            bounded += usize::from(input.to_string().contains("\"maximum\":4294967295"));
+        }
+        fx.stop().await?;
+    }
+    assert!(
+        found.is_empty(),
+        "non-standard formats:\n{}",
+        found.join("\n")
+    );
+    assert!(bounded > 0, "no u32 argument is bounded by its maximum");
+    Ok(())
+}
+
 #[tokio::test]
 async fn catalog_searches_and_looks_up_products() -> TestResult {
     let fx = Fixture::start(Sample::Catalog).await?;
