@@ -180,3 +180,67 @@ async fn refused_credentials_have_their_own_exit_code_and_hint() {
     }
     server.terminate().await;
 }
+
+/// Everyday papercuts: `--registry host:port` without a scheme is http://; `--file -` names
+/// standard input in its errors; `ls` sorts ids with their numbers as numbers.
+#[tokio::test]
+async fn registry_without_scheme_stdin_errors_and_natural_ls_order() {
+    let db = mcp_fleet_test_support::sqlite();
+    let server = serve(&db.url).await;
+    let bare = server
+        .url
+        .strip_prefix("http://")
+        .expect("an http:// URL")
+        .to_owned();
+
+    for id in ["bulk-10", "bulk-2", "bulk-1", "bulk-100"] {
+        let (ok, _, err) = run(&[
+            "register",
+            "--registry",
+            &bare,
+            "--id",
+            id,
+            "--name",
+            id,
+            "--url",
+            "http://127.0.0.1:9",
+            "--server-version",
+            "1.0.0",
+        ])
+        .await;
+        assert!(ok, "--registry {bare}: {err}");
+    }
+    let (ok, out, err) = run(&["ls", "--registry", &bare]).await;
+    assert!(ok, "{err}");
+    let order: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("bulk-")))
+        .collect();
+    assert_eq!(order, ["bulk-1", "bulk-2", "bulk-10", "bulk-100"], "{out}");
+
+    for (stdin, want) in [
+        ("[]", "standard input (--file -) must hold a JSON object"),
+        ("{", "standard input (--file -) is not JSON"),
+    ] {
+        let mut child = crate::common::binary()
+            .args(["register", "--registry", &bare, "--file", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut input = child.stdin.take().expect("stdin");
+        tokio::io::AsyncWriteExt::write_all(&mut input, stdin.as_bytes())
+            .await
+            .expect("write stdin");
+        drop(input);
+        let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .expect("register finished in time")
+            .expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains(want), "{stdin}: {err}");
+    }
+    server.terminate().await;
+}
