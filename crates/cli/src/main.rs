@@ -7,7 +7,7 @@ mod shutdown;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// mimalloc instead of the system allocator: the registry and the gateway allocate on every
 /// request from many threads, where glibc's malloc spent ~8% of the gateway's CPU in a profile
@@ -110,8 +110,34 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// The command line: `--log-format` is global (given before or after any subcommand) but shown
+/// once, in `mcp-fleet --help`, not in every subcommand's help. Each subcommand gets a hidden
+/// copy, which keeps clap from adding a visible one to it.
+fn command_line() -> clap::Command {
+    fn hide_in_subcommands(cmd: clap::Command, hidden: &clap::Arg) -> clap::Command {
+        cmd.mut_subcommands(|sc| {
+            let has = sc.get_arguments().any(|a| a.get_id() == hidden.get_id());
+            let sc = if has { sc } else { sc.arg(hidden.clone()) };
+            hide_in_subcommands(sc, hidden)
+        })
+    }
+    let cmd = Cli::command();
+    let hidden = cmd
+        .get_arguments()
+        .find(|a| a.get_id() == "log_format")
+        .cloned()
+        .map(|a| a.hide(true));
+    match hidden {
+        Some(hidden) => hide_in_subcommands(cmd, &hidden),
+        None => cmd,
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command_line().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -244,3 +244,34 @@ async fn registry_without_scheme_stdin_errors_and_natural_ls_order() {
     }
     server.terminate().await;
 }
+
+/// `--log-format` is shown once, in `mcp-fleet --help`, and still taken after any subcommand.
+#[tokio::test]
+async fn log_format_is_a_global_option_shown_once() {
+    let (ok, out, err) = run(&["--help"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("--log-format"), "{out}");
+    for sub in [
+        &["ls", "--help"][..],
+        &["token", "ls", "--help"],
+        &["serve", "--help"],
+    ] {
+        let (ok, out, err) = run(sub).await;
+        assert!(ok, "{sub:?}: {err}");
+        assert!(!out.contains("--log-format"), "{sub:?}: {out}");
+    }
+    // Still accepted after a (nested) subcommand: the command runs and fails for its own reason.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("none.db").display());
+    let (code, _, err) = run_code(&[
+        "token",
+        "ls",
+        "--log-format",
+        "json",
+        "--database-url",
+        &url,
+    ])
+    .await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no database at"), "{err}");
+}
