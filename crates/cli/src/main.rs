@@ -4,9 +4,10 @@
 mod commands;
 mod shutdown;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// mimalloc instead of the system allocator: the registry and the gateway allocate on every
 /// request from many threads, where glibc's malloc spent ~8% of the gateway's CPU in a profile
@@ -78,13 +79,24 @@ enum Command {
     Token(commands::token::TokenCommand),
 }
 
+/// Colour codes in log lines only for a person at a terminal: never when standard error is a
+/// file or a pipe (`demo 2> demo.err`), never when `NO_COLOR` is set to anything but "" (no-color.org).
+fn colour_logs(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         // rmcp logs every failed connection at error level; for the health worker a refused
         // connection is an expected probe result, recorded on the entry.
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=off"));
+    let colour = colour_logs(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => fmt.init(),
@@ -98,8 +110,34 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// The command line: `--log-format` is global (given before or after any subcommand) but shown
+/// once, in `mcp-fleet --help`, not in every subcommand's help. Each subcommand gets a hidden
+/// copy, which keeps clap from adding a visible one to it.
+fn command_line() -> clap::Command {
+    fn hide_in_subcommands(cmd: clap::Command, hidden: &clap::Arg) -> clap::Command {
+        cmd.mut_subcommands(|sc| {
+            let has = sc.get_arguments().any(|a| a.get_id() == hidden.get_id());
+            let sc = if has { sc } else { sc.arg(hidden.clone()) };
+            hide_in_subcommands(sc, hidden)
+        })
+    }
+    let cmd = Cli::command();
+    let hidden = cmd
+        .get_arguments()
+        .find(|a| a.get_id() == "log_format")
+        .cloned()
+        .map(|a| a.hide(true));
+    match hidden {
+        Some(hidden) => hide_in_subcommands(cmd, &hidden),
+        None => cmd,
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command_line().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -127,9 +165,11 @@ fn main() -> ExitCode {
             Command::Gateway(args) => commands::gateway::run(args).await,
             Command::Token(command) => commands::token::run(command).await,
             Command::Status(args) => {
-                // Scripts read the exit code: 0 operational, 1 degraded, 2 no answer.
+                // Scripts read the exit code: 0 operational, 1 degraded, 2 no answer, 3 the
+                // registry refused the credentials (or their absence).
                 return match commands::client::status(args).await {
                     Ok(code) => Ok(ExitCode::from(code)),
+                    Err(e) if refused_status(&e).is_some() => Err(e),
                     Err(e) => {
                         eprintln!("error: {e:#}");
                         Ok(ExitCode::from(2))
@@ -143,7 +183,60 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            match refused_status(&e) {
+                Some(status) => {
+                    eprintln!("{}", credentials_hint(status));
+                    ExitCode::from(EXIT_REFUSED)
+                }
+                None => ExitCode::FAILURE,
+            }
         }
+    }
+}
+
+/// The exit code of any command whose request the registry refused with 401 or 403.
+const EXIT_REFUSED: u8 = 3;
+
+/// The HTTP status when `e` is the registry refusing the request's credentials (401, 403).
+fn refused_status(e: &anyhow::Error) -> Option<u16> {
+    e.chain().find_map(
+        |cause| match cause.downcast_ref::<mcp_fleet_discovery::ClientError>() {
+            Some(mcp_fleet_discovery::ClientError::Problem { status, .. })
+                if matches!(status, 401 | 403) =>
+            {
+                Some(*status)
+            }
+            _ => None,
+        },
+    )
+}
+
+/// What a person at the command line does about a 401 or 403, in this command's terms.
+fn credentials_hint(status: u16) -> &'static str {
+    if status == 401 {
+        "hint: this registry needs a token: pass --token TOKEN or set MCP_FLEET_TOKEN \
+         (`mcp-fleet token create` issues one)"
+    } else {
+        "hint: the token given (--token or MCP_FLEET_TOKEN) may not do this: see its scopes \
+         and ids with `mcp-fleet token ls`"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::colour_logs;
+
+    #[test]
+    fn colour_only_at_a_terminal_without_no_color() {
+        assert!(colour_logs(true, None));
+        assert!(
+            colour_logs(true, Some(OsStr::new(""))),
+            "NO_COLOR= (empty) is unset"
+        );
+        assert!(!colour_logs(true, Some(OsStr::new("1"))));
+        assert!(!colour_logs(false, None));
+        assert!(!colour_logs(false, Some(OsStr::new("1"))));
     }
 }

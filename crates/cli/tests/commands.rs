@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::common::{run, run_code, serve};
+use crate::common::{run, run_code, serve, serve_command, spawn_command};
 
 #[tokio::test]
 async fn client_commands_round_trip() {
@@ -151,4 +151,127 @@ async fn errors_say_what_to_fix() {
     .await;
     assert!(!ok);
     assert!(err.contains("unsupported database URL"), "{err}");
+}
+
+/// A registry that refuses the request's credentials (401 without a token, or with a bad one)
+/// is exit code 3, not 2 ("cannot be reached"), and the hint names the CLI's --token and
+/// MCP_FLEET_TOKEN rather than an HTTP header.
+#[tokio::test]
+async fn refused_credentials_have_their_own_exit_code_and_hint() {
+    let db = mcp_fleet_test_support::sqlite();
+    let mut cmd = serve_command(&db.url);
+    cmd.args(["--no-health-worker", "--auth", "token", "--auth-reads"]);
+    let server = spawn_command(cmd).await;
+    for token in [None, Some("mcpf_tok_000000000000.bad")] {
+        let mut args = vec!["status", "--registry", server.url.as_str()];
+        if let Some(t) = token {
+            args.extend(["--token", t]);
+        }
+        let (code, _, err) = run_code(&args).await;
+        assert_eq!(code, Some(3), "{args:?}: {err}");
+        assert!(err.contains("401"), "{err}");
+        assert!(
+            err.contains("--token") && err.contains("MCP_FLEET_TOKEN"),
+            "{err}"
+        );
+        let (code, _, err) = run_code(&["ls", "--registry", server.url.as_str()]).await;
+        assert_eq!(code, Some(3), "ls: {err}");
+        assert!(err.contains("--token"), "{err}");
+    }
+    server.terminate().await;
+}
+
+/// Everyday papercuts: `--registry host:port` without a scheme is http://; `--file -` names
+/// standard input in its errors; `ls` sorts ids with their numbers as numbers.
+#[tokio::test]
+async fn registry_without_scheme_stdin_errors_and_natural_ls_order() {
+    let db = mcp_fleet_test_support::sqlite();
+    let server = serve(&db.url).await;
+    let bare = server
+        .url
+        .strip_prefix("http://")
+        .expect("an http:// URL")
+        .to_owned();
+
+    for id in ["bulk-10", "bulk-2", "bulk-1", "bulk-100"] {
+        let (ok, _, err) = run(&[
+            "register",
+            "--registry",
+            &bare,
+            "--id",
+            id,
+            "--name",
+            id,
+            "--url",
+            "http://127.0.0.1:9",
+            "--server-version",
+            "1.0.0",
+        ])
+        .await;
+        assert!(ok, "--registry {bare}: {err}");
+    }
+    let (ok, out, err) = run(&["ls", "--registry", &bare]).await;
+    assert!(ok, "{err}");
+    let order: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("bulk-")))
+        .collect();
+    assert_eq!(order, ["bulk-1", "bulk-2", "bulk-10", "bulk-100"], "{out}");
+
+    for (stdin, want) in [
+        ("[]", "standard input (--file -) must hold a JSON object"),
+        ("{", "standard input (--file -) is not JSON"),
+    ] {
+        let mut child = crate::common::binary()
+            .args(["register", "--registry", &bare, "--file", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut input = child.stdin.take().expect("stdin");
+        tokio::io::AsyncWriteExt::write_all(&mut input, stdin.as_bytes())
+            .await
+            .expect("write stdin");
+        drop(input);
+        let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .expect("register finished in time")
+            .expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains(want), "{stdin}: {err}");
+    }
+    server.terminate().await;
+}
+
+/// `--log-format` is shown once, in `mcp-fleet --help`, and still taken after any subcommand.
+#[tokio::test]
+async fn log_format_is_a_global_option_shown_once() {
+    let (ok, out, err) = run(&["--help"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("--log-format"), "{out}");
+    for sub in [
+        &["ls", "--help"][..],
+        &["token", "ls", "--help"],
+        &["serve", "--help"],
+    ] {
+        let (ok, out, err) = run(sub).await;
+        assert!(ok, "{sub:?}: {err}");
+        assert!(!out.contains("--log-format"), "{sub:?}: {out}");
+    }
+    // Still accepted after a (nested) subcommand: the command runs and fails for its own reason.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("none.db").display());
+    let (code, _, err) = run_code(&[
+        "token",
+        "ls",
+        "--log-format",
+        "json",
+        "--database-url",
+        &url,
+    ])
+    .await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no database at"), "{err}");
 }

@@ -126,3 +126,55 @@ async fn tokens_from_the_command_line() {
     );
     server.terminate().await;
 }
+
+/// `token ls` (and every command that opens the database itself) in a directory without the
+/// registry's database refuses, naming the path it looked at, and creates nothing; `token create
+/// --create-database` makes it (to issue the first token before `serve` first starts).
+#[tokio::test]
+async fn a_missing_sqlite_file_is_refused_not_created() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("registry.db");
+    let url = format!("sqlite://{}", file.display());
+    for args in [
+        vec!["token", "ls", "--database-url", &url],
+        vec!["token", "revoke", "--database-url", &url, "tok_nope"],
+        vec![
+            "token",
+            "create",
+            "--database-url",
+            &url,
+            "--scopes",
+            "admin",
+            "--ids",
+            "*",
+        ],
+        vec!["health-worker", "--database-url", &url],
+    ] {
+        let (ok, _, err) = run(&args).await;
+        assert!(!ok, "{args:?} succeeded");
+        assert!(
+            err.contains(&format!("no database at {}", file.display())),
+            "{args:?}: {err}"
+        );
+        assert!(!file.exists(), "{args:?} created {}", file.display());
+    }
+
+    let (ok, out, err) = run(&[
+        "token",
+        "create",
+        "--database-url",
+        &url,
+        "--scopes",
+        "admin",
+        "--ids",
+        "*",
+        "--create-database",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.trim().starts_with("mcpf_tok_"), "{out}");
+    assert!(file.exists());
+    let (ok, out, err) = run(&["token", "ls", "--database-url", &url, "--json"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("\"admin\""), "{out}");
+}

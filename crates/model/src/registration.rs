@@ -216,7 +216,7 @@ impl Registration {
                 let id: Option<ServerId> = c.parsed("id", v);
                 match (id, p) {
                     (Some(id), Some(p)) if &id != p => {
-                        c.fail("id", format!("is {id:?} but the path names {p:?}"));
+                        c.fail("id", format!("is \"{id}\" but the path names \"{p}\""));
                         None
                     }
                     (id, _) => id,

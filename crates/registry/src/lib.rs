@@ -358,6 +358,8 @@ pub async fn serve_with(
                 }
             },
         };
+        // No answer's last segment waits for the client's delayed ACK (Nagle).
+        let _ = stream.set_nodelay(true);
         // The peer address keys per-client rate limits.
         let svc = tower::Layer::layer(&axum::Extension(ConnectInfo(peer)), app.clone());
         // hyper's own answers to requests it cannot parse get problem bodies.

@@ -611,6 +611,33 @@ fn rows() -> Vec<Row> {
             None,
         ),
         row(
+            "PUT heartbeat of an unknown id",
+            Method::PUT,
+            format!("/servers/{ID}/heartbeat"),
+            Body::None,
+            None,
+            404,
+            None,
+        ),
+        row(
+            "GET the routing policy of an unknown service",
+            Method::GET,
+            format!("/services/{ID}/routing"),
+            Body::None,
+            None,
+            404,
+            None,
+        ),
+        row(
+            "DELETE the routing policy of an unknown service",
+            Method::DELETE,
+            format!("/services/{ID}/routing"),
+            Body::None,
+            None,
+            404,
+            None,
+        ),
+        row(
             "DELETE unknown id",
             Method::DELETE,
             format!("/servers/{ID}"),
@@ -735,10 +762,30 @@ fn check(row: &Row, status: u16, ct: Option<&str>, body: &[u8]) -> Vec<String> {
             }
         }
     }
+    if let Some(debug) = rust_debug_text(&text) {
+        wrong.push(format!("shows Rust Debug text {debug:?} to the client"));
+    }
     if !wrong.is_empty() {
         wrong.push(format!("body: {text}"));
     }
     wrong
+}
+
+/// The first trace of a model type's Rust `Debug` form in `text` (`ServerId("x")`,
+/// `Version { major: 1, … }`), which no message a person or client reads may hold.
+pub(crate) fn rust_debug_text(text: &str) -> Option<&'static str> {
+    const DEBUG_FORMS: [&str; 9] = [
+        "ServerId(",
+        "Tag(",
+        "Version(",
+        "Version {",
+        "HttpUrl(",
+        "Url {",
+        "IdPattern(",
+        "Scope::",
+        "Some(",
+    ];
+    DEBUG_FORMS.into_iter().find(|form| text.contains(form))
 }
 
 /// Runs every row against `reg`, then checks nothing was stored; returns one line per failing

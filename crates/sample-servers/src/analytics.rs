@@ -148,6 +148,7 @@ impl Events {
 
 /// Arguments of `record_event`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct RecordParams {
     /// Event name, e.g. "checkout" (1-128 bytes).
     name: String,
@@ -157,6 +158,7 @@ pub(crate) struct RecordParams {
 
 /// Arguments naming one event.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct NameParams {
     /// Event name, e.g. "checkout".
     name: String,
@@ -164,6 +166,7 @@ pub(crate) struct NameParams {
 
 /// Arguments of `top_events`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct TopParams {
     /// Maximum number of event names to return (default 5, at most 100).
     #[serde(default)]
@@ -172,6 +175,7 @@ pub(crate) struct TopParams {
 
 /// Result of `record_event`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct Recorded {
     /// The event name recorded under.
     name: String,
@@ -181,6 +185,7 @@ pub(crate) struct Recorded {
 
 /// Result of `summary`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct Summary {
     /// The event name.
     name: String,
@@ -198,6 +203,7 @@ pub(crate) struct Summary {
 
 /// One row of `top_events`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct EventCount {
     /// The event name.
     name: String,
@@ -209,6 +215,7 @@ pub(crate) struct EventCount {
 
 /// Result of `top_events`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct TopEvents {
     /// Event names, most frequent first.
     events: Vec<EventCount>,

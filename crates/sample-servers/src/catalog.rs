@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// One product. The inventory sample keys its stock by these SKUs.
 #[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct Product {
     /// Stock-keeping unit, the product's id.
     pub(crate) sku: &'static str,
@@ -158,6 +159,7 @@ const MAX_SEARCH_LIMIT: u32 = 50;
 
 /// Arguments of `search_products`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct SearchProductsParams {
     /// Text to look for, case-insensitively, in product names and descriptions. Empty lists all.
     query: String,
@@ -168,6 +170,7 @@ pub(crate) struct SearchProductsParams {
 
 /// Arguments of `get_product`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct GetProductParams {
     /// The product's SKU, e.g. "LAP-001".
     sku: String,
@@ -175,6 +178,7 @@ pub(crate) struct GetProductParams {
 
 /// Result of `search_products`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct SearchResults {
     /// How many products matched before `limit` was applied.
     total_matches: usize,

@@ -104,6 +104,7 @@ fn unknown_sku(sku: &str) -> String {
 
 /// Arguments naming one SKU.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct SkuParams {
     /// The product's SKU, e.g. "LAP-001".
     sku: String,
@@ -111,6 +112,7 @@ pub(crate) struct SkuParams {
 
 /// Arguments of `reserve_stock`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct ReserveParams {
     /// The product's SKU, e.g. "LAP-001".
     sku: String,
@@ -120,6 +122,7 @@ pub(crate) struct ReserveParams {
 
 /// Arguments of `list_low_stock`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct LowStockParams {
     /// List SKUs with fewer units than this (default 5).
     #[serde(default)]
@@ -128,6 +131,7 @@ pub(crate) struct LowStockParams {
 
 /// Units on hand for one SKU.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct StockLevel {
     /// The SKU.
     sku: String,
@@ -149,6 +153,7 @@ impl StockLevel {
 
 /// Result of `reserve_stock`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct Reservation {
     /// The SKU reserved.
     sku: String,
@@ -160,6 +165,7 @@ pub(crate) struct Reservation {
 
 /// Result of `list_low_stock`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::standard_formats)]
 pub(crate) struct LowStock {
     /// The threshold applied.
     threshold: u32,

@@ -6,6 +6,7 @@
 mod analytics;
 mod catalog;
 mod inventory;
+pub mod schema;
 mod serve;
 
 pub use serve::{RunningSample, SampleError, start};

@@ -26,6 +26,10 @@ pub async fn serve(app: axum::Router, shutdown: tokio_util::sync::CancellationTo
         .expect("bind a loopback port");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
+        // TCP_NODELAY, as every listener mcp-fleet runs: no answer waits for a delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await

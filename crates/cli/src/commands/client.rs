@@ -17,13 +17,24 @@ pub(crate) struct RegistryArg {
     #[arg(
         long,
         env = "MCP_FLEET_REGISTRY",
-        default_value = "http://127.0.0.1:4000"
+        default_value = "http://127.0.0.1:4000",
+        value_parser = registry_url
     )]
     registry: String,
     /// Bearer token for registries that authenticate writes (`mcpf_…` from
     /// `mcp-fleet token create`, or an OIDC JWT). Prefer the environment variable.
     #[arg(long, env = "MCP_FLEET_TOKEN", hide_env_values = true)]
     token: Option<String>,
+}
+
+/// A registry URL as given, with `http://` put in front of one without a scheme
+/// (`localhost:4000`, which would otherwise parse as the scheme `localhost`).
+pub(crate) fn registry_url(given: &str) -> Result<String, std::convert::Infallible> {
+    Ok(if given.contains("://") {
+        given.to_owned()
+    } else {
+        format!("http://{given}")
+    })
 }
 
 impl RegistryArg {
@@ -129,14 +140,20 @@ pub(crate) struct StatusArgs {
 }
 
 fn read_file(path: &PathBuf) -> anyhow::Result<Map<String, Value>> {
-    let text = if path.as_os_str() == "-" {
+    let stdin = path.as_os_str() == "-";
+    let text = if stdin {
         std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
     } else {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
     };
-    match serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))? {
+    let source = if stdin {
+        "standard input (--file -)".to_owned()
+    } else {
+        path.display().to_string()
+    };
+    match serde_json::from_str(&text).with_context(|| format!("{source} is not JSON"))? {
         Value::Object(m) => Ok(m),
-        _ => bail!("{} must hold a JSON object", path.display()),
+        _ => bail!("{source} must hold a JSON object"),
     }
 }
 
@@ -235,7 +252,9 @@ pub(crate) async fn ls(args: LsArgs) -> anyhow::Result<()> {
         limit: Some(1000),
         cursor: None,
     };
-    let entries = args.registry.client()?.list_all(&options).await?;
+    let mut entries = args.registry.client()?.list_all(&options).await?;
+    // The registry orders ids as text (bulk-1, bulk-10, bulk-100, bulk-2); people read numbers.
+    entries.sort_by(|a, b| natural_cmp(a.id.as_str(), b.id.as_str()));
     if args.json {
         println!(
             "{}",
@@ -247,6 +266,39 @@ pub(crate) async fn ls(args: LsArgs) -> anyhow::Result<()> {
         println!("{}", entries_table(&entries));
     }
     Ok(())
+}
+
+/// Orders text with its runs of digits compared as numbers: `bulk-2` before `bulk-10`.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> impl Iterator<Item = (bool, &str)> {
+        let mut rest = s;
+        std::iter::from_fn(move || {
+            let first = rest.chars().next()?;
+            let digits = first.is_ascii_digit();
+            let end = rest
+                .find(|c: char| c.is_ascii_digit() != digits)
+                .unwrap_or(rest.len());
+            let (chunk, tail) = rest.split_at(end);
+            rest = tail;
+            Some((digits, chunk))
+        })
+    }
+    let (mut x, mut y) = (chunks(a), chunks(b));
+    loop {
+        let order = match (x.next(), y.next()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some((true, m)), Some((true, n))) => {
+                let (m, n) = (m.trim_start_matches('0'), n.trim_start_matches('0'));
+                m.len().cmp(&n.len()).then_with(|| m.cmp(n))
+            }
+            (Some((_, m)), Some((_, n))) => m.cmp(n),
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
 }
 
 pub(crate) async fn get(args: GetArgs) -> anyhow::Result<()> {
@@ -307,4 +359,35 @@ pub(crate) async fn status(args: StatusArgs) -> anyhow::Result<u8> {
         println!("{t}");
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{natural_cmp, registry_url};
+
+    #[test]
+    fn ids_sort_with_their_numbers_as_numbers() {
+        let mut ids = vec![
+            "bulk-100", "bulk-10", "bulk-2", "bulk-1", "alpha", "bulk-02", "b",
+        ];
+        ids.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            ids,
+            [
+                "alpha", "b", "bulk-1", "bulk-02", "bulk-2", "bulk-10", "bulk-100"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_registry_without_a_scheme_is_http() {
+        assert_eq!(
+            registry_url("localhost:4000").unwrap(),
+            "http://localhost:4000"
+        );
+        assert_eq!(
+            registry_url("https://r.example").unwrap(),
+            "https://r.example"
+        );
+    }
 }

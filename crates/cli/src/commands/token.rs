@@ -40,6 +40,10 @@ pub(crate) struct CreateArgs {
     /// Who or what the token is for.
     #[arg(long, default_value = "")]
     description: String,
+    /// Create the `sqlite://` database file when it is not there (to issue the first token
+    /// before `serve` first starts); without it a missing file is an error.
+    #[arg(long)]
+    create_database: bool,
 }
 
 /// Options of `token ls`.
@@ -86,7 +90,11 @@ pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<()> {
                         .map_err(|_| anyhow::anyhow!("--expires is too far away"))?,
                 ),
             };
-            let store = args.database.store().await?;
+            let store = if args.create_database {
+                args.database.store_creating().await?
+            } else {
+                args.database.store().await?
+            };
             let (token, record) = mcp_fleet_registry::auth::tokens::issue(
                 scopes,
                 ids,

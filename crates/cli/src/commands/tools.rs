@@ -22,7 +22,8 @@ pub(crate) struct FleetArgs {
     #[arg(
         long,
         env = "MCP_FLEET_REGISTRY",
-        default_value = "http://127.0.0.1:4000"
+        default_value = "http://127.0.0.1:4000",
+        value_parser = super::client::registry_url
     )]
     registry: String,
     /// Only servers having any of these tags (comma-separated).

@@ -59,9 +59,9 @@ pub(crate) async fn check(
         .map_err(|_| ApiError::Unavailable)?;
     match answer {
         Ok(report) => json(StatusCode::OK, &report),
-        Err(CheckError::NotFound) => Err(ApiError::NotFound(format!("no server with id {id:?}"))),
+        Err(CheckError::NotFound) => Err(ApiError::NotFound(format!("no server with id \"{id}\""))),
         Err(CheckError::NotProbed(mode)) => Err(ApiError::Conflict(format!(
-            "{id:?} has healthCheck.mode {:?}: it is not probed",
+            "\"{id}\" has healthCheck.mode \"{}\": it is not probed",
             mode.as_str()
         ))),
         Err(CheckError::Stopped) => Err(ApiError::NotRunning(
@@ -99,6 +99,6 @@ pub(crate) async fn heartbeat(
     if state.store().heartbeat(&id, Utc::now()).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        Err(ApiError::NotFound(format!("no server with id {id:?}")))
+        Err(ApiError::NotFound(format!("no server with id \"{id}\"")))
     }
 }

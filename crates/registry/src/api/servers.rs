@@ -477,7 +477,7 @@ pub(crate) async fn get_one(
         }
         Ok(None) => {
             cache.forget_entry(&id);
-            Err(ApiError::NotFound(format!("no server with id {id:?}")))
+            Err(ApiError::NotFound(format!("no server with id \"{id}\"")))
         }
         Err(e) => or_stale(cache, e.into(), cache.last_known_entry(&id)),
     }
@@ -529,7 +529,7 @@ pub(crate) async fn remove(
         tracing::info!(%id, "deleted");
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        Err(ApiError::NotFound(format!("no server with id {id:?}")))
+        Err(ApiError::NotFound(format!("no server with id \"{id}\"")))
     }
 }
 

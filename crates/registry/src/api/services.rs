@@ -21,9 +21,15 @@ use crate::extract::{JsonBody, ServicePath};
 /// Longest rollback `reason`, in characters.
 const MAX_REASON_CHARS: usize = 1000;
 
+/// Weights as a person reads them in a log line: `1.0.0=90, 1.1.0=10`.
+fn weights_text(weights: &std::collections::BTreeMap<Version, u8>) -> String {
+    let parts: Vec<String> = weights.iter().map(|(v, w)| format!("{v}={w}")).collect();
+    parts.join(", ")
+}
+
 fn no_policy(service: &ServerId) -> ApiError {
     ApiError::NotFound(format!(
-        "service {service:?} has no routing policy; set one with PUT /services/{service}/routing"
+        "service \"{service}\" has no routing policy; set one with PUT /services/{service}/routing"
     ))
 }
 
@@ -100,10 +106,12 @@ pub(crate) async fn put_routing(
             FieldError::new(
                 format!("weights.{v}"),
                 if listed.is_empty() {
-                    format!("no entry of service {service:?} has this version (it has no entries)")
+                    format!(
+                        "no entry of service \"{service}\" has this version (it has no entries)"
+                    )
                 } else {
                     format!(
-                        "no entry of service {service:?} has this version; its versions are {}",
+                        "no entry of service \"{service}\" has this version; its versions are {}",
                         listed.join(", ")
                     )
                 },
@@ -124,7 +132,7 @@ pub(crate) async fn put_routing(
         },
     )
     .await?;
-    tracing::info!(%service, created, weights = ?doc.weights, "routing policy set");
+    tracing::info!(%service, created, weights = %weights_text(&doc.weights), "routing policy set");
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -307,7 +315,7 @@ pub(crate) async fn rollback(
     )
     .await?
     .ok_or_else(|| no_policy(&service))?;
-    tracing::warn!(%service, %version, %reason, weights = ?doc.weights, "rolled back");
+    tracing::warn!(%service, %version, %reason, weights = %weights_text(&doc.weights), "rolled back");
     json(StatusCode::OK, &doc)
 }
 
