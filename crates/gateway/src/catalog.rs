@@ -45,8 +45,6 @@ pub(crate) struct Catalog {
     pub(crate) upstream: HashMap<String, HashMap<String, String>>,
     /// Service → its instances, sorted by id.
     pub(crate) services: BTreeMap<String, Vec<Instance>>,
-    /// Server ids whose tools are withheld because they are not connected.
-    pub(crate) unavailable: Vec<String>,
 }
 
 /// The service a server belongs to.
@@ -63,12 +61,8 @@ impl Catalog {
     ) -> Self {
         let mut services: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
         let mut service_by_server = HashMap::new();
-        let mut unavailable = Vec::new();
         for server in servers {
             let available = matches!(server.state, ServerState::Ready);
-            if !available {
-                unavailable.push(server.id.clone());
-            }
             service_by_server.insert(server.id.as_str(), service_of(server));
             services
                 .entry(service_of(server).to_owned())
@@ -82,7 +76,6 @@ impl Catalog {
         for instances in services.values_mut() {
             instances.sort_by(|a, b| a.id.cmp(&b.id));
         }
-        unavailable.sort();
 
         // Per service, each tool's definition from the newest available instance offering it.
         let mut offered: BTreeMap<&str, BTreeMap<&str, (&Option<Version>, &Tool)>> =
@@ -158,7 +151,6 @@ impl Catalog {
             by_name,
             upstream,
             services,
-            unavailable,
         }
     }
 

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use mcp_fleet_discovery::{CallToolResult, Discovery, DiscoveryError, RegistryClient, Tool, clip};
+use mcp_fleet_discovery::{
+    CallToolResult, Discovery, DiscoveryError, RegistryClient, ServerState, Tool, clip,
+};
 use mcp_fleet_model::Version;
 use rmcp::service::Peer;
 use rmcp::{ErrorData, RoleServer};
@@ -134,17 +136,29 @@ impl Inner {
 
     /// `tools/list`'s answer.
     pub(crate) fn list_tools(&self) -> Result<Arc<Vec<Tool>>, ErrorData> {
-        let catalog = self.catalog();
-        if self.config.failure_mode == FailureMode::FailClosed && !catalog.unavailable.is_empty() {
-            return Err(ErrorData::internal_error(
-                format!(
-                    "upstreams unavailable: {} (the gateway runs fail-closed)",
-                    catalog.unavailable.join(", ")
-                ),
-                None,
-            ));
+        if self.config.failure_mode == FailureMode::FailClosed {
+            // The servers' states as they are now, not as at the catalog's last rebuild: a
+            // state can change with no change of tools (a new upstream failing its first
+            // connect), and only tool changes rebuild the catalog.
+            let mut unavailable: Vec<String> = self
+                .discovery
+                .servers()
+                .into_iter()
+                .filter(|s| !matches!(s.state, ServerState::Ready))
+                .map(|s| s.id)
+                .collect();
+            if !unavailable.is_empty() {
+                unavailable.sort();
+                return Err(ErrorData::internal_error(
+                    format!(
+                        "upstreams unavailable: {} (the gateway runs fail-closed)",
+                        unavailable.join(", ")
+                    ),
+                    None,
+                ));
+            }
         }
-        Ok(catalog.tools.clone())
+        Ok(self.catalog().tools.clone())
     }
 
     /// Rebuilds the catalog from the discovery index; `true` when the tool list changed.
