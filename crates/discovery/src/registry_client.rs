@@ -447,7 +447,23 @@ impl RegistryClient {
         version: &Version,
         reason: &str,
     ) -> Result<Routing, ClientError> {
-        let url = self.routing_url(service, "routing/rollback")?;
+        self.rollback_with(service, version, reason, false).await
+    }
+
+    /// [`rollback`](Self::rollback), with `force`: roll back even when the versions left with
+    /// traffic were rolled back themselves or have no instance up (without it, a `409` problem
+    /// naming them).
+    pub async fn rollback_with(
+        &self,
+        service: &str,
+        version: &Version,
+        reason: &str,
+        force: bool,
+    ) -> Result<Routing, ClientError> {
+        let mut url = self.routing_url(service, "routing/rollback")?;
+        if force {
+            url.query_pairs_mut().append_pair("force", "true");
+        }
         let body = serde_json::json!({ "version": version, "reason": reason });
         Self::decode(self.send(self.http.post(url).json(&body)).await?).await
     }
