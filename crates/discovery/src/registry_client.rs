@@ -364,6 +364,24 @@ impl RegistryClient {
         }
     }
 
+    /// Renews the entry `id`'s TTL (`PUT /servers/{id}/heartbeat`); `false` when there is no
+    /// such entry.
+    pub async fn heartbeat(&self, id: &str) -> Result<bool, ClientError> {
+        let url = self.url(&format!("servers/{id}/heartbeat"))?;
+        match self.send(self.http.put(url)).await {
+            Ok(_) => Ok(true),
+            Err(ClientError::Problem { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Probes the entry `id` now (`POST /servers/{id}/check`): the check's outcome as the
+    /// registry answers it (`{id, outcome, status, latencyMs, error, checkedAt}`).
+    pub async fn check_now(&self, id: &str) -> Result<Value, ClientError> {
+        let url = self.url(&format!("servers/{id}/check"))?;
+        Self::decode(self.send(self.http.post(url)).await?).await
+    }
+
     /// The fleet's `GET /status`.
     pub async fn status(&self) -> Result<FleetStatus, ClientError> {
         Self::decode(self.send(self.http.get(self.url("status")?)).await?).await
