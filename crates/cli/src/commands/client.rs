@@ -488,7 +488,26 @@ pub(crate) async fn status(args: StatusArgs) -> anyhow::Result<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::{natural_cmp, registry_url};
+    use super::{metadata_pair, natural_cmp, registry_url};
+
+    /// `--metadata`: the value is JSON when it parses as JSON, else the text as a string.
+    #[test]
+    fn metadata_pairs() {
+        use serde_json::json;
+        let rows = [
+            ("team=search", Ok(("team", json!("search")))),
+            ("replicas=3", Ok(("replicas", json!(3)))),
+            ("on=true", Ok(("on", json!(true)))),
+            ("eq=a=b", Ok(("eq", json!("a=b")))),
+            ("empty=", Ok(("empty", json!("")))),
+            ("team", Err("\"team\" is not KEY=VALUE")),
+            ("=x", Err("\"=x\": the key is empty")),
+        ];
+        for (arg, want) in rows {
+            let want = want.map(|(k, v)| (k.to_owned(), v)).map_err(str::to_owned);
+            assert_eq!(metadata_pair(arg), want, "{arg}");
+        }
+    }
 
     #[test]
     fn ids_sort_with_their_numbers_as_numbers() {
