@@ -56,6 +56,10 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Register (or re-register) a server, from a JSON file or from flags.
     Register(commands::client::RegisterArgs),
+    /// Renew a TTL entry (PUT /servers/{id}/heartbeat).
+    Heartbeat(commands::client::HeartbeatArgs),
+    /// Probe a server now and show the outcome (POST /servers/{id}/check).
+    Check(commands::client::CheckArgs),
     /// List servers as a table (or JSON).
     Ls(commands::client::LsArgs),
     /// Show one server's entry as JSON.
@@ -155,6 +159,8 @@ fn main() -> ExitCode {
             Command::HealthWorker(args) => commands::health::run_worker(args).await,
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Register(args) => commands::client::register(args).await,
+            Command::Heartbeat(args) => commands::client::heartbeat(args).await,
+            Command::Check(args) => commands::client::check(args).await,
             Command::Ls(args) => commands::client::ls(args).await,
             Command::Get(args) => commands::client::get(args).await,
             Command::Rm(args) => commands::client::rm(args).await,

@@ -275,3 +275,134 @@ async fn log_format_is_a_global_option_shown_once() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("no database at"), "{err}");
 }
+
+/// Every field of an entry from flags; `heartbeat ID` and `check ID`; the registry's validation
+/// problems shown naming the field.
+#[tokio::test]
+async fn register_takes_every_field_and_heartbeat_and_check_work() {
+    let db = mcp_fleet_test_support::sqlite();
+    let server = serve(&db.url).await;
+    let reg = server.url.as_str();
+    let base = [
+        "register",
+        "--registry",
+        reg,
+        "--id",
+        "ticker",
+        "--name",
+        "Ticker",
+        "--url",
+        "http://127.0.0.1:9",
+        "--server-version",
+        "1.0.0",
+    ];
+    let (ok, out, err) = run(&[
+        &base[..],
+        &[
+            "--service",
+            "quotes",
+            "--health-check",
+            "ttl",
+            "--ttl-seconds",
+            "30",
+            "--health-url",
+            "http://127.0.0.1:9/health",
+            "--metadata",
+            "team=markets",
+            "--metadata",
+            "replicas=3",
+            "--auth-type",
+            "oauth2",
+            "--auth-token-endpoint",
+            "https://auth.example/token",
+        ],
+    ]
+    .concat())
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "registered ticker");
+    let (ok, out, err) = run(&["get", "--registry", reg, "ticker"]).await;
+    assert!(ok, "{err}");
+    let entry: serde_json::Value = serde_json::from_str(&out).expect("get prints JSON");
+    assert_eq!(entry["service"], "quotes");
+    assert_eq!(entry["healthCheck"], serde_json::json!({"mode": "ttl"}));
+    assert_eq!(entry["ttlSeconds"], 30);
+    assert_eq!(entry["healthUrl"], "http://127.0.0.1:9/health");
+    assert_eq!(
+        entry["metadata"],
+        serde_json::json!({"team": "markets", "replicas": 3})
+    );
+    assert_eq!(
+        entry["auth"],
+        serde_json::json!({"type": "oauth2", "tokenEndpoint": "https://auth.example/token"})
+    );
+
+    let (ok, out, err) = run(&["heartbeat", "--registry", reg, "ticker"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "heartbeat recorded for ticker");
+    let (ok, _, err) = run(&["heartbeat", "--registry", reg, "nope"]).await;
+    assert!(!ok);
+    assert!(err.contains("no server with id \"nope\""), "{err}");
+    // A TTL entry is not probed: the registry's 409 comes back as it is.
+    let (ok, _, err) = run(&["check", "--registry", reg, "ticker"]).await;
+    assert!(!ok);
+    assert!(err.contains("registry answered 409"), "{err}");
+
+    // MCP-checked entries at a closed port: the check's outcome as a table and as JSON (two
+    // entries, as the registry takes one check of an entry per second).
+    for id in ["closed", "closed-json"] {
+        let (ok, _, err) = run(&[
+            "register",
+            "--registry",
+            reg,
+            "--id",
+            id,
+            "--name",
+            "Closed",
+            "--url",
+            "http://127.0.0.1:9",
+            "--server-version",
+            "1.0.0",
+            "--health-check",
+            "mcp",
+        ])
+        .await;
+        assert!(ok, "{err}");
+    }
+    let (ok, out, err) = run(&["check", "--registry", reg, "closed"]).await;
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("OUTCOME") && l.contains("STATUS")),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("closed") && l.contains("down")),
+        "{out}"
+    );
+    let (ok, out, err) = run(&["check", "--registry", reg, "closed-json", "--json"]).await;
+    assert!(ok, "{err}");
+    let outcome: serde_json::Value = serde_json::from_str(&out).expect("check --json is JSON");
+    assert_eq!(outcome["id"], "closed-json");
+    assert_eq!(outcome["status"], "down", "{outcome}");
+
+    // The registry's validation problem names the field; bad flag values never reach it.
+    let (ok, _, err) = run(&[&base[..], &["--ttl-seconds", "2"]].concat()).await;
+    assert!(!ok);
+    assert!(
+        err.contains("registry answered 400") && err.contains("ttlSeconds"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&[&base[..], &["--health-check", "sometimes"]].concat()).await;
+    assert!(!ok);
+    assert!(err.contains("--health-check"), "{err}");
+    let (ok, _, err) = run(&[&base[..], &["--metadata", "team"]].concat()).await;
+    assert!(!ok);
+    assert!(err.contains("\"team\" is not KEY=VALUE"), "{err}");
+
+    server.terminate().await;
+}

@@ -7,12 +7,14 @@ async fn route_commands_round_trip() {
     let db = mcp_fleet_test_support::sqlite();
     let server = serve(&db.url).await;
     let reg = server.url.as_str();
+    // Unchecked (healthCheck none): the rollbacks below turn on versions rolled back, not on
+    // the health worker finding 127.0.0.1:9 down.
     for (id, version) in [("catalog-a", "2.0.0"), ("catalog-b", "2.1.0")] {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("entry.json");
         let entry = serde_json::json!({
             "id": id, "service": "catalog", "name": "Catalog",
-            "url": "http://127.0.0.1:9", "version": version,
+            "url": "http://127.0.0.1:9", "version": version, "healthCheck": {"mode": "none"},
         });
         std::fs::write(&file, entry.to_string()).expect("write");
         let file = file.to_str().expect("utf-8 path");
@@ -119,6 +121,21 @@ async fn route_commands_round_trip() {
         .filter_map(|s| s["name"].as_str())
         .collect();
     assert_eq!(subsets, ["v2-0-0", "v2-1-0"]);
+
+    // Rolling back the stable version now would send everything to the canary rolled back
+    // above: refused, naming it, unless --force.
+    let stable_back = ["route", "rollback", "--registry", reg, "catalog", "2.0.0"];
+    let (ok, _, err) = run(&stable_back).await;
+    assert!(!ok);
+    assert!(
+        err.contains("registry answered 409")
+            && err.contains("2.1.0 was itself rolled back")
+            && err.contains("--force"),
+        "{err}"
+    );
+    let (ok, out, err) = run(&[&stable_back[..], &["--force"]].concat()).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "routing catalog: 2.0.0=0 2.1.0=100");
 
     // A bad VERSION=WEIGHT is one line naming it, before any request.
     for (arg, want) in [

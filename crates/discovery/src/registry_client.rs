@@ -364,6 +364,24 @@ impl RegistryClient {
         }
     }
 
+    /// Renews the entry `id`'s TTL (`PUT /servers/{id}/heartbeat`); `false` when there is no
+    /// such entry.
+    pub async fn heartbeat(&self, id: &str) -> Result<bool, ClientError> {
+        let url = self.url(&format!("servers/{id}/heartbeat"))?;
+        match self.send(self.http.put(url)).await {
+            Ok(_) => Ok(true),
+            Err(ClientError::Problem { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Probes the entry `id` now (`POST /servers/{id}/check`): the check's outcome as the
+    /// registry answers it (`{id, outcome, status, latencyMs, error, checkedAt}`).
+    pub async fn check_now(&self, id: &str) -> Result<Value, ClientError> {
+        let url = self.url(&format!("servers/{id}/check"))?;
+        Self::decode(self.send(self.http.post(url)).await?).await
+    }
+
     /// The fleet's `GET /status`.
     pub async fn status(&self) -> Result<FleetStatus, ClientError> {
         Self::decode(self.send(self.http.get(self.url("status")?)).await?).await
@@ -447,7 +465,23 @@ impl RegistryClient {
         version: &Version,
         reason: &str,
     ) -> Result<Routing, ClientError> {
-        let url = self.routing_url(service, "routing/rollback")?;
+        self.rollback_with(service, version, reason, false).await
+    }
+
+    /// [`rollback`](Self::rollback), with `force`: roll back even when the versions left with
+    /// traffic were rolled back themselves or have no instance up (without it, a `409` problem
+    /// naming them).
+    pub async fn rollback_with(
+        &self,
+        service: &str,
+        version: &Version,
+        reason: &str,
+        force: bool,
+    ) -> Result<Routing, ClientError> {
+        let mut url = self.routing_url(service, "routing/rollback")?;
+        if force {
+            url.query_pairs_mut().append_pair("force", "true");
+        }
         let body = serde_json::json!({ "version": version, "reason": reason });
         Self::decode(self.send(self.http.post(url).json(&body)).await?).await
     }

@@ -422,3 +422,57 @@ async fn routing_changes_are_change_feed_events() {
         assert_eq!(data, json!({"service": "catalog"}), "{}", reg.backend);
     }
 }
+
+/// Rolling back the stable version when the canary was rolled back already would send all
+/// traffic to the canary: a `409` naming the canary, unless `force=true`.
+#[tokio::test]
+async fn a_rollback_onto_a_rolled_back_version_needs_force() {
+    let reg = start_sqlite().await;
+    instance(&reg, "catalog-a", "catalog", "2.0.0").await;
+    instance(&reg, "catalog-b", "catalog", "2.1.0").await;
+    let (status, _) = reg.put_routing("catalog", &canary()).await;
+    assert_eq!(status, 201);
+    let path = "/services/catalog/routing/rollback";
+    let canary_back = json!({"version": "2.1.0", "reason": "canary errors"});
+    let (status, doc) = reg
+        .send(reqwest::Method::POST, path, Some(&canary_back))
+        .await;
+    assert_eq!(status, 200, "{doc}");
+
+    let stable_back = json!({"version": "2.0.0", "reason": "by hand"});
+    let (status, problem) = reg
+        .send(reqwest::Method::POST, path, Some(&stable_back))
+        .await;
+    assert_eq!(
+        (status, &problem["code"]),
+        (409, &json!("conflict")),
+        "{problem}"
+    );
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("2.1.0 was itself rolled back") && detail.contains("force"),
+        "{detail}"
+    );
+    let (_, unchanged) = reg.get("/services/catalog/routing").await;
+    assert_eq!(unchanged["weights"], json!({"2.0.0": 100, "2.1.0": 0}));
+
+    let (status, problem) = reg
+        .send(
+            reqwest::Method::POST,
+            &format!("{path}?force=maybe"),
+            Some(&stable_back),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "force", "{problem}");
+
+    let (status, doc) = reg
+        .send(
+            reqwest::Method::POST,
+            &format!("{path}?force=true"),
+            Some(&stable_back),
+        )
+        .await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["weights"], json!({"2.0.0": 0, "2.1.0": 100}));
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use mcp_fleet_discovery::{ListOptions, RegisterOutcome, RegistryClient};
 use mcp_fleet_model::{Entry, Timestamp};
@@ -84,15 +84,78 @@ pub(crate) struct RegisterArgs {
     /// Comma-separated capability tags.
     #[arg(long, value_delimiter = ',')]
     tags: Option<Vec<String>>,
-    /// Health-check URL.
+    /// The service this server is an instance of (default: its id).
+    #[arg(long)]
+    service: Option<String>,
+    /// Health-check URL (GET; used by --health-check http, and by auto when given).
     #[arg(long)]
     health_url: Option<String>,
-    /// Authentication: none, bearer or oauth2.
+    /// How the registry checks the server.
+    #[arg(long, value_enum, value_name = "MODE")]
+    health_check: Option<HealthCheckArg>,
+    /// The server must heartbeat (`mcp-fleet heartbeat ID`) at least this often, 5–86400.
+    #[arg(long, value_name = "SECONDS")]
+    ttl_seconds: Option<u32>,
+    /// Metadata, KEY=VALUE (repeatable; the value is JSON when it parses as JSON, else a string).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = metadata_pair)]
+    metadata: Vec<(String, Value)>,
+    /// Authentication clients need.
+    #[arg(long, value_enum, value_name = "TYPE")]
+    auth_type: Option<AuthTypeArg>,
+    /// OAuth 2.0 token endpoint (with --auth-type oauth2, which it implies).
+    #[arg(long, alias = "token-endpoint", value_name = "URL")]
+    auth_token_endpoint: Option<String>,
+}
+
+/// `--health-check` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum HealthCheckArg {
+    Auto,
+    Http,
+    Mcp,
+    Ttl,
+    None,
+}
+
+/// `--auth-type` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AuthTypeArg {
+    None,
+    Bearer,
+    Oauth2,
+}
+
+/// `KEY=VALUE` of `--metadata`.
+fn metadata_pair(text: &str) -> Result<(String, Value), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
+    if key.is_empty() {
+        return Err(format!("{text:?}: the key is empty"));
+    }
+    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::from(value));
+    Ok((key.to_owned(), value))
+}
+
+/// Options of `heartbeat`.
+#[derive(Debug, Args)]
+pub(crate) struct HeartbeatArgs {
+    #[command(flatten)]
+    registry: RegistryArg,
+    /// Server id.
+    id: String,
+}
+
+/// Options of `check`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    registry: RegistryArg,
+    /// Server id.
+    id: String,
+    /// Print the registry's answer as JSON instead of a table.
     #[arg(long)]
-    auth_type: Option<String>,
-    /// OAuth 2.0 token endpoint (with --auth-type oauth2).
-    #[arg(long)]
-    token_endpoint: Option<String>,
+    json: bool,
 }
 
 /// Options of `ls`.
@@ -174,18 +237,80 @@ fn registration_body(args: &RegisterArgs) -> anyhow::Result<Value> {
     set("url", args.url.clone().map(Value::from));
     set("version", args.version.clone().map(Value::from));
     set("tags", args.tags.clone().map(Value::from));
+    set("service", args.service.clone().map(Value::from));
     set("healthUrl", args.health_url.clone().map(Value::from));
-    if args.auth_type.is_some() || args.token_endpoint.is_some() {
-        let mut auth = json!({"type": args.auth_type.clone().unwrap_or_else(|| "oauth2".into())});
-        if let Some(t) = &args.token_endpoint {
+    set(
+        "healthCheck",
+        args.health_check.map(|m| {
+            let mode = m.to_possible_value().map(|v| v.get_name().to_owned());
+            json!({ "mode": mode })
+        }),
+    );
+    set("ttlSeconds", args.ttl_seconds.map(Value::from));
+    if !args.metadata.is_empty() {
+        let mut metadata = match body.get("metadata") {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        };
+        metadata.extend(args.metadata.iter().cloned());
+        body.insert("metadata".to_owned(), Value::Object(metadata));
+    }
+    if args.auth_type.is_some() || args.auth_token_endpoint.is_some() {
+        let kind = args
+            .auth_type
+            .and_then(|t| t.to_possible_value())
+            .map_or_else(|| "oauth2".to_owned(), |v| v.get_name().to_owned());
+        let mut auth = json!({ "type": kind });
+        if let Some(t) = &args.auth_token_endpoint {
             auth["tokenEndpoint"] = Value::from(t.clone());
         }
-        set("auth", Some(auth));
+        body.insert("auth".to_owned(), auth);
     }
     if body.is_empty() {
         bail!("nothing to register: give --file FILE or --id, --name, --url and --server-version");
     }
     Ok(Value::Object(body))
+}
+
+/// `heartbeat ID`: renews a TTL entry.
+pub(crate) async fn heartbeat(args: HeartbeatArgs) -> anyhow::Result<()> {
+    if !args.registry.client()?.heartbeat(&args.id).await? {
+        bail!("no server with id {:?}", args.id);
+    }
+    println!("heartbeat recorded for {}", args.id);
+    Ok(())
+}
+
+/// `check ID`: probes an entry now and shows the outcome.
+pub(crate) async fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let outcome = args.registry.client()?.check_now(&args.id).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        return Ok(());
+    }
+    let text = |key: &str| match &outcome[key] {
+        Value::Null => "—".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let latency = match outcome["latencyMs"].as_u64() {
+        Some(ms) => format!("{ms} ms"),
+        None => "—".to_owned(),
+    };
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(["ID", "OUTCOME", "STATUS", "LATENCY", "ERROR"])
+        .add_row([
+            text("id"),
+            text("outcome"),
+            text("status"),
+            latency,
+            text("error"),
+        ]);
+    println!("{table}");
+    Ok(())
 }
 
 pub(crate) async fn register(args: RegisterArgs) -> anyhow::Result<()> {
@@ -363,7 +488,26 @@ pub(crate) async fn status(args: StatusArgs) -> anyhow::Result<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::{natural_cmp, registry_url};
+    use super::{metadata_pair, natural_cmp, registry_url};
+
+    /// `--metadata`: the value is JSON when it parses as JSON, else the text as a string.
+    #[test]
+    fn metadata_pairs() {
+        use serde_json::json;
+        let rows = [
+            ("team=search", Ok(("team", json!("search")))),
+            ("replicas=3", Ok(("replicas", json!(3)))),
+            ("on=true", Ok(("on", json!(true)))),
+            ("eq=a=b", Ok(("eq", json!("a=b")))),
+            ("empty=", Ok(("empty", json!("")))),
+            ("team", Err("\"team\" is not KEY=VALUE")),
+            ("=x", Err("\"=x\": the key is empty")),
+        ];
+        for (arg, want) in rows {
+            let want = want.map(|(k, v)| (k.to_owned(), v)).map_err(str::to_owned);
+            assert_eq!(metadata_pair(arg), want, "{arg}");
+        }
+    }
 
     #[test]
     fn ids_sort_with_their_numbers_as_numbers() {

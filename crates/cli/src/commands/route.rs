@@ -83,6 +83,10 @@ struct RollbackArgs {
     /// Why, recorded with the rollback.
     #[arg(long, default_value = "rolled back by hand")]
     reason: String,
+    /// Roll back even when the versions left with traffic were rolled back themselves or have
+    /// no instance up (the registry refuses that otherwise).
+    #[arg(long)]
+    force: bool,
 }
 
 /// Options of `export`.
@@ -213,7 +217,7 @@ pub(crate) async fn route(args: RouteArgs) -> anyhow::Result<()> {
             let doc = args
                 .registry
                 .client()?
-                .rollback(&args.service, &version, &args.reason)
+                .rollback_with(&args.service, &version, &args.reason, args.force)
                 .await?;
             println!("routing {}: {}", doc.service, weights_text(&doc.weights));
         }

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use mcp_fleet_model::{
-    FieldError, RollbackError, Routing, RoutingPolicy, ServerId, ValidationErrors, Version,
+    FieldError, HealthStatus, RollbackError, Routing, RoutingPolicy, ServerId, ValidationErrors,
+    Version,
 };
 use serde_json::Value;
 
@@ -264,14 +265,19 @@ fn parse_rollback(body: &Value) -> Result<(Version, String), ValidationErrors> {
     description = "Sets the version's weight to 0 and gives it to the other version with the \
                    highest weight, recording the version, the reason and the weights before. \
                    What the gateway calls when its canary analysis trips. A version already at \
-                   0 is left as it is (`200`, unchanged). Answered once durable.",
-    params(("service" = ServerId, Path, description = "The service")),
+                   0 is left as it is (`200`, unchanged). Refused (`409`) when every version \
+                   left with traffic was itself rolled back (weight 0 before) or has no \
+                   instance that is not `down`, unless `force=true`. Answered once durable.",
+    params(
+        ("service" = ServerId, Path, description = "The service"),
+        ("force" = Option<bool>, Query, description = "Roll back even when the versions left with traffic were rolled back or have no instance up"),
+    ),
     request_body(content = crate::openapi::RollbackRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The updated policy", body = Routing),
         (status = 400, description = "Invalid fields, or the version is not in the weights (`validation-failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "The service has no policy (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The version is the only one in the weights (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The version is the only one in the weights, or the versions left with traffic were rolled back or have no instance up and `force` is not set (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as `application/json`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -280,21 +286,31 @@ pub(crate) async fn rollback(
     State(state): State<AppState>,
     ServicePath(service): ServicePath,
     writer: Writer,
+    query: Result<Query<RollbackQuery>, axum::extract::rejection::QueryRejection>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let by = writer.allow(mcp_fleet_model::Scope::RoutingWrite, &[service.as_str()])?;
+    let force = match query {
+        Ok(Query(q)) => q.force.unwrap_or(false),
+        Err(_) => return Err(ApiError::field("force", "must be true or false")),
+    };
     let (version, reason) = parse_rollback(&body)?;
     // Checked on the current document first, so that a rollback that cannot apply is the
     // caller's mistake; the store applies it to the document as it is when it writes.
     let Some(mut current) = state.store().get_routing(&service).await? else {
         return Err(no_policy(&service));
     };
+    let before = current.weights.clone();
     match current.roll_back(&version, &reason, by.as_deref(), Utc::now()) {
         Err(e @ RollbackError::UnknownVersion(_)) => {
             return Err(ApiError::field("version", e.to_string()));
         }
         Err(e @ RollbackError::OnlyVersion(_)) => return Err(ApiError::Conflict(e.to_string())),
-        Ok(_) => {}
+        Ok(changed) => {
+            if changed && !force {
+                check_heirs(&state, &service, &version, &before, &current.weights).await?;
+            }
+        }
     }
     let (task_service, task_version, task_reason) =
         (service.clone(), version.clone(), reason.clone());
@@ -317,6 +333,67 @@ pub(crate) async fn rollback(
     .ok_or_else(|| no_policy(&service))?;
     tracing::warn!(%service, %version, %reason, weights = %weights_text(&doc.weights), "rolled back");
     json(StatusCode::OK, &doc)
+}
+
+/// The query of `POST /services/{service}/routing/rollback`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RollbackQuery {
+    force: Option<bool>,
+}
+
+/// Why a version left with traffic after a rollback cannot take it, if it cannot.
+fn unfit(version: &Version, before: u8, statuses: &[HealthStatus]) -> Option<String> {
+    if before == 0 {
+        Some(format!("{version} was itself rolled back (weight 0)"))
+    } else if statuses.is_empty() {
+        Some(format!("{version} has no instance"))
+    } else if statuses.iter().all(|s| *s == HealthStatus::Down) {
+        Some(format!("{version} has no instance up (all down)"))
+    } else {
+        None
+    }
+}
+
+/// Refuses (`409`) a rollback of `version` after which every version with traffic (`after`) was
+/// rolled back itself (weight 0 in `before`) or has no instance that is not down.
+async fn check_heirs(
+    state: &AppState,
+    service: &ServerId,
+    version: &Version,
+    before: &std::collections::BTreeMap<Version, u8>,
+    after: &std::collections::BTreeMap<Version, u8>,
+) -> Result<(), ApiError> {
+    let page = state
+        .store()
+        .list(&mcp_fleet_store::ListQuery {
+            service: Some(service.clone()),
+            status: mcp_fleet_model::StatusFilter::Any,
+            limit: mcp_fleet_store::MAX_PAGE,
+            ..Default::default()
+        })
+        .await?;
+    let mut reasons = Vec::new();
+    for (v, w) in after {
+        if *w == 0 {
+            continue;
+        }
+        let statuses: Vec<HealthStatus> = page
+            .entries
+            .iter()
+            .filter(|e| &e.version == v)
+            .map(|e| e.status)
+            .collect();
+        match unfit(v, before.get(v).copied().unwrap_or(0), &statuses) {
+            Some(why) => reasons.push(why),
+            None => return Ok(()),
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "rolling back {version} of \"{service}\" would send its traffic only to versions that \
+         cannot take it: {}; pass force=true (route rollback --force) to roll back anyway",
+        reasons.join("; ")
+    )))
 }
 
 /// `GET /services/{service}/istio`: the policy as an Istio `VirtualService` and
@@ -389,6 +466,37 @@ mod tests {
             let got = parse_rollback(&body).err().map(|e| e.fields().join(","));
             let want = (!fields.is_empty()).then(|| fields.join(","));
             assert_eq!(got, want, "{body}");
+        }
+    }
+
+    /// A version left with traffic can take it unless it was rolled back (weight 0 before), has
+    /// no instance, or has only instances that are down; unchecked instances count as up.
+    #[test]
+    fn versions_that_cannot_take_traffic() {
+        use HealthStatus::{Degraded, Down, Healthy, Unknown};
+        let v: Version = "2.1.0".parse().expect("version");
+        let rows: [(u8, &[HealthStatus], Option<&str>); 6] = [
+            (10, &[Healthy], None),
+            (10, &[Down, Degraded], None),
+            (10, &[Unknown], None),
+            (
+                0,
+                &[Healthy],
+                Some("2.1.0 was itself rolled back (weight 0)"),
+            ),
+            (10, &[], Some("2.1.0 has no instance")),
+            (
+                10,
+                &[Down, Down],
+                Some("2.1.0 has no instance up (all down)"),
+            ),
+        ];
+        for (before, statuses, want) in rows {
+            assert_eq!(
+                unfit(&v, before, statuses).as_deref(),
+                want,
+                "{before} {statuses:?}"
+            );
         }
     }
 }
