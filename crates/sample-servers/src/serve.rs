@@ -140,7 +140,7 @@ pub async fn start(
     let app = sample.router(shutdown.child_token());
     let task = tokio::spawn(async move {
         // TCP_NODELAY: the end of an answer (rmcp's last SSE chunk) goes out at once instead of
-        // waiting for the client's delayed ACK; a kept-alive tools/call took ~44 ms p50 without it.
+        // waiting for the client's delayed ACK (figures in docs/perf.md).
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
