@@ -170,12 +170,12 @@ async fn subcommand_path(words: &[String], helps: &mut BTreeMap<String, String>)
             break;
         }
         let path = words[..=depth].join(" ");
-        if !helps.contains_key(&path) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = helps.entry(path) {
             let (code, out, _) = output(binary().arg("help").args(&words[..=depth])).await;
             if code != Some(0) {
                 break;
             }
-            helps.insert(path, out);
+            slot.insert(out);
         }
         depth += 1;
     }
