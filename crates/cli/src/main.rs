@@ -101,6 +101,10 @@ fn init_tracing(format: LogFormat) {
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)
+        // A log line that cannot be written (standard error closed: `… 2>&1 | head`) is dropped.
+        // Reporting it would `eprintln!` to that same closed stream and panic, and a panic in
+        // the task that turns SIGTERM into shutdown left the process deaf to it.
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => fmt.init(),

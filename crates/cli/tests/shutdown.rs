@@ -127,3 +127,23 @@ async fn sigterm_answers_the_request_in_flight_and_stops_the_health_worker() {
          {exited_in:?} after SIGTERM"
     );
 }
+
+/// `mcp-fleet serve 2>&1 | head -1`: once the reader of standard error is gone, log lines fail
+/// to write. That must not take the process down with it, nor leave it deaf to SIGTERM (the
+/// log writer used to panic in the task that turns signals into shutdown).
+#[tokio::test]
+async fn sigterm_stops_serve_after_the_log_reader_is_gone() {
+    let db = mcp_fleet_test_support::sqlite();
+    let mut cmd = serve_command(&db.url);
+    cmd.env("RUST_LOG", "info").stderr(Stdio::piped());
+    let mut running = spawn_command(cmd).await;
+    // The reader of the logs goes away, as `head` does.
+    drop(running.child.stderr.take().expect("stderr"));
+    // A request logs a line, which now fails to write; the registry keeps answering.
+    let status = reqwest::get(format!("{}/healthz", running.url))
+        .await
+        .expect("registry answers after its log reader left")
+        .status();
+    assert_eq!(status, 200);
+    running.terminate().await;
+}
