@@ -76,9 +76,8 @@ impl Screen {
         let terminal = std::io::stdout().is_terminal();
         // comfy-table reads the terminal's size (through crossterm) when standard output is one.
         let width = columns(std::env::var("COLUMNS").ok().as_deref()).or_else(|| {
-            terminal
-                .then(|| Table::new().width().map(usize::from))
-                .flatten()
+            let size = terminal.then(|| Table::new().width()).flatten();
+            size.map(usize::from).filter(|w| *w > 0)
         });
         Self {
             width,
@@ -100,7 +99,7 @@ fn overhead(columns: usize) -> usize {
 
 /// A column holding errors gives way first, down to this width, since it wraps onto more lines.
 const WRAP_FLOOR: usize = 24;
-/// No column is cut narrower than this (its header wraps instead), however narrow the screen.
+/// No column is cut narrower than this (its header wraps), however narrow the screen.
 const HARD_FLOOR: usize = 4;
 
 /// A table laid out for a [`Screen`], with one rule for every command: a column whose header
@@ -110,6 +109,8 @@ pub(crate) struct Grid {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
     screen: Screen,
+    /// Columns cut before the others are (their first line matters least).
+    gives_way: Vec<usize>,
 }
 
 impl Grid {
@@ -124,7 +125,17 @@ impl Grid {
             header: header.iter().map(|h| (*h).to_owned()).collect(),
             rows: Vec::new(),
             screen,
+            gives_way: Vec::new(),
         }
+    }
+
+    /// Makes the columns headed `headers` give way first when the screen is too narrow (after
+    /// an error column's wrapping), down to their header's longest word.
+    pub(crate) fn gives_way(&mut self, headers: &[&str]) -> &mut Self {
+        self.gives_way = (0..self.header.len())
+            .filter(|&c| headers.contains(&self.header[c].as_str()))
+            .collect();
+        self
     }
 
     /// Adds a row, one cell per header.
@@ -158,21 +169,23 @@ impl Grid {
             return natural;
         };
         let room = total.saturating_sub(overhead(natural.len()));
-        let mut widths = natural.clone();
-        let soft: Vec<usize> = (0..natural.len())
-            .map(|c| {
-                if self.wraps(c) {
-                    natural[c].min(WRAP_FLOOR)
-                } else {
-                    natural[c]
-                }
-            })
-            .collect();
-        let headers: Vec<usize> = (0..natural.len())
-            .map(|c| natural[c].min(self.header[c].width().max(HARD_FLOOR)))
-            .collect();
-        let hard: Vec<usize> = natural.iter().map(|n| (*n).min(HARD_FLOOR)).collect();
-        for floors in [soft, headers, hard] {
+        // A header's longest word: narrower, it would be cut within a word.
+        let word = |c: usize| {
+            let words = self.header[c].split_whitespace().map(str::width);
+            words.max().unwrap_or(0).max(HARD_FLOOR)
+        };
+        // Each stage gives some columns a floor; the others keep their width.
+        let stages: [&dyn Fn(usize) -> Option<usize>; 4] = [
+            &|c| self.wraps(c).then_some(WRAP_FLOOR),
+            &|c| self.gives_way.contains(&c).then(|| word(c)),
+            &|c| Some(word(c)),
+            &|_| Some(HARD_FLOOR),
+        ];
+        let mut widths = natural;
+        for stage in stages {
+            let floors: Vec<usize> = (0..widths.len())
+                .map(|c| stage(c).map_or(widths[c], |floor| floor.min(widths[c])))
+                .collect();
             shrink(&mut widths, &floors, room);
         }
         widths
@@ -329,6 +342,30 @@ mod tests {
     fn a_screen_too_narrow_for_the_headers_still_shows_every_column() {
         let text = grid(Some(20)).to_string();
         assert!(text.contains("ID") && text.contains("STAT"), "{text}");
+    }
+
+    #[test]
+    fn columns_that_give_way_are_cut_first() {
+        let mut g = Grid::for_screen(
+            &["ID", "NAME", "URL"],
+            Screen {
+                width: Some(80),
+                colour: false,
+            },
+        );
+        g.add_row(vec![
+            "payments-eu-1".into(),
+            "Payments for the European Union, first instance".into(),
+            "http://payments-eu-1.payments.svc.cluster.local:8080".into(),
+        ]);
+        g.gives_way(&["NAME"]);
+        let text = g.to_string();
+        assert!(
+            text.contains("payments-eu-1")
+                && text.contains("http://payments-eu-1.payments.svc.cluster.local:8080"),
+            "{text}"
+        );
+        assert!(text.contains("Paym…"), "{text}");
     }
 
     #[test]

@@ -169,6 +169,19 @@ async fn tables_fit_the_screen_and_every_format_says_the_same() {
     ] {
         assert_yaml_is_json(args).await;
     }
+    // `call` too: `table` is the result's text, JSON and YAML the whole result.
+    let call = [
+        "call",
+        "--registry",
+        reg,
+        "search_products",
+        "--args",
+        r#"{"query": "laptop"}"#,
+    ];
+    let (ok, out, err) = run(&call).await;
+    assert!(ok && out.to_lowercase().contains("laptop"), "{out}{err}");
+    assert_yaml_is_json(&call).await;
+
     // A format and its alias together are one too many.
     let (ok, _, err) = run(&["ls", "--registry", reg, "--json", "--output", "yaml"]).await;
     assert!(!ok && err.contains("--output"), "{err}");
@@ -281,6 +294,25 @@ async fn statuses_are_coloured_only_on_a_terminal_without_no_color() {
     let plain = on_terminal(Some("1")).await;
     assert!(plain.contains("healthy"), "{plain:?}");
     assert!(!plain.contains('\u{1b}'), "colour with NO_COLOR: {plain:?}");
+
+    // Without COLUMNS, a table takes the terminal's width.
+    let narrow = format!("stty cols 60 rows 20; {ls}");
+    let out = tokio::time::timeout(
+        PROCESS_DEADLINE,
+        tokio::process::Command::new("script")
+            .args(["-qefc", &narrow, "/dev/null"])
+            .env_remove("COLUMNS")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("script timed out")
+    .expect("run script(1)");
+    let out = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.contains("STATUS") && out.contains('…'), "{out}");
+    assert_fits(&out, 60, "ls on a 60-column terminal");
 
     server.terminate().await;
 }

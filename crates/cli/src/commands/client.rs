@@ -348,6 +348,7 @@ fn entries_table(entries: &[Entry]) -> Grid {
         "URL",
         "LAST SEEN",
     ]);
+    t.gives_way(&["NAME", "TAGS"]);
     for e in entries {
         let tags: Vec<&str> = e.tags.iter().map(|t| t.as_str()).collect();
         t.add_row(vec![
@@ -473,6 +474,7 @@ pub(crate) async fn status(args: StatusArgs) -> anyhow::Result<u8> {
         .collect();
     if !unwell.is_empty() {
         let mut t = table(&["ID", "NAME", "STATUS", "SINCE", "LAST SEEN", "LAST ERROR"]);
+        t.gives_way(&["NAME"]);
         for srv in unwell {
             let status = if srv.check == mcp_fleet_model::HealthCheckMode::None {
                 format!("{} (not checked)", srv.status)

@@ -141,6 +141,7 @@ pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             let mut table = Grid::new(&["ID", "STATE", "SCOPES", "IDS", "EXPIRES", "DESCRIPTION"]);
+            table.gives_way(&["DESCRIPTION"]);
             for t in &tokens {
                 let scopes: Vec<&str> = t.scopes.iter().map(|s| s.as_str()).collect();
                 let ids: Vec<&str> = t.ids.iter().map(|p| p.as_str()).collect();

@@ -165,6 +165,7 @@ pub(crate) async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut table = Grid::new(&["NAME", "SERVER", "DESCRIPTION"]);
+    table.gives_way(&["DESCRIPTION"]);
     for tool in &tools {
         let description = tool.tool.description.as_deref().unwrap_or_default();
         table.add_row(vec![
