@@ -7,25 +7,40 @@ use mcp_fleet_sample_servers::Sample;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{PROCESS_DEADLINE, binary, run, run_code, serve_command, spawn_command};
+use crate::common::{
+    PROCESS_DEADLINE, binary, run, run_code, run_command, serve_command, spawn_command,
+};
 
 /// Long enough to overflow any column of an 80-column table.
 const LONG_ID: &str = "a-server-id-long-enough-to-overflow-every-column-of-a-table-0001";
 
 /// Runs `mcp-fleet ARGS` with `COLUMNS` set: (success, stdout, stderr).
 async fn run_in(columns: &str, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::time::timeout(
-        PROCESS_DEADLINE,
-        binary().env("COLUMNS", columns).args(args).output(),
-    )
-    .await
-    .expect("command timed out")
-    .expect("run mcp-fleet");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut cmd = binary();
+    cmd.env("COLUMNS", columns).args(args);
+    let (code, out, err) = run_command(cmd).await;
+    (code == Some(0), out, err)
+}
+
+/// What `shell_line` printed on a pseudo-terminal (script(1) makes one), with `env` set (`None`
+/// removes a variable); line ends as `\n`.
+async fn on_terminal(shell_line: &str, env: &[(&str, Option<&str>)]) -> String {
+    let mut cmd = tokio::process::Command::new("script");
+    cmd.args(["-qefc", shell_line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        match value {
+            Some(v) => cmd.env(name, v),
+            None => cmd.env_remove(name),
+        };
+    }
+    let out = tokio::time::timeout(PROCESS_DEADLINE, cmd.output())
+        .await
+        .expect("script timed out")
+        .expect("run script(1)");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
 }
 
 /// Every line of `out` fits in `width` columns.
@@ -264,53 +279,20 @@ async fn statuses_are_coloured_only_on_a_terminal_without_no_color() {
     .await;
     assert!(!out.contains('\u{1b}'), "escape codes into a pipe: {out:?}");
 
-    // script(1) runs the command on a pseudo-terminal and copies what it printed.
     let ls = format!("{} ls --registry {reg}", env!("CARGO_BIN_EXE_mcp-fleet"));
-    let on_terminal = |no_color: Option<&str>| {
-        let mut cmd = tokio::process::Command::new("script");
-        cmd.args(["-qefc", &ls, "/dev/null"])
-            .env("COLUMNS", "80")
-            .env_remove("NO_COLOR")
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
-        if let Some(v) = no_color {
-            cmd.env("NO_COLOR", v);
-        }
-        async move {
-            let out = tokio::time::timeout(PROCESS_DEADLINE, cmd.output())
-                .await
-                .expect("script timed out")
-                .expect("run script(1)");
-            assert!(out.status.success(), "{out:?}");
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        }
-    };
-    let coloured = on_terminal(None).await;
+    let coloured = on_terminal(&ls, &[("COLUMNS", Some("80")), ("NO_COLOR", None)]).await;
     assert!(coloured.contains("healthy"), "{coloured:?}");
     assert!(
         coloured.contains("\u{1b}["),
         "no colour on a terminal: {coloured:?}"
     );
-    let plain = on_terminal(Some("1")).await;
+    let plain = on_terminal(&ls, &[("COLUMNS", Some("80")), ("NO_COLOR", Some("1"))]).await;
     assert!(plain.contains("healthy"), "{plain:?}");
     assert!(!plain.contains('\u{1b}'), "colour with NO_COLOR: {plain:?}");
 
     // Without COLUMNS, a table takes the terminal's width.
     let narrow = format!("stty cols 60 rows 20; {ls}");
-    let out = tokio::time::timeout(
-        PROCESS_DEADLINE,
-        tokio::process::Command::new("script")
-            .args(["-qefc", &narrow, "/dev/null"])
-            .env_remove("COLUMNS")
-            .env("NO_COLOR", "1")
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("script timed out")
-    .expect("run script(1)");
-    let out = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    let out = on_terminal(&narrow, &[("COLUMNS", None), ("NO_COLOR", Some("1"))]).await;
     assert!(out.contains("STATUS") && out.contains('…'), "{out}");
     assert_fits(&out, 60, "ls on a 60-column terminal");
 

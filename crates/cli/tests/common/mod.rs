@@ -119,7 +119,15 @@ pub(crate) async fn run(args: &[&str]) -> (bool, String, String) {
 
 /// Runs `mcp-fleet ARGS` to completion: (exit code, stdout, stderr).
 pub(crate) async fn run_code(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = tokio::time::timeout(PROCESS_DEADLINE, binary().args(args).output())
+    let mut cmd = binary();
+    cmd.args(args);
+    run_command(cmd).await
+}
+
+/// Runs `cmd` (from [`binary`], with its arguments and environment) to completion: (exit code,
+/// stdout, stderr).
+pub(crate) async fn run_command(mut cmd: Command) -> (Option<i32>, String, String) {
+    let out = tokio::time::timeout(PROCESS_DEADLINE, cmd.output())
         .await
         .expect("command timed out")
         .expect("run mcp-fleet");
