@@ -15,6 +15,8 @@ pub(crate) fn binary() -> Command {
     cmd.env_remove("MCP_FLEET_REGISTRY")
         .env_remove("MCP_FLEET_LISTEN")
         .env_remove("MCP_FLEET_DATABASE_URL")
+        // Tables are as wide as their content unless a test sets a width.
+        .env_remove("COLUMNS")
         .env("RUST_LOG", "warn,rmcp=off")
         .kill_on_drop(true);
     cmd
