@@ -109,7 +109,7 @@ pub(crate) struct Grid {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
     screen: Screen,
-    /// Columns cut before the others are (their first line matters least).
+    /// Columns cut before the others: the ones least needed to tell rows apart.
     gives_way: Vec<usize>,
 }
 
