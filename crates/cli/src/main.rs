@@ -2,6 +2,7 @@
 //! the work. No business logic lives here.
 
 mod commands;
+mod output;
 mod shutdown;
 
 use std::io::IsTerminal;

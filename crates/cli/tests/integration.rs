@@ -6,6 +6,7 @@ mod demo;
 mod durability;
 mod health_worker;
 mod logging;
+mod output;
 mod policy;
 mod readme;
 mod route;

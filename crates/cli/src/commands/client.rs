@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::{Args, ValueEnum};
-use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use mcp_fleet_discovery::{ListOptions, RegisterOutcome, RegistryClient};
 use mcp_fleet_model::{Entry, Timestamp};
 use serde_json::{Map, Value, json};
+
+use crate::output::{Format, Grid, OutputArg, print_as};
 
 /// Where the registry is; shared by every client subcommand.
 #[derive(Debug, Args)]
@@ -153,9 +154,8 @@ pub(crate) struct CheckArgs {
     registry: RegistryArg,
     /// Server id.
     id: String,
-    /// Print the registry's answer as JSON instead of a table.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArg,
 }
 
 /// Options of `ls`.
@@ -169,9 +169,8 @@ pub(crate) struct LsArgs {
     /// healthy, degraded, down, unknown or any.
     #[arg(long, default_value = "any")]
     status: String,
-    /// Print the entries as JSON instead of a table.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArg,
 }
 
 /// Options of `get`.
@@ -181,6 +180,9 @@ pub(crate) struct GetArgs {
     registry: RegistryArg,
     /// Server id.
     id: String,
+    /// `json` when not given; `table` shows the fields as rows.
+    #[command(flatten)]
+    output: OutputArg,
 }
 
 /// Options of `rm`.
@@ -197,9 +199,9 @@ pub(crate) struct RmArgs {
 pub(crate) struct StatusArgs {
     #[command(flatten)]
     registry: RegistryArg,
-    /// Print the raw /status document.
-    #[arg(long)]
-    json: bool,
+    /// `json` and `yaml` print the whole /status document.
+    #[command(flatten)]
+    output: OutputArg,
 }
 
 fn read_file(path: &PathBuf) -> anyhow::Result<Map<String, Value>> {
@@ -284,8 +286,7 @@ pub(crate) async fn heartbeat(args: HeartbeatArgs) -> anyhow::Result<()> {
 /// `check ID`: probes an entry now and shows the outcome.
 pub(crate) async fn check(args: CheckArgs) -> anyhow::Result<()> {
     let outcome = args.registry.client()?.check_now(&args.id).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    if args.output.print_data(&outcome)? {
         return Ok(());
     }
     let text = |key: &str| match &outcome[key] {
@@ -297,18 +298,14 @@ pub(crate) async fn check(args: CheckArgs) -> anyhow::Result<()> {
         Some(ms) => format!("{ms} ms"),
         None => "—".to_owned(),
     };
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(["ID", "OUTCOME", "STATUS", "LATENCY", "ERROR"])
-        .add_row([
-            text("id"),
-            text("outcome"),
-            text("status"),
-            latency,
-            text("error"),
-        ]);
+    let mut table = table(&["ID", "OUTCOME", "STATUS", "LATENCY", "ERROR"]);
+    table.add_row(vec![
+        text("id"),
+        text("outcome"),
+        text("status"),
+        latency,
+        text("error"),
+    ]);
     println!("{table}");
     Ok(())
 }
@@ -337,15 +334,11 @@ fn ago(t: Option<Timestamp>) -> String {
     }
 }
 
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header.to_vec());
-    t
+fn table(header: &[&str]) -> Grid {
+    Grid::new(header)
 }
 
-fn entries_table(entries: &[Entry]) -> Table {
+fn entries_table(entries: &[Entry]) -> Grid {
     let mut t = table(&[
         "ID",
         "NAME",
@@ -355,6 +348,7 @@ fn entries_table(entries: &[Entry]) -> Table {
         "URL",
         "LAST SEEN",
     ]);
+    t.gives_way(&["NAME", "TAGS"]);
     for e in entries {
         let tags: Vec<&str> = e.tags.iter().map(|t| t.as_str()).collect();
         t.add_row(vec![
@@ -380,12 +374,10 @@ pub(crate) async fn ls(args: LsArgs) -> anyhow::Result<()> {
     let mut entries = args.registry.client()?.list_all(&options).await?;
     // The registry orders ids as text (bulk-1, bulk-10, bulk-100, bulk-2); people read numbers.
     entries.sort_by(|a, b| natural_cmp(a.id.as_str(), b.id.as_str()));
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "servers": entries }))?
-        );
-    } else if entries.is_empty() {
+    if args.output.print_data(&json!({ "servers": entries }))? {
+        return Ok(());
+    }
+    if entries.is_empty() {
         println!("no servers match");
     } else {
         println!("{}", entries_table(&entries));
@@ -428,12 +420,29 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 
 pub(crate) async fn get(args: GetArgs) -> anyhow::Result<()> {
     match args.registry.client()?.get(&args.id).await? {
-        Some(entry) => {
-            println!("{}", serde_json::to_string_pretty(&entry)?);
-            Ok(())
-        }
+        Some(entry) => print_entry(&entry, args.output.format_or(Format::Json)),
         None => bail!("no server with id {:?}", args.id),
     }
+}
+
+/// `get`'s entry as JSON or YAML, or as a table of its fields (nested ones as JSON).
+fn print_entry(entry: &Entry, format: Format) -> anyhow::Result<()> {
+    if print_as(format, entry)? {
+        return Ok(());
+    }
+    let mut t = table(&["FIELD", "VALUE"]);
+    if let Value::Object(fields) = serde_json::to_value(entry)? {
+        for (field, value) in fields {
+            let text = match value {
+                Value::Null => "—".to_owned(),
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            t.add_row(vec![field, text]);
+        }
+    }
+    println!("{t}");
+    Ok(())
 }
 
 pub(crate) async fn rm(args: RmArgs) -> anyhow::Result<()> {
@@ -450,8 +459,7 @@ pub(crate) async fn rm(args: RmArgs) -> anyhow::Result<()> {
 pub(crate) async fn status(args: StatusArgs) -> anyhow::Result<u8> {
     let doc = args.registry.client()?.status().await?;
     let code = u8::from(doc.status != "operational");
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+    if args.output.print_data(&doc)? {
         return Ok(code);
     }
     let s = &doc.summary;
@@ -466,6 +474,7 @@ pub(crate) async fn status(args: StatusArgs) -> anyhow::Result<u8> {
         .collect();
     if !unwell.is_empty() {
         let mut t = table(&["ID", "NAME", "STATUS", "SINCE", "LAST SEEN", "LAST ERROR"]);
+        t.gives_way(&["NAME"]);
         for srv in unwell {
             let status = if srv.check == mcp_fleet_model::HealthCheckMode::None {
                 format!("{} (not checked)", srv.status)

@@ -6,6 +6,7 @@ use mcp_fleet_model::{Routing, Version, format_timestamp};
 use serde_json::{Map, Value, json};
 
 use super::client::RegistryArg;
+use crate::output::OutputArg;
 
 /// Options of `route`.
 #[derive(Debug, Args)]
@@ -48,6 +49,9 @@ struct SetArgs {
     /// Fewest calls within the window before judging [default with any rollback flag: 50].
     #[arg(long)]
     min_requests: Option<u32>,
+    /// `json` and `yaml` print the policy document set.
+    #[command(flatten)]
+    output: OutputArg,
 }
 
 /// Options of `route get`.
@@ -57,9 +61,9 @@ struct GetArgs {
     registry: RegistryArg,
     /// The service.
     service: String,
-    /// Print the policy document as JSON.
-    #[arg(long)]
-    json: bool,
+    /// `json` and `yaml` print the policy document.
+    #[command(flatten)]
+    output: OutputArg,
 }
 
 /// A service, and where the registry is.
@@ -87,6 +91,9 @@ struct RollbackArgs {
     /// no instance up (the registry refuses that otherwise).
     #[arg(long)]
     force: bool,
+    /// `json` and `yaml` print the policy document after the rollback.
+    #[command(flatten)]
+    output: OutputArg,
 }
 
 /// Options of `export`.
@@ -186,15 +193,15 @@ pub(crate) async fn route(args: RouteArgs) -> anyhow::Result<()> {
                 .client()?
                 .put_routing(&args.service, &body)
                 .await?;
-            println!("routing {}: {}", doc.service, weights_text(&doc.weights));
+            if !args.output.print_data(&doc)? {
+                println!("routing {}: {}", doc.service, weights_text(&doc.weights));
+            }
         }
         RouteCommand::Get(args) => {
             let Some(doc) = args.registry.client()?.routing(&args.service).await? else {
                 bail!("service {:?} has no routing policy", args.service);
             };
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&doc)?);
-            } else {
+            if !args.output.print_data(&doc)? {
                 print!("{}", summary(&doc));
             }
         }
@@ -219,7 +226,9 @@ pub(crate) async fn route(args: RouteArgs) -> anyhow::Result<()> {
                 .client()?
                 .rollback_with(&args.service, &version, &args.reason, args.force)
                 .await?;
-            println!("routing {}: {}", doc.service, weights_text(&doc.weights));
+            if !args.output.print_data(&doc)? {
+                println!("routing {}: {}", doc.service, weights_text(&doc.weights));
+            }
         }
     }
     Ok(())

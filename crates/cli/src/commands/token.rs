@@ -6,11 +6,11 @@ use std::time::Duration;
 use anyhow::bail;
 use chrono::Utc;
 use clap::{Args, Subcommand};
-use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use mcp_fleet_model::{TokenRecord, parse_id_patterns, parse_scopes};
 use serde_json::json;
 
 use super::DatabaseArg;
+use crate::output::{Grid, OutputArg};
 
 /// `token …`.
 #[derive(Debug, Subcommand)]
@@ -51,9 +51,8 @@ pub(crate) struct CreateArgs {
 pub(crate) struct LsArgs {
     #[command(flatten)]
     database: DatabaseArg,
-    /// JSON instead of a table.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArg,
 }
 
 /// Options of `token revoke`.
@@ -119,38 +118,34 @@ pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<()> {
         }
         TokenCommand::Ls(args) => {
             let tokens = args.database.store().await?.tokens().await?;
-            if args.json {
-                let list: Vec<_> = tokens
-                    .iter()
-                    .map(|t| {
-                        json!({
-                            "id": t.id,
-                            "scopes": t.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-                            "ids": t.ids.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
-                            "description": t.description,
-                            "createdAt": mcp_fleet_model::format_timestamp(&t.created_at),
-                            "expiresAt": t.expires_at.as_ref().map(mcp_fleet_model::format_timestamp),
-                            "revokedAt": t.revoked_at.as_ref().map(mcp_fleet_model::format_timestamp),
-                            "state": state(t),
-                        })
+            let list: Vec<_> = tokens
+                .iter()
+                .map(|t| {
+                    json!({
+                        "id": t.id,
+                        "scopes": t.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                        "ids": t.ids.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+                        "description": t.description,
+                        "createdAt": mcp_fleet_model::format_timestamp(&t.created_at),
+                        "expiresAt": t.expires_at.as_ref().map(mcp_fleet_model::format_timestamp),
+                        "revokedAt": t.revoked_at.as_ref().map(mcp_fleet_model::format_timestamp),
+                        "state": state(t),
                     })
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                })
+                .collect();
+            if args.output.print_data(&list)? {
                 return Ok(());
             }
             if tokens.is_empty() {
                 println!("no tokens (writes are open unless `serve --auth token`)");
                 return Ok(());
             }
-            let mut table = Table::new();
-            table
-                .load_preset(UTF8_BORDERS_ONLY)
-                .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_header(["ID", "STATE", "SCOPES", "IDS", "EXPIRES", "DESCRIPTION"]);
+            let mut table = Grid::new(&["ID", "STATE", "SCOPES", "IDS", "EXPIRES", "DESCRIPTION"]);
+            table.gives_way(&["DESCRIPTION"]);
             for t in &tokens {
                 let scopes: Vec<&str> = t.scopes.iter().map(|s| s.as_str()).collect();
                 let ids: Vec<&str> = t.ids.iter().map(|p| p.as_str()).collect();
-                table.add_row([
+                table.add_row(vec![
                     t.id.clone(),
                     state(t).to_owned(),
                     scopes.join(","),

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use indicatif::{ProgressBar, ProgressStyle};
 use mcp_fleet_discovery::{
     CallToolResult, ClientCredentials, ConnectReport, Discovery, DiscoveryBuilder, RegistryClient,
 };
 
 use crate::commands::health::PolicyArgs;
+use crate::output::{Grid, OutputArg};
 use serde_json::{Value, json};
 
 /// Where the fleet is and how to reach its servers; shared by `tools` and `call`.
@@ -108,9 +108,9 @@ impl FleetArgs {
 pub(crate) struct ToolsArgs {
     #[command(flatten)]
     fleet: FleetArgs,
-    /// Print the catalog (and connection failures) as JSON instead of a table.
-    #[arg(long)]
-    json: bool,
+    /// `json` and `yaml` print the catalog and the connection failures.
+    #[command(flatten)]
+    output: OutputArg,
 }
 
 /// Options of `call`.
@@ -127,9 +127,10 @@ pub(crate) struct CallArgs {
     /// Time allowed for the call.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     timeout: Duration,
-    /// Print the whole `CallToolResult` as JSON.
-    #[arg(long)]
-    json: bool,
+    /// `table` (the default) prints the result's text; `json` and `yaml` the whole
+    /// `CallToolResult`.
+    #[command(flatten)]
+    output: OutputArg,
 }
 
 /// The first line of `text`, at most `max` characters.
@@ -148,27 +149,23 @@ pub(crate) async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
     let (fleet, report) = args.fleet.connect(builder).await?;
     let tools = fleet.tools();
     fleet.shutdown().await;
-    if args.json {
-        let failed: Vec<Value> = report
-            .failed
-            .iter()
-            .map(|(server, e)| json!({"server": server, "error": e.to_string()}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"tools": tools, "failed": failed}))?
-        );
+    let failed: Vec<Value> = report
+        .failed
+        .iter()
+        .map(|(server, e)| json!({"server": server, "error": e.to_string()}))
+        .collect();
+    if args
+        .output
+        .print_data(&json!({"tools": tools, "failed": failed}))?
+    {
         return Ok(());
     }
     if tools.is_empty() {
         println!("no tools found");
         return Ok(());
     }
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(vec!["NAME", "SERVER", "DESCRIPTION"]);
+    let mut table = Grid::new(&["NAME", "SERVER", "DESCRIPTION"]);
+    table.gives_way(&["DESCRIPTION"]);
     for tool in &tools {
         let description = tool.tool.description.as_deref().unwrap_or_default();
         table.add_row(vec![
@@ -192,9 +189,7 @@ pub(crate) async fn call(args: CallArgs) -> anyhow::Result<()> {
     let result = fleet.call_tool(&args.name, arguments).await;
     fleet.shutdown().await;
     let result = result?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
-    } else {
+    if !args.output.print_data(&result)? {
         print_result(&result)?;
     }
     if result.is_error == Some(true) {

@@ -15,6 +15,8 @@ pub(crate) fn binary() -> Command {
     cmd.env_remove("MCP_FLEET_REGISTRY")
         .env_remove("MCP_FLEET_LISTEN")
         .env_remove("MCP_FLEET_DATABASE_URL")
+        // Tables are as wide as their content unless a test sets a width.
+        .env_remove("COLUMNS")
         .env("RUST_LOG", "warn,rmcp=off")
         .kill_on_drop(true);
     cmd
@@ -119,7 +121,15 @@ pub(crate) async fn run(args: &[&str]) -> (bool, String, String) {
 
 /// Runs `mcp-fleet ARGS` to completion: (exit code, stdout, stderr).
 pub(crate) async fn run_code(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = tokio::time::timeout(PROCESS_DEADLINE, binary().args(args).output())
+    let mut cmd = binary();
+    cmd.args(args);
+    run_command(cmd).await
+}
+
+/// Runs `cmd` (from [`binary`], with its arguments and environment) to completion: (exit code,
+/// stdout, stderr).
+pub(crate) async fn run_command(mut cmd: Command) -> (Option<i32>, String, String) {
+    let out = tokio::time::timeout(PROCESS_DEADLINE, cmd.output())
         .await
         .expect("command timed out")
         .expect("run mcp-fleet");
