@@ -137,7 +137,7 @@ impl Announcer {
     pub async fn start(self) -> Result<Announcement, AnnounceError> {
         let registered = match self.register().await {
             Ok(()) => {
-                tracing::info!(id = %self.id, registry = self.registry.url(), ttl = %human(self.ttl), "registered");
+                tracing::info!(id = %self.id, registry = %self.registry.url(), ttl = %human(self.ttl), "registered");
                 true
             }
             Err(e) if e.is_refusal() => return Err(e),
@@ -181,7 +181,7 @@ async fn keep_registered(announcer: Arc<Announcer>, mut registered: bool, stop: 
                     Ok(true) => return Ok(()),
                     Ok(false) => {
                         tracing::info!(
-                            id,
+                            id = %id,
                             "the registry does not know this entry (restarted, or the entry was removed): registering it again"
                         );
                         registered = false;
@@ -191,7 +191,7 @@ async fn keep_registered(announcer: Arc<Announcer>, mut registered: bool, stop: 
             }
             announcer.register().await?;
             registered = true;
-            tracing::info!(id, registry = announcer.registry.url(), "registered");
+            tracing::info!(id = %id, registry = %announcer.registry.url(), "registered");
             Ok(())
         };
         let outcome = tokio::select! {
@@ -201,18 +201,18 @@ async fn keep_registered(announcer: Arc<Announcer>, mut registered: bool, stop: 
         match outcome {
             Ok(()) if failing => {
                 failing = false;
-                tracing::info!(id, "the registry answers again");
+                tracing::info!(id = %id, "the registry answers again");
             }
             Ok(()) => {}
             Err(e) if !failing => {
                 failing = true;
                 tracing::warn!(
-                    id,
+                    id = %id,
                     "heartbeat failed, trying again every {}: {e}",
                     human(announcer.heartbeat_interval())
                 );
             }
-            Err(e) => tracing::debug!(id, "heartbeat failed again: {e}"),
+            Err(e) => tracing::debug!(id = %id, "heartbeat failed again: {e}"),
         }
     }
 }
@@ -240,7 +240,7 @@ impl Announcement {
             let _ = task.await;
         }
         let removed = self.announcer.registry.deregister(self.id()).await?;
-        tracing::info!(id = self.id(), "deregistered");
+        tracing::info!(id = %self.id(), "deregistered");
         Ok(removed)
     }
 }
@@ -255,7 +255,7 @@ impl Drop for Announcement {
             let announcer = Arc::clone(&self.announcer);
             runtime.spawn(async move {
                 if let Err(e) = announcer.registry.deregister(announcer.id()).await {
-                    tracing::warn!(id = announcer.id(), "could not deregister: {e}");
+                    tracing::warn!(id = %announcer.id(), "could not deregister: {e}");
                 }
             });
         }
