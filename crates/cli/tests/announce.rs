@@ -15,7 +15,7 @@ use mcp_fleet_model::HealthStatus;
 use mcp_fleet_test_support::eventually;
 use serde_json::json;
 
-use crate::common::{PROCESS_DEADLINE, Running, binary, run_code, spawn_command};
+use crate::common::{PROCESS_DEADLINE, Running, binary, run_code, serve_command, spawn_command};
 
 /// How long an entry may take to show a change (a heartbeat goes out every third of the 5 s TTL).
 const CHANGE_DEADLINE: Duration = Duration::from_secs(20);
@@ -171,6 +171,42 @@ async fn a_node_mcp_server_is_announced_kept_and_deregistered() {
         port.to_string().into(),
     ];
     announce_round_trip("node-echo", port, command, &[("NODE_PATH", node_path)]).await;
+}
+
+/// A registry that refuses the credentials: the server is stopped and announce exits 3 with the
+/// hint naming `--token`, as the other client commands do.
+#[tokio::test]
+async fn a_refused_token_stops_the_server_with_exit_code_3() {
+    let Some(python) = sdk("MCP_FLEET_TEST_PYTHON", "Python MCP server") else {
+        return;
+    };
+    let db = mcp_fleet_test_support::sqlite();
+    let mut cmd = serve_command(&db.url);
+    cmd.args(["--no-health-worker", "--auth", "token"]);
+    let registry = spawn_command(cmd).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let entry = dir.path().join("entry.json");
+    let port = free_port();
+    let body = json!({"id": "py-echo", "name": "x", "url": format!("http://127.0.0.1:{port}"), "version": "1.0.0"});
+    std::fs::write(&entry, body.to_string()).expect("write");
+    let server = fixture("server.py");
+    let port = port.to_string();
+    let args = [
+        "announce",
+        "--registry",
+        &registry.url,
+        "--file",
+        &entry.display().to_string(),
+        "--",
+        &python.to_string_lossy(),
+        &server.display().to_string(),
+        &port,
+    ];
+    let (code, _, err) = run_code(&args).await;
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("registry answered 401"), "{err}");
+    assert!(err.contains("--token"), "{err}");
+    registry.terminate().await;
 }
 
 /// No SDK needed: an entry the registry would refuse, a command that is not there, a child that
