@@ -61,14 +61,24 @@ async fn registry(port: u16, dir: &Path, db: &str) -> Running {
     spawn_command(cmd).await
 }
 
+/// How the announced server stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// SIGTERM to announce, which forwards it.
+    SigtermToAnnounce,
+    /// SIGTERM to the child alone: it exits on its own, as far as announce can tell.
+    ChildExits,
+}
+
 /// Runs `command` (serving MCP at 127.0.0.1:`port`/mcp) through `announce` and checks that its
 /// entry appears and turns healthy, comes back after the registry restarts on a fresh database,
-/// and goes when a SIGTERM stops the child, whose exit code `announce` exits with.
+/// and goes when the child stops as `stop` says, with the child's exit code as announce's.
 async fn announce_round_trip(
     id: &str,
     port: u16,
     command: Vec<OsString>,
     env: &[(&str, OsString)],
+    stop: Stop,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
     let registry_port = free_port();
@@ -132,7 +142,10 @@ async fn announce_round_trip(
     )
     .await;
 
-    let pid = announce.id().expect("pid");
+    let pid = match stop {
+        Stop::SigtermToAnnounce => announce.id().expect("pid"),
+        Stop::ChildExits => child_pid(&logged()),
+    };
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
@@ -144,11 +157,25 @@ async fn announce_round_trip(
         .expect("wait");
     let logged = logged();
     assert_eq!(status.code(), Some(7), "the child's exit code\n{logged}");
-    assert!(logged.contains("forwarded SIGTERM"), "{logged}");
+    assert_eq!(
+        logged.contains("forwarded SIGTERM"),
+        stop == Stop::SigtermToAnnounce,
+        "{logged}"
+    );
     assert!(entry_now().await.is_none(), "deregistered\n{logged}");
     second.terminate().await;
 }
 
+/// The child's process id, from announce's "started" log line (`… pid=1234 …`).
+fn child_pid(log: &str) -> u32 {
+    log.lines()
+        .find(|l| l.contains("started; registering once"))
+        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("pid=")))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no child pid logged:\n{log}"))
+}
+
+/// Python: stopped by a SIGTERM to announce.
 #[tokio::test]
 async fn a_python_mcp_server_is_announced_kept_and_deregistered() {
     let Some(python) = sdk("MCP_FLEET_TEST_PYTHON", "Python MCP server") else {
@@ -156,9 +183,10 @@ async fn a_python_mcp_server_is_announced_kept_and_deregistered() {
     };
     let port = free_port();
     let command = vec![python, fixture("server.py").into(), port.to_string().into()];
-    announce_round_trip("py-echo", port, command, &[]).await;
+    announce_round_trip("py-echo", port, command, &[], Stop::SigtermToAnnounce).await;
 }
 
+/// Node.js: the server exits by itself.
 #[tokio::test]
 async fn a_node_mcp_server_is_announced_kept_and_deregistered() {
     let Some(node_path) = sdk("MCP_FLEET_TEST_NODE_PATH", "Node.js MCP server") else {
@@ -170,7 +198,8 @@ async fn a_node_mcp_server_is_announced_kept_and_deregistered() {
         fixture("server.cjs").into(),
         port.to_string().into(),
     ];
-    announce_round_trip("node-echo", port, command, &[("NODE_PATH", node_path)]).await;
+    let env = [("NODE_PATH", node_path)];
+    announce_round_trip("node-echo", port, command, &env, Stop::ChildExits).await;
 }
 
 /// A registry that refuses the credentials: the server is stopped and announce exits 3 with the
