@@ -108,7 +108,8 @@ pub(crate) async fn run(args: AnnounceArgs) -> anyhow::Result<ExitCode> {
                 match started {
                     Ok(a) => announcement = Some(a),
                     Err(e) => {
-                        tracing::error!("stopping {shown}: {e}");
+                        // The cause is printed once, as the command's error, when the child has exited.
+                        tracing::warn!("stopping {shown}: it cannot be announced");
                         failure = Some(refusal(e));
                         forward(&child, signals::TERM);
                         kill_at = Some(tokio::time::Instant::now() + STOP_GRACE);
