@@ -8,6 +8,7 @@ mod durability;
 mod health_worker;
 mod logging;
 mod policy;
+mod readme;
 mod route;
 mod shutdown;
 mod token;
