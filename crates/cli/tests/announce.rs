@@ -311,3 +311,44 @@ async fn announce_reports_bad_entries_missing_commands_and_servers_that_never_an
         "the child was stopped"
     );
 }
+
+/// No SDK needed: a SIGINT (Ctrl-C) while the child starts reaches the child, and announce exits
+/// as the child did: 130, 128 + SIGINT, as a shell reports it.
+#[tokio::test]
+async fn sigint_is_forwarded_and_the_childs_signal_becomes_the_exit_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let entry = dir.path().join("entry.json");
+    let port = free_port();
+    let body = json!({"id": "sleeper", "name": "x", "url": format!("http://127.0.0.1:{port}"), "version": "1.0.0"});
+    std::fs::write(&entry, body.to_string()).expect("write");
+    let log = dir.path().join("announce.log");
+    let mut announce = binary()
+        .args(["announce", "--registry", "127.0.0.1:9", "--file"])
+        .arg(&entry)
+        .args(["--", "sleep", "60"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn announce");
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    // Logged once the child runs; announce listens for signals before it starts the child.
+    eventually(PROCESS_DEADLINE, "the child to start", || async {
+        logged().contains("started; registering once").then_some(())
+    })
+    .await;
+    let pid = announce.id().expect("pid");
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(kill.success());
+    let status = tokio::time::timeout(PROCESS_DEADLINE, announce.wait())
+        .await
+        .expect("announce did not stop after SIGINT")
+        .expect("wait");
+    let logged = logged();
+    assert_eq!(status.code(), Some(130), "{logged}");
+    assert!(logged.contains("forwarded SIGINT"), "{logged}");
+}
