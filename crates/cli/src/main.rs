@@ -82,6 +82,8 @@ enum Command {
     /// Manage API tokens (in the registry's database).
     #[command(subcommand)]
     Token(commands::token::TokenCommand),
+    /// Run an MCP server (any language) as a child, registered while it runs.
+    Announce(commands::announce::AnnounceArgs),
 }
 
 /// Colour codes in log lines only for a person at a terminal: never when standard error is a
@@ -175,6 +177,7 @@ fn main() -> ExitCode {
             Command::Call(args) => commands::tools::call(args).await,
             Command::Gateway(args) => commands::gateway::run(args).await,
             Command::Token(command) => commands::token::run(command).await,
+            Command::Announce(args) => return commands::announce::run(args).await,
             Command::Status(args) => {
                 // Scripts read the exit code: 0 operational, 1 degraded, 2 no answer, 3 the
                 // registry refused the credentials (or their absence).

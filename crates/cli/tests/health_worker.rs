@@ -46,7 +46,7 @@ async fn a_separate_health_worker_process_checks_the_fleet() {
         let sample = mcp_fleet_sample_servers::start(Sample::Catalog, listener, token.clone())
             .await
             .expect("sample");
-        sample.register(&api.url).await.expect("register");
+        let _announced = sample.announce(&api.url).await.expect("register");
 
         let client = RegistryClient::new(&api.url).expect("client");
         let entry = mcp_fleet_test_support::eventually(

@@ -1,5 +1,6 @@
 //! The `mcp-fleet` binary end to end: real processes, real databases, real signals.
 
+mod announce;
 mod commands;
 mod common;
 mod demo;

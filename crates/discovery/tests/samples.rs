@@ -41,8 +41,8 @@ async fn the_demo_fleet_is_discovered_by_tag_and_called() {
         let running = mcp_fleet_sample_servers::start(sample, listener, shutdown.child_token())
             .await
             .expect("sample starts");
-        running.register(&registry_url).await.expect("registers");
-        samples.push(running);
+        let announced = running.announce(&registry_url).await.expect("registers");
+        samples.push((running, announced));
     }
 
     // As the seed: only healthy servers, so wait for their first probe.

@@ -1,7 +1,8 @@
-//! Three sample MCP servers (catalog, inventory, analytics) over in-memory data, and how they register.
+//! Three sample MCP servers (catalog, inventory, analytics) over in-memory data, and how they announce themselves.
 //!
 //! Each sample serves MCP over Streamable HTTP at `/mcp` and a liveness probe at `GET /health`.
-//! [`start`] runs one on a listener; [`RunningSample::register`] announces it to a registry.
+//! [`start`] runs one on a listener; [`RunningSample::announce`] keeps it registered with a registry
+//! (`mcp-fleet-announce`).
 
 mod analytics;
 mod catalog;
@@ -74,8 +75,9 @@ impl Sample {
         }
     }
 
-    /// The registration body this server POSTs to the registry (seed fields: id, name,
-    /// description, url, version "1.0.0", tags, auth {"type":"none"}, healthUrl = <base>/health).
+    /// The registration body this server announces (seed fields: id, name, description, url,
+    /// version "1.0.0", tags, auth {"type":"none"}, healthUrl = <base>/health; the announcer adds
+    /// its `ttlSeconds`).
     ///
     /// `base_url` is the server root (`http://127.0.0.1:PORT`) and becomes the entry's `url`:
     /// clients reach MCP at `<url>/mcp`, as the seed's discovery client does.

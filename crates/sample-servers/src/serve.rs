@@ -1,11 +1,11 @@
-//! HTTP wiring shared by the samples: the `/mcp` + `/health` router, running on a listener, registering.
+//! HTTP wiring shared by the samples: the `/mcp` + `/health` router, running on a listener, announcing.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::serve::ListenerExt;
 use axum::{Json, Router, routing::get};
-use mcp_fleet_discovery::{ClientError, RegistryClient};
+use mcp_fleet_announce::{AnnounceError, Announcement, Announcer};
 use rmcp::{
     ServerHandler,
     transport::streamable_http_server::{
@@ -22,19 +22,19 @@ use crate::analytics::{AnalyticsServer, Events};
 use crate::catalog::CatalogServer;
 use crate::inventory::{InventoryServer, Stock};
 
-/// Why a sample could not register itself.
+/// Why a sample could not announce itself.
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
-    /// The registry client could not be built or the registry refused the registration.
-    #[error("registering sample {id:?} with {registry_url}: {source}")]
-    Register {
+    /// The registration could not be made or the registry refused it.
+    #[error("announcing sample {id} to {registry_url}")]
+    Announce {
         /// The sample's id.
         id: &'static str,
         /// The registry base URL used.
         registry_url: String,
-        /// What the registry client reported.
+        /// What the announcer reported.
         #[source]
-        source: ClientError,
+        source: AnnounceError,
     },
 }
 
@@ -101,19 +101,32 @@ impl RunningSample {
         format!("{}/mcp", self.base_url)
     }
 
-    /// POSTs [`Sample::registration`] for this server to `<registry_url>/servers`;
-    /// 200 (updated) and 201 (created) are success.
-    pub async fn register(&self, registry_url: &str) -> Result<(), SampleError> {
+    /// An announcer of [`Sample::registration`] for this server to the registry at
+    /// `registry_url`, for a caller that sets a token or a TTL before [`Announcer::start`].
+    pub fn announcer(&self, registry_url: &str) -> Result<Announcer, SampleError> {
         let body = self.sample.registration(&self.base_url);
-        let fail = |source| SampleError::Register {
+        Announcer::new(registry_url, body).map_err(|source| self.error(registry_url, source))
+    }
+
+    /// Registers this server with the registry at `registry_url` and keeps it registered
+    /// (heartbeats, registered again when forgotten) until the announcement is shut down or
+    /// dropped. A registry not up yet is tried again at every heartbeat.
+    pub async fn announce(&self, registry_url: &str) -> Result<Announcement, SampleError> {
+        let announcement = self
+            .announcer(registry_url)?
+            .start()
+            .await
+            .map_err(|source| self.error(registry_url, source))?;
+        tracing::info!(sample = %self.sample, registry_url, "sample announced");
+        Ok(announcement)
+    }
+
+    fn error(&self, registry_url: &str, source: AnnounceError) -> SampleError {
+        SampleError::Announce {
             id: self.sample.id(),
             registry_url: registry_url.to_owned(),
             source,
-        };
-        let client = RegistryClient::new(registry_url).map_err(fail)?;
-        client.register(&body).await.map_err(fail)?;
-        tracing::info!(sample = %self.sample, registry_url, "sample registered");
-        Ok(())
+        }
     }
 
     /// Waits until the server has stopped (after its shutdown token is cancelled and open

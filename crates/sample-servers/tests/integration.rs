@@ -392,9 +392,16 @@ async fn shutdown_stops_a_server_with_an_open_session() -> TestResult {
 async fn real_registry(
     shutdown: CancellationToken,
 ) -> TestResult<(String, mcp_fleet_test_support::TestDb)> {
+    real_registry_on(TcpListener::bind("127.0.0.1:0").await?, shutdown).await
+}
+
+/// A real registry over a throwaway SQLite file, on `listener`.
+async fn real_registry_on(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> TestResult<(String, mcp_fleet_test_support::TestDb)> {
     let db = mcp_fleet_test_support::sqlite();
     let store = mcp_fleet_store::connect(&db.url).await?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let state = mcp_fleet_registry::AppState::new(store, mcp_fleet_registry::Config::default());
     tokio::spawn(mcp_fleet_registry::serve(listener, state, shutdown));
@@ -402,10 +409,11 @@ async fn real_registry(
 }
 
 #[tokio::test]
-async fn each_sample_registers_itself_with_a_real_registry() -> TestResult {
+async fn each_sample_announces_itself_to_a_real_registry() -> TestResult {
     let shutdown = CancellationToken::new();
     let (registry_url, _db) = real_registry(shutdown.clone()).await?;
     let client = mcp_fleet_discovery::RegistryClient::new(&registry_url)?;
+    let mut announcements = Vec::new();
     for sample in Sample::ALL {
         let running = start(
             sample,
@@ -413,7 +421,7 @@ async fn each_sample_registers_itself_with_a_real_registry() -> TestResult {
             shutdown.child_token(),
         )
         .await?;
-        running.register(&registry_url).await?;
+        announcements.push(running.announce(&registry_url).await?);
         let entry = client
             .get(sample.id())
             .await?
@@ -421,6 +429,11 @@ async fn each_sample_registers_itself_with_a_real_registry() -> TestResult {
         assert_eq!(entry.url.as_str().trim_end_matches('/'), running.base_url);
         let tags: Vec<String> = entry.tags.iter().map(|t| t.to_string()).collect();
         assert_eq!(tags, sample.tags(), "{sample}");
+        assert_eq!(
+            entry.ttl_seconds,
+            Some(30),
+            "{sample}: the announcer's default TTL"
+        );
     }
     let products = client
         .list(&mcp_fleet_discovery::ListOptions {
@@ -435,24 +448,69 @@ async fn each_sample_registers_itself_with_a_real_registry() -> TestResult {
     Ok(())
 }
 
+/// The announcer in-process: a sample announced before its registry is up registers once the
+/// registry answers, is registered again when the registry forgets it (a heartbeat's 404), and is
+/// deregistered by `shutdown` or, in the background, when its announcement is dropped.
 #[tokio::test]
-async fn register_reports_an_unreachable_registry() -> TestResult {
+async fn an_announced_sample_stays_registered_until_shut_down() -> TestResult {
     let shutdown = CancellationToken::new();
-    // Bind then drop: nothing listens there afterwards.
+    // The registry's address is known, but nothing listens there yet.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let running = start(
-        Sample::Catalog,
-        TcpListener::bind("127.0.0.1:0").await?,
-        shutdown.child_token(),
+    let registry_url = format!("http://127.0.0.1:{port}");
+    let mut announced = Vec::new();
+    for sample in [Sample::Catalog, Sample::Inventory] {
+        let running = start(
+            sample,
+            TcpListener::bind("127.0.0.1:0").await?,
+            shutdown.child_token(),
+        )
+        .await?;
+        let announcer = running
+            .announcer(&registry_url)?
+            .with_ttl(Duration::from_secs(5))?;
+        announced.push(announcer.start().await?);
+    }
+
+    let (_, _db) = real_registry_on(
+        TcpListener::bind(("127.0.0.1", port)).await?,
+        shutdown.clone(),
     )
     .await?;
-    let err = match running.register(&format!("http://127.0.0.1:{port}")).await {
-        Ok(()) => return Err("registering with nothing listening succeeded".into()),
-        Err(e) => e,
+    let client = mcp_fleet_discovery::RegistryClient::new(&registry_url)?;
+    let present = |id: &'static str| {
+        let client = client.clone();
+        async move { client.get(id).await.expect("registry answers").is_some() }
     };
-    assert!(err.to_string().contains("\"catalog\""), "{err}");
+    for id in ["catalog", "inventory"] {
+        mcp_fleet_test_support::eventually(
+            STOP_TIMEOUT,
+            "the sample to register once the registry is up",
+            || async { present(id).await.then_some(()) },
+        )
+        .await;
+    }
+
+    assert!(client.delete("catalog").await?);
+    mcp_fleet_test_support::eventually(
+        STOP_TIMEOUT,
+        "the forgotten sample to be registered again",
+        || async { present("catalog").await.then_some(()) },
+    )
+    .await;
+
+    let inventory = announced.pop().ok_or("two announcements")?;
+    let catalog = announced.pop().ok_or("two announcements")?;
+    assert!(catalog.shutdown().await?, "catalog was registered");
+    assert!(!present("catalog").await, "deregistered by shutdown");
+    drop(inventory);
+    mcp_fleet_test_support::eventually(
+        STOP_TIMEOUT,
+        "the dropped announcement to deregister",
+        || async { (!present("inventory").await).then_some(()) },
+    )
+    .await;
     shutdown.cancel();
     Ok(())
 }

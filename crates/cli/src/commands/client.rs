@@ -204,7 +204,7 @@ pub(crate) struct StatusArgs {
     output: OutputArg,
 }
 
-fn read_file(path: &PathBuf) -> anyhow::Result<Map<String, Value>> {
+pub(crate) fn read_file(path: &PathBuf) -> anyhow::Result<Map<String, Value>> {
     let stdin = path.as_os_str() == "-";
     let text = if stdin {
         std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?

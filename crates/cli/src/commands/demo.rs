@@ -1,5 +1,6 @@
-//! `mcp-fleet demo`: a registry on a throwaway SQLite file, sample MCP servers that register
-//! themselves on start-up (as the seed recommends), the status page and the MCP gateway.
+//! `mcp-fleet demo`: a registry on a throwaway SQLite file, sample MCP servers that announce
+//! themselves on start-up (as the seed recommends; `mcp-fleet-announce`), the status page and
+//! the MCP gateway.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,9 +68,16 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let registry_url = format!("http://{}", listener.local_addr()?);
     let shutdown = shutdown::on_signal();
     let worker = state.start_health_worker(health, shutdown.clone())?;
-    let registry = tokio::spawn(mcp_fleet_registry::serve(listener, state, shutdown.clone()));
+    // The registry stops after the samples have deregistered.
+    let registry_stop = tokio_util::sync::CancellationToken::new();
+    let registry = tokio::spawn(mcp_fleet_registry::serve(
+        listener,
+        state,
+        registry_stop.clone(),
+    ));
 
     let mut samples = Vec::new();
+    let mut announcements = Vec::new();
     for sample in Sample::ALL {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -77,11 +85,12 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let running = mcp_fleet_sample_servers::start(sample, listener, shutdown.child_token())
             .await
             .with_context(|| format!("cannot start sample server {sample}"))?;
-        running
-            .register(&registry_url)
+        let announcement = running
+            .announce(&registry_url)
             .await
             .with_context(|| format!("sample server {sample} could not register"))?;
         samples.push(running);
+        announcements.push(announcement);
     }
 
     // Print only once every sample has had its first probe, so the hint below works at once.
@@ -127,6 +136,12 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
 
     shutdown.cancelled().await;
+    for a in announcements {
+        if let Err(e) = a.shutdown().await {
+            tracing::warn!("{e}");
+        }
+    }
+    registry_stop.cancel();
     for s in samples {
         let _ = s.join().await;
     }

@@ -1,5 +1,6 @@
 //! One module per subcommand family.
 
+pub(crate) mod announce;
 pub(crate) mod client;
 pub(crate) mod demo;
 pub(crate) mod gateway;
