@@ -523,6 +523,7 @@ mod tests {
     fn our_auth_errors_are_found_inside_io_errors() {
         let wrapped = std::io::Error::other(AuthError::MissingToken {
             server: "alpha".into(),
+            service: "alpha".into(),
         });
         let found = find_auth_error(&wrapped).expect("found");
         assert!(matches!(found, AuthError::MissingToken { .. }));
