@@ -1,6 +1,7 @@
 //! One module per subcommand family.
 
 pub(crate) mod client;
+pub(crate) mod credentials;
 pub(crate) mod demo;
 pub(crate) mod gateway;
 pub(crate) mod health;
