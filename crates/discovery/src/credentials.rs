@@ -501,6 +501,25 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_reads_as_it_says() {
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme.find("#### Upstream credentials").expect("section")..];
+        let start = section.find("```toml\n").expect("a TOML example") + "```toml\n".len();
+        let end = start + section[start..].find("```").expect("its end");
+        let creds = UpstreamCredentials::parse(&section[start..end], false, &|name| {
+            Some(format!("${name}"))
+        })
+        .expect("parses");
+        assert_eq!(creds.bearer_for("vault-1", "vault"), Some("s3cret"));
+        assert_eq!(creds.bearer_for("vault-2", "vault"), Some("$VAULT_TOKEN"));
+        let ledger = creds.oauth2_for("ledger-1", "ledger").expect("ledger");
+        assert_eq!(ledger.client_secret, "$LEDGER_SECRET");
+        assert_eq!(ledger.scope.as_deref(), Some("tools"));
+        let other = creds.oauth2_for("x", "y").expect("default");
+        assert_eq!(other.client_secret, "$AGENT_SECRET");
+    }
+
+    #[test]
     fn bad_files_say_what_and_where_without_the_secret() {
         let cases = [
             (
