@@ -243,4 +243,23 @@ async fn credentials_by_service_reach_its_instances_and_server_ids_win() {
         assert!(all.contains(want), "{want}: {all}");
     }
     fleet.shutdown().await;
+
+    // An entry that says `none` gets no credentials, whatever is configured: said so.
+    let mut entry = registration("vault-9", &vault.base_url, &["n"], json!({"type": "none"}));
+    entry["service"] = json!("vault");
+    registry.register(&entry).await;
+    let mut creds = UpstreamCredentials::new();
+    creds.bearer(CredentialKey::Service("vault".into()), "s3cret");
+    let fleet = Discovery::builder(&registry.url)
+        .tags(["n"])
+        .upstream_credentials(creds)
+        .build()
+        .expect("builds");
+    let text = only_failure(&fleet).await.to_string();
+    assert!(
+        text.contains("HTTP 401")
+            && text.contains("so no credentials are sent; set the entry's auth.type"),
+        "{text}"
+    );
+    fleet.shutdown().await;
 }
