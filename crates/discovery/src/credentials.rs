@@ -333,7 +333,7 @@ pub enum CredentialsError {
     },
     /// An option's value does not have its form.
     #[error("{0}")]
-    Option(String),
+    Malformed(String),
 }
 
 /// `--upstream-token SERVER_OR_SERVICE=TOKEN` (its `Debug` hides the token).
@@ -361,7 +361,7 @@ impl FromStr for TokenOption {
                 key: key.trim().to_owned(),
                 token: token.to_owned(),
             }),
-            _ => Err(CredentialsError::Option(
+            _ => Err(CredentialsError::Malformed(
                 "must look like SERVER_OR_SERVICE=TOKEN (a server id or service, '=', the token)"
                     .into(),
             )),
@@ -398,7 +398,7 @@ impl FromStr for OAuth2Option {
             })
         });
         parsed.ok_or_else(|| {
-            CredentialsError::Option(
+            CredentialsError::Malformed(
                 "must look like SERVER_OR_SERVICE=CLIENT_ID:CLIENT_SECRET (a server id or \
                  service, '=', the client id, ':', the secret)"
                     .into(),
