@@ -3,6 +3,7 @@
 mod announce;
 mod commands;
 mod common;
+mod credentials;
 mod demo;
 mod durability;
 mod health_worker;

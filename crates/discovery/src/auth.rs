@@ -19,6 +19,7 @@ use rmcp::transport::streamable_http_client::{
 use serde::Deserialize;
 
 use crate::call_http::CallHttp;
+use crate::credentials::UpstreamCredentials;
 
 /// What the reqwest-backed transport fails with.
 type HttpError = StreamableHttpError<reqwest::Error>;
@@ -70,24 +71,33 @@ impl fmt::Debug for ClientCredentials {
 /// Why credentials could not be had, or were refused by a token endpoint.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
-    /// The entry says `bearer` and the host gave no token for it.
+    /// The entry says `bearer` and no token is configured for its server id or service.
     #[error(
-        "its registry entry says auth.type \"bearer\" and no token is configured for it; pass one \
-         with DiscoveryBuilder::bearer_token({server:?}, …) or DiscoveryBuilder::bearer_token_fn"
+        "its registry entry says auth.type \"bearer\" and no token is configured for {}; give \
+         one with --upstream-token {service}=TOKEN, MCP_FLEET_UPSTREAM_TOKENS or \
+         --credentials-file (in Rust: DiscoveryBuilder::upstream_credentials)",
+        for_whom(server, service)
     )]
     MissingToken {
         /// The server id.
         server: String,
+        /// Its service.
+        service: String,
     },
-    /// The entry says `oauth2` and the host gave no client credentials for it.
+    /// The entry says `oauth2` and no client credentials are configured for its server id or
+    /// service, and there is no default client.
     #[error(
         "its registry entry says auth.type \"oauth2\" and no client credentials are configured \
-         for it; pass them with DiscoveryBuilder::oauth2_client_credentials({server:?}, …) or \
-         DiscoveryBuilder::default_oauth2_client_credentials"
+         for {}; give them with --upstream-oauth2 {service}=CLIENT_ID:CLIENT_SECRET, \
+         MCP_FLEET_UPSTREAM_OAUTH2 or --credentials-file (in Rust: \
+         DiscoveryBuilder::upstream_credentials)",
+        for_whom(server, service)
     )]
     MissingClientCredentials {
         /// The server id.
         server: String,
+        /// Its service.
+        service: String,
     },
     /// The entry says `oauth2` without a token endpoint.
     #[error("its registry entry says auth.type \"oauth2\" but has no tokenEndpoint")]
@@ -136,6 +146,15 @@ pub enum AuthError {
     },
 }
 
+/// `server id "a" or service "b"`, or `server "a"` when they are the same.
+fn for_whom(server: &str, service: &str) -> String {
+    if server == service {
+        format!("server {server:?}")
+    } else {
+        format!("server id {server:?} or service {service:?}")
+    }
+}
+
 fn oauth_error(error: &Option<String>, description: &Option<String>) -> String {
     match (error, description) {
         (Some(e), Some(d)) => format!(", {e}: {d}"),
@@ -145,23 +164,18 @@ fn oauth_error(error: &Option<String>, description: &Option<String>) -> String {
     }
 }
 
-/// The credentials the host configured, by server id.
+/// The credentials the host configured.
 #[derive(Clone, Default)]
 pub(crate) struct Credentials {
-    pub(crate) bearer: HashMap<String, String>,
+    pub(crate) upstream: UpstreamCredentials,
     pub(crate) bearer_fn: Option<BearerTokenFn>,
-    pub(crate) oauth2: HashMap<String, ClientCredentials>,
-    pub(crate) oauth2_default: Option<ClientCredentials>,
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut ids: Vec<&String> = self.bearer.keys().chain(self.oauth2.keys()).collect();
-        ids.sort();
         f.debug_struct("Credentials")
-            .field("servers", &ids)
+            .field("upstream", &self.upstream)
             .field("bearer_fn", &self.bearer_fn.is_some())
-            .field("oauth2_default", &self.oauth2_default)
             .finish()
     }
 }
@@ -173,6 +187,7 @@ pub(crate) enum TokenSource {
     /// The host's callback, asked again after a rejection.
     Callback {
         server: String,
+        service: String,
         get: BearerTokenFn,
         current: Mutex<Option<String>>,
     },
@@ -187,9 +202,10 @@ impl TokenSource {
             Self::Static(token) => Ok(token.clone()),
             Self::Callback {
                 server,
+                service,
                 get,
                 current,
-            } => callback_token(server, get, current, rejected),
+            } => callback_token(server, service, get, current, rejected),
             Self::OAuth2(client) => client.token(rejected).await,
         }
     }
@@ -198,6 +214,7 @@ impl TokenSource {
 /// The callback's last token, or a new one when there is none or it was `rejected`.
 fn callback_token(
     server: &str,
+    service: &str,
     get: &BearerTokenFn,
     current: &Mutex<Option<String>>,
     rejected: Option<&str>,
@@ -208,6 +225,7 @@ fn callback_token(
         _ => {
             let token = get(server).ok_or_else(|| AuthError::MissingToken {
                 server: server.to_owned(),
+                service: service.to_owned(),
             })?;
             *current = Some(token.clone());
             Ok(token)
@@ -244,31 +262,34 @@ impl Tokens {
     /// The token source for `entry`, `None` for `auth.type` `none`.
     pub(crate) fn source_for(&self, entry: &Entry) -> Result<Option<TokenSource>, AuthError> {
         let id = entry.id.as_str();
+        let service = entry.service.as_str();
         match entry.auth.kind {
             AuthType::None => Ok(None),
             AuthType::Bearer => {
-                if let Some(token) = self.credentials.bearer.get(id) {
-                    return Ok(Some(TokenSource::Static(token.clone())));
+                if let Some(token) = self.credentials.upstream.bearer_for(id, service) {
+                    return Ok(Some(TokenSource::Static(token.to_owned())));
                 }
                 match &self.credentials.bearer_fn {
                     Some(get) => Ok(Some(TokenSource::Callback {
                         server: id.to_owned(),
+                        service: service.to_owned(),
                         get: get.clone(),
                         current: Mutex::new(None),
                     })),
                     None => Err(AuthError::MissingToken {
                         server: id.to_owned(),
+                        service: service.to_owned(),
                     }),
                 }
             }
             AuthType::Oauth2 => {
                 let creds = self
                     .credentials
-                    .oauth2
-                    .get(id)
-                    .or(self.credentials.oauth2_default.as_ref())
+                    .upstream
+                    .oauth2_for(id, service)
                     .ok_or_else(|| AuthError::MissingClientCredentials {
                         server: id.to_owned(),
+                        service: service.to_owned(),
                     })?;
                 let endpoint_url = entry
                     .auth
@@ -758,6 +779,7 @@ mod tests {
         let counter = calls.clone();
         let source = TokenSource::Callback {
             server: "alpha".into(),
+            service: "alpha".into(),
             get: Arc::new(move |_| {
                 let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 Some(format!("token-{n}"))

@@ -24,6 +24,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::auth::{BearerTokenFn, ClientCredentials, Credentials, Tokens};
 use crate::call_http::CallHttp;
 use crate::connection::target;
+use crate::credentials::{CredentialKey, UpstreamCredentials};
 use crate::direct::Direct;
 use crate::error::{DiscoveryError, clip};
 use crate::events::{IndexEvent, IndexUpdates};
@@ -176,13 +177,13 @@ impl DiscoveryBuilder {
     /// The bearer token for server `server_id` (entries with `auth.type` `bearer`).
     pub fn bearer_token(mut self, server_id: impl Into<String>, token: impl Into<String>) -> Self {
         self.credentials
-            .bearer
-            .insert(server_id.into(), token.into());
+            .upstream
+            .bearer(CredentialKey::Server(server_id.into()), token);
         self
     }
 
-    /// Asks `get(server_id)` for the bearer token of servers without one of their own; it is
-    /// asked again when a server refuses the token it gave (`401`).
+    /// Asks `get(server_id)` for the bearer token of servers without one of their own (or
+    /// their service's); it is asked again when a server refuses the token it gave (`401`).
     pub fn bearer_token_fn(
         mut self,
         get: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
@@ -201,14 +202,22 @@ impl DiscoveryBuilder {
         credentials: ClientCredentials,
     ) -> Self {
         self.credentials
-            .oauth2
-            .insert(server_id.into(), credentials);
+            .upstream
+            .oauth2(CredentialKey::Server(server_id.into()), credentials);
         self
     }
 
     /// OAuth 2.0 client credentials for every `oauth2` server without its own.
     pub fn default_oauth2_client_credentials(mut self, credentials: ClientCredentials) -> Self {
-        self.credentials.oauth2_default = Some(credentials);
+        self.credentials.upstream.default_oauth2(credentials);
+        self
+    }
+
+    /// Bearer tokens and OAuth 2.0 clients by server id and by service (from options or a
+    /// file, see [`UpstreamCredentials`]), added to those given so far; where both name the
+    /// same key and kind, these win. A server id's credential beats its service's.
+    pub fn upstream_credentials(mut self, credentials: UpstreamCredentials) -> Self {
+        self.credentials.upstream.merge(credentials);
         self
     }
 

@@ -369,10 +369,12 @@ impl Target<'_> {
     pub(crate) fn auth_status_error(&self, status: u16) -> DiscoveryError {
         let hint = if self.wants_auth {
             "the credentials were rejected; check the token (or client id and secret) \
-             configured for this server"
+             configured for this server (--upstream-token, --upstream-oauth2 or \
+             --credentials-file)"
         } else {
-            "its registry entry says auth.type \"none\"; fix the entry or configure \
-             credentials for this server"
+            "its registry entry says auth.type \"none\", so no credentials are sent; set the \
+             entry's auth.type (bearer or oauth2), then give them with --upstream-token, \
+             --upstream-oauth2 or --credentials-file"
         };
         DiscoveryError::Auth {
             server: self.server.to_owned(),
@@ -523,6 +525,7 @@ mod tests {
     fn our_auth_errors_are_found_inside_io_errors() {
         let wrapped = std::io::Error::other(AuthError::MissingToken {
             server: "alpha".into(),
+            service: "alpha".into(),
         });
         let found = find_auth_error(&wrapped).expect("found");
         assert!(matches!(found, AuthError::MissingToken { .. }));

@@ -29,6 +29,7 @@
 mod auth;
 mod call_http;
 mod connection;
+mod credentials;
 mod direct;
 mod discovery;
 mod error;
@@ -44,6 +45,9 @@ mod supervisor;
 mod watch;
 
 pub use auth::{AuthError, BearerTokenFn, ClientCredentials};
+pub use credentials::{
+    CredentialKey, CredentialsError, OAuth2Option, TokenOption, UpstreamCredentials,
+};
 pub use discovery::{
     Aggregate, ConnectReport, DiscoveredPrompt, DiscoveredResource, Discovery, DiscoveryBuilder,
 };

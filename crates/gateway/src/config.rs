@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mcp_fleet_discovery::AddressPolicy;
+use mcp_fleet_discovery::{AddressPolicy, UpstreamCredentials};
 
 /// How the gateway names the tools it offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -134,6 +134,9 @@ pub struct GatewayConfig {
     /// Addresses upstreams (and alert webhooks) may not be at, added to the registry's own
     /// policy (`GET /address-policy`), which the gateway reads at start (default: nothing added).
     pub address_policy: AddressPolicy,
+    /// Bearer tokens and OAuth 2.0 clients for upstreams whose entries ask for them, by server
+    /// id or service (default: none).
+    pub upstream_credentials: UpstreamCredentials,
 }
 
 impl GatewayConfig {
@@ -156,6 +159,7 @@ impl GatewayConfig {
             limits: ServeLimits::default(),
             fast_calls: true,
             address_policy: AddressPolicy::default(),
+            upstream_credentials: UpstreamCredentials::default(),
         }
     }
 }

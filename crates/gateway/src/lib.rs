@@ -99,6 +99,7 @@ impl Gateway {
             );
         }
         let discovery = builder
+            .upstream_credentials(config.upstream_credentials.clone())
             .tags(config.tags.clone())
             .client_info("mcp-fleet-gateway", env!("CARGO_PKG_VERSION"))
             .statuses([

@@ -3,6 +3,7 @@
 
 mod canary;
 mod common;
+mod credentials;
 mod echoes;
 mod failover;
 mod fast_call;

@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 use mcp_fleet_gateway::{Gateway, GatewayConfig, OutlierConfig, ServeLimits, ToolNames};
 
 use crate::commands::client::RegistryArg;
+use crate::commands::credentials::CredentialArgs;
 use crate::commands::health::PolicyArgs;
 use crate::shutdown;
 
@@ -135,6 +136,9 @@ pub(crate) struct GatewayArgs {
     /// Added to the registry's own address policy, which the gateway reads at start.
     #[command(flatten)]
     policy: PolicyArgs,
+    /// Credentials for upstreams whose entry asks for them.
+    #[command(flatten)]
+    credentials: CredentialArgs,
 }
 
 /// Starts a gateway on `listen`; returns its base URL and the task serving it.
@@ -159,6 +163,7 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let mut config = args.options.config(args.registry.url());
     config.registry_token = args.registry.token().map(str::to_owned);
     config.address_policy = args.policy.policy();
+    config.upstream_credentials = args.credentials.credentials()?;
     let (url, task) = start(args.listen, config, shutdown).await?;
     tracing::info!(mcp = %format!("{url}/mcp"), registry = %args.registry.url(), "gateway listening");
     println!("gateway listening on {url}/mcp (metrics {url}/metrics)");

@@ -2,6 +2,7 @@
 
 pub(crate) mod announce;
 pub(crate) mod client;
+pub(crate) mod credentials;
 pub(crate) mod demo;
 pub(crate) mod gateway;
 pub(crate) mod health;

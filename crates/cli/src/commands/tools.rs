@@ -8,9 +8,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mcp_fleet_discovery::{
-    CallToolResult, ClientCredentials, ConnectReport, Discovery, DiscoveryBuilder, RegistryClient,
+    CallToolResult, ConnectReport, Discovery, DiscoveryBuilder, RegistryClient,
 };
 
+use crate::commands::credentials::CredentialArgs;
 use crate::commands::health::PolicyArgs;
 use crate::output::{Grid, OutputArg};
 use serde_json::{Value, json};
@@ -32,19 +33,9 @@ pub(crate) struct FleetArgs {
     /// Time allowed to connect to each server and list its tools.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
-    /// A bearer token for a server whose entry says `bearer`, as SERVER_ID=TOKEN (repeatable).
-    #[arg(long = "bearer-token", value_name = "SERVER_ID=TOKEN")]
-    bearer_tokens: Vec<String>,
-    /// OAuth 2.0 client id for servers whose entry says `oauth2`.
-    #[arg(
-        long,
-        env = "MCP_FLEET_OAUTH2_CLIENT_ID",
-        requires = "oauth2_client_secret"
-    )]
-    oauth2_client_id: Option<String>,
-    /// OAuth 2.0 client secret (prefer the environment variable to the flag).
-    #[arg(long, env = "MCP_FLEET_OAUTH2_CLIENT_SECRET", hide_env_values = true)]
-    oauth2_client_secret: Option<String>,
+    /// Credentials for servers whose entry asks for them.
+    #[command(flatten)]
+    credentials: CredentialArgs,
     /// Added to the registry's own address policy, which is read first.
     #[command(flatten)]
     policy: PolicyArgs,
@@ -53,26 +44,19 @@ pub(crate) struct FleetArgs {
 impl FleetArgs {
     /// The builder, with the registry's address policy (and these flags') read from it.
     async fn builder(&self) -> anyhow::Result<DiscoveryBuilder> {
+        // Before any request: a bad credentials file or option is said at once.
+        let credentials = self.credentials.credentials()?;
         let policy = RegistryClient::new(&self.registry)?
             .effective_address_policy(&self.policy.policy())
             .await
             .context("cannot read the registry's address policy")?;
         tracing::debug!(%policy, "address policy");
-        let mut builder = Discovery::builder(&self.registry)
+        Ok(Discovery::builder(&self.registry)
             .address_policy(policy)
             .tags(self.tags.clone())
             .client_info("mcp-fleet", env!("CARGO_PKG_VERSION"))
-            .connect_timeout(self.connect_timeout);
-        for pair in &self.bearer_tokens {
-            let Some((id, token)) = pair.split_once('=') else {
-                bail!("--bearer-token must look like SERVER_ID=TOKEN, not {pair:?}");
-            };
-            builder = builder.bearer_token(id, token);
-        }
-        if let (Some(id), Some(secret)) = (&self.oauth2_client_id, &self.oauth2_client_secret) {
-            builder = builder.default_oauth2_client_credentials(ClientCredentials::new(id, secret));
-        }
-        Ok(builder)
+            .connect_timeout(self.connect_timeout)
+            .upstream_credentials(credentials))
     }
 
     /// Connects to the fleet, with a spinner on an interactive terminal; failures to connect

@@ -3,9 +3,7 @@
 //! protection, and a token endpoint.
 
 pub(crate) mod server;
-pub(crate) mod tokens;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_fleet_registry::{AppState, Config};
@@ -117,5 +115,4 @@ pub(crate) fn request_id(result: &rmcp::model::CallToolResult) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// A shared flag list, for servers that accept whatever tokens the test allows.
-pub(crate) type Accepted = Arc<std::sync::RwLock<std::collections::HashSet<String>>>;
+pub(crate) use mcp_fleet_test_support::Accepted;

@@ -302,21 +302,15 @@ impl TestServer {
 
 /// Counts event streams, and turns away requests without an accepted bearer token.
 async fn gate(shared: Arc<Shared>, req: Request, next: Next) -> Response {
-    if let Some(accepted) = &shared.accepted {
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let ok = token.is_some_and(|t| accepted.read().expect("accepted lock").contains(t));
-        if !ok {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer realm=\"test\"")],
-                "missing or invalid bearer token",
-            )
-                .into_response();
-        }
+    if let Some(accepted) = &shared.accepted
+        && !mcp_fleet_test_support::bearer_accepted(req.headers(), accepted)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"test\"")],
+            "missing or invalid bearer token",
+        )
+            .into_response();
     }
     if req.method() == Method::GET {
         shared.event_streams.fetch_add(1, Ordering::SeqCst);

@@ -196,6 +196,8 @@ pub(crate) struct Upstream {
     addr: SocketAddr,
     stop: Option<CancellationToken>,
     dies_mid_call: bool,
+    /// When set, requests need one of these bearer tokens.
+    guard: Option<mcp_fleet_test_support::Accepted>,
 }
 
 impl Drop for Upstream {
@@ -208,29 +210,41 @@ impl Drop for Upstream {
 
 impl Upstream {
     pub(crate) async fn start(id: &str, tools: &[&str]) -> Self {
-        Self::start_with(
-            id,
-            tools.iter().map(|t| tool(t)).collect(),
-            false,
-            std::net::Ipv4Addr::LOCALHOST,
-        )
-        .await
+        let tools = tools.iter().map(|t| tool(t)).collect();
+        Self::start_with(id, tools, false, std::net::Ipv4Addr::LOCALHOST, None).await
     }
 
     /// [`Self::start`] on another loopback address, e.g. 127.0.0.2.
     pub(crate) async fn start_on(id: &str, tools: &[&str], ip: std::net::Ipv4Addr) -> Self {
-        Self::start_with(id, tools.iter().map(|t| tool(t)).collect(), false, ip).await
+        Self::start_with(id, tools.iter().map(|t| tool(t)).collect(), false, ip, None).await
     }
 
     /// An upstream offering `tools` as defined.
     pub(crate) async fn start_tools(id: &str, tools: Vec<Tool>) -> Self {
-        Self::start_with(id, tools, false, std::net::Ipv4Addr::LOCALHOST).await
+        Self::start_with(id, tools, false, std::net::Ipv4Addr::LOCALHOST, None).await
     }
 
     /// A fault: an upstream that serves MCP but dies in every tool call, after reading the
     /// request (its connection closes without an answer). It counts them in `dropped`.
     pub(crate) async fn start_dying_mid_call(id: &str, tools: Vec<Tool>) -> Self {
-        Self::start_with(id, tools, true, std::net::Ipv4Addr::LOCALHOST).await
+        Self::start_with(id, tools, true, std::net::Ipv4Addr::LOCALHOST, None).await
+    }
+
+    /// An upstream that answers only bearers of `accepted` tokens.
+    pub(crate) async fn start_guarded(
+        id: &str,
+        tools: &[&str],
+        accepted: mcp_fleet_test_support::Accepted,
+    ) -> Self {
+        let tools = tools.iter().map(|t| tool(t)).collect();
+        Self::start_with(
+            id,
+            tools,
+            false,
+            std::net::Ipv4Addr::LOCALHOST,
+            Some(accepted),
+        )
+        .await
     }
 
     async fn start_with(
@@ -238,6 +252,7 @@ impl Upstream {
         tools: Vec<Tool>,
         dies_mid_call: bool,
         ip: std::net::Ipv4Addr,
+        guard: Option<mcp_fleet_test_support::Accepted>,
     ) -> Self {
         let state = Arc::new(UpstreamState {
             id: id.to_owned(),
@@ -255,6 +270,7 @@ impl Upstream {
             addr,
             stop: None,
             dies_mid_call,
+            guard,
         };
         up.serve(listener);
         up
@@ -282,7 +298,10 @@ impl Upstream {
             Arc::new(LocalSessionManager::default()),
             config,
         );
-        let app = Router::new().nest_service("/mcp", mcp);
+        let mut app = Router::new().nest_service("/mcp", mcp);
+        if let Some(accepted) = &self.guard {
+            app = mcp_fleet_test_support::require_bearer(app, accepted.clone());
+        }
         let until = stop.clone();
         if self.dies_mid_call {
             tokio::spawn(serve_dying_mid_call(

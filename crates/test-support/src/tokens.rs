@@ -1,19 +1,58 @@
 //! A minimal OAuth 2.0 token endpoint (client-credentials grant, HTTP Basic client auth) whose
-//! tokens a [`TestServer`](super::server::TestServer) accepts, and which tests can revoke.
+//! tokens a test's MCP server accepts, and which tests can revoke; and a layer that makes any
+//! router (a sample server's) require one of the accepted bearer tokens.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::Accepted;
+/// The bearer tokens a server accepts now, shared with whoever issues or revokes them.
+pub type Accepted = Arc<RwLock<HashSet<String>>>;
+
+/// The tokens in `tokens`, for a server to accept.
+pub fn accepting(tokens: &[&str]) -> Accepted {
+    Arc::new(RwLock::new(
+        tokens.iter().map(|t| (*t).to_owned()).collect(),
+    ))
+}
+
+/// Whether `headers` carry `Authorization: Bearer <one of accepted>`.
+pub fn bearer_accepted(headers: &HeaderMap, accepted: &Accepted) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| accepted.read().expect("accepted lock").contains(token))
+}
+
+/// `app`, answering `401` to every request without an accepted bearer token.
+pub fn require_bearer(app: Router, accepted: Accepted) -> Router {
+    app.layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| {
+            let accepted = accepted.clone();
+            async move {
+                if bearer_accepted(req.headers(), &accepted) {
+                    next.run(req).await
+                } else {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        [(header::WWW_AUTHENTICATE, "Bearer")],
+                    )
+                        .into_response()
+                }
+            }
+        },
+    ))
+}
 
 struct Issuer {
     client_id: String,
@@ -24,9 +63,9 @@ struct Issuer {
 }
 
 /// A running token endpoint; stops when dropped.
-pub(crate) struct TokenEndpoint {
+pub struct TokenEndpoint {
     /// `http://127.0.0.1:PORT/token`.
-    pub(crate) url: String,
+    pub url: String,
     issuer: Arc<Issuer>,
     stop: CancellationToken,
 }
@@ -39,7 +78,7 @@ impl Drop for TokenEndpoint {
 
 impl TokenEndpoint {
     /// Issues tokens valid for `expires_in` seconds to `client_id`/`client_secret`.
-    pub(crate) async fn start(client_id: &str, client_secret: &str, expires_in: u64) -> Self {
+    pub async fn start(client_id: &str, client_secret: &str, expires_in: u64) -> Self {
         let issuer = Arc::new(Issuer {
             client_id: client_id.to_owned(),
             client_secret: client_secret.to_owned(),
@@ -51,25 +90,22 @@ impl TokenEndpoint {
             .route("/token", post(issue))
             .with_state(issuer.clone());
         let stop = CancellationToken::new();
-        let url = format!(
-            "{}/token",
-            mcp_fleet_test_support::serve(app, stop.clone()).await
-        );
+        let url = format!("{}/token", crate::serve(app, stop.clone()).await);
         Self { url, issuer, stop }
     }
 
     /// The tokens currently valid, for a server to accept.
-    pub(crate) fn accepted(&self) -> Accepted {
+    pub fn accepted(&self) -> Accepted {
         self.issuer.accepted.clone()
     }
 
     /// How many tokens have been issued.
-    pub(crate) fn issued(&self) -> usize {
+    pub fn issued(&self) -> usize {
         self.issuer.issued.load(Ordering::SeqCst)
     }
 
     /// Invalidates every token issued so far.
-    pub(crate) fn revoke_all(&self) {
+    pub fn revoke_all(&self) {
         self.issuer.accepted.write().expect("accepted lock").clear();
     }
 }
