@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mcp_fleet_discovery::AddressPolicy;
+use mcp_fleet_discovery::{AddressPolicy, Backoff};
 
 /// How the gateway names the tools it offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -134,6 +134,9 @@ pub struct GatewayConfig {
     /// Addresses upstreams (and alert webhooks) may not be at, added to the registry's own
     /// policy (`GET /address-policy`), which the gateway reads at start (default: nothing added).
     pub address_policy: AddressPolicy,
+    /// Delays between attempts to reach a registry that did not answer at start (default
+    /// 500 ms doubling to 30 s, with jitter).
+    pub registry_backoff: Backoff,
 }
 
 impl GatewayConfig {
@@ -156,6 +159,7 @@ impl GatewayConfig {
             limits: ServeLimits::default(),
             fast_calls: true,
             address_policy: AddressPolicy::default(),
+            registry_backoff: Backoff::default(),
         }
     }
 }
