@@ -11,3 +11,4 @@ mod policy;
 mod route;
 mod shutdown;
 mod token;
+mod tools;

@@ -457,9 +457,11 @@ impl Inner {
         deadline: tokio::time::Instant,
     ) -> Tried {
         let discovery = self.discovery();
-        let called =
-            tokio::time::timeout_at(deadline, discovery.call_tool_ref(upstream_name, arguments))
-                .await;
+        let called = tokio::time::timeout_at(
+            deadline,
+            discovery.call_instance_tool_ref(upstream_name, arguments),
+        )
+        .await;
         match called {
             Ok(Ok(result)) => Tried::Answered(result),
             Ok(Err(e)) if !e.is_upstream() => Tried::Refused(e),

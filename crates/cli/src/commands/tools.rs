@@ -9,7 +9,8 @@ use clap::Args;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use indicatif::{ProgressBar, ProgressStyle};
 use mcp_fleet_discovery::{
-    CallToolResult, ClientCredentials, ConnectReport, Discovery, DiscoveryBuilder, RegistryClient,
+    CallToolResult, ClientCredentials, ConnectReport, DiscoveredTool, Discovery, DiscoveryBuilder,
+    RegistryClient,
 };
 
 use crate::commands::health::PolicyArgs;
@@ -118,8 +119,9 @@ pub(crate) struct ToolsArgs {
 pub(crate) struct CallArgs {
     #[command(flatten)]
     fleet: FleetArgs,
-    /// The tool: its qualified name (`<serverId>__<tool>`), or its bare name when one server
-    /// offers it.
+    /// The tool: its name as `tools` lists it (`<service>__<tool>`, as the gateway names it),
+    /// or its bare name when one service offers it; the service's instances take turns.
+    /// `<serverId>__<tool>` calls one instance.
     name: String,
     /// The arguments, as a JSON object.
     #[arg(long, default_value = "{}")]
@@ -130,6 +132,17 @@ pub(crate) struct CallArgs {
     /// Print the whole `CallToolResult` as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// The tools under their service's names (as the gateway and `call` name them), each with the
+/// instances offering it, by name.
+fn by_service(tools: &[DiscoveredTool]) -> Vec<(&str, Vec<&DiscoveredTool>)> {
+    let mut grouped: std::collections::BTreeMap<&str, Vec<&DiscoveredTool>> =
+        std::collections::BTreeMap::new();
+    for tool in tools {
+        grouped.entry(&tool.service_name).or_default().push(tool);
+    }
+    grouped.into_iter().collect()
 }
 
 /// The first line of `text`, at most `max` characters.
@@ -148,11 +161,23 @@ pub(crate) async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
     let (fleet, report) = args.fleet.connect(builder).await?;
     let tools = fleet.tools();
     fleet.shutdown().await;
+    let offered = by_service(&tools);
     if args.json {
         let failed: Vec<Value> = report
             .failed
             .iter()
             .map(|(server, e)| json!({"server": server, "error": e.to_string()}))
+            .collect();
+        let tools: Vec<Value> = offered
+            .iter()
+            .map(|(name, instances)| {
+                let servers: Vec<Value> = instances
+                    .iter()
+                    .map(|t| json!({"id": t.server_id, "version": t.server_version, "available": t.available}))
+                    .collect();
+                json!({"name": name, "service": instances[0].service, "servers": servers,
+                       "tool": instances[0].tool})
+            })
             .collect();
         println!(
             "{}",
@@ -169,11 +194,15 @@ pub(crate) async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
         .load_preset(UTF8_BORDERS_ONLY)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(vec!["NAME", "SERVER", "DESCRIPTION"]);
-    for tool in &tools {
-        let description = tool.tool.description.as_deref().unwrap_or_default();
+    for (name, instances) in &offered {
+        let description = instances[0].tool.description.as_deref().unwrap_or_default();
+        let servers: Vec<String> = instances
+            .iter()
+            .map(|t| format!("{} {}", t.server_id, t.server_version))
+            .collect();
         table.add_row(vec![
-            tool.qualified_name.clone(),
-            format!("{} {}", tool.server_id, tool.server_version),
+            (*name).to_owned(),
+            servers.join(", "),
             one_line(description, 80),
         ]);
     }
