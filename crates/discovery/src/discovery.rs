@@ -751,8 +751,8 @@ impl Discovery {
             Resolved::Found(slots) => {
                 let turn = self.shared.turn.fetch_add(1, Ordering::Relaxed);
                 let ready = |s: &&Slot| matches!(s.server.state, ServerState::Ready);
-                let (after, before) = slots.split_at(turn % slots.len());
-                before.iter().chain(after).find(ready).unwrap_or(&slots[0])
+                let (head, tail) = slots.split_at(turn % slots.len());
+                tail.iter().chain(head).find(ready).unwrap_or(&slots[0])
             }
             Resolved::Ambiguous(candidates) => {
                 return Err(DiscoveryError::AmbiguousTool {

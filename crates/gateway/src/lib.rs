@@ -291,6 +291,11 @@ async fn connect_fleet(inner: &Arc<Inner>) -> Result<bool, GatewayError> {
             return Err(e.into());
         }
     };
+    if inner.shutdown.is_cancelled() {
+        // Stopped while connecting: nothing to follow.
+        discovery.shutdown().await;
+        return Ok(false);
+    }
     for (server, error) in &report.failed {
         if matches!(error, DiscoveryError::Refused { .. }) {
             // Logged by the discovery library, which never connects to it.
