@@ -57,13 +57,12 @@ pub enum GatewayError {
     /// The registry could not be read, or the discovery library refused the settings.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
-    /// An HTTP client could not be built (the cause is in the message, not repeated as a
-    /// source).
+    /// An HTTP client could not be built.
     #[error("cannot build an HTTP client: {0}")]
-    Http(reqwest::Error),
-    /// The registry URL is unusable, or the registry could not be read. Its message is the
-    /// client error's, which is also its source, so callers find it in the chain (a `401` is
-    /// its own exit code in the CLI): print chains with `rmcp_errors::chain`, which says it once.
+    Http(#[from] reqwest::Error),
+    /// The registry URL is unusable, or the registry could not be read. The client error is
+    /// also the source, so callers find it in the chain (a `401` is its own exit code in the
+    /// CLI): print chains with `rmcp_errors::chain`, which says it once.
     #[error("{0}")]
     Registry(#[from] mcp_fleet_discovery::ClientError),
     /// An alert webhook is at an address the address policy refuses.
@@ -74,12 +73,6 @@ pub enum GatewayError {
         /// Which address and range.
         reason: String,
     },
-}
-
-impl From<reqwest::Error> for GatewayError {
-    fn from(e: reqwest::Error) -> Self {
-        Self::Http(e)
-    }
 }
 
 /// A running gateway; cheap to clone. Background work stops on [`Gateway::shutdown`].
