@@ -74,7 +74,7 @@ enum Command {
     Status(commands::client::StatusArgs),
     /// List the fleet's MCP tools (connecting to every matching server) as a table or JSON.
     Tools(commands::tools::ToolsArgs),
-    /// Call a tool of the fleet by qualified (`<serverId>__<tool>`) or unique bare name.
+    /// Call a tool of the fleet by its name (`<service>__<tool>`, as `tools` lists it) or bare name.
     Call(commands::tools::CallArgs),
     /// Run the aggregating MCP gateway: the whole fleet behind one MCP endpoint.
     Gateway(commands::gateway::GatewayArgs),
