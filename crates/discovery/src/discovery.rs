@@ -791,7 +791,7 @@ impl Discovery {
     /// offering it is an instance of one service. A service's instances take turns, skipping
     /// disconnected ones.
     ///
-    /// The lookup is one hash-map probe in the current index snapshot. A tool with no connected
+    /// The lookup is a hash-map probe or two in the current index snapshot. A tool with no connected
     /// server fails at once with [`DiscoveryError::Unavailable`]. The result is the server's
     /// `CallToolResult`: a tool that ran and failed has `is_error: Some(true)`.
     pub async fn call_tool(
