@@ -75,7 +75,7 @@ enum Command {
     Status(commands::client::StatusArgs),
     /// List the fleet's MCP tools (connecting to every matching server) as a table or JSON.
     Tools(commands::tools::ToolsArgs),
-    /// Call a tool of the fleet by qualified (`<serverId>__<tool>`) or unique bare name.
+    /// Call a tool of the fleet by its name (`<service>__<tool>`, as `tools` lists it) or bare name.
     Call(commands::tools::CallArgs),
     /// Run the aggregating MCP gateway: the whole fleet behind one MCP endpoint.
     Gateway(commands::gateway::GatewayArgs),
@@ -185,7 +185,7 @@ fn main() -> ExitCode {
                     Ok(code) => Ok(ExitCode::from(code)),
                     Err(e) if refused_status(&e).is_some() => Err(e),
                     Err(e) => {
-                        eprintln!("error: {e:#}");
+                        eprintln!("error: {}", error_chain(&e));
                         Ok(ExitCode::from(2))
                     }
                 };
@@ -196,7 +196,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             match refused_status(&e) {
                 Some(status) => {
                     eprintln!("{}", credentials_hint(status));
@@ -210,6 +210,11 @@ fn main() -> ExitCode {
 
 /// The exit code of any command whose request the registry refused with 401 or 403.
 const EXIT_REFUSED: u8 = 3;
+
+/// `e` and its causes on one line, none repeated where a message already includes its cause.
+fn error_chain(e: &anyhow::Error) -> String {
+    mcp_fleet_discovery::rmcp_errors::chain(e.as_ref())
+}
 
 /// The HTTP status when `e` is the registry refusing the request's credentials (401, 403).
 fn refused_status(e: &anyhow::Error) -> Option<u16> {
