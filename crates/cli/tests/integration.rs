@@ -2,6 +2,7 @@
 
 mod commands;
 mod common;
+mod conventions;
 mod demo;
 mod durability;
 mod health_worker;
