@@ -1,6 +1,7 @@
 //! One module per subcommand family.
 
 pub(crate) mod client;
+pub(crate) mod completions;
 pub(crate) mod demo;
 pub(crate) mod gateway;
 pub(crate) mod health;
@@ -9,6 +10,8 @@ pub(crate) mod security;
 pub(crate) mod serve;
 pub(crate) mod token;
 pub(crate) mod tools;
+pub(crate) mod version;
+pub(crate) mod watch;
 
 use anyhow::Context;
 use clap::Args;

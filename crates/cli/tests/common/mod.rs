@@ -15,6 +15,9 @@ pub(crate) fn binary() -> Command {
     cmd.env_remove("MCP_FLEET_REGISTRY")
         .env_remove("MCP_FLEET_LISTEN")
         .env_remove("MCP_FLEET_DATABASE_URL")
+        // No config file of the person running the tests: only those a test writes.
+        .env_remove("MCP_FLEET_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent/mcp-fleet-tests")
         .env("RUST_LOG", "warn,rmcp=off")
         .kill_on_drop(true);
     cmd
