@@ -34,9 +34,10 @@ const RECONNECT: Backoff = Backoff {
 
 pub(crate) async fn run(args: WatchArgs) -> anyhow::Result<()> {
     let client = args.registry.client()?;
-    let mut filter = match args.tags.is_empty() {
-        true => None,
-        false => Some(TagFilter::load(&client, args.tags.clone()).await?),
+    let mut filter = if args.tags.is_empty() {
+        None
+    } else {
+        Some(TagFilter::load(&client, args.tags.clone()).await?)
     };
     let mut feed = ChangeFeed::new(client, args.since);
     // The first connection's failure is the command's; later ones are retried.
@@ -47,28 +48,45 @@ pub(crate) async fn run(args: WatchArgs) -> anyhow::Result<()> {
     eprintln!(
         "watching {} from revision {}",
         args.registry.url(),
-        after.map_or_else(|| "now".into(), |r| r.to_string())
+        revision(after)
     );
     let mut attempt = 0;
+    let mut connected = true;
     loop {
-        match feed.next().await {
-            Ok(change) => {
-                attempt = 0;
-                if filter.as_mut().is_none_or(|f| f.admits(&change)) {
-                    print(&change, args.json)?;
+        let failed = if connected {
+            match feed.next().await {
+                Ok(change) => {
+                    if filter.as_mut().is_none_or(|f| f.admits(&change)) {
+                        print(&change, args.json)?;
+                    }
+                    continue;
                 }
+                Err(e) => e,
             }
-            Err(e @ ClientError::Problem { status, .. }) if status != 410 && status < 500 => {
-                return Err(e).context("the registry refused the change feed");
+        } else {
+            match feed.connect().await {
+                Ok(after) => {
+                    connected = true;
+                    attempt = 0;
+                    eprintln!("reconnected; resuming after revision {}", revision(after));
+                    continue;
+                }
+                Err(e) => e,
             }
-            Err(ClientError::Problem { status: 410, .. }) => {
+        };
+        connected = false;
+        match failed {
+            ClientError::Problem { status: 410, .. } => {
                 eprintln!(
                     "the changes after revision {} are no longer kept; following from now",
-                    feed.revision().unwrap_or_default()
+                    revision(feed.revision())
                 );
                 feed.from_now();
             }
-            Err(e) => {
+            e @ ClientError::Problem { status, .. } if status < 500 => {
+                return Err(e).context("the registry refused the change feed");
+            }
+            e => {
                 let wait = RECONNECT.delay(attempt);
                 attempt = attempt.saturating_add(1);
                 eprintln!(
@@ -76,16 +94,14 @@ pub(crate) async fn run(args: WatchArgs) -> anyhow::Result<()> {
                     humantime::format_duration(round(wait))
                 );
                 tokio::time::sleep(wait).await;
-                if let Ok(after) = feed.connect().await {
-                    attempt = 0;
-                    eprintln!(
-                        "reconnected; resuming after revision {}",
-                        after.map_or_else(|| "now".into(), |r| r.to_string())
-                    );
-                }
             }
         }
     }
+}
+
+/// A revision for messages.
+fn revision(revision: Option<i64>) -> String {
+    revision.map_or_else(|| "now".into(), |r| r.to_string())
 }
 
 /// `wait` to the millisecond, for messages.
