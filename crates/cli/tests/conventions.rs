@@ -341,6 +341,15 @@ async fn config_file_below_environment_below_flags() {
         "--config wins: {err}"
     );
     from_file.terminate().await;
+
+    // --config is global, listed once: in `mcp-fleet --help`.
+    let (_, top, _) = run(&["--help"]).await;
+    assert!(
+        top.contains("--config <FILE>") && top.contains("MCP_FLEET_CONFIG"),
+        "{top}"
+    );
+    let (_, ls, _) = run(&["ls", "--help"]).await;
+    assert!(!ls.contains("--config"), "{ls}");
 }
 
 /// `watch` prints each change as it commits, only those of servers with the tags asked for,
