@@ -3,6 +3,7 @@
 mod announce;
 mod commands;
 mod common;
+mod conventions;
 mod credentials;
 mod demo;
 mod durability;

@@ -36,6 +36,7 @@ mod direct;
 mod discovery;
 mod error;
 mod events;
+mod feed;
 pub mod guard;
 mod index;
 mod kept_post;
@@ -55,6 +56,7 @@ pub use discovery::{
 };
 pub use error::{DiscoveryError, ECHO_LIMIT, clip};
 pub use events::{IndexEvent, IndexUpdates};
+pub use feed::{Change, ChangeFeed};
 pub use index::{DiscoveredTool, ServerInfo, ServerState};
 pub use mcp_fleet_model::{
     AddressPolicy, AddressPolicyDocument, Entry, HealthStatus, PolicyMode, Refused, Routing,

@@ -17,6 +17,7 @@
 //!
 //! Resources and prompts are aggregated too (prompts under `<serverId>__<prompt>`).
 
+mod access_log;
 mod canary;
 mod catalog;
 mod config;
@@ -156,6 +157,7 @@ impl Gateway {
                 }),
             )
             .route("/healthz", get(|| async { "ok\n" }))
+            .layer(access_log::layer())
     }
 
     /// Serves [`Gateway::router`] on `listener` until `shutdown`, then stops the gateway.
