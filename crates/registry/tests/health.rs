@@ -209,17 +209,16 @@ fn health_app() -> Router {
     Router::new().route("/health", get(|| async { "ok" }))
 }
 
-/// One row per kind of server: the status its first probe gives, and what `lastError` says.
+/// One row per kind of server: the status its first probe gives, the short cause `lastError`
+/// says, what the whole chain in `lastErrorDetail` holds, and `latencyMs` (null for a server
+/// that never answered: refused, black-holed).
 #[tokio::test]
 async fn every_kind_of_server_gets_its_status() {
     let servers = CancellationToken::new();
     let _stop = servers.clone().drop_guard();
     let healthy = live_server(servers.clone()).await;
     let failing = serve(
-        Router::new().route(
-            "/health",
-            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
-        ),
+        Router::new().route("/health", get(|| async { StatusCode::SERVICE_UNAVAILABLE })),
         servers.clone(),
     )
     .await;
@@ -257,87 +256,134 @@ async fn every_kind_of_server_gets_its_status() {
 
     let reg = start_checked(sqlite(), quick()).await;
     let h = |base: &str| format!("{base}/health");
-    // (id, registration, status, text in lastError (None: null), lastSeen set)
-    let rows: Vec<(&str, Value, &str, Option<&str>, bool)> = vec![
+    // (id, registration, status, lastError (None: null; a trailing `…` matches a prefix),
+    // text in lastErrorDetail, lastSeen set, latencyMs in this range (None: null))
+    type Row<'a> = (
+        &'a str,
+        Value,
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+        bool,
+        Option<std::ops::Range<u64>>,
+    );
+    let fast = Some(0..250);
+    let rows: Vec<Row> = vec![
         (
             "healthy",
             entry("healthy", &healthy, Some(&h(&healthy)), "none"),
             "healthy",
             None,
+            "",
             true,
+            fast.clone(),
         ),
         (
             "failing",
             entry("failing", &failing, Some(&h(&failing)), "none"),
             "degraded",
-            Some("health check answered HTTP 500 Internal Server Error"),
+            Some("HTTP 503"),
+            "answered HTTP 503 Service Unavailable",
             false,
+            fast.clone(),
         ),
         (
             "slow",
             entry("slow", &slow, Some(&h(&slow)), "none"),
             "degraded",
-            Some("slow: answered in "),
+            Some("slow: answered in …"),
+            "slower than --degraded-latency (250 ms)",
             false,
+            Some(500..1000),
         ),
         (
             "hanging",
             entry("hanging", &hanging, Some(&h(&hanging)), "none"),
             "down",
-            Some("timed out after 1000 ms"),
+            Some("timed out after 1 s"),
+            "GET health check: ",
             false,
+            None,
         ),
         (
             "refused",
             entry("refused", &refused, Some(&h(&refused)), "none"),
             "down",
-            Some("refused"),
+            Some("connection refused"),
+            "GET health check: error sending request: client error (Connect): tcp connect error: Connection refused",
             false,
+            None,
+        ),
+        (
+            "mcp-refused",
+            entry("mcp-refused", &refused, None, "none"),
+            "down",
+            Some("connection refused"),
+            "send initialize request: ",
+            false,
+            None,
         ),
         (
             "mcp",
             entry("mcp", &mcp.base_url, None, "none"),
             "healthy",
             None,
+            "",
             true,
+            fast.clone(),
         ),
         (
             "wants-token",
             entry("wants-token", &guarded, None, "bearer"),
             "healthy",
             None,
+            "",
             true,
+            fast.clone(),
         ),
         (
             "no-auth",
             entry("no-auth", &guarded, None, "none"),
             "degraded",
-            Some("answered HTTP 401 but the entry's auth.type is none"),
+            Some("HTTP 401 (auth.type is none)"),
+            "answered HTTP 401 but the entry's auth.type is none",
             false,
+            fast,
         ),
     ];
     for (_, body, ..) in &rows {
         register(&reg, body).await;
     }
-    for (id, _, status, error, seen) in rows {
+    for (id, _, status, error, detail, seen, latency) in rows {
         let e = entry_when(&reg, id, "to be probed", |e| !e["lastCheckedAt"].is_null()).await;
         assert_eq!(e["status"], status, "{id}: {e}");
         match error {
-            None => assert!(e["lastError"].is_null(), "{id}: {e}"),
-            Some(text) => {
+            None => assert!(
+                e["lastError"].is_null() && e["lastErrorDetail"].is_null(),
+                "{id}: {e}"
+            ),
+            Some(want) => {
                 let got = e["lastError"].as_str().unwrap_or_default();
-                assert!(got.contains(text), "{id}: lastError {got:?} lacks {text:?}");
+                match want.strip_suffix('…') {
+                    Some(prefix) => assert!(got.starts_with(prefix), "{id}: lastError {got:?}"),
+                    None => assert_eq!(got, want, "{id}: lastError"),
+                }
+                let chain = e["lastErrorDetail"].as_str().unwrap_or_default();
+                assert!(
+                    chain.contains(detail),
+                    "{id}: lastErrorDetail {chain:?} lacks {detail:?}"
+                );
             }
         }
         assert_eq!(e["lastSeen"].is_string(), seen, "{id}: {e}");
-        let latency = e["latencyMs"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("{id}: latencyMs in {e}"));
-        match id {
-            "healthy" | "mcp" | "wants-token" => assert!(latency < 250, "{id}: {latency} ms"),
-            "slow" => assert!((500..1000).contains(&latency), "{id}: {latency} ms"),
-            "hanging" => assert!(latency >= 1000, "{id}: {latency} ms"),
-            _ => {}
+        match latency {
+            None => assert!(e["latencyMs"].is_null(), "{id}: never answered: {e}"),
+            Some(range) => {
+                let ms = e["latencyMs"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{id}: latencyMs in {e}"));
+                assert!(range.contains(&ms), "{id}: {ms} ms, not in {range:?}");
+            }
         }
         assert!(
             time(&e["lastCheckedAt"]) >= time(&e["registeredAt"]),
@@ -713,11 +759,7 @@ async fn transitions_reach_the_webhook_in_order() {
         steps,
         [
             ("unknown", "healthy", &Value::Null),
-            (
-                "healthy",
-                "degraded",
-                &json!("health check answered HTTP 503 Service Unavailable")
-            ),
+            ("healthy", "degraded", &json!("HTTP 503")),
             ("degraded", "healthy", &Value::Null),
         ],
         "{bodies:#?}"
@@ -791,7 +833,15 @@ async fn check_now_answers_with_the_recorded_probe() {
     let report: Value = res.json().await.expect("report");
     assert_eq!(
         keys(&report),
-        BTreeSet::from(["id", "outcome", "status", "latencyMs", "error", "checkedAt"]),
+        BTreeSet::from([
+            "id",
+            "outcome",
+            "status",
+            "latencyMs",
+            "error",
+            "errorDetail",
+            "checkedAt"
+        ]),
         "{report}"
     );
     assert_eq!(report["id"], "checked");
@@ -816,7 +866,9 @@ async fn check_now_answers_with_the_recorded_probe() {
     let report: Value = res.json().await.expect("report");
     assert_eq!(report["outcome"], "down", "{report}");
     assert_eq!(report["status"], "down", "{report}");
-    assert!(report["error"].is_string(), "{report}");
+    assert_eq!(report["error"], "connection refused", "{report}");
+    assert!(report["errorDetail"].is_string(), "{report}");
+    assert!(report["latencyMs"].is_null(), "never answered: {report}");
 
     problem(check(&reg, "nobody").await, 404, "not-found").await;
     let conflict = problem(check(&reg, "beating").await, 409, "conflict").await;
