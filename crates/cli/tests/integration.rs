@@ -4,6 +4,7 @@ mod commands;
 mod common;
 mod demo;
 mod durability;
+mod errors;
 mod health_worker;
 mod logging;
 mod policy;
