@@ -54,6 +54,76 @@ fn serve_on(
     })
 }
 
+/// A self-signed certificate for 127.0.0.1 that expired on 2020-01-02, and its key: test data,
+/// made with Python's `cryptography` (not valid before 2020-01-01, P-256).
+const EXPIRED_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBUDCB96ADAgECAhQ+MnMgKADtzahriMaCJSL6SqaIojAKBggqhkjOPQQDAjAX
+MRUwEwYDVQQDDAxleHBpcmVkLnRlc3QwHhcNMjAwMTAxMDAwMDAwWhcNMjAwMTAy
+MDAwMDAwWjAXMRUwEwYDVQQDDAxleHBpcmVkLnRlc3QwWTATBgcqhkjOPQIBBggq
+hkjOPQMBBwNCAAR+mk5jQo5nwZ06B562RYWKn3mBVeX3J9hEEVr0uw7Bwzd2V8jP
+JmQgZ5OnT/vZP/IUTsRD1ud8Y8NMUkcrtm+GoyEwHzAPBgNVHREECDAGhwR/AAAB
+MAwGA1UdEwEB/wQCMAAwCgYIKoZIzj0EAwIDSAAwRQIhALbWA/XKj4ZKX4I5823W
+ZTcq3JP/frqX6ipKx63F9PfIAiA5V7HHFpEeqMw3ZUqi8Zkg6g7WBwbBzTAbN+3c
+aSEy2A==
+-----END CERTIFICATE-----
+";
+const EXPIRED_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg/jsS5xnyNYcV5yzr
+r5FAOLkr6ySKrGTZiIk4iXTC1lqhRANCAAR+mk5jQo5nwZ06B562RYWKn3mBVeX3
+J9hEEVr0uw7Bwzd2V8jPJmQgZ5OnT/vZP/IUTsRD1ud8Y8NMUkcrtm+G
+-----END PRIVATE KEY-----
+";
+
+/// A fault: a TLS server on 127.0.0.1:0 presenting [`EXPIRED_CERT`], which only shakes hands
+/// (the client gives up on the certificate) until `shutdown`; returns its `https://` base URL.
+async fn expired_tls_server(shutdown: CancellationToken) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert = CertificateDer::from_pem_slice(EXPIRED_CERT.as_bytes()).expect("test cert");
+    let key = PrivateKeyDer::from_pem_slice(EXPIRED_KEY.as_bytes()).expect("test key");
+    let config = Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .expect("server config"),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("https://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                () = shutdown.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let Ok(stream) = accepted.and_then(|(s, _)| s.into_std()) else {
+                return;
+            };
+            let config = config.clone();
+            // Blocking rustls on its own thread: the handshake ends when the client refuses the
+            // certificate and closes, or at the read timeout.
+            tokio::task::spawn_blocking(move || {
+                let mut stream = stream;
+                if stream.set_nonblocking(false).is_err()
+                    || stream
+                        .set_read_timeout(Some(Duration::from_secs(5)))
+                        .is_err()
+                {
+                    return;
+                }
+                let Ok(mut conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                while conn.is_handshaking() {
+                    if conn.complete_io(&mut stream).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
 /// Serves `app` on 127.0.0.1:0 until `shutdown`; returns its base URL.
 async fn serve(app: Router, shutdown: CancellationToken) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -254,6 +324,9 @@ async fn every_kind_of_server_gets_its_status() {
     )
     .await;
 
+    // TLS spoken to a server that speaks plain HTTP, and a certificate that expired.
+    let tls = healthy.replacen("http://", "https://", 1);
+    let expired = expired_tls_server(servers.clone()).await;
     let reg = start_checked(sqlite(), quick()).await;
     let h = |base: &str| format!("{base}/health");
     // (id, registration, status, lastError (None: null; a trailing `…` matches a prefix),
@@ -311,6 +384,24 @@ async fn every_kind_of_server_gets_its_status() {
             "down",
             Some("connection refused"),
             "GET health check: error sending request: client error (Connect): tcp connect error: Connection refused",
+            false,
+            None,
+        ),
+        (
+            "tls",
+            entry("tls", &healthy, Some(&h(&tls)), "none"),
+            "down",
+            Some("TLS: not a TLS server"),
+            "GET health check: error sending request",
+            false,
+            None,
+        ),
+        (
+            "expired",
+            entry("expired", &expired, Some(&h(&expired)), "none"),
+            "down",
+            Some("TLS: certificate expired"),
+            "invalid peer certificate",
             false,
             None,
         ),
