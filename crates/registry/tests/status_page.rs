@@ -173,6 +173,16 @@ async fn the_status_page_lists_the_fleet_follows_it_live_and_filters() {
         format!("{inventory_base}/inventory"),
         "the URL column"
     );
+    // A latency under a millisecond reads "<1 ms": "0 ms" would look like no measurement.
+    let latencies = page
+        .eval("[...document.querySelectorAll('#rows td.latency')].map(c => c.textContent)")
+        .await;
+    assert!(
+        latencies
+            .as_array()
+            .is_some_and(|l| l.len() == 4 && !l.contains(&json!("0 ms"))),
+        "{latencies}"
+    );
     // A 503 reads "HTTP 503" (the whole chain is the tooltip); degraded since its first probe,
     // and it answered, so it has a latency.
     let billing = cells(&page, "billing").await;
