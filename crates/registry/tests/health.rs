@@ -124,6 +124,31 @@ async fn expired_tls_server(shutdown: CancellationToken) -> String {
     url
 }
 
+/// A fault: reads each connection's request and closes it without an answer, until
+/// `shutdown`; returns its base URL. (Reading first makes the close a FIN: unread data would
+/// make it a reset.)
+async fn hang_up(shutdown: CancellationToken) -> String {
+    use tokio::io::AsyncReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                () = shutdown.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let Ok((mut socket, _)) = accepted else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut request = [0; 4096];
+                let _ = socket.read(&mut request).await;
+            });
+        }
+    });
+    url
+}
+
 /// Serves `app` on 127.0.0.1:0 until `shutdown`; returns its base URL.
 async fn serve(app: Router, shutdown: CancellationToken) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -327,6 +352,7 @@ async fn every_kind_of_server_gets_its_status() {
     // TLS spoken to a server that speaks plain HTTP, and a certificate that expired.
     let tls = healthy.replacen("http://", "https://", 1);
     let expired = expired_tls_server(servers.clone()).await;
+    let hangs_up = hang_up(servers.clone()).await;
     let reg = start_checked(sqlite(), quick()).await;
     let h = |base: &str| format!("{base}/health");
     // (id, registration, status, lastError (None: null; a trailing `…` matches a prefix),
@@ -402,6 +428,15 @@ async fn every_kind_of_server_gets_its_status() {
             "down",
             Some("TLS: certificate expired"),
             "invalid peer certificate",
+            false,
+            None,
+        ),
+        (
+            "hangs-up",
+            entry("hangs-up", &hangs_up, Some(&h(&hangs_up)), "none"),
+            "down",
+            Some("connection closed"),
+            "GET health check: error sending request",
             false,
             None,
         ),
