@@ -890,7 +890,19 @@ async fn transitions_reach_the_webhook_in_order() {
         ],
         "{bodies:#?}"
     );
-    let fields = BTreeSet::from(["id", "name", "from", "to", "at", "lastError"]);
+    assert_eq!(
+        bodies[1]["lastErrorDetail"], "GET health check: answered HTTP 503 Service Unavailable",
+        "the chain goes with the short cause"
+    );
+    let fields = BTreeSet::from([
+        "id",
+        "name",
+        "from",
+        "to",
+        "at",
+        "lastError",
+        "lastErrorDetail",
+    ]);
     for b in &bodies {
         assert_eq!(keys(b), fields, "{b}");
         assert_eq!(b["id"], "alerting");

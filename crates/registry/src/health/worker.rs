@@ -615,7 +615,7 @@ impl Worker {
             status: streak.status,
             latency_ms: result.latency_ms,
             error: cause.clone(),
-            error_detail: detail,
+            error_detail: detail.clone(),
             checked_at: now,
         };
         for reply in t.waiting.drain(..) {
@@ -631,6 +631,7 @@ impl Worker {
                 to: streak.status,
                 at: now,
                 last_error: cause,
+                last_error_detail: detail,
             });
         }
         self.pending.push(record);
@@ -755,7 +756,7 @@ impl Worker {
                 checked_at: now,
                 seen_at: None,
                 last_error: error.clone(),
-                last_error_detail: detail,
+                last_error_detail: detail.clone(),
                 latency_ms: None,
             });
             self.transitions.push(Transition {
@@ -765,6 +766,7 @@ impl Worker {
                 to: wanted,
                 at: now,
                 last_error: error,
+                last_error_detail: detail,
             });
         }
     }
