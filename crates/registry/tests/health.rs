@@ -516,6 +516,19 @@ async fn every_kind_of_server_gets_its_status() {
             "{id}: {e}"
         );
     }
+
+    // An entry read with its error detail goes back with PUT as it is (seed clients echo
+    // entries): lastErrorDetail is the registry's own field, ignored, not an unknown one.
+    let (_, echoed) = reg.get("/servers/refused").await;
+    assert!(echoed["lastErrorDetail"].is_string(), "{echoed}");
+    let res = reg
+        .http
+        .put(format!("{}/servers/refused", reg.url))
+        .json(&echoed)
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
 }
 
 /// With fall 2, one failed probe leaves a healthy entry healthy and the second does not; one
