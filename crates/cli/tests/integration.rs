@@ -7,6 +7,7 @@ mod conventions;
 mod credentials;
 mod demo;
 mod durability;
+mod errors;
 mod gateway;
 mod health_worker;
 mod logging;

@@ -376,7 +376,7 @@ impl RegistryClient {
     }
 
     /// Probes the entry `id` now (`POST /servers/{id}/check`): the check's outcome as the
-    /// registry answers it (`{id, outcome, status, latencyMs, error, checkedAt}`).
+    /// registry answers it (`{id, outcome, status, latencyMs, error, errorDetail, checkedAt}`).
     pub async fn check_now(&self, id: &str) -> Result<Value, ClientError> {
         let url = self.url(&format!("servers/{id}/check"))?;
         Self::decode(self.send(self.http.post(url)).await?).await
