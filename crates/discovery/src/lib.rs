@@ -50,6 +50,7 @@ pub use credentials::{
 };
 pub use discovery::{
     Aggregate, ConnectReport, DiscoveredPrompt, DiscoveredResource, Discovery, DiscoveryBuilder,
+    RMCP_ONLY_ENV, rmcp_only_from_env,
 };
 pub use error::{DiscoveryError, ECHO_LIMIT, clip};
 pub use events::{IndexEvent, IndexUpdates};
