@@ -85,7 +85,17 @@ impl Gateway {
     pub async fn start(mut config: GatewayConfig) -> Result<Self, GatewayError> {
         let policy = address_policy(&config).await?;
         config.address_policy = policy.clone();
-        let mut builder = Discovery::builder(config.registry_url.clone()).address_policy(policy);
+        let rmcp_only = match config.rmcp_only {
+            Some(on) => on,
+            None => mcp_fleet_discovery::rmcp_only_from_env()?,
+        };
+        config.rmcp_only = Some(rmcp_only);
+        let mut builder = Discovery::builder(config.registry_url.clone())
+            .address_policy(policy)
+            .rmcp_only(rmcp_only);
+        for certificate in &config.upstream_root_certificates {
+            builder = builder.root_certificate(certificate.clone());
+        }
         if let Some(token) = &config.registry_token {
             builder = builder.registry_token(token.clone());
         }
@@ -95,6 +105,7 @@ impl Gateway {
                     .connect_timeout(config.connect_timeout)
                     .tcp_nodelay(true)
                     .pool_max_idle_per_host(64)
+                    .tls_certs_merge(config.upstream_root_certificates.iter().cloned())
                     .build()?,
             );
         }
@@ -154,10 +165,7 @@ impl Gateway {
         );
         let front = Arc::new(front::Front::new(limits, hosts));
         // Tool calls of known sessions are answered in front of rmcp (see `fast_call`).
-        let fast = self
-            .inner
-            .config
-            .fast_calls
+        let fast = (self.inner.config.rmcp_only != Some(true))
             .then(|| (self.inner.clone(), front.clone()));
         let mcp = tower::ServiceBuilder::new()
             .layer(axum::middleware::from_fn_with_state(front, front::front))
