@@ -57,6 +57,7 @@ async fn tool_calls_of_known_sessions_are_answered_as_json() {
     let http = reqwest::Client::new();
 
     let session = open_session(&http, &gw.url).await;
+    gw.wait_for_sessions(1).await;
 
     let call = json!({"jsonrpc": "2.0", "id": "call-1", "method": "tools/call",
         "params": {"name": "alpha__search", "arguments": {"query": "q"}}});
@@ -147,6 +148,7 @@ async fn with_rmcp_only_rmcp_answers_every_call() {
     })
     .await;
     let session = JsonSession::open(&gw.url).await;
+    gw.wait_for_sessions(1).await;
     for _ in 0..3 {
         // rmcp's server answers with an event stream, where the fast path sends JSON.
         let (content_type, body) = session.call_answer("alpha__search").await;

@@ -43,6 +43,7 @@ async fn https_upstreams_are_called_over_both_paths() {
         .await;
         // A 2025-11-25 session: the fast path answers JSON unless rmcp answers everything.
         let session = JsonSession::open(&gw.url).await;
+        gw.wait_for_sessions(1).await;
         let (content_type, _) = session.call_answer("secure__search").await;
         let expected = if rmcp_only {
             "text/event-stream"

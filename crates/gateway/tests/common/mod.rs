@@ -476,6 +476,21 @@ impl TestGateway {
         config
     }
 
+    /// Waits until the gateway counts `n` open sessions: rmcp hands a session's `initialized`
+    /// to its handler in a task of its own, after answering `202`, and only then does the fast
+    /// path know the session.
+    pub(crate) async fn wait_for_sessions(&self, n: usize) {
+        let line = format!("mcp_fleet_gateway_sessions {n}");
+        eventually("the gateway to count its sessions", || async {
+            self.metrics()
+                .await
+                .lines()
+                .any(|l| l == line)
+                .then_some(())
+        })
+        .await;
+    }
+
     pub(crate) async fn metrics(&self) -> String {
         reqwest::get(format!("{}/metrics", self.url))
             .await
