@@ -256,7 +256,8 @@ impl DiscoveryBuilder {
     /// idle connection pooling, which costs ~40 ms per request on Linux with most servers;
     /// configure yours the same way). Tool calls to `http://` servers do not go through it:
     /// they keep their connections open on a client of the library's own that does not stall
-    /// (see `call_http`); to `https://` servers they do.
+    /// (see `call_http`); to `https://` servers, and with [`rmcp_only`](Self::rmcp_only), they
+    /// do.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
