@@ -70,8 +70,9 @@ pub(super) struct State {
 pub(crate) struct Shared {
     pub(crate) settings: Settings,
     pub(crate) http: reqwest::Client,
-    /// Tool calls to `http://` servers, on kept connections (see `call_http`).
-    pub(crate) calls: CallHttp,
+    /// Tool calls to `http://` servers, on kept connections (see `call_http`); `None` when
+    /// [`DiscoveryBuilder::rmcp_only`](super::DiscoveryBuilder::rmcp_only) sends everything through rmcp's client.
+    pub(crate) calls: Option<CallHttp>,
     pub(crate) tokens: Tokens,
     pub(super) registry: RegistryClient,
     /// What readers see; replaced whole, never modified.

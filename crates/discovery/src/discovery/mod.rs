@@ -7,8 +7,8 @@ mod fleet;
 mod follow;
 mod report;
 
-pub use builder::DiscoveryBuilder;
 pub(crate) use builder::Settings;
+pub use builder::{DiscoveryBuilder, RMCP_ONLY_ENV, rmcp_only_from_env};
 pub(crate) use fleet::Shared;
 pub use report::{Aggregate, ConnectReport, DiscoveredPrompt, DiscoveredResource};
 
@@ -106,6 +106,8 @@ impl Discovery {
             http: None,
             watcher: None,
             registry_token: None,
+            rmcp_only: None,
+            root_certificates: Vec::new(),
         }
     }
 
