@@ -3,10 +3,17 @@
 //! [`Store`] is the one interface the registry uses; [`SqliteStore`] (embedded, the default) and
 //! [`PostgresStore`] implement the same behaviour, proven by one test suite run against both.
 //! Every write returns only after its transaction has committed durably.
+//!
+//! Each backend is split the way the [`Store`] trait is sectioned: `entries`, `health`,
+//! `tokens`, `routing` and `events` (`src/sqlite/` and `src/postgres/` side by side); what they
+//! share (column lists, row mapping, migrations, the JSON cache) is written once here.
 
+mod by_concern;
 mod error;
 mod events;
 mod health;
+mod json_cache;
+mod migrate;
 mod postgres;
 mod routing;
 mod row;
@@ -114,8 +121,13 @@ pub struct StatusRow {
 }
 
 /// Where registry entries live. Implementations are cheap to share (`Arc<dyn Store>`).
+///
+/// The methods come in sections, as each backend's modules do: entries, health, tokens,
+/// routing, events, and the backend itself.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    // ---- Entries (`entries.rs`) ----
+
     /// Creates or fully replaces the entry `reg.id` as of `now`, committing before it returns.
     /// A replaced entry keeps its `registeredAt`; status and `lastSeen` are reset as on a first
     /// registration. Logs a `created` or `replaced` event.
@@ -136,27 +148,12 @@ pub trait Store: Send + Sync + 'static {
     /// How many entries there are, and how many of them `by` registered last.
     async fn count_entries(&self, by: Option<&str>) -> Result<(u64, u64), StoreError>;
 
-    /// Stores a new API token (its hash, scopes and id patterns).
-    async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
-
-    /// The token with this id, active or not.
-    async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
-
-    /// Every token, newest first.
-    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
-
-    /// Revokes token `id` as of `now`; `false` when there is no such token or it was revoked.
-    async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool, StoreError>;
-
-    /// Whether any token was ever created (revoked ones count: revoking every token must not
-    /// open writes).
-    async fn has_tokens(&self) -> Result<bool, StoreError>;
-
     /// One page of entries matching `query`, filtered in the database.
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
 
-    /// [`Store::list`] with each entry rendered as JSON. The backends keep each row's rendering
-    /// until the row changes, so a listing decodes and renders only the entries that changed.
+    /// [`Store::list`] as pre-rendered JSON, what `GET /servers` sends. The backends keep each
+    /// row's JSON by row version until the row changes (the JSON cache, `json_cache.rs`), so a
+    /// listing decodes and renders only the entries written since the last one.
     async fn list_rendered(&self, query: &ListQuery) -> Result<RenderedPage, StoreError> {
         render_page(self.list(query).await?)
     }
@@ -164,17 +161,7 @@ pub trait Store: Send + Sync + 'static {
     /// `(id, name, status, lastSeen)` of every entry, in id order.
     async fn status_rows(&self) -> Result<Vec<StatusRow>, StoreError>;
 
-    /// Checks that the database answers.
-    async fn ping(&self) -> Result<(), StoreError>;
-
-    /// The same database through connections of its own, for background work such as the
-    /// health worker: its threads' lower priority and its write transactions then never reach
-    /// the connections that answer API requests. `None` when the backend has nothing to gain
-    /// from it (a database server keeps its own processes) or cannot (an in-memory database
-    /// exists once); use this store then.
-    async fn detached(&self) -> Result<Option<Arc<dyn Store>>, StoreError> {
-        Ok(None)
-    }
+    // ---- Health (`health.rs`): what the health worker reads and writes ----
 
     /// Entries registered after revision `after` (every entry when `None`), and the registry's
     /// current revision: the health worker's view of what to probe.
@@ -199,12 +186,25 @@ pub trait Store: Send + Sync + 'static {
         before: Timestamp,
     ) -> Result<bool, StoreError>;
 
-    /// Up to `limit` logged events after revision `after`, oldest first, and whether some that
-    /// should follow `after` are no longer logged ([`EventLog::gone`]).
-    async fn events_since(&self, after: i64, limit: u32) -> Result<EventLog, StoreError>;
+    // ---- Tokens (`tokens.rs`) ----
 
-    /// The registry's revision: that of the last committed change.
-    async fn current_revision(&self) -> Result<i64, StoreError>;
+    /// Stores a new API token (its hash, scopes and id patterns).
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+
+    /// The token with this id, active or not.
+    async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Every token, newest first.
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Revokes token `id` as of `now`; `false` when there is no such token or it was revoked.
+    async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Whether any token was ever created (revoked ones count: revoking every token must not
+    /// open writes).
+    async fn has_tokens(&self) -> Result<bool, StoreError>;
+
+    // ---- Routing (`routing.rs`) ----
 
     /// Sets the routing policy of `service`, `by` a principal as of `now`, replacing any (and
     /// its rollback record), and logs a `routing` event. Returns the stored document and whether
@@ -241,6 +241,29 @@ pub trait Store: Send + Sync + 'static {
 
     /// The distinct versions of the entries of `service`, in version order.
     async fn service_versions(&self, service: &ServerId) -> Result<Vec<Version>, StoreError>;
+
+    // ---- Events (`events.rs`): the change log every write appends to ----
+
+    /// Up to `limit` logged events after revision `after`, oldest first, and whether some that
+    /// should follow `after` are no longer logged ([`EventLog::gone`]).
+    async fn events_since(&self, after: i64, limit: u32) -> Result<EventLog, StoreError>;
+
+    /// The registry's revision: that of the last committed change.
+    async fn current_revision(&self) -> Result<i64, StoreError>;
+
+    // ---- The backend (`mod.rs`) ----
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The same database through a pool of its own for background work (the health worker):
+    /// its threads' lower priority and its write transactions then never reach the connections
+    /// that answer API requests. `None` when the backend has nothing to gain from it (a
+    /// database server keeps its own processes) or cannot (an in-memory database exists once);
+    /// use this store then.
+    async fn detached(&self) -> Result<Option<Arc<dyn Store>>, StoreError> {
+        Ok(None)
+    }
 
     /// Which backend this is, for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
@@ -343,30 +366,6 @@ fn render(entry: &Entry) -> Result<Arc<str>, StoreError> {
             id: entry.id.to_string(),
             reason: format!("cannot render: {e}"),
         })
-}
-
-fn status_row(
-    id: String,
-    name: String,
-    status: String,
-    last_seen: Option<Timestamp>,
-    (last_error, status_since, mode): (Option<String>, Option<Timestamp>, String),
-) -> Result<StatusRow, StoreError> {
-    let bad = |reason: String| StoreError::Corrupt {
-        id: id.clone(),
-        reason,
-    };
-    Ok(StatusRow {
-        id: id.parse().map_err(|e| bad(format!("id {e}")))?,
-        status: status.parse().map_err(|e| bad(format!("status {e}")))?,
-        name,
-        last_seen,
-        last_error,
-        status_since,
-        mode: mode
-            .parse()
-            .map_err(|e| bad(format!("healthCheck.mode {e}")))?,
-    })
 }
 
 #[cfg(test)]
