@@ -17,6 +17,7 @@ mod migrate;
 mod postgres;
 mod routing;
 mod row;
+mod same_sql;
 mod sqlite;
 mod tokens;
 

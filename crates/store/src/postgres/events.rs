@@ -5,8 +5,7 @@ use sqlx::PgConnection;
 
 use super::PostgresStore;
 use crate::events::NewEvent;
-use crate::row::EVENT_COLUMNS;
-use crate::{EventLog, StoreError, StoreOptions};
+use crate::{StoreError, StoreOptions};
 
 /// Takes the next `events.len()` revisions and logs `events` under them, in the caller's
 /// transaction; prunes the log when due. Returns the first revision taken. The counter row stays
@@ -50,36 +49,4 @@ pub(super) async fn log_events(
     Ok(first)
 }
 
-pub(super) async fn events_since(
-    store: &PostgresStore,
-    after: i64,
-    limit: u32,
-) -> Result<EventLog, StoreError> {
-    // The revision first: every event up to it has committed, so the read below sees them.
-    let (current, oldest): (i64, Option<i64>) = sqlx::query_as(
-        "SELECT (SELECT value FROM registry_meta WHERE key = 'revision'), \
-         (SELECT MIN(revision) FROM events)",
-    )
-    .fetch_one(&store.pool)
-    .await?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE revision > $1 ORDER BY revision LIMIT $2"
-    )))
-    .bind(after)
-    .bind(i64::from(limit))
-    .fetch_all(&store.pool)
-    .await?;
-    let events = rows
-        .iter()
-        .map(crate::row::event)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(EventLog::new(after, current, oldest, events))
-}
-
-pub(super) async fn current_revision(store: &PostgresStore) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT value FROM registry_meta WHERE key = 'revision'")
-            .fetch_one(&store.pool)
-            .await?,
-    )
-}
+crate::same_sql::events!(PostgresStore);

@@ -3,15 +3,13 @@
 
 use std::collections::HashMap;
 
-use chrono::Utc;
-use mcp_fleet_model::{ServerId, Timestamp};
+use mcp_fleet_model::ServerId;
 
 use super::PostgresStore;
 use super::events::log_events;
-use crate::events::NewEvent;
 use crate::health::{note_written, runs};
 use crate::row::HEALTH_COLUMNS;
-use crate::{CheckRecord, HealthRow, HeartbeatRow, StoreError};
+use crate::{CheckRecord, HealthRow, StoreError};
 
 /// Checks written by one statement (its columns go as arrays, with no parameter limit to mind).
 const CHECKS_PER_UPDATE: usize = 1000;
@@ -108,45 +106,4 @@ pub(super) async fn record_checks(
     Ok(written)
 }
 
-pub(super) async fn heartbeat(
-    store: &PostgresStore,
-    id: &ServerId,
-    now: Timestamp,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query("UPDATE servers SET heartbeat_at = $1, last_seen = $1 WHERE id = $2")
-        .bind(now)
-        .bind(id.as_str())
-        .execute(&store.pool)
-        .await?;
-    Ok(done.rows_affected() > 0)
-}
-
-pub(super) async fn heartbeats(store: &PostgresStore) -> Result<Vec<HeartbeatRow>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT id, heartbeat_at FROM servers WHERE ttl_seconds IS NOT NULL ORDER BY id",
-    )
-    .fetch_all(&store.pool)
-    .await?;
-    rows.iter().map(crate::row::heartbeat_row).collect()
-}
-
-pub(super) async fn deregister_if_down(
-    store: &PostgresStore,
-    id: &ServerId,
-    before: Timestamp,
-) -> Result<bool, StoreError> {
-    let mut tx = store.pool.begin().await?;
-    let done =
-        sqlx::query("DELETE FROM servers WHERE id = $1 AND status = 'down' AND status_since <= $2")
-            .bind(id.as_str())
-            .bind(before)
-            .execute(&mut *tx)
-            .await?;
-    let deleted = done.rows_affected() > 0;
-    if deleted {
-        let event = NewEvent::deleted(id, Utc::now());
-        log_events(&mut tx, &[event], &store.options).await?;
-    }
-    tx.commit().await?;
-    Ok(deleted)
-}
+crate::same_sql::health!(PostgresStore);

@@ -58,6 +58,13 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// A transaction that may write; it locks the rows it writes as it goes.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+}
+
 /// PostgreSQL keeps counters as `integer`, tags as `text[]` and metadata as `jsonb`.
 impl StoredRow for PgRow {
     same_columns!();

@@ -1,6 +1,5 @@
 //! Routing policies in PostgreSQL: one JSON document per service.
 
-use chrono::Utc;
 use mcp_fleet_model::{Routing, RoutingPolicy, ServerId, Timestamp, Version};
 
 use super::PostgresStore;
@@ -35,36 +34,6 @@ pub(super) async fn put_routing(
     Ok((doc, inserted))
 }
 
-pub(super) async fn get_routing(
-    store: &PostgresStore,
-    service: &ServerId,
-) -> Result<Option<Routing>, StoreError> {
-    let text: Option<String> =
-        sqlx::query_scalar("SELECT document FROM routing WHERE service = $1")
-            .bind(service.as_str())
-            .fetch_optional(&store.pool)
-            .await?;
-    text.map(|t| crate::routing::parse(service, &t)).transpose()
-}
-
-pub(super) async fn delete_routing(
-    store: &PostgresStore,
-    service: &ServerId,
-) -> Result<bool, StoreError> {
-    let mut tx = store.pool.begin().await?;
-    let done = sqlx::query("DELETE FROM routing WHERE service = $1")
-        .bind(service.as_str())
-        .execute(&mut *tx)
-        .await?;
-    let deleted = done.rows_affected() > 0;
-    if deleted {
-        let event = NewEvent::routing_deleted(service, Utc::now());
-        log_events(&mut tx, &[event], &store.options).await?;
-    }
-    tx.commit().await?;
-    Ok(deleted)
-}
-
 pub(super) async fn record_rollback(
     store: &PostgresStore,
     service: &ServerId,
@@ -96,14 +65,4 @@ pub(super) async fn record_rollback(
     Ok(Some(doc))
 }
 
-pub(super) async fn service_versions(
-    store: &PostgresStore,
-    service: &ServerId,
-) -> Result<Vec<Version>, StoreError> {
-    let raw: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT version FROM servers WHERE service = $1")
-            .bind(service.as_str())
-            .fetch_all(&store.pool)
-            .await?;
-    crate::routing::versions(service, raw)
-}
+crate::same_sql::routing!(PostgresStore);

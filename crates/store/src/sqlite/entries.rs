@@ -1,15 +1,14 @@
 //! Registry entries in SQLite: tags are kept twice, as JSON in the row and one row each in
 //! `server_tags` (which the tag filter of listings reads).
 
-use chrono::Utc;
-use mcp_fleet_model::{Entry, Registration, ServerId, StatusFilter, Timestamp};
+use mcp_fleet_model::{Entry, Registration, StatusFilter, Timestamp};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
 use super::events::log_events;
 use crate::events::NewEvent;
-use crate::row::{ENTRY_COLUMNS, STATUS_COLUMNS};
-use crate::{ListQuery, Page, RenderedPage, StatusRow, StoreError, Upserted};
+use crate::row::ENTRY_COLUMNS;
+use crate::{ListQuery, Page, RenderedPage, StoreError, Upserted};
 
 pub(super) async fn upsert(
     store: &SqliteStore,
@@ -92,35 +91,6 @@ pub(super) async fn upsert(
     } else {
         Upserted::Created(entry)
     })
-}
-
-pub(super) async fn get(store: &SqliteStore, id: &ServerId) -> Result<Option<Entry>, StoreError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {ENTRY_COLUMNS} FROM servers WHERE id = ?"
-    )))
-    .bind(id.as_str())
-    .fetch_optional(&store.pool)
-    .await?;
-    row.as_ref().map(crate::row::entry).transpose()
-}
-
-pub(super) async fn delete_by(
-    store: &SqliteStore,
-    id: &ServerId,
-    by: Option<&str>,
-) -> Result<bool, StoreError> {
-    let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await?;
-    let done = sqlx::query("DELETE FROM servers WHERE id = ?")
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await?;
-    let deleted = done.rows_affected() > 0;
-    if deleted {
-        let event = NewEvent::deleted_by(id, Utc::now(), by);
-        log_events(&mut tx, &[event], &store.options).await?;
-    }
-    tx.commit().await?;
-    Ok(deleted)
 }
 
 pub(super) async fn count_entries(
@@ -207,11 +177,4 @@ pub(super) async fn list_rendered(
     }
 }
 
-pub(super) async fn status_rows(store: &SqliteStore) -> Result<Vec<StatusRow>, StoreError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {STATUS_COLUMNS} FROM servers ORDER BY id"
-    )))
-    .fetch_all(&store.pool)
-    .await?;
-    rows.iter().map(crate::row::status_row).collect()
-}
+crate::same_sql::entries!(SqliteStore);

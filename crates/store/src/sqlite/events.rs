@@ -4,8 +4,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::SqliteStore;
 use crate::events::NewEvent;
-use crate::row::EVENT_COLUMNS;
-use crate::{EventLog, StoreError, StoreOptions};
+use crate::{StoreError, StoreOptions};
 
 /// Takes the next `events.len()` revisions and logs `events` under them, in the caller's write
 /// transaction (which holds SQLite's one write lock, so revisions commit in order); prunes the
@@ -47,36 +46,4 @@ pub(super) async fn log_events(
     Ok(first)
 }
 
-pub(super) async fn events_since(
-    store: &SqliteStore,
-    after: i64,
-    limit: u32,
-) -> Result<EventLog, StoreError> {
-    // The revision first: every event up to it has committed, so the read below sees them.
-    let (current, oldest): (i64, Option<i64>) = sqlx::query_as(
-        "SELECT (SELECT value FROM registry_meta WHERE key = 'revision'), \
-         (SELECT MIN(revision) FROM events)",
-    )
-    .fetch_one(&store.pool)
-    .await?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE revision > ? ORDER BY revision LIMIT ?"
-    )))
-    .bind(after)
-    .bind(i64::from(limit))
-    .fetch_all(&store.pool)
-    .await?;
-    let events = rows
-        .iter()
-        .map(crate::row::event)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(EventLog::new(after, current, oldest, events))
-}
-
-pub(super) async fn current_revision(store: &SqliteStore) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT value FROM registry_meta WHERE key = 'revision'")
-            .fetch_one(&store.pool)
-            .await?,
-    )
-}
+crate::same_sql::events!(SqliteStore);

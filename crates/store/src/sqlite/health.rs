@@ -9,10 +9,9 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::SqliteStore;
 use super::events::log_events;
-use crate::events::NewEvent;
 use crate::health::{note_written, runs};
 use crate::row::HEALTH_COLUMNS;
-use crate::{CheckRecord, HealthRow, HeartbeatRow, StoreError};
+use crate::{CheckRecord, HealthRow, StoreError};
 
 /// The columns of [`HEALTH_COLUMNS`], in order, as `json_array` renders them.
 type HealthJson = (
@@ -191,49 +190,6 @@ pub(super) async fn record_checks(
     Ok(written)
 }
 
-pub(super) async fn heartbeat(
-    store: &SqliteStore,
-    id: &ServerId,
-    now: Timestamp,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query("UPDATE servers SET heartbeat_at = ?1, last_seen = ?1 WHERE id = ?2")
-        .bind(now)
-        .bind(id.as_str())
-        .execute(&store.pool)
-        .await?;
-    Ok(done.rows_affected() > 0)
-}
-
-pub(super) async fn heartbeats(store: &SqliteStore) -> Result<Vec<HeartbeatRow>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT id, heartbeat_at FROM servers WHERE ttl_seconds IS NOT NULL ORDER BY id",
-    )
-    .fetch_all(&store.pool)
-    .await?;
-    rows.iter().map(crate::row::heartbeat_row).collect()
-}
-
-pub(super) async fn deregister_if_down(
-    store: &SqliteStore,
-    id: &ServerId,
-    before: Timestamp,
-) -> Result<bool, StoreError> {
-    let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await?;
-    let done =
-        sqlx::query("DELETE FROM servers WHERE id = ? AND status = 'down' AND status_since <= ?")
-            .bind(id.as_str())
-            .bind(before)
-            .execute(&mut *tx)
-            .await?;
-    let deleted = done.rows_affected() > 0;
-    if deleted {
-        let event = NewEvent::deleted(id, Utc::now());
-        log_events(&mut tx, &[event], &store.options).await?;
-    }
-    tx.commit().await?;
-    Ok(deleted)
-}
-
 #[cfg(test)]
 mod tests {
     use mcp_fleet_model::{HealthStatus, Registration, StatusFilter};
@@ -337,3 +293,5 @@ mod tests {
         assert_eq!(health_rows_of_json("[[1]]").map(|r| r.is_ok()), None);
     }
 }
+
+crate::same_sql::health!(SqliteStore);

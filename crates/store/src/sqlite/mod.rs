@@ -70,6 +70,14 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// A transaction that may write: `BEGIN IMMEDIATE` takes the write lock up front, so what
+    /// it reads cannot go stale before it writes.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
 /// A pool of at most `max` connections, kept open for the life of the store.
 fn pool_options(max: u32) -> SqlitePoolOptions {
     SqlitePoolOptions::new()

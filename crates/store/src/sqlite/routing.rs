@@ -1,6 +1,5 @@
 //! Routing policies in SQLite: one JSON document per service.
 
-use chrono::Utc;
 use mcp_fleet_model::{Routing, RoutingPolicy, ServerId, Timestamp, Version};
 
 use super::SqliteStore;
@@ -37,35 +36,6 @@ pub(super) async fn put_routing(
     Ok((doc, existed.is_none()))
 }
 
-pub(super) async fn get_routing(
-    store: &SqliteStore,
-    service: &ServerId,
-) -> Result<Option<Routing>, StoreError> {
-    let text: Option<String> = sqlx::query_scalar("SELECT document FROM routing WHERE service = ?")
-        .bind(service.as_str())
-        .fetch_optional(&store.pool)
-        .await?;
-    text.map(|t| crate::routing::parse(service, &t)).transpose()
-}
-
-pub(super) async fn delete_routing(
-    store: &SqliteStore,
-    service: &ServerId,
-) -> Result<bool, StoreError> {
-    let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await?;
-    let done = sqlx::query("DELETE FROM routing WHERE service = ?")
-        .bind(service.as_str())
-        .execute(&mut *tx)
-        .await?;
-    let deleted = done.rows_affected() > 0;
-    if deleted {
-        let event = NewEvent::routing_deleted(service, Utc::now());
-        log_events(&mut tx, &[event], &store.options).await?;
-    }
-    tx.commit().await?;
-    Ok(deleted)
-}
-
 pub(super) async fn record_rollback(
     store: &SqliteStore,
     service: &ServerId,
@@ -96,14 +66,4 @@ pub(super) async fn record_rollback(
     Ok(Some(doc))
 }
 
-pub(super) async fn service_versions(
-    store: &SqliteStore,
-    service: &ServerId,
-) -> Result<Vec<Version>, StoreError> {
-    let raw: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT version FROM servers WHERE service = ?")
-            .bind(service.as_str())
-            .fetch_all(&store.pool)
-            .await?;
-    crate::routing::versions(service, raw)
-}
+crate::same_sql::routing!(SqliteStore);
