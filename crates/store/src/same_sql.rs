@@ -5,9 +5,50 @@
 //! A backend's store has a `pool`, `options` and `begin_write()` (a transaction that may write:
 //! SQLite takes its write lock up front), and each concern module has `super::events::log_events`.
 
-/// Entries: read one, delete one, the `/status` rows.
+/// Appends a listing's filters, order and limit (`limit + 1` rows, to tell if more remain) to a
+/// query that ends in a `WHERE` condition; `push_tags` appends the condition "has any of these
+/// tags", the one filter the backends write differently.
+pub(crate) fn push_page<DB: sqlx::Database>(
+    q: &mut sqlx::QueryBuilder<DB>,
+    query: &crate::ListQuery,
+    push_tags: impl FnOnce(&mut sqlx::QueryBuilder<DB>, &[mcp_fleet_model::Tag]),
+) where
+    for<'t> &'t str: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    if let mcp_fleet_model::StatusFilter::Only(status) = query.status {
+        q.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(service) = &query.service {
+        q.push(" AND service = ").push_bind(service.as_str());
+    }
+    if let Some(after) = &query.after {
+        q.push(" AND id > ").push_bind(after.as_str());
+    }
+    if !query.tags.is_empty() {
+        push_tags(q, &query.tags);
+    }
+    q.push(" ORDER BY id LIMIT ")
+        .push_bind(i64::from(query.limit) + 1);
+}
+
+/// Entries: read one, delete one, a listing, the `/status` rows. `push_page` is the backend's
+/// [`push_page`].
 macro_rules! entries {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
+        pub(super) async fn list(
+            store: &$store,
+            query: &$crate::ListQuery,
+        ) -> Result<$crate::Page, $crate::StoreError> {
+            let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                "SELECT {} FROM servers WHERE TRUE",
+                $crate::row::ENTRY_COLUMNS
+            ));
+            push_page(&mut q, query);
+            let rows = q.build().fetch_all(&store.pool).await?;
+            $crate::page(rows.iter().map($crate::row::entry), query.limit)
+        }
+
         pub(super) async fn get(
             store: &$store,
             id: &mcp_fleet_model::ServerId,
@@ -185,9 +226,45 @@ macro_rules! tokens {
 }
 pub(crate) use tokens;
 
-/// Routing: read a policy, delete one, the versions of a service.
+/// Routing: read a policy, roll a version back, delete a policy, the versions of a service.
+/// `$lock` ends the read of the policy a rollback rewrites: what locks its row until the
+/// transaction ends, where `begin_write()` has not locked it already.
 macro_rules! routing {
-    ($store:ty) => {
+    ($store:ty, $lock:literal) => {
+        pub(super) async fn record_rollback(
+            store: &$store,
+            service: &mcp_fleet_model::ServerId,
+            version: &mcp_fleet_model::Version,
+            reason: &str,
+            by: Option<&str>,
+            now: mcp_fleet_model::Timestamp,
+        ) -> Result<Option<mcp_fleet_model::Routing>, $crate::StoreError> {
+            let mut tx = store.begin_write().await?;
+            let text: Option<String> = sqlx::query_scalar(concat!(
+                "SELECT document FROM routing WHERE service = $1",
+                $lock
+            ))
+            .bind(service.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(text) = text else {
+                return Ok(None);
+            };
+            let mut doc = $crate::routing::parse(service, &text)?;
+            if doc.roll_back(version, reason, by, now) == Ok(true) {
+                sqlx::query("UPDATE routing SET document = $1, updated_at = $2 WHERE service = $3")
+                    .bind($crate::routing::render(&doc)?)
+                    .bind(now)
+                    .bind(service.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                let event = $crate::events::NewEvent::routing(&doc)?;
+                super::events::log_events(&mut tx, &[event], &store.options).await?;
+                tx.commit().await?;
+            }
+            Ok(Some(doc))
+        }
+
         pub(super) async fn get_routing(
             store: &$store,
             service: &mcp_fleet_model::ServerId,

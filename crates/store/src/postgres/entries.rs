@@ -1,14 +1,14 @@
 //! Registry entries in PostgreSQL: tags as a `text[]` column, which the tag filter of listings
 //! reads with `&&`.
 
-use mcp_fleet_model::{Entry, Registration, StatusFilter, Timestamp};
+use mcp_fleet_model::{Entry, Registration, Timestamp};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::PostgresStore;
 use super::events::log_events;
 use crate::events::NewEvent;
 use crate::row::ENTRY_COLUMNS;
-use crate::{ListQuery, Page, RenderedPage, StoreError, Upserted};
+use crate::{ListQuery, RenderedPage, StoreError, Upserted};
 
 pub(super) async fn upsert(
     store: &PostgresStore,
@@ -93,32 +93,12 @@ pub(super) async fn count_entries(
     Ok((all.max(0) as u64, mine.max(0) as u64))
 }
 
-/// Appends a listing's filters, order and limit (`limit + 1` rows, to tell if more remain) to a
-/// query that ends in a `WHERE` condition.
+/// [`crate::same_sql::push_page`], tags filtered by overlap with the `tags` array.
 fn push_page(q: &mut QueryBuilder<Postgres>, query: &ListQuery) {
-    if let StatusFilter::Only(status) = query.status {
-        q.push(" AND status = ").push_bind(status.as_str());
-    }
-    if let Some(service) = &query.service {
-        q.push(" AND service = ").push_bind(service.as_str());
-    }
-    if let Some(after) = &query.after {
-        q.push(" AND id > ").push_bind(after.as_str());
-    }
-    if !query.tags.is_empty() {
-        let tags: Vec<String> = query.tags.iter().map(|t| t.to_string()).collect();
+    crate::same_sql::push_page(q, query, |q, tags| {
+        let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
         q.push(" AND tags && ").push_bind(tags);
-    }
-    q.push(" ORDER BY id LIMIT ")
-        .push_bind(i64::from(query.limit) + 1);
-}
-
-pub(super) async fn list(store: &PostgresStore, query: &ListQuery) -> Result<Page, StoreError> {
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {ENTRY_COLUMNS} FROM servers WHERE TRUE"));
-    push_page(&mut q, query);
-    let rows = q.build().fetch_all(&store.pool).await?;
-    crate::page(rows.iter().map(crate::row::entry), query.limit)
+    });
 }
 
 /// The listing as pre-rendered JSON, from the JSON cache where rows have not changed.
@@ -144,4 +124,4 @@ pub(super) async fn list_rendered(
     }
 }
 
-crate::same_sql::entries!(PostgresStore);
+crate::same_sql::entries!(PostgresStore, Postgres);

@@ -1,6 +1,6 @@
 //! Routing policies in PostgreSQL: one JSON document per service.
 
-use mcp_fleet_model::{Routing, RoutingPolicy, ServerId, Timestamp, Version};
+use mcp_fleet_model::{Routing, RoutingPolicy, ServerId, Timestamp};
 
 use super::PostgresStore;
 use super::events::log_events;
@@ -34,35 +34,5 @@ pub(super) async fn put_routing(
     Ok((doc, inserted))
 }
 
-pub(super) async fn record_rollback(
-    store: &PostgresStore,
-    service: &ServerId,
-    version: &Version,
-    reason: &str,
-    by: Option<&str>,
-    now: Timestamp,
-) -> Result<Option<Routing>, StoreError> {
-    let mut tx = store.pool.begin().await?;
-    let text: Option<String> =
-        sqlx::query_scalar("SELECT document FROM routing WHERE service = $1 FOR UPDATE")
-            .bind(service.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some(text) = text else {
-        return Ok(None);
-    };
-    let mut doc = crate::routing::parse(service, &text)?;
-    if doc.roll_back(version, reason, by, now) == Ok(true) {
-        sqlx::query("UPDATE routing SET document = $1, updated_at = $2 WHERE service = $3")
-            .bind(crate::routing::render(&doc)?)
-            .bind(now)
-            .bind(service.as_str())
-            .execute(&mut *tx)
-            .await?;
-        log_events(&mut tx, &[NewEvent::routing(&doc)?], &store.options).await?;
-        tx.commit().await?;
-    }
-    Ok(Some(doc))
-}
-
-crate::same_sql::routing!(PostgresStore);
+// PostgreSQL: the policy a rollback rewrites stays locked until it commits.
+crate::same_sql::routing!(PostgresStore, " FOR UPDATE");

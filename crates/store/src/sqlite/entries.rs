@@ -1,14 +1,14 @@
 //! Registry entries in SQLite: tags are kept twice, as JSON in the row and one row each in
 //! `server_tags` (which the tag filter of listings reads).
 
-use mcp_fleet_model::{Entry, Registration, StatusFilter, Timestamp};
+use mcp_fleet_model::{Entry, Registration, Timestamp};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
 use super::events::log_events;
 use crate::events::NewEvent;
 use crate::row::ENTRY_COLUMNS;
-use crate::{ListQuery, Page, RenderedPage, StoreError, Upserted};
+use crate::{ListQuery, RenderedPage, StoreError, Upserted};
 
 pub(super) async fn upsert(
     store: &SqliteStore,
@@ -107,36 +107,16 @@ pub(super) async fn count_entries(
     Ok((all.max(0) as u64, mine.max(0) as u64))
 }
 
-/// Appends a listing's filters, order and limit (`limit + 1` rows, to tell if more remain) to a
-/// query that ends in a `WHERE` condition.
+/// [`crate::same_sql::push_page`], tags filtered through `server_tags`.
 fn push_page(q: &mut QueryBuilder<Sqlite>, query: &ListQuery) {
-    if let StatusFilter::Only(status) = query.status {
-        q.push(" AND status = ").push_bind(status.as_str());
-    }
-    if let Some(service) = &query.service {
-        q.push(" AND service = ").push_bind(service.as_str());
-    }
-    if let Some(after) = &query.after {
-        q.push(" AND id > ").push_bind(after.as_str());
-    }
-    if !query.tags.is_empty() {
+    crate::same_sql::push_page(q, query, |q, tags| {
         q.push(" AND id IN (SELECT server_id FROM server_tags WHERE tag IN (");
         let mut list = q.separated(", ");
-        for tag in &query.tags {
+        for tag in tags {
             list.push_bind(tag.as_str());
         }
         q.push("))");
-    }
-    q.push(" ORDER BY id LIMIT ")
-        .push_bind(i64::from(query.limit) + 1);
-}
-
-pub(super) async fn list(store: &SqliteStore, query: &ListQuery) -> Result<Page, StoreError> {
-    let mut q =
-        QueryBuilder::<Sqlite>::new(format!("SELECT {ENTRY_COLUMNS} FROM servers WHERE 1=1"));
-    push_page(&mut q, query);
-    let rows = q.build().fetch_all(&store.pool).await?;
-    crate::page(rows.iter().map(crate::row::entry), query.limit)
+    });
 }
 
 /// The listing as pre-rendered JSON, from the JSON cache where rows have not changed.
@@ -177,4 +157,4 @@ pub(super) async fn list_rendered(
     }
 }
 
-crate::same_sql::entries!(SqliteStore);
+crate::same_sql::entries!(SqliteStore, Sqlite);

@@ -1,6 +1,6 @@
 //! Routing policies in SQLite: one JSON document per service.
 
-use mcp_fleet_model::{Routing, RoutingPolicy, ServerId, Timestamp, Version};
+use mcp_fleet_model::{Routing, RoutingPolicy, ServerId, Timestamp};
 
 use super::SqliteStore;
 use super::events::log_events;
@@ -36,34 +36,5 @@ pub(super) async fn put_routing(
     Ok((doc, existed.is_none()))
 }
 
-pub(super) async fn record_rollback(
-    store: &SqliteStore,
-    service: &ServerId,
-    version: &Version,
-    reason: &str,
-    by: Option<&str>,
-    now: Timestamp,
-) -> Result<Option<Routing>, StoreError> {
-    let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await?;
-    let text: Option<String> = sqlx::query_scalar("SELECT document FROM routing WHERE service = ?")
-        .bind(service.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(text) = text else {
-        return Ok(None);
-    };
-    let mut doc = crate::routing::parse(service, &text)?;
-    if doc.roll_back(version, reason, by, now) == Ok(true) {
-        sqlx::query("UPDATE routing SET document = ?, updated_at = ? WHERE service = ?")
-            .bind(crate::routing::render(&doc)?)
-            .bind(now)
-            .bind(service.as_str())
-            .execute(&mut *tx)
-            .await?;
-        log_events(&mut tx, &[NewEvent::routing(&doc)?], &store.options).await?;
-        tx.commit().await?;
-    }
-    Ok(Some(doc))
-}
-
-crate::same_sql::routing!(SqliteStore);
+// SQLite: `begin_write()` holds the write lock already.
+crate::same_sql::routing!(SqliteStore, "");
