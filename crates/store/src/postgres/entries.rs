@@ -17,7 +17,7 @@ pub(super) async fn upsert(
 ) -> Result<Upserted, StoreError> {
     let mut entry = Entry::new(reg, now);
     let tags: Vec<&str> = entry.tags.iter().map(|t| t.as_str()).collect();
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.begin_write().await?;
     // The entry's row first (locked by the insert or update), the revision second, as every
     // writer does. `xmax = 0` holds only for a freshly inserted row version: it tells insert
     // from update in the same statement, so no separate read (and no race) is needed. The

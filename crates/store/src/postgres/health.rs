@@ -44,7 +44,7 @@ pub(super) async fn record_checks(
     if checks.is_empty() {
         return Ok(written);
     }
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.begin_write().await?;
     // Lock the rows in id order, so that two batches cannot deadlock, and read the statuses
     // they change from.
     let mut ids: Vec<&str> = checks.iter().map(|c| c.id.as_str()).collect();

@@ -16,7 +16,7 @@ pub(super) async fn put_routing(
 ) -> Result<(Routing, bool), StoreError> {
     let doc = Routing::new(service.clone(), policy, by, now);
     let text = crate::routing::render(&doc)?;
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.begin_write().await?;
     // The policy row first (locked by the insert or update), the revision second.
     let inserted: bool = sqlx::query_scalar(
         "INSERT INTO routing (service, document, updated_at) VALUES ($1, $2, $3) \

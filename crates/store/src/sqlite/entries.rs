@@ -15,8 +15,8 @@ pub(super) async fn upsert(
     reg: Registration,
     now: Timestamp,
 ) -> Result<Upserted, StoreError> {
-    // IMMEDIATE takes the write lock up front, so the read below cannot go stale.
-    let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await?;
+    // The write lock is taken up front (`begin_write`), so the read below cannot go stale.
+    let mut tx = store.begin_write().await?;
     let existing: Option<Timestamp> =
         sqlx::query_scalar("SELECT registered_at FROM servers WHERE id = ?")
             .bind(reg.id.as_str())

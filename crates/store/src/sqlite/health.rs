@@ -134,7 +134,7 @@ pub(super) async fn record_checks(
     if checks.is_empty() {
         return Ok(written);
     }
-    let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = store.begin_write().await?;
     let ids: Vec<&str> = checks.iter().map(|c| c.id.as_str()).collect();
     let mut status = statuses(&mut tx, &ids).await?;
     let mut events = Vec::new();

@@ -16,7 +16,7 @@ pub(super) async fn put_routing(
 ) -> Result<(Routing, bool), StoreError> {
     let doc = Routing::new(service.clone(), policy, by, now);
     let text = crate::routing::render(&doc)?;
-    let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = store.begin_write().await?;
     let existed: Option<i64> = sqlx::query_scalar("SELECT 1 FROM routing WHERE service = ?")
         .bind(service.as_str())
         .fetch_optional(&mut *tx)
