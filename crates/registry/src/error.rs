@@ -2,6 +2,7 @@
 //!
 //! Every failure a handler or extractor can produce is an [`ApiError`]; its `code` picks the
 //! HTTP status and title from one table, so the same mistake always reads the same way.
+//! [`responses`] describes the common ones once for `/openapi.json`.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -224,4 +225,50 @@ impl IntoResponse for ApiError {
         }
         res
     }
+}
+
+/// The answers many operations share, each described once in `/openapi.json`
+/// (`#/components/responses/<name>`) and referenced from the handlers' `#[utoipa::path]`s as
+/// `(status = …, response = crate::error::responses::<name>)`. An answer particular to one
+/// operation keeps its own line there.
+pub(crate) mod responses {
+    #![allow(
+        dead_code,
+        reason = "never built: each only names its body's schema for the document"
+    )]
+
+    use super::Problem;
+
+    /// Invalid fields, query parameters or path segments (`validation-failed`), or malformed JSON
+    #[derive(utoipa::ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct BadRequest(Problem<'static>);
+
+    /// No such entry (`not-found`)
+    #[derive(utoipa::ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct EntryNotFound(Problem<'static>);
+
+    /// The service has no policy (`not-found`)
+    #[derive(utoipa::ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct PolicyNotFound(Problem<'static>);
+
+    /// The body is over 64 KiB (`payload-too-large`)
+    #[derive(utoipa::ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct PayloadTooLarge(Problem<'static>);
+
+    /// The body is not sent as `application/json` (`unsupported-media-type`)
+    #[derive(utoipa::ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct UnsupportedMediaType(Problem<'static>);
+
+    /// The database is unavailable (`database-unavailable`; `Retry-After` is set)
+    #[derive(utoipa::ToResponse)]
+    #[response(
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))
+    )]
+    pub(crate) struct DatabaseUnavailable(Problem<'static>);
 }
