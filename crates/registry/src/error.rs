@@ -293,38 +293,31 @@ pub(crate) mod responses {
 
     use super::Problem;
 
-    /// Invalid fields, query parameters or path segments (`validation-failed`), or malformed JSON
-    #[derive(utoipa::ToResponse)]
-    #[response(content_type = "application/problem+json")]
-    pub(crate) struct BadRequest(Problem<'static>);
+    /// Each a `ToResponse` whose body is a [`Problem`]; the doc comment is its description.
+    macro_rules! problems {
+        ($($(#[$attr:meta])* $name:ident;)*) => {$(
+            #[derive(utoipa::ToResponse)]
+            #[response(content_type = "application/problem+json")]
+            $(#[$attr])*
+            pub(crate) struct $name(Problem<'static>);
+        )*};
+    }
 
-    /// No such entry (`not-found`)
-    #[derive(utoipa::ToResponse)]
-    #[response(content_type = "application/problem+json")]
-    pub(crate) struct EntryNotFound(Problem<'static>);
-
-    /// The service has no policy (`not-found`)
-    #[derive(utoipa::ToResponse)]
-    #[response(content_type = "application/problem+json")]
-    pub(crate) struct PolicyNotFound(Problem<'static>);
-
-    /// The body is over 64 KiB (`payload-too-large`)
-    #[derive(utoipa::ToResponse)]
-    #[response(content_type = "application/problem+json")]
-    pub(crate) struct PayloadTooLarge(Problem<'static>);
-
-    /// The body is not sent as `application/json` (`unsupported-media-type`)
-    #[derive(utoipa::ToResponse)]
-    #[response(content_type = "application/problem+json")]
-    pub(crate) struct UnsupportedMediaType(Problem<'static>);
-
-    /// The database is unavailable (`database-unavailable`; `Retry-After` is set)
-    #[derive(utoipa::ToResponse)]
-    #[response(
-        content_type = "application/problem+json",
-        headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))
-    )]
-    pub(crate) struct DatabaseUnavailable(Problem<'static>);
+    problems! {
+        /// Invalid fields, query parameters or path segments (`validation-failed`), or malformed JSON
+        BadRequest;
+        /// No such entry (`not-found`)
+        EntryNotFound;
+        /// The service has no policy (`not-found`)
+        PolicyNotFound;
+        /// The body is over 64 KiB (`payload-too-large`)
+        PayloadTooLarge;
+        /// The body is not sent as `application/json` (`unsupported-media-type`)
+        UnsupportedMediaType;
+        /// The database is unavailable (`database-unavailable`; `Retry-After` is set)
+        #[response(headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))]
+        DatabaseUnavailable;
+    }
 }
 
 #[cfg(test)]
