@@ -2,20 +2,28 @@
 //! may stop and start ([`PgCluster`]), polling with a deadline, a router served on loopback
 //! ([`serve`]), a listener nothing may connect to ([`Trap`]), an OAuth 2.0 token endpoint
 //! ([`TokenEndpoint`]) and a bearer-token gate for any router ([`require_bearer`]), and
-//! headless Chromium for page tests ([`browser`]).
+//! headless Chromium for page tests ([`browser`]). Servers for faults ([`faults`]) and, with the
+//! `registry` feature, a real registry and its client ([`registry`]).
 //!
 //! PostgreSQL tests use the cluster named by `MCP_FLEET_TEST_POSTGRES_URL` (which `scripts/test`
 //! starts); each test gets a database of its own. Without it they are skipped, except under
 //! `CI=true`, where a missing PostgreSQL is a failure.
 
 pub mod browser;
+pub mod faults;
 mod pg_cluster;
+#[cfg(feature = "registry")]
+pub mod registry;
 mod tokens;
 mod trap;
 
 pub use pg_cluster::PgCluster;
 pub use tokens::{Accepted, TokenEndpoint, accepting, bearer_accepted, require_bearer};
 pub use trap::Trap;
+
+pub use faults::{black_hole, live_server, refused_url, timed_black_hole};
+#[cfg(feature = "registry")]
+pub use registry::TestRegistry;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -126,4 +134,16 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// How long a condition polled with [`poll`] may take to come true.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// [`eventually`] with the [`DEADLINE`] every suite shares.
+pub async fn poll<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    eventually(DEADLINE, what, check).await
 }
