@@ -3,12 +3,15 @@
 //! ([`serve`]), a listener nothing may connect to ([`Trap`]), an OAuth 2.0 token endpoint
 //! ([`TokenEndpoint`]) and a bearer-token gate for any router ([`require_bearer`]), and
 //! headless Chromium for page tests ([`browser`]). Servers for faults ([`faults`]) and, with the
-//! `registry` feature, a real registry and its client ([`registry`]).
+//! `registry` feature, a real registry and its client ([`registry`]); with `bench`, what the
+//! benchmarks share (`bench`).
 //!
 //! PostgreSQL tests use the cluster named by `MCP_FLEET_TEST_POSTGRES_URL` (which `scripts/test`
 //! starts); each test gets a database of its own. Without it they are skipped, except under
 //! `CI=true`, where a missing PostgreSQL is a failure.
 
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod browser;
 pub mod faults;
 mod pg_cluster;
