@@ -151,41 +151,22 @@ impl TestRegistry {
 
     /// POSTs a registration; returns the status and JSON body.
     pub async fn post(&self, body: &Value) -> (u16, Value) {
-        let res = self
-            .http
-            .post(format!("{}/servers", self.url))
-            .json(body)
-            .send()
+        self.send(reqwest::Method::POST, "/servers", Some(body))
             .await
-            .expect("POST /servers");
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
     }
 
     /// GETs `path`; returns the status and JSON body.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .expect("GET");
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
+        self.send(reqwest::Method::GET, path, None).await
     }
 
     /// Registers `body`, panicking unless the registry accepts it.
     pub async fn register(&self, body: &Value) {
-        let res = self
-            .http
-            .post(format!("{}/servers", self.url))
-            .json(body)
-            .send()
-            .await
-            .expect("POST /servers");
-        let status = res.status();
-        let text = res.text().await.unwrap_or_default();
-        assert!(status.is_success(), "registering {body}: {status} {text}");
+        let (status, answer) = self.post(body).await;
+        assert!(
+            (200..300).contains(&status),
+            "registering {body}: {status} {answer}"
+        );
     }
 
     /// Deletes entry `id`, panicking unless the registry answers 204.
