@@ -162,7 +162,7 @@ impl Alerts {
         }
         // Building fails only when the TLS backend cannot initialise, which no input can cause;
         // `reqwest::Client::new()` panics in the same case.
-        let client = mcp_fleet_discovery::guard::client_builder(addresses)
+        let client = mcp_fleet_net::guard::client_builder(addresses)
             .timeout(REQUEST_TIMEOUT)
             .build()
             .expect("the HTTP client's TLS backend initialises");
