@@ -65,7 +65,7 @@ pub(crate) async fn post(
             .map(str::to_owned)
     };
     let challenge = header("www-authenticate");
-    let session = header("mcp-session-id");
+    let session = header(rmcp::transport::common::http_header::HEADER_SESSION_ID);
     let content_type = header("content-type").unwrap_or_default();
     let essence = content_type
         .split(';')

@@ -64,7 +64,7 @@ impl Sessions {
 }
 
 /// The header naming a Streamable HTTP session.
-pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
+pub(crate) const SESSION_HEADER: &str = rmcp::transport::common::http_header::HEADER_SESSION_ID;
 
 /// A JSON-RPC request, as far as this path needs to read it.
 #[derive(Deserialize)]
@@ -186,7 +186,8 @@ fn eligible(inner: &Inner, front: &Front, request: &Request) -> Option<Arc<Stick
 }
 
 /// The header naming the protocol version of a request.
-const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
+const PROTOCOL_VERSION_HEADER: &str =
+    rmcp::transport::common::http_header::HEADER_MCP_PROTOCOL_VERSION;
 
 /// The tool call in `body`, when it is exactly one well-formed `tools/call` request.
 struct ToolCall {

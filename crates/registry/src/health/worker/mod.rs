@@ -47,10 +47,10 @@ const FLUSH_AT: usize = 512;
 /// the sweep took 1.40-1.54x its time limit with writes every 100 ms, 1.34-1.40x with this, and
 /// bigger batches cost the writer a third less CPU).
 const BURST_FLUSH_EVERY: Duration = Duration::from_secs(1);
-/// The first wait before trying the database again after it failed; doubled at each failure.
-const DB_RETRY_MIN: Duration = Duration::from_millis(250);
-/// The longest wait between tries while the database stays away.
-const DB_RETRY_MAX: Duration = Duration::from_secs(5);
+/// The waits before trying the database again after it failed: 250 ms, doubled at each failure
+/// up to 5 s (without jitter: one worker per process, nothing to spread).
+const DB_RETRY: mcp_fleet_net::Backoff =
+    mcp_fleet_net::Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
 /// Fewest TTL entries for the expiry guard to apply: one or two silent servers are not a
 /// network partition.
 const GUARD_MIN_ENTRIES: usize = 3;
