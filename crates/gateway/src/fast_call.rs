@@ -2,7 +2,7 @@
 //!
 //! rmcp's Streamable HTTP server takes a request through a session worker, the service task
 //! and an event stream per answer; for the gateway that is as much work again as the upstream
-//! call it forwards (measured: a gateway answering at once cost what the upstream costs).
+//! call it forwards (docs/perf.md, gateway overhead).
 //! So a `POST /mcp` that is a single JSON-RPC `tools/call` in a session this gateway already
 //! knows is answered here: the same routing, canary accounting and timeout as every call
 //! ([`Inner::call`]), and the answer as one `application/json` message, which the MCP
