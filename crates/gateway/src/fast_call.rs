@@ -236,12 +236,10 @@ fn parse(body: &Bytes) -> Parsed {
     })
 }
 
+/// A JSON-RPC error response; `ErrorData` serializes as the spec's error object (`code`,
+/// `message`, and `data` when there is some).
 fn error_message(id: Value, error: ErrorData) -> Value {
-    let mut body = json!({"code": error.code.0, "message": error.message});
-    if let Some(data) = error.data {
-        body["data"] = data;
-    }
-    json!({"jsonrpc": "2.0", "id": id, "error": body})
+    json!({"jsonrpc": "2.0", "id": id, "error": error})
 }
 
 #[cfg(test)]
