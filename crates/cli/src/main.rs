@@ -2,6 +2,7 @@
 //! the work. No business logic lives here.
 
 mod commands;
+mod config;
 mod output;
 mod shutdown;
 
@@ -33,6 +34,10 @@ struct Cli {
         default_value_t = LogFormat::Text
     )]
     log_format: LogFormat,
+    /// Config file of option values (flags and environment variables win over it); default:
+    /// ./mcp-fleet.toml, else $XDG_CONFIG_HOME/mcp-fleet/config.toml, when there.
+    #[arg(long, global = true, env = config::CONFIG_ENV, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,7 +80,9 @@ enum Command {
     Status(commands::client::StatusArgs),
     /// List the fleet's MCP tools (connecting to every matching server) as a table or JSON.
     Tools(commands::tools::ToolsArgs),
-    /// Call a tool of the fleet by qualified (`<serverId>__<tool>`) or unique bare name.
+    /// Print the registry's changes as they happen (resuming where it left off after a drop).
+    Watch(commands::watch::WatchArgs),
+    /// Call a tool of the fleet by its name (`<service>__<tool>`, as `tools` lists it) or bare name.
     Call(commands::tools::CallArgs),
     /// Run the aggregating MCP gateway: the whole fleet behind one MCP endpoint.
     Gateway(commands::gateway::GatewayArgs),
@@ -84,6 +91,12 @@ enum Command {
     Token(commands::token::TokenCommand),
     /// Run an MCP server (any language) as a child, registered while it runs.
     Announce(commands::announce::AnnounceArgs),
+    /// Print the completion script of a shell (`source <(mcp-fleet completions bash)`).
+    Completions(commands::completions::CompletionsArgs),
+    /// Print the man page (generated from this command line), or write every page to a directory.
+    Man(commands::completions::ManArgs),
+    /// Print the version, git commit, build date and features.
+    Version,
 }
 
 /// Colour codes in log lines only for a person at a terminal: never when standard error is a
@@ -121,9 +134,9 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-/// The command line: `--log-format` is global (given before or after any subcommand) but shown
-/// once, in `mcp-fleet --help`, not in every subcommand's help. Each subcommand gets a hidden
-/// copy, which keeps clap from adding a visible one to it.
+/// The command line: `--log-format` and `--config` are global (given before or after any
+/// subcommand) but shown once, in `mcp-fleet --help`, not in every subcommand's help. Each
+/// subcommand gets a hidden copy, which keeps clap from adding a visible one to it.
 fn command_line() -> clap::Command {
     fn hide_in_subcommands(cmd: clap::Command, hidden: &clap::Arg) -> clap::Command {
         cmd.mut_subcommands(|sc| {
@@ -132,23 +145,51 @@ fn command_line() -> clap::Command {
             hide_in_subcommands(sc, hidden)
         })
     }
-    let cmd = Cli::command();
-    let hidden = cmd
-        .get_arguments()
-        .find(|a| a.get_id() == "log_format")
-        .cloned()
-        .map(|a| a.hide(true));
-    match hidden {
-        Some(hidden) => hide_in_subcommands(cmd, &hidden),
-        None => cmd,
+    let mut cmd = Cli::command();
+    for id in ["log_format", "config"] {
+        let hidden = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == id)
+            .cloned()
+            .map(|a| a.hide(true));
+        if let Some(hidden) = hidden {
+            cmd = hide_in_subcommands(cmd, &hidden);
+        }
     }
+    cmd
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::from_arg_matches(&command_line().get_matches()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cmd = match config::apply_found(command_line(), &args, |name| std::env::var_os(name)) {
+        Ok(cmd) => cmd,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = match Cli::from_arg_matches(&cmd.get_matches_from(args)) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    // From the definition itself (without the config file's values as defaults): no runtime.
+    let offline = match &cli.command {
+        Command::Completions(args) => {
+            Some(commands::completions::completions(args, command_line()))
+        }
+        Command::Man(args) => Some(commands::completions::man(args, command_line())),
+        Command::Version => Some(commands::version::run()),
+        _ => None,
+    };
+    if let Some(done) = offline {
+        return match done {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -175,9 +216,11 @@ fn main() -> ExitCode {
             Command::Export(args) => commands::route::export(args).await,
             Command::Tools(args) => commands::tools::tools(args).await,
             Command::Call(args) => commands::tools::call(args).await,
+            Command::Watch(args) => commands::watch::run(args).await,
             Command::Gateway(args) => commands::gateway::run(args).await,
             Command::Token(command) => commands::token::run(command).await,
             Command::Announce(args) => return commands::announce::run(args).await,
+            Command::Completions(_) | Command::Man(_) | Command::Version => Ok(()),
             Command::Status(args) => {
                 // Scripts read the exit code: 0 operational, 1 degraded, 2 no answer, 3 the
                 // registry refused the credentials (or their absence).
@@ -185,7 +228,7 @@ fn main() -> ExitCode {
                     Ok(code) => Ok(ExitCode::from(code)),
                     Err(e) if refused_status(&e).is_some() => Err(e),
                     Err(e) => {
-                        eprintln!("error: {e:#}");
+                        eprintln!("error: {}", error_chain(&e));
                         Ok(ExitCode::from(2))
                     }
                 };
@@ -196,7 +239,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             match refused_status(&e) {
                 Some(status) => {
                     eprintln!("{}", credentials_hint(status));
@@ -210,6 +253,11 @@ fn main() -> ExitCode {
 
 /// The exit code of any command whose request the registry refused with 401 or 403.
 const EXIT_REFUSED: u8 = 3;
+
+/// `e` and its causes on one line, none repeated where a message already includes its cause.
+fn error_chain(e: &anyhow::Error) -> String {
+    mcp_fleet_discovery::rmcp_errors::chain(e.as_ref())
+}
 
 /// The HTTP status when `e` is the registry refusing the request's credentials (401, 403).
 fn refused_status(e: &anyhow::Error) -> Option<u16> {

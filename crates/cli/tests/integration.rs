@@ -3,9 +3,12 @@
 mod announce;
 mod commands;
 mod common;
+mod conventions;
 mod credentials;
 mod demo;
 mod durability;
+mod errors;
+mod gateway;
 mod health_worker;
 mod logging;
 mod output;
@@ -14,3 +17,4 @@ mod readme;
 mod route;
 mod shutdown;
 mod token;
+mod tools;

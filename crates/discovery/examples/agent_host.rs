@@ -42,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  {:<32} {}", tool.qualified_name, description);
     }
 
-    // A bare name works while one server offers it; the qualified name always does.
+    // A bare name works while one service offers it; the qualified name always does.
     let result = fleet
         .call_tool("search_products", json!({"query": "laptop", "limit": 3}))
         .await?;

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ use crate::direct::Direct;
 use crate::error::{DiscoveryError, clip};
 use crate::events::{IndexEvent, IndexUpdates};
 use crate::index::{
-    DiscoveredTool, Index, Resolved, ServerInfo, ServerMeta, ServerPart, ServerState, Signals,
+    DiscoveredTool, Index, Resolved, ServerInfo, ServerMeta, ServerPart, ServerState, Signals, Slot,
 };
 use crate::names::qualified_name;
 use crate::registry_client::RegistryClient;
@@ -276,6 +276,7 @@ impl DiscoveryBuilder {
             state: Mutex::new(State::default()),
             events,
             watcher: Mutex::new(Some(watcher)),
+            turn: AtomicUsize::new(0),
             shutdown: shutdown.clone(),
         });
         Ok(Discovery {
@@ -399,6 +400,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     events: broadcast::Sender<IndexEvent>,
     watcher: Mutex<Option<Box<dyn RegistryWatch>>>,
+    /// Whose turn it is among a service's instances.
+    turn: AtomicUsize,
     shutdown: CancellationToken,
 }
 
@@ -690,11 +693,18 @@ impl Discovery {
             .collect()
     }
 
-    /// The tool `name` (qualified, or bare when exactly one server offers it).
+    /// The tool `name` (see [`Discovery::call_tool`] for names): of a service, its first
+    /// connected instance's.
     pub fn tool(&self, name: &str) -> Result<DiscoveredTool, DiscoveryError> {
         let index = self.shared.index();
         match index.resolve(name) {
-            Resolved::Found(slot) => Ok((*slot.tool).clone()),
+            Resolved::Found(slots) => {
+                let slot = slots
+                    .iter()
+                    .find(|s| s.server.state == ServerState::Ready)
+                    .unwrap_or(&slots[0]);
+                Ok((*slot.tool).clone())
+            }
             Resolved::Ambiguous(candidates) => Err(DiscoveryError::AmbiguousTool {
                 name: clip(name),
                 candidates,
@@ -733,13 +743,26 @@ impl Discovery {
         }
     }
 
-    fn route(&self, name: &str) -> Result<Route, DiscoveryError> {
+    /// Where a call of `name` goes: one connected instance offering it, taking turns among a
+    /// service's; `exact` takes `name` as an instance's own name only.
+    fn route(&self, name: &str, exact: bool) -> Result<Route, DiscoveryError> {
         if self.shared.shutdown.is_cancelled() {
             return Err(DiscoveryError::Shutdown);
         }
         let index = self.shared.index();
-        let slot = match index.resolve(name) {
-            Resolved::Found(slot) => slot,
+        let resolved = if exact {
+            index.resolve_instance(name)
+        } else {
+            index.resolve(name)
+        };
+        let slot = match resolved {
+            Resolved::Found([only]) => only,
+            Resolved::Found(slots) => {
+                let turn = self.shared.turn.fetch_add(1, Ordering::Relaxed);
+                let ready = |s: &&Slot| matches!(s.server.state, ServerState::Ready);
+                let (head, tail) = slots.split_at(turn % slots.len());
+                tail.iter().chain(head).find(ready).unwrap_or(&slots[0])
+            }
             Resolved::Ambiguous(candidates) => {
                 return Err(DiscoveryError::AmbiguousTool {
                     name: clip(name),
@@ -771,19 +794,22 @@ impl Discovery {
         }
     }
 
-    /// Calls tool `name` (qualified, or bare when exactly one server offers it) with
-    /// `arguments` (a JSON object, or null for none), within the call timeout.
+    /// Calls tool `name` with `arguments` (a JSON object, or null for none), within the call
+    /// timeout. `name` is the service's name of the tool (`<service>__<tool>`, as the gateway
+    /// names it), an instance's own (`<serverId>__<tool>`), or the bare name when every server
+    /// offering it is an instance of one service. A service's instances take turns, skipping
+    /// disconnected ones.
     ///
-    /// The lookup is one hash-map probe in the current index snapshot. A tool whose server is
-    /// disconnected fails at once with [`DiscoveryError::Unavailable`]. The result is the
-    /// server's `CallToolResult`: a tool that ran and failed has `is_error: Some(true)`.
+    /// The lookup is a hash-map probe or two in the current index snapshot. A tool with no connected
+    /// server fails at once with [`DiscoveryError::Unavailable`]. The result is the server's
+    /// `CallToolResult`: a tool that ran and failed has `is_error: Some(true)`.
     pub async fn call_tool(
         &self,
         name: &str,
         arguments: Value,
     ) -> Result<CallToolResult, DiscoveryError> {
         let arguments = object_or_null(name, arguments)?;
-        self.call(name, arguments.map(Cow::Owned)).await
+        self.call(name, false, arguments.map(Cow::Owned)).await
     }
 
     /// [`Discovery::call_tool`] with borrowed `arguments`, for a caller that may send the same
@@ -799,15 +825,32 @@ impl Discovery {
             Value::Null => None,
             other => return Err(invalid_arguments(name, other)),
         };
-        self.call(name, arguments).await
+        self.call(name, false, arguments).await
+    }
+
+    /// [`Discovery::call_tool_ref`] on exactly the instance whose own name
+    /// ([`DiscoveredTool::qualified_name`]) is `name`, never another: for callers that choose
+    /// the instance themselves (the gateway routes by version and ejects outliers).
+    pub async fn call_instance_tool_ref(
+        &self,
+        name: &str,
+        arguments: &Value,
+    ) -> Result<CallToolResult, DiscoveryError> {
+        let arguments = match arguments {
+            Value::Object(map) => Some(Cow::Borrowed(map)),
+            Value::Null => None,
+            other => return Err(invalid_arguments(name, other)),
+        };
+        self.call(name, true, arguments).await
     }
 
     async fn call(
         &self,
         name: &str,
+        exact: bool,
         arguments: Option<Cow<'_, JsonObject>>,
     ) -> Result<CallToolResult, DiscoveryError> {
-        let route = self.route(name)?;
+        let route = self.route(name, exact)?;
         let tool = route.tool.tool.name.clone();
         let limit = self.shared.settings.call_timeout;
         let what = || format!("tool {}", route.tool.qualified_name);

@@ -27,7 +27,7 @@ pub enum DiscoveryError {
     /// No connected server offers a tool (or prompt) by that name.
     #[error(
         "no tool named {name:?} among the {known} discovered tools (list them with \
-         Discovery::tools or `mcp-fleet tools`; qualified names look like <serverId>__<tool>)"
+         Discovery::tools or `mcp-fleet tools`; qualified names look like <service>__<tool>)"
     )]
     ToolNotFound {
         /// The name asked for.
@@ -35,16 +35,16 @@ pub enum DiscoveryError {
         /// How many tools the index holds.
         known: usize,
     },
-    /// A bare name offered by more than one server.
+    /// A bare name offered by more than one service.
     #[error(
-        "tool name {name:?} is offered by {} servers; call one of them by its qualified name: {}",
+        "tool name {name:?} is offered by {} services; call one of them by its qualified name: {}",
         candidates.len(),
         candidates.join(", ")
     )]
     AmbiguousTool {
         /// The bare name asked for.
         name: String,
-        /// The qualified names of every server's tool by that name, sorted.
+        /// Each service's name of the tool (`<service>__<tool>`), sorted.
         candidates: Vec<String>,
     },
     /// No server with this id is known.
@@ -463,7 +463,7 @@ mod tests {
         };
         assert_eq!(
             ambiguous.to_string(),
-            "tool name \"search\" is offered by 2 servers; call one of them by its qualified \
+            "tool name \"search\" is offered by 2 services; call one of them by its qualified \
              name: alpha__search, beta__search"
         );
         let unavailable = DiscoveryError::Unavailable {

@@ -1,5 +1,6 @@
-//! The tool index: an immutable snapshot of every server's tools under their qualified names,
-//! rebuilt from per-server parts and swapped in whole, so a reader never sees half of a change.
+//! The tool index: an immutable snapshot of every server's tools under their names (the
+//! service's, each instance's own, and bare), rebuilt from per-server parts and swapped in
+//! whole, so a reader never sees half of a change.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,9 +20,15 @@ use crate::names::qualified_name;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DiscoveredTool {
-    /// `<serverId>__<tool>`, or its shortened form (see [`qualified_name`]): unique, and valid
-    /// for `^[a-zA-Z0-9_-]{1,64}$`.
+    /// `<service>__<tool>`, or its shortened form (see [`qualified_name`]): the name to call it
+    /// by, shared by every instance of the service (as the gateway names it); a call goes to
+    /// one of them.
+    pub service_name: String,
+    /// `<serverId>__<tool>`, or its shortened form: this instance's own name, unique, and valid
+    /// for `^[a-zA-Z0-9_-]{1,64}$`; a call by it goes to this instance only.
     pub qualified_name: String,
+    /// The logical server offering it (the entry's `service`).
+    pub service: String,
     /// The registry id of the server offering it.
     pub server_id: String,
     /// The server's version, as registered.
@@ -103,9 +110,9 @@ pub(crate) struct ServerPart {
     pub(crate) signals: Arc<Signals>,
     /// Tools sorted by qualified name, with `available` matching `state`.
     pub(crate) tools: Vec<Arc<DiscoveredTool>>,
-    /// Each tool's qualified and bare name, shared with every index built from this part (an
-    /// index rebuild then copies pointers, not strings).
-    keys: Vec<(Arc<str>, Arc<str>)>,
+    /// Each tool's qualified, service and bare name, shared with every index built from this
+    /// part (an index rebuild then copies pointers, not strings).
+    keys: Vec<Keys>,
 }
 
 impl ServerPart {
@@ -131,7 +138,9 @@ impl ServerPart {
             })
             .map(|t| {
                 Arc::new(DiscoveredTool {
+                    service_name: qualified_name(&meta.service, &t.name),
                     qualified_name: qualified_name(&meta.id, &t.name),
+                    service: meta.service.clone(),
                     server_id: meta.id.clone(),
                     server_version: meta.version.clone(),
                     available,
@@ -142,11 +151,10 @@ impl ServerPart {
         tools.sort_unstable_by(|a, b| a.qualified_name.cmp(&b.qualified_name));
         let keys = tools
             .iter()
-            .map(|t| {
-                (
-                    Arc::from(t.qualified_name.as_str()),
-                    Arc::from(&*t.tool.name),
-                )
+            .map(|t| Keys {
+                qualified: Arc::from(t.qualified_name.as_str()),
+                service: Arc::from(t.service_name.as_str()),
+                bare: Arc::from(&*t.tool.name),
             })
             .collect();
         Self {
@@ -178,6 +186,14 @@ impl ServerPart {
     }
 }
 
+/// The names a tool is indexed under.
+#[derive(Debug)]
+struct Keys {
+    qualified: Arc<str>,
+    service: Arc<str>,
+    bare: Arc<str>,
+}
+
 /// A qualified name's target: the tool and the part of the server offering it.
 #[derive(Debug, Clone)]
 pub(crate) struct Slot {
@@ -188,11 +204,12 @@ pub(crate) struct Slot {
 /// How a name resolved.
 #[derive(Debug)]
 pub(crate) enum Resolved<'a> {
-    /// One tool.
-    Found(&'a Slot),
+    /// The tool on each instance that may serve the call (one for an instance's own name),
+    /// by server id; never empty.
+    Found(&'a [Slot]),
     /// Nothing by that name.
     NotFound,
-    /// A bare name offered by several servers: their qualified names, sorted.
+    /// A bare name offered by several services: their names of it, sorted.
     Ambiguous(Vec<String>),
 }
 
@@ -202,7 +219,9 @@ pub(crate) struct Index {
     pub(crate) servers: BTreeMap<String, Arc<ServerPart>>,
     /// Qualified name → tool.
     by_name: HashMap<Arc<str>, Slot>,
-    /// Bare name → qualified names, sorted.
+    /// Service name → the tool on each instance of the service, by server id.
+    by_service: HashMap<Arc<str>, Vec<Slot>>,
+    /// Bare name → the service names it has, sorted.
     by_bare: HashMap<Arc<str>, Vec<Arc<str>>>,
     /// Every tool, by server id, then qualified name.
     sorted: Vec<Arc<DiscoveredTool>>,
@@ -217,10 +236,16 @@ impl Index {
     pub(crate) fn build(servers: BTreeMap<String, Arc<ServerPart>>) -> Self {
         let total = servers.values().map(|p| p.tools.len()).sum();
         let mut by_name: HashMap<Arc<str>, Slot> = HashMap::with_capacity(total);
+        let mut by_service: HashMap<Arc<str>, Vec<Slot>> = HashMap::with_capacity(total);
         let mut by_bare: HashMap<Arc<str>, Vec<Arc<str>>> = HashMap::with_capacity(total);
         let mut sorted = Vec::with_capacity(total);
         for part in servers.values() {
-            for (tool, (qualified, bare)) in part.tools.iter().zip(&part.keys) {
+            for (tool, keys) in part.tools.iter().zip(&part.keys) {
+                let Keys {
+                    qualified,
+                    service,
+                    bare,
+                } = keys;
                 if let Some(existing) = by_name.get(qualified) {
                     tracing::error!(
                         name = %tool.qualified_name,
@@ -231,17 +256,20 @@ impl Index {
                     );
                     continue;
                 }
-                by_bare
-                    .entry(bare.clone())
+                let slot = Slot {
+                    tool: tool.clone(),
+                    server: part.clone(),
+                };
+                let services = by_bare.entry(bare.clone()).or_default();
+                if !services.contains(service) {
+                    services.push(service.clone());
+                }
+                // Servers come in id order, so each service's instances do too.
+                by_service
+                    .entry(service.clone())
                     .or_default()
-                    .push(qualified.clone());
-                by_name.insert(
-                    qualified.clone(),
-                    Slot {
-                        tool: tool.clone(),
-                        server: part.clone(),
-                    },
-                );
+                    .push(slot.clone());
+                by_name.insert(qualified.clone(), slot);
                 sorted.push(tool.clone());
             }
         }
@@ -251,25 +279,38 @@ impl Index {
         Self {
             servers,
             by_name,
+            by_service,
             by_bare,
             sorted,
         }
     }
 
-    /// `name` as a qualified name first, else as the bare name of exactly one server's tool.
+    /// `name` as a service name first (every instance of the service), then as an instance's
+    /// own name, then as a bare name all of whose offers are instances of one service.
     pub(crate) fn resolve(&self, name: &str) -> Resolved<'_> {
+        if let Some(slots) = self.by_service.get(name) {
+            return Resolved::Found(slots);
+        }
         if let Some(slot) = self.by_name.get(name) {
-            return Resolved::Found(slot);
+            return Resolved::Found(std::slice::from_ref(slot));
         }
         match self.by_bare.get(name).map(Vec::as_slice) {
-            Some([only]) => match self.by_name.get(only) {
-                Some(slot) => Resolved::Found(slot),
+            Some([only]) => match self.by_service.get(only) {
+                Some(slots) => Resolved::Found(slots),
                 None => Resolved::NotFound,
             },
             Some(many) if many.len() > 1 => {
                 Resolved::Ambiguous(many.iter().map(|n| n.to_string()).collect())
             }
             _ => Resolved::NotFound,
+        }
+    }
+
+    /// `name` as an instance's own name only.
+    pub(crate) fn resolve_instance(&self, name: &str) -> Resolved<'_> {
+        match self.by_name.get(name) {
+            Some(slot) => Resolved::Found(std::slice::from_ref(slot)),
+            None => Resolved::NotFound,
         }
     }
 
@@ -328,9 +369,13 @@ mod tests {
     }
 
     fn part(id: &str, state: ServerState, tools: &[&str]) -> Arc<ServerPart> {
+        instance(id, id, state, tools)
+    }
+
+    fn instance(id: &str, service: &str, state: ServerState, tools: &[&str]) -> Arc<ServerPart> {
         let meta = Arc::new(ServerMeta {
             id: id.into(),
-            service: id.into(),
+            service: service.into(),
             name: id.into(),
             version: "1.0.0".into(),
             mcp_url: format!("http://127.0.0.1:1/{id}/mcp"),
@@ -356,7 +401,7 @@ mod tests {
             part("beta", ServerState::Ready, &["search", "b__x"]),
         ]);
         let found = |name: &str| match idx.resolve(name) {
-            Resolved::Found(slot) => slot.tool.qualified_name.clone(),
+            Resolved::Found([slot]) => slot.tool.qualified_name.clone(),
             other => panic!("{name}: {other:?}"),
         };
         assert_eq!(found("alpha__search"), "alpha__search");
@@ -382,6 +427,57 @@ mod tests {
                 "beta__b__x",
                 "beta__search"
             ]
+        );
+    }
+
+    #[test]
+    fn names_by_service_reach_every_instance() {
+        let idx = index(&[
+            instance("catalog-1", "catalog", ServerState::Ready, &["search", "x"]),
+            instance("catalog-2", "catalog", ServerState::Ready, &["search"]),
+            // Its id is another service's name: that name means the service.
+            instance("catalog", "legacy", ServerState::Ready, &["search"]),
+            instance("beta", "beta", ServerState::Ready, &["other"]),
+        ]);
+        let servers = |name: &str| match idx.resolve(name) {
+            Resolved::Found(slots) => slots
+                .iter()
+                .map(|s| s.tool.server_id.as_str())
+                .collect::<Vec<_>>(),
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(servers("catalog__search"), ["catalog-1", "catalog-2"]);
+        assert_eq!(servers("catalog__x"), ["catalog-1"]);
+        assert_eq!(servers("x"), ["catalog-1"]);
+        assert_eq!(servers("catalog-2__search"), ["catalog-2"]);
+        assert_eq!(servers("legacy__search"), ["catalog"]);
+        assert_eq!(servers("other"), ["beta"]);
+        // Offered by two services: their names.
+        match idx.resolve("search") {
+            Resolved::Ambiguous(c) => assert_eq!(c, ["catalog__search", "legacy__search"]),
+            other => panic!("{other:?}"),
+        }
+        // An instance's own name, exactly, for callers that chose the instance (the gateway).
+        match idx.resolve_instance("catalog__search") {
+            Resolved::Found([slot]) => assert_eq!(slot.tool.server_id, "catalog"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            idx.resolve_instance("legacy__search"),
+            Resolved::NotFound
+        ));
+        let two = index(&[
+            instance("catalog-1", "catalog", ServerState::Ready, &["search"]),
+            instance("catalog-2", "catalog", ServerState::Ready, &["search"]),
+        ]);
+        match two.resolve("search") {
+            Resolved::Found(slots) => assert_eq!(slots.len(), 2, "a bare name of one service"),
+            other => panic!("{other:?}"),
+        }
+        let tool = &two.tools()[1];
+        assert_eq!(
+            (tool.service_name.as_str(), tool.qualified_name.as_str()),
+            ("catalog__search", "catalog-2__search")
         );
     }
 

@@ -5,10 +5,12 @@
 //!   can act on.
 //! - [`Discovery`] finds a fleet's MCP servers by tag, connects to all of them at once over
 //!   Streamable HTTP (`<url>/mcp`), and keeps one index of their tools under collision-free
-//!   [qualified names](names) (`<serverId>__<tool>`). It follows `tools/list_changed`
-//!   notifications, reconnects dead sessions with backoff (their tools marked unavailable
-//!   meanwhile), optionally [watches](DiscoveryBuilder::watch) the registry, and authenticates
-//!   with bearer tokens or OAuth 2.0 client credentials as each entry's `auth` asks.
+//!   [qualified names](names): `<service>__<tool>`, shared by a service's instances (as the
+//!   gateway names tools), and each instance's own `<serverId>__<tool>`. It follows
+//!   `tools/list_changed` notifications, reconnects dead sessions with backoff (their tools
+//!   marked unavailable meanwhile), optionally [watches](DiscoveryBuilder::watch) the registry,
+//!   and authenticates with bearer tokens or OAuth 2.0 client credentials as each entry's
+//!   `auth` asks.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), mcp_fleet_discovery::DiscoveryError> {
@@ -34,6 +36,7 @@ mod direct;
 mod discovery;
 mod error;
 mod events;
+mod feed;
 pub mod guard;
 mod index;
 mod kept_post;
@@ -53,6 +56,7 @@ pub use discovery::{
 };
 pub use error::{DiscoveryError, ECHO_LIMIT, clip};
 pub use events::{IndexEvent, IndexUpdates};
+pub use feed::{Change, ChangeFeed};
 pub use index::{DiscoveredTool, ServerInfo, ServerState};
 pub use mcp_fleet_model::{
     AddressPolicy, AddressPolicyDocument, Entry, HealthStatus, PolicyMode, Refused, Routing,

@@ -1,4 +1,5 @@
-//! Qualified tool and prompt names: `<serverId>__<name>`, always valid for common clients.
+//! Qualified tool and prompt names: `<serverId>__<name>` (an instance's) or `<service>__<name>`
+//! (a service's: services are ids too), always valid for common clients.
 //!
 //! Many MCP hosts (and the LLM APIs behind them) accept only names matching
 //! `^[a-zA-Z0-9_-]{1,64}$`. A registry id is a slug (`[a-z0-9-]`, at most 64 characters) and a

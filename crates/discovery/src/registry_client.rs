@@ -132,7 +132,7 @@ impl std::fmt::Debug for BearerToken {
 }
 
 /// The innermost error message: the part that says what actually happened.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;
@@ -376,7 +376,7 @@ impl RegistryClient {
     }
 
     /// Probes the entry `id` now (`POST /servers/{id}/check`): the check's outcome as the
-    /// registry answers it (`{id, outcome, status, latencyMs, error, checkedAt}`).
+    /// registry answers it (`{id, outcome, status, latencyMs, error, errorDetail, checkedAt}`).
     pub async fn check_now(&self, id: &str) -> Result<Value, ClientError> {
         let url = self.url(&format!("servers/{id}/check"))?;
         Self::decode(self.send(self.http.post(url)).await?).await
@@ -385,6 +385,25 @@ impl RegistryClient {
     /// The fleet's `GET /status`.
     pub async fn status(&self) -> Result<FleetStatus, ClientError> {
         Self::decode(self.send(self.http.get(self.url("status")?)).await?).await
+    }
+
+    /// Opens the change feed (`GET /events`) after revision `after` (sent as `Last-Event-ID`),
+    /// or from now; [`ChangeFeed`](crate::ChangeFeed) reads it.
+    pub(crate) async fn open_events(
+        &self,
+        after: Option<i64>,
+    ) -> Result<reqwest::Response, ClientError> {
+        // A stream is open for as long as it is followed, not the 10 s of a plain request; a
+        // silent one is noticed by its reader (the registry writes a comment every 15 s).
+        let mut req = self
+            .http
+            .get(self.url("events")?)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .timeout(Duration::from_secs(24 * 60 * 60));
+        if let Some(after) = after {
+            req = req.header("last-event-id", after.to_string());
+        }
+        self.send(req).await
     }
 
     /// The address policy the registry enforces (`GET /address-policy`): where it lets entries

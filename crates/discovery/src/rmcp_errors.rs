@@ -1,6 +1,7 @@
 //! Reading rmcp's client errors: whether a server turned the request away with `401`/`403`, and
 //! the error chain as one readable line. Shared by this library and by the registry's MCP health
-//! probe, which meet the same errors.
+//! probe, which meet the same errors; [`chain`] is the same line for any error, for what the CLI
+//! prints.
 
 use std::error::Error;
 
@@ -91,12 +92,30 @@ pub fn describe(error: &(dyn Error + 'static)) -> String {
             },
             None => current.to_string(),
         };
-        if !parts.last().is_some_and(|last| last.contains(&text)) {
-            parts.push(text);
-        }
+        push_unrepeated(&mut parts, text);
         next = current.source();
     }
     parts.join(": ")
+}
+
+/// The messages of `error`'s chain joined with `: `, without a message its predecessor already
+/// contains: an error whose message includes its source's (`x: y`, source `y`) is not followed
+/// by that source again (`x: y: y`), as `{:#}` of an `anyhow::Error` would print it.
+pub fn chain(error: &(dyn Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(current) = next {
+        push_unrepeated(&mut parts, current.to_string());
+        next = current.source();
+    }
+    parts.join(": ")
+}
+
+/// Adds `text` unless the last message already says it.
+fn push_unrepeated(parts: &mut Vec<String>, text: String) {
+    if !parts.last().is_some_and(|last| last.contains(&text)) {
+        parts.push(text);
+    }
 }
 
 /// The first line of `text`, cut to at most `max` characters (the last one then `…`).
@@ -147,6 +166,27 @@ mod tests {
         let io = std::io::Error::other("connection refused");
         assert_eq!(describe(&io), "connection refused");
         assert_eq!(auth_status(&io), None);
+    }
+
+    #[test]
+    fn chains_never_repeat_a_cause() {
+        #[derive(Debug, thiserror::Error)]
+        enum Outer {
+            /// Says its source and declares it: `{:#}` would print the source twice.
+            #[error("cannot start: {0}")]
+            Says(#[source] std::io::Error),
+            /// Declares its source only.
+            #[error("cannot start")]
+            Wraps(#[source] std::io::Error),
+        }
+        let refused = || std::io::Error::other("connection refused");
+        let says = Outer::Says(refused());
+        assert_eq!(chain(&says), "cannot start: connection refused");
+        assert_eq!(
+            chain(&Outer::Wraps(refused())),
+            "cannot start: connection refused"
+        );
+        assert_eq!(chain(&refused()), "connection refused");
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod answers;
 mod auth;
 mod calls;
 mod common;
+mod feed;
 mod live;
 mod names;
 mod policy;

@@ -1,11 +1,11 @@
 //! Acceptance 1: colliding tool names get distinct qualified names, a bare name offered twice
 //! is an error naming both, a unique bare name works; failures to connect are reported.
 
-use mcp_fleet_discovery::{Discovery, DiscoveryError, names};
+use mcp_fleet_discovery::{Discovery, DiscoveryError, ServerState, names};
 use serde_json::json;
 
 use crate::common::server::TestServer;
-use crate::common::{TestRegistry, echoed, registration};
+use crate::common::{TestRegistry, echoed, eventually, registration};
 
 #[tokio::test]
 async fn colliding_names_are_qualified_and_bare_names_resolve_when_unique() {
@@ -130,6 +130,62 @@ async fn colliding_names_are_qualified_and_bare_names_resolve_when_unique() {
         fleet.call_tool("alpha__search", json!({})).await,
         Err(DiscoveryError::Shutdown)
     ));
+}
+
+/// Instances of one service share its names (`<service>__<tool>`, and the bare name): calls
+/// take turns among them and skip one that is down; an instance's own name reaches it alone.
+#[tokio::test]
+async fn instances_of_one_service_share_its_names_and_take_turns() {
+    let registry = TestRegistry::start().await;
+    let mut one = TestServer::start("cat-1", &["search"]).await;
+    let two = TestServer::start("cat-2", &["search"]).await;
+    for (id, server) in [("cat-1", &one), ("cat-2", &two)] {
+        let mut body = registration(id, &server.base_url, &["cat"], json!({"type": "none"}));
+        body["service"] = json!("cat");
+        registry.register(&body).await;
+    }
+    let fleet = Discovery::builder(&registry.url).build().expect("builds");
+    let report = fleet.connect().await.expect("registry answers");
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let names: Vec<(String, String)> = fleet
+        .tools()
+        .into_iter()
+        .map(|t| (t.service_name, t.qualified_name))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("cat__search".into(), "cat-1__search".into()),
+            ("cat__search".into(), "cat-2__search".into())
+        ]
+    );
+    for name in ["cat__search", "search", "cat__search", "search"] {
+        fleet.call_tool(name, json!({})).await.expect(name);
+    }
+    assert_eq!((one.calls(), two.calls()), (2, 2), "turns");
+    let own = fleet
+        .call_tool("cat-2__search", json!({}))
+        .await
+        .expect("an instance's own name");
+    assert_eq!(echoed(&own)["server"], "cat-2");
+
+    one.stop().await;
+    eventually("cat-1 to be seen down", || async {
+        fleet
+            .servers()
+            .iter()
+            .any(|s| s.id == "cat-1" && matches!(s.state, ServerState::Unavailable { .. }))
+            .then_some(())
+    })
+    .await;
+    for _ in 0..3 {
+        let result = fleet
+            .call_tool("cat__search", json!({}))
+            .await
+            .expect("another instance serves the service");
+        assert_eq!(echoed(&result)["server"], "cat-2");
+    }
+    fleet.shutdown().await;
 }
 
 #[tokio::test]

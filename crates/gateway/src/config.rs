@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mcp_fleet_discovery::{AddressPolicy, UpstreamCredentials};
+use mcp_fleet_discovery::{AddressPolicy, Backoff, UpstreamCredentials};
 
 /// How the gateway names the tools it offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -137,6 +137,9 @@ pub struct GatewayConfig {
     /// Bearer tokens and OAuth 2.0 clients for upstreams whose entries ask for them, by server
     /// id or service (default: none).
     pub upstream_credentials: UpstreamCredentials,
+    /// Delays between attempts to reach a registry that did not answer at start (default
+    /// 500 ms doubling to 30 s, with jitter).
+    pub registry_backoff: Backoff,
 }
 
 impl GatewayConfig {
@@ -160,6 +163,7 @@ impl GatewayConfig {
             fast_calls: true,
             address_policy: AddressPolicy::default(),
             upstream_credentials: UpstreamCredentials::default(),
+            registry_backoff: Backoff::default(),
         }
     }
 }

@@ -2,13 +2,14 @@
 //! reading routing policies, forwarding calls, and judging canaries.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use mcp_fleet_discovery::{
-    CallToolResult, Discovery, DiscoveryError, RegistryClient, ServerState, Tool, clip,
+    AddressPolicy, CallToolResult, Discovery, DiscoveryError, RegistryClient, ServerState, Tool,
+    clip,
 };
 use mcp_fleet_model::Version;
 use rmcp::service::Peer;
@@ -36,7 +37,11 @@ struct LocalRollback {
 /// Everything the gateway's sessions share.
 pub(crate) struct Inner {
     pub(crate) config: GatewayConfig,
-    pub(crate) discovery: Discovery,
+    /// The upstreams: until the registry has answered, a discovery that knows no server (see
+    /// `Gateway::start`); then the fleet's, made with the registry's address policy.
+    discovery: RwLock<Discovery>,
+    /// Whether the fleet's discovery is in place (the registry has answered once).
+    attached: AtomicBool,
     catalog: RwLock<Arc<Catalog>>,
     policies: RwLock<HashMap<String, Arc<Policy>>>,
     local_rollbacks: Mutex<HashMap<String, LocalRollback>>,
@@ -50,7 +55,8 @@ pub(crate) struct Inner {
     turn: AtomicUsize,
     /// The registry, for routing policies and rollbacks.
     registry: RegistryClient,
-    http: reqwest::Client,
+    /// Alert webhooks' client, under the same address policy as `discovery`.
+    http: RwLock<reqwest::Client>,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -83,6 +89,16 @@ fn failure_label(e: &DiscoveryError) -> &'static str {
     }
 }
 
+/// The alert webhooks' client: it obeys the address policy too (webhook names are checked as
+/// they resolve).
+fn alert_client(policy: &AddressPolicy) -> Result<reqwest::Client, GatewayError> {
+    Ok(
+        mcp_fleet_discovery::guard::client_builder(Arc::new(policy.clone()))
+            .timeout(Duration::from_secs(10))
+            .build()?,
+    )
+}
+
 /// Why a call through the gateway failed: the caller's mistake or the upstream's.
 fn mcp_error(e: &DiscoveryError, upstream: &str) -> ErrorData {
     match e {
@@ -95,24 +111,23 @@ fn mcp_error(e: &DiscoveryError, upstream: &str) -> ErrorData {
 }
 
 impl Inner {
+    /// A gateway that knows no upstream yet: [`Inner::attach`] gives it the fleet.
     pub(crate) fn new(
         config: GatewayConfig,
-        discovery: Discovery,
         shutdown: CancellationToken,
     ) -> Result<Self, GatewayError> {
         let mut registry = RegistryClient::new(&config.registry_url)?;
         if let Some(token) = &config.registry_token {
             registry = registry.with_token(token.clone());
         }
-        // Alerts obey the address policy too (webhook names are checked as they resolve).
-        let http =
-            mcp_fleet_discovery::guard::client_builder(Arc::new(config.address_policy.clone()))
-                .timeout(Duration::from_secs(10))
-                .build()?;
+        // Never connected: it stands in for the fleet's until the registry's policy is known.
+        let idle = Discovery::builder(config.registry_url.clone()).build()?;
+        let http = alert_client(&config.address_policy)?;
         Ok(Self {
             outliers: Mutex::new(Outliers::new(config.outlier)),
             config,
-            discovery,
+            discovery: RwLock::new(idle),
+            attached: AtomicBool::new(false),
             catalog: RwLock::new(Arc::new(Catalog::default())),
             policies: RwLock::new(HashMap::new()),
             local_rollbacks: Mutex::new(HashMap::new()),
@@ -122,9 +137,31 @@ impl Inner {
             sessions: Sessions::default(),
             turn: AtomicUsize::new(0),
             registry,
-            http,
+            http: RwLock::new(http),
             shutdown,
         })
+    }
+
+    /// Puts the fleet's `discovery` (connected) in place, with the alert client made under the
+    /// same address `policy`.
+    pub(crate) fn attach(
+        &self,
+        discovery: Discovery,
+        policy: &AddressPolicy,
+    ) -> Result<(), GatewayError> {
+        let http = alert_client(policy)?;
+        *self.http.write().unwrap_or_else(|e| e.into_inner()) = http;
+        *self.discovery.write().unwrap_or_else(|e| e.into_inner()) = discovery;
+        self.attached.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// The upstreams' discovery (cheap to clone).
+    pub(crate) fn discovery(&self) -> Discovery {
+        self.discovery
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn catalog(&self) -> Arc<Catalog> {
@@ -137,11 +174,17 @@ impl Inner {
     /// `tools/list`'s answer.
     pub(crate) fn list_tools(&self) -> Result<Arc<Vec<Tool>>, ErrorData> {
         if self.config.failure_mode == FailureMode::FailClosed {
+            if !self.attached.load(Ordering::Acquire) {
+                return Err(ErrorData::internal_error(
+                    "the registry has not answered yet (the gateway runs fail-closed)",
+                    None,
+                ));
+            }
             // The servers' states as they are now, not as at the catalog's last rebuild: a
             // state can change with no change of tools (a new upstream failing its first
             // connect), and only tool changes rebuild the catalog.
             let mut unavailable: Vec<String> = self
-                .discovery
+                .discovery()
                 .servers()
                 .into_iter()
                 .filter(|s| !matches!(s.state, ServerState::Ready))
@@ -163,9 +206,10 @@ impl Inner {
 
     /// Rebuilds the catalog from the discovery index; `true` when the tool list changed.
     pub(crate) fn rebuild(&self) -> bool {
+        let discovery = self.discovery();
         let next = Catalog::build(
-            &self.discovery.servers(),
-            &self.discovery.tools(),
+            &discovery.servers(),
+            &discovery.tools(),
             self.config.tool_names,
         );
         let mut slot = self.catalog.write().unwrap_or_else(|e| e.into_inner());
@@ -194,7 +238,7 @@ impl Inner {
     }
 
     /// Sends `notifications/tools/list_changed` to every open session.
-    async fn announce(&self) {
+    pub(crate) async fn announce(&self) {
         self.metrics.list_changed.inc();
         let peers: Vec<Peer<RoleServer>> = {
             let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
@@ -212,7 +256,7 @@ impl Inner {
     /// passed without another, or after ten times that at most) and tells clients when the
     /// tools changed.
     pub(crate) async fn follow_index(self: Arc<Self>) {
-        let mut updates = self.discovery.subscribe();
+        let mut updates = self.discovery().subscribe();
         let quiet = self.config.debounce;
         loop {
             tokio::select! {
@@ -412,9 +456,10 @@ impl Inner {
         arguments: &Value,
         deadline: tokio::time::Instant,
     ) -> Tried {
+        let discovery = self.discovery();
         let called = tokio::time::timeout_at(
             deadline,
-            self.discovery.call_tool_ref(upstream_name, arguments),
+            discovery.call_instance_tool_ref(upstream_name, arguments),
         )
         .await;
         match called {
@@ -585,8 +630,9 @@ impl Inner {
             "weights": policy.without(&canary).weights.iter()
                 .map(|(v, w)| (v.to_string(), json!(w))).collect::<serde_json::Map<_, _>>(),
         });
+        let http = self.http.read().unwrap_or_else(|e| e.into_inner()).clone();
         for url in &self.config.alert_webhooks {
-            tokio::spawn(alert(self.http.clone(), url.clone(), event.clone()));
+            tokio::spawn(alert(http.clone(), url.clone(), event.clone()));
         }
         let registry = self.registry.clone();
         let service = service.to_owned();

@@ -17,6 +17,7 @@
 //!
 //! Resources and prompts are aggregated too (prompts under `<serverId>__<prompt>`).
 
+mod access_log;
 mod canary;
 mod catalog;
 mod config;
@@ -46,6 +47,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{FailureMode, GatewayConfig, OutlierConfig, ServeLimits, ToolNames};
+pub use mcp_fleet_discovery::Backoff;
 
 use crate::gateway::Inner;
 use crate::session::Session;
@@ -54,12 +56,14 @@ use crate::session::Session;
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     /// The registry could not be read, or the discovery library refused the settings.
-    #[error("{0}")]
+    #[error(transparent)]
     Discovery(#[from] DiscoveryError),
     /// An HTTP client could not be built.
     #[error("cannot build an HTTP client: {0}")]
     Http(#[from] reqwest::Error),
-    /// The registry URL is unusable.
+    /// The registry URL is unusable, or the registry could not be read. The client error is
+    /// also the source, so callers find it in the chain (a `401` is its own exit code in the
+    /// CLI): print chains with `rmcp_errors::chain`, which says it once.
     #[error("{0}")]
     Registry(#[from] mcp_fleet_discovery::ClientError),
     /// An alert webhook is at an address the address policy refuses.
@@ -81,49 +85,19 @@ pub struct Gateway {
 impl Gateway {
     /// Connects to the fleet (every matching server that is not `down`, concurrently) and
     /// starts following the registry. Upstreams that cannot be reached are retried in the
-    /// background; only an unreachable registry is an error.
-    pub async fn start(mut config: GatewayConfig) -> Result<Self, GatewayError> {
-        let policy = address_policy(&config).await?;
-        config.address_policy = policy.clone();
-        let mut builder = Discovery::builder(config.registry_url.clone()).address_policy(policy);
-        if let Some(token) = &config.registry_token {
-            builder = builder.registry_token(token.clone());
-        }
-        if config.upstream_keepalive {
-            builder = builder.http_client(
-                guard::client_builder(Arc::new(config.address_policy.clone()))
-                    .connect_timeout(config.connect_timeout)
-                    .tcp_nodelay(true)
-                    .pool_max_idle_per_host(64)
-                    .build()?,
-            );
-        }
-        let discovery = builder
-            .upstream_credentials(config.upstream_credentials.clone())
-            .tags(config.tags.clone())
-            .client_info("mcp-fleet-gateway", env!("CARGO_PKG_VERSION"))
-            .statuses([
-                HealthStatus::Healthy,
-                HealthStatus::Degraded,
-                HealthStatus::Unknown,
-            ])
-            .connect_timeout(config.connect_timeout)
-            .call_timeout(config.call_timeout)
-            .watch(true)
-            .build()?;
-        let report = discovery.connect().await?;
-        for (server, error) in &report.failed {
-            if matches!(error, DiscoveryError::Refused { .. }) {
-                // Logged by the discovery library, which never connects to it.
-                continue;
+    /// background. A registry that cannot be reached (or answers `5xx`) is retried in the
+    /// background too, with [`GatewayConfig::registry_backoff`]: the gateway serves an empty
+    /// catalog meanwhile and tells its clients when the fleet's tools arrive (pods start in any
+    /// order). Other refusals (a bad URL, a `401`, a refused alert webhook) are errors.
+    pub async fn start(config: GatewayConfig) -> Result<Self, GatewayError> {
+        let inner = Arc::new(Inner::new(config, CancellationToken::new())?);
+        match connect_fleet(&inner).await {
+            Ok(_) => {}
+            Err(e) if e.registry_not_reachable() => {
+                tokio::spawn(connect_fleet_later(inner.clone(), e));
             }
-            tracing::warn!(%server, %error, "upstream not connected yet; retrying in the background");
+            Err(e) => return Err(e),
         }
-        let shutdown = CancellationToken::new();
-        let inner = Arc::new(Inner::new(config, discovery, shutdown)?);
-        inner.rebuild();
-        inner.refresh_policies().await;
-        tokio::spawn(inner.clone().follow_index());
         tokio::spawn(inner.clone().follow_policies());
         Ok(Self { inner })
     }
@@ -183,6 +157,7 @@ impl Gateway {
                 }),
             )
             .route("/healthz", get(|| async { "ok\n" }))
+            .layer(access_log::layer())
     }
 
     /// Serves [`Gateway::router`] on `listener` until `shutdown`, then stops the gateway.
@@ -248,7 +223,7 @@ impl Gateway {
     /// Stops following the fleet and closes the upstream sessions.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
-        self.inner.discovery.shutdown().await;
+        self.inner.discovery().shutdown().await;
     }
 }
 
@@ -257,6 +232,113 @@ const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnec
     content-type: application/json\r\nretry-after: 1\r\ncontent-length: 99\r\n\r\n\
     {\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\
     \"message\":\"too many connections to the gateway\"}}";
+
+impl GatewayError {
+    /// Whether the registry did not answer, or answered that it cannot serve yet (`5xx`):
+    /// worth trying again later.
+    fn registry_not_reachable(&self) -> bool {
+        use mcp_fleet_discovery::ClientError;
+        match self {
+            Self::Registry(ClientError::Unreachable { .. }) => true,
+            Self::Registry(ClientError::Problem { status, .. }) => *status >= 500,
+            // Listing the fleet failed right after the policy was read.
+            Self::Discovery(DiscoveryError::Registry(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Reads the registry's address policy, connects to the fleet under it and starts following
+/// it; `true` when the catalog changed.
+async fn connect_fleet(inner: &Arc<Inner>) -> Result<bool, GatewayError> {
+    let config = &inner.config;
+    let policy = address_policy(config).await?;
+    let mut builder =
+        Discovery::builder(config.registry_url.clone()).address_policy(policy.clone());
+    if let Some(token) = &config.registry_token {
+        builder = builder.registry_token(token.clone());
+    }
+    if config.upstream_keepalive {
+        builder = builder.http_client(
+            guard::client_builder(Arc::new(policy.clone()))
+                .connect_timeout(config.connect_timeout)
+                .tcp_nodelay(true)
+                .pool_max_idle_per_host(64)
+                .build()?,
+        );
+    }
+    let discovery = builder
+        .upstream_credentials(config.upstream_credentials.clone())
+        .tags(config.tags.clone())
+        .client_info("mcp-fleet-gateway", env!("CARGO_PKG_VERSION"))
+        .statuses([
+            HealthStatus::Healthy,
+            HealthStatus::Degraded,
+            HealthStatus::Unknown,
+        ])
+        .connect_timeout(config.connect_timeout)
+        .call_timeout(config.call_timeout)
+        .watch(true)
+        .build()?;
+    let report = match discovery.connect().await {
+        Ok(report) => report,
+        Err(e) => {
+            discovery.shutdown().await;
+            return Err(e.into());
+        }
+    };
+    if inner.shutdown.is_cancelled() {
+        // Stopped while connecting: nothing to follow.
+        discovery.shutdown().await;
+        return Ok(false);
+    }
+    for (server, error) in &report.failed {
+        if matches!(error, DiscoveryError::Refused { .. }) {
+            // Logged by the discovery library, which never connects to it.
+            continue;
+        }
+        tracing::warn!(%server, %error, "upstream not connected yet; retrying in the background");
+    }
+    inner.attach(discovery, &policy)?;
+    let changed = inner.rebuild();
+    inner.refresh_policies().await;
+    tokio::spawn(inner.clone().follow_index());
+    Ok(changed)
+}
+
+/// Tries [`connect_fleet`] again with backoff until it succeeds or the gateway stops; `error`
+/// is why the last attempt failed.
+async fn connect_fleet_later(inner: Arc<Inner>, mut error: GatewayError) {
+    let url = inner.config.registry_url.clone();
+    let mut attempt: u32 = 0;
+    loop {
+        let delay = inner.config.registry_backoff.delay(attempt);
+        let secs = delay.as_secs_f64();
+        if error.registry_not_reachable() {
+            tracing::warn!(registry = %url, %error,
+                "registry {url} not reachable yet; retrying in {secs:.1} s (serving no tools meanwhile)");
+        } else {
+            tracing::error!(registry = %url, %error,
+                "cannot follow the fleet of registry {url}; retrying in {secs:.1} s (serving no tools meanwhile)");
+        }
+        tokio::select! {
+            () = inner.shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        match connect_fleet(&inner).await {
+            Ok(changed) => {
+                tracing::info!(registry = %url, tools = inner.catalog().tools.len(),
+                    "registry {url} reachable; following the fleet");
+                if changed {
+                    inner.announce().await;
+                }
+                return;
+            }
+            Err(e) => error = e,
+        }
+        attempt = attempt.saturating_add(1);
+    }
+}
 
 /// The registry's address policy with this gateway's additions; alert webhooks at refused
 /// literal addresses stop the start.

@@ -165,7 +165,7 @@ impl ServerHandler for Session {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         // Fail open: what the reachable upstreams list.
-        let listed = self.gateway.discovery.resources().await;
+        let listed = self.gateway.discovery().resources().await;
         for failure in &listed.failures {
             tracing::debug!(error = %failure, "resources/list of an upstream failed");
         }
@@ -179,7 +179,7 @@ impl ServerHandler for Session {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let listed = self.gateway.discovery.resources().await;
+        let listed = self.gateway.discovery().resources().await;
         let Some(owner) = listed.items.iter().find(|r| r.resource.uri == request.uri) else {
             return Err(ErrorData::resource_not_found(
                 format!(
@@ -190,7 +190,7 @@ impl ServerHandler for Session {
             ));
         };
         self.gateway
-            .discovery
+            .discovery()
             .read_resource(&owner.server_id, &request.uri)
             .await
             .map(Into::into)
@@ -202,7 +202,7 @@ impl ServerHandler for Session {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let listed = self.gateway.discovery.prompts().await;
+        let listed = self.gateway.discovery().prompts().await;
         Ok(ListPromptsResult::with_all_items(
             listed
                 .items
@@ -223,7 +223,7 @@ impl ServerHandler for Session {
     ) -> Result<GetPromptResponse, ErrorData> {
         let arguments = request.arguments.map_or(Value::Null, Value::Object);
         self.gateway
-            .discovery
+            .discovery()
             .get_prompt(&request.name, arguments)
             .await
             .map(Into::into)

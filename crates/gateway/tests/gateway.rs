@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use mcp_fleet_gateway::ToolNames;
+use mcp_fleet_gateway::{Backoff, FailureMode, GatewayConfig, ToolNames};
 
 use crate::common::{
     Failing, TestGateway, TestRegistry, Upstream, call, connect, eventually, names, server_of,
@@ -205,4 +205,66 @@ async fn upstream_errors_and_tool_errors_reach_the_caller() {
         );
         assert!(metrics.contains(&line), "{line} in {metrics}");
     }
+}
+
+/// A gateway started before its registry serves an empty catalog (a fail-closed one refuses to
+/// list), then picks the fleet up when the registry comes, and tells its clients.
+#[tokio::test]
+async fn a_gateway_started_before_its_registry_picks_the_fleet_up() {
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = reserved.local_addr().expect("addr");
+    drop(reserved);
+    let mut config = GatewayConfig::new(format!("http://{addr}"));
+    config.tags = vec!["gw".into()];
+    config.debounce = Duration::from_millis(50);
+    config.registry_backoff = Backoff {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+    };
+    let gw = TestGateway::start(config.clone()).await;
+    let closed = TestGateway::start(GatewayConfig {
+        failure_mode: FailureMode::FailClosed,
+        ..config
+    })
+    .await;
+    let (session, client) = connect(&gw.url).await;
+    assert_eq!(names(&session).await, Vec::<String>::new());
+    let (closed_session, _) = connect(&closed.url).await;
+    let refused = closed_session
+        .list_all_tools()
+        .await
+        .expect_err("fail-closed before the registry answers");
+    assert!(
+        refused.to_string().contains("not answered yet"),
+        "{refused}"
+    );
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("the registry takes the port");
+    let registry = TestRegistry::start_on(listener).await;
+    let alpha = Upstream::start("alpha", &["search"]).await;
+    registry
+        .register("alpha", "alpha", "1.0.0", &alpha.base_url)
+        .await;
+    eventually("the fleet's tools through the gateway", || async {
+        (names(&session).await == ["alpha__search"]).then_some(())
+    })
+    .await;
+    eventually("clients to be told", || async {
+        (client.list_changed.load(Ordering::SeqCst) > 0).then_some(())
+    })
+    .await;
+    let result = call(&session, "alpha__search").await.expect("call");
+    assert_eq!(server_of(&result), "alpha");
+    eventually("the fail-closed gateway to list too", || async {
+        closed_session
+            .list_all_tools()
+            .await
+            .ok()
+            .filter(|tools| tools.len() == 1)
+    })
+    .await;
+    session.cancel().await.expect("close");
+    closed_session.cancel().await.expect("close");
 }

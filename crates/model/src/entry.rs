@@ -209,10 +209,15 @@ pub struct Entry {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     #[serde(default, with = "serde_ts::option")]
     pub last_checked_at: Option<Timestamp>,
-    /// Why the last probe failed, when it did.
+    /// Why the last probe failed, when it did: a short cause for people ("connection refused",
+    /// "timed out after 5 s", "HTTP 503").
     #[serde(default)]
     pub last_error: Option<String>,
-    /// How long the last probe took, in milliseconds.
+    /// The whole error chain behind `last_error`, for whoever investigates.
+    #[serde(default)]
+    pub last_error_detail: Option<String>,
+    /// How long the last probe took to be answered, in milliseconds; `null` when it got no
+    /// answer (never reached: refused, timed out, no such host) or before the first probe.
     #[serde(default)]
     pub latency_ms: Option<u32>,
     /// Since when the entry has had its current status.
@@ -250,6 +255,7 @@ impl Entry {
             ttl_seconds: reg.ttl_seconds,
             last_checked_at: None,
             last_error: None,
+            last_error_detail: None,
             latency_ms: None,
             status_since: Some(now),
             updated_by: reg.updated_by,

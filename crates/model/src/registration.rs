@@ -37,13 +37,14 @@ pub const REGISTRATION_FIELDS: [&str; 12] = [
 /// Fields the registry owns: accepted from clients (seed clients echo them) but ignored. Every
 /// bookkeeping field of a rendered [`crate::Entry`] is here, so an entry read with `GET` can be
 /// sent back with `PUT` as it is.
-pub const REGISTRY_OWNED: [&str; 9] = [
+pub const REGISTRY_OWNED: [&str; 10] = [
     "status",
     "lastSeen",
     "registeredAt",
     "updatedAt",
     "lastCheckedAt",
     "lastError",
+    "lastErrorDetail",
     "latencyMs",
     "statusSince",
     "updatedBy",

@@ -68,6 +68,14 @@ async fn row_status(page: &Page<'_>, id: &str) -> Value {
     .await
 }
 
+/// The text of each cell of `id`'s row.
+async fn cells(page: &Page<'_>, id: &str) -> Value {
+    page.eval(&format!(
+        "[...document.querySelector('#rows tr[data-id=\"{id}\"]').children].map(c => c.textContent.trim())"
+    ))
+    .await
+}
+
 /// Chooses `value` in the `<select>` `#id` as a user does (the change event included).
 async fn choose(page: &Page<'_>, id: &str, value: &str) {
     page.eval(&format!(
@@ -151,10 +159,46 @@ async fn the_status_page_lists_the_fleet_follows_it_live_and_filters() {
     assert_eq!(row[0], "Inventoryinventory");
     assert_eq!(row[1], "2.0.1");
     assert_eq!(row[2], "productsstock");
-    assert!(row[4].as_str().is_some_and(|s| s.ends_with(" ms")), "{row}");
+    assert_eq!(
+        row[4], "\u{2014}",
+        "a healthy server is not down since anything"
+    );
+    assert!(row[5].as_str().is_some_and(|s| s.ends_with(" ms")), "{row}");
     assert!(
-        row[5].as_str().is_some_and(|s| s.ends_with(" s ago")),
+        row[6].as_str().is_some_and(|s| s.ends_with(" s ago")),
         "{row}"
+    );
+    assert_eq!(
+        row[8],
+        format!("{inventory_base}/inventory"),
+        "the URL column"
+    );
+    // A latency under a millisecond reads "<1 ms": "0 ms" would look like no measurement.
+    let latencies = page
+        .eval("[...document.querySelectorAll('#rows td.latency')].map(c => c.textContent)")
+        .await;
+    assert!(
+        latencies
+            .as_array()
+            .is_some_and(|l| l.len() == 4 && !l.contains(&json!("0 ms"))),
+        "{latencies}"
+    );
+    // A 503 reads "HTTP 503" (the whole chain is the tooltip); degraded since its first probe,
+    // and it answered, so it has a latency.
+    let billing = cells(&page, "billing").await;
+    assert_eq!(billing[7], "HTTP 503", "{billing}");
+    assert!(
+        billing[4].as_str().is_some_and(|s| s.ends_with(" s ago")),
+        "down since: {billing}"
+    );
+    assert!(
+        billing[5].as_str().is_some_and(|s| s.ends_with(" ms")),
+        "{billing}"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#rows tr[data-id=\"billing\"] .err').title")
+            .await,
+        "GET health check: answered HTTP 503 Service Unavailable"
     );
 
     // Real table markup for screen readers: a caption, column and row headers.
@@ -168,7 +212,7 @@ async fn the_status_page_lists_the_fleet_follows_it_live_and_filters() {
         )
         .await;
     assert_eq!(markup["caption"], "Servers (4)");
-    assert_eq!(markup["cols"], 7);
+    assert_eq!(markup["cols"], 9);
     assert_eq!(markup["rowHeaders"], 4);
     assert_eq!(markup["labelled"], true);
     assert!(
@@ -190,10 +234,40 @@ async fn the_status_page_lists_the_fleet_follows_it_live_and_filters() {
     assert_eq!(page.eval("window.__notReloaded === true").await, true);
     assert_eq!(row_status(&page, "inventory").await, "Down");
     assert_eq!(row_ids(&page).await[0], "inventory", "down rows come first");
+    // A short cause, not a Rust error chain (the chain is the tooltip); no latency, as nothing
+    // answered; down since the probe that found it so.
     let error = page
         .eval("document.querySelector('#rows tr[data-id=\"inventory\"] .err')?.textContent")
         .await;
-    assert!(error.as_str().is_some_and(|e| !e.is_empty()), "{error}");
+    assert!(
+        [
+            "connection refused",
+            "connection closed",
+            "connection reset"
+        ]
+        .contains(&error.as_str().unwrap_or_default()),
+        "{error}"
+    );
+    page.wait_for(
+        "inventory's latency to read \u{2014}",
+        "document.querySelector('#rows tr[data-id=\"inventory\"] td.latency')?.textContent === '\u{2014}'",
+        Duration::from_secs(5),
+    )
+    .await;
+    let inventory = cells(&page, "inventory").await;
+    assert!(
+        inventory[4].as_str().is_some_and(|s| s.ends_with(" s ago")),
+        "down since: {inventory}"
+    );
+    let detail = page
+        .eval("document.querySelector('#rows tr[data-id=\"inventory\"] .err').title")
+        .await;
+    assert!(
+        detail
+            .as_str()
+            .is_some_and(|d| d.starts_with("GET health check: ")),
+        "{detail}"
+    );
     page.wait_for(
         "the summary to count the down server",
         "document.getElementById('overall').dataset.status === 'degraded' && \

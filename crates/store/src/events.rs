@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use mcp_fleet_model::{Entry, HealthStatus, Routing, ServerId, Timestamp, format_timestamp};
+use mcp_fleet_model::{Entry, Routing, ServerId, Timestamp, format_timestamp};
 
 use crate::StoreError;
 
@@ -198,23 +198,21 @@ impl NewEvent {
         }
     }
 
-    /// A status change.
-    pub(crate) fn status(
-        id: &ServerId,
-        from: &str,
-        to: HealthStatus,
-        last_error: Option<&str>,
-        at: Timestamp,
-    ) -> Self {
+    /// A status change, made by `check` (its short cause, whole error chain and latency go
+    /// with it, so a page following the feed shows what a fresh read would).
+    pub(crate) fn status(check: &crate::CheckRecord, from: &str) -> Self {
+        let at = check.checked_at;
         Self {
             kind: EventKind::Status,
-            server_id: id.to_string(),
+            server_id: check.id.to_string(),
             at,
             data: serde_json::json!({
-                "id": id.as_str(),
+                "id": check.id.as_str(),
                 "from": from,
-                "to": to.as_str(),
-                "lastError": last_error,
+                "to": check.status.as_str(),
+                "lastError": check.last_error,
+                "lastErrorDetail": check.last_error_detail,
+                "latencyMs": check.latency_ms,
                 "at": format_timestamp(&at),
             })
             .to_string(),

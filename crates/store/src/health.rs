@@ -51,8 +51,10 @@ pub struct CheckRecord {
     pub checked_at: Timestamp,
     /// Set when the probe succeeded: the new `lastSeen`.
     pub seen_at: Option<Timestamp>,
-    /// Why it failed, when it did.
+    /// Why it failed, when it did: a short cause for people.
     pub last_error: Option<String>,
+    /// The whole error chain behind `last_error`.
+    pub last_error_detail: Option<String>,
     /// How long the probe took (none for TTL-only checks).
     pub latency_ms: Option<u32>,
 }
@@ -163,8 +165,7 @@ pub(crate) fn note_written(
         if let Some(was) = status.get_mut(c.id.as_str())
             && was != c.status.as_str()
         {
-            let error = c.last_error.as_deref();
-            events.push(NewEvent::status(&c.id, was, c.status, error, c.checked_at));
+            events.push(NewEvent::status(c, was));
             c.status.as_str().clone_into(was);
         }
     }
@@ -184,6 +185,7 @@ mod tests {
             checked_at: chrono::Utc::now(),
             seen_at: None,
             last_error: None,
+            last_error_detail: None,
             latency_ms: None,
         }
     }

@@ -503,6 +503,7 @@ mod tests {
                 checked_at: t1,
                 seen_at: Some(t1),
                 last_error: None,
+                last_error_detail: None,
                 latency_ms: Some(5),
             };
             store.record_checks(&[check]).await.expect("record");

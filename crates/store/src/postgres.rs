@@ -29,7 +29,7 @@ const CHECKS_PER_UPDATE: usize = 1000;
 
 const COLUMNS: &str = "id, service, name, description, url, version, tags, auth_type, token_endpoint, \
      health_url, status, last_seen, registered_at, updated_at, metadata, health_mode, ttl_seconds, \
-     last_checked_at, last_error, latency_ms, status_since, updated_by";
+     last_checked_at, last_error, last_error_detail, latency_ms, status_since, updated_by";
 
 const HEALTH_COLUMNS: &str = "id, name, url, health_url, auth_type, health_mode, ttl_seconds, \
      heartbeat_at, status, status_since, successes, failures, reg_rev";
@@ -76,6 +76,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("auth"),
             MigrationType::Simple,
             include_str!("../migrations/postgres/0006_auth.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            7,
+            Cow::Borrowed("error detail"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0007_error_detail.sql").into_sql_str(),
             false,
         ),
     ])
@@ -201,6 +208,7 @@ fn raw(row: &PgRow) -> Result<RawEntry, sqlx::Error> {
         ttl_seconds: row.try_get::<Option<i32>, _>("ttl_seconds")?.map(i64::from),
         last_checked_at: row.try_get("last_checked_at")?,
         last_error: row.try_get("last_error")?,
+        last_error_detail: row.try_get("last_error_detail")?,
         latency_ms: row.try_get::<Option<i32>, _>("latency_ms")?.map(i64::from),
         status_since: row.try_get("status_since")?,
         updated_by: row.try_get("updated_by")?,
@@ -249,6 +257,7 @@ impl Store for PostgresStore {
              updated_at = excluded.updated_at, metadata = excluded.metadata, \
              health_mode = excluded.health_mode, ttl_seconds = excluded.ttl_seconds, \
              heartbeat_at = excluded.heartbeat_at, last_checked_at = NULL, last_error = NULL, \
+             last_error_detail = NULL, \
              latency_ms = NULL, status_since = excluded.status_since, successes = 0, \
              failures = 0, reg_rev = excluded.reg_rev, updated_by = excluded.updated_by \
              RETURNING registered_at, (xmax = 0) AS inserted",
@@ -500,13 +509,13 @@ impl Store for PostgresStore {
                 "UPDATE servers AS s SET status = c.status, successes = c.successes, \
                  failures = c.failures, last_checked_at = c.checked_at, \
                  last_seen = COALESCE(c.seen_at, s.last_seen), last_error = c.last_error, \
-                 latency_ms = c.latency_ms, \
+                 last_error_detail = c.last_error_detail, latency_ms = c.latency_ms, \
                  status_since = CASE WHEN s.status = c.status \
                  THEN s.status_since ELSE c.checked_at END \
                  FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::int[], $5::int[], \
-                 $6::timestamptz[], $7::timestamptz[], $8::text[], $9::int[]) \
+                 $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::int[]) \
                  AS c (id, reg_rev, status, successes, failures, checked_at, seen_at, \
-                 last_error, latency_ms) \
+                 last_error, last_error_detail, latency_ms) \
                  WHERE s.id = c.id AND s.reg_rev = c.reg_rev RETURNING s.id",
             )
             .bind(run.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())
@@ -519,6 +528,11 @@ impl Store for PostgresStore {
             .bind(
                 run.iter()
                     .map(|c| c.last_error.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                run.iter()
+                    .map(|c| c.last_error_detail.as_deref())
                     .collect::<Vec<_>>(),
             )
             .bind(

@@ -30,7 +30,7 @@ use crate::{
 
 const COLUMNS: &str = "id, service, name, description, url, version, tags, auth_type, token_endpoint, \
      health_url, status, last_seen, registered_at, updated_at, metadata, health_mode, ttl_seconds, \
-     last_checked_at, last_error, latency_ms, status_since, updated_by";
+     last_checked_at, last_error, last_error_detail, latency_ms, status_since, updated_by";
 
 const HEALTH_COLUMNS: &str = "id, name, url, health_url, auth_type, health_mode, ttl_seconds, \
      heartbeat_at, status, status_since, successes, failures, reg_rev";
@@ -77,6 +77,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("auth"),
             MigrationType::Simple,
             include_str!("../migrations/sqlite/0006_auth.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            7,
+            Cow::Borrowed("error detail"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0007_error_detail.sql").into_sql_str(),
             false,
         ),
     ])
@@ -336,6 +343,7 @@ fn raw(row: &SqliteRow) -> Result<RawEntry, sqlx::Error> {
         ttl_seconds: row.try_get("ttl_seconds")?,
         last_checked_at: row.try_get("last_checked_at")?,
         last_error: row.try_get("last_error")?,
+        last_error_detail: row.try_get("last_error_detail")?,
         latency_ms: row.try_get("latency_ms")?,
         status_since: row.try_get("status_since")?,
         updated_by: row.try_get("updated_by")?,
@@ -394,6 +402,7 @@ impl Store for SqliteStore {
              updated_at = excluded.updated_at, metadata = excluded.metadata, \
              health_mode = excluded.health_mode, ttl_seconds = excluded.ttl_seconds, \
              heartbeat_at = excluded.heartbeat_at, last_checked_at = NULL, last_error = NULL, \
+             last_error_detail = NULL, \
              latency_ms = NULL, status_since = excluded.status_since, successes = 0, \
              failures = 0, reg_rev = excluded.reg_rev, updated_by = excluded.updated_by",
         )
@@ -658,7 +667,7 @@ impl Store for SqliteStore {
             let first = last - run.len() as i64 + 1;
             let mut q = QueryBuilder::<Sqlite>::new(
                 "WITH c (id, reg_rev, status, successes, failures, checked_at, seen_at, \
-                 last_error, latency_ms, row_version) AS (",
+                 last_error, last_error_detail, latency_ms, row_version) AS (",
             );
             q.push_values(run.iter().enumerate(), |mut b, (j, c)| {
                 b.push_bind(c.id.as_str())
@@ -669,6 +678,7 @@ impl Store for SqliteStore {
                     .push_bind(c.checked_at)
                     .push_bind(c.seen_at)
                     .push_bind(c.last_error.as_deref())
+                    .push_bind(c.last_error_detail.as_deref())
                     .push_bind(c.latency_ms.map(i64::from))
                     .push_bind(first + j as i64);
             });
@@ -677,7 +687,7 @@ impl Store for SqliteStore {
                  failures = c.failures, last_checked_at = c.checked_at, \
                  row_version = c.row_version, \
                  last_seen = COALESCE(c.seen_at, servers.last_seen), last_error = c.last_error, \
-                 latency_ms = c.latency_ms, \
+                 last_error_detail = c.last_error_detail, latency_ms = c.latency_ms, \
                  status_since = CASE WHEN servers.status = c.status \
                  THEN servers.status_since ELSE c.checked_at END \
                  FROM c WHERE servers.id = c.id AND servers.reg_rev = c.reg_rev \
@@ -942,6 +952,7 @@ mod tests {
                 checked_at: now,
                 seen_at: None,
                 last_error: Some("refused".into()),
+                last_error_detail: None,
                 latency_ms: Some(4),
             }])
             .await

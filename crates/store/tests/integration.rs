@@ -24,6 +24,10 @@ fn reg(id: &str, tags: &[&str]) -> Registration {
     .expect("valid registration")
 }
 
+/// A probe's whole error chain, kept beside its short cause.
+const CHAIN: &str = "send initialize request: error sending request: client error (Connect): \
+                     tcp connect error: Connection refused (os error 111)";
+
 fn id(s: &str) -> ServerId {
     s.parse().expect("id")
 }
@@ -183,7 +187,8 @@ each_backend!(status_filter_and_checks, |store| {
         checked_at: t1,
         seen_at: seen.then_some(t1),
         last_error: (!seen).then(|| "connection refused".to_string()),
-        latency_ms: Some(12),
+        last_error_detail: (!seen).then(|| CHAIN.to_string()),
+        latency_ms: seen.then_some(12),
     };
     let h = rows.iter().find(|r| r.id == id("h")).expect("h").clone();
     let d = rows.iter().find(|r| r.id == id("d")).expect("d").clone();
@@ -204,6 +209,8 @@ each_backend!(status_filter_and_checks, |store| {
     assert_eq!(got.latency_ms, Some(12));
     let got = store.get(&id("d")).await.expect("get").expect("d");
     assert_eq!(got.last_error.as_deref(), Some("connection refused"));
+    assert_eq!(got.last_error_detail.as_deref(), Some(CHAIN));
+    assert_eq!(got.latency_ms, None, "never reached: no latency");
     assert!(got.last_seen.is_none());
     assert_eq!(listed(only(HealthStatus::Healthy)).await, 1);
 
@@ -262,6 +269,7 @@ each_backend!(heartbeats_and_deregistration, |store| {
         checked_at: t1,
         seen_at: None,
         last_error: Some("refused".into()),
+        last_error_detail: None,
         latency_ms: None,
     };
     store.record_checks(&[down]).await.expect("record");
@@ -363,6 +371,7 @@ fn check(row: &HealthRow, status: HealthStatus, at: chrono::DateTime<Utc>) -> Ch
         checked_at: at,
         seen_at: None,
         last_error: (status == HealthStatus::Down).then(|| "refused".to_string()),
+        last_error_detail: None,
         latency_ms: None,
     }
 }

@@ -294,7 +294,9 @@ pub(crate) async fn check(args: CheckArgs) -> anyhow::Result<()> {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
+    // null: the server did not answer; 0: it answered within the millisecond.
     let latency = match outcome["latencyMs"].as_u64() {
+        Some(0) => "<1 ms".to_owned(),
         Some(ms) => format!("{ms} ms"),
         None => "—".to_owned(),
     };

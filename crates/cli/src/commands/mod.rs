@@ -2,6 +2,7 @@
 
 pub(crate) mod announce;
 pub(crate) mod client;
+pub(crate) mod completions;
 pub(crate) mod credentials;
 pub(crate) mod demo;
 pub(crate) mod gateway;
@@ -11,6 +12,8 @@ pub(crate) mod security;
 pub(crate) mod serve;
 pub(crate) mod token;
 pub(crate) mod tools;
+pub(crate) mod version;
+pub(crate) mod watch;
 
 use anyhow::Context;
 use clap::Args;

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mcp_fleet_discovery::{
-    CallToolResult, ConnectReport, Discovery, DiscoveryBuilder, RegistryClient,
+    CallToolResult, ConnectReport, DiscoveredTool, Discovery, DiscoveryBuilder, RegistryClient,
 };
 
 use crate::commands::credentials::CredentialArgs;
@@ -102,8 +102,9 @@ pub(crate) struct ToolsArgs {
 pub(crate) struct CallArgs {
     #[command(flatten)]
     fleet: FleetArgs,
-    /// The tool: its qualified name (`<serverId>__<tool>`), or its bare name when one server
-    /// offers it.
+    /// The tool: its name as `tools` lists it (`<service>__<tool>`, as the gateway names it),
+    /// or its bare name when one service offers it; the service's instances take turns.
+    /// `<serverId>__<tool>` calls one instance.
     name: String,
     /// The arguments, as a JSON object.
     #[arg(long, default_value = "{}")]
@@ -115,6 +116,17 @@ pub(crate) struct CallArgs {
     /// `CallToolResult`.
     #[command(flatten)]
     output: OutputArg,
+}
+
+/// The tools under their service's names (as the gateway and `call` name them), each with the
+/// instances offering it, by name.
+fn by_service(tools: &[DiscoveredTool]) -> Vec<(&str, Vec<&DiscoveredTool>)> {
+    let mut grouped: std::collections::BTreeMap<&str, Vec<&DiscoveredTool>> =
+        std::collections::BTreeMap::new();
+    for tool in tools {
+        grouped.entry(&tool.service_name).or_default().push(tool);
+    }
+    grouped.into_iter().collect()
 }
 
 /// The first line of `text`, at most `max` characters.
@@ -133,14 +145,26 @@ pub(crate) async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
     let (fleet, report) = args.fleet.connect(builder).await?;
     let tools = fleet.tools();
     fleet.shutdown().await;
+    let offered = by_service(&tools);
     let failed: Vec<Value> = report
         .failed
         .iter()
         .map(|(server, e)| json!({"server": server, "error": e.to_string()}))
         .collect();
+    let listed: Vec<Value> = offered
+        .iter()
+        .map(|(name, instances)| {
+            let servers: Vec<Value> = instances
+                .iter()
+                .map(|t| json!({"id": t.server_id, "version": t.server_version, "available": t.available}))
+                .collect();
+            json!({"name": name, "service": instances[0].service, "servers": servers,
+                   "tool": instances[0].tool})
+        })
+        .collect();
     if args
         .output
-        .print_data(&json!({"tools": tools, "failed": failed}))?
+        .print_data(&json!({"tools": listed, "failed": failed}))?
     {
         return Ok(());
     }
@@ -150,11 +174,15 @@ pub(crate) async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
     }
     let mut table = Grid::new(&["NAME", "SERVER", "DESCRIPTION"]);
     table.gives_way(&["DESCRIPTION"]);
-    for tool in &tools {
-        let description = tool.tool.description.as_deref().unwrap_or_default();
+    for (name, instances) in &offered {
+        let description = instances[0].tool.description.as_deref().unwrap_or_default();
+        let servers: Vec<String> = instances
+            .iter()
+            .map(|t| format!("{} {}", t.server_id, t.server_version))
+            .collect();
         table.add_row(vec![
-            tool.qualified_name.clone(),
-            format!("{} {}", tool.server_id, tool.server_version),
+            (*name).to_owned(),
+            servers.join(", "),
             one_line(description, 80),
         ]);
     }

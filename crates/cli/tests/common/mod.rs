@@ -17,6 +17,9 @@ pub(crate) fn binary() -> Command {
         .env_remove("MCP_FLEET_DATABASE_URL")
         // Tables are as wide as their content unless a test sets a width.
         .env_remove("COLUMNS")
+        // No config file of the person running the tests: only those a test writes.
+        .env_remove("MCP_FLEET_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent/mcp-fleet-tests")
         .env("RUST_LOG", "warn,rmcp=off")
         .kill_on_drop(true);
     cmd

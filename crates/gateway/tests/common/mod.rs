@@ -54,9 +54,13 @@ impl Drop for TestRegistry {
 
 impl TestRegistry {
     pub(crate) async fn start() -> Self {
+        Self::start_on(TcpListener::bind("127.0.0.1:0").await.expect("bind")).await
+    }
+
+    /// A registry on `listener`.
+    pub(crate) async fn start_on(listener: TcpListener) -> Self {
         let db = mcp_fleet_test_support::sqlite();
         let store = mcp_fleet_store::connect(&db.url).await.expect("open store");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
         let state = AppState::new(store, Config::default());

@@ -110,17 +110,19 @@ fn request_span(req: &Request) -> Span {
     )
 }
 
-/// Records the status and latency on the request's span. Answers are logged at `debug` (at
-/// `info` every status page and scrape would fill the log); server errors at `warn`.
+/// The target of access-log lines: `RUST_LOG=info,mcp_fleet::access=warn` keeps only those of
+/// server errors.
+pub(crate) const ACCESS_LOG: &str = "mcp_fleet::access";
+
+/// Records the status and latency on the request's span and logs one access line in it (its
+/// fields are the span's: method, route, status, latency_ms): at `info`, server errors at `warn`.
 fn on_response(res: &Response, latency: Duration, span: &Span) {
-    let status = res.status().as_u16();
-    let latency_ms = latency.as_secs_f64() * 1000.0;
-    span.record("status", status);
-    span.record("latency_ms", latency_ms);
+    span.record("status", res.status().as_u16());
+    span.record("latency_ms", latency.as_secs_f64() * 1000.0);
     if res.status().is_server_error() {
-        tracing::warn!(status, latency_ms, "answered");
+        tracing::warn!(target: ACCESS_LOG, "answered");
     } else {
-        tracing::debug!(status, latency_ms, "answered");
+        tracing::info!(target: ACCESS_LOG, "answered");
     }
 }
 

@@ -37,7 +37,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF_FACTOR: u32 = 2;
 
 /// A server's health changed; serialized as the webhook body
-/// `{"id","name","from","to","at","lastError"}`.
+/// `{"id","name","from","to","at","lastError","lastErrorDetail"}`.
 #[allow(dead_code)] // used by the health worker
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -53,8 +53,10 @@ pub(crate) struct Transition {
     /// When the change was decided, as `2026-01-02T03:04:05.678Z`.
     #[serde(serialize_with = "serialize_at")]
     pub(crate) at: Timestamp,
-    /// Why the last probe failed, if it did; `null` in JSON otherwise.
+    /// Why the last probe failed, if it did, as a short cause; `null` in JSON otherwise.
     pub(crate) last_error: Option<String>,
+    /// The whole error chain behind `last_error`.
+    pub(crate) last_error_detail: Option<String>,
 }
 
 fn serialize_at<S: Serializer>(at: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
@@ -190,10 +192,11 @@ impl Alerts {
     /// webhook, counted and logged.
     pub(crate) fn publish(&self, t: Transition) {
         let last_error = t.last_error.as_deref();
+        let detail = t.last_error_detail.as_deref();
         if t.to == HealthStatus::Healthy {
             tracing::info!(id = %t.id, name = %t.name, from = %t.from, to = %t.to, last_error, "status changed");
         } else {
-            tracing::warn!(id = %t.id, name = %t.name, from = %t.from, to = %t.to, last_error, "status changed");
+            tracing::warn!(id = %t.id, name = %t.name, from = %t.from, to = %t.to, last_error, detail, "status changed");
         }
         let counters = &self.0.counters;
         bump(&counters.published);
@@ -403,6 +406,7 @@ mod tests {
             from,
             to,
             at,
+            last_error_detail: last_error.as_ref().map(|e| format!("{e} (os error 111)")),
             last_error,
         }
     }
@@ -420,6 +424,7 @@ mod tests {
             "from": from,
             "to": to,
             "at": format!("2026-01-02T03:04:{:02}.678Z", 5 + i),
+            "lastErrorDetail": last_error.as_str().map(|e| format!("{e} (os error 111)")),
             "lastError": last_error,
         })
     }
@@ -507,12 +512,12 @@ mod tests {
         let down = serde_json::to_string(&transition(0)).expect("serializes");
         assert_eq!(
             down,
-            r#"{"id":"srv-0","name":"Server 0","from":"healthy","to":"down","at":"2026-01-02T03:04:05.678Z","lastError":"connection refused #0"}"#
+            r#"{"id":"srv-0","name":"Server 0","from":"healthy","to":"down","at":"2026-01-02T03:04:05.678Z","lastError":"connection refused #0","lastErrorDetail":"connection refused #0 (os error 111)"}"#
         );
         let up = serde_json::to_string(&transition(1)).expect("serializes");
         assert_eq!(
             up,
-            r#"{"id":"srv-1","name":"Server 1","from":"down","to":"healthy","at":"2026-01-02T03:04:06.678Z","lastError":null}"#
+            r#"{"id":"srv-1","name":"Server 1","from":"down","to":"healthy","at":"2026-01-02T03:04:06.678Z","lastError":null,"lastErrorDetail":null}"#
         );
     }
 

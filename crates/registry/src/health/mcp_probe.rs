@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use mcp_fleet_discovery::guard::refused_by_policy;
-use mcp_fleet_discovery::rmcp_errors::{auth_status, describe, first_line};
+use mcp_fleet_discovery::rmcp_errors::{auth_status, first_line};
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientJsonRpcMessage, ClientRequest, ErrorData,
@@ -23,6 +22,8 @@ use rmcp::transport::streamable_http_client::{
 };
 use rmcp::{ServiceError, ServiceExt};
 use tokio::time::Instant;
+
+use super::cause::Failure;
 
 /// The name this probe gives in `initialize`'s `clientInfo`.
 const CLIENT_NAME: &str = "mcp-fleet-health";
@@ -46,7 +47,7 @@ pub(crate) enum McpProbe {
     AuthRejected(u16),
     /// No usable answer: connection refused/reset, timeout, not MCP, HTTP error status other
     /// than 401/403.
-    Failed(String),
+    Failed(Failure),
 }
 
 /// Probes `<base_url>/mcp` with `client` (which carries the caller's SSRF guard and no-redirect
@@ -65,9 +66,16 @@ pub(crate) async fn probe(client: reqwest::Client, base_url: &str, timeout: Dura
         StreamableHttpClientTransportConfig::with_uri(url.as_str()),
     );
     let mut session = None;
-    let outcome = match tokio::time::timeout_at(deadline, exchange(transport, &mut session)).await {
+    let exchanged = exchange(transport, &mut session, timeout);
+    let outcome = match tokio::time::timeout_at(deadline, exchanged).await {
         Ok(outcome) => outcome,
-        Err(_) => McpProbe::Failed(format!("no answer within {timeout:?}")),
+        Err(_) => McpProbe::Failed(Failure::timed_out(
+            timeout,
+            format!(
+                "initialize and ping at {url}: no answer within {} ms",
+                timeout.as_millis()
+            ),
+        )),
     };
     if let Some(running) = session {
         // Cancelling sends the DELETE that ends the server's session; if that does not finish
@@ -85,6 +93,7 @@ pub(crate) async fn probe(client: reqwest::Client, base_url: &str, timeout: Dura
 async fn exchange(
     transport: StreamableHttpClientTransport<DeadlineClient>,
     session: &mut Option<RunningService<RoleClient, ClientConfig>>,
+    timeout: Duration,
 ) -> McpProbe {
     // The newest revision that still has the initialize/ping lifecycle; the server answers
     // with the version it settles on.
@@ -95,7 +104,7 @@ async fn exchange(
     .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE);
     let running = match info.serve(transport).await {
         Ok(running) => session.insert(running),
-        Err(error) => return initialize_failure(&error),
+        Err(error) => return initialize_failure(&error, timeout),
     };
     match running
         .send_request(ClientRequest::PingRequest(PingRequest::default()))
@@ -103,8 +112,8 @@ async fn exchange(
     {
         Ok(_) => McpProbe::Ok,
         Err(ServiceError::McpError(error)) => rpc_error("ping", &error),
-        Err(ServiceError::TransportSend(error)) => transport_failure("ping", &error),
-        Err(error) => McpProbe::Failed(short(&format!("ping: {error}"))),
+        Err(ServiceError::TransportSend(error)) => transport_failure("ping", &error, timeout),
+        Err(error) => McpProbe::Failed(Failure::from_error("ping", &error, timeout)),
     }
 }
 
@@ -113,14 +122,14 @@ fn mcp_url(base_url: &str) -> String {
     format!("{}/mcp", base_url.trim_end_matches('/'))
 }
 
-fn initialize_failure(error: &ClientInitializeError) -> McpProbe {
+fn initialize_failure(error: &ClientInitializeError, timeout: Duration) -> McpProbe {
     match error {
         ClientInitializeError::JsonRpcError(error) => rpc_error("initialize", error),
         // The transport error is a field, not the `source()`, of this variant.
         ClientInitializeError::TransportError { error, context } => {
-            transport_failure(context, error)
+            transport_failure(context, error, timeout)
         }
-        other => McpProbe::Failed(short(&format!("initialize: {other}"))),
+        other => McpProbe::Failed(Failure::from_error("initialize", other, timeout)),
     }
 }
 
@@ -131,16 +140,16 @@ fn rpc_error(step: &str, error: &ErrorData) -> McpProbe {
     )))
 }
 
-/// A transport failure is the address policy's refusal (`refused: …`, as the HTTP probe says
-/// it), an auth rejection if a 401/403 is behind it, else a failure.
-fn transport_failure(step: &str, error: &(dyn Error + 'static)) -> McpProbe {
-    if let Some(refused) = refused_by_policy(error) {
-        return McpProbe::Failed(short(&format!("refused: {refused}")));
+/// A transport failure is an auth rejection if a 401/403 is behind it, else a failure with its
+/// cause read from the chain (the address policy's refusal reads `refused: …`, as the HTTP
+/// probe says it).
+fn transport_failure(step: &str, error: &(dyn Error + 'static), timeout: Duration) -> McpProbe {
+    if super::ssrf::refused_by_policy(error).is_none()
+        && let Some(status) = auth_status(error)
+    {
+        return McpProbe::AuthRejected(status);
     }
-    match auth_status(error) {
-        Some(status) => McpProbe::AuthRejected(status),
-        None => McpProbe::Failed(short(&format!("{step}: {}", describe(error)))),
-    }
+    McpProbe::Failed(Failure::from_error(step, error, timeout))
 }
 
 /// The first line of `text`, at most [`MAX_ERROR_CHARS`] characters: it becomes `lastError`.
@@ -442,7 +451,7 @@ mod tests {
         let elapsed = started.elapsed();
 
         assert!(
-            matches!(&outcome, McpProbe::Failed(error) if error.starts_with("no answer within")),
+            matches!(&outcome, McpProbe::Failed(f) if f.cause == "timed out after 500 ms" && !f.answered),
             "{outcome:?}"
         );
         assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
@@ -477,9 +486,16 @@ mod tests {
         drop(listener);
 
         let outcome = probe(client(), &format!("http://{addr}"), TIMEOUT).await;
+        let McpProbe::Failed(failure) = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(failure.cause, "connection refused");
+        assert!(!failure.answered);
         assert!(
-            matches!(&outcome, McpProbe::Failed(error) if error.to_lowercase().contains("refused")),
-            "{outcome:?}"
+            failure.detail.starts_with("send initialize request: ")
+                && failure.detail.contains("Connection refused"),
+            "the chain is kept: {}",
+            failure.detail
         );
     }
 
@@ -500,8 +516,8 @@ mod tests {
 
         let outcome = probe(guarded, &format!("http://localhost:{port}"), TIMEOUT).await;
         assert!(
-            matches!(&outcome, McpProbe::Failed(error)
-                if error.starts_with("refused: localhost resolved only to denied addresses")),
+            matches!(&outcome, McpProbe::Failed(f)
+                if f.cause.starts_with("refused: localhost resolved only to denied addresses")),
             "{outcome:?}"
         );
         let accepted = tokio::time::timeout(Duration::from_millis(50), listener.accept()).await;
@@ -535,14 +551,15 @@ mod tests {
     async fn other_http_answers_fail() {
         let cases = [
             (500, "text/plain", "HTTP 500"),
-            (404, "text/plain", "404"),
-            (200, "text/html", "text/html"),
+            (503, "text/plain", "HTTP 503"),
+            (404, "text/plain", "HTTP 404"),
+            (200, "text/html", "not an MCP server: answered text/html"),
         ];
         for (status, content_type, want) in cases {
             let (base_url, _stop) = serve(answering(status, None, content_type)).await;
             let outcome = probe(client(), &base_url, TIMEOUT).await;
             assert!(
-                matches!(&outcome, McpProbe::Failed(error) if error.contains(want)),
+                matches!(&outcome, McpProbe::Failed(f) if f.cause == want && f.answered),
                 "HTTP {status} {content_type}: {outcome:?}"
             );
         }

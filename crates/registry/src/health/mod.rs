@@ -2,10 +2,11 @@
 //! entries, refuses to probe denied addresses, and publishes status transitions.
 //!
 //! `worker.rs` schedules and runs probes, `probe.rs` is one probe (HTTP, or MCP through
-//! `mcp_probe.rs`), `damping.rs` turns probe outcomes into statuses, `ssrf.rs` decides which
-//! addresses may be probed, and `alerts.rs` delivers transitions to webhooks.
+//! `mcp_probe.rs`), `cause.rs` says why one failed, `damping.rs` turns probe outcomes into
+//! statuses, `ssrf.rs` decides which addresses may be probed, and `alerts.rs` delivers transitions to webhooks.
 
 pub(crate) mod alerts;
+pub(crate) mod cause;
 pub(crate) mod damping;
 pub(crate) mod mcp_probe;
 pub(crate) mod priority;

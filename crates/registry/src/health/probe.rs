@@ -7,19 +7,22 @@ use std::time::{Duration, Instant};
 use mcp_fleet_model::{AuthType, HealthCheckMode};
 use mcp_fleet_store::HealthRow;
 
+use super::cause::{Failure, human};
 use super::damping::Outcome;
 use super::mcp_probe::{self, McpProbe};
-use super::ssrf::{AddressPolicy, probe_client, refused_by_policy};
+use super::ssrf::{AddressPolicy, probe_client};
 
 /// What one probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ProbeResult {
     /// Healthy, degraded or down.
     pub(crate) outcome: Outcome,
-    /// How long it took.
-    pub(crate) latency_ms: u32,
-    /// Why it is not healthy (short, for `lastError`).
-    pub(crate) error: Option<String>,
+    /// How long the probe took, answered or not.
+    pub(crate) elapsed_ms: u32,
+    /// How long the server took to answer (`latencyMs`); `None` when it never answered.
+    pub(crate) latency_ms: Option<u32>,
+    /// Why it is not healthy: a short cause (`lastError`) and the chain (`lastErrorDetail`).
+    pub(crate) error: Option<Failure>,
 }
 
 /// Runs probes with one guarded HTTP client (SSRF policy, no redirects).
@@ -29,23 +32,6 @@ pub(crate) struct Prober {
     policy: Arc<AddressPolicy>,
     timeout: Duration,
     degraded_latency: Duration,
-}
-
-/// The innermost error message, cut to one short line.
-fn reason(e: &(dyn std::error::Error + 'static)) -> String {
-    if let Some(refused) = refused_by_policy(e) {
-        return format!("refused: {refused}");
-    }
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    short(&cur.to_string())
-}
-
-fn short(s: &str) -> String {
-    let line = s.lines().next().unwrap_or("");
-    line.chars().take(200).collect()
 }
 
 impl Prober {
@@ -75,51 +61,82 @@ impl Prober {
         }
     }
 
-    fn timed(&self, started: Instant, outcome: Outcome, error: Option<String>) -> ProbeResult {
+    fn timed(&self, started: Instant, outcome: Outcome, error: Option<Failure>) -> ProbeResult {
         let elapsed = started.elapsed();
-        let latency_ms = u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX);
+        let elapsed_ms = u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX);
+        let latency_ms = error
+            .as_ref()
+            .is_none_or(|e| e.answered)
+            .then_some(elapsed_ms);
         if outcome == Outcome::Healthy && elapsed > self.degraded_latency {
+            let slow = format!(
+                "slow: answered in {} (threshold {})",
+                human(elapsed),
+                human(self.degraded_latency)
+            );
+            let detail = format!(
+                "answered in {elapsed_ms} ms, slower than --degraded-latency ({} ms)",
+                self.degraded_latency.as_millis()
+            );
             return ProbeResult {
                 outcome: Outcome::Degraded,
+                elapsed_ms,
                 latency_ms,
-                error: Some(format!(
-                    "slow: answered in {latency_ms} ms (threshold {} ms)",
-                    self.degraded_latency.as_millis()
-                )),
+                error: Some(Failure::new(slow, detail, true)),
             };
         }
         ProbeResult {
             outcome,
+            elapsed_ms,
             latency_ms,
             error,
         }
     }
 
+    fn refused(&self, started: Instant, refused: impl std::fmt::Display) -> ProbeResult {
+        let cause = format!("refused: {refused}");
+        let detail = format!("{cause} (the address policy; see --probe-allow-cidr)");
+        self.timed(
+            started,
+            Outcome::Down,
+            Some(Failure::new(cause, detail, false)),
+        )
+    }
+
     async fn http(&self, url: &url::Url) -> ProbeResult {
         let started = Instant::now();
         if let Err(refused) = self.policy.check_url(url) {
-            return self.timed(started, Outcome::Down, Some(format!("refused: {refused}")));
+            return self.refused(started, refused);
         }
         let sent = tokio::time::timeout(self.timeout, self.client.get(url.clone()).send()).await;
         match sent {
             Err(_) => self.timed(
                 started,
                 Outcome::Down,
-                Some(format!("timed out after {} ms", self.timeout.as_millis())),
+                Some(Failure::timed_out(
+                    self.timeout,
+                    format!(
+                        "GET health check: no answer within {} ms",
+                        self.timeout.as_millis()
+                    ),
+                )),
             ),
-            Ok(Err(e)) if e.is_timeout() => self.timed(
+            Ok(Err(e)) => self.timed(
                 started,
                 Outcome::Down,
-                Some(format!("timed out after {} ms", self.timeout.as_millis())),
+                Some(Failure::from_error("GET health check", &e, self.timeout)),
             ),
-            Ok(Err(e)) => self.timed(started, Outcome::Down, Some(reason(&e))),
             Ok(Ok(res)) if res.status().is_success() => self.timed(started, Outcome::Healthy, None),
             Ok(Ok(res)) => {
                 let status = res.status();
                 self.timed(
                     started,
                     Outcome::Degraded,
-                    Some(format!("health check answered HTTP {status}")),
+                    Some(Failure::new(
+                        format!("HTTP {}", status.as_u16()),
+                        format!("GET health check: answered HTTP {status}"),
+                        true,
+                    )),
                 )
             }
         }
@@ -128,14 +145,18 @@ impl Prober {
     async fn mcp(&self, url: &url::Url, auth: AuthType) -> ProbeResult {
         let started = Instant::now();
         if let Err(refused) = self.policy.check_url(url) {
-            return self.timed(started, Outcome::Down, Some(format!("refused: {refused}")));
+            return self.refused(started, refused);
         }
         match mcp_probe::probe(self.client.clone(), url.as_str(), self.timeout).await {
             McpProbe::Ok => self.timed(started, Outcome::Healthy, None),
             McpProbe::RpcError(e) => self.timed(
                 started,
                 Outcome::Degraded,
-                Some(short(&format!("MCP error: {e}"))),
+                Some(Failure::new(
+                    format!("MCP error: {e}"),
+                    format!("MCP error: {e}"),
+                    true,
+                )),
             ),
             // The registry holds no credentials: a server that wants them is up.
             McpProbe::AuthRejected(_) if auth != AuthType::None => {
@@ -144,11 +165,13 @@ impl Prober {
             McpProbe::AuthRejected(code) => self.timed(
                 started,
                 Outcome::Degraded,
-                Some(format!(
-                    "MCP endpoint answered HTTP {code} but the entry's auth.type is none"
+                Some(Failure::new(
+                    format!("HTTP {code} (auth.type is none)"),
+                    format!("MCP endpoint answered HTTP {code} but the entry's auth.type is none"),
+                    true,
                 )),
             ),
-            McpProbe::Failed(e) => self.timed(started, Outcome::Down, Some(short(&e))),
+            McpProbe::Failed(failure) => self.timed(started, Outcome::Down, Some(failure)),
         }
     }
 }

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::alerts::{AlertStats, Alerts, Transition};
+use super::cause::Failure;
 use super::damping::{Damping, Outcome, Streak};
 use super::probe::{ProbeResult, Prober};
 use super::ssrf::AddressPolicy;
@@ -107,8 +108,12 @@ pub(crate) struct CheckReport {
     pub(crate) outcome: HealthStatus,
     /// The entry's status after damping.
     pub(crate) status: HealthStatus,
-    pub(crate) latency_ms: u32,
+    /// `null` when the server did not answer.
+    pub(crate) latency_ms: Option<u32>,
+    /// The short cause, as in the entry's `lastError`.
     pub(crate) error: Option<String>,
+    /// The whole error chain, as in the entry's `lastErrorDetail`.
+    pub(crate) error_detail: Option<String>,
     #[serde(with = "ts")]
     #[schema(value_type = String, format = DateTime)]
     pub(crate) checked_at: Timestamp,
@@ -225,6 +230,15 @@ impl Tracked {
 }
 
 type ProbeDone = (ServerId, i64, ProbeResult);
+
+/// Why a TTL entry is down.
+fn ttl_expired(ttl_seconds: Option<u32>) -> Failure {
+    let detail = match ttl_seconds {
+        Some(ttl) => format!("no heartbeat within ttlSeconds ({ttl} s)"),
+        None => "no heartbeat within ttlSeconds".to_owned(),
+    };
+    Failure::new("ttl expired", detail, false)
+}
 
 /// The worker's state; runs on one task, probes on others.
 /// The database as the worker last found it. While it is away the worker leaves it alone
@@ -566,7 +580,7 @@ impl Worker {
         self.stats.probes.fetch_add(1, Ordering::Relaxed);
         self.stats
             .probe_seconds
-            .observe(f64::from(result.latency_ms) / 1000.0);
+            .observe(f64::from(result.elapsed_ms) / 1000.0);
         if result.outcome != Outcome::Healthy {
             self.stats.probe_failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -575,8 +589,9 @@ impl Worker {
         let mut error = result.error.clone();
         if t.ttl_expired(now) && !suspended {
             streak.status = HealthStatus::Down;
-            error = Some("ttl expired".into());
+            error = Some(ttl_expired(t.row.ttl_seconds));
         }
+        let (cause, detail) = error.map(|f| (f.cause, f.detail)).unzip();
         t.streak = streak;
         let record = CheckRecord {
             id: id.clone(),
@@ -586,8 +601,9 @@ impl Worker {
             failures: streak.failures,
             checked_at: now,
             seen_at: (result.outcome == Outcome::Healthy).then_some(now),
-            last_error: error.clone(),
-            latency_ms: Some(result.latency_ms),
+            last_error: cause.clone(),
+            last_error_detail: detail.clone(),
+            latency_ms: result.latency_ms,
         };
         let report = CheckReport {
             id: id.to_string(),
@@ -598,7 +614,8 @@ impl Worker {
             },
             status: streak.status,
             latency_ms: result.latency_ms,
-            error: error.clone(),
+            error: cause.clone(),
+            error_detail: detail.clone(),
             checked_at: now,
         };
         for reply in t.waiting.drain(..) {
@@ -613,7 +630,8 @@ impl Worker {
                 from: before,
                 to: streak.status,
                 at: now,
-                last_error: error,
+                last_error: cause,
+                last_error_detail: detail,
             });
         }
         self.pending.push(record);
@@ -725,7 +743,10 @@ impl Worker {
             };
             t.row.status = wanted;
             t.row.status_since = Some(now);
-            let error = expired.then(|| "ttl expired".to_string());
+            let (error, detail) = expired
+                .then(|| ttl_expired(t.row.ttl_seconds))
+                .map(|f| (f.cause, f.detail))
+                .unzip();
             self.pending.push(CheckRecord {
                 id: id.clone(),
                 reg_rev: t.row.reg_rev,
@@ -735,6 +756,7 @@ impl Worker {
                 checked_at: now,
                 seen_at: None,
                 last_error: error.clone(),
+                last_error_detail: detail.clone(),
                 latency_ms: None,
             });
             self.transitions.push(Transition {
@@ -744,6 +766,7 @@ impl Worker {
                 to: wanted,
                 at: now,
                 last_error: error,
+                last_error_detail: detail,
             });
         }
     }

@@ -1,0 +1,233 @@
+//! `mcp-fleet gateway` before its registry is up: it starts, serves an empty catalog, says so
+//! once per attempt, and picks the fleet up when the registry comes; its start errors name
+//! their cause once.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mcp_fleet_sample_servers::Sample;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_util::sync::CancellationToken;
+
+use crate::common::{PROCESS_DEADLINE, binary, run_code, serve_command, spawn_command};
+
+/// A loopback port nothing listens on (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Opens an MCP session with the gateway at `mcp` and returns its `tools/list` answer.
+async fn list_tools(mcp: &str) -> Value {
+    let http = reqwest::Client::new();
+    let rpc = |id: u64, method: &str, params: Value| json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    let res = http
+        .post(mcp)
+        .header("accept", "application/json, text/event-stream")
+        .json(&rpc(
+            1,
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "gateway-test", "version": "0"}}),
+        ))
+        .send()
+        .await
+        .expect("initialize");
+    assert!(res.status().is_success(), "initialize: {}", res.status());
+    let session = res
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session")
+        .to_owned();
+    let _ = res.text().await;
+    let post = |body: Value| {
+        http.post(mcp)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&body)
+            .send()
+    };
+    post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await
+        .expect("initialized");
+    let text = post(rpc(2, "tools/list", json!({})))
+        .await
+        .expect("tools/list")
+        .text()
+        .await
+        .expect("body");
+    // A JSON body, or one SSE event holding it.
+    let json = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .find(|data| !data.is_empty())
+        .unwrap_or(&text);
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn tool_names(answer: &Value) -> Vec<String> {
+    answer["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools in {answer}"))
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_gateway_starts_before_its_registry_and_picks_up_the_fleet() {
+    let port = free_port();
+    let registry = format!("http://127.0.0.1:{port}");
+    let mut cmd = binary();
+    cmd.args([
+        "gateway",
+        "--registry",
+        &registry,
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .env("RUST_LOG", "info,rmcp=off")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .stdin(Stdio::null());
+    let mut gateway = cmd.spawn().expect("spawn the gateway");
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut stderr = BufReader::new(gateway.stderr.take().expect("stderr")).lines();
+    let lines = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            lines.lock().expect("log").push(line);
+        }
+    });
+    let mut stdout = BufReader::new(gateway.stdout.take().expect("stdout")).lines();
+    let url = tokio::time::timeout(PROCESS_DEADLINE, async {
+        while let Some(line) = stdout.next_line().await.expect("read stdout") {
+            if let Some(rest) = line.strip_prefix("gateway listening on ") {
+                return rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        }
+        panic!(
+            "the gateway exited before listening: {:?}",
+            log.lock().expect("log")
+        );
+    })
+    .await
+    .expect("the gateway did not start in time");
+
+    // No registry yet: an empty catalog, and a log line saying why and when it tries again.
+    assert_eq!(tool_names(&list_tools(&url).await), Vec::<String>::new());
+    let waiting = mcp_fleet_test_support::eventually(
+        PROCESS_DEADLINE,
+        "the gateway to log that the registry is not reachable",
+        || async {
+            log.lock()
+                .expect("log")
+                .iter()
+                .find(|l| {
+                    l.contains(&format!(
+                        "registry {registry} not reachable yet; retrying in"
+                    ))
+                })
+                .cloned()
+        },
+    )
+    .await;
+    let cause = "Connection refused";
+    assert_eq!(waiting.matches(cause).count(), 1, "{waiting}");
+
+    // The registry comes up on that port with a server: its tools appear.
+    let db = mcp_fleet_test_support::sqlite();
+    let mut serve = binary();
+    serve.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--database-url",
+        &db.url,
+        "--no-health-worker",
+    ]);
+    let server = spawn_command(serve).await;
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let catalog = mcp_fleet_sample_servers::start(Sample::Catalog, listener, shutdown.clone())
+        .await
+        .expect("catalog sample");
+    let _announced = catalog.announce(&server.url).await.expect("register");
+    mcp_fleet_test_support::eventually(
+        PROCESS_DEADLINE,
+        "the catalog's tools through the gateway",
+        || async {
+            let names = tool_names(&list_tools(&url).await);
+            names
+                .iter()
+                .any(|n| n == "catalog__search_products")
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        log.lock()
+            .expect("log")
+            .iter()
+            .any(|l| l.contains("reachable; following the fleet")),
+        "{:?}",
+        log.lock().expect("log")
+    );
+
+    let pid = gateway.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let exit = tokio::time::timeout(PROCESS_DEADLINE, gateway.wait())
+        .await
+        .expect("the gateway did not stop")
+        .expect("wait");
+    assert!(exit.success(), "{exit}");
+    shutdown.cancel();
+    server.terminate().await;
+}
+
+/// A start error prints each cause once: the registry's 401 is not repeated ("x: y: y"), as
+/// it was when the gateway's error both showed and declared its source.
+#[tokio::test]
+async fn gateway_start_errors_name_their_cause_once() {
+    let db = mcp_fleet_test_support::sqlite();
+    let mut cmd = serve_command(&db.url);
+    cmd.args(["--no-health-worker", "--auth", "token", "--auth-reads"]);
+    let server = spawn_command(cmd).await;
+    let (code, _, err) = tokio::time::timeout(
+        PROCESS_DEADLINE + Duration::from_secs(5),
+        run_code(&[
+            "gateway",
+            "--registry",
+            &server.url,
+            "--listen",
+            "127.0.0.1:0",
+        ]),
+    )
+    .await
+    .expect("the gateway should stop at once on a 401");
+    assert_eq!(code, Some(3), "{err}");
+    let error = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in {err}"));
+    assert!(error.contains("cannot start the gateway"), "{error}");
+    assert_eq!(error.matches("registry answered 401").count(), 1, "{error}");
+    server.terminate().await;
+}
