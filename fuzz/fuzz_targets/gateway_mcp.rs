@@ -95,9 +95,9 @@ fn fixture() -> &'static Fixture {
                 .await
                 .expect("register the sample");
             let mut gateways = Vec::new();
-            for fast_calls in [true, false] {
+            for rmcp_only in [false, true] {
                 let config = GatewayConfig {
-                    fast_calls,
+                    rmcp_only: Some(rmcp_only),
                     ..GatewayConfig::new(registry.clone())
                 };
                 let gateway = Gateway::start(config).await.expect("gateway starts");

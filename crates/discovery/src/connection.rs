@@ -112,7 +112,8 @@ impl Session {
 /// What opening a session needs.
 pub(crate) struct Opener<'a> {
     pub(crate) http: &'a reqwest::Client,
-    pub(crate) calls: &'a CallHttp,
+    /// The library's fast paths (direct calls, kept connections); `None`: rmcp's client only.
+    pub(crate) calls: Option<&'a CallHttp>,
     pub(crate) client_name: &'a str,
     pub(crate) client_version: &'a str,
     pub(crate) timeout: Duration,
@@ -137,12 +138,14 @@ impl Opener<'_> {
             return Err(target.refused(refused.to_string()));
         }
         let deadline = Instant::now() + self.timeout;
-        let client = AuthedClient::new(
+        let mut client = AuthedClient::new(
             self.http.clone(),
             tokens.map(Arc::new),
             self.request_timeout.max(self.timeout),
-        )
-        .with_kept_connections(self.calls);
+        );
+        if let Some(calls) = self.calls {
+            client = client.with_kept_connections(calls);
+        }
         let direct_client = client.clone();
         let mut config = StreamableHttpClientTransportConfig::with_uri(meta.mcp_url.as_str())
             // A restarted server does not know our session: reconnect (and re-list) instead.
@@ -169,15 +172,17 @@ impl Opener<'_> {
             .unwrap_or_default();
         // The transport's clone of the client captured the session id on `initialize`.
         let session_id = direct_client.session_id.get().cloned();
-        let direct = Direct::new(
-            direct_client,
-            self.calls,
-            Arc::from(meta.mcp_url.as_str()),
-            session_id,
-            &version,
-            signals,
-        )
-        .map(Arc::new);
+        let direct = self.calls.and_then(|calls| {
+            Direct::new(
+                direct_client,
+                calls,
+                Arc::from(meta.mcp_url.as_str()),
+                session_id,
+                &version,
+                signals,
+            )
+            .map(Arc::new)
+        });
         let session = Session { running, direct };
         // The index is the cache; rmcp's own would answer re-lists from memory.
         session

@@ -71,6 +71,35 @@ pub struct DiscoveryBuilder {
     http: Option<reqwest::Client>,
     watcher: Option<Box<dyn RegistryWatch>>,
     registry_token: Option<String>,
+    /// `None`: as [`RMCP_ONLY_ENV`] says.
+    rmcp_only: Option<bool>,
+    root_certificates: Vec<reqwest::Certificate>,
+}
+
+/// The environment variable that routes every request through rmcp's own client when
+/// [`DiscoveryBuilder::rmcp_only`] is not called (`1`, `true`, `yes`, `on`: on; unset, empty,
+/// `0`, `false`, `no`, `off`: off).
+pub const RMCP_ONLY_ENV: &str = "MCP_FLEET_RMCP_ONLY";
+
+/// What [`RMCP_ONLY_ENV`] asks for; a value that is not a yes or a no is an error naming it.
+pub fn rmcp_only_from_env() -> Result<bool, DiscoveryError> {
+    rmcp_only_from(std::env::var_os(RMCP_ONLY_ENV).as_deref())
+}
+
+/// [`rmcp_only_from_env`] of the variable's `value`.
+fn rmcp_only_from(value: Option<&std::ffi::OsStr>) -> Result<bool, DiscoveryError> {
+    let Some(value) = value else {
+        return Ok(false);
+    };
+    let value = value.to_string_lossy();
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "0" | "false" | "no" | "off" | "n" | "f" => Ok(false),
+        "1" | "true" | "yes" | "on" | "y" | "t" => Ok(true),
+        _ => Err(DiscoveryError::Config(format!(
+            "{RMCP_ONLY_ENV}={:?} is neither on (1, true, yes, on) nor off (0, false, no, off)",
+            clip(&value)
+        ))),
+    }
 }
 
 impl std::fmt::Debug for DiscoveryBuilder {
@@ -79,6 +108,7 @@ impl std::fmt::Debug for DiscoveryBuilder {
             .field("registry_url", &self.registry_url)
             .field("settings", &self.settings)
             .field("credentials", &self.credentials)
+            .field("rmcp_only", &self.rmcp_only)
             .finish_non_exhaustive()
     }
 }
@@ -226,14 +256,39 @@ impl DiscoveryBuilder {
     /// idle connection pooling, which costs ~40 ms per request on Linux with most servers;
     /// configure yours the same way). Tool calls to `http://` servers do not go through it:
     /// they keep their connections open on a client of the library's own that does not stall
-    /// (see `call_http`); to `https://` servers they do.
+    /// (see `call_http`); to `https://` servers, and with [`rmcp_only`](Self::rmcp_only), they
+    /// do.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
     }
 
+    /// Sends every request through rmcp's own client (its reqwest transport and client
+    /// service) instead of the library's faster paths below it: tool calls posted directly
+    /// (`direct`) and kept connections to `http://` servers (`call_http`, `kept_post`). Same
+    /// answers and errors, more CPU and connections per call; for ruling the fast paths out
+    /// when something misbehaves, and for testing both ways. Default: off, unless
+    /// [`RMCP_ONLY_ENV`] (`MCP_FLEET_RMCP_ONLY`) says on.
+    pub fn rmcp_only(mut self, on: bool) -> Self {
+        self.rmcp_only = Some(on);
+        self
+    }
+
+    /// Also trusts `certificate` as a root for `https://` servers and token endpoints, besides
+    /// the platform's roots (a private CA, or a test's self-signed certificate). Applies to the
+    /// library's default client; a client given to [`http_client`](Self::http_client) brings
+    /// its own roots.
+    pub fn root_certificate(mut self, certificate: reqwest::Certificate) -> Self {
+        self.root_certificates.push(certificate);
+        self
+    }
+
     /// The configured [`Discovery`]; nothing is connected until [`Discovery::connect`].
     pub fn build(self) -> Result<Discovery, DiscoveryError> {
+        let rmcp_only = match self.rmcp_only {
+            Some(on) => on,
+            None => rmcp_only_from_env()?,
+        };
         let mut registry = RegistryClient::new(&self.registry_url)?;
         if let Some(token) = self.registry_token {
             registry = registry.with_token(token);
@@ -247,6 +302,7 @@ impl DiscoveryBuilder {
             None => crate::guard::client_builder(self.settings.policy.clone())
                 .connect_timeout(self.settings.connect_timeout)
                 .pool_max_idle_per_host(0)
+                .tls_certs_merge(self.root_certificates)
                 .build()
                 .map_err(|e| {
                     DiscoveryError::Registry(format!("cannot build an HTTP client: {e}"))
@@ -264,10 +320,12 @@ impl DiscoveryBuilder {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let shared = Arc::new(Shared {
             tokens: Tokens::new(self.credentials, http.clone(), self.settings.policy.clone()),
-            calls: crate::call_http::client(
-                self.settings.connect_timeout,
-                self.settings.policy.clone(),
-            ),
+            calls: (!rmcp_only).then(|| {
+                crate::call_http::client(
+                    self.settings.connect_timeout,
+                    self.settings.policy.clone(),
+                )
+            }),
             http,
             registry,
             settings: self.settings,
@@ -389,8 +447,9 @@ struct State {
 pub(crate) struct Shared {
     pub(crate) settings: Settings,
     pub(crate) http: reqwest::Client,
-    /// Tool calls to `http://` servers, on kept connections (see `call_http`).
-    pub(crate) calls: CallHttp,
+    /// Tool calls to `http://` servers, on kept connections (see `call_http`); `None` when
+    /// [`DiscoveryBuilder::rmcp_only`] sends everything through rmcp's client.
+    pub(crate) calls: Option<CallHttp>,
     pub(crate) tokens: Tokens,
     registry: RegistryClient,
     /// What readers see; replaced whole, never modified.
@@ -635,6 +694,8 @@ impl Discovery {
             http: None,
             watcher: None,
             registry_token: None,
+            rmcp_only: None,
+            root_certificates: Vec::new(),
         }
     }
 
@@ -1147,6 +1208,30 @@ mod tests {
         for (base, want) in cases {
             assert_eq!(mcp_url(base), want, "{base}");
         }
+    }
+
+    #[test]
+    fn the_switch_reads_yes_and_no() {
+        let read = |v: Option<&str>| super::rmcp_only_from(v.map(std::ffi::OsStr::new));
+        for (value, on) in [
+            (None, false),
+            (Some(""), false),
+            (Some("0"), false),
+            (Some("off"), false),
+            (Some("False"), false),
+            (Some("1"), true),
+            (Some("true"), true),
+            (Some(" YES "), true),
+            (Some("on"), true),
+        ] {
+            assert_eq!(read(value).ok(), Some(on), "{value:?}");
+        }
+        let e = read(Some("fast")).expect_err("neither yes nor no");
+        assert!(matches!(e, DiscoveryError::Config(_)), "{e:?}");
+        assert!(
+            e.to_string().contains("MCP_FLEET_RMCP_ONLY=\"fast\""),
+            "{e}"
+        );
     }
 
     #[test]

@@ -147,6 +147,9 @@ pub enum DiscoveryError {
     /// [`Discovery::shutdown`](crate::Discovery::shutdown) was called.
     #[error("discovery has been shut down")]
     Shutdown,
+    /// The builder's settings, or the environment they default from, cannot be used.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl From<ClientError> for DiscoveryError {

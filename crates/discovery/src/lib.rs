@@ -26,6 +26,9 @@
 //! # }
 //! ```
 //!
+//! Tool calls and the sessions' own POSTs take faster paths below rmcp's client where they can;
+//! [`DiscoveryBuilder::rmcp_only`] (or `MCP_FLEET_RMCP_ONLY=1`) sends everything through rmcp's.
+//!
 //! This crate depends on the entry model and rmcp's client only: never on axum or sqlx.
 
 mod auth;
@@ -53,6 +56,7 @@ pub use credentials::{
 };
 pub use discovery::{
     Aggregate, ConnectReport, DiscoveredPrompt, DiscoveredResource, Discovery, DiscoveryBuilder,
+    RMCP_ONLY_ENV, rmcp_only_from_env,
 };
 pub use error::{DiscoveryError, ECHO_LIMIT, clip};
 pub use events::{IndexEvent, IndexUpdates};

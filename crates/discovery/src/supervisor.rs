@@ -144,7 +144,7 @@ impl Supervisor {
         let settings = &self.shared.settings;
         let opener = Opener {
             http: &self.shared.http,
-            calls: &self.shared.calls,
+            calls: self.shared.calls.as_ref(),
             client_name: &settings.client_name,
             client_version: &settings.client_version,
             timeout: settings.connect_timeout,

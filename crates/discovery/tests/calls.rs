@@ -1,5 +1,7 @@
 //! How calls travel: on an open session the library posts `tools/call` itself, and still does
-//! what rmcp's client would with what the server sends back on the call's stream.
+//! what rmcp's client would with what the server sends back on the call's stream; with
+//! `rmcp_only` (or `MCP_FLEET_RMCP_ONLY=1`) everything goes through rmcp's client. The tests of
+//! one path name it, so that they test it whatever the environment says.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,7 @@ async fn calls_skip_the_rmcp_service_and_answer_the_server_on_the_way() {
     let fleet = Discovery::builder(&registry.url)
         .tags(["calls"])
         .call_timeout(Duration::from_secs(5))
+        .rmcp_only(false)
         .build()
         .expect("builds");
     let report = fleet.connect().await.expect("connects");
@@ -101,6 +104,7 @@ async fn calls_keep_their_connection_and_do_not_wait_for_delayed_acks() {
         .await;
     let fleet = Discovery::builder(&registry.url)
         .tags(["kept"])
+        .rmcp_only(false)
         .build()
         .expect("builds");
     fleet.connect().await.expect("connects");
@@ -149,6 +153,7 @@ async fn the_sessions_own_requests_keep_their_connection_too() {
         .await;
     let fleet = Discovery::builder(&registry.url)
         .tags(["relist"])
+        .rmcp_only(false)
         .build()
         .expect("builds");
     fleet.connect().await.expect("connects");
@@ -181,6 +186,61 @@ async fn the_sessions_own_requests_keep_their_connection_too() {
         .await
         .expect("an announced tool is callable");
     assert_eq!(echoed(&result)["tool"], "added_0");
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_rmcp_only_every_request_goes_through_rmcps_client() {
+    let registry = TestRegistry::start().await;
+    let server = TestServer::start("plain", &["search", CHATTY]).await;
+    registry
+        .register(&registration(
+            "plain",
+            &server.base_url,
+            &["plain"],
+            json!({"type": "none"}),
+        ))
+        .await;
+    let fleet = Discovery::builder(&registry.url)
+        .tags(["plain"])
+        .call_timeout(Duration::from_secs(5))
+        .rmcp_only(true)
+        .build()
+        .expect("builds");
+    let report = fleet.connect().await.expect("connects");
+    assert_eq!(report.connected.len(), 1, "{report:?}");
+
+    // rmcp's client numbers its requests; the library's own path sends strings.
+    let before = server.connections();
+    for _ in 0..CALLS {
+        let result = fleet
+            .call_tool("plain__search", json!({"query": "q"}))
+            .await
+            .expect("a call");
+        let id = request_id(&result);
+        assert!(id.is_u64(), "request id {id}: not rmcp's");
+    }
+    // rmcp's client keeps no connection between requests: one (at least) per call.
+    let opened = server.connections() - before;
+    assert!(
+        opened >= CALLS,
+        "{CALLS} calls opened {opened} connections: kept connections are in use"
+    );
+    // rmcp's client answers the server's ping mid-call and hears the new tool.
+    let chatty = fleet
+        .call_tool(&format!("plain__{CHATTY}"), json!({}))
+        .await
+        .expect("the chatty call completes");
+    assert_eq!(echoed(&chatty)["tool"], CHATTY);
+    let added = format!("plain__{CHATTY_ADDS}");
+    eventually("the announced tool in tools()", || async {
+        fleet
+            .tools()
+            .iter()
+            .any(|t| t.qualified_name == added)
+            .then_some(())
+    })
+    .await;
     fleet.shutdown().await;
 }
 

@@ -10,4 +10,5 @@ mod names;
 mod policy;
 mod reconnect;
 mod samples;
+mod tls;
 mod watch;

@@ -128,9 +128,15 @@ pub struct GatewayConfig {
     pub allowed_hosts: Vec<String>,
     /// What one client may cost the listener.
     pub limits: ServeLimits,
-    /// Answer `tools/call` of known sessions in front of rmcp (default on; `fast_call`). Off,
-    /// every request goes through rmcp's session machinery: same answers, more CPU per call.
-    pub fast_calls: bool,
+    /// Route everything through rmcp's own server and client: no `tools/call` answered in front
+    /// of rmcp's session machinery (`fast_call`), and upstreams reached through rmcp's client
+    /// only ([`DiscoveryBuilder::rmcp_only`](mcp_fleet_discovery::DiscoveryBuilder::rmcp_only)).
+    /// Same answers, more CPU per call. `None` (default): as `MCP_FLEET_RMCP_ONLY` says
+    /// ([`RMCP_ONLY_ENV`](mcp_fleet_discovery::RMCP_ONLY_ENV)), off when unset.
+    pub rmcp_only: Option<bool>,
+    /// Roots trusted for `https://` upstreams besides the platform's (a private CA; default:
+    /// none).
+    pub upstream_root_certificates: Vec<reqwest::Certificate>,
     /// Addresses upstreams (and alert webhooks) may not be at, added to the registry's own
     /// policy (`GET /address-policy`), which the gateway reads at start (default: nothing added).
     pub address_policy: AddressPolicy,
@@ -160,7 +166,8 @@ impl GatewayConfig {
             upstream_keepalive: false,
             allowed_hosts: Vec::new(),
             limits: ServeLimits::default(),
-            fast_calls: true,
+            rmcp_only: None,
+            upstream_root_certificates: Vec::new(),
             address_policy: AddressPolicy::default(),
             upstream_credentials: UpstreamCredentials::default(),
             registry_backoff: Backoff::default(),

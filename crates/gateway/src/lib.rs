@@ -89,7 +89,12 @@ impl Gateway {
     /// background too, with [`GatewayConfig::registry_backoff`]: the gateway serves an empty
     /// catalog meanwhile and tells its clients when the fleet's tools arrive (pods start in any
     /// order). Other refusals (a bad URL, a `401`, a refused alert webhook) are errors.
-    pub async fn start(config: GatewayConfig) -> Result<Self, GatewayError> {
+    pub async fn start(mut config: GatewayConfig) -> Result<Self, GatewayError> {
+        let rmcp_only = match config.rmcp_only {
+            Some(on) => on,
+            None => mcp_fleet_discovery::rmcp_only_from_env()?,
+        };
+        config.rmcp_only = Some(rmcp_only);
         let inner = Arc::new(Inner::new(config, CancellationToken::new())?);
         match connect_fleet(&inner).await {
             Ok(_) => {}
@@ -128,10 +133,7 @@ impl Gateway {
         );
         let front = Arc::new(front::Front::new(limits, hosts));
         // Tool calls of known sessions are answered in front of rmcp (see `fast_call`).
-        let fast = self
-            .inner
-            .config
-            .fast_calls
+        let fast = (self.inner.config.rmcp_only != Some(true))
             .then(|| (self.inner.clone(), front.clone()));
         let mcp = tower::ServiceBuilder::new()
             .layer(axum::middleware::from_fn_with_state(front, front::front))
@@ -253,8 +255,12 @@ impl GatewayError {
 async fn connect_fleet(inner: &Arc<Inner>) -> Result<bool, GatewayError> {
     let config = &inner.config;
     let policy = address_policy(config).await?;
-    let mut builder =
-        Discovery::builder(config.registry_url.clone()).address_policy(policy.clone());
+    let mut builder = Discovery::builder(config.registry_url.clone())
+        .address_policy(policy.clone())
+        .rmcp_only(config.rmcp_only == Some(true));
+    for certificate in &config.upstream_root_certificates {
+        builder = builder.root_certificate(certificate.clone());
+    }
     if let Some(token) = &config.registry_token {
         builder = builder.registry_token(token.clone());
     }
@@ -264,6 +270,7 @@ async fn connect_fleet(inner: &Arc<Inner>) -> Result<bool, GatewayError> {
                 .connect_timeout(config.connect_timeout)
                 .tcp_nodelay(true)
                 .pool_max_idle_per_host(64)
+                .tls_certs_merge(config.upstream_root_certificates.iter().cloned())
                 .build()?,
         );
     }

@@ -155,7 +155,8 @@ async fn failing_instances_are_ejected_and_come_back() {
         .await;
     let mut config = TestGateway::config(&registry);
     config.outlier.consecutive_errors = 3;
-    config.outlier.base_ejection = Duration::from_millis(500);
+    // Outlasts the ten calls to svc-b below, over rmcp's slower path too (MCP_FLEET_RMCP_ONLY).
+    config.outlier.base_ejection = Duration::from_secs(3);
     let gw = TestGateway::start(config).await;
     let (session, _client) = connect(&gw.url).await;
 

@@ -1,11 +1,14 @@
 //! `tools/call` of a known session is answered in front of rmcp, as one JSON message; what is
-//! not such a call, or names no session the gateway opened, is rmcp's to answer. Spoken over
-//! plain HTTP, as any MCP client would.
+//! not such a call, or names no session the gateway opened, is rmcp's to answer; with
+//! `rmcp_only` every call is. Spoken over plain HTTP, as any MCP client would. Each test names
+//! the path it tests, whatever `MCP_FLEET_RMCP_ONLY` says.
 
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 
-use crate::common::{TestGateway, TestRegistry, Upstream, eventually};
+use crate::common::{
+    JsonSession, TestGateway, TestRegistry, Upstream, eventually, sse_message, upstream_request_id,
+};
 use crate::front::open_session;
 
 const BOTH: &str = "application/json, text/event-stream";
@@ -45,10 +48,16 @@ async fn tool_calls_of_known_sessions_are_answered_as_json() {
     registry
         .register("alpha", "alpha", "1.0.0", &alpha.base_url)
         .await;
-    let gw = TestGateway::start(TestGateway::config(&registry)).await;
+    let config = TestGateway::config(&registry);
+    let gw = TestGateway::start(mcp_fleet_gateway::GatewayConfig {
+        rmcp_only: Some(false),
+        ..config
+    })
+    .await;
     let http = reqwest::Client::new();
 
     let session = open_session(&http, &gw.url).await;
+    gw.wait_for_sessions(1).await;
 
     let call = json!({"jsonrpc": "2.0", "id": "call-1", "method": "tools/call",
         "params": {"name": "alpha__search", "arguments": {"query": "q"}}});
@@ -60,6 +69,14 @@ async fn tool_calls_of_known_sessions_are_answered_as_json() {
     assert_eq!(answer["id"], "call-1");
     assert_eq!(answer["result"]["isError"], false, "{answer}");
     assert!(answer["result"]["content"].is_array(), "{answer}");
+    // Upstream, the discovery library posted the call itself (its ids are strings).
+    let upstream_id = upstream_request_id(&answer["result"]);
+    assert!(
+        upstream_id
+            .as_str()
+            .is_some_and(|s| s.starts_with("fleet-")),
+        "upstream request id {upstream_id}"
+    );
     assert_eq!(
         alpha.state.calls.load(std::sync::atomic::Ordering::SeqCst),
         1
@@ -107,4 +124,43 @@ async fn tool_calls_of_known_sessions_are_answered_as_json() {
         after.status().is_client_error().then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn with_rmcp_only_rmcp_answers_every_call() {
+    let registry = TestRegistry::start().await;
+    let alpha = Upstream::start("alpha", &["search"]).await;
+    registry
+        .register("alpha", "alpha", "1.0.0", &alpha.base_url)
+        .await;
+    let config = TestGateway::config(&registry);
+    let gw = TestGateway::start(mcp_fleet_gateway::GatewayConfig {
+        rmcp_only: Some(true),
+        ..config
+    })
+    .await;
+    eventually("the gateway to offer alpha__search", || async {
+        gw.gateway
+            .tools()
+            .iter()
+            .any(|t| t.name == "alpha__search")
+            .then_some(())
+    })
+    .await;
+    let session = JsonSession::open(&gw.url).await;
+    gw.wait_for_sessions(1).await;
+    for _ in 0..3 {
+        // rmcp's server answers with an event stream, where the fast path sends JSON.
+        let (content_type, body) = session.call_answer("alpha__search").await;
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}: not rmcp's answer"
+        );
+        let answer: Value = serde_json::from_slice(&sse_message(&body)).expect("JSON-RPC");
+        assert_eq!(answer["result"]["isError"], false, "{answer}");
+        // Upstream, rmcp's client sent the call (its ids are numbers).
+        let upstream_id = upstream_request_id(&answer["result"]);
+        assert!(upstream_id.is_u64(), "upstream request id {upstream_id}");
+    }
+    assert_eq!(alpha.calls(), 3);
 }

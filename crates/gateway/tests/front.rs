@@ -310,9 +310,12 @@ async fn in_flight_body_bytes_are_bounded() {
         let (http, url, body) = (http.clone(), gw.url.clone(), padded(60 * 1024, call));
         let session = session.clone();
         tokio::spawn(async move {
-            post(&http, &url, &[("mcp-session-id", &session)], body)
-                .await
-                .status()
+            // Read to its end: rmcp's event stream (MCP_FLEET_RMCP_ONLY) sends its head before
+            // the answer, and a dropped stream would free the body's bytes early.
+            let answer = post(&http, &url, &[("mcp-session-id", &session)], body).await;
+            let status = answer.status();
+            let _ = answer.bytes().await;
+            status
         })
     };
     eventually("the slow call to reach the upstream", || async {
@@ -385,9 +388,9 @@ impl Both {
             .await;
         let http = reqwest::Client::new();
         let mut gateways = Vec::new();
-        for fast_calls in [true, false] {
+        for rmcp_only in [false, true] {
             let config = GatewayConfig {
-                fast_calls,
+                rmcp_only: Some(rmcp_only),
                 ..TestGateway::config(&registry)
             };
             let gw = TestGateway::start(config).await;

@@ -10,3 +10,4 @@ mod fast_call;
 mod front;
 mod gateway;
 mod policy;
+mod tls;

@@ -1,7 +1,8 @@
 //! Shared test fixtures: throwaway SQLite and PostgreSQL databases, a PostgreSQL cluster a test
 //! may stop and start ([`PgCluster`]), polling with a deadline, a router served on loopback
 //! ([`serve`]), a listener nothing may connect to ([`Trap`]), an OAuth 2.0 token endpoint
-//! ([`TokenEndpoint`]) and a bearer-token gate for any router ([`require_bearer`]), and
+//! ([`TokenEndpoint`]) and a bearer-token gate for any router ([`require_bearer`]), a
+//! certificate made on the spot and a TLS listener for `https://` servers ([`TestCert`]), and
 //! headless Chromium for page tests ([`browser`]).
 //!
 //! PostgreSQL tests use the cluster named by `MCP_FLEET_TEST_POSTGRES_URL` (which `scripts/test`
@@ -10,10 +11,12 @@
 
 pub mod browser;
 mod pg_cluster;
+mod tls;
 mod tokens;
 mod trap;
 
 pub use pg_cluster::PgCluster;
+pub use tls::{TestCert, TlsListener};
 pub use tokens::{Accepted, TokenEndpoint, accepting, bearer_accepted, require_bearer};
 pub use trap::Trap;
 

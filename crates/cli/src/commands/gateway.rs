@@ -60,6 +60,10 @@ pub(crate) struct GatewayOptions {
     /// each such request ~40 ms on delayed ACKs).
     #[arg(long, env = "MCP_FLEET_GATEWAY_UPSTREAM_KEEPALIVE")]
     upstream_keepalive: bool,
+    /// Route everything through rmcp's own server and client, without the gateway's and the
+    /// discovery library's fast paths: same answers, more CPU per call.
+    #[arg(long, env = "MCP_FLEET_RMCP_ONLY", value_parser = clap::builder::BoolishValueParser::new())]
+    rmcp_only: bool,
     /// `Host` header value accepted besides loopback names (repeatable), e.g. the name the
     /// gateway is reached under behind a load balancer.
     #[arg(
@@ -106,6 +110,7 @@ impl GatewayOptions {
         config.alert_webhooks = self.gateway_alert_webhooks.clone();
         config.allowed_hosts = self.allowed_hosts.clone();
         config.upstream_keepalive = self.upstream_keepalive;
+        config.rmcp_only = Some(self.rmcp_only);
         config.limits = ServeLimits {
             max_header_bytes: self.max_header_bytes,
             header_read_timeout: self.header_read_timeout,

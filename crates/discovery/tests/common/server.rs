@@ -162,6 +162,8 @@ pub(crate) struct TestServer {
     pub(crate) base_url: String,
     addr: SocketAddr,
     running: Option<(CancellationToken, JoinHandle<std::io::Result<()>>)>,
+    /// Serves `https://` with this certificate.
+    tls: Option<mcp_fleet_test_support::TestCert>,
 }
 
 impl Drop for TestServer {
@@ -183,12 +185,38 @@ impl TestServer {
         Self::start_on(id, tools, accepted, std::net::Ipv4Addr::LOCALHOST).await
     }
 
+    /// Server `id` offering `tools` over `https://` (127.0.0.1) with `cert`.
+    pub(crate) async fn start_tls(
+        id: &str,
+        tools: &[&str],
+        cert: &mcp_fleet_test_support::TestCert,
+    ) -> Self {
+        Self::start_inner(
+            id,
+            tools,
+            None,
+            std::net::Ipv4Addr::LOCALHOST,
+            Some(cert.clone()),
+        )
+        .await
+    }
+
     /// [`Self::start_with`] on another loopback address, e.g. 127.0.0.2.
     pub(crate) async fn start_on(
         id: &str,
         tools: &[&str],
         accepted: Option<Accepted>,
         ip: std::net::Ipv4Addr,
+    ) -> Self {
+        Self::start_inner(id, tools, accepted, ip, None).await
+    }
+
+    async fn start_inner(
+        id: &str,
+        tools: &[&str],
+        accepted: Option<Accepted>,
+        ip: std::net::Ipv4Addr,
+        tls: Option<mcp_fleet_test_support::TestCert>,
     ) -> Self {
         let shared = Arc::new(Shared {
             id: id.to_owned(),
@@ -202,11 +230,13 @@ impl TestServer {
         });
         let listener = TcpListener::bind((ip, 0)).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut server = Self {
             shared,
-            base_url: format!("http://{addr}"),
+            base_url: format!("{scheme}://{addr}"),
             addr,
             running: None,
+            tls,
         };
         server.serve(listener);
         server
@@ -235,14 +265,26 @@ impl TestServer {
             ));
         let until = stop.clone();
         let counted = self.shared.clone();
+        let count = move || {
+            counted.connections.fetch_add(1, Ordering::SeqCst);
+        };
+        let tls = self.tls.clone();
         let task = tokio::spawn(async move {
             // Nagle's algorithm stays on, as with most servers (axum's default).
-            let listener = listener.tap_io(move |_| {
-                counted.connections.fetch_add(1, Ordering::SeqCst);
-            });
-            axum::serve(listener, app)
-                .with_graceful_shutdown(until.cancelled_owned())
-                .await
+            match tls {
+                Some(cert) => {
+                    let listener = cert.listener(listener).tap_io(move |_| count());
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(until.cancelled_owned())
+                        .await
+                }
+                None => {
+                    let listener = listener.tap_io(move |_| count());
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(until.cancelled_owned())
+                        .await
+                }
+            }
         });
         self.running = Some((stop, task));
     }

@@ -175,10 +175,12 @@ impl ServerHandler for UpstreamHandler {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let n = self.0.calls.fetch_add(1, Ordering::SeqCst);
-        let answer = json!({"server": self.0.id, "tool": request.name});
+        // The request's id tells whose client sent it: rmcp's numbers, the discovery library's
+        // own path strings.
+        let answer = json!({"server": self.0.id, "tool": request.name, "requestId": context.id});
         match *self.0.failing.lock().expect("lock") {
             Failing::RpcErrors => Err(ErrorData::internal_error("upstream broke", None)),
             Failing::ToolErrorsPercent(p) if n % 100 < p => {
@@ -202,6 +204,8 @@ pub(crate) struct Upstream {
     dies_mid_call: bool,
     /// When set, requests need one of these bearer tokens.
     guard: Option<mcp_fleet_test_support::Accepted>,
+    /// Serves `https://` with this certificate.
+    tls: Option<mcp_fleet_test_support::TestCert>,
 }
 
 impl Drop for Upstream {
@@ -215,23 +219,31 @@ impl Drop for Upstream {
 impl Upstream {
     pub(crate) async fn start(id: &str, tools: &[&str]) -> Self {
         let tools = tools.iter().map(|t| tool(t)).collect();
-        Self::start_with(id, tools, false, std::net::Ipv4Addr::LOCALHOST, None).await
+        Self::start_with(id, tools, false, std::net::Ipv4Addr::LOCALHOST, None, None).await
     }
 
     /// [`Self::start`] on another loopback address, e.g. 127.0.0.2.
     pub(crate) async fn start_on(id: &str, tools: &[&str], ip: std::net::Ipv4Addr) -> Self {
-        Self::start_with(id, tools.iter().map(|t| tool(t)).collect(), false, ip, None).await
+        Self::start_with(
+            id,
+            tools.iter().map(|t| tool(t)).collect(),
+            false,
+            ip,
+            None,
+            None,
+        )
+        .await
     }
 
     /// An upstream offering `tools` as defined.
     pub(crate) async fn start_tools(id: &str, tools: Vec<Tool>) -> Self {
-        Self::start_with(id, tools, false, std::net::Ipv4Addr::LOCALHOST, None).await
+        Self::start_with(id, tools, false, std::net::Ipv4Addr::LOCALHOST, None, None).await
     }
 
     /// A fault: an upstream that serves MCP but dies in every tool call, after reading the
     /// request (its connection closes without an answer). It counts them in `dropped`.
     pub(crate) async fn start_dying_mid_call(id: &str, tools: Vec<Tool>) -> Self {
-        Self::start_with(id, tools, true, std::net::Ipv4Addr::LOCALHOST, None).await
+        Self::start_with(id, tools, true, std::net::Ipv4Addr::LOCALHOST, None, None).await
     }
 
     /// An upstream that answers only bearers of `accepted` tokens.
@@ -247,6 +259,25 @@ impl Upstream {
             false,
             std::net::Ipv4Addr::LOCALHOST,
             Some(accepted),
+            None,
+        )
+        .await
+    }
+
+    /// An upstream offering `tools` over `https://` (127.0.0.1) with `cert`.
+    pub(crate) async fn start_tls(
+        id: &str,
+        tools: &[&str],
+        cert: &mcp_fleet_test_support::TestCert,
+    ) -> Self {
+        let tools = tools.iter().map(|t| tool(t)).collect();
+        Self::start_with(
+            id,
+            tools,
+            false,
+            std::net::Ipv4Addr::LOCALHOST,
+            None,
+            Some(cert.clone()),
         )
         .await
     }
@@ -257,6 +288,7 @@ impl Upstream {
         dies_mid_call: bool,
         ip: std::net::Ipv4Addr,
         guard: Option<mcp_fleet_test_support::Accepted>,
+        tls: Option<mcp_fleet_test_support::TestCert>,
     ) -> Self {
         let state = Arc::new(UpstreamState {
             id: id.to_owned(),
@@ -268,13 +300,15 @@ impl Upstream {
         });
         let listener = TcpListener::bind((ip, 0)).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut up = Self {
             state,
-            base_url: format!("http://{addr}"),
+            base_url: format!("{scheme}://{addr}"),
             addr,
             stop: None,
             dies_mid_call,
             guard,
+            tls,
         };
         up.serve(listener);
         up
@@ -314,6 +348,13 @@ impl Upstream {
                 self.state.clone(),
                 until,
             ));
+        } else if let Some(cert) = &self.tls {
+            let listener = cert.listener(listener);
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(until.cancelled_owned())
+                    .await
+            });
         } else {
             tokio::spawn(async move {
                 axum::serve(listener, app)
@@ -437,6 +478,21 @@ impl TestGateway {
         config.policy_refresh = Duration::from_millis(200);
         config.call_timeout = Duration::from_secs(5);
         config
+    }
+
+    /// Waits until the gateway counts `n` open sessions: rmcp hands a session's `initialized`
+    /// to its handler in a task of its own, after answering `202`, and only then does the fast
+    /// path know the session.
+    pub(crate) async fn wait_for_sessions(&self, n: usize) {
+        let line = format!("mcp_fleet_gateway_sessions {n}");
+        eventually("the gateway to count its sessions", || async {
+            self.metrics()
+                .await
+                .lines()
+                .any(|l| l == line)
+                .then_some(())
+        })
+        .await;
     }
 
     pub(crate) async fn metrics(&self) -> String {
@@ -652,8 +708,19 @@ impl JsonSession {
         (status, answer.bytes().await.expect("body").to_vec())
     }
 
-    /// The whole answer to a `tools/call` of `name`, which must be the fast path's (JSON).
+    /// The JSON-RPC message answering a `tools/call` of `name`: the fast path's JSON body, or
+    /// the message in rmcp's event stream when the gateway routes everything through rmcp.
     pub(crate) async fn call_raw(&self, name: &str) -> Vec<u8> {
+        let (content_type, body) = self.call_answer(name).await;
+        if content_type.starts_with("text/event-stream") {
+            return sse_message(&body);
+        }
+        assert_eq!(content_type, "application/json", "a JSON-RPC answer");
+        body
+    }
+
+    /// The content type and body of the answer to a `tools/call` of `name`.
+    pub(crate) async fn call_answer(&self, name: &str) -> (String, Vec<u8>) {
         let n = self.next.fetch_add(1, Ordering::SeqCst);
         let call = json!({"jsonrpc": "2.0", "id": n, "method": "tools/call",
             "params": {"name": name, "arguments": {}}});
@@ -669,8 +736,10 @@ impl JsonSession {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        assert_eq!(content_type, "application/json", "the fast path answers");
-        answer.bytes().await.expect("the answer").to_vec()
+        (
+            content_type,
+            answer.bytes().await.expect("the answer").to_vec(),
+        )
     }
 
     /// A `tools/call` of `name`: its result, or its JSON-RPC error (`error` member).
@@ -682,4 +751,25 @@ impl JsonSession {
             None => Err(answer["error"].take()),
         }
     }
+}
+
+/// The JSON-RPC response in an event stream's `data:` lines (rmcp's answer to a request).
+pub(crate) fn sse_message(stream: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(stream)
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .map(str::trim)
+        .find(|data| {
+            serde_json::from_str::<Value>(data)
+                .is_ok_and(|m| m.get("result").is_some() || m.get("error").is_some())
+        })
+        .expect("a response in the event stream")
+        .as_bytes()
+        .to_vec()
+}
+
+/// The JSON-RPC id the upstream saw on the call that gave `result` (a test upstream's
+/// `requestId`): rmcp's client sends numbers, the discovery library's own path strings.
+pub(crate) fn upstream_request_id(result: &Value) -> Value {
+    result["structuredContent"]["requestId"].clone()
 }
