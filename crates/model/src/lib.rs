@@ -6,6 +6,7 @@
 
 pub mod address;
 mod auth;
+mod duration;
 mod entry;
 mod error;
 mod ids;
@@ -18,6 +19,7 @@ mod time;
 
 pub use address::{AddressPolicy, AddressPolicyDocument, PolicyMode, Refused, parse_cidr};
 pub use auth::{IdPattern, Scope, TokenRecord, glob_match, parse_id_patterns, parse_scopes};
+pub use duration::parse_duration;
 pub use entry::{Entry, HealthCheck, HealthCheckMode, HealthStatus, StatusFilter};
 pub use error::{FieldError, ValidationErrors};
 pub use ids::{AuthSpec, AuthType, HttpUrl, ServerId, Tag, Version};

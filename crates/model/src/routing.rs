@@ -10,6 +10,7 @@ use chrono::SubsecRound;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::duration::parse_duration;
 use crate::error::{FieldError, ValidationErrors};
 use crate::ids::{ServerId, Version};
 use crate::time::{Timestamp, serde_ts};
@@ -186,20 +187,8 @@ pub fn subset_name(version: &Version) -> String {
 
 /// Parses a window: a whole number of `ms`, `s`, `m` or `h`.
 pub fn parse_window(text: &str) -> Result<Duration, String> {
-    let bad = || format!("must be a duration such as 1500ms, 60s or 5m, got {text:?}");
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let millis = match unit {
-        "ms" => Some(n),
-        "s" => n.checked_mul(1000),
-        "m" => n.checked_mul(60_000),
-        "h" => n.checked_mul(3_600_000),
-        _ => return Err(bad()),
-    };
-    let window = Duration::from_millis(millis.ok_or_else(bad)?);
+    let window = parse_duration(text, false)
+        .ok_or_else(|| format!("must be a duration such as 1500ms, 60s or 5m, got {text:?}"))?;
     if !ROLLBACK_WINDOW.contains(&window) {
         return Err(format!("must be from 1s to 1h, got {text:?}"));
     }

@@ -3,13 +3,21 @@
 //! [`Store`] is the one interface the registry uses; [`SqliteStore`] (embedded, the default) and
 //! [`PostgresStore`] implement the same behaviour, proven by one test suite run against both.
 //! Every write returns only after its transaction has committed durably.
+//!
+//! Each backend is split the way the [`Store`] trait is sectioned: `entries`, `health`,
+//! `tokens`, `routing` and `events` (`src/sqlite/` and `src/postgres/` side by side); what they
+//! share (column lists, row mapping, migrations, the JSON cache) is written once here.
 
+mod by_concern;
 mod error;
 mod events;
 mod health;
+mod json_cache;
+mod migrate;
 mod postgres;
 mod routing;
 mod row;
+mod same_sql;
 mod sqlite;
 mod tokens;
 
@@ -114,8 +122,13 @@ pub struct StatusRow {
 }
 
 /// Where registry entries live. Implementations are cheap to share (`Arc<dyn Store>`).
+///
+/// The methods come in sections, as each backend's modules do: entries, health, tokens,
+/// routing, events, and the backend itself.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    // ---- Entries (`entries.rs`) ----
+
     /// Creates or fully replaces the entry `reg.id` as of `now`, committing before it returns.
     /// A replaced entry keeps its `registeredAt`; status and `lastSeen` are reset as on a first
     /// registration. Logs a `created` or `replaced` event.
@@ -136,27 +149,12 @@ pub trait Store: Send + Sync + 'static {
     /// How many entries there are, and how many of them `by` registered last.
     async fn count_entries(&self, by: Option<&str>) -> Result<(u64, u64), StoreError>;
 
-    /// Stores a new API token (its hash, scopes and id patterns).
-    async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
-
-    /// The token with this id, active or not.
-    async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
-
-    /// Every token, newest first.
-    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
-
-    /// Revokes token `id` as of `now`; `false` when there is no such token or it was revoked.
-    async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool, StoreError>;
-
-    /// Whether any token was ever created (revoked ones count: revoking every token must not
-    /// open writes).
-    async fn has_tokens(&self) -> Result<bool, StoreError>;
-
     /// One page of entries matching `query`, filtered in the database.
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
 
-    /// [`Store::list`] with each entry rendered as JSON. The backends keep each row's rendering
-    /// until the row changes, so a listing decodes and renders only the entries that changed.
+    /// [`Store::list`] as pre-rendered JSON, what `GET /servers` sends. The backends keep each
+    /// row's JSON by row version until the row changes (the JSON cache, `json_cache.rs`), so a
+    /// listing decodes and renders only the entries written since the last one.
     async fn list_rendered(&self, query: &ListQuery) -> Result<RenderedPage, StoreError> {
         render_page(self.list(query).await?)
     }
@@ -164,17 +162,7 @@ pub trait Store: Send + Sync + 'static {
     /// `(id, name, status, lastSeen)` of every entry, in id order.
     async fn status_rows(&self) -> Result<Vec<StatusRow>, StoreError>;
 
-    /// Checks that the database answers.
-    async fn ping(&self) -> Result<(), StoreError>;
-
-    /// The same database through connections of its own, for background work such as the
-    /// health worker: its threads' lower priority and its write transactions then never reach
-    /// the connections that answer API requests. `None` when the backend has nothing to gain
-    /// from it (a database server keeps its own processes) or cannot (an in-memory database
-    /// exists once); use this store then.
-    async fn detached(&self) -> Result<Option<Arc<dyn Store>>, StoreError> {
-        Ok(None)
-    }
+    // ---- Health (`health.rs`): what the health worker reads and writes ----
 
     /// Entries registered after revision `after` (every entry when `None`), and the registry's
     /// current revision: the health worker's view of what to probe.
@@ -199,12 +187,25 @@ pub trait Store: Send + Sync + 'static {
         before: Timestamp,
     ) -> Result<bool, StoreError>;
 
-    /// Up to `limit` logged events after revision `after`, oldest first, and whether some that
-    /// should follow `after` are no longer logged ([`EventLog::gone`]).
-    async fn events_since(&self, after: i64, limit: u32) -> Result<EventLog, StoreError>;
+    // ---- Tokens (`tokens.rs`) ----
 
-    /// The registry's revision: that of the last committed change.
-    async fn current_revision(&self) -> Result<i64, StoreError>;
+    /// Stores a new API token (its hash, scopes and id patterns).
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+
+    /// The token with this id, active or not.
+    async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Every token, newest first.
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Revokes token `id` as of `now`; `false` when there is no such token or it was revoked.
+    async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Whether any token was ever created (revoked ones count: revoking every token must not
+    /// open writes).
+    async fn has_tokens(&self) -> Result<bool, StoreError>;
+
+    // ---- Routing (`routing.rs`) ----
 
     /// Sets the routing policy of `service`, `by` a principal as of `now`, replacing any (and
     /// its rollback record), and logs a `routing` event. Returns the stored document and whether
@@ -241,6 +242,29 @@ pub trait Store: Send + Sync + 'static {
 
     /// The distinct versions of the entries of `service`, in version order.
     async fn service_versions(&self, service: &ServerId) -> Result<Vec<Version>, StoreError>;
+
+    // ---- Events (`events.rs`): the change log every write appends to ----
+
+    /// Up to `limit` logged events after revision `after`, oldest first, and whether some that
+    /// should follow `after` are no longer logged ([`EventLog::gone`]).
+    async fn events_since(&self, after: i64, limit: u32) -> Result<EventLog, StoreError>;
+
+    /// The registry's revision: that of the last committed change.
+    async fn current_revision(&self) -> Result<i64, StoreError>;
+
+    // ---- The backend (`mod.rs`) ----
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The same database through a pool of its own for background work (the health worker):
+    /// its threads' lower priority and its write transactions then never reach the connections
+    /// that answer API requests. `None` when the backend has nothing to gain from it (a
+    /// database server keeps its own processes) or cannot (an in-memory database exists once);
+    /// use this store then.
+    async fn detached(&self) -> Result<Option<Arc<dyn Store>>, StoreError> {
+        Ok(None)
+    }
 
     /// Which backend this is, for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
@@ -343,187 +367,4 @@ fn render(entry: &Entry) -> Result<Arc<str>, StoreError> {
             id: entry.id.to_string(),
             reason: format!("cannot render: {e}"),
         })
-}
-
-fn status_row(
-    id: String,
-    name: String,
-    status: String,
-    last_seen: Option<Timestamp>,
-    (last_error, status_since, mode): (Option<String>, Option<Timestamp>, String),
-) -> Result<StatusRow, StoreError> {
-    let bad = |reason: String| StoreError::Corrupt {
-        id: id.clone(),
-        reason,
-    };
-    Ok(StatusRow {
-        id: id.parse().map_err(|e| bad(format!("id {e}")))?,
-        status: status.parse().map_err(|e| bad(format!("status {e}")))?,
-        name,
-        last_seen,
-        last_error,
-        status_since,
-        mode: mode
-            .parse()
-            .map_err(|e| bad(format!("healthCheck.mode {e}")))?,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::Duration;
-    use serde_json::json;
-    use sqlx::{AssertSqlSafe, Connection};
-
-    use super::*;
-
-    fn reg(id: &str, tags: &[&str]) -> Registration {
-        Registration::from_json(
-            &json!({
-                "id": id,
-                "name": format!("Server {id}"),
-                "url": format!("http://127.0.0.1:9/{id}"),
-                "version": "1.0.0",
-                "tags": tags,
-                "metadata": {"team": "t", "n": 1.5},
-            }),
-            None,
-        )
-        .expect("valid registration")
-    }
-
-    fn id(s: &str) -> ServerId {
-        s.parse().expect("id")
-    }
-
-    /// Checks that rendered listings, also those answered from kept renderings, are the plain
-    /// listings rendered.
-    async fn assert_renderings_current(store: &dyn Store, after: &str) {
-        let any = ListQuery {
-            status: StatusFilter::Any,
-            ..ListQuery::default()
-        };
-        let queries = [
-            any.clone(),
-            ListQuery::default(),
-            ListQuery {
-                tags: vec!["red".parse().expect("tag")],
-                ..any.clone()
-            },
-            ListQuery {
-                limit: 2,
-                ..any.clone()
-            },
-            ListQuery {
-                limit: 2,
-                after: Some(id("b")),
-                ..any
-            },
-        ];
-        for query in &queries {
-            // The second time round, every rendering is a kept one.
-            for _ in 0..2 {
-                let want = render_page(store.list(query).await.expect("list")).expect("render");
-                let got = store.list_rendered(query).await.expect("list rendered");
-                assert_eq!(got, want, "after {after}: {query:?}");
-            }
-        }
-    }
-
-    /// Runs `sql` on a connection of its own, as another process would.
-    async fn write_elsewhere(url: &str, sql: &str) {
-        let sql = AssertSqlSafe(sql.to_owned());
-        if url.starts_with("sqlite:") {
-            let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
-            sqlx::raw_sql(sql).execute(&mut conn).await.expect("write");
-        } else {
-            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-            sqlx::raw_sql(sql).execute(&mut conn).await.expect("write");
-        }
-    }
-
-    /// Issue #25: a URL stored before the registry refused ambiguous authorities still reads,
-    /// in the form this parser reads it (no stored entry becomes unreadable after an upgrade).
-    #[tokio::test]
-    async fn urls_stored_before_the_authority_check_read_normalized() {
-        for db in mcp_fleet_test_support::all_backends().await {
-            let store = connect(&db.url).await.expect("open store");
-            let t0 = Timestamp::default() + Duration::days(20_000);
-            store.upsert(reg("old", &[]), t0).await.expect("create");
-            write_elsewhere(
-                &db.url,
-                r"UPDATE servers SET url = 'http://10.0.0.5\@169.254.169.254/', health_url = 'HTTP://H:80'",
-            )
-            .await;
-            let entry = store.get(&id("old")).await.expect("get").expect("entry");
-            assert_eq!(
-                entry.url.as_str(),
-                "http://10.0.0.5/@169.254.169.254/",
-                "{}",
-                db.backend
-            );
-            let health = entry.health_url.expect("health url");
-            assert_eq!(health.as_str(), "http://h", "{}", db.backend);
-            let (rows, _) = store.health_rows(None).await.expect("health rows");
-            assert_eq!(rows[0].url.as_str(), "http://10.0.0.5/@169.254.169.254/");
-        }
-    }
-
-    #[tokio::test]
-    async fn rendered_listings_follow_every_kind_of_write() {
-        for db in mcp_fleet_test_support::all_backends().await {
-            eprintln!("rendered listings: {}", db.backend);
-            let store = connect(&db.url).await.expect("open store");
-            let store = store.as_ref();
-            let t0 = Timestamp::default() + Duration::days(20_000);
-            for (s, tags) in [
-                ("a", &["red"][..]),
-                ("b", &["blue"]),
-                ("c", &["red"]),
-                ("d", &[]),
-            ] {
-                store.upsert(reg(s, tags), t0).await.expect("create");
-            }
-            assert_renderings_current(store, "registrations").await;
-
-            let t1 = t0 + Duration::seconds(1);
-            let mut renamed = reg("b", &["red"]);
-            renamed.name = "Renamed".into();
-            store.upsert(renamed, t1).await.expect("replace");
-            assert_renderings_current(store, "a re-registration").await;
-
-            let (rows, _) = store.health_rows(None).await.expect("health rows");
-            let a = rows.iter().find(|r| r.id == id("a")).expect("a");
-            let check = CheckRecord {
-                id: a.id.clone(),
-                reg_rev: a.reg_rev,
-                status: HealthStatus::Healthy,
-                successes: 1,
-                failures: 0,
-                checked_at: t1,
-                seen_at: Some(t1),
-                last_error: None,
-                last_error_detail: None,
-                latency_ms: Some(5),
-            };
-            store.record_checks(&[check]).await.expect("record");
-            assert_renderings_current(store, "a check").await;
-
-            assert!(store.heartbeat(&id("c"), t1).await.expect("heartbeat"));
-            assert_renderings_current(store, "a heartbeat").await;
-
-            // Deleted and registered again, identically: a new row, never the old rendering.
-            assert!(store.delete(&id("d")).await.expect("delete"));
-            assert_renderings_current(store, "a deletion").await;
-            store.upsert(reg("d", &[]), t1).await.expect("create");
-            assert_renderings_current(store, "registering a deleted id again").await;
-
-            write_elsewhere(
-                &db.url,
-                "UPDATE servers SET name = 'Elsewhere' WHERE id = 'a'",
-            )
-            .await;
-            assert_renderings_current(store, "a write by another process").await;
-        }
-    }
 }

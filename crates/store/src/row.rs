@@ -1,21 +1,195 @@
-//! Conversion of stored columns back into an [`Entry`], and the renderings of unchanged rows that
-//! listings reuse, shared by both backends.
-
-use std::collections::HashMap;
-use std::fmt;
-use std::future::Future;
-use std::sync::{Arc, Mutex};
+//! What both backends share about rows: the column lists their queries name, how a row's
+//! columns are read ([`StoredRow`], the one place the two differ: SQLite keeps tags and metadata
+//! as JSON text and every integer as 64 bits), and how read columns become model values.
 
 use mcp_fleet_model::{
     AuthSpec, AuthType, Entry, HealthCheck, HealthCheckMode, HealthStatus, HttpUrl, ServerId, Tag,
-    Timestamp,
+    Timestamp, TokenRecord,
 };
 use serde_json::{Map, Value};
 
-use crate::{RenderedPage, StoreError};
+use crate::events::Event;
+use crate::health::{HealthRow, HeartbeatRow};
+use crate::tokens::RawToken;
+use crate::{StatusRow, StoreError};
 
-/// Most renderings kept; past it they are dropped and rendered again as rows are listed.
-const MAX_RENDERINGS: usize = 1 << 16;
+/// The columns of an entry, as [`raw_entry`] reads them.
+pub(crate) const ENTRY_COLUMNS: &str = "id, service, name, description, url, version, tags, \
+     auth_type, token_endpoint, health_url, status, last_seen, registered_at, updated_at, \
+     metadata, health_mode, ttl_seconds, last_checked_at, last_error, last_error_detail, \
+     latency_ms, status_since, updated_by";
+
+/// The columns of an entry the health worker reads, as [`health_row`] reads them.
+pub(crate) const HEALTH_COLUMNS: &str = "id, name, url, health_url, auth_type, health_mode, \
+     ttl_seconds, heartbeat_at, status, status_since, successes, failures, reg_rev";
+
+/// The columns of an entry `/status` shows, as [`status_row`] reads them.
+pub(crate) const STATUS_COLUMNS: &str =
+    "id, name, status, last_seen, last_error, status_since, health_mode";
+
+/// The columns of a token, as [`token`] reads them.
+pub(crate) const TOKEN_COLUMNS: &str =
+    "id, secret_sha256, scopes, ids, description, created_at, expires_at, revoked_at";
+
+/// The columns of a logged event, as [`event`] reads them.
+pub(crate) const EVENT_COLUMNS: &str = "revision, kind, server_id, at, data";
+
+/// A row of either backend, read column by column in the types the model wants.
+pub(crate) trait StoredRow {
+    /// A text column.
+    fn text(&self, col: &str) -> Result<String, sqlx::Error>;
+    /// A nullable text column.
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
+    /// A timestamp column.
+    fn time(&self, col: &str) -> Result<Timestamp, sqlx::Error>;
+    /// A nullable timestamp column.
+    fn opt_time(&self, col: &str) -> Result<Option<Timestamp>, sqlx::Error>;
+    /// A 64-bit integer column (revisions, row versions).
+    fn int8(&self, col: &str) -> Result<i64, sqlx::Error>;
+    /// A 32-bit integer column (PostgreSQL `integer`; SQLite has only 64-bit integers).
+    fn int4(&self, col: &str) -> Result<i64, sqlx::Error>;
+    /// A nullable 32-bit integer column.
+    fn opt_int4(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
+    /// The tags column (PostgreSQL `text[]`, SQLite a JSON array).
+    fn tags(&self, col: &str) -> Result<Vec<String>, sqlx::Error>;
+    /// The metadata column (PostgreSQL `jsonb`, SQLite JSON text).
+    fn json(&self, col: &str) -> Result<Value, sqlx::Error>;
+}
+
+/// The [`StoredRow`] methods whose columns both backends decode the same way.
+macro_rules! same_columns {
+    () => {
+        fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+            sqlx::Row::try_get(self, col)
+        }
+        fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+            sqlx::Row::try_get(self, col)
+        }
+        fn time(&self, col: &str) -> Result<mcp_fleet_model::Timestamp, sqlx::Error> {
+            sqlx::Row::try_get(self, col)
+        }
+        fn opt_time(&self, col: &str) -> Result<Option<mcp_fleet_model::Timestamp>, sqlx::Error> {
+            sqlx::Row::try_get(self, col)
+        }
+        fn int8(&self, col: &str) -> Result<i64, sqlx::Error> {
+            sqlx::Row::try_get(self, col)
+        }
+    };
+}
+pub(crate) use same_columns;
+
+/// An entry's columns.
+pub(crate) fn raw_entry(row: &impl StoredRow) -> Result<RawEntry, sqlx::Error> {
+    Ok(RawEntry {
+        id: row.text("id")?,
+        service: row.text("service")?,
+        name: row.text("name")?,
+        description: row.text("description")?,
+        url: row.text("url")?,
+        version: row.text("version")?,
+        tags: row.tags("tags")?,
+        auth_type: row.text("auth_type")?,
+        token_endpoint: row.opt_text("token_endpoint")?,
+        health_url: row.opt_text("health_url")?,
+        status: row.text("status")?,
+        last_seen: row.opt_time("last_seen")?,
+        registered_at: row.time("registered_at")?,
+        updated_at: row.time("updated_at")?,
+        metadata: row.json("metadata")?,
+        health_mode: row.text("health_mode")?,
+        ttl_seconds: row.opt_int4("ttl_seconds")?,
+        last_checked_at: row.opt_time("last_checked_at")?,
+        last_error: row.opt_text("last_error")?,
+        last_error_detail: row.opt_text("last_error_detail")?,
+        latency_ms: row.opt_int4("latency_ms")?,
+        status_since: row.opt_time("status_since")?,
+        updated_by: row.opt_text("updated_by")?,
+    })
+}
+
+/// An entry read from [`ENTRY_COLUMNS`].
+pub(crate) fn entry(row: &impl StoredRow) -> Result<Entry, StoreError> {
+    raw_entry(row)?.into_entry()
+}
+
+/// An entry's columns and its row version, read from [`ENTRY_COLUMNS`]` + row_version`.
+pub(crate) fn versioned(row: &impl StoredRow) -> Result<(RawEntry, i64), StoreError> {
+    Ok((raw_entry(row)?, row.int8("row_version")?))
+}
+
+/// A token read from [`TOKEN_COLUMNS`].
+pub(crate) fn token(row: &impl StoredRow) -> Result<TokenRecord, StoreError> {
+    RawToken {
+        id: row.text("id")?,
+        secret_sha256: row.text("secret_sha256")?,
+        scopes: row.text("scopes")?,
+        ids: row.text("ids")?,
+        description: row.text("description")?,
+        created_at: row.time("created_at")?,
+        expires_at: row.opt_time("expires_at")?,
+        revoked_at: row.opt_time("revoked_at")?,
+    }
+    .into_record()
+}
+
+/// A health row read from [`HEALTH_COLUMNS`].
+pub(crate) fn health_row(row: &impl StoredRow) -> Result<HealthRow, StoreError> {
+    crate::health::health_row(
+        row.text("id")?,
+        row.text("name")?,
+        row.text("url")?,
+        row.opt_text("health_url")?,
+        row.text("auth_type")?,
+        row.text("health_mode")?,
+        row.opt_int4("ttl_seconds")?,
+        row.opt_time("heartbeat_at")?,
+        row.text("status")?,
+        row.opt_time("status_since")?,
+        row.int4("successes")?,
+        row.int4("failures")?,
+        row.int8("reg_rev")?,
+    )
+}
+
+/// A heartbeat row read from `id, heartbeat_at`.
+pub(crate) fn heartbeat_row(row: &impl StoredRow) -> Result<HeartbeatRow, StoreError> {
+    crate::health::heartbeat_row(row.text("id")?, row.opt_time("heartbeat_at")?)
+}
+
+/// An event read from [`EVENT_COLUMNS`].
+pub(crate) fn event(row: &impl StoredRow) -> Result<Event, StoreError> {
+    crate::events::event(
+        row.int8("revision")?,
+        row.text("kind")?,
+        row.text("server_id")?,
+        row.time("at")?,
+        row.text("data")?,
+    )
+}
+
+/// A `/status` row read from [`STATUS_COLUMNS`].
+pub(crate) fn status_row(row: &impl StoredRow) -> Result<StatusRow, StoreError> {
+    let id = row.text("id")?;
+    let bad = |reason: String| StoreError::Corrupt {
+        id: id.clone(),
+        reason,
+    };
+    Ok(StatusRow {
+        id: id.parse().map_err(|e| bad(format!("id {e}")))?,
+        status: row
+            .text("status")?
+            .parse()
+            .map_err(|e| bad(format!("status {e}")))?,
+        name: row.text("name")?,
+        last_seen: row.opt_time("last_seen")?,
+        last_error: row.opt_text("last_error")?,
+        status_since: row.opt_time("status_since")?,
+        mode: row
+            .text("health_mode")?
+            .parse()
+            .map_err(|e| bad(format!("healthCheck.mode {e}")))?,
+    })
+}
 
 /// An entry's columns as both backends read them.
 pub(crate) struct RawEntry {
@@ -117,115 +291,10 @@ impl RawEntry {
     }
 }
 
-/// Entries rendered as JSON, by id and row version. Every write to a row gives it a new version
-/// (a trigger does, whoever writes, see migration 0002), and versions are never reused, so a
-/// rendering kept for `(id, version)` is always that of the row as it is at that version.
-/// Listings then decode and render only rows written since they were last listed: decoding
-/// (URLs, semver, JSON) and rendering cost more than the query itself.
-#[derive(Default)]
-pub(crate) struct Renderings {
-    kept: Mutex<HashMap<String, (i64, Arc<str>)>>,
-}
-
-impl fmt::Debug for Renderings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kept = self.kept.lock().map_or(0, |k| k.len());
-        f.debug_struct("Renderings").field("kept", &kept).finish()
-    }
-}
-
-impl Renderings {
-    /// A page from `listed`, the `(id, row version)` of up to `limit + 1` rows in id order. Rows
-    /// without a kept rendering at that version are fetched by `fetch` (given their ids, it
-    /// returns their columns and versions), rendered and kept. `None` when a fetched row is no
-    /// longer at its listed version (written in between): the caller then lists the plain way.
-    pub(crate) async fn page<F, Fut>(
-        &self,
-        listed: Vec<(String, i64)>,
-        limit: u32,
-        fetch: F,
-    ) -> Result<Option<RenderedPage>, StoreError>
-    where
-        F: FnOnce(Vec<String>) -> Fut,
-        Fut: Future<Output = Result<Vec<(RawEntry, i64)>, StoreError>>,
-    {
-        let mut found: Vec<Option<Arc<str>>> = {
-            let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-            listed
-                .iter()
-                .map(|(id, version)| match kept.get(id) {
-                    Some((v, json)) if v == version => Some(json.clone()),
-                    _ => None,
-                })
-                .collect()
-        };
-        let missing: Vec<String> = listed
-            .iter()
-            .zip(&found)
-            .filter(|(_, json)| json.is_none())
-            .map(|((id, _), _)| id.clone())
-            .collect();
-        if !missing.is_empty() {
-            let mut rendered = HashMap::with_capacity(missing.len());
-            for (raw, version) in fetch(missing).await? {
-                let entry = raw.into_entry()?;
-                rendered.insert(entry.id.to_string(), (version, crate::render(&entry)?));
-            }
-            for ((id, version), json) in listed.iter().zip(&mut found) {
-                if json.is_none() {
-                    match rendered.get(id) {
-                        Some((v, r)) if v == version => *json = Some(r.clone()),
-                        _ => return Ok(None),
-                    }
-                }
-            }
-            self.keep(rendered);
-        }
-        let mut entries: Vec<Arc<str>> = found.into_iter().flatten().collect();
-        let limit = limit as usize;
-        let next_after = if entries.len() > limit {
-            entries.truncate(limit);
-            listed[..limit]
-                .last()
-                .map(|(id, _)| server_id(id.clone()))
-                .transpose()?
-        } else {
-            None
-        };
-        Ok(Some(RenderedPage {
-            entries,
-            next_after,
-        }))
-    }
-
-    fn keep(&self, rendered: HashMap<String, (i64, Arc<str>)>) {
-        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        if kept.len() + rendered.len() > MAX_RENDERINGS {
-            kept.clear();
-        }
-        for (id, (version, json)) in rendered {
-            // A slower listing may have read an older version: keep the newest.
-            if kept.get(&id).is_none_or(|(v, _)| *v < version) {
-                kept.insert(id, (version, json));
-            }
-        }
-    }
-}
-
 /// A stored id, parsed; a bad one is a corrupt row named by the text.
 pub(crate) fn server_id(id: String) -> Result<ServerId, StoreError> {
     id.parse().map_err(|e| StoreError::Corrupt {
         reason: format!("id {e}"),
         id,
     })
-}
-
-/// Parses `id version id version …`, the one-value form of a listing SQLite answers with.
-pub(crate) fn parse_listed(text: &str) -> Option<Vec<(String, i64)>> {
-    let mut words = text.split_ascii_whitespace();
-    let mut listed = Vec::new();
-    while let Some(id) = words.next() {
-        listed.push((id.to_owned(), words.next()?.parse().ok()?));
-    }
-    Some(listed)
 }

@@ -1,20 +1,15 @@
 //! `/servers` and `/servers/{id}`: register, list, look up, replace and delete entries.
 
-use std::time::Duration;
-
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use chrono::Utc;
-use mcp_fleet_model::{
-    Entry, FieldError, MAX_TAGS, Registration, Scope, ServerId, StatusFilter, Tag, ValidationErrors,
-};
-use mcp_fleet_store::{ListQuery, MAX_PAGE, RenderedPage, Store, Upserted};
+use mcp_fleet_model::{Entry, FieldError, Registration, Scope, ServerId, ValidationErrors};
+use mcp_fleet_store::{ListQuery, RenderedPage, Store, Upserted};
 
-use super::events::{REVISION_HEADER, parse_revision};
+use super::events::REVISION_HEADER;
+use super::list_query::{encode_cursor, parse_list_query};
 use super::{json, json_response, or_stale};
 use crate::AppState;
 use crate::auth::Writer;
@@ -47,138 +42,6 @@ fn list_body(page: &RenderedPage) -> Result<Bytes, ApiError> {
 
 async fn render_list(store: &dyn Store, query: &ListQuery) -> Result<Bytes, ApiError> {
     list_body(&store.list_rendered(query).await?)
-}
-
-/// The opaque cursor for "after this id".
-fn encode_cursor(after: &ServerId) -> String {
-    URL_SAFE_NO_PAD.encode(after.as_str())
-}
-
-fn decode_cursor(cursor: &str) -> Result<ServerId, String> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| "is not a cursor this registry issued".to_string())?;
-    String::from_utf8(bytes)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| "is not a cursor this registry issued".to_string())
-}
-
-/// How long a blocking listing waits for a change when `timeout` is not given.
-const DEFAULT_WAIT: Duration = Duration::from_secs(30);
-/// The longest `timeout` of a blocking listing.
-const MAX_WAIT: Duration = Duration::from_secs(5 * 60);
-
-/// A blocking listing (`wait`, `timeout`): answer once the registry is past revision `after`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Wait {
-    after: i64,
-    timeout: Duration,
-}
-
-/// Parses a `timeout`: whole `ms`, `s` (the default unit) or `m`, at most [`MAX_WAIT`].
-fn parse_timeout(value: &str) -> Result<Duration, String> {
-    let bad = || format!("must be a duration such as 500ms, 30s or 5m, got {value:?}");
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (digits, unit) = value.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let timeout = match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
-        _ => return Err(bad()),
-    };
-    if timeout > MAX_WAIT {
-        return Err(format!("must be at most 5m, got {value:?}"));
-    }
-    Ok(timeout)
-}
-
-/// Parses `tags`, `status`, `service`, `limit`, `cursor`, `wait` and `timeout`; anything else is a
-/// mistake worth reporting.
-fn parse_list_query(raw: Option<&str>) -> Result<(ListQuery, Option<Wait>), ValidationErrors> {
-    let mut q = ListQuery::default();
-    let (mut wait, mut timeout) = (None, None);
-    let mut errors = Vec::new();
-    let mut seen: Vec<String> = Vec::new();
-    for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        if key != "tags" {
-            if seen.iter().any(|k| *k == key) {
-                errors.push(FieldError::new(key.as_ref(), "must be given at most once"));
-                continue;
-            }
-            seen.push(key.to_string());
-        }
-        match key.as_ref() {
-            "tags" => {
-                // Seed semantics: a comma-separated list; empty items are ignored.
-                for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    match item.parse::<Tag>() {
-                        Ok(tag) => q.tags.push(tag),
-                        Err(e) => errors.push(FieldError::new("tags", format!("{item:?} {e}"))),
-                    }
-                }
-            }
-            "status" => match value.parse::<StatusFilter>() {
-                Ok(s) => q.status = s,
-                Err(e) => errors.push(FieldError::new("status", e)),
-            },
-            "service" => match value.parse::<ServerId>() {
-                Ok(service) => q.service = Some(service),
-                Err(e) => errors.push(FieldError::new("service", e)),
-            },
-            "limit" => match value.parse::<u32>() {
-                Ok(n) if (1..=MAX_PAGE).contains(&n) => q.limit = n,
-                _ => errors.push(FieldError::new(
-                    "limit",
-                    format!("must be an integer from 1 to {MAX_PAGE}, got {value:?}"),
-                )),
-            },
-            "cursor" => match decode_cursor(&value) {
-                Ok(after) => q.after = Some(after),
-                Err(e) => errors.push(FieldError::new("cursor", e)),
-            },
-            "wait" => match parse_revision("wait", &value) {
-                Ok(after) => wait = Some(after),
-                Err(e) => errors.push(e),
-            },
-            "timeout" => match parse_timeout(&value) {
-                Ok(t) => timeout = Some(t),
-                Err(e) => errors.push(FieldError::new("timeout", e)),
-            },
-            other => errors.push(FieldError::new(
-                other,
-                "unknown query parameter; expected tags, status, service, limit, cursor, wait or \
-                 timeout",
-            )),
-        }
-    }
-    if timeout.is_some() && wait.is_none() {
-        errors.push(FieldError::new(
-            "timeout",
-            "applies only to a blocking listing: give wait=<revision> too",
-        ));
-    }
-    q.tags.sort();
-    q.tags.dedup();
-    if q.tags.len() > MAX_TAGS {
-        errors.push(FieldError::new(
-            "tags",
-            format!("at most {MAX_TAGS} tags per query, got {}", q.tags.len()),
-        ));
-    }
-    if errors.is_empty() {
-        let wait = wait.map(|after| Wait {
-            after,
-            timeout: timeout.unwrap_or(DEFAULT_WAIT),
-        });
-        Ok((q, wait))
-    } else {
-        Err(ValidationErrors(errors))
-    }
 }
 
 /// Whether an `If-None-Match` value names `etag` (weak comparison, as RFC 9110 asks for it).
@@ -540,16 +403,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn query_defaults_match_the_seed() {
-        let q = parse_list_query(None).expect("empty query");
-        assert_eq!(q, (ListQuery::default(), None));
-        let (q, _) = parse_list_query(Some("tags=b,a,,a&status=any&limit=5")).expect("valid");
-        assert_eq!(q.tags.len(), 2);
-        assert_eq!(q.status, StatusFilter::Any);
-        assert_eq!(q.limit, 5);
-    }
-
-    #[test]
     fn list_bodies_are_what_serde_json_renders() {
         let entry = |id: &str| {
             let reg = Registration::from_json(
@@ -588,13 +441,5 @@ mod tests {
                 String::from_utf8_lossy(&want)
             );
         }
-    }
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let id: ServerId = "abc-1".parse().expect("id");
-        assert_eq!(decode_cursor(&encode_cursor(&id)), Ok(id));
-        assert!(decode_cursor("!!").is_err());
-        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("Not An Id")).is_err());
     }
 }

@@ -1,0 +1,293 @@
+//! [`AuthedClient`]: the MCP transport's HTTP client, with the connection's token on every
+//! request and one retry with a fresh token after a `401`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use reqwest::header::{HeaderName, HeaderValue};
+use rmcp::model::ClientJsonRpcMessage;
+use rmcp::transport::common::client_side_sse::BoxedSseResponse;
+use rmcp::transport::streamable_http_client::{
+    StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
+    StreamableHttpResponseLimits,
+};
+
+use super::*;
+use crate::call_http::CallHttp;
+
+/// The MCP transport's HTTP client: reqwest, plus the connection's token on every request
+/// (one retry with a fresh token after a `401`), plus a limit on how long a response's head may
+/// take so that no background request of the transport hangs forever.
+#[derive(Clone)]
+pub(crate) struct AuthedClient {
+    pub(crate) http: reqwest::Client,
+    pub(crate) tokens: Option<Arc<TokenSource>>,
+    pub(crate) head_timeout: Duration,
+    /// The session id the server gave (on its answer to `initialize`), for direct calls.
+    pub(crate) session_id: Arc<OnceLock<Arc<str>>>,
+    /// Kept connections for the POSTs to an `http://` server (see `kept_post`).
+    pub(super) kept: Option<CallHttp>,
+}
+
+pub(super) fn is_unauthorized(error: &HttpError) -> bool {
+    match error {
+        StreamableHttpError::AuthRequired(_) => true,
+        StreamableHttpError::UnexpectedServerResponse(text) => {
+            crate::rmcp_errors::auth_status_in_text(text) == Some(401)
+        }
+        StreamableHttpError::Client(e) => e.status().is_some_and(|s| s.as_u16() == 401),
+        _ => false,
+    }
+}
+
+impl AuthedClient {
+    /// A client for one session.
+    pub(crate) fn new(
+        http: reqwest::Client,
+        tokens: Option<Arc<TokenSource>>,
+        head_timeout: Duration,
+    ) -> Self {
+        Self {
+            http,
+            tokens,
+            head_timeout,
+            session_id: Arc::default(),
+            kept: None,
+        }
+    }
+
+    /// Posts to `http://` servers over `calls`' kept connections, where this platform keeps
+    /// them (see `call_http`).
+    pub(crate) fn with_kept_connections(mut self, calls: &CallHttp) -> Self {
+        if crate::call_http::KEEPS_CONNECTIONS {
+            self.kept = Some(calls.clone());
+        }
+        self
+    }
+
+    /// Posts `message` with the current token (after a `401`, once more with a fresh one).
+    pub(super) async fn post_with_token(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        limits: StreamableHttpResponseLimits,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        let kept = self
+            .kept
+            .as_ref()
+            .filter(|_| uri.starts_with("http://"))
+            .and_then(|calls| Some((calls, uri.parse::<hyper::Uri>().ok()?)));
+        if let Some((calls, parsed)) = kept {
+            let session_id = session_id.as_deref();
+            return self
+                .with_token(|token| {
+                    crate::kept_post::post(
+                        calls,
+                        &parsed,
+                        &message,
+                        session_id,
+                        token,
+                        &custom_headers,
+                        limits,
+                    )
+                })
+                .await;
+        }
+        if self.tokens.is_none() {
+            // Nothing to retry with: no copies of the message.
+            return self
+                .bounded(self.http.post_message_with_response_limits(
+                    uri,
+                    message,
+                    session_id,
+                    None,
+                    custom_headers,
+                    limits,
+                ))
+                .await;
+        }
+        self.with_token(|token| {
+            self.http.post_message_with_response_limits(
+                uri.clone(),
+                message.clone(),
+                session_id.clone(),
+                token,
+                custom_headers.clone(),
+                limits,
+            )
+        })
+        .await
+    }
+
+    pub(super) async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, HttpError>>,
+    ) -> Result<T, HttpError> {
+        match tokio::time::timeout(self.head_timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StreamableHttpError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {:?}", self.head_timeout),
+            ))),
+        }
+    }
+
+    /// Runs `call` with the current token; after a 401, once more with a fresh one.
+    pub(super) async fn with_token<T, F, Fut>(&self, call: F) -> Result<T, HttpError>
+    where
+        F: Fn(Option<String>) -> Fut,
+        Fut: Future<Output = Result<T, HttpError>>,
+    {
+        let Some(tokens) = &self.tokens else {
+            return self.bounded(call(None)).await;
+        };
+        let token = tokens.token(None).await.map_err(auth_io_error)?;
+        match self.bounded(call(Some(token.clone()))).await {
+            Err(e) if is_unauthorized(&e) => {
+                let fresh = tokens.token(Some(&token)).await.map_err(auth_io_error)?;
+                if fresh == token {
+                    return Err(e);
+                }
+                tracing::debug!("retrying with a fresh token after HTTP 401");
+                self.bounded(call(Some(fresh))).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// Carries our [`AuthError`] through the transport, which only knows its own error type.
+pub(super) fn auth_io_error(e: AuthError) -> HttpError {
+    StreamableHttpError::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, e))
+}
+
+impl StreamableHttpClient for AuthedClient {
+    type Error = reqwest::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        self.post_message_with_response_limits(
+            uri,
+            message,
+            session_id,
+            auth_header,
+            custom_headers,
+            StreamableHttpResponseLimits::default(),
+        )
+        .await
+    }
+
+    async fn post_message_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        let mut limits = StreamableHttpResponseLimits::default();
+        limits.max_sse_event_size = max_sse_event_size;
+        self.post_message_with_response_limits(
+            uri,
+            message,
+            session_id,
+            auth_header,
+            custom_headers,
+            limits,
+        )
+        .await
+    }
+
+    async fn post_message_with_response_limits(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        limits: StreamableHttpResponseLimits,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        let posted = self
+            .post_with_token(uri, message, session_id, custom_headers, limits)
+            .await;
+        if let Ok(
+            StreamableHttpPostResponse::Json(_, Some(id))
+            | StreamableHttpPostResponse::Sse(_, Some(id)),
+        ) = &posted
+            && self.session_id.get().is_none()
+        {
+            let _ = self.session_id.set(Arc::from(id.as_str()));
+        }
+        posted
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<(), HttpError> {
+        self.with_token(|token| {
+            self.http.delete_session(
+                uri.clone(),
+                session_id.clone(),
+                token,
+                custom_headers.clone(),
+            )
+        })
+        .await
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<BoxedSseResponse, HttpError> {
+        self.get_stream_with_max_sse_event_size(
+            uri,
+            session_id,
+            last_event_id,
+            auth_header,
+            custom_headers,
+            StreamableHttpResponseLimits::default().max_sse_event_size,
+        )
+        .await
+    }
+
+    async fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result<BoxedSseResponse, HttpError> {
+        self.with_token(|token| {
+            self.http.get_stream_with_max_sse_event_size(
+                uri.clone(),
+                session_id.clone(),
+                last_event_id.clone(),
+                token,
+                custom_headers.clone(),
+                max_sse_event_size,
+            )
+        })
+        .await
+    }
+}

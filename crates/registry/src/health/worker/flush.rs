@@ -1,0 +1,76 @@
+//! Writing probe results, transitions and replies to the store in batches.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+use tokio::time::Instant;
+
+use super::*;
+
+impl Worker {
+    /// Whether to write queued results now, `ready` (a full batch, or the tick) permitting: at
+    /// once when an on-demand check waits for its answer; during a burst (probes queue for a
+    /// slot), at most every [`BURST_FLUSH_EVERY`].
+    pub(super) fn flush_due(&self, ready: bool) -> bool {
+        if !self.replies.is_empty() {
+            return true;
+        }
+        ready
+            && (self.queued.load(Ordering::Relaxed) == 0
+                || self.last_flush.elapsed() >= BURST_FLUSH_EVERY)
+    }
+
+    /// Writes queued results in one transaction, then publishes their transitions.
+    pub(super) async fn flush(&mut self) {
+        if self.pending.is_empty() || !self.db.ready() {
+            return;
+        }
+        self.last_flush = Instant::now();
+        match self.store.record_checks(&self.pending).await {
+            Ok(written) => {
+                self.db.succeeded();
+                // A result the store skipped belongs to an entry deleted (or re-registered)
+                // since it was loaded: forget that entry, answer its checks with "not found",
+                // and raise no alert about it. A re-registered one comes back with the next
+                // refresh, as its revision is newer than any seen.
+                let written: HashSet<String> = written.iter().map(ToString::to_string).collect();
+                for c in self.pending.drain(..) {
+                    if !written.contains(c.id.as_str())
+                        && let Some(t) = self.entries.get(&c.id)
+                        && t.row.reg_rev == c.reg_rev
+                        && let Some(mut t) = self.entries.remove(&c.id)
+                    {
+                        for reply in t.waiting.drain(..) {
+                            let _ = reply.send(Err(CheckError::NotFound));
+                        }
+                    }
+                }
+                self.transitions.retain(|t| written.contains(&t.id));
+                let changed = !self.transitions.is_empty();
+                for t in self.transitions.drain(..) {
+                    self.stats.count_transition(t.to);
+                    self.alerts.publish(t);
+                }
+                if changed && let Some(f) = &self.on_change {
+                    f();
+                }
+                for (reply, report) in self.replies.drain(..) {
+                    let answer = if written.contains(&report.id) {
+                        Ok(report)
+                    } else {
+                        Err(CheckError::NotFound)
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+            Err(e) => {
+                self.db
+                    .failed(&format!("write {} health results", self.pending.len()), &e);
+                if self.pending.len() > MAX_PENDING {
+                    let excess = self.pending.len() - MAX_PENDING;
+                    self.pending.drain(..excess);
+                }
+            }
+        }
+    }
+}

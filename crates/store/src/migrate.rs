@@ -1,0 +1,122 @@
+//! The schema migrations, one list for both backends: each backend has its own SQL files under
+//! `migrations/<backend>/`, with the same numbers and names. A migration's version, name and
+//! file contents (its checksum) never change once released: existing databases must still open.
+
+use std::borrow::Cow;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+/// The migrations' names, in version order from 1.
+const NAMES: [&str; 7] = [
+    "servers",
+    "row version",
+    "events",
+    "service",
+    "routing",
+    "auth",
+    "error detail",
+];
+
+/// The migrations of the backend whose SQL files `dir` names, from `migrations/<dir>/`.
+macro_rules! migrations {
+    ($dir:literal) => {
+        $crate::migrate::migrator([
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $dir,
+                "/0001_servers.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $dir,
+                "/0002_row_version.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $dir,
+                "/0003_events.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $dir,
+                "/0004_service.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $dir,
+                "/0005_routing.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $dir,
+                "/0006_auth.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $dir,
+                "/0007_error_detail.sql"
+            )),
+        ])
+    };
+}
+pub(crate) use migrations;
+
+/// A migrator applying `sql`, the files of [`NAMES`] in order.
+pub(crate) fn migrator(sql: [&'static str; NAMES.len()]) -> Migrator {
+    Migrator::with_migrations(
+        (1..)
+            .zip(NAMES)
+            .zip(sql)
+            .map(|((version, name), sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(name),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each backend's files are the migrations [`NAMES`] lists, by number and name, so that a
+    /// file added without its name (or the other backend's file) cannot go unnoticed.
+    #[test]
+    fn names_match_each_backends_files() {
+        for dir in ["sqlite", "postgres"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(dir);
+            let mut files: Vec<String> = std::fs::read_dir(&path)
+                .expect("migrations directory")
+                .map(|f| f.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            files.sort();
+            let want: Vec<String> = (1..)
+                .zip(NAMES)
+                .map(|(n, name)| format!("{n:04}_{}.sql", name.replace(' ', "_")))
+                .collect();
+            assert_eq!(files, want, "{dir}");
+        }
+        let sqlite = migrations!("sqlite");
+        let versions: Vec<(i64, &str)> = sqlite
+            .iter()
+            .map(|m| (m.version, m.description.as_ref()))
+            .collect();
+        assert_eq!(versions[1], (2, "row version"));
+        assert_eq!(versions.len(), NAMES.len());
+    }
+}
