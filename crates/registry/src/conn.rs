@@ -9,6 +9,8 @@ use std::task::{Context, Poll};
 use axum::http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::error::ApiError;
+
 /// A connection whose empty-bodied error answers are replaced by problems.
 ///
 /// hyper writes such an answer as one buffer holding only its head (it writes through
@@ -33,27 +35,14 @@ impl<S> ProblemIo<S> {
     }
 }
 
-/// The problem for an automatic answer with `status`: its code, title and detail.
-fn explain(status: StatusCode, max_header_bytes: usize) -> (&'static str, &'static str, String) {
+/// The problem for an automatic answer with `status`.
+fn explain(status: StatusCode, max_header_bytes: usize) -> ApiError {
     match status {
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
-            "header-too-large",
-            "Request header fields too large",
-            format!(
-                "the request line and headers are over {max_header_bytes} bytes, or more \
-                 headers than the registry reads"
-            ),
-        ),
-        StatusCode::URI_TOO_LONG => (
-            "uri-too-long",
-            "Request URL is too long",
-            "the request target is too long to be read".into(),
-        ),
-        _ => (
-            "bad-request",
-            "Malformed HTTP request",
-            "the request is not valid HTTP/1.1 (request line, header or framing)".into(),
-        ),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ApiError::HeaderTooLarge(max_header_bytes),
+        StatusCode::URI_TOO_LONG => {
+            ApiError::UriTooLong("the request target is too long to be read".into())
+        }
+        _ => ApiError::MalformedRequest(status),
     }
 }
 
@@ -83,8 +72,7 @@ fn rewrite(buf: &[u8], max_header_bytes: usize) -> Option<Vec<u8>> {
     if !empty {
         return None;
     }
-    let (code, title, detail) = explain(status, max_header_bytes);
-    let body = crate::problem_json(status, code, title, &detail);
+    let body = explain(status, max_header_bytes).body();
     let mut out = format!("{status_line}\r\n");
     for h in headers {
         let name = h.split(':').next().unwrap_or_default();
@@ -98,10 +86,12 @@ fn rewrite(buf: &[u8], max_header_bytes: usize) -> Option<Vec<u8>> {
     }
     out.push_str(&format!(
         "content-type: application/problem+json\r\ncontent-length: {}\r\nconnection: \
-         close\r\n\r\n{body}",
+         close\r\n\r\n",
         body.len()
     ));
-    Some(out.into_bytes())
+    let mut out = out.into_bytes();
+    out.extend_from_slice(&body);
+    Some(out)
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for ProblemIo<S> {

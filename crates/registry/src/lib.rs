@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -396,15 +396,11 @@ async fn enforce_limits(
 ) -> Response {
     let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if uri_len > limits.max_uri_bytes {
-        return limit_problem(
-            StatusCode::URI_TOO_LONG,
-            "uri-too-long",
-            "Request URL is too long",
-            format!(
-                "the request target is {uri_len} bytes; at most {} are accepted",
-                limits.max_uri_bytes
-            ),
-        );
+        return ApiError::UriTooLong(format!(
+            "the request target is {uri_len} bytes; at most {} are accepted",
+            limits.max_uri_bytes
+        ))
+        .into_response();
     }
     let max_body = state.config().max_body_bytes;
     let declared = req
@@ -424,40 +420,6 @@ async fn enforce_limits(
         Ok(Ok(bytes)) => next.run(Request::from_parts(parts, bytes.into())).await,
         // Over the limit (chunked) or broken off: what the JSON extractor answers too.
         Ok(Err(_)) => ApiError::PayloadTooLarge(max_body).into_response(),
-        Err(_) => limit_problem(
-            StatusCode::REQUEST_TIMEOUT,
-            "request-timeout",
-            "Request took too long to send",
-            format!(
-                "the request body did not arrive within {} s",
-                limits.request_timeout.as_secs_f64()
-            ),
-        ),
+        Err(_) => ApiError::RequestTimeout(limits.request_timeout).into_response(),
     }
-}
-
-/// A problem+json answer for a connection-level limit; the connection is closed after it,
-/// since the rest of the request may still be on its way.
-fn limit_problem(status: StatusCode, code: &str, title: &str, detail: String) -> Response {
-    let body = problem_json(status, code, title, &detail);
-    let mut res = (status, body).into_response();
-    let headers = res.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    res
-}
-
-/// The problem+json body of a refusal made outside the router (connection-level limits).
-pub(crate) fn problem_json(status: StatusCode, code: &str, title: &str, detail: &str) -> String {
-    serde_json::json!({
-        "type": format!("/problems/{code}"),
-        "title": title,
-        "status": status.as_u16(),
-        "detail": detail,
-        "code": code,
-    })
-    .to_string()
 }

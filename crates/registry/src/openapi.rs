@@ -39,7 +39,17 @@ use crate::api::{checks, docs, events, metrics, page, policy, probes, servers, s
         metrics::scrape,
         docs::openapi,
     ),
-    components(schemas(crate::error::Problem<'static>)),
+    components(
+        schemas(crate::error::Problem<'static>),
+        responses(
+            crate::error::responses::BadRequest,
+            crate::error::responses::EntryNotFound,
+            crate::error::responses::PolicyNotFound,
+            crate::error::responses::PayloadTooLarge,
+            crate::error::responses::UnsupportedMediaType,
+            crate::error::responses::DatabaseUnavailable,
+        )
+    ),
     tags(
         (name = "servers", description = "Register, list, look up and remove entries"),
         (name = "routing", description = "Services' routing policies: weights per version, rollback, Istio export"),
@@ -188,6 +198,17 @@ mod tests {
         ] {
             assert!(schemas.contains_key(name), "{name} is not described");
         }
+        // Shared answers (`crate::error::responses`) are listed in `components(responses)`.
+        let responses = doc["components"]["responses"]
+            .as_object()
+            .expect("responses");
+        let mut shared = 0;
+        for part in text.split("\"$ref\":\"#/components/responses/").skip(1) {
+            let name = part.split('"').next().unwrap_or_default();
+            assert!(responses.contains_key(name), "undefined response {name}");
+            shared += 1;
+        }
+        assert!(shared >= 6, "only {shared} shared responses referenced");
         // The registration body names fields as clients send them.
         let reg = &schemas["Registration"];
         let required: BTreeSet<&str> = reg["required"]

@@ -30,8 +30,8 @@ const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
     ),
     responses(
         (status = 200, description = "The probe's finding and the entry's status after damping", body = crate::health::worker::CheckReport),
-        (status = 400, description = "The id is not a valid slug (`validation-failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such entry (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, response = crate::error::responses::BadRequest),
+        (status = 404, response = crate::error::responses::EntryNotFound),
         (status = 409, description = "The entry's `healthCheck.mode` is `ttl` or `none`: it is not probed (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Checked less than a second ago (`rate-limited`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "No health worker in this process (`not-running`), or the database is unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -83,9 +83,9 @@ pub(crate) async fn check(
     ),
     responses(
         (status = 204, description = "Renewed"),
-        (status = 400, description = "The id is not a valid slug (`validation-failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such entry (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, response = crate::error::responses::BadRequest),
+        (status = 404, response = crate::error::responses::EntryNotFound),
+        (status = 503, response = crate::error::responses::DatabaseUnavailable),
     )
 )]
 pub(crate) async fn heartbeat(

@@ -135,7 +135,7 @@ fn chunk(frames: impl IntoIterator<Item = Bytes>) -> Bytes {
          headers(("X-Registry-Revision" = i64, description = "The registry's revision when the stream opened"))),
         (status = 400, description = "`since` or `Last-Event-ID` is not a revision, or an unknown query parameter (`validation-failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 410, description = "The changes after that revision are no longer kept (`history-gone`): list again", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, response = crate::error::responses::DatabaseUnavailable),
     )
 )]
 pub(crate) async fn events(

@@ -48,7 +48,7 @@ pub(crate) async fn healthz() -> Result<Response, ApiError> {
     summary = "Readiness: the process and its database answer",
     responses(
         (status = 200, description = "Ready", body = Ready),
-        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, response = crate::error::responses::DatabaseUnavailable),
     )
 )]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {

@@ -79,8 +79,8 @@ fn etag_matches(if_none_match: &str, etag: &str) -> bool {
          headers(("ETag" = String, description = "A hash of the answer"), ("X-Registry-Revision" = i64, description = "The registry's revision the answer reflects (at least)"))),
         (status = 304, description = "The answer still has the `ETag` given in `If-None-Match`",
          headers(("ETag" = String, description = "A hash of the answer"), ("X-Registry-Revision" = i64, description = "The registry's revision"))),
-        (status = 400, description = "Invalid fields, query parameters or id (`validation-failed`), or malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, response = crate::error::responses::BadRequest),
+        (status = 503, response = crate::error::responses::DatabaseUnavailable),
     )
 )]
 pub(crate) async fn list(
@@ -263,10 +263,10 @@ async fn store_registration(
     responses(
         (status = 201, description = "Created", body = Registered, headers(("Location" = String, description = "`/servers/{id}`"))),
         (status = 200, description = "An entry with this id was replaced", body = Registered, headers(("Location" = String, description = "`/servers/{id}`"))),
-        (status = 400, description = "Invalid fields, query parameters or id (`validation-failed`), or malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB (`payload-too-large`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as `application/json`", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, response = crate::error::responses::BadRequest),
+        (status = 413, response = crate::error::responses::PayloadTooLarge),
+        (status = 415, response = crate::error::responses::UnsupportedMediaType),
+        (status = 503, response = crate::error::responses::DatabaseUnavailable),
     )
 )]
 pub(crate) async fn register(
@@ -292,10 +292,10 @@ pub(crate) async fn register(
     responses(
         (status = 201, description = "Created", body = Registered),
         (status = 200, description = "Replaced", body = Registered),
-        (status = 400, description = "Invalid fields, query parameters or id (`validation-failed`), or malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB (`payload-too-large`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as `application/json`", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, response = crate::error::responses::BadRequest),
+        (status = 413, response = crate::error::responses::PayloadTooLarge),
+        (status = 415, response = crate::error::responses::UnsupportedMediaType),
+        (status = 503, response = crate::error::responses::DatabaseUnavailable),
     )
 )]
 pub(crate) async fn replace(
@@ -319,9 +319,9 @@ pub(crate) async fn replace(
     ),
     responses(
         (status = 200, description = "The entry; while the database is unavailable, its last known state, marked `X-Registry-Stale: true`", body = Entry),
-        (status = 400, description = "Invalid fields, query parameters or id (`validation-failed`), or malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such entry (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, response = crate::error::responses::BadRequest),
+        (status = 404, response = crate::error::responses::EntryNotFound),
+        (status = 503, response = crate::error::responses::DatabaseUnavailable),
     )
 )]
 pub(crate) async fn get_one(
@@ -365,9 +365,9 @@ fn render_entry(entry: &Entry) -> Result<Bytes, ApiError> {
     ),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "Invalid fields, query parameters or id (`validation-failed`), or malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such entry (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, response = crate::error::responses::BadRequest),
+        (status = 404, response = crate::error::responses::EntryNotFound),
+        (status = 503, response = crate::error::responses::DatabaseUnavailable),
     )
 )]
 pub(crate) async fn remove(

@@ -78,10 +78,10 @@ where
     responses(
         (status = 201, description = "Set; the service had no policy", body = Routing),
         (status = 200, description = "Replaced the service's policy", body = Routing),
-        (status = 400, description = "Invalid fields (`validation-failed`, e.g. `weights.2.1.0`), or malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB (`payload-too-large`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as `application/json`", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, response = crate::error::responses::BadRequest),
+        (status = 413, response = crate::error::responses::PayloadTooLarge),
+        (status = 415, response = crate::error::responses::UnsupportedMediaType),
+        (status = 503, response = crate::error::responses::DatabaseUnavailable),
     )
 )]
 pub(crate) async fn put_routing(
@@ -151,9 +151,9 @@ pub(crate) async fn put_routing(
     params(("service" = ServerId, Path, description = "The service")),
     responses(
         (status = 200, description = "The policy, with the last rollback since it was set", body = Routing),
-        (status = 400, description = "The service is not a slug (`validation-failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The service has no policy (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, response = crate::error::responses::BadRequest),
+        (status = 404, response = crate::error::responses::PolicyNotFound),
+        (status = 503, response = crate::error::responses::DatabaseUnavailable),
     )
 )]
 pub(crate) async fn get_routing(
@@ -176,9 +176,9 @@ pub(crate) async fn get_routing(
     params(("service" = ServerId, Path, description = "The service")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "The service is not a slug (`validation-failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The service has no policy (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, response = crate::error::responses::BadRequest),
+        (status = 404, response = crate::error::responses::PolicyNotFound),
+        (status = 503, response = crate::error::responses::DatabaseUnavailable),
     )
 )]
 pub(crate) async fn delete_routing(
@@ -276,10 +276,10 @@ fn parse_rollback(body: &Value) -> Result<(Version, String), ValidationErrors> {
     responses(
         (status = 200, description = "The updated policy", body = Routing),
         (status = 400, description = "Invalid fields, or the version is not in the weights (`validation-failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The service has no policy (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, response = crate::error::responses::PolicyNotFound),
         (status = 409, description = "The version is the only one in the weights, or the versions left with traffic were rolled back or have no instance up and `force` is not set (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as `application/json`", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, response = crate::error::responses::UnsupportedMediaType),
+        (status = 503, response = crate::error::responses::DatabaseUnavailable),
     )
 )]
 pub(crate) async fn rollback(
@@ -411,9 +411,9 @@ async fn check_heirs(
     params(("service" = ServerId, Path, description = "The service")),
     responses(
         (status = 200, description = "The manifests", body = String, content_type = "application/yaml"),
-        (status = 400, description = "The service is not a slug (`validation-failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The service has no policy (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, response = crate::error::responses::BadRequest),
+        (status = 404, response = crate::error::responses::PolicyNotFound),
+        (status = 503, response = crate::error::responses::DatabaseUnavailable),
     )
 )]
 pub(crate) async fn istio(

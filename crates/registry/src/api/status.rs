@@ -25,7 +25,7 @@ use crate::error::ApiError;
                    `X-Registry-Stale: true`.",
     responses(
         (status = 200, description = "The fleet's status", body = mcp_fleet_model::FleetStatus),
-        (status = 503, description = "The database is unavailable (`database-unavailable`; `Retry-After` is set)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, response = crate::error::responses::DatabaseUnavailable),
     )
 )]
 pub(crate) async fn status(State(state): State<AppState>) -> Result<Response, ApiError> {
