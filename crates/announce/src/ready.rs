@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, HeaderValue};
+use rmcp::transport::common::http_header::HEADER_SESSION_ID;
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -75,12 +76,12 @@ async fn attempt(http: &reqwest::Client, mcp_url: &str, auth_required: bool) -> 
             }
         })?;
     let status = res.status();
-    let session = res.headers().get("mcp-session-id").cloned();
+    let session = res.headers().get(HEADER_SESSION_ID).cloned();
     drop(res);
     if let Some(session) = session {
         let _ = http
             .delete(mcp_url)
-            .header("mcp-session-id", session)
+            .header(HEADER_SESSION_ID, session)
             .timeout(ATTEMPT)
             .send()
             .await;

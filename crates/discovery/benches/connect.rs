@@ -24,125 +24,18 @@ use std::time::{Duration, Instant};
 
 use mcp_fleet_discovery::Discovery;
 use mcp_fleet_registry::{AppState, Config};
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ClientConfig, ContentBlock,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
-    Tool,
-};
-use rmcp::service::RequestContext;
+use mcp_fleet_test_support::bench::{EchoServer, env_or, median, process_cpu, tools};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, ClientConfig, ProtocolVersion};
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::{
-    StreamableHttpClientTransport, StreamableHttpServerConfig, StreamableHttpService,
-};
-use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-/// The allocator the `mcp-fleet` binary uses, so the library here runs as `mcp-fleet tools` runs
-/// it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A server with `tools` tools that answer at once.
-#[derive(Clone)]
-struct Bench {
-    tools: Arc<Vec<Tool>>,
-    /// Milliseconds each `tools/list` waits before answering: a remote server's round trip.
-    latency_ms: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl ServerHandler for Bench {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        let delay = self.latency_ms.load(std::sync::atomic::Ordering::Relaxed);
-        if delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-        }
-        Ok(ListToolsResult::with_all_items((*self.tools).clone()))
-    }
-
-    async fn call_tool(
-        &self,
-        _request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        Ok(CallToolResult::success(vec![ContentBlock::text("ok")]).into())
-    }
-}
-
-fn tools(n: usize) -> Arc<Vec<Tool>> {
-    let serde_json::Value::Object(schema) =
-        json!({"type": "object", "properties": {"query": {"type": "string"}}})
-    else {
-        unreachable!("a literal object")
-    };
-    let schema = Arc::new(schema);
-    Arc::new(
-        (0..n)
-            .map(|i| {
-                Tool::new(
-                    format!("tool_{i:02}"),
-                    format!("Tool number {i}, with a description of ordinary length."),
-                    schema.clone(),
-                )
-            })
-            .collect(),
-    )
-}
-
-/// Starts an MCP server on 127.0.0.1:0; returns its base URL.
-async fn start_server(
-    tools: Arc<Vec<Tool>>,
-    latency_ms: Arc<std::sync::atomic::AtomicU64>,
-    stop: &CancellationToken,
-) -> String {
-    let config = StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
-    let service = StreamableHttpService::new(
-        move || {
-            Ok(Bench {
-                tools: tools.clone(),
-                latency_ms: latency_ms.clone(),
-            })
-        },
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
-    let app = axum::Router::new().nest_service("/mcp", service);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let until = stop.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(until.cancelled_owned())
-            .await
-    });
-    url
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort_unstable();
-    xs[xs.len() / 2]
-}
+mcp_fleet_test_support::bench_allocator!();
 
 /// The wall time of one fresh `Discovery::connect` to the servers tagged `tag`, and the process's
-/// CPU time during it (see [`process_cpu`]).
+/// CPU time during it (see `process_cpu`).
 async fn connect_once(
     registry: &str,
     tag: &str,
@@ -163,19 +56,6 @@ async fn connect_once(
     assert_eq!(fleet.tools().len(), expect_tools);
     fleet.shutdown().await;
     (took, cpu)
-}
-
-/// The CPU time this process has used so far, user and system, all threads (Linux: from
-/// `/proc/self/stat`, in clock ticks of 10 ms, the kernel's `USER_HZ` of 100). `None` elsewhere.
-fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The fields after the command name, which is in parentheses and may contain spaces: the
-    // 12th and 13th of them are utime and stime.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let user: u64 = fields.next()?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
-    Some(Duration::from_millis((user + system) * 10))
 }
 
 /// What [`connect_times`] measured.
@@ -253,7 +133,9 @@ fn main() {
 
         let tool_list = tools(per_server);
         for i in 0..=servers {
-            let url = start_server(tool_list.clone(), latency.clone(), &stop).await;
+            let url = EchoServer::new(tool_list.clone(), latency.clone())
+                .start(&stop)
+                .await;
             let (id, tag) = if i == servers {
                 ("solo".to_owned(), "solo")
             } else {

@@ -40,15 +40,15 @@ mod discovery;
 mod error;
 mod events;
 mod feed;
-pub mod guard;
 mod index;
 mod kept_post;
 pub mod names;
 mod registry_client;
-pub mod rmcp_errors;
 mod sse;
 mod supervisor;
 mod watch;
+
+pub use mcp_fleet_net::{guard, rmcp_errors};
 
 pub use auth::{AuthError, BearerTokenFn, ClientCredentials};
 pub use credentials::{

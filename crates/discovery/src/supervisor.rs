@@ -1,7 +1,6 @@
 //! One task per server: connect, publish its tools, re-list them on `list_changed`, notice a
 //! dead session, mark its tools unavailable and reconnect with exponential backoff and jitter.
 
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -16,40 +15,7 @@ use crate::discovery::Shared;
 use crate::error::DiscoveryError;
 use crate::index::{ServerMeta, ServerState, Signals};
 
-/// How long to wait between reconnection attempts: exponential, with jitter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    /// The first delay (before jitter).
-    pub initial: Duration,
-    /// The longest delay (before jitter).
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    /// 500 ms, doubling up to 30 s.
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(30),
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before attempt `attempt` (0-based): `initial · 2^attempt`, capped at `max`,
-    /// of which a random half is kept ("equal jitter"), so servers that died together are not
-    /// all retried in the same instant.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let base = self
-            .initial
-            .saturating_mul(2u32.saturating_pow(attempt.min(31)))
-            .min(self.max);
-        let half = base / 2;
-        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        let random = RandomState::new().hash_one(attempt);
-        half + Duration::from_nanos(if nanos == 0 { 0 } else { random % (nanos + 1) })
-    }
-}
+pub use mcp_fleet_net::Backoff;
 
 /// Least time between two liveness checks prompted by suspicions.
 const SUSPECT_GAP: Duration = Duration::from_secs(1);
@@ -261,35 +227,5 @@ impl Supervisor {
     ) {
         self.shared
             .publish(&self.stop, &self.meta, &self.signals, state, link, tools);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_max_with_jitter() {
-        let b = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-        };
-        let cases = [
-            (0, 100),
-            (1, 200),
-            (2, 400),
-            (3, 800),
-            (4, 1000),
-            (40, 1000),
-        ];
-        for (attempt, full_ms) in cases {
-            let full = Duration::from_millis(full_ms);
-            for _ in 0..50 {
-                let d = b.delay(attempt);
-                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
-            }
-        }
-        let spread: std::collections::HashSet<Duration> = (0..50).map(|_| b.delay(3)).collect();
-        assert!(spread.len() > 1, "no jitter");
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use mcp_fleet_model::Entry;
 
+use crate::Backoff;
 use crate::registry_client::{Blocking, ClientError, ListOptions, RegistryClient};
 
 /// A source of registry changes for [`Discovery::watch`](crate::DiscoveryBuilder::watch).
@@ -157,10 +158,9 @@ impl RegistryWatch for FeedWatch {
     fn next(&mut self) -> BoxFuture<'_, Result<Vec<Entry>, ClientError>> {
         Box::pin(async move {
             if self.failures > 0 {
-                let backoff = Duration::from_millis(500)
-                    .saturating_mul(1 << self.failures.min(10))
-                    .min(self.fallback_interval.max(Duration::from_millis(500)));
-                tokio::time::sleep(backoff).await;
+                let first = Duration::from_millis(500);
+                let backoff = Backoff::new(first, self.fallback_interval.max(first));
+                tokio::time::sleep(backoff.delay(self.failures)).await;
             }
             let result = self.next_listing().await;
             self.failures = if result.is_ok() { 0 } else { self.failures + 1 };

@@ -22,92 +22,28 @@ use std::time::{Duration, Instant};
 
 use mcp_fleet_gateway::{Gateway, GatewayConfig};
 use mcp_fleet_registry::{AppState, Config};
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ClientConfig, ContentBlock,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
-    Tool,
-};
-use rmcp::service::{RequestContext, RunningService};
+use mcp_fleet_test_support::bench::{EchoServer, env_or, quantile};
+use rmcp::model::{CallToolRequestParams, ClientConfig, ProtocolVersion, Tool};
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::{
-    StreamableHttpClientTransport, StreamableHttpServerConfig, StreamableHttpService,
-};
-use rmcp::{ErrorData, RoleClient, RoleServer, ServerHandler, ServiceExt};
+use rmcp::{RoleClient, ServiceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-/// The allocator the `mcp-fleet` binary uses, so the gateway here runs as it does there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mcp_fleet_test_support::bench_allocator!();
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// An upstream whose one tool answers at once.
-#[derive(Clone)]
-struct Echo;
-
-impl ServerHandler for Echo {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        let serde_json::Value::Object(schema) = json!({"type": "object"}) else {
-            unreachable!("a literal object")
-        };
-        Ok(ListToolsResult::with_all_items(vec![Tool::new(
-            "echo",
-            "Answers ok",
-            Arc::new(schema),
-        )]))
-    }
-
-    async fn call_tool(
-        &self,
-        _request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        Ok(CallToolResult::success(vec![ContentBlock::text("ok")]).into())
-    }
-}
-
-/// Starts an upstream; `nodelay` sets `TCP_NODELAY` on its connections (axum's default is not
-/// to, so that its answers are held back by Nagle's algorithm on reused connections).
+/// An upstream whose one tool, `echo`, answers at once; `nodelay` sets `TCP_NODELAY` on its
+/// connections (axum's default is not to).
 async fn start_upstream(stop: &CancellationToken, nodelay: bool) -> String {
-    let config = StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
-    let service = StreamableHttpService::new(
-        || Ok(Echo),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
-    let app = axum::Router::new().nest_service("/mcp", service);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let serde_json::Value::Object(schema) = json!({"type": "object"}) else {
+        unreachable!("a literal object")
+    };
+    let tools = Arc::new(vec![Tool::new("echo", "Answers ok", Arc::new(schema))]);
+    EchoServer::new(tools, Arc::default())
+        .nodelay(nodelay)
+        .start(stop)
         .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(move |tcp| {
-        if nodelay {
-            let _ = tcp.set_nodelay(true);
-        }
-    });
-    let until = stop.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(until.cancelled_owned())
-            .await
-    });
-    url
 }
 
 type Client = RunningService<RoleClient, ClientConfig>;
@@ -155,10 +91,6 @@ async fn load(sessions: &[Arc<Client>], tool: &str, span: Duration) -> Vec<Durat
         all.extend(t.await.expect("client task"));
     }
     all
-}
-
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
 fn main() {

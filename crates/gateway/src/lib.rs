@@ -36,14 +36,13 @@ use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use mcp_fleet_discovery::{AddressPolicy, Discovery, DiscoveryError, HealthStatus, Tool, guard};
+use mcp_fleet_net::accept;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{FailureMode, GatewayConfig, OutlierConfig, ServeLimits, ToolNames};
@@ -175,49 +174,21 @@ impl Gateway {
         // Its own accept loop rather than `axum::serve`, which rebuilds the router's state for
         // every connection (stock MCP clients open one connection per request) and cannot set
         // hyper's header limits.
-        let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_header_size(limits.max_header_bytes);
-        let connections = Arc::new(Semaphore::new(
-            limits.max_connections.min(Semaphore::MAX_PERMITS),
-        ));
-        let graceful = GracefulShutdown::new();
-        loop {
-            let stream = tokio::select! {
-                () = shutdown.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) if is_connection_error(&e) => continue,
-                    Err(e) => {
-                        // Out of file descriptors, most likely: give in-flight requests time
-                        // to finish and free some (as `axum::serve` does).
-                        tracing::error!(error = %e, "gateway: accept failed");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        continue;
-                    }
-                },
-            };
-            let Ok(slot) = connections.clone().try_acquire_owned() else {
-                // At the cap: say so if the socket takes it at once, and close.
-                let _ = stream.try_write(TOO_MANY_CONNECTIONS);
-                continue;
-            };
-            // Answers go out as they are written: with Nagle's algorithm, a client that keeps
-            // its connection open would wait for a delayed ACK (~40 ms) on every call.
-            let _ = stream.set_nodelay(true);
-            let conn =
-                http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "gateway: connection ended with an error");
-                }
-                drop(slot);
-            });
-        }
-        drop(listener);
-        graceful.shutdown().await;
+        let http = accept::http1_builder(limits.header_read_timeout, limits.max_header_bytes);
+        let limit = accept::ConnectionLimit {
+            max: limits.max_connections,
+            answer: TOO_MANY_CONNECTIONS,
+        };
+        accept::accept_loop(
+            listener,
+            Some(limit),
+            "gateway: ",
+            &shutdown,
+            |stream, _| {
+                http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()))
+            },
+        )
+        .await;
         self.shutdown().await;
         Ok(())
     }
@@ -369,15 +340,6 @@ async fn address_policy(config: &GatewayConfig) -> Result<AddressPolicy, Gateway
         }
     }
     Ok(policy)
-}
-
-/// Errors of one connection, after which accepting the next one is right.
-fn is_connection_error(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind;
-    matches!(
-        e.kind(),
-        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
-    )
 }
 
 #[cfg(test)]

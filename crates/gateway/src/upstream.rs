@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mcp_fleet_discovery::{ClientError, RegistryClient};
+use mcp_fleet_discovery::{Backoff, ClientError, RegistryClient};
 use mcp_fleet_model::Version;
 use serde_json::Value;
 
@@ -25,7 +25,7 @@ pub(crate) async fn record_rollback(
     version: &Version,
     reason: &str,
 ) {
-    let mut delay = Duration::from_millis(200);
+    let backoff = Backoff::new(Duration::from_millis(200), Duration::from_millis(3_200));
     for attempt in 1..=5 {
         match registry.rollback(service, version, reason).await {
             Ok(_) => return,
@@ -37,16 +37,15 @@ pub(crate) async fn record_rollback(
             Err(e) => tracing::warn!(%service, attempt, error = %e,
                 "recording the rollback failed; retrying"),
         }
-        tokio::time::sleep(delay).await;
-        delay *= 2;
+        tokio::time::sleep(backoff.delay(attempt - 1)).await;
     }
     tracing::error!(%service, %version, "could not record the rollback in the registry");
 }
 
-/// POSTs `event` to `url`, retrying with backoff (100 ms doubling) up to 8 times while the
+/// POSTs `event` to `url`, retrying with backoff (100 ms doubling, with jitter) up to 8 times while the
 /// receiver is unreachable or answers 5xx, 408 or 429.
 pub(crate) async fn alert(http: reqwest::Client, url: String, event: Value) {
-    let mut delay = Duration::from_millis(100);
+    let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
     for attempt in 1..=8 {
         match http.post(&url).json(&event).send().await {
             Ok(res) if res.status().is_success() => return,
@@ -62,8 +61,7 @@ pub(crate) async fn alert(http: reqwest::Client, url: String, event: Value) {
             }
             Err(e) => tracing::debug!(%url, attempt, error = %e, "alert failed"),
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(30));
+        tokio::time::sleep(backoff.delay(attempt - 1)).await;
     }
     tracing::warn!(%url, "alert undelivered after 8 attempts");
 }

@@ -24,15 +24,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use mcp_fleet_registry::{AppState, Config};
+use mcp_fleet_test_support::bench::{env_or, quantile, rss};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn registration(prefix: &str, i: usize) -> serde_json::Value {
     serde_json::json!({
@@ -46,15 +40,6 @@ fn registration(prefix: &str, i: usize) -> serde_json::Value {
         "healthUrl": format!("http://10.{}.{}.{}:8080/health", i / 65536, (i / 256) % 256, i % 256),
         "metadata": {"team": format!("team-{}", i % 7), "region": "eu-west-1"},
     })
-}
-
-/// The `q` quantile (0..=1) of sorted `samples`.
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[i]
 }
 
 fn ms(d: Duration) -> String {
@@ -181,19 +166,6 @@ async fn propagation(subscribers: usize, writes: usize) -> Propagation {
         subscribers,
         writes,
     }
-}
-
-/// `VmRSS` and `VmHWM` of `pid`, in MiB.
-fn rss(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(f64::NAN, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 struct Server(Child);

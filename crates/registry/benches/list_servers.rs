@@ -15,11 +15,10 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::routing::get;
 use mcp_fleet_registry::{AppState, Config};
+use mcp_fleet_test_support::bench::env_or;
 use tokio_util::sync::CancellationToken;
 
-/// The allocator the `mcp-fleet` binary uses, so the registry here runs as it does there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mcp_fleet_test_support::bench_allocator!();
 
 const ENTRIES: usize = 1000;
 // `status=any`: no health worker runs here, so every entry stays `unknown`.
@@ -30,13 +29,6 @@ const QUERIES: [(&str, &str); 2] = [
     ),
     ("all 1,000 (limit=1000)", "/servers?limit=1000&status=any"),
 ];
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn registration(i: usize) -> serde_json::Value {
     let mut tags = vec!["fleet".to_string(), format!("team-{}", i % 7)];

@@ -51,10 +51,13 @@ use axum::routing::get;
 use futures::StreamExt;
 use mcp_fleet_model::HealthStatus;
 use mcp_fleet_registry::{AppState, Config, HealthConfig};
+use mcp_fleet_test_support::bench::{cpu_spent, env_or, thread_cpu};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+mcp_fleet_test_support::bench_allocator!();
 
 /// Time limit of one probe; the sweep is measured against it.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -79,17 +82,6 @@ const POLL_EVERY: Duration = Duration::from_millis(5);
 const QUERY: &str = "/servers?tags=target&status=any&limit=100";
 const SWEEP_TARGET: f64 = 1.5;
 const P99_TARGET: f64 = 1.5;
-
-/// The allocator the `mcp-fleet` binary uses, so the registry here runs as it does there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn is_black_hole(i: usize) -> bool {
     i.is_multiple_of(10)
@@ -411,48 +403,6 @@ fn lowest_priority() {
     if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
         eprintln!("sweep: cannot lower the spinning thread's priority: {e}");
     }
-}
-
-/// CPU seconds (user + system) each of this process's threads has used, by thread name with
-/// trailing digits dropped, so that a runtime's threads add up.
-fn thread_cpu() -> std::collections::BTreeMap<String, f64> {
-    // Linux reports CPU time in clock ticks, 100 a second on every common configuration.
-    const TICKS: f64 = 100.0;
-    let mut by_name = std::collections::BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return by_name;
-    };
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = stat[open + 1..close].trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        // After the name: state is field 0, utime field 11, stime field 12.
-        let ticks: f64 = [11, 12]
-            .iter()
-            .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-            .sum();
-        *by_name.entry(name.to_string()).or_insert(0.0) += ticks / TICKS;
-    }
-    by_name
-}
-
-/// What each thread group used between two readings, largest first.
-fn cpu_spent(
-    before: &std::collections::BTreeMap<String, f64>,
-    after: &std::collections::BTreeMap<String, f64>,
-) -> Vec<(String, f64)> {
-    let mut spent: Vec<(String, f64)> = after
-        .iter()
-        .map(|(name, s)| (name.clone(), s - before.get(name).copied().unwrap_or(0.0)))
-        .filter(|(_, s)| *s >= 0.01)
-        .collect();
-    spent.sort_by(|a, b| b.1.total_cmp(&a.1));
-    spent
 }
 
 /// TCP connections this machine has opened (`ActiveOpens` in `/proc/net/snmp`), to count the

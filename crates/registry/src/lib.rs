@@ -33,10 +33,10 @@ use axum::extract::{ConnectInfo, Request};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use mcp_fleet_model::ServerId;
+use mcp_fleet_net::accept;
 use mcp_fleet_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -338,52 +338,16 @@ pub async fn serve_with(
         (state, limits),
         enforce_limits,
     ));
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_header_size(limits.max_header_bytes);
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) if is_connection_error(&e) => continue,
-                Err(e) => {
-                    // Out of file descriptors, most likely: give in-flight requests time to
-                    // finish and free some (as `axum::serve` does).
-                    tracing::error!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            },
-        };
-        // No answer's last segment waits for the client's delayed ACK (Nagle).
-        let _ = stream.set_nodelay(true);
+    let http = accept::http1_builder(limits.header_read_timeout, limits.max_header_bytes);
+    accept::accept_loop(listener, None, "", &shutdown, |stream, peer| {
         // The peer address keys per-client rate limits.
         let svc = tower::Layer::layer(&axum::Extension(ConnectInfo(peer)), app.clone());
         // hyper's own answers to requests it cannot parse get problem bodies.
         let io = TokioIo::new(conn::ProblemIo::new(stream, limits.max_header_bytes));
-        let conn = http.serve_connection(io, TowerToHyperService::new(svc));
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
+        http.serve_connection(io, TowerToHyperService::new(svc))
+    })
+    .await;
     Ok(())
-}
-
-/// Errors of one connection, after which accepting the next one is right.
-fn is_connection_error(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind;
-    matches!(
-        e.kind(),
-        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
-    )
 }
 
 /// The URL-length limit, and the body deadline: a body is read in full (up to the body size

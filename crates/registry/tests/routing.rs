@@ -19,29 +19,6 @@ async fn instance(reg: &TestRegistry, id: &str, service: &str, version: &str) {
     assert_eq!(status, 201, "{}: {body}", reg.backend);
 }
 
-impl TestRegistry {
-    /// Sends `method path` with a JSON body; returns the status and JSON body.
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.url));
-        if let Some(body) = body {
-            req = req.json(body);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn put_routing(&self, service: &str, body: &Value) -> (u16, Value) {
-        let path = format!("/services/{service}/routing");
-        self.send(reqwest::Method::PUT, &path, Some(body)).await
-    }
-}
-
 fn canary() -> Value {
     json!({
         "weights": {"2.0.0": 90, "2.1.0": 10},

@@ -13,20 +13,10 @@
 use std::time::{Duration, Instant};
 
 use mcp_fleet_sample_servers::{Sample, start};
+use mcp_fleet_test_support::bench::{env_or, quantile};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
 
 /// One kept-alive MCP session over one HTTP connection.
 struct Direct {

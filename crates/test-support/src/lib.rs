@@ -3,14 +3,21 @@
 //! ([`serve`]), a listener nothing may connect to ([`Trap`]), an OAuth 2.0 token endpoint
 //! ([`TokenEndpoint`]) and a bearer-token gate for any router ([`require_bearer`]), a
 //! certificate made on the spot and a TLS listener for `https://` servers ([`TestCert`]), and
-//! headless Chromium for page tests ([`browser`]).
+//! headless Chromium for page tests ([`browser`]). Servers for faults ([`faults`]) and, with the
+//! `registry` feature, a real registry and its client ([`registry`]); with `bench`, what the
+//! benchmarks share (`bench`).
 //!
 //! PostgreSQL tests use the cluster named by `MCP_FLEET_TEST_POSTGRES_URL` (which `scripts/test`
 //! starts); each test gets a database of its own. Without it they are skipped, except under
 //! `CI=true`, where a missing PostgreSQL is a failure.
 
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod browser;
+pub mod faults;
 mod pg_cluster;
+#[cfg(feature = "registry")]
+pub mod registry;
 mod tls;
 mod tokens;
 mod trap;
@@ -19,6 +26,10 @@ pub use pg_cluster::PgCluster;
 pub use tls::{TestCert, TlsListener};
 pub use tokens::{Accepted, TokenEndpoint, accepting, bearer_accepted, require_bearer};
 pub use trap::Trap;
+
+pub use faults::{black_hole, live_server, refused_url, timed_black_hole};
+#[cfg(feature = "registry")]
+pub use registry::TestRegistry;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -129,4 +140,16 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// How long a condition polled with [`poll`] may take to come true.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// [`eventually`] with the [`DEADLINE`] every suite shares.
+pub async fn poll<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    eventually(DEADLINE, what, check).await
 }

@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use axum::Router;
 use mcp_fleet_gateway::{Gateway, GatewayConfig};
-use mcp_fleet_registry::{AppState, Config};
-use mcp_fleet_test_support::TestDb;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
     Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
@@ -26,54 +24,31 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// How long any condition in these tests may take to come true.
-pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
+pub(crate) use mcp_fleet_test_support::poll as eventually;
 
-/// Polls `check` until it returns `Some`, or panics with `what` after [`DEADLINE`].
-pub(crate) async fn eventually<T, F, Fut>(what: &str, check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    mcp_fleet_test_support::eventually(DEADLINE, what, check).await
-}
+/// A registry without a health worker (entries stay `unknown`, which the gateway uses), with
+/// the gateway suite's way of registering upstreams and setting routes.
+pub(crate) struct TestRegistry(mcp_fleet_test_support::TestRegistry);
 
-/// A registry without a health worker (entries stay `unknown`, which the gateway uses).
-pub(crate) struct TestRegistry {
-    pub(crate) url: String,
-    pub(crate) http: reqwest::Client,
-    shutdown: CancellationToken,
-    _db: TestDb,
-}
+impl std::ops::Deref for TestRegistry {
+    type Target = mcp_fleet_test_support::TestRegistry;
 
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
 impl TestRegistry {
     pub(crate) async fn start() -> Self {
-        Self::start_on(TcpListener::bind("127.0.0.1:0").await.expect("bind")).await
+        Self(mcp_fleet_test_support::TestRegistry::start().await)
     }
 
     /// A registry on `listener`.
     pub(crate) async fn start_on(listener: TcpListener) -> Self {
-        let db = mcp_fleet_test_support::sqlite();
-        let store = mcp_fleet_store::connect(&db.url).await.expect("open store");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let shutdown = CancellationToken::new();
-        let state = AppState::new(store, Config::default());
-        tokio::spawn(mcp_fleet_registry::serve(listener, state, shutdown.clone()));
-        Self {
-            url,
-            http: reqwest::Client::new(),
-            shutdown,
-            _db: db,
-        }
+        Self(mcp_fleet_test_support::TestRegistry::start_on(listener).await)
     }
 
-    /// Registers `id` (of `service`, at `version`) at `base_url`.
+    /// Registers `id` (of `service`, at `version`) at `base_url`, tagged `gw`.
     pub(crate) async fn register(&self, id: &str, service: &str, version: &str, base_url: &str) {
         let mut body = json!({
             "id": id, "name": format!("Upstream {id}"), "url": base_url,
@@ -82,29 +57,13 @@ impl TestRegistry {
         if service != id {
             body["service"] = json!(service);
         }
-        let res = self
-            .http
-            .post(format!("{}/servers", self.url))
-            .json(&body)
-            .send()
-            .await
-            .expect("POST /servers");
-        let status = res.status();
-        assert!(
-            status.is_success(),
-            "{status} {}",
-            res.text().await.unwrap_or_default()
-        );
+        self.0.register(&body).await;
     }
 
-    pub(crate) async fn deregister(&self, id: &str) {
-        let res = self
-            .http
-            .delete(format!("{}/servers/{id}", self.url))
-            .send()
-            .await
-            .expect("DELETE");
-        assert_eq!(res.status(), 204);
+    /// `PUT /services/{service}/routing` with `body`, which must be accepted.
+    pub(crate) async fn put_routing(&self, service: &str, body: Value) {
+        let (status, answer) = self.0.put_routing(service, &body).await;
+        assert!((200..300).contains(&status), "{status} {answer}");
     }
 }
 
@@ -557,37 +516,6 @@ pub(crate) async fn names(session: &Session) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-impl TestRegistry {
-    /// `PUT /services/{service}/routing` with `body`, which must be accepted.
-    pub(crate) async fn put_routing(&self, service: &str, body: Value) {
-        let res = self
-            .http
-            .put(format!("{}/services/{service}/routing", self.url))
-            .json(&body)
-            .send()
-            .await
-            .expect("PUT routing");
-        let status = res.status();
-        assert!(
-            status.is_success(),
-            "{status} {}",
-            res.text().await.unwrap_or_default()
-        );
-    }
-
-    /// `GET /services/{service}/routing`.
-    pub(crate) async fn routing(&self, service: &str) -> Value {
-        self.http
-            .get(format!("{}/services/{service}/routing", self.url))
-            .send()
-            .await
-            .expect("GET routing")
-            .json()
-            .await
-            .expect("JSON")
-    }
 }
 
 /// A webhook receiver on 127.0.0.1:0 keeping every JSON body it is sent.

@@ -12,12 +12,12 @@
 //! 408, 429, 3xx since redirects are not followed, 5xx) is retried.
 
 use std::error::Error as StdError;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mcp_fleet_model::{HealthStatus, Timestamp, format_timestamp};
+use mcp_fleet_net::Backoff;
 use reqwest::StatusCode;
 use serde::{Serialize, Serializer};
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -32,9 +32,6 @@ pub(crate) const QUEUE_CAPACITY: usize = 10_000;
 
 /// How long one delivery attempt (connect, send, answer) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Each retry waits this many times longer than the previous one, up to the cap.
-const BACKOFF_FACTOR: u32 = 2;
 
 /// A server's health changed; serialized as the webhook body
 /// `{"id","name","from","to","at","lastError","lastErrorDetail"}`.
@@ -162,7 +159,7 @@ impl Alerts {
         }
         // Building fails only when the TLS backend cannot initialise, which no input can cause;
         // `reqwest::Client::new()` panics in the same case.
-        let client = mcp_fleet_discovery::guard::client_builder(addresses)
+        let client = mcp_fleet_net::guard::client_builder(addresses)
             .timeout(REQUEST_TIMEOUT)
             .build()
             .expect("the HTTP client's TLS backend initialises");
@@ -272,10 +269,10 @@ impl Webhook {
 
     /// Sends `t` until it is delivered or rejected; `None` when shutdown interrupted it.
     async fn deliver(&self, t: &Transition) -> Option<()> {
-        let mut backoff = Backoff::new(self.policy);
-        let mut attempt = 0u64;
+        let backoff = Backoff::new(self.policy.initial, self.policy.cap);
+        let mut attempt = 0u32;
         loop {
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
             let outcome = tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => return None,
@@ -294,7 +291,7 @@ impl Webhook {
                 }
                 Attempt::Retry(reason) => {
                     bump(&self.counters.failed_attempts);
-                    let wait = backoff.next_wait();
+                    let wait = backoff.delay(attempt - 1);
                     tracing::warn!(id = %t.id, attempt, retry_in = ?wait, %reason, "alert delivery failed");
                     tokio::select! {
                         biased;
@@ -336,33 +333,6 @@ fn error_chain(e: &dyn StdError) -> String {
         source = cause.source();
     }
     message
-}
-
-/// Successive waits of one event's retries.
-struct Backoff {
-    next: Duration,
-    cap: Duration,
-}
-
-impl Backoff {
-    fn new(policy: RetryPolicy) -> Self {
-        Self {
-            next: policy.initial.min(policy.cap),
-            cap: policy.cap,
-        }
-    }
-
-    /// The next wait, jittered into `[base / 2, base]`.
-    fn next_wait(&mut self) -> Duration {
-        let base = self.next;
-        self.next = base.saturating_mul(BACKOFF_FACTOR).min(self.cap);
-        let half = base / 2;
-        let spread = u64::try_from((base - half).as_nanos()).unwrap_or(u64::MAX);
-        // Each `RandomState` is freshly keyed, so hashing nothing yields a new pseudo-random value:
-        // plenty for jitter, without a dependency on `rand`.
-        let random = RandomState::new().hash_one(());
-        half + Duration::from_nanos(random % spread.saturating_add(1))
-    }
 }
 
 #[cfg(test)]
@@ -519,23 +489,6 @@ mod tests {
             up,
             r#"{"id":"srv-1","name":"Server 1","from":"down","to":"healthy","at":"2026-01-02T03:04:06.678Z","lastError":null,"lastErrorDetail":null}"#
         );
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_jitter() {
-        let mut backoff = Backoff::new(RetryPolicy::default());
-        let bases_ms = [
-            100, 200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 30_000, 30_000,
-        ];
-        for base_ms in bases_ms {
-            let base = Duration::from_millis(base_ms);
-            let wait = backoff.next_wait();
-            assert!(
-                base / 2 <= wait && wait <= base,
-                "wait {wait:?} outside [{:?}, {base:?}]",
-                base / 2
-            );
-        }
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::error::Error;
 use std::io::ErrorKind;
 use std::time::Duration;
 
-use mcp_fleet_discovery::guard::ResolveError;
-use mcp_fleet_discovery::rmcp_errors::{describe, first_line};
+use mcp_fleet_net::guard::ResolveError;
+use mcp_fleet_net::rmcp_errors::{describe, first_line};
 use rmcp::transport::streamable_http_client::StreamableHttpError;
 
 use super::ssrf::refused_by_policy;

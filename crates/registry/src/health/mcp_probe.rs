@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use mcp_fleet_discovery::rmcp_errors::{auth_status, first_line};
+use mcp_fleet_net::rmcp_errors::{auth_status, first_line};
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientJsonRpcMessage, ClientRequest, ErrorData,

@@ -1,7 +1,7 @@
 //! The HTTP client every probe (and alert) goes through: the address policy at connect time.
 //!
 //! The policy itself (`mcp_fleet_model::AddressPolicy`) and the guarded resolver
-//! (`mcp_fleet_discovery::guard`) are shared with the discovery library and the gateway, so
+//! (`mcp_fleet_net::guard`) are shared with the discovery library and the gateway, so
 //! every outbound connection made on an entry's behalf obeys the same rules. reqwest does not
 //! call the resolver for literal IP hosts, so [`AddressPolicy::check_url`] must run before
 //! every probe.
@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use mcp_fleet_discovery::guard::refused_by_policy;
 pub(crate) use mcp_fleet_model::AddressPolicy;
 pub use mcp_fleet_model::parse_cidr;
+pub(crate) use mcp_fleet_net::guard::refused_by_policy;
 
 /// Idle connections outlive one probe (an MCP probe makes several requests) but not the gap
 /// between probes: with thousands of hosts, kept-alive sockets would only hold file descriptors.
@@ -34,7 +34,7 @@ pub(crate) fn probe_client(
     policy: Arc<AddressPolicy>,
     timeout: Duration,
 ) -> Result<reqwest::Client, reqwest::Error> {
-    mcp_fleet_discovery::guard::client_builder(policy)
+    mcp_fleet_net::guard::client_builder(policy)
         .timeout(timeout)
         .connect_timeout(timeout)
         .user_agent(USER_AGENT)
