@@ -12,11 +12,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// mimalloc instead of the system allocator: the registry and the gateway allocate on every
-/// request from many threads, where glibc's malloc spent ~8% of the gateway's CPU in a profile
-/// (its arena locks among it). Measured with `scripts/bench`: calls/s through the gateway
-/// +33%, and tag queries read from SQLite +46% requests/s. Built without transparent huge pages
-/// (the workspace's `no_thp`): zeroing a 2 MiB page at each first touch of fresh memory took ~10%
-/// of a 10,000-entry health sweep's CPU, and the health worker's share fell from 1.2-1.6 s to ~0.93 s.
+/// request from many threads, where glibc's arena locks cost throughput (figures, and those of
+/// the workspace's `no_thp`, in docs/perf.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

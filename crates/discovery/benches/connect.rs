@@ -291,9 +291,8 @@ fn main() {
 
 /// `Discovery::call_tool` against the rmcp client it wraps, in alternating blocks of calls, both
 /// on one current-thread runtime of their own (`two_threads: false`): the difference is then the
-/// library's own work, not where the scheduler happened to put each session's tasks (on a
-/// multi-thread runtime that alone moved the difference between ~3 and ~9 µs from one run to
-/// the next).
+/// library's own work, not where the scheduler happened to put each session's tasks (which on
+/// a multi-thread runtime moved it from run to run).
 /// Returns the median per-call time of each path and the median of the paired differences (µs).
 fn measure_calls(
     registry: &str,

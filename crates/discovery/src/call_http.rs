@@ -82,7 +82,7 @@ pub(crate) fn post_request(
         request = request.header(name.as_str(), value.as_bytes());
     }
     if let Some(id) = session_id {
-        request = request.header("mcp-session-id", id);
+        request = request.header(rmcp::transport::common::http_header::HEADER_SESSION_ID, id);
     }
     if let Some(token) = token {
         request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));

@@ -15,6 +15,7 @@
 //! Sessions on a protocol revision that adds per-request headers (rmcp computes those), and
 //! servers that gave no session id, keep going through rmcp.
 
+use rmcp::transport::common::http_header::HEADER_MCP_PROTOCOL_VERSION;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -112,7 +113,9 @@ impl Direct {
             return None;
         }
         let value = HeaderValue::from_str(version.as_str()).ok()?;
-        let headers = HashMap::from([(HeaderName::from_static("mcp-protocol-version"), value)]);
+        // `HeaderName` keeps names lowercase; rmcp spells its constant `MCP-Protocol-Version`.
+        let name = HeaderName::from_bytes(HEADER_MCP_PROTOCOL_VERSION.as_bytes()).ok()?;
+        let headers = HashMap::from([(name, value)]);
         let pooled = (call_http::KEEPS_CONNECTIONS && uri.starts_with("http://"))
             .then(|| uri.parse::<hyper::Uri>().ok())
             .flatten()

@@ -409,7 +409,7 @@ impl Target<'_> {
         if let Some(status) = auth_status(error) {
             return self.auth_status_error(status);
         }
-        let reason = describe(error);
+        let reason = chain_line(error);
         let (server, url) = (self.server.to_owned(), self.url.to_owned());
         if no_connection(error) {
             DiscoveryError::Unreachable {
@@ -450,7 +450,7 @@ fn find_auth_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a AuthEr
 }
 
 /// The error chain as one line of at most 300 characters.
-pub(crate) fn describe(error: &(dyn StdError + 'static)) -> String {
+pub(crate) fn chain_line(error: &(dyn StdError + 'static)) -> String {
     first_line(&crate::rmcp_errors::describe(error), 300)
 }
 

@@ -58,10 +58,11 @@ pub enum ServerState {
     },
 }
 
-/// A discovered server, as [`Discovery::servers`](crate::Discovery::servers) lists it.
+/// A discovered server, as [`Discovery::servers`](crate::Discovery::servers) lists it (named
+/// apart from rmcp's `ServerInfo`, which is what a server says about itself in `initialize`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServerInfo {
+pub struct ServerSummary {
     /// Registry id.
     pub id: String,
     /// The logical server it is an instance of (the entry's `service`).
@@ -173,8 +174,8 @@ impl ServerPart {
         self.tools.iter().map(|t| t.tool.clone()).collect()
     }
 
-    pub(crate) fn info(&self) -> ServerInfo {
-        ServerInfo {
+    pub(crate) fn info(&self) -> ServerSummary {
+        ServerSummary {
             id: self.meta.id.clone(),
             service: self.meta.service.clone(),
             name: self.meta.name.clone(),

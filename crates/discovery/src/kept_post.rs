@@ -3,10 +3,8 @@
 //!
 //! rmcp's reqwest client opens a connection per request (pooling would stall on delayed ACKs,
 //! see `call_http`), so a connect cost three new connections besides the session's event stream,
-//! and each is work on both ends: connecting to 100 local servers took 3.2–4.1× as long as
-//! to one (servers answering after 20 ms; `scripts/bench`), 2.7–2.8× with the POSTs on kept
-//! connections. The
-//! answers are read as rmcp's reqwest client reads them: `202`/`204` (or an empty `200` to a
+//! and each is work on both ends, so these POSTs go on kept connections instead (figures in
+//! docs/perf.md, discovery connect). The answers are read as rmcp's reqwest client reads them: `202`/`204` (or an empty `200` to a
 //! notification) is accepted, JSON is one message, an event stream becomes events, a `404`
 //! in a session is an expired session, `401`/`403` carry the server's challenge, and `429` or
 //! `5xx` without a JSON-RPC error in the body is an HTTP status error.
@@ -65,7 +63,7 @@ pub(crate) async fn post(
             .map(str::to_owned)
     };
     let challenge = header("www-authenticate");
-    let session = header("mcp-session-id");
+    let session = header(rmcp::transport::common::http_header::HEADER_SESSION_ID);
     let content_type = header("content-type").unwrap_or_default();
     let essence = content_type
         .split(';')

@@ -61,7 +61,7 @@ pub use discovery::{
 pub use error::{DiscoveryError, ECHO_LIMIT, clip};
 pub use events::{IndexEvent, IndexUpdates};
 pub use feed::{Change, ChangeFeed};
-pub use index::{DiscoveredTool, ServerInfo, ServerState};
+pub use index::{DiscoveredTool, ServerState, ServerSummary};
 pub use mcp_fleet_model::{
     AddressPolicy, AddressPolicyDocument, Entry, HealthStatus, PolicyMode, Refused, Routing,
 };

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use mcp_fleet_discovery::names::{is_valid_name, qualified_name};
-use mcp_fleet_discovery::{DiscoveredTool, ServerInfo, ServerState, Tool};
+use mcp_fleet_discovery::{DiscoveredTool, ServerState, ServerSummary, Tool};
 use mcp_fleet_model::Version;
 
 use crate::config::ToolNames;
@@ -48,14 +48,14 @@ pub(crate) struct Catalog {
 }
 
 /// The service a server belongs to.
-pub(crate) fn service_of(server: &ServerInfo) -> &str {
+pub(crate) fn service_of(server: &ServerSummary) -> &str {
     &server.service
 }
 
 impl Catalog {
     /// The catalog of `servers` offering `tools` (both as the discovery index has them).
     pub(crate) fn build(
-        servers: &[ServerInfo],
+        servers: &[ServerSummary],
         tools: &[DiscoveredTool],
         names: ToolNames,
     ) -> Self {

@@ -2,7 +2,7 @@
 //!
 //! rmcp's Streamable HTTP server takes a request through a session worker, the service task
 //! and an event stream per answer; for the gateway that is as much work again as the upstream
-//! call it forwards (measured: a gateway answering at once cost what the upstream costs).
+//! call it forwards (docs/perf.md, gateway overhead).
 //! So a `POST /mcp` that is a single JSON-RPC `tools/call` in a session this gateway already
 //! knows is answered here: the same routing, canary accounting and timeout as every call
 //! ([`Inner::call`]), and the answer as one `application/json` message, which the MCP
@@ -64,7 +64,7 @@ impl Sessions {
 }
 
 /// The header naming a Streamable HTTP session.
-pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
+pub(crate) const SESSION_HEADER: &str = rmcp::transport::common::http_header::HEADER_SESSION_ID;
 
 /// A JSON-RPC request, as far as this path needs to read it.
 #[derive(Deserialize)]
@@ -186,7 +186,8 @@ fn eligible(inner: &Inner, front: &Front, request: &Request) -> Option<Arc<Stick
 }
 
 /// The header naming the protocol version of a request.
-const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
+const PROTOCOL_VERSION_HEADER: &str =
+    rmcp::transport::common::http_header::HEADER_MCP_PROTOCOL_VERSION;
 
 /// The tool call in `body`, when it is exactly one well-formed `tools/call` request.
 struct ToolCall {

@@ -22,16 +22,8 @@
 //! on the machine: the same queries while one thread at nice 19 spins, then one per core, and no
 //! sweep runs.
 //!
-//! What the tail during a sweep is not, measured with this bench on 2 cores (each a full run):
-//! the database (with the worker writing to another copy of it, p99 during / idle was still
-//! 2.4-3.1x), nor the priority of the API's threads (with the API's, its SQLite threads' and the
-//! query client's threads given 0.1 ms EEVDF slices, so that they preempt anything on waking,
-//! the all-cores control fell from ~1.7x to ~0.7x idle, but the sweep's p99 stayed at 1.9-2.8x).
-//! The slow queries come while probes start (the first ~0.8 s, both cores busy, ~half of it in
-//! the kernel's loopback work for the probes) and, less, while results are written. With the
-//! worker writing to another copy, the later phases were clean and the first alone set the p99.
-//! This machine's kernel is built with `CONFIG_PREEMPT_NONE` and `HZ=250`: a thread woken while
-//! another is in a system call waits for that call to return, whatever the two priorities.
+//! What this bench found the tail during a sweep is, and is not, is in docs/perf.md (health
+//! sweep).
 //!
 //! Settings: `SWEEP_ENTRIES` (default 10000), `SWEEP_ROUNDS` (5), `SWEEP_QUERY_RATE` (queries a
 //! second, default 200), `SWEEP_TIMELINE=1` (print to stderr, for each 100 ms of each sweep, the

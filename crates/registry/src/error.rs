@@ -88,7 +88,7 @@ impl ApiError {
     }
 
     /// Stable code, HTTP status and title: the one table of API errors.
-    fn describe(&self) -> (&'static str, StatusCode, &'static str) {
+    fn code_status_title(&self) -> (&'static str, StatusCode, &'static str) {
         match self {
             Self::Validation(_) => (
                 "validation-failed",
@@ -217,7 +217,7 @@ pub(crate) struct Problem<'a> {
 impl ApiError {
     /// The problem document's bytes.
     pub(crate) fn body(&self) -> Vec<u8> {
-        let (code, status, title) = self.describe();
+        let (code, status, title) = self.code_status_title();
         let problem = Problem {
             kind: format!("/problems/{code}"),
             title,
@@ -247,7 +247,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (_, status, _) = self.describe();
+        let (_, status, _) = self.code_status_title();
         let mut res = (status, self.body()).into_response();
         let headers = res.headers_mut();
         headers.insert(

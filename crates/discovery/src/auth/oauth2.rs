@@ -89,7 +89,7 @@ impl OAuth2Client {
         let started = Instant::now();
         let unreachable = |e: reqwest::Error| AuthError::TokenEndpointUnreachable {
             endpoint: self.endpoint.clone(),
-            reason: crate::error::describe(&e),
+            reason: crate::error::chain_line(&e),
         };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();

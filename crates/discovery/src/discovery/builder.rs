@@ -278,9 +278,9 @@ impl DiscoveryBuilder {
         let http = match self.http {
             Some(http) => http,
             // No idle pooling, as rmcp's own default client: rmcp stops reading a response's
-            // event stream shortly after the answer, and reusing such a connection stalls
-            // ~40 ms on TCP delayed ACK (measured: 45 ms per call with pooling, 2 ms without,
-            // in a debug build). No redirects: an MCP endpoint has no business moving.
+            // event stream shortly after the answer, and reusing such a connection stalls on
+            // TCP delayed ACK (docs/perf.md). No redirects: an MCP endpoint has no business
+            // moving.
             None => crate::guard::client_builder(self.settings.policy.clone())
                 .connect_timeout(self.settings.connect_timeout)
                 .pool_max_idle_per_host(0)

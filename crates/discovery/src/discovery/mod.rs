@@ -32,7 +32,7 @@ use crate::auth::Credentials;
 use crate::connection::target;
 use crate::error::{DiscoveryError, clip};
 use crate::events::IndexUpdates;
-use crate::index::{DiscoveredTool, Resolved, ServerInfo, ServerPart, ServerState};
+use crate::index::{DiscoveredTool, Resolved, ServerPart, ServerState, ServerSummary};
 use crate::names::qualified_name;
 use crate::supervisor::Backoff;
 use crate::watch::list_options;
@@ -190,7 +190,7 @@ impl Discovery {
     }
 
     /// Every server discovery is following, in id order, with its connection state.
-    pub fn servers(&self) -> Vec<ServerInfo> {
+    pub fn servers(&self) -> Vec<ServerSummary> {
         self.shared
             .index()
             .servers

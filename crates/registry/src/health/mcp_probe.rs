@@ -36,7 +36,6 @@ type HttpError = StreamableHttpError<reqwest::Error>;
 
 /// What one MCP-level probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(dead_code)] // used by the health worker
 pub(crate) enum McpProbe {
     /// initialize and ping both answered.
     Ok,
@@ -55,7 +54,6 @@ pub(crate) enum McpProbe {
 ///
 /// Everything, the session's own background work included, ends within `timeout`: a server
 /// that accepts and never answers costs the probe `timeout` and leaves nothing running.
-#[allow(dead_code)] // used by the health worker
 pub(crate) async fn probe(client: reqwest::Client, base_url: &str, timeout: Duration) -> McpProbe {
     let url = mcp_url(base_url);
     let deadline = Instant::now() + timeout;

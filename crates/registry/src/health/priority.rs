@@ -2,10 +2,9 @@
 //! and the API's requests want the same cores, the requests go first and the probes wait a
 //! little (a probe's time limit is seconds; a request's answer, a millisecond).
 //!
-//! Not `SCHED_IDLE`: measured with the sweep bench it helped the API no more than nice 10, and
-//! under an API that keeps every core busy it would leave the probes almost no time, so that
-//! they ran into their time limits and healthy servers were reported `down`. At nice 10 the
-//! worker still gets about a tenth of a busy core.
+//! Not `SCHED_IDLE`: it helped the API no more than nice 10 in the sweep bench, and under an API
+//! that keeps every core busy it would leave the probes almost no time, so that they ran into
+//! their time limits and healthy servers were reported `down`.
 
 /// How much nicer than the rest of the process the worker's threads are (Unix nice levels: 0 is
 /// normal, 19 the lowest priority).

@@ -57,8 +57,8 @@ fn health_rows_of_json(json: &str) -> Option<Result<Vec<HealthRow>, StoreError>>
 
 /// The health rows registered after `after` as one JSON value (an array of arrays of
 /// [`HEALTH_COLUMNS`]): sqlx hands each value of each row from its SQLite thread to ours, which
-/// for a fleet's worth of rows costs more than SQLite takes to read them (10,000 entries read
-/// by the health worker: ~170 ms as rows, ~80 ms as one value, parsing included).
+/// for a fleet's worth of rows costs more than SQLite takes to read them (docs/perf.md, health
+/// sweep).
 async fn health_rows_json(
     conn: &mut SqliteConnection,
     after: Option<i64>,

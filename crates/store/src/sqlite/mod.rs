@@ -50,9 +50,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             // No `mmap_size`: mapping the file cost more than it saved once the health worker
-            // writes a fleet's statuses in batches. A profile of the sweep bench showed the
-            // connections' threads faulting pages in and unmapping them after each batch; without
-            // it they copy the pages they re-read, and spent ~25% less CPU over a sweep.
+            // writes a fleet's statuses in batches: the connections' threads faulted pages in
+            // and unmapped them after each batch (docs/perf.md, health sweep).
             .busy_timeout(Duration::from_secs(5));
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         // An in-memory database exists once per connection: keep exactly one.

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::*;
 
 /// The database as the worker last found it. While it is away the worker leaves it alone
-/// between tries (which back off from [`DB_RETRY_MIN`] to [`DB_RETRY_MAX`]) rather than failing
+/// between tries (which back off as [`DB_RETRY`] says) rather than failing
 /// every tick, logs the outage once when it begins and once when it ends, and keeps probing:
 /// results wait in `pending` (at most [`MAX_PENDING`]) until they can be written.
 #[derive(Debug, Default)]
@@ -19,6 +19,8 @@ pub(super) struct Db {
 #[derive(Debug)]
 pub(super) struct Down {
     pub(super) since: Instant,
+    /// Failures since the outage began, less one.
+    pub(super) attempt: u32,
     pub(super) delay: Duration,
     pub(super) retry_at: Instant,
 }
@@ -36,15 +38,18 @@ impl Db {
         match &mut self.down {
             None => {
                 tracing::warn!(error = %e, "health worker cannot {what}: database unavailable; retrying with backoff");
+                let delay = DB_RETRY.base(0);
                 self.down = Some(Down {
                     since: now,
-                    delay: DB_RETRY_MIN,
-                    retry_at: now + DB_RETRY_MIN,
+                    attempt: 0,
+                    delay,
+                    retry_at: now + delay,
                 });
             }
             Some(d) => {
                 tracing::debug!(error = %e, "health worker cannot {what}: still unavailable");
-                d.delay = (d.delay * 2).min(DB_RETRY_MAX);
+                d.attempt = d.attempt.saturating_add(1);
+                d.delay = DB_RETRY.base(d.attempt);
                 d.retry_at = now + d.delay;
             }
         }

@@ -43,14 +43,12 @@ const FLUSH_EVERY: Duration = Duration::from_millis(100);
 const FLUSH_AT: usize = 512;
 /// While probes queue for a slot (a sweep's burst, when the fleet outnumbers
 /// `--health-concurrency`), results are written at most this often: the writes' CPU then goes
-/// to starting the queued probes, which finishes the burst sooner (10,000 entries, 2 cores:
-/// the sweep took 1.40-1.54x its time limit with writes every 100 ms, 1.34-1.40x with this, and
-/// bigger batches cost the writer a third less CPU).
+/// to starting the queued probes, which finishes the burst sooner (docs/perf.md, health sweep).
 const BURST_FLUSH_EVERY: Duration = Duration::from_secs(1);
-/// The first wait before trying the database again after it failed; doubled at each failure.
-const DB_RETRY_MIN: Duration = Duration::from_millis(250);
-/// The longest wait between tries while the database stays away.
-const DB_RETRY_MAX: Duration = Duration::from_secs(5);
+/// The waits before trying the database again after it failed: 250 ms, doubled at each failure
+/// up to 5 s (without jitter: one worker per process, nothing to spread).
+const DB_RETRY: mcp_fleet_net::Backoff =
+    mcp_fleet_net::Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
 /// Fewest TTL entries for the expiry guard to apply: one or two silent servers are not a
 /// network partition.
 const GUARD_MIN_ENTRIES: usize = 3;
@@ -196,9 +194,8 @@ pub(crate) fn spawn(
         alerts,
     };
     // The worker and its probes run on a runtime of their own: a burst of a thousand probes
-    // then queues behind itself, not in front of API requests (measured: the API's p99 during
-    // a 10,000-entry sweep fell from ~310 ms to ~33 ms on 2 cores), and the OS shares the
-    // cores between the two runtimes.
+    // then queues behind itself, not in front of API requests (docs/perf.md, health sweep),
+    // and the OS shares the cores between the two runtimes.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
