@@ -35,11 +35,13 @@ fn main() {
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| {
-            let text = String::from_utf8_lossy(&o.stdout);
-            text.trim().trim_start_matches("rustc ").to_owned()
-        })
-        .unwrap_or_else(|| "unknown".into());
+        .map_or_else(
+            || "unknown".into(),
+            |o| {
+                let text = String::from_utf8_lossy(&o.stdout);
+                text.trim().trim_start_matches("rustc ").to_owned()
+            },
+        );
     println!("cargo:rustc-env=MCP_FLEET_BUILD_RUSTC={rustc}");
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".into());
     println!("cargo:rustc-env=MCP_FLEET_BUILD_TARGET={target}");

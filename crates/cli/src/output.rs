@@ -313,7 +313,7 @@ mod tests {
             "b".into(),
             "healthy".into(),
             "http://b".into(),
-            "".into(),
+            String::new(),
         ]);
         g
     }

@@ -178,14 +178,19 @@ async fn the_gateway_starts_before_its_registry_and_picks_up_the_fleet() {
         },
     )
     .await;
-    assert!(
-        log.lock()
-            .expect("log")
-            .iter()
-            .any(|l| l.contains("reachable; following the fleet")),
-        "{:?}",
-        log.lock().expect("log")
-    );
+    // The tools are served a moment before the line that says so is written.
+    mcp_fleet_test_support::eventually(
+        PROCESS_DEADLINE,
+        "the log line that the registry is reachable",
+        || async {
+            log.lock()
+                .expect("log")
+                .iter()
+                .any(|l| l.contains("reachable; following the fleet"))
+                .then_some(())
+        },
+    )
+    .await;
 
     let pid = gateway.id().expect("pid").to_string();
     let killed = std::process::Command::new("kill")

@@ -83,7 +83,7 @@ fn examples() -> Vec<Example> {
                 pending = Some(Example {
                     line: line_no,
                     text: code.trim().to_owned(),
-                })
+                });
             }
         }
         let quoted = pending.as_ref().is_some_and(|e| quote_open(&e.text));

@@ -322,9 +322,9 @@ impl Direct {
         match tokio::time::timeout(self.client.head_timeout, http.request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) if e.is_connect() => {
-                Err(DirectError::Unreachable(crate::rmcp_errors::describe(&e)))
+                Err(DirectError::Unreachable(crate::rmcp_errors::chain_text(&e)))
             }
-            Ok(Err(e)) => Err(DirectError::Transport(crate::rmcp_errors::describe(&e))),
+            Ok(Err(e)) => Err(DirectError::Transport(crate::rmcp_errors::chain_text(&e))),
             Err(_) => Err(DirectError::Transport(format!(
                 "no answer within {:?}",
                 self.client.head_timeout

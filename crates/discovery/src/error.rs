@@ -451,7 +451,7 @@ fn find_auth_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a AuthEr
 
 /// The error chain as one line of at most 300 characters.
 pub(crate) fn chain_line(error: &(dyn StdError + 'static)) -> String {
-    first_line(&crate::rmcp_errors::describe(error), 300)
+    first_line(&crate::rmcp_errors::chain_text(error), 300)
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub fn qualified_name(server_id: &str, tool: &str) -> String {
         return full;
     }
     let hash = fnv1a64(full.as_bytes()) >> (64 - 4 * HASH_DIGITS);
-    let suffix = format!("_{hash:0width$x}", width = HASH_DIGITS);
+    let suffix = format!("_{hash:0HASH_DIGITS$x}");
     let keep = MAX_QUALIFIED_LEN - suffix.len();
     let mut short: String = full
         .chars()

@@ -268,7 +268,7 @@ impl Inner {
                 let wait =
                     quiet.min(burst_end.saturating_duration_since(tokio::time::Instant::now()));
                 match tokio::time::timeout(wait, updates.next()).await {
-                    Ok(Some(_)) if tokio::time::Instant::now() < burst_end => continue,
+                    Ok(Some(_)) if tokio::time::Instant::now() < burst_end => {}
                     Ok(None) => return,
                     _ => break,
                 }

@@ -57,7 +57,7 @@ pub(crate) async fn alert(http: reqwest::Client, url: String, event: Value) {
                 return;
             }
             Ok(res) => {
-                tracing::debug!(%url, attempt, status = res.status().as_u16(), "alert failed")
+                tracing::debug!(%url, attempt, status = res.status().as_u16(), "alert failed");
             }
             Err(e) => tracing::debug!(%url, attempt, error = %e, "alert failed"),
         }

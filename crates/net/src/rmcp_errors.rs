@@ -54,7 +54,7 @@ pub fn auth_status(error: &(dyn Error + 'static)) -> Option<u16> {
         }
         next = current.source();
     }
-    auth_status_in_text(&describe(error))
+    auth_status_in_text(&chain_text(error))
 }
 
 /// rmcp reports a 401/403 that comes without a `WWW-Authenticate` challenge only as text
@@ -72,7 +72,7 @@ pub fn auth_status_in_text(text: &str) -> Option<u16> {
 /// The messages of `error`'s chain joined with `: `, without rmcp's wrappers (which repeat
 /// their source's message behind a long transport type name), without reqwest's URL (the caller
 /// names the server already) and without a message its predecessor already contains.
-pub fn describe(error: &(dyn Error + 'static)) -> String {
+pub fn chain_text(error: &(dyn Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(error);
     while let Some(current) = next {
@@ -164,7 +164,7 @@ mod tests {
             assert_eq!(auth_status(&error), want, "{error}");
         }
         let io = std::io::Error::other("connection refused");
-        assert_eq!(describe(&io), "connection refused");
+        assert_eq!(chain_text(&io), "connection refused");
         assert_eq!(auth_status(&io), None);
     }
 

@@ -75,8 +75,7 @@ fn wrk(url: &str, seconds: u64, connections: u64) -> (f64, String, String) {
         text.lines()
             .map(str::trim)
             .find_map(|l| l.strip_prefix(p))
-            .map(|v| v.trim().to_string())
-            .unwrap_or_else(|| "?".into())
+            .map_or_else(|| "?".into(), |v| v.trim().to_string())
     };
     (rps, pct("50%"), pct("99%"))
 }

@@ -443,9 +443,10 @@ fn run(shutdown: &CancellationToken) -> Result<(), String> {
         }
     };
     let timeline = std::env::var_os("SWEEP_TIMELINE").is_some();
-    let ports = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .map(|s| s.split_whitespace().collect::<Vec<_>>().join("-"))
-        .unwrap_or_else(|_| "?".into());
+    let ports = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").map_or_else(
+        |_| "?".into(),
+        |s| s.split_whitespace().collect::<Vec<_>>().join("-"),
+    );
     // Other work on the machine shows in the percentiles: say how busy it was.
     let load = std::fs::read_to_string("/proc/loadavg")
         .ok()

@@ -143,8 +143,7 @@ fn rows() -> Vec<Row> {
     let many_tags: Vec<String> = (0..33).map(|i| format!("t{i}")).collect();
     let nested = format!("{}{}", "[".repeat(200), "]".repeat(200));
     let nested_in_metadata = format!(
-        r#"{{"id":"{ID}","name":"N","url":"http://127.0.0.1:3001","version":"1.0.0","metadata":{{"deep":{}}}}}"#,
-        nested
+        r#"{{"id":"{ID}","name":"N","url":"http://127.0.0.1:3001","version":"1.0.0","metadata":{{"deep":{nested}}}}}"#
     );
 
     let mut rows = vec![
@@ -742,10 +741,7 @@ fn check(row: &Row, status: u16, ct: Option<&str>, body: &[u8]) -> Vec<String> {
     }
     match &row.field {
         Some(field) => {
-            let errors = problem["errors"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
+            let errors = problem["errors"].as_array().map_or(&[][..], Vec::as_slice);
             if !errors.iter().any(|e| e["field"].as_str() == Some(field)) {
                 wrong.push(format!("no errors[].field == {field:?}"));
             }

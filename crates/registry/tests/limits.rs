@@ -183,8 +183,10 @@ async fn token_lookups(reg: &TestRegistry) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix("mcp_fleet_token_lookups_total "))
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
-        .unwrap_or_else(|| panic!("no mcp_fleet_token_lookups_total in\n{text}"))
+        .map_or_else(
+            || panic!("no mcp_fleet_token_lookups_total in\n{text}"),
+            |v| v as u64,
+        )
 }
 
 /// Counts the statuses of `n` requests, each presenting a fresh made-up token.

@@ -295,7 +295,7 @@ mod tests {
         for v in [2.0, -1.0, 5.0] {
             assert!(events.record("t", v).is_ok());
         }
-        let s = events.summary("t").map_err(|e| e.to_string());
+        let s = events.summary("t").map_err(|e| e.clone());
         let s = s.as_ref().map(|s| (s.count, s.sum, s.mean, s.min, s.max));
         assert_eq!(s, Ok((3, 6.0, 2.0, -1.0, 5.0)));
     }

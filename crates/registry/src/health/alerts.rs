@@ -35,7 +35,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A server's health changed; serialized as the webhook body
 /// `{"id","name","from","to","at","lastError","lastErrorDetail"}`.
-#[allow(dead_code)] // used by the health worker
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Transition {
@@ -62,7 +61,6 @@ fn serialize_at<S: Serializer>(at: &Timestamp, s: S) -> Result<S::Ok, S::Error> 
 
 /// How a webhook delivery is retried: waits start at `initial`, double after each failure, never
 /// exceed `cap`, and are jittered into `[wait / 2, wait]` so many registries don't retry in step.
-#[allow(dead_code)] // used by the health worker
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RetryPolicy {
     /// Wait after the first failed attempt (before jitter).
@@ -81,7 +79,6 @@ impl Default for RetryPolicy {
 }
 
 /// A snapshot of the alert counters, summed over all webhooks.
-#[allow(dead_code)] // used by the health worker
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct AlertStats {
     /// Transitions passed to [`Alerts::publish`].
@@ -108,7 +105,6 @@ fn bump(counter: &AtomicU64) {
 
 /// Publishes status transitions to the log, the counters and every configured webhook. Cheap
 /// to clone: clones share the queues and counters.
-#[allow(dead_code)] // used by the health worker
 #[derive(Debug, Clone)]
 pub(crate) struct Alerts(Arc<Inner>);
 
@@ -125,7 +121,6 @@ struct Queue {
     tx: mpsc::Sender<Arc<Transition>>,
 }
 
-#[allow(dead_code)] // used by the health worker
 impl Alerts {
     /// Alerts that only log and count: no webhook configured.
     pub(crate) fn disabled() -> Self {

@@ -8,7 +8,7 @@ use std::io::ErrorKind;
 use std::time::Duration;
 
 use mcp_fleet_net::guard::ResolveError;
-use mcp_fleet_net::rmcp_errors::{describe, first_line};
+use mcp_fleet_net::rmcp_errors::{chain_text, first_line};
 use rmcp::transport::streamable_http_client::StreamableHttpError;
 
 use super::ssrf::refused_by_policy;
@@ -50,7 +50,7 @@ impl Failure {
     /// Reads `error`'s chain: `step` (what the probe was doing) prefixes the detail, and
     /// `limit` is the probe's time limit, named when the chain says it timed out.
     pub(crate) fn from_error(step: &str, error: &(dyn Error + 'static), limit: Duration) -> Self {
-        let chain = describe(error);
+        let chain = chain_text(error);
         let detail = if step.is_empty() {
             chain
         } else {
