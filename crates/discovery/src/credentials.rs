@@ -2,6 +2,8 @@
 //! credentials per server id or per service, from `KEY=…` options or a TOML/JSON file whose
 //! secrets may name environment variables. Which one a server gets: its server id's, else its
 //! service's, else (OAuth 2.0 only) the default client.
+//!
+//! Over 500 lines with its unit tests, which sit next to the code they check (186 of 595 lines).
 
 use std::collections::HashMap;
 use std::fmt;

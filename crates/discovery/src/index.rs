@@ -1,6 +1,8 @@
 //! The tool index: an immutable snapshot of every server's tools under their names (the
 //! service's, each instance's own, and bare), rebuilt from per-server parts and swapped in
 //! whole, so a reader never sees half of a change.
+//!
+//! Over 500 lines with its unit tests, which sit next to the code they check (179 of 538 lines).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -4,6 +4,8 @@
 //! (`-32700`, `-32600`, HTTP 400) on both paths. Also the header checks rmcp's
 //! `StreamableHttpService` applies (Host, Origin, Accept, Content-Type), which the fast path must
 //! pass before it may answer in rmcp's place.
+//!
+//! Over 500 lines: every check a request meets before either path is here, in the order it meets them, with their tests.
 
 use std::pin::Pin;
 use std::sync::Arc;

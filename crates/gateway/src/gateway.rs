@@ -1,5 +1,7 @@
 //! The gateway's shared state and its work: keeping the catalog current (and telling clients),
 //! reading routing policies, forwarding calls, and judging canaries.
+//!
+//! Over 500 lines: the gateway's state and the tasks that keep it current share private fields; its tests are in tests/.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

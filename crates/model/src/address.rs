@@ -5,6 +5,8 @@
 //! gateway reach places they cannot (cloud metadata at 169.254.169.254, loopback services).
 //! IPv6 forms that carry an IPv4 address (IPv4-mapped and -compatible, NAT64, 6to4, Teredo) are
 //! checked as that IPv4 address too, since the packets end up there.
+//!
+//! Over 500 lines with its unit tests, which sit next to the code they check (345 of 728 lines).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

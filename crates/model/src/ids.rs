@@ -1,4 +1,6 @@
 //! Checked newtypes: a value of these types is valid by construction.
+//!
+//! Over 500 lines with its unit tests, which sit next to the code they check (131 of 539 lines).
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,5 +1,7 @@
 //! A service's routing policy: how its traffic splits across versions, and when a canary is
 //! rolled back automatically. Pure: parsing, checking and the rollback rule, no I/O.
+//!
+//! Over 500 lines with its unit tests, which sit next to the code they check (261 of 672 lines).
 
 use std::collections::BTreeMap;
 use std::fmt;

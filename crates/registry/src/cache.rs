@@ -11,6 +11,8 @@
 //! Apart from that, the last good answer to each question, and the last rendering of each entry
 //! read or written, are kept whatever their age ([`LastKnown`]): while the database is away,
 //! reads are answered from them, marked stale, rather than failing.
+//!
+//! Over 500 lines with its unit tests, which sit next to the code they check (168 of 574 lines).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

@@ -1,4 +1,6 @@
 //! `register`, `ls`, `get`, `rm`, `status`: the registry's API from a terminal.
+//!
+//! Over 500 lines: one short function per client command, with the tables they print.
 
 use std::path::PathBuf;
 

@@ -10,6 +10,8 @@
 //! the event is logged as an error, counted as a failed attempt and skipped, so one poison event
 //! cannot block every later one. Everything else that is not a 2xx (connection errors, timeouts,
 //! 408, 429, 3xx since redirects are not followed, 5xx) is retried.
+//!
+//! Over 500 lines with its unit tests, which sit next to the code they check (322 of 654 lines).
 
 use std::error::Error as StdError;
 use std::sync::Arc;

@@ -1,5 +1,7 @@
 //! The MCP-level probe for entries without a `healthUrl`: `initialize` then `ping` against
 //! `<url>/mcp` over Streamable HTTP, bounded by one deadline, session closed afterwards.
+//!
+//! Over 500 lines with its unit tests, which sit next to the code they check (294 of 612 lines).
 
 use std::collections::HashMap;
 use std::error::Error;
