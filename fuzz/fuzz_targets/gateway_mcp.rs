@@ -90,10 +90,16 @@ fn fixture() -> &'static Fixture {
                 mcp_fleet_sample_servers::start(Sample::Catalog, listener, shutdown.clone())
                     .await
                     .expect("sample server");
-            sample
-                .register(&registry)
+            let announced = sample
+                .announce(&registry)
                 .await
                 .expect("register the sample");
+            // Kept registered (heartbeats) for as long as the fuzzer runs.
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                drop(announced);
+            });
             let mut gateways = Vec::new();
             for rmcp_only in [false, true] {
                 let config = GatewayConfig {
