@@ -96,43 +96,38 @@ fn examples() -> Vec<Example> {
 
 /// Whether `text` ends inside a quoted string.
 fn quote_open(text: &str) -> bool {
+    shell_chars(text)
+        .last()
+        .is_some_and(|(_, _, quoted)| quoted)
+}
+
+/// The characters of `text` with their byte offset and whether a quoted string is open after
+/// each (a quote character opens or closes one, as the shell reads `'` and `"`).
+fn shell_chars(text: &str) -> impl Iterator<Item = (usize, char, bool)> + '_ {
     let (mut single, mut double) = (false, false);
-    for c in text.chars() {
+    text.char_indices().map(move |(i, c)| {
         match c {
             '\'' if !double => single = !single,
             '"' if !single => double = !double,
             _ => {}
         }
-    }
-    single || double
+        (i, c, single || double)
+    })
 }
 
 /// Whether `text` redirects, pipes or chains outside quotes (`man > ~/…`): such lines write
 /// where the test must not, so they are only checked.
 fn redirects(text: &str) -> bool {
-    let (mut single, mut double) = (false, false);
-    for c in text.chars() {
-        match c {
-            '\'' if !double => single = !single,
-            '"' if !single => double = !double,
-            '>' | '<' | '|' | ';' | '&' | '$' | '`' if !single && !double => return true,
-            _ => {}
-        }
-    }
-    false
+    shell_chars(text)
+        .any(|(_, c, quoted)| !quoted && matches!(c, '>' | '<' | '|' | ';' | '&' | '$' | '`'))
 }
 
 /// `code  # comment` → `code`, leaving `#` inside quotes alone.
 fn strip_comment(line: &str) -> &str {
-    let (mut single, mut double) = (false, false);
     let mut prev = ' ';
-    for (i, c) in line.char_indices() {
-        match c {
-            '\'' if !double => single = !single,
-            '"' if !single => double = !double,
-            '#' if !single && !double && prev.is_whitespace() => return &line[..i],
-            '#' if i == 0 => return "",
-            _ => {}
+    for (i, c, quoted) in shell_chars(line) {
+        if c == '#' && !quoted && prev.is_whitespace() {
+            return &line[..i];
         }
         prev = c;
     }

@@ -1,7 +1,5 @@
 //! The database as the worker last found it, and the backoff while it is away.
 
-use std::time::Duration;
-
 use mcp_fleet_store::StoreError;
 use tokio::time::Instant;
 
@@ -19,9 +17,9 @@ pub(super) struct Db {
 #[derive(Debug)]
 pub(super) struct Down {
     pub(super) since: Instant,
-    /// Failures since the outage began, less one.
+    /// Failures since the outage began, less one: the wait before the next try is
+    /// `DB_RETRY.base(attempt)`.
     pub(super) attempt: u32,
-    pub(super) delay: Duration,
     pub(super) retry_at: Instant,
 }
 
@@ -38,19 +36,16 @@ impl Db {
         match &mut self.down {
             None => {
                 tracing::warn!(error = %e, "health worker cannot {what}: database unavailable; retrying with backoff");
-                let delay = DB_RETRY.base(0);
                 self.down = Some(Down {
                     since: now,
                     attempt: 0,
-                    delay,
-                    retry_at: now + delay,
+                    retry_at: now + DB_RETRY.base(0),
                 });
             }
             Some(d) => {
                 tracing::debug!(error = %e, "health worker cannot {what}: still unavailable");
                 d.attempt = d.attempt.saturating_add(1);
-                d.delay = DB_RETRY.base(d.attempt);
-                d.retry_at = now + d.delay;
+                d.retry_at = now + DB_RETRY.base(d.attempt);
             }
         }
     }
@@ -92,7 +87,7 @@ mod tests {
         for _ in 0..8 {
             db.failed("read entries", &e());
             assert!(!db.ready(), "retried at once");
-            delays.push(db.down.as_ref().map(|d| d.delay));
+            delays.push(db.down.as_ref().map(|d| DB_RETRY.base(d.attempt)));
         }
         let ms = |ms| Some(Duration::from_millis(ms));
         assert_eq!(
