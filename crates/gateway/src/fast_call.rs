@@ -4,7 +4,8 @@
 //! and an event stream per answer; for the gateway that is as much work again as the upstream
 //! call it forwards (docs/perf.md, gateway overhead).
 //! So a `POST /mcp` that is a single JSON-RPC `tools/call` in a session this gateway already
-//! knows is answered here: the same routing, canary accounting and timeout as every call
+//! knows, or of a sessionless revision (2026-07-28; its `_meta` and `Mcp-Method`/`Mcp-Name`
+//! headers agreeing with the body), is answered here: the same routing, canary accounting and timeout as every call
 //! ([`Inner::call`]), and the answer as one `application/json` message, which the MCP
 //! Streamable HTTP transport allows for any request. Everything else (initialize, listings,
 //! notifications, batches, unknown sessions, clients that do not accept JSON answers) goes to

@@ -109,7 +109,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     });
     let (gateway_url, gateway) = gateway::start(
         gateway_listen,
-        args.gateway.config(&registry_url),
+        args.gateway.config(&registry_url)?,
         shutdown.clone(),
     )
     .await
