@@ -92,13 +92,8 @@ impl Sessions {
         self.0.write().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
 
-    /// Whether `id` is a session open here whose id has not expired.
-    pub(crate) fn is_live(&self, id: &str) -> bool {
-        self.get(id).is_some()
-    }
-
     /// The session `id` if it is open here and its id has not expired.
-    fn get(&self, id: &str) -> Option<Arc<Sticky>> {
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Sticky>> {
         let now = crate::session_id::now_secs();
         self.0
             .read()
@@ -245,9 +240,17 @@ fn eligible(inner: &Inner, front: &Front, request: &Request) -> Option<Route> {
             return Some(Route::Stateless(known));
         }
     }
+    // `admit` found it already.
+    if let Some(Live(sticky)) = request.extensions().get::<Live>() {
+        return Some(Route::Session(sticky.clone()));
+    }
     let id = headers.get(SESSION_HEADER)?.to_str().ok()?;
     inner.sessions.get(id).map(Route::Session)
 }
+
+/// A request's session, open here: put in its extensions by `session_store::admit`.
+#[derive(Clone)]
+pub(crate) struct Live(pub(crate) Arc<Sticky>);
 
 /// The header naming the protocol version of a request.
 pub(crate) const PROTOCOL_VERSION_HEADER: &str =
