@@ -126,8 +126,17 @@ fn pair(name: &str, version: &str) -> (String, String) {
 
 #[tokio::test]
 async fn services_are_servers_and_their_instances_versions_are_versions() {
+    // Each backend with the read cache (and the catalog kept with it), and SQLite without.
+    let mut registries = Vec::new();
     for db in mcp_fleet_test_support::all_backends().await {
-        let reg = start_with(db, Config::default()).await;
+        registries.push(start_with(db, Config::default()).await);
+    }
+    let uncached = Config {
+        read_cache_ttl: std::time::Duration::ZERO,
+        ..Config::default()
+    };
+    registries.push(start_with(mcp_fleet_test_support::sqlite(), uncached).await);
+    for reg in registries {
         eprintln!("backend {}", reg.backend);
         let base = "http://127.0.0.1:3001";
         // Two instances of billing 1.0.0, one of 2.0.0; a bearer-protected one.

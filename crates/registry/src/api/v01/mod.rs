@@ -32,10 +32,22 @@ const MAX_LIMIT: usize = 100;
 /// The prefix of these routes.
 const PREFIX: &str = "/v0.1/";
 
-/// What the v0.1 routes keep between requests: the removed entries read from the event log.
+/// What the v0.1 routes keep between requests: the removed entries read from the event log, and
+/// the last catalog built, which every question of the same cache generation shares (paging
+/// through it builds it once).
 #[derive(Default)]
 pub(crate) struct V01State {
     removed: tokio::sync::Mutex<removed::Memory>,
+    last: std::sync::Mutex<Option<Built>>,
+}
+
+/// A catalog, with the cache generation read before its entries were, and whether it has the
+/// removed versions.
+struct Built {
+    generation: u64,
+    at: std::time::Instant,
+    removed: bool,
+    catalog: Arc<Catalog>,
 }
 
 /// Which versions a listing shows (`version`).
@@ -185,8 +197,37 @@ async fn live_entries(state: &AppState) -> Result<Vec<Entry>, ApiError> {
     }
 }
 
-/// The catalog now, with the removed versions the event log remembers when `removed`.
+/// The catalog now, with the removed versions the event log remembers when `removed`: the last
+/// one built while it is as fresh as a cached answer would be (same generation, within
+/// `--read-cache-ttl`), else a new one.
 async fn catalog(state: &AppState, removed: bool) -> Result<Arc<Catalog>, ApiError> {
+    let generation = state.cache().generation();
+    let ttl = state.config().read_cache_ttl;
+    {
+        let last = state.v01().last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(built) = last.as_ref()
+            && built.generation == generation
+            && built.at.elapsed() < ttl
+            && (built.removed || !removed)
+        {
+            return Ok(built.catalog.clone());
+        }
+    }
+    let at = std::time::Instant::now();
+    let catalog = build(state, removed).await?;
+    if !ttl.is_zero() {
+        let mut last = state.v01().last.lock().unwrap_or_else(|e| e.into_inner());
+        *last = Some(Built {
+            generation,
+            at,
+            removed,
+            catalog: catalog.clone(),
+        });
+    }
+    Ok(catalog)
+}
+
+async fn build(state: &AppState, removed: bool) -> Result<Arc<Catalog>, ApiError> {
     let live = live_entries(state).await?;
     let gone = if removed {
         let mut memory = state.v01().removed.lock().await;
