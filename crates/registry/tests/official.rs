@@ -24,6 +24,8 @@ struct Schemas {
     list: jsonschema::Validator,
     response: jsonschema::Validator,
     server: jsonschema::Validator,
+    /// The `404` body of `GET /v0.1/servers/{serverName}/versions/{version}`.
+    not_found: jsonschema::Validator,
 }
 
 /// The OpenAPI document as a JSON Schema whose root is `#/components/schemas/<name>`.
@@ -36,7 +38,17 @@ fn component(name: &str) -> jsonschema::Validator {
         .unwrap_or_else(|e| panic!("schema {name}: {e}"))
 }
 
+/// The inline schema of the `404` answer of the version route.
+fn not_found_schema() -> jsonschema::Validator {
+    let doc: Value = serde_yaml_ng::from_str(OPENAPI).expect("the OpenAPI fixture is YAML");
+    let schema = &doc["paths"]["/v0.1/servers/{serverName}/versions/{version}"]["get"]["responses"]
+        ["404"]["content"]["application/json"]["schema"];
+    assert!(schema.is_object(), "no 404 schema in the fixture");
+    jsonschema::validator_for(schema).expect("404 schema")
+}
+
 static SCHEMAS: LazyLock<Schemas> = LazyLock::new(|| Schemas {
+    not_found: not_found_schema(),
     list: component("ServerList"),
     response: component("ServerResponse"),
     server: jsonschema::options()
@@ -90,6 +102,8 @@ fn check_response(body: &Value) {
 /// A 404 as the official API's clients read it: `{"error": "…"}` (inside a problem document).
 fn check_not_found(status: u16, body: &Value) {
     assert_eq!(status, 404, "{body}");
+    let bad = errors(&SCHEMAS.not_found, body);
+    assert!(bad.is_empty(), "404 body invalid: {bad:?}\n{body:#}");
     assert!(body["error"].is_string(), "{body}");
     assert_eq!(body["code"], "not-found", "{body}");
 }
