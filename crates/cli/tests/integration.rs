@@ -12,6 +12,7 @@ mod errors;
 mod gateway;
 mod health_worker;
 mod logging;
+mod official;
 mod output;
 mod policy;
 mod readme;
