@@ -184,6 +184,7 @@ pub(crate) async fn fast_call(
         // No session: the version is drawn afresh, as rmcp's stateless path does.
         Route::Stateless(_) => Arc::default(),
     };
+    inner.metrics.fast_calls.inc();
     let arguments = call.arguments.map_or(Value::Null, Value::Object);
     let answer = match inner.call(&sticky, &call.name, arguments).await {
         Ok(result) => serde_json::to_vec(&Answer {

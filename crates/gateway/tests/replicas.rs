@@ -442,6 +442,14 @@ async fn sessionless_clients_are_served_by_either_replica_on_the_fast_path() {
             .await
             .expect("tools/call");
         assert_eq!(server_of(&result), "alpha");
+        // Answered on the hot path.
+        let metrics = gw.metrics().await;
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l == "mcp_fleet_gateway_fast_calls_total 1"),
+            "{metrics}"
+        );
         client.cancel().await.expect("close");
     }
     let before = alpha.calls();
