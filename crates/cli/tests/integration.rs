@@ -10,6 +10,7 @@ mod durability;
 mod errors;
 mod gateway;
 mod health_worker;
+mod import;
 mod logging;
 mod output;
 mod policy;

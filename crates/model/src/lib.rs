@@ -14,6 +14,7 @@ mod ids;
 mod openapi;
 mod registration;
 mod routing;
+pub mod server_json;
 mod status;
 mod time;
 
