@@ -1,17 +1,17 @@
-//! What a server.json record (the official MCP Registry's format) becomes as an mcp-fleet
-//! registration: `mcp-fleet import` and `register --server-json`.
+//! What a server.json record (the official MCP Registry's format) becomes as mcp-fleet
+//! registrations: `mcp-fleet import` and `register --server-json`.
 //!
-//! The record is read as JSON, not as a typed document, so that one odd record of a foreign
-//! registry is reported and skipped instead of failing a whole import.
+//! The record is read as JSON rather than as [`crate::official::ServerJson`]: a remote's
+//! `variables`, which fill its URL template, are not in that type, and one odd record of a
+//! foreign registry is then reported and skipped instead of failing a whole import.
 
 use serde_json::{Map, Value, json};
 
 use crate::error::ValidationErrors;
 use crate::ids::{ServerId, Tag, Version};
+use crate::official::{FleetHealthMeta, STREAMABLE_HTTP};
 use crate::registration::Registration;
 
-/// The only remote transport an mcp-fleet entry speaks.
-pub const STREAMABLE_HTTP: &str = "streamable-http";
 /// `metadata` key holding the server.json `name` an entry was made from.
 pub const OFFICIAL_NAME_KEY: &str = "officialName";
 /// `metadata` key holding the registry an imported entry was read from.
@@ -73,6 +73,10 @@ pub struct MapOptions {
     /// A URL to use instead of the record's remote (`register --url`): then the record's
     /// remotes are not looked at.
     pub url: Option<String>,
+    /// The entry id to use instead of the one made from the record's name.
+    pub id: Option<ServerId>,
+    /// The service to use instead of the entry id.
+    pub service: Option<ServerId>,
 }
 
 /// The entry id (and service) for a server.json `name`: lowercased, every run of other
@@ -173,18 +177,46 @@ fn base_url(remote: &str) -> Result<String, Unimportable> {
     }
 }
 
-/// The one Streamable HTTP remote's URL of `server`, variables expanded.
-fn remote_url(server: &Map<String, Value>) -> Result<(String, bool), Unimportable> {
-    let remotes = server
+fn remotes(server: &Map<String, Value>) -> &[Value] {
+    server
         .get("remotes")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
-        .unwrap_or_default();
-    let streamable: Vec<&Value> = remotes
+        .unwrap_or_default()
+}
+
+fn streamable(remotes: &[Value]) -> Vec<&Value> {
+    remotes
         .iter()
         .filter(|r| r.get("type").and_then(Value::as_str) == Some(STREAMABLE_HTTP))
-        .collect();
-    match streamable.as_slice() {
+        .collect()
+}
+
+/// A Streamable HTTP remote's URL, variables expanded, and whether it wants an
+/// `Authorization` header.
+fn expanded(remote: &Value) -> Result<(String, bool), Unimportable> {
+    let url = remote
+        .get("url")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Unimportable::Malformed("a streamable-http remote without a url".into()))?;
+    let expanded = expand_variables(url, remote.get("variables"))?;
+    let bearer = remote
+        .get("headers")
+        .and_then(Value::as_array)
+        .is_some_and(|headers| {
+            headers.iter().any(|h| {
+                h.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.eq_ignore_ascii_case("authorization"))
+            })
+        });
+    Ok((expanded, bearer))
+}
+
+/// The one Streamable HTTP remote's URL of `server`, variables expanded.
+fn remote_url(server: &Map<String, Value>) -> Result<(String, bool), Unimportable> {
+    let remotes = remotes(server);
+    match streamable(remotes).as_slice() {
         [] if remotes.is_empty() => {
             let kinds = packages_kinds(server);
             Err(if kinds.is_empty() {
@@ -204,23 +236,7 @@ fn remote_url(server: &Map<String, Value>) -> Result<(String, bool), Unimportabl
                 kinds.join(", ")
             )))
         }
-        [one] => {
-            let url = one.get("url").and_then(Value::as_str).ok_or_else(|| {
-                Unimportable::Malformed("a streamable-http remote without a url".into())
-            })?;
-            let expanded = expand_variables(url, one.get("variables"))?;
-            let bearer = one
-                .get("headers")
-                .and_then(Value::as_array)
-                .is_some_and(|headers| {
-                    headers.iter().any(|h| {
-                        h.get("name")
-                            .and_then(Value::as_str)
-                            .is_some_and(|n| n.eq_ignore_ascii_case("authorization"))
-                    })
-                });
-            Ok((expanded, bearer))
-        }
+        [one] => expanded(one),
         several => Err(Unimportable::SeveralRemotes(
             several
                 .iter()
@@ -283,7 +299,14 @@ pub fn registration(server: &Value, options: &MapOptions) -> Result<Imported, Un
             (base_url(&remote)?, remote, bearer)
         }
     };
-    let id = entry_id(name);
+    let id = match &options.id {
+        Some(id) => id.to_string(),
+        None => entry_id(name),
+    };
+    let service = options
+        .service
+        .as_ref()
+        .map_or_else(|| id.clone(), ToString::to_string);
     let title = text("title")
         .filter(|t| !t.trim().is_empty())
         .unwrap_or(name);
@@ -301,7 +324,7 @@ pub fn registration(server: &Value, options: &MapOptions) -> Result<Imported, Un
     }
     let mut body = json!({
         "id": id,
-        "service": id,
+        "service": service,
         "name": cut(title, MAX_NAME_CHARS),
         "description": cut(text("description").unwrap_or_default(), MAX_DESCRIPTION_CHARS),
         "url": url,
@@ -321,9 +344,71 @@ pub fn registration(server: &Value, options: &MapOptions) -> Result<Imported, Un
     }
 }
 
-/// The id a registration body names, when it is a valid one.
-pub fn body_id(body: &Value) -> Option<ServerId> {
-    body.get("id")?.as_str()?.parse().ok()
+/// The registrations a record of a v0.1 listing makes. A record of an mcp-fleet registry
+/// (`health`, its `_meta["dev.mcp-fleet/health"]`, naming the instances behind the version)
+/// makes one entry per instance: its id, the service after the name's `/`, the instance's
+/// remote (the remotes and instances pair up in order) and the record's tags. Any other
+/// record makes one entry, as [`registration`] says.
+pub fn registrations(
+    server: &Value,
+    health: Option<&FleetHealthMeta>,
+    options: &MapOptions,
+) -> Vec<Result<Imported, Unimportable>> {
+    let Some(health) = health.filter(|h| !h.instances.is_empty()) else {
+        return vec![registration(server, options)];
+    };
+    let name = server
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let service: Option<ServerId> = name
+        .split_once('/')
+        .and_then(|(_, service)| service.parse().ok())
+        .or_else(|| entry_id(name).parse().ok());
+    let mut tags = options.tags.clone();
+    for tag in health.tags.iter().filter_map(|t| t.parse::<Tag>().ok()) {
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    let remotes = match server.as_object() {
+        Some(server) => streamable(remotes(server)),
+        None => Vec::new(),
+    };
+    if remotes.len() != health.instances.len() {
+        return vec![Err(Unimportable::Malformed(format!(
+            "{} instances but {} streamable-http remotes",
+            health.instances.len(),
+            remotes.len()
+        )))];
+    }
+    health
+        .instances
+        .iter()
+        .zip(remotes)
+        .map(|(instance, remote)| {
+            let id = instance
+                .parse::<ServerId>()
+                .map_err(|e| Unimportable::Malformed(format!("instance id {instance:?} {e}")))?;
+            let (remote_url, bearer) = expanded(remote)?;
+            let mut imported = registration(
+                server,
+                &MapOptions {
+                    tags: tags.clone(),
+                    imported_from: options.imported_from.clone(),
+                    url: Some(base_url(&remote_url)?),
+                    id: Some(id),
+                    service: service.clone(),
+                },
+            )?;
+            if bearer {
+                imported.body["auth"] = json!({ "type": "bearer" });
+                imported.registration =
+                    Registration::from_json(&imported.body, None).map_err(Unimportable::Invalid)?;
+            }
+            Ok(imported)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -444,7 +529,7 @@ mod tests {
         let options = MapOptions {
             tags: vec!["weather".parse().expect("tag")],
             imported_from: Some("https://registry.example".into()),
-            url: None,
+            ..MapOptions::default()
         };
         let imported = registration(&record, &options).expect("importable");
         assert_eq!(
@@ -455,6 +540,48 @@ mod tests {
                    "auth": {"type": "bearer"},
                    "metadata": {"officialName": "io.github.user/remote-weather",
                                 "importedFrom": "https://registry.example"}})
+        );
+    }
+
+    #[test]
+    fn an_mcp_fleet_record_makes_one_entry_per_instance() {
+        let record = json!({"name": "com.example/catalog", "description": "Catalog",
+            "version": "2.0.0", "title": "Catalog",
+            "remotes": [{"type": "streamable-http", "url": "http://10.0.0.5:8080/mcp"},
+                        {"type": "streamable-http", "url": "http://10.0.0.6:8080/mcp"}]});
+        let health: FleetHealthMeta = serde_json::from_value(json!({"status": "healthy",
+            "tags": ["catalog", "products"], "instances": ["catalog-1", "catalog-2"]}))
+        .expect("health meta");
+        let made: Vec<(String, String, String)> =
+            registrations(&record, Some(&health), &MapOptions::default())
+                .into_iter()
+                .map(|r| {
+                    let r = r.expect("importable").registration;
+                    (r.id.to_string(), r.service.to_string(), r.url.to_string())
+                })
+                .collect();
+        assert_eq!(
+            made,
+            [
+                (
+                    "catalog-1".into(),
+                    "catalog".into(),
+                    "http://10.0.0.5:8080".into()
+                ),
+                (
+                    "catalog-2".into(),
+                    "catalog".into(),
+                    "http://10.0.0.6:8080".into()
+                ),
+            ]
+        );
+        let one: FleetHealthMeta = serde_json::from_value(json!({"status": "healthy",
+            "instances": ["catalog-1"]}))
+        .expect("health meta");
+        let err = registrations(&record, Some(&one), &MapOptions::default());
+        assert_eq!(
+            err[0].as_ref().expect_err("mismatch").to_string(),
+            "not a server.json record: 1 instances but 2 streamable-http remotes"
         );
     }
 }

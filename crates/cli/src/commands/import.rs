@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use mcp_fleet_discovery::official_client::V01Query;
 use mcp_fleet_discovery::{ListOptions, RegistryClient};
+use mcp_fleet_model::official::{OfficialStatus, ResponseMeta};
 use mcp_fleet_model::server_json::{self, IMPORTED_FROM_KEY, Imported, MapOptions};
 use mcp_fleet_model::{Entry, Registration, Tag, Version};
 use serde::Serialize;
@@ -14,9 +15,6 @@ use serde_json::Value;
 
 use super::client::{RegistryArg, registry_url};
 use crate::output::{Grid, OutputArg};
-
-/// The `_meta` key of the official registry's own data about a record.
-const OFFICIAL_META: &str = "io.modelcontextprotocol.registry/official";
 
 /// Options of `import`.
 #[derive(Debug, Args)]
@@ -62,8 +60,8 @@ impl std::fmt::Display for Action {
     }
 }
 
-/// One record of the source and what became of it.
-#[derive(Debug, Serialize)]
+/// One record of the source (or one instance of it) and what became of it.
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Line {
     /// The record's server.json `name`.
@@ -98,13 +96,12 @@ struct Report {
     servers: Vec<Line>,
 }
 
-/// A record of the listing, read as far as choosing among versions needs.
+/// A record of the listing: its server.json as sent, its `_meta` as far as it reads.
 struct Record {
     server: Value,
     name: String,
     version: String,
-    deleted: bool,
-    latest: Option<bool>,
+    meta: ResponseMeta,
 }
 
 impl Record {
@@ -117,19 +114,38 @@ impl Record {
                 .unwrap_or_default()
                 .to_owned()
         };
-        let official = item.pointer(&format!("/_meta/{}", OFFICIAL_META.replace('/', "~1")));
-        let status = official
-            .and_then(|m| m.get("status"))
-            .and_then(Value::as_str);
+        // A `_meta` that does not read is no reason to skip the record: it is only needed to
+        // tell the latest version, which the versions themselves tell too.
+        let meta = item
+            .get("_meta")
+            .and_then(|m| serde_json::from_value(m.clone()).ok())
+            .unwrap_or_default();
         Record {
             name: text("name"),
             version: text("version"),
-            deleted: status == Some("deleted"),
-            latest: official
-                .and_then(|m| m.get("isLatest"))
-                .and_then(Value::as_bool),
+            meta,
             server,
         }
+    }
+
+    fn deleted(&self) -> bool {
+        self.meta
+            .official
+            .as_ref()
+            .is_some_and(|o| o.status == OfficialStatus::Deleted)
+    }
+
+    fn latest(&self) -> Option<bool> {
+        self.meta.official.as_ref().map(|o| o.is_latest)
+    }
+
+    /// Whether an mcp-fleet registry listed it, naming the entries behind it: then each
+    /// version is its own instances, all imported.
+    fn names_fleet_instances(&self) -> bool {
+        self.meta
+            .health
+            .as_ref()
+            .is_some_and(|h| !h.instances.is_empty())
     }
 }
 
@@ -138,10 +154,10 @@ impl Record {
 fn latest_versions(records: &[Record]) -> HashMap<&str, &str> {
     let mut best: HashMap<&str, &Record> = HashMap::new();
     let semver = |r: &Record| r.version.parse::<Version>().ok();
-    for r in records.iter().filter(|r| !r.deleted) {
+    for r in records.iter().filter(|r| !r.deleted()) {
         let better = match best.get(r.name.as_str()) {
             None => true,
-            Some(b) => match (b.latest, r.latest) {
+            Some(b) => match (b.latest(), r.latest()) {
                 (Some(true), _) => false,
                 (_, Some(true)) => true,
                 _ => semver(r) > semver(b),
@@ -204,12 +220,12 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let options = MapOptions {
         tags,
         imported_from: Some(from.clone()),
-        url: None,
+        ..MapOptions::default()
     };
     let mut taken: HashMap<String, String> = HashMap::new();
     let mut lines = Vec::with_capacity(records.len());
     for record in &records {
-        lines.push(plan(record, &latest, &options, &stored, &mut taken));
+        lines.extend(plan(record, &latest, &options, &stored, &mut taken));
     }
 
     if !args.dry_run {
@@ -244,15 +260,15 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What to do with `record`.
+/// What to do with `record`: a line per entry it makes, or one saying why it makes none.
 fn plan(
     record: &Record,
     latest: &HashMap<&str, &str>,
     options: &MapOptions,
     stored: &HashMap<String, Entry>,
     taken: &mut HashMap<String, String>,
-) -> Line {
-    let mut line = Line {
+) -> Vec<Line> {
+    let line = Line {
         name: record.name.clone(),
         version: record.version.clone(),
         action: Action::Skipped,
@@ -265,24 +281,39 @@ fn plan(
         line.reason = Some(reason);
         line
     };
-    if record.deleted {
-        return skip(line, "deleted at the source".into());
+    if record.deleted() {
+        return vec![skip(line, "deleted at the source".into())];
     }
-    if let Some(newest) = latest.get(record.name.as_str())
+    if !record.names_fleet_instances()
+        && let Some(newest) = latest.get(record.name.as_str())
         && *newest != record.version
     {
-        return skip(line, format!("not the latest version ({newest} is)"));
+        return vec![skip(line, format!("not the latest version ({newest} is)"))];
     }
-    let Imported { body, registration } = match server_json::registration(&record.server, options) {
-        Ok(imported) => imported,
-        Err(e) => return skip(line, e.to_string()),
-    };
+    server_json::registrations(&record.server, record.meta.health.as_ref(), options)
+        .into_iter()
+        .map(|made| match made {
+            Ok(imported) => compare(line.clone(), imported, options, stored, taken),
+            Err(e) => skip(line.clone(), e.to_string()),
+        })
+        .collect()
+}
+
+/// Whether `imported` creates, updates or leaves alone what `stored` holds under its id.
+fn compare(
+    mut line: Line,
+    Imported { body, registration }: Imported,
+    options: &MapOptions,
+    stored: &HashMap<String, Entry>,
+    taken: &mut HashMap<String, String>,
+) -> Line {
     let id = registration.id.to_string();
     line.id = Some(id.clone());
     line.url = Some(registration.url.to_string());
-    let label = format!("{} {}", record.name, record.version);
+    let label = format!("{} {}", line.name, line.version);
     if let Some(other) = taken.insert(id.clone(), label) {
-        return skip(line, format!("id {id} is already that of {other}"));
+        line.reason = Some(format!("id {id} is already that of {other}"));
+        return line;
     }
     line.action = match stored.get(&id) {
         None => Action::Created,
@@ -293,13 +324,11 @@ fn plan(
                 .and_then(Value::as_str)
                 == options.imported_from.as_deref();
             if !ours {
-                return skip(
-                    line,
-                    format!(
-                        "id {id} is taken by an entry not imported from {}",
-                        options.imported_from.as_deref().unwrap_or("there")
-                    ),
-                );
+                line.reason = Some(format!(
+                    "id {id} is taken by an entry not imported from {}",
+                    options.imported_from.as_deref().unwrap_or("there")
+                ));
+                return line;
             }
             if stored_registration(entry).as_ref() == Some(&registration) {
                 Action::Unchanged
