@@ -64,6 +64,11 @@ async fn recorded_public_registry(
                 },
             ),
         )
+        // A registry that wants a token of its own.
+        .route(
+            "/private/v0.1/servers",
+            get(|| async { axum::http::StatusCode::UNAUTHORIZED }),
+        )
         .with_state(state);
     let url = mcp_fleet_test_support::serve(app, shutdown.clone()).await;
     (url, seen)
@@ -230,6 +235,18 @@ async fn imports_a_recorded_answer_of_the_public_registry() {
     .await;
     assert_eq!(code, Some(1), "{err}");
     assert!(err.starts_with("error: --tags: \"Bad Tag\""), "{err}");
+
+    // A source that cannot be read: exit code 1, never 3 (that is this registry refusing).
+    let refused = mcp_fleet_test_support::refused_url();
+    let private = format!("{from}/private");
+    for source in [refused.as_str(), private.as_str()] {
+        let (code, _, err) = run_code(&["import", "--registry", reg, "--from", source]).await;
+        assert_eq!(code, Some(1), "{err}");
+        assert!(
+            err.starts_with(&format!("error: cannot list the servers of {source}: ")),
+            "{err}"
+        );
+    }
 
     server.terminate().await;
     shutdown.cancel();

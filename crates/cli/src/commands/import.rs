@@ -199,10 +199,11 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<()> {
         version: None,
         limit: Some(100),
     };
+    // As text: a 401 of the source is not this registry refusing the token (exit code 3).
     let items = source
         .v01_servers_all(&query)
         .await
-        .with_context(|| format!("cannot list the servers of {from}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot list the servers of {from}: {e}"))?;
     let target = args.registry.client()?;
     let stored: HashMap<String, Entry> = target
         .list_all(&ListOptions {
