@@ -125,6 +125,17 @@ async fn imports_a_recorded_answer_of_the_public_registry() {
         ]
     );
 
+    // `--search` is the API's own filter, passed on.
+    seen.lock().expect("lock").clear();
+    let mut searching = dry.clone();
+    searching.extend_from_slice(&["--search", "cyphrex"]);
+    import_json(&searching).await;
+    assert_eq!(
+        seen.lock().expect("lock")[0],
+        "limit=100&search=cyphrex",
+        "the first page's query"
+    );
+
     let mut dry_table = vec!["import"];
     dry_table.extend_from_slice(&dry);
     let (ok, table, err) = run(&dry_table).await;
