@@ -267,6 +267,7 @@ pub struct FleetHealthMeta {
 /// The body of `GET /v0.1/servers` and `GET /v0.1/servers/{serverName}/versions` (`ServerList`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = OfficialServerList))]
 pub struct ServerList {
     /// One item per server version.
     pub servers: Vec<ServerResponse>,
