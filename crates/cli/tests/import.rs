@@ -412,3 +412,190 @@ async fn registers_the_schemas_server_json_examples() {
 
     server.terminate().await;
 }
+
+/// `ls --json` of `reg`: each entry's id, service, url, version, tags and auth type.
+async fn entries(reg: &str) -> Vec<Value> {
+    let (ok, out, err) = run(&["ls", "--registry", reg, "--json"]).await;
+    assert!(ok, "{err}");
+    let listed: Value = serde_json::from_str(&out).expect("ls --json");
+    listed["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .map(|e| {
+            json!({"id": e["id"], "service": e["service"], "name": e["name"], "url": e["url"],
+                   "version": e["version"], "tags": e["tags"], "auth": e["auth"]["type"]})
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn round_trip_through_the_v01_api_of_another_registry() {
+    // Registry A serves its entries as the official API; B imports them.
+    let db_a = mcp_fleet_test_support::sqlite();
+    let mut cmd = crate::common::serve_command(&db_a.url);
+    cmd.args(["--no-health-worker", "--registry-namespace", "com.example"]);
+    let a = spawn_command(cmd).await;
+    let (b, _db_b) = registry_without_worker().await;
+    let register = |args: &'static [&'static str]| {
+        let reg = a.url.clone();
+        async move {
+            let mut all = vec!["register", "--registry", reg.as_str()];
+            all.extend_from_slice(args);
+            let (ok, _, err) = run(&all).await;
+            assert!(ok, "register {args:?}: {err}");
+        }
+    };
+    // Nothing listens at these URLs; neither registry probes.
+    register(&[
+        "--id",
+        "catalog-1",
+        "--service",
+        "catalog",
+        "--name",
+        "Catalog",
+        "--url",
+        "http://127.0.0.1:9/c1",
+        "--server-version",
+        "1.0.0",
+        "--tags",
+        "products,catalog",
+    ])
+    .await;
+    register(&[
+        "--id",
+        "catalog-2",
+        "--service",
+        "catalog",
+        "--name",
+        "Catalog",
+        "--url",
+        "http://127.0.0.1:9/c2",
+        "--server-version",
+        "1.1.0",
+        "--tags",
+        "catalog",
+    ])
+    .await;
+    register(&[
+        "--id",
+        "catalog-3",
+        "--service",
+        "catalog",
+        "--name",
+        "Catalog",
+        "--url",
+        "http://127.0.0.1:9/c3",
+        "--server-version",
+        "1.1.0",
+        "--tags",
+        "eu,catalog",
+    ])
+    .await;
+    register(&[
+        "--id",
+        "search",
+        "--name",
+        "Search",
+        "--description",
+        "Finds things",
+        "--url",
+        "http://127.0.0.1:10",
+        "--server-version",
+        "0.3.0",
+        "--tags",
+        "search",
+        "--auth-type",
+        "bearer",
+    ])
+    .await;
+
+    let import = [
+        "--registry",
+        b.url.as_str(),
+        "--from",
+        a.url.as_str(),
+        "--tags",
+        "mirrored",
+    ];
+    let report = import_json(&import).await;
+    assert_eq!(counts(&report), [4, 0, 0, 0], "{report:#}");
+    let catalog = |id: &str, url: &str, version: &str, tags: Value| {
+        json!({"id": id, "service": "catalog", "name": "Catalog", "url": url,
+               "version": version, "tags": tags, "auth": "none"})
+    };
+    // Tags as mapped: `--tags`, then those of every instance of the version, sorted.
+    assert_eq!(
+        entries(&b.url).await,
+        [
+            catalog(
+                "catalog-1",
+                "http://127.0.0.1:9/c1",
+                "1.0.0",
+                json!(["mirrored", "catalog", "products"])
+            ),
+            catalog(
+                "catalog-2",
+                "http://127.0.0.1:9/c2",
+                "1.1.0",
+                json!(["mirrored", "catalog", "eu"])
+            ),
+            catalog(
+                "catalog-3",
+                "http://127.0.0.1:9/c3",
+                "1.1.0",
+                json!(["mirrored", "catalog", "eu"])
+            ),
+            json!({"id": "search", "service": "search", "name": "Search",
+                   "url": "http://127.0.0.1:10", "version": "0.3.0",
+                   "tags": ["mirrored", "search"], "auth": "bearer"}),
+        ]
+    );
+    let names: Vec<&str> = report["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .filter_map(|l| l["name"].as_str())
+        .collect();
+    assert!(
+        names.iter().all(|n| n.starts_with("com.example/")),
+        "{names:?}"
+    );
+
+    // Again: nothing to do.
+    let report = import_json(&import).await;
+    assert_eq!(counts(&report), [0, 0, 4, 0], "{report:#}");
+
+    // A change in A is an update in B, and only that.
+    register(&[
+        "--id",
+        "catalog-2",
+        "--service",
+        "catalog",
+        "--name",
+        "Catalog",
+        "--url",
+        "http://127.0.0.1:9/c2-moved",
+        "--server-version",
+        "1.1.0",
+        "--tags",
+        "catalog",
+    ])
+    .await;
+    let report = import_json(&import).await;
+    assert_eq!(counts(&report), [0, 1, 3, 0], "{report:#}");
+    let updated: Vec<&Value> = report["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .filter(|l| l["action"] == "updated")
+        .collect();
+    assert_eq!(updated[0]["id"], "catalog-2");
+    assert_eq!(updated[0]["url"], "http://127.0.0.1:9/c2-moved");
+    let moved = entries(&b.url).await;
+    assert_eq!(moved[1]["url"], "http://127.0.0.1:9/c2-moved");
+    assert_eq!(moved[1]["tags"], json!(["mirrored", "catalog", "eu"]));
+
+    a.terminate().await;
+    b.terminate().await;
+}

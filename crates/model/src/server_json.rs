@@ -347,7 +347,8 @@ pub fn registration(server: &Value, options: &MapOptions) -> Result<Imported, Un
 /// The registrations a record of a v0.1 listing makes. A record of an mcp-fleet registry
 /// (`health`, its `_meta["dev.mcp-fleet/health"]`, naming the instances behind the version)
 /// makes one entry per instance: its id, the service after the name's `/`, the instance's
-/// remote (the remotes and instances pair up in order) and the record's tags. Any other
+/// remote (the remotes and instances pair up in order; one remote is every instance's) and the
+/// record's tags. Any other
 /// record makes one entry, as [`registration`] says.
 pub fn registrations(
     server: &Value,
@@ -375,13 +376,18 @@ pub fn registrations(
         Some(server) => streamable(remotes(server)),
         None => Vec::new(),
     };
-    if remotes.len() != health.instances.len() {
-        return vec![Err(Unimportable::Malformed(format!(
-            "{} instances but {} streamable-http remotes",
-            health.instances.len(),
-            remotes.len()
-        )))];
-    }
+    // One remote serves every instance when they share its URL (remotes are listed once per URL).
+    let remotes = match remotes.as_slice() {
+        [one] => vec![*one; health.instances.len()],
+        _ if remotes.len() == health.instances.len() => remotes,
+        _ => {
+            return vec![Err(Unimportable::Malformed(format!(
+                "{} instances but {} streamable-http remotes",
+                health.instances.len(),
+                remotes.len()
+            )))];
+        }
+    };
     health
         .instances
         .iter()
@@ -576,12 +582,12 @@ mod tests {
             ]
         );
         let one: FleetHealthMeta = serde_json::from_value(json!({"status": "healthy",
-            "instances": ["catalog-1"]}))
+            "instances": ["catalog-1", "catalog-2", "catalog-3"]}))
         .expect("health meta");
         let err = registrations(&record, Some(&one), &MapOptions::default());
         assert_eq!(
             err[0].as_ref().expect_err("mismatch").to_string(),
-            "not a server.json record: 1 instances but 2 streamable-http remotes"
+            "not a server.json record: 3 instances but 2 streamable-http remotes"
         );
     }
 }
