@@ -114,7 +114,7 @@ async fn imports_a_recorded_answer_of_the_public_registry() {
     dry.push("--dry-run");
     let report = import_json(&dry).await;
     assert_eq!(report["dryRun"], true);
-    assert_eq!(counts(&report), [1, 0, 0, 5], "{report:#}");
+    assert_eq!(counts(&report), [1, 0, 0, 4], "{report:#}");
     assert_eq!(entry_count(reg).await, 0, "a dry run wrote");
     // Both pages were read, following the cursor.
     assert_eq!(
@@ -141,14 +141,14 @@ async fn imports_a_recorded_answer_of_the_public_registry() {
     let (ok, table, err) = run(&dry_table).await;
     assert!(ok, "{err}");
     assert!(
-        table.contains("dry run, nothing written: 1 created, 0 updated, 0 unchanged, 5 skipped"),
+        table.contains("dry run, nothing written: 1 created, 0 updated, 0 unchanged, 4 skipped"),
         "{table}"
     );
 
     // For real: the same report, and the entry is there.
     let report = import_json(&args).await;
     assert_eq!(report["dryRun"], false);
-    assert_eq!(counts(&report), [1, 0, 0, 5], "{report:#}");
+    assert_eq!(counts(&report), [1, 0, 0, 4], "{report:#}");
     let why = |name: &str, version: &str| {
         report["servers"]
             .as_array()
@@ -178,13 +178,6 @@ async fn imports_a_recorded_answer_of_the_public_registry() {
             (json!("skipped"), json!("only stdio packages"))
         );
     }
-    assert_eq!(
-        why("io.decisionrules/mcp-server", "1.0.0"),
-        (
-            json!("skipped"),
-            json!("no streamable-http remote (only sse remotes)")
-        )
-    );
     let (ok, out, err) = run(&["get", "--registry", reg, "io-github-getcyphrex-cyphrex-mcp"]).await;
     assert!(ok, "{err}");
     let entry: Value = serde_json::from_str(&out).expect("get prints JSON");
@@ -201,9 +194,9 @@ async fn imports_a_recorded_answer_of_the_public_registry() {
 
     // Idempotent: again, nothing changes; other tags update the entry.
     let report = import_json(&args).await;
-    assert_eq!(counts(&report), [0, 0, 1, 5], "{report:#}");
+    assert_eq!(counts(&report), [0, 0, 1, 4], "{report:#}");
     let report = import_json(&["--registry", reg, "--from", &from, "--tags", "public"]).await;
-    assert_eq!(counts(&report), [0, 1, 0, 5], "{report:#}");
+    assert_eq!(counts(&report), [0, 1, 0, 4], "{report:#}");
     assert_eq!(entry_count(reg).await, 1);
 
     // An entry of that id registered by someone else is left alone.
@@ -225,7 +218,7 @@ async fn imports_a_recorded_answer_of_the_public_registry() {
     .await;
     assert!(ok, "{err}");
     let report = import_json(&["--registry", reg, "--from", &from]).await;
-    assert_eq!(counts(&report), [0, 0, 0, 6], "{report:#}");
+    assert_eq!(counts(&report), [0, 0, 0, 5], "{report:#}");
     assert_eq!(
         why_in(&report, "io.github.getcyphrex/cyphrex-mcp"),
         format!(
@@ -391,11 +384,10 @@ async fn registers_the_schemas_server_json_examples() {
         "{err}"
     );
     // A remote mcp-fleet cannot hold, and a file that is no server.json.
-    let mut sse_path: Value = fixture("server-json/with-remote.json");
-    sse_path["remotes"] = json!([{"type": "streamable-http", "url": "https://a.example/v1/rpc"}]);
-    let sse_path = write(&dir, "rpc.json", &sse_path);
-    let (code, _, err) =
-        run_code(&["register", "--registry", reg, "--server-json", &sse_path]).await;
+    let mut rpc: Value = fixture("server-json/with-remote.json");
+    rpc["remotes"] = json!([{"type": "streamable-http", "url": "https://a.example/v1/rpc"}]);
+    let rpc = write(&dir, "rpc.json", &rpc);
+    let (code, _, err) = run_code(&["register", "--registry", reg, "--server-json", &rpc]).await;
     assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("invalid url https://a.example/v1/rpc: does not end in /mcp"),
