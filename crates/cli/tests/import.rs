@@ -69,6 +69,13 @@ async fn recorded_public_registry(
             "/private/v0.1/servers",
             get(|| async { axum::http::StatusCode::UNAUTHORIZED }),
         )
+        // One whose cursor leads back to the same page, forever.
+        .route(
+            "/loop/v0.1/servers",
+            get(|| async {
+                axum::Json(json!({"servers": [], "metadata": {"nextCursor": "again", "count": 0}}))
+            }),
+        )
         .with_state(state);
     let url = mcp_fleet_test_support::serve(app, shutdown.clone()).await;
     (url, seen)
@@ -251,6 +258,11 @@ async fn imports_a_recorded_answer_of_the_public_registry() {
             "{err}"
         );
     }
+
+    let looping = format!("{from}/loop");
+    let (code, _, err) = run_code(&["import", "--registry", reg, "--from", &looping]).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("sent the cursor \"again\" twice"), "{err}");
 
     server.terminate().await;
     shutdown.cancel();
