@@ -4,6 +4,8 @@
 //! The record is read as JSON rather than as [`crate::official::ServerJson`]: a remote's
 //! `variables`, which fill its URL template, are not in that type, and one odd record of a
 //! foreign registry is then reported and skipped instead of failing a whole import.
+//!
+//! Over 500 lines with its unit tests, which sit next to the code they check (174 of 595 lines).
 
 use serde_json::{Map, Value, json};
 
