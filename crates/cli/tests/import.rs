@@ -286,6 +286,17 @@ fn write(dir: &tempfile::TempDir, name: &str, record: &Value) -> String {
     path.to_str().expect("utf-8 path").to_owned()
 }
 
+/// `register --registry REG --server-json FILE FLAGS…`: (exit code, stdout, stderr).
+async fn register_server_json(
+    reg: &str,
+    file: &str,
+    flags: &[&str],
+) -> (Option<i32>, String, String) {
+    let mut args = vec!["register", "--registry", reg, "--server-json", file];
+    args.extend_from_slice(flags);
+    run_code(&args).await
+}
+
 #[tokio::test]
 async fn registers_the_schemas_server_json_examples() {
     let (server, _db) = registry_without_worker().await;
@@ -301,17 +312,9 @@ async fn registers_the_schemas_server_json_examples() {
 
     // Its one streamable-http remote (a variable at its default) gives the url.
     let remote = example("with-remote.json");
-    let (ok, out, err) = run(&[
-        "register",
-        "--registry",
-        reg,
-        "--server-json",
-        &remote,
-        "--tags",
-        "weather,forecast",
-    ])
-    .await;
-    assert!(ok, "{err}");
+    let (code, out, err) =
+        register_server_json(reg, &remote, &["--tags", "weather,forecast"]).await;
+    assert_eq!(code, Some(0), "{err}");
     assert_eq!(out.trim(), "registered io-github-user-remote-weather");
     let (ok, out, err) = run(&["get", "--registry", reg, "io-github-user-remote-weather"]).await;
     assert!(ok, "{err}");
@@ -334,17 +337,8 @@ async fn registers_the_schemas_server_json_examples() {
     );
 
     // Flags override the file; registering again replaces the entry.
-    let (ok, out, err) = run(&[
-        "register",
-        "--registry",
-        reg,
-        "--server-json",
-        &remote,
-        "--server-version",
-        "2.2.0",
-    ])
-    .await;
-    assert!(ok, "{err}");
+    let (code, out, err) = register_server_json(reg, &remote, &["--server-version", "2.2.0"]).await;
+    assert_eq!(code, Some(0), "{err}");
     assert!(
         out.starts_with("re-registered io-github-user-remote-weather"),
         "{out}"
@@ -352,65 +346,66 @@ async fn registers_the_schemas_server_json_examples() {
 
     // No streamable-http remote: a clear error, unless --url says where it is served.
     let package = example("with-package.json");
-    let (code, _, err) =
-        run_code(&["register", "--registry", reg, "--server-json", &package]).await;
-    assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("with-package.json: only stdio packages: mcp-fleet registers servers reached over streamable HTTP"), "{err}");
-    let (code, _, err) = run_code(&[
-        "register",
-        "--registry",
-        reg,
-        "--server-json",
-        &example("minimal.json"),
-    ])
-    .await;
-    assert_eq!(code, Some(1), "{err}");
-    assert!(
-        err.contains("minimal.json: no remotes and no packages"),
-        "{err}"
-    );
-    let (ok, out, err) = run(&[
-        "register",
-        "--registry",
-        reg,
-        "--server-json",
-        &package,
-        "--url",
-        "https://weather.internal:8080",
-    ])
-    .await;
-    assert!(ok, "{err}");
+    let failures = [
+        (
+            package.clone(),
+            "with-package.json: only stdio packages: mcp-fleet registers servers reached over \
+             streamable HTTP",
+        ),
+        (
+            example("minimal.json"),
+            "minimal.json: no remotes and no packages",
+        ),
+    ];
+    for (file, want) in &failures {
+        let (code, _, err) = register_server_json(reg, file, &[]).await;
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+    let (code, out, err) =
+        register_server_json(reg, &package, &["--url", "https://weather.internal:8080"]).await;
+    assert_eq!(code, Some(0), "{err}");
     assert_eq!(out.trim(), "registered io-github-user-local-weather");
 
-    // Several: the error names them; --url picks.
+    // Several remotes (the error names them, --url picks), a remote mcp-fleet cannot hold, and
+    // a file that is no server.json.
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut two: Value = fixture("server-json/with-remote.json");
-    two["remotes"] = json!([
-        {"type": "streamable-http", "url": "https://eu.example.com/mcp"},
-        {"type": "streamable-http", "url": "https://us.example.com/mcp"}]);
-    let two = write(&dir, "two.json", &two);
-    let (code, _, err) = run_code(&["register", "--registry", reg, "--server-json", &two]).await;
-    assert_eq!(code, Some(1), "{err}");
+    let with_remotes = |remotes: Value| {
+        let mut record = fixture("server-json/with-remote.json");
+        record["remotes"] = remotes;
+        record
+    };
+    let cases = [
+        (
+            with_remotes(json!([
+                {"type": "streamable-http", "url": "https://eu.example.com/mcp"},
+                {"type": "streamable-http", "url": "https://us.example.com/mcp"}])),
+            "2 streamable-http remotes (https://eu.example.com/mcp, https://us.example.com/mcp): \
+             an entry has one url: choose one with --url URL",
+        ),
+        (
+            with_remotes(json!([{"type": "streamable-http", "url": "https://a.example/v1/rpc"}])),
+            "invalid url https://a.example/v1/rpc: does not end in /mcp",
+        ),
+        (
+            json!({"title": "no name"}),
+            "not a server.json record: no \"name\"",
+        ),
+    ];
+    for (i, (record, want)) in cases.iter().enumerate() {
+        let file = write(&dir, &format!("case-{i}.json"), record);
+        let (code, _, err) = register_server_json(reg, &file, &[]).await;
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains(&format!("case-{i}.json: {want}")), "{err}");
+    }
+    let several = dir.path().join("case-0.json");
+    let several = several.to_str().expect("utf-8 path");
+    let (code, out, err) =
+        register_server_json(reg, several, &["--url", "https://eu.example.com"]).await;
+    assert_eq!(code, Some(0), "{err}");
     assert!(
-        err.contains("2 streamable-http remotes (https://eu.example.com/mcp, https://us.example.com/mcp): an entry has one url: choose one with --url URL"),
-        "{err}"
-    );
-    // A remote mcp-fleet cannot hold, and a file that is no server.json.
-    let mut rpc: Value = fixture("server-json/with-remote.json");
-    rpc["remotes"] = json!([{"type": "streamable-http", "url": "https://a.example/v1/rpc"}]);
-    let rpc = write(&dir, "rpc.json", &rpc);
-    let (code, _, err) = run_code(&["register", "--registry", reg, "--server-json", &rpc]).await;
-    assert_eq!(code, Some(1), "{err}");
-    assert!(
-        err.contains("invalid url https://a.example/v1/rpc: does not end in /mcp"),
-        "{err}"
-    );
-    let junk = write(&dir, "junk.json", &json!({"title": "no name"}));
-    let (code, _, err) = run_code(&["register", "--registry", reg, "--server-json", &junk]).await;
-    assert_eq!(code, Some(1), "{err}");
-    assert!(
-        err.contains("junk.json: not a server.json record: no \"name\""),
-        "{err}"
+        out.starts_with("re-registered io-github-user-remote-weather"),
+        "{out}"
     );
     assert_eq!(entry_count(reg).await, 2);
 
@@ -441,68 +436,48 @@ async fn round_trip_through_the_v01_api_of_another_registry() {
     cmd.args(["--no-health-worker", "--registry-namespace", "com.example"]);
     let a = spawn_command(cmd).await;
     let (b, _db_b) = registry_without_worker().await;
-    let register = |args: &'static [&'static str]| {
-        let reg = a.url.clone();
+    let register = |args: Vec<&str>| {
+        let mut all = vec!["register", "--registry", a.url.as_str()];
+        all.extend(args);
+        let all: Vec<String> = all.into_iter().map(str::to_owned).collect();
         async move {
-            let mut all = vec!["register", "--registry", reg.as_str()];
-            all.extend_from_slice(args);
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
             let (ok, _, err) = run(&all).await;
-            assert!(ok, "register {args:?}: {err}");
+            assert!(ok, "{all:?}: {err}");
         }
     };
-    // Nothing listens at these URLs; neither registry probes.
-    register(&[
-        "--id",
+    // An instance of service catalog; nothing listens at these URLs, and neither registry probes.
+    let instance =
+        |id: &'static str, path: &'static str, version: &'static str, tags: &'static str| {
+            register(vec![
+                "--id",
+                id,
+                "--service",
+                "catalog",
+                "--name",
+                "Catalog",
+                "--url",
+                path,
+                "--server-version",
+                version,
+                "--tags",
+                tags,
+            ])
+        };
+    instance(
         "catalog-1",
-        "--service",
-        "catalog",
-        "--name",
-        "Catalog",
-        "--url",
         "http://127.0.0.1:9/c1",
-        "--server-version",
         "1.0.0",
-        "--tags",
         "products,catalog",
-    ])
+    )
     .await;
-    register(&[
-        "--id",
-        "catalog-2",
-        "--service",
-        "catalog",
-        "--name",
-        "Catalog",
-        "--url",
-        "http://127.0.0.1:9/c2",
-        "--server-version",
-        "1.1.0",
-        "--tags",
-        "catalog",
-    ])
-    .await;
-    register(&[
-        "--id",
-        "catalog-3",
-        "--service",
-        "catalog",
-        "--name",
-        "Catalog",
-        "--url",
-        "http://127.0.0.1:9/c3",
-        "--server-version",
-        "1.1.0",
-        "--tags",
-        "eu,catalog",
-    ])
-    .await;
-    register(&[
+    instance("catalog-2", "http://127.0.0.1:9/c2", "1.1.0", "catalog").await;
+    instance("catalog-3", "http://127.0.0.1:9/c3", "1.1.0", "eu,catalog").await;
+    register(vec![
         "--id",
         "search",
         "--name",
         "Search",
-        "--description",
-        "Finds things",
         "--url",
         "http://127.0.0.1:10",
         "--server-version",
@@ -571,20 +546,12 @@ async fn round_trip_through_the_v01_api_of_another_registry() {
     assert_eq!(counts(&report), [0, 0, 4, 0], "{report:#}");
 
     // A change in A is an update in B, and only that.
-    register(&[
-        "--id",
+    instance(
         "catalog-2",
-        "--service",
-        "catalog",
-        "--name",
-        "Catalog",
-        "--url",
         "http://127.0.0.1:9/c2-moved",
-        "--server-version",
         "1.1.0",
-        "--tags",
         "catalog",
-    ])
+    )
     .await;
     let report = import_json(&import).await;
     assert_eq!(counts(&report), [0, 1, 3, 0], "{report:#}");
