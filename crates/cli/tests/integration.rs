@@ -13,6 +13,7 @@ mod gateway;
 mod health_worker;
 mod import;
 mod logging;
+mod official;
 mod output;
 mod policy;
 mod readme;

@@ -24,6 +24,8 @@ struct Schemas {
     list: jsonschema::Validator,
     response: jsonschema::Validator,
     server: jsonschema::Validator,
+    /// The `404` body of `GET /v0.1/servers/{serverName}/versions/{version}`.
+    not_found: jsonschema::Validator,
 }
 
 /// The OpenAPI document as a JSON Schema whose root is `#/components/schemas/<name>`.
@@ -36,7 +38,17 @@ fn component(name: &str) -> jsonschema::Validator {
         .unwrap_or_else(|e| panic!("schema {name}: {e}"))
 }
 
+/// The inline schema of the `404` answer of the version route.
+fn not_found_schema() -> jsonschema::Validator {
+    let doc: Value = serde_yaml_ng::from_str(OPENAPI).expect("the OpenAPI fixture is YAML");
+    let schema = &doc["paths"]["/v0.1/servers/{serverName}/versions/{version}"]["get"]["responses"]
+        ["404"]["content"]["application/json"]["schema"];
+    assert!(schema.is_object(), "no 404 schema in the fixture");
+    jsonschema::validator_for(schema).expect("404 schema")
+}
+
 static SCHEMAS: LazyLock<Schemas> = LazyLock::new(|| Schemas {
+    not_found: not_found_schema(),
     list: component("ServerList"),
     response: component("ServerResponse"),
     server: jsonschema::options()
@@ -90,6 +102,8 @@ fn check_response(body: &Value) {
 /// A 404 as the official API's clients read it: `{"error": "…"}` (inside a problem document).
 fn check_not_found(status: u16, body: &Value) {
     assert_eq!(status, 404, "{body}");
+    let bad = errors(&SCHEMAS.not_found, body);
+    assert!(bad.is_empty(), "404 body invalid: {bad:?}\n{body:#}");
     assert!(body["error"].is_string(), "{body}");
     assert_eq!(body["code"], "not-found", "{body}");
 }
@@ -126,8 +140,17 @@ fn pair(name: &str, version: &str) -> (String, String) {
 
 #[tokio::test]
 async fn services_are_servers_and_their_instances_versions_are_versions() {
+    // Each backend with the read cache (and the catalog kept with it), and SQLite without.
+    let mut registries = Vec::new();
     for db in mcp_fleet_test_support::all_backends().await {
-        let reg = start_with(db, Config::default()).await;
+        registries.push(start_with(db, Config::default()).await);
+    }
+    let uncached = Config {
+        read_cache_ttl: std::time::Duration::ZERO,
+        ..Config::default()
+    };
+    registries.push(start_with(mcp_fleet_test_support::sqlite(), uncached).await);
+    for reg in registries {
         eprintln!("backend {}", reg.backend);
         let base = "http://127.0.0.1:3001";
         // Two instances of billing 1.0.0, one of 2.0.0; a bearer-protected one.

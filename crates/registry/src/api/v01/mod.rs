@@ -4,6 +4,7 @@
 //! Answers go through the read cache like `GET /servers`; CORS as GitHub asks of registry URLs.
 
 mod catalog;
+mod query;
 mod removed;
 
 use std::sync::Arc;
@@ -12,54 +13,37 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use mcp_fleet_model::official::ListMetadata;
-use mcp_fleet_model::{Entry, FieldError, StatusFilter, Timestamp, ValidationErrors, Version};
+use mcp_fleet_model::{Entry, StatusFilter, ValidationErrors, Version};
 use mcp_fleet_store::{ListQuery, MAX_PAGE};
 
 use self::catalog::{Catalog, Item};
+use self::query::{Query, Versions, encode_cursor, parse_bool, parse_query};
 use super::{json_response, or_stale};
 use crate::AppState;
 use crate::cache::CacheKey;
 use crate::error::ApiError;
 
-/// Page size when `limit` is not given, as the official registry's.
-const DEFAULT_LIMIT: usize = 30;
-/// The largest `limit`, as the official registry's.
-const MAX_LIMIT: usize = 100;
 /// The prefix of these routes.
 const PREFIX: &str = "/v0.1/";
 
-/// What the v0.1 routes keep between requests: the removed entries read from the event log.
+/// What the v0.1 routes keep between requests: the removed entries read from the event log, and
+/// the last catalog built, which every question of the same cache generation shares (paging
+/// through it builds it once).
 #[derive(Default)]
 pub(crate) struct V01State {
     removed: tokio::sync::Mutex<removed::Memory>,
+    last: std::sync::Mutex<Option<Built>>,
 }
 
-/// Which versions a listing shows (`version`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum Versions {
-    /// Every version.
-    All,
-    /// Each server's latest (`version=latest`).
-    Latest,
-    /// This exact version.
-    Exact(String),
-}
-
-/// `GET /v0.1/servers`'s query, parsed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Query {
-    /// Start after this item (`name`, `version`).
-    after: Option<(String, Version)>,
-    limit: usize,
-    /// Lowercased substring of the name.
-    search: Option<String>,
-    updated_since: Option<Timestamp>,
-    version: Versions,
-    include_deleted: bool,
+/// A catalog, with the cache generation read before its entries were, and whether it has the
+/// removed versions.
+struct Built {
+    generation: u64,
+    at: std::time::Instant,
+    removed: bool,
+    catalog: Arc<Catalog>,
 }
 
 /// A question the v0.1 routes answer, as the read cache keys it.
@@ -71,100 +55,6 @@ pub(crate) enum Key {
     Versions(String, bool),
     /// `GET /v0.1/servers/{serverName}/versions/{version}`.
     Version(String, String),
-}
-
-fn encode_cursor(item: &Item) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}\n{}", item.name, item.version))
-}
-
-fn decode_cursor(cursor: &str) -> Result<(String, Version), String> {
-    let bad = || "is not a cursor this registry issued".to_owned();
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (name, version) = text.split_once('\n').ok_or_else(bad)?;
-    Ok((name.to_owned(), version.parse().map_err(|_| bad())?))
-}
-
-fn parse_bool(field: &str, value: &str) -> Result<bool, FieldError> {
-    match value {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(FieldError::new(
-            field,
-            format!("must be true or false, got {value:?}"),
-        )),
-    }
-}
-
-/// Parses the listing's query. Parameters of the official API this one does not know are
-/// ignored, as the official registry ignores them; a bad value of a known one is a `400`.
-fn parse_query(raw: Option<&str>) -> Result<Query, ValidationErrors> {
-    let mut q = Query {
-        after: None,
-        limit: DEFAULT_LIMIT,
-        search: None,
-        updated_since: None,
-        version: Versions::All,
-        include_deleted: false,
-    };
-    let mut errors = Vec::new();
-    let mut seen: Vec<String> = Vec::new();
-    for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        if seen.iter().any(|k| *k == key) {
-            errors.push(FieldError::new(key.as_ref(), "must be given at most once"));
-            continue;
-        }
-        seen.push(key.to_string());
-        match key.as_ref() {
-            "cursor" => match decode_cursor(&value) {
-                Ok(after) => q.after = Some(after),
-                Err(e) => errors.push(FieldError::new("cursor", e)),
-            },
-            "limit" => match value.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => q.limit = n,
-                _ => errors.push(FieldError::new(
-                    "limit",
-                    format!("must be an integer from 1 to {MAX_LIMIT}, got {value:?}"),
-                )),
-            },
-            "search" => {
-                let value = value.trim();
-                if value.chars().count() > 200 {
-                    errors.push(FieldError::new("search", "must be at most 200 characters"));
-                } else if !value.is_empty() {
-                    q.search = Some(value.to_lowercase());
-                }
-            }
-            "updated_since" => match chrono::DateTime::parse_from_rfc3339(&value) {
-                Ok(t) => q.updated_since = Some(t.with_timezone(&chrono::Utc)),
-                Err(_) => errors.push(FieldError::new(
-                    "updated_since",
-                    format!("must be an RFC 3339 time such as 2026-01-02T03:04:05Z, got {value:?}"),
-                )),
-            },
-            "version" => match value.as_ref() {
-                "" => errors.push(FieldError::new(
-                    "version",
-                    "must be \"latest\" or a version such as 1.2.3",
-                )),
-                "latest" => q.version = Versions::Latest,
-                exact if exact.len() > 255 => {
-                    errors.push(FieldError::new("version", "must be at most 255 characters"));
-                }
-                exact => q.version = Versions::Exact(exact.to_owned()),
-            },
-            "include_deleted" => match parse_bool("include_deleted", &value) {
-                Ok(b) => q.include_deleted = b,
-                Err(e) => errors.push(e),
-            },
-            _ => {}
-        }
-    }
-    if errors.is_empty() {
-        Ok(q)
-    } else {
-        Err(ValidationErrors(errors))
-    }
 }
 
 /// Every entry, whatever its status: servers that are down stay listed, clients filter.
@@ -185,8 +75,37 @@ async fn live_entries(state: &AppState) -> Result<Vec<Entry>, ApiError> {
     }
 }
 
-/// The catalog now, with the removed versions the event log remembers when `removed`.
+/// The catalog now, with the removed versions the event log remembers when `removed`: the last
+/// one built while it is as fresh as a cached answer would be (same generation, within
+/// `--read-cache-ttl`), else a new one.
 async fn catalog(state: &AppState, removed: bool) -> Result<Arc<Catalog>, ApiError> {
+    let generation = state.cache().generation();
+    let ttl = state.config().read_cache_ttl;
+    {
+        let last = state.v01().last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(built) = last.as_ref()
+            && built.generation == generation
+            && built.at.elapsed() < ttl
+            && (built.removed || !removed)
+        {
+            return Ok(built.catalog.clone());
+        }
+    }
+    let at = std::time::Instant::now();
+    let catalog = build(state, removed).await?;
+    if !ttl.is_zero() {
+        let mut last = state.v01().last.lock().unwrap_or_else(|e| e.into_inner());
+        *last = Some(Built {
+            generation,
+            at,
+            removed,
+            catalog: catalog.clone(),
+        });
+    }
+    Ok(catalog)
+}
+
+async fn build(state: &AppState, removed: bool) -> Result<Arc<Catalog>, ApiError> {
     let live = live_entries(state).await?;
     let gone = if removed {
         let mut memory = state.v01().removed.lock().await;
@@ -494,41 +413,4 @@ pub(crate) async fn cors(request: Request, next: Next) -> Response {
         );
     }
     res
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let (name, version) = decode_cursor(&URL_SAFE_NO_PAD.encode("a.b/c\n1.2.3")).unwrap();
-        assert_eq!(
-            (name.as_str(), version.to_string().as_str()),
-            ("a.b/c", "1.2.3")
-        );
-        assert!(decode_cursor("!!").is_err());
-        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("no-newline")).is_err());
-    }
-
-    #[test]
-    fn bad_values_name_their_parameter() {
-        for (query, field) in [
-            ("limit=0", "limit"),
-            ("limit=101", "limit"),
-            ("limit=x", "limit"),
-            ("cursor=zz", "cursor"),
-            ("updated_since=yesterday", "updated_since"),
-            ("include_deleted=yes", "include_deleted"),
-            ("version=", "version"),
-            ("limit=1&limit=2", "limit"),
-        ] {
-            let e = parse_query(Some(query)).expect_err(query);
-            assert_eq!(e.0[0].field, field, "{query}");
-        }
-        let q = parse_query(Some("search=Bill&version=latest&unknown=1")).expect("valid");
-        assert_eq!(q.search.as_deref(), Some("bill"));
-        assert_eq!(q.version, Versions::Latest);
-        assert_eq!(q.limit, DEFAULT_LIMIT);
-    }
 }
