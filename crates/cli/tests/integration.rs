@@ -11,6 +11,7 @@ mod durability;
 mod errors;
 mod gateway;
 mod health_worker;
+mod import;
 mod logging;
 mod official;
 mod output;

@@ -15,6 +15,7 @@ pub mod official;
 mod openapi;
 mod registration;
 mod routing;
+pub mod server_json;
 mod status;
 mod time;
 
