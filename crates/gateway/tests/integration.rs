@@ -10,4 +10,5 @@ mod fast_call;
 mod front;
 mod gateway;
 mod policy;
+mod replicas;
 mod tls;
