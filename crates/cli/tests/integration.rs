@@ -14,6 +14,7 @@ mod logging;
 mod output;
 mod policy;
 mod readme;
+mod replicas;
 mod rmcp_only;
 mod route;
 mod shutdown;

@@ -26,10 +26,17 @@ pub(crate) fn default_replica_id() -> String {
 
 impl Worker {
     /// How long a lease lasts unrenewed: half an interval, so the entries of a replica that
-    /// died are probed by another within about one interval of their last probe, and at least
-    /// three refreshes, so one slow renewal loses nothing.
+    /// died are probed by another within about one and a half intervals of their last probe
+    /// (at least three ticks of the worker, which renews at most once a tick).
     fn lease_ttl(&self) -> Duration {
-        (self.cfg.interval / 2).max(self.cfg.refresh * 3)
+        (self.cfg.interval / 2).max(FLUSH_EVERY * 3)
+    }
+
+    /// How often to renew: three times per lease, and at least at every refresh.
+    pub(super) fn renew_every(&self) -> Duration {
+        (self.lease_ttl() / 3)
+            .min(self.cfg.refresh)
+            .max(FLUSH_EVERY)
     }
 
     /// How long a shard released to another replica stays untaken: time for this replica's

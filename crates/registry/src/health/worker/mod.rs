@@ -270,6 +270,7 @@ impl Worker {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_refresh = Instant::now() - self.cfg.refresh;
         let mut last_full = Instant::now() - self.cfg.interval;
+        let mut last_renew = Instant::now() - self.renew_every();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -283,13 +284,20 @@ impl Worker {
                 Some(req) = checks.recv() => self.check_now(req).await,
                 _ = tick.tick() => {
                     let now = Instant::now();
+                    let mut claimed = HashSet::new();
+                    if now.duration_since(last_renew) >= self.renew_every() {
+                        last_renew = now;
+                        claimed = self.renew_leases().await;
+                    }
                     let full = now.duration_since(last_full) >= self.cfg.interval;
-                    if full || now.duration_since(last_refresh) >= self.cfg.refresh {
+                    if full
+                        || !claimed.is_empty()
+                        || now.duration_since(last_refresh) >= self.cfg.refresh
+                    {
                         if full {
                             last_full = now;
                         }
                         last_refresh = now;
-                        let claimed = self.renew_leases().await;
                         self.refresh(full || !claimed.is_empty(), &claimed).await;
                         self.note_claims(&claimed);
                         self.expire_ttls().await;
