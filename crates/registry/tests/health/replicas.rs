@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Hook, Switch, entry, hook, register, serve, status_is};
 use crate::common::{start_checked_with, start_replica};
 
-const INTERVAL: Duration = Duration::from_secs(1);
+/// Two seconds: leases of one, which a loaded machine still renews in time.
+const INTERVAL: Duration = Duration::from_secs(2);
 
 /// Fast settings for replica `name`.
 fn replica(name: &str) -> HealthConfig {

@@ -154,6 +154,26 @@ impl Worker {
         Instant::now() < self.held_until && self.held.contains(&shard_of(id))
     }
 
+    /// At shutdown, while this replica holds shards: lets the probes in flight finish (each
+    /// within the probe timeout) and keeps their results, so that the replica taking the shards
+    /// over schedules from them rather than probing those entries again at once.
+    pub(super) async fn finish_probes(&mut self, done: &mut mpsc::UnboundedReceiver<ProbeDone>) {
+        if self.held.is_empty() {
+            return;
+        }
+        let deadline = Instant::now() + self.cfg.timeout;
+        while !self.probes.is_empty() {
+            tokio::select! {
+                Some(result) = done.recv() => self.apply(result),
+                _ = self.probes.join_next() => {}
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        while let Ok(result) = done.try_recv() {
+            self.apply(result);
+        }
+    }
+
     /// Hands every shard over at shutdown, for the other replicas to take at once.
     pub(super) async fn release_leases(&mut self) {
         if self.held.is_empty() || !self.db.ready() {

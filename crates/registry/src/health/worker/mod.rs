@@ -311,6 +311,7 @@ impl Worker {
                 }
             }
         }
+        self.finish_probes(&mut done).await;
         self.flush().await;
         self.probes.abort_all();
         self.release_leases().await;
