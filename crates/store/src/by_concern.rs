@@ -84,8 +84,9 @@ macro_rules! store_by_concern {
                 replica: &str,
                 ttl: std::time::Duration,
                 grace: std::time::Duration,
+                busy: &[u32],
             ) -> Result<$crate::Leases, $crate::StoreError> {
-                lease::renew_leases(self, replica, ttl, grace).await
+                lease::renew_leases(self, replica, ttl, grace, busy).await
             }
             async fn release_leases(&self, replica: &str) -> Result<(), $crate::StoreError> {
                 lease::release_leases(self, replica).await

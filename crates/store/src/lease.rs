@@ -59,6 +59,7 @@ macro_rules! leases {
             replica: &str,
             ttl: std::time::Duration,
             grace: std::time::Duration,
+            busy: &[u32],
         ) -> Result<$crate::Leases, $crate::StoreError> {
             let (ttl, grace) = ($crate::lease::millis(ttl), $crate::lease::millis(grace));
             let mut tx = store.begin_write().await?;
@@ -93,12 +94,19 @@ macro_rules! leases {
                 replicas: u32::try_from(replicas).unwrap_or(u32::MAX),
                 ..$crate::Leases::default()
             };
-            // Released shards wait out `grace` (this replica's probes in flight write their
-            // results meanwhile), so whoever takes them next schedules from those results.
+            // Idle shards go first and are free at once; a `busy` one waits out `grace` (this
+            // replica's probes in flight write their results meanwhile), so whoever takes it
+            // next schedules from those results.
+            let is_busy = |shard: i64| busy.iter().any(|b| i64::from(*b) == shard);
             while held.len() > share {
-                let Some(shard) = held.pop() else { break };
+                let at = held
+                    .iter()
+                    .rposition(|s| !is_busy(*s))
+                    .unwrap_or(held.len() - 1);
+                let shard = held.remove(at);
+                let until = if is_busy(shard) { now + grace } else { now };
                 sqlx::query("UPDATE health_leases SET owner = '', until_ms = $1 WHERE shard = $2")
-                    .bind(now + grace)
+                    .bind(until)
                     .bind(shard)
                     .execute(&mut *tx)
                     .await?;

@@ -194,13 +194,15 @@ pub trait Store: Send + Sync + 'static {
     // ---- Leases (`lease.rs`): the health work shared by replicas ----
 
     /// Renews the leases `replica` holds for `ttl` and marks it alive as long, then takes its
-    /// fair share of the shards: releases those past it (claimable by others after `grace`)
-    /// or claims free and expired ones up to it.
+    /// fair share of the shards: releases those past it, shards not in `busy` first (free at
+    /// once; `busy` ones, whose probes are in flight, after `grace`), or claims free and expired
+    /// ones up to it.
     async fn renew_leases(
         &self,
         replica: &str,
         ttl: std::time::Duration,
         grace: std::time::Duration,
+        busy: &[u32],
     ) -> Result<Leases, StoreError>;
 
     /// Releases every lease `replica` holds, for others to take at once (at shutdown).

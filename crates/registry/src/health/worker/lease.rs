@@ -39,8 +39,9 @@ impl Worker {
             .max(FLUSH_EVERY)
     }
 
-    /// How long a shard released to another replica stays untaken: time for this replica's
-    /// probes in flight to finish and be written, so the next holder schedules from them.
+    /// How long a busy shard released to another replica stays untaken: time for this
+    /// replica's probes in flight to finish and be written, so the next holder schedules from
+    /// them.
     fn release_grace(&self) -> Duration {
         self.cfg.timeout + BURST_FLUSH_EVERY + FLUSH_EVERY
     }
@@ -52,11 +53,21 @@ impl Worker {
             self.note_lapse();
             return HashSet::new();
         }
+        // Shards with probes in flight or results unwritten: released last, and only after
+        // the grace, so that the next holder schedules from their results.
+        let busy: HashSet<u32> = self
+            .entries
+            .iter()
+            .filter(|(_, t)| t.in_flight)
+            .map(|(id, _)| shard_of(id))
+            .chain(self.pending.iter().map(|c| shard_of(&c.id)))
+            .collect();
+        let busy: Vec<u32> = busy.into_iter().collect();
         let started = Instant::now();
         let ttl = self.lease_ttl();
         let renewed = self
             .store
-            .renew_leases(&self.replica, ttl, self.release_grace())
+            .renew_leases(&self.replica, ttl, self.release_grace(), &busy)
             .await;
         let Some(leases) = self.db.note("renew leases", renewed) else {
             self.note_lapse();
