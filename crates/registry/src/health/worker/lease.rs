@@ -160,6 +160,21 @@ impl Worker {
             .count()
     }
 
+    /// When an entry last checked at `last` (by any replica) is next due: one interval on,
+    /// jittered as [`Self::next_due`]; at once when never checked or overdue.
+    pub(super) fn due_after(&self, last: Option<Timestamp>) -> Instant {
+        let Some(last) = last else {
+            return Instant::now();
+        };
+        let since = (Utc::now() - last).to_std().unwrap_or_default();
+        let next = self.next_due_from_now();
+        next.checked_sub(since).unwrap_or_else(Instant::now)
+    }
+
+    fn next_due_from_now(&self) -> Instant {
+        self.jittered(self.jitter.hash_one(Instant::now()))
+    }
+
     /// Whether this replica probes `id` now.
     pub(super) fn holds(&self, id: &ServerId) -> bool {
         Instant::now() < self.held_until && self.held.contains(&shard_of(id))

@@ -368,25 +368,10 @@ impl Worker {
         self.jittered(self.jitter.hash_one((id, Instant::now())))
     }
 
-    fn next_due_from_now(&self) -> Instant {
-        self.jittered(self.jitter.hash_one(Instant::now()))
-    }
-
-    fn jittered(&self, h: u64) -> Instant {
+    pub(super) fn jittered(&self, h: u64) -> Instant {
         let frac = (h % 2001) as f64 / 1000.0 - 1.0; // -1.0 ..= 1.0
         let interval = self.cfg.interval.as_secs_f64();
         Instant::now() + Duration::from_secs_f64((interval * (1.0 + 0.1 * frac)).max(0.05))
-    }
-
-    /// When an entry last checked at `last` (by any replica) is next due: one interval on,
-    /// jittered as [`Self::next_due`]; at once when never checked or overdue.
-    fn due_after(&self, last: Option<Timestamp>) -> Instant {
-        let Some(last) = last else {
-            return Instant::now();
-        };
-        let since = (Utc::now() - last).to_std().unwrap_or_default();
-        let next = self.next_due_from_now();
-        next.checked_sub(since).unwrap_or_else(Instant::now)
     }
 
     fn launch_due(&mut self) {
