@@ -17,6 +17,7 @@ mod official;
 mod output;
 mod policy;
 mod readme;
+mod replicas;
 mod rmcp_only;
 mod route;
 mod shutdown;

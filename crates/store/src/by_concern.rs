@@ -4,7 +4,7 @@
 //! their functions to the trait.
 
 /// Implements [`crate::Store`] for `$store` (which has a `pool`) from the functions of its
-/// modules `entries`, `health`, `tokens`, `routing` and `events`; `$extra` are further methods
+/// modules `entries`, `health`, `lease`, `tokens`, `routing` and `events`; `$extra` are further methods
 /// (the ones with a default that the backend overrides).
 macro_rules! store_by_concern {
     ($store:ty, $backend:literal, { $($extra:tt)* }) => {
@@ -57,7 +57,7 @@ macro_rules! store_by_concern {
             async fn record_checks(
                 &self,
                 checks: &[$crate::CheckRecord],
-            ) -> Result<Vec<mcp_fleet_model::ServerId>, $crate::StoreError> {
+            ) -> Result<Vec<$crate::Written>, $crate::StoreError> {
                 health::record_checks(self, checks).await
             }
             async fn heartbeat(
@@ -76,6 +76,20 @@ macro_rules! store_by_concern {
                 before: mcp_fleet_model::Timestamp,
             ) -> Result<bool, $crate::StoreError> {
                 health::deregister_if_down(self, id, before).await
+            }
+
+            // Leases.
+            async fn renew_leases(
+                &self,
+                replica: &str,
+                ttl: std::time::Duration,
+                grace: std::time::Duration,
+                busy: &[u32],
+            ) -> Result<$crate::Leases, $crate::StoreError> {
+                lease::renew_leases(self, replica, ttl, grace, busy).await
+            }
+            async fn release_leases(&self, replica: &str) -> Result<(), $crate::StoreError> {
+                lease::release_leases(self, replica).await
             }
 
             // Tokens.

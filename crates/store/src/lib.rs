@@ -13,6 +13,7 @@ mod error;
 mod events;
 mod health;
 mod json_cache;
+mod lease;
 mod migrate;
 mod postgres;
 mod routing;
@@ -31,9 +32,10 @@ use mcp_fleet_model::{
 
 pub use error::StoreError;
 pub use events::{DEFAULT_EVENT_RETENTION, Event, EventKind, EventLog, StoreOptions};
-pub use health::{CheckRecord, HealthRow, HeartbeatRow};
+pub use health::{CheckRecord, HealthRow, HeartbeatRow, Written};
+pub use lease::{LEASE_SHARDS, Leases, shard_of};
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{ServingClaim, SqliteStore, claim_for_serving};
 
 /// Largest page [`Store::list`] returns.
 pub const MAX_PAGE: u32 = 1000;
@@ -170,8 +172,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes a batch of check results in one transaction; a result for an entry that was
     /// deleted or re-registered since (`reg_rev` differs) is skipped. Logs a `status` event
-    /// for each result that changes its entry's status. Returns the ids written.
-    async fn record_checks(&self, checks: &[CheckRecord]) -> Result<Vec<ServerId>, StoreError>;
+    /// for each result that changes its entry's status. Returns the checks written, in order,
+    /// each with the status it replaced when it changed it: only the writer of a change learns
+    /// of it, however many processes write checks.
+    async fn record_checks(&self, checks: &[CheckRecord]) -> Result<Vec<Written>, StoreError>;
 
     /// Records a heartbeat for `id` at `now`; `false` when there is no such entry.
     async fn heartbeat(&self, id: &ServerId, now: Timestamp) -> Result<bool, StoreError>;
@@ -186,6 +190,23 @@ pub trait Store: Send + Sync + 'static {
         id: &ServerId,
         before: Timestamp,
     ) -> Result<bool, StoreError>;
+
+    // ---- Leases (`lease.rs`): the health work shared by replicas ----
+
+    /// Renews the leases `replica` holds for `ttl` and marks it alive as long, then takes its
+    /// fair share of the shards: releases those past it, shards not in `busy` first (free at
+    /// once; `busy` ones, whose probes are in flight, after `grace`), or claims free and expired
+    /// ones up to it.
+    async fn renew_leases(
+        &self,
+        replica: &str,
+        ttl: std::time::Duration,
+        grace: std::time::Duration,
+        busy: &[u32],
+    ) -> Result<Leases, StoreError>;
+
+    /// Releases every lease `replica` holds, for others to take at once (at shutdown).
+    async fn release_leases(&self, replica: &str) -> Result<(), StoreError>;
 
     // ---- Tokens (`tokens.rs`) ----
 

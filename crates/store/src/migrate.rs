@@ -8,7 +8,7 @@ use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 /// The migrations' names, in version order from 1.
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 8] = [
     "servers",
     "row version",
     "events",
@@ -16,6 +16,7 @@ const NAMES: [&str; 7] = [
     "routing",
     "auth",
     "error detail",
+    "health leases",
 ];
 
 /// The migrations of the backend whose SQL files `dir` names, from `migrations/<dir>/`.
@@ -63,6 +64,12 @@ macro_rules! migrations {
                 "/migrations/",
                 $dir,
                 "/0007_error_detail.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $dir,
+                "/0008_health_leases.sql"
             )),
         ])
     };

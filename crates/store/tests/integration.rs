@@ -5,7 +5,8 @@ use mcp_fleet_model::{
     HealthStatus, Registration, RoutingPolicy, ServerId, StatusFilter, Tag, Version,
 };
 use mcp_fleet_store::{
-    CheckRecord, EventKind, HealthRow, ListQuery, StoreOptions, Upserted, connect, connect_with,
+    CheckRecord, EventKind, HealthRow, LEASE_SHARDS, ListQuery, StoreOptions, Upserted, connect,
+    connect_with,
 };
 use serde_json::json;
 
@@ -199,7 +200,11 @@ each_backend!(status_filter_and_checks, |store| {
         ])
         .await
         .expect("record");
-    assert_eq!(written.len(), 2);
+    assert_eq!(
+        written.iter().map(|w| w.changed_from).collect::<Vec<_>>(),
+        [Some(HealthStatus::Unknown); 2],
+        "both changed their entry's status: their writer learns it"
+    );
     let got = store.get(&id("h")).await.expect("get").expect("h");
     assert_eq!(got.status, HealthStatus::Healthy);
     assert_eq!(
@@ -345,7 +350,8 @@ async fn a_detached_store_reads_and_writes_the_same_database() {
             .record_checks(&[check(row, HealthStatus::Healthy, Utc::now())])
             .await
             .expect("record");
-        assert_eq!(written, [id("shared")]);
+        let ids: Vec<_> = written.iter().map(|w| &w.id).collect();
+        assert_eq!(ids, [&id("shared")]);
         let got = store.get(&id("shared")).await.expect("get").expect("entry");
         assert_eq!(got.status, HealthStatus::Healthy);
     }
@@ -831,4 +837,120 @@ each_backend!(writes_record_who_made_them, |store| {
     assert_eq!(deleted.kind, EventKind::Deleted);
     let data: serde_json::Value = serde_json::from_str(&deleted.data).expect("json");
     assert_eq!(data, json!({"id": "owned", "updatedBy": "tok_a"}));
+});
+
+/// The lease times of the tests below: short, as the tests wait for leases to lapse.
+const TTL: std::time::Duration = std::time::Duration::from_millis(400);
+const GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
+each_backend!(replicas_share_the_shards_fairly_and_disjointly, |store| {
+    let first = store
+        .renew_leases("a", TTL, GRACE, &[])
+        .await
+        .expect("renew a");
+    assert_eq!(
+        (first.held.len(), first.replicas),
+        (LEASE_SHARDS as usize, 1),
+        "alone, a replica holds every shard"
+    );
+    assert!(first.taken_over.is_empty(), "fresh leases: {first:?}");
+    let b = store
+        .renew_leases("b", TTL, GRACE, &[])
+        .await
+        .expect("renew b");
+    assert_eq!((b.held.len(), b.replicas), (0, 2), "nothing free yet");
+    // Shard 63 has a probe in flight: it is released last (kept here) of the shards past the
+    // share, the idle ones at once.
+    let a = store
+        .renew_leases("a", TTL, GRACE, &[63])
+        .await
+        .expect("renew a");
+    assert_eq!((a.held.len(), a.released.len()), (32, 32), "{a:?}");
+    assert!(a.held.contains(&63), "the busy shard stays: {a:?}");
+    // The released shards are free once the grace has passed (renewing b meanwhile).
+    let b = mcp_fleet_test_support::poll("b to take the released shards", || async {
+        let b = store
+            .renew_leases("b", TTL, GRACE, &[])
+            .await
+            .expect("renew b");
+        store
+            .renew_leases("a", TTL, GRACE, &[])
+            .await
+            .expect("renew a");
+        (b.held.len() == 32).then_some(b)
+    })
+    .await;
+    assert!(b.taken_over.is_empty(), "released, not expired: {b:?}");
+    let a = store
+        .renew_leases("a", TTL, GRACE, &[])
+        .await
+        .expect("renew a");
+    let mut all: Vec<u32> = a.held.iter().chain(&b.held).copied().collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..LEASE_SHARDS).collect::<Vec<_>>(),
+        "disjoint, covering"
+    );
+});
+
+each_backend!(
+    an_expired_lease_is_taken_over_and_a_released_one_at_once,
+    |store| {
+        store
+            .renew_leases("a", TTL, GRACE, &[])
+            .await
+            .expect("renew a");
+        // `a` stops renewing (it died): `b` takes everything once the lease lapses, and says whose.
+        let b = mcp_fleet_test_support::poll("b to take over from a", || async {
+            let b = store
+                .renew_leases("b", TTL, GRACE, &[])
+                .await
+                .expect("renew b");
+            (b.held.len() == LEASE_SHARDS as usize).then_some(b)
+        })
+        .await;
+        assert_eq!(b.replicas, 1, "a's liveness expired with its leases");
+        assert_eq!(b.taken_over.len(), LEASE_SHARDS as usize, "{b:?}");
+        assert!(b.taken_over.iter().all(|(_, was)| was == "a"));
+        // A replica shutting down hands its shards over with no wait.
+        store.release_leases("b").await.expect("release");
+        let c = store
+            .renew_leases("c", TTL, GRACE, &[])
+            .await
+            .expect("renew c");
+        assert_eq!(
+            (c.held.len(), c.taken_over.len()),
+            (LEASE_SHARDS as usize, 0)
+        );
+    }
+);
+
+each_backend!(only_the_write_that_changes_a_status_learns_of_it, |store| {
+    store
+        .upsert(reg("s", &[]), Utc::now())
+        .await
+        .expect("create");
+    let (rows, _) = store.health_rows(None).await.expect("rows");
+    let row = rows.iter().find(|r| r.id == id("s")).expect("row");
+    assert!(row.last_checked_at.is_none());
+    let at = Utc::now();
+    let down = check(row, HealthStatus::Down, at);
+    // Two replicas write the same finding: one change, one event, one writer told of it.
+    let one = store
+        .record_checks(std::slice::from_ref(&down))
+        .await
+        .expect("record");
+    let two = store.record_checks(&[down]).await.expect("record");
+    assert_eq!(one[0].changed_from, Some(HealthStatus::Unknown));
+    assert_eq!(two[0].changed_from, None);
+    let log = store.events_since(0, 100).await.expect("events");
+    let statuses = log.events.iter().filter(|e| e.kind == EventKind::Status);
+    assert_eq!(statuses.count(), 1);
+    let (rows, _) = store.health_rows(None).await.expect("rows");
+    assert_eq!(
+        rows[0].last_checked_at.map(|t| t.timestamp_millis()),
+        Some(at.timestamp_millis()),
+        "a replica taking the entry over schedules from its last check"
+    );
 });

@@ -67,6 +67,7 @@ pub(crate) async fn start(
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let health = args.health.config()?;
     raise_open_file_limit();
+    let _claim = mcp_fleet_store::claim_for_serving(&args.database.database_url)?;
     let (listener, state) = start(
         args.listen,
         &args.database.database_url,

@@ -8,6 +8,7 @@
 mod entries;
 mod events;
 mod health;
+mod lease;
 mod routing;
 mod tokens;
 
