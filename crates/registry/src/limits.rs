@@ -14,6 +14,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{Quota, RateLimiter};
 
 use chrono::Utc;
+use mcp_fleet_store::{CapReached, EntryCaps};
 
 use crate::AppState;
 use crate::auth::Checked;
@@ -35,6 +36,34 @@ pub struct LimitsConfig {
     pub max_entries: Option<u64>,
     /// Most entries one credential may have registered (counted by `updatedBy`).
     pub max_entries_per_principal: Option<u64>,
+}
+
+impl LimitsConfig {
+    /// The caps on stored entries, which the store enforces in the write's transaction: for
+    /// every replica on one database at once.
+    pub(crate) fn entry_caps(&self) -> EntryCaps {
+        EntryCaps {
+            max_entries: self.max_entries,
+            max_per_principal: self.max_entries_per_principal,
+        }
+    }
+}
+
+/// What a client is told when a registration would pass a cap, naming the flag that sets it.
+pub(crate) fn explain(cap: &CapReached) -> String {
+    match cap {
+        CapReached::Entries { held, max } => format!(
+            "the registry holds {held} entries, its limit (--max-entries {max}); delete some \
+             or raise the limit"
+        ),
+        CapReached::PerPrincipal {
+            principal,
+            held,
+            max,
+        } => format!(
+            "{principal} has registered {held} entries, its limit (--max-entries-per-token {max})"
+        ),
+    }
 }
 
 type Keyed = RateLimiter<String, governor::state::keyed::HashMapStateStore<String>, DefaultClock>;
