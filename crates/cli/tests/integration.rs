@@ -6,6 +6,7 @@ mod common;
 mod conventions;
 mod credentials;
 mod demo;
+mod deploy;
 mod durability;
 mod errors;
 mod gateway;
