@@ -11,6 +11,7 @@ mod durability;
 mod errors;
 mod gateway;
 mod health_worker;
+mod load_balancer;
 mod logging;
 mod output;
 mod policy;
