@@ -297,3 +297,43 @@ async fn tokens_and_revocation_are_global() {
     assert_eq!(post(&a, "t-a2", Some(&token)).await, 401);
     assert_eq!(post(&b, "t-b2", Some(&token)).await, 401);
 }
+
+/// A replica whose listening session is cut (here by `pg_terminate_backend`, as a failover or
+/// a connection reaper would) reconnects and reads the log by revision: a write made meanwhile
+/// still reaches its streams, once, without waiting for the (minute-long) poll.
+#[tokio::test]
+async fn a_lost_listening_session_misses_nothing() {
+    let Some((a, b)) = replicas(Config::default()).await else {
+        return;
+    };
+    let mut sse = b.subscribe().await;
+    a.post(&seed_body("before", &[])).await;
+    let first = sse.expect().await;
+    assert_eq!(first.json()["id"], "before");
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&a.db_url)
+        .await
+        .expect("connect");
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("terminate the listening sessions");
+    assert_eq!(cut, [true, true], "each replica listens on one session");
+    for id in ["during-1", "during-2"] {
+        a.post(&seed_body(id, &[])).await;
+    }
+    for (n, id) in ["during-1", "during-2"].iter().enumerate() {
+        let e = sse.expect().await;
+        assert_eq!(e.id, first.id.map(|f| f + 1 + n as i64));
+        assert_eq!(&e.json()["id"], id);
+    }
+    // Listening again: the next write arrives as before.
+    b.post(&seed_body("after", &[])).await;
+    let e = sse.expect().await;
+    assert_eq!(
+        (e.id, &e.json()["id"]),
+        (first.id.map(|f| f + 3), &json!("after"))
+    );
+}
