@@ -320,7 +320,12 @@ pub(crate) async fn get_one(
 
 /// The `GET /servers/{id}` body.
 fn render_entry(entry: &Entry) -> Result<Bytes, ApiError> {
-    serde_json::to_vec(entry).map(Bytes::from).map_err(|e| {
+    // Kept by the read cache, which counts its length: no spare capacity held with it.
+    let exact = |mut body: Vec<u8>| {
+        body.shrink_to_fit();
+        Bytes::from(body)
+    };
+    serde_json::to_vec(entry).map(exact).map_err(|e| {
         tracing::error!(error = %e, "cannot render entry");
         ApiError::Internal
     })
