@@ -17,6 +17,8 @@ use ipnet::IpNet;
 
 /// The address the request should be counted against.
 pub(crate) fn client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    // A listener on `[::]` sees IPv4 peers as `::ffff:a.b.c.d`: compare them as IPv4.
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -28,9 +30,9 @@ pub(crate) fn client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
     };
     let mut client = peer;
     for hop in hops.iter().rev() {
-        match hop {
-            Some(ip) if is_trusted(ip) => client = *ip,
-            Some(ip) => return *ip,
+        match hop.map(|ip| ip.to_canonical()) {
+            Some(ip) if is_trusted(&ip) => client = ip,
+            Some(ip) => return ip,
             None => return client,
         }
     }
@@ -185,6 +187,12 @@ mod tests {
             ("10.0.0.1", &[(xff, b"[2001:db8::1]:4711")], "2001:db8::1"),
             ("10.0.0.1", &[(xff, b"198.51.100.1:8080")], "198.51.100.1"),
             ("fd00::1", &[(xff, b"2001:db8::7")], "2001:db8::7"),
+            (
+                "::ffff:10.0.0.1",
+                &[(xff, b"::ffff:198.51.100.1")],
+                "198.51.100.1",
+            ),
+            ("::ffff:192.0.2.9", &[(xff, b"198.51.100.1")], "192.0.2.9"),
             // Forwarded wins over X-Forwarded-For; its quoting, ports and parameters.
             (
                 "10.0.0.1",
