@@ -12,6 +12,7 @@ mod errors;
 mod gateway;
 mod health_worker;
 mod import;
+mod load_balancer;
 mod logging;
 mod official;
 mod output;

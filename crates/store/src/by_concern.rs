@@ -11,12 +11,13 @@ macro_rules! store_by_concern {
         #[async_trait::async_trait]
         impl $crate::Store for $store {
             // Entries.
-            async fn upsert(
+            async fn upsert_capped(
                 &self,
                 reg: mcp_fleet_model::Registration,
                 now: mcp_fleet_model::Timestamp,
+                caps: &$crate::EntryCaps,
             ) -> Result<$crate::Upserted, $crate::StoreError> {
-                entries::upsert(self, reg, now).await
+                entries::upsert(self, reg, now, caps).await
             }
             async fn get(
                 &self,

@@ -68,6 +68,80 @@ impl Default for ListQuery {
     }
 }
 
+/// Most entries a store may hold, in all and per principal (`updatedBy`); `None` is no cap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryCaps {
+    /// Most entries in all.
+    pub max_entries: Option<u64>,
+    /// Most entries one principal may have registered last.
+    pub max_per_principal: Option<u64>,
+}
+
+impl EntryCaps {
+    fn any(&self) -> bool {
+        self.max_entries.is_some() || self.max_per_principal.is_some()
+    }
+
+    /// Whether a new entry by `by` may join `all` entries, `mine` of them by `by`.
+    fn admit(&self, all: u64, mine: u64, by: Option<&str>) -> Result<(), StoreError> {
+        if let Some(max) = self.max_entries
+            && all >= max
+        {
+            return Err(StoreError::CapReached(CapReached::Entries {
+                held: all,
+                max,
+            }));
+        }
+        if let (Some(max), Some(by)) = (self.max_per_principal, by)
+            && mine >= max
+        {
+            return Err(StoreError::CapReached(CapReached::PerPrincipal {
+                principal: by.to_owned(),
+                held: mine,
+                max,
+            }));
+        }
+        Ok(())
+    }
+}
+
+/// Which of the [`EntryCaps`] a registration would have passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CapReached {
+    /// The store holds `held` entries, its cap `max`.
+    Entries {
+        /// Entries held.
+        held: u64,
+        /// The cap.
+        max: u64,
+    },
+    /// `principal` registered `held` entries, its cap `max`.
+    PerPrincipal {
+        /// The token id or OIDC subject.
+        principal: String,
+        /// Entries it registered.
+        held: u64,
+        /// The cap.
+        max: u64,
+    },
+}
+
+impl std::fmt::Display for CapReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Entries { held, max } => write!(f, "{held} entries held, at most {max}"),
+            Self::PerPrincipal {
+                principal,
+                held,
+                max,
+            } => write!(
+                f,
+                "{principal} has registered {held} entries, at most {max}"
+            ),
+        }
+    }
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
@@ -134,7 +208,20 @@ pub trait Store: Send + Sync + 'static {
     /// Creates or fully replaces the entry `reg.id` as of `now`, committing before it returns.
     /// A replaced entry keeps its `registeredAt`; status and `lastSeen` are reset as on a first
     /// registration. Logs a `created` or `replaced` event.
-    async fn upsert(&self, reg: Registration, now: Timestamp) -> Result<Upserted, StoreError>;
+    async fn upsert(&self, reg: Registration, now: Timestamp) -> Result<Upserted, StoreError> {
+        self.upsert_capped(reg, now, &EntryCaps::default()).await
+    }
+
+    /// [`Store::upsert`] that refuses to create an entry past `caps`
+    /// ([`StoreError::CapReached`]); a replacement is always allowed. The entries are counted
+    /// inside the write's transaction, under a lock every capped creation takes, so writers
+    /// racing on several processes cannot overshoot a cap together.
+    async fn upsert_capped(
+        &self,
+        reg: Registration,
+        now: Timestamp,
+        caps: &EntryCaps,
+    ) -> Result<Upserted, StoreError>;
 
     /// The entry with this id.
     async fn get(&self, id: &ServerId) -> Result<Option<Entry>, StoreError>;
@@ -273,6 +360,13 @@ pub trait Store: Send + Sync + 'static {
     /// The registry's revision: that of the last committed change.
     async fn current_revision(&self) -> Result<i64, StoreError>;
 
+    /// Hears of commits made through any connection to the database as they happen, so other
+    /// processes' writes need not be polled for. `None` when the backend cannot announce them
+    /// (SQLite): poll [`Store::current_revision`] then.
+    async fn listen(&self) -> Result<Option<Box<dyn Commits>>, StoreError> {
+        Ok(None)
+    }
+
     // ---- The backend (`mod.rs`) ----
 
     /// Checks that the database answers.
@@ -294,6 +388,15 @@ pub trait Store: Send + Sync + 'static {
     fn pool_stats(&self) -> Option<PoolStats> {
         None
     }
+}
+
+/// Commits announced by the database ([`Store::listen`]).
+#[async_trait]
+pub trait Commits: Send {
+    /// Waits for the next commit that took a revision, and returns that revision; `None` when
+    /// the connection was lost (it reconnects), so announcements may have been missed: read the
+    /// event log after the last revision known to catch up.
+    async fn next(&mut self) -> Result<Option<i64>, StoreError>;
 }
 
 /// A connection pool's occupancy at one moment.

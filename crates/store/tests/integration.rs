@@ -5,8 +5,8 @@ use mcp_fleet_model::{
     HealthStatus, Registration, RoutingPolicy, ServerId, StatusFilter, Tag, Version,
 };
 use mcp_fleet_store::{
-    CheckRecord, EventKind, HealthRow, LEASE_SHARDS, ListQuery, StoreOptions, Upserted, connect,
-    connect_with,
+    CapReached, CheckRecord, EntryCaps, EventKind, HealthRow, LEASE_SHARDS, ListQuery, StoreError,
+    StoreOptions, Upserted, connect, connect_with,
 };
 use serde_json::json;
 
@@ -954,3 +954,106 @@ each_backend!(only_the_write_that_changes_a_status_learns_of_it, |store| {
         "a replica taking the entry over schedules from its last check"
     );
 });
+/// Every commit that takes a revision is announced to listeners on PostgreSQL, through any
+/// connection (here another store on the same database), a rolled-back one never; SQLite has
+/// no listener (its readers poll).
+#[tokio::test]
+async fn commits_are_announced_to_listeners() {
+    for db in mcp_fleet_test_support::all_backends().await {
+        let store = connect(&db.url).await.expect("open");
+        let Some(mut commits) = store.listen().await.expect("listen") else {
+            assert_eq!(db.backend, "sqlite", "only SQLite may lack a listener");
+            continue;
+        };
+        let writer = connect(&db.url).await.expect("a second store");
+        let next = async |commits: &mut Box<dyn mcp_fleet_store::Commits>| {
+            tokio::time::timeout(std::time::Duration::from_secs(10), commits.next())
+                .await
+                .expect("no announcement in time")
+                .expect("listen")
+        };
+        writer
+            .upsert(reg("a", &[]), Utc::now())
+            .await
+            .expect("upsert");
+        let rev = writer.current_revision().await.expect("revision");
+        assert_eq!(next(&mut commits).await, Some(rev));
+        // A refused (rolled back) registration is not announced: the next one is the delete.
+        let caps = EntryCaps {
+            max_entries: Some(1),
+            ..EntryCaps::default()
+        };
+        let refused = writer.upsert_capped(reg("b", &[]), Utc::now(), &caps).await;
+        assert!(
+            matches!(refused, Err(StoreError::CapReached(_))),
+            "{refused:?}"
+        );
+        writer.delete(&id("a")).await.expect("delete");
+        assert_eq!(next(&mut commits).await, Some(rev + 1));
+    }
+}
+
+/// The entry caps are counted inside the registration's transaction: writers racing through
+/// separate stores (as replicas do) never pass them; a replacement at the cap is allowed.
+#[tokio::test]
+async fn entry_caps_hold_for_racing_writers() {
+    const MAX: u64 = 5;
+    for db in mcp_fleet_test_support::all_backends().await {
+        let caps = EntryCaps {
+            max_entries: Some(MAX),
+            max_per_principal: Some(2),
+        };
+        let mut writers = tokio::task::JoinSet::new();
+        for w in 0..4 {
+            let store = connect(&db.url).await.expect("open");
+            let caps = caps.clone();
+            writers.spawn(async move {
+                let mut created = 0;
+                for i in 0..6 {
+                    let mut r = reg(&format!("w{w}-{i}"), &[]);
+                    // Writer 3 writes as one principal, capped at 2.
+                    r.updated_by = (w == 3).then(|| "tok_3".to_owned());
+                    match store.upsert_capped(r, Utc::now(), &caps).await {
+                        Ok(_) => created += 1,
+                        Err(StoreError::CapReached(_)) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                created
+            });
+        }
+        let mut created = 0;
+        while let Some(n) = writers.join_next().await {
+            created += n.expect("writer");
+        }
+        let store = connect(&db.url).await.expect("open");
+        let (all, by_3) = store.count_entries(Some("tok_3")).await.expect("count");
+        assert_eq!((created, all), (MAX, MAX), "{}", db.backend);
+        assert!(by_3 <= 2, "{}: {by_3}", db.backend);
+        let existing = store.list(&any()).await.expect("list").entries[0]
+            .id
+            .clone();
+        let replaced = store
+            .upsert_capped(reg(existing.as_str(), &["new"]), Utc::now(), &caps)
+            .await;
+        assert!(
+            matches!(replaced, Ok(Upserted::Replaced(_))),
+            "{replaced:?}"
+        );
+        let refused = store
+            .upsert_capped(reg("one-more", &[]), Utc::now(), &caps)
+            .await;
+        match refused {
+            Err(StoreError::CapReached(cap)) => {
+                assert_eq!(
+                    cap,
+                    CapReached::Entries {
+                        held: MAX,
+                        max: MAX
+                    }
+                );
+            }
+            other => panic!("{}: {other:?}", db.backend),
+        }
+    }
+}

@@ -59,7 +59,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (listener, state) = serve::start(
         args.listen,
         &database_url,
-        Duration::from_secs(1),
+        &serve::ReadCacheArgs::default(),
         &args.health,
         &args.security,
         Default::default(),
