@@ -6,7 +6,9 @@ use mcp_fleet_model::{Entry, ServerId, Version};
 use serde::Serialize;
 use utoipa::OpenApi;
 
-use crate::api::{checks, docs, events, metrics, page, policy, probes, servers, services, status};
+use crate::api::{
+    checks, docs, events, metrics, observations, page, policy, probes, servers, services, status,
+};
 
 /// The API's description.
 #[derive(OpenApi)]
@@ -28,6 +30,7 @@ use crate::api::{checks, docs, events, metrics, page, policy, probes, servers, s
         services::get_routing,
         services::delete_routing,
         services::rollback,
+        observations::observations,
         services::istio,
         events::events,
         checks::check,
@@ -195,6 +198,10 @@ mod tests {
             "RollbackRule",
             "RollbackRecord",
             "RollbackRequest",
+            "Observations",
+            "SlotCounts",
+            "ObservedTotals",
+            "VersionTotals",
         ] {
             assert!(schemas.contains_key(name), "{name} is not described");
         }
