@@ -127,6 +127,18 @@ fn replica_ok(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))
 }
 
+/// Checks a gateway replica id as reports carry it (1–128 of letters, digits, `.`, `_`, `-`,
+/// `:`), saying what is wrong otherwise.
+pub fn parse_replica(s: &str) -> Result<String, String> {
+    if replica_ok(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "must be 1 to {MAX_REPLICA_CHARS} letters, digits, '.', '_', '-' or ':', got {s:?}"
+        ))
+    }
+}
+
 impl Observations {
     /// Parses a report, reporting every invalid field at once (`replica`, `slotMs`,
     /// `versions.2.1.0[3].calls`, …). A slot more than a window ahead of `now` is refused (a
@@ -145,13 +157,12 @@ impl Observations {
             .collect();
         let replica = match obj.get("replica") {
             Some(Value::String(s)) if replica_ok(s) => Some(s.clone()),
-            Some(Value::String(_)) => {
-                errors.push(FieldError::new(
-                    "replica",
-                    format!(
-                        "must be 1 to {MAX_REPLICA_CHARS} letters, digits, '.', '_', '-' or ':'"
-                    ),
-                ));
+            Some(Value::String(s)) => {
+                errors.extend(
+                    parse_replica(s)
+                        .err()
+                        .map(|e| FieldError::new("replica", e)),
+                );
                 None
             }
             Some(v) => {
