@@ -188,6 +188,8 @@ impl Window {
 #[derive(Debug, Default)]
 pub(crate) struct Canaries {
     windows: Mutex<HashMap<String, HashMap<Version, Window>>>,
+    /// Whether the last report failed: a failure is logged at `warn` once, until one succeeds.
+    pub(crate) reports_failing: std::sync::atomic::AtomicBool,
 }
 
 impl Canaries {

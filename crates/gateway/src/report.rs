@@ -6,6 +6,7 @@
 //! it, is the one stored) logs, counts and alerts it; the others only follow the policy.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use chrono::Utc;
 use mcp_fleet_discovery::ClientError;
@@ -32,12 +33,19 @@ impl Inner {
         for (service, report) in self.canaries.unreported(&self.config.replica_id) {
             match self.registry.report_observations(&service, &report).await {
                 Ok(totals) => {
+                    if self.canaries.reports_failing.swap(false, Ordering::Relaxed) {
+                        tracing::info!(%service, "canary counts reach the registry again");
+                    }
                     self.canaries.reported(&service, &report);
                     self.judge_cluster(&service, &totals).await;
                 }
                 // Counts stay unreported: the next round sends them again.
-                Err(e) => tracing::warn!(%service, error = %e,
-                    "cannot report canary counts to the registry; retrying"),
+                Err(e) if !self.canaries.reports_failing.swap(true, Ordering::Relaxed) => {
+                    tracing::warn!(%service, error = %e,
+                        "cannot report canary counts to the registry; retrying every round, \
+                         canaries are not judged meanwhile");
+                }
+                Err(e) => tracing::debug!(%service, error = %e, "canary report failed"),
             }
         }
     }

@@ -318,6 +318,8 @@ async fn two_gateways_roll_a_canary_back_once_from_their_summed_counts() {
             })
             .await;
         }
+        // (gw-a may send a few more calls to the canary until it reads the policy again.)
+        let followed = v2.calls();
         for round in 0..2 {
             let before = summed(&registry).await["versions"]["1.0.0"]["calls"]
                 .as_u64()
@@ -363,7 +365,7 @@ async fn two_gateways_roll_a_canary_back_once_from_their_summed_counts() {
         assert!(gateways[1].metrics().await.contains(line), "{backend}");
         assert_eq!(
             v2.calls(),
-            canary_calls,
+            followed,
             "{backend}: the canary got calls after"
         );
     }
