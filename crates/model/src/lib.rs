@@ -11,6 +11,7 @@ mod duration;
 mod entry;
 mod error;
 mod ids;
+pub mod official;
 #[cfg(feature = "openapi")]
 mod openapi;
 mod registration;

@@ -8,6 +8,7 @@ use utoipa::OpenApi;
 
 use crate::api::{
     checks, docs, events, metrics, observations, page, policy, probes, servers, services, status,
+    v01,
 };
 
 /// The API's description.
@@ -41,6 +42,9 @@ use crate::api::{
         policy::address_policy,
         metrics::scrape,
         docs::openapi,
+        v01::list,
+        v01::versions,
+        v01::version,
     ),
     components(
         schemas(crate::error::Problem<'static>),
@@ -58,6 +62,7 @@ use crate::api::{
         (name = "routing", description = "Services' routing policies: weights per version, rollback, Istio export"),
         (name = "health", description = "The fleet's health: checks, heartbeats, status"),
         (name = "operations", description = "Running the registry: probes, metrics, this document, the status page"),
+        (name = "official registry", description = "The official MCP Registry's v0.1 read API, for GitHub Copilot, VS Code and docker mcp"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -12,6 +12,7 @@ pub(crate) mod probes;
 pub(crate) mod servers;
 pub(crate) mod services;
 pub(crate) mod status;
+pub(crate) mod v01;
 
 use std::time::Duration;
 
@@ -66,6 +67,12 @@ pub(crate) fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/address-policy", get(policy::address_policy)),
         ("/metrics", get(metrics::scrape)),
         ("/openapi.json", get(docs::openapi)),
+        ("/v0.1/servers", get(v01::list)),
+        ("/v0.1/servers/{serverName}/versions", get(v01::versions)),
+        (
+            "/v0.1/servers/{serverName}/versions/{version}",
+            get(v01::version),
+        ),
     ]
 }
 
@@ -87,6 +94,7 @@ pub(crate) fn routes(state: AppState) -> Router {
             state.clone(),
             crate::limits::limit,
         ))
+        .layer(axum::middleware::from_fn(v01::cors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
