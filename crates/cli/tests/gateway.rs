@@ -354,3 +354,22 @@ async fn gateway_replicas_share_sessions_through_the_session_key() {
     }
     server.terminate().await;
 }
+
+/// A replica id reports could not carry is refused at start, naming the flag, rather than
+/// every report being refused later.
+#[tokio::test]
+async fn a_bad_replica_id_is_refused_at_start() {
+    let (code, _, err) = run_code(&[
+        "gateway",
+        "--registry",
+        "http://127.0.0.1:9",
+        "--listen",
+        "127.0.0.1:0",
+        "--replica-id",
+        "gw a",
+    ])
+    .await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--replica-id"), "{err}");
+    assert!(err.contains("letters, digits"), "{err}");
+}

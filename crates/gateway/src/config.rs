@@ -118,6 +118,13 @@ pub struct GatewayConfig {
     pub outlier: OutlierConfig,
     /// URLs that receive a JSON POST for each automatic rollback.
     pub alert_webhooks: Vec<String>,
+    /// How often this replica reports its canary counts to the registry, whose answer (every
+    /// replica's sum) its canaries are judged on (default 1 s). `None`: judged on this
+    /// gateway's own calls only, with no reports.
+    pub canary_report_interval: Option<Duration>,
+    /// This replica's name in canary reports: unique among the replicas (default `gateway-`
+    /// and 8 random hex digits, new at each start).
+    pub replica_id: String,
     /// Pool reqwest's connections to upstreams too (default off). Every POST to an `http://`
     /// upstream (tool calls, listings, session set-up) already reuses connections, on the
     /// discovery library's own client that does not wait for delayed ACKs (Linux); what is left
@@ -174,6 +181,8 @@ impl GatewayConfig {
             policy_refresh: Duration::from_secs(5),
             outlier: OutlierConfig::default(),
             alert_webhooks: Vec::new(),
+            canary_report_interval: Some(Duration::from_secs(1)),
+            replica_id: format!("gateway-{:08x}", fastrand::u32(..)),
             upstream_keepalive: false,
             allowed_hosts: Vec::new(),
             limits: ServeLimits::default(),

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::GatewayError;
-use crate::canary::{Outcome, Totals, Window, judge};
+use crate::canary::{Canaries, Outcome};
 use crate::catalog::{Catalog, Instance};
 use crate::config::{FailureMode, GatewayConfig};
 use crate::fast_call::{Sessions, Sticky};
@@ -47,10 +47,10 @@ pub(crate) struct Inner {
     /// Whether the fleet's discovery is in place (the registry has answered once).
     attached: AtomicBool,
     catalog: RwLock<Arc<Catalog>>,
-    policies: RwLock<HashMap<String, Arc<Policy>>>,
+    pub(crate) policies: RwLock<HashMap<String, Arc<Policy>>>,
     local_rollbacks: Mutex<HashMap<String, LocalRollback>>,
-    /// Service → version → its calls over the rollback window.
-    windows: Mutex<HashMap<String, HashMap<Version, Window>>>,
+    /// This replica's calls per service and version over the rollback window.
+    pub(crate) canaries: Canaries,
     outliers: Mutex<Outliers>,
     pub(crate) metrics: Metrics,
     peers: Mutex<Vec<Peer<RoleServer>>>,
@@ -59,8 +59,8 @@ pub(crate) struct Inner {
     /// Seals and opens session ids (`session_store`).
     pub(crate) session_ids: SessionIds,
     turn: AtomicUsize,
-    /// The registry, for routing policies and rollbacks.
-    registry: RegistryClient,
+    /// The registry, for routing policies, rollbacks and canary reports.
+    pub(crate) registry: RegistryClient,
     /// Alert webhooks' client, under the same address policy as `discovery`.
     http: RwLock<reqwest::Client>,
     pub(crate) shutdown: CancellationToken,
@@ -145,7 +145,7 @@ impl Inner {
             catalog: RwLock::new(Arc::new(Catalog::default())),
             policies: RwLock::new(HashMap::new()),
             local_rollbacks: Mutex::new(HashMap::new()),
-            windows: Mutex::new(HashMap::new()),
+            canaries: Canaries::default(),
             metrics: Metrics::new(),
             peers: Mutex::new(Vec::new()),
             sessions: Sessions::default(),
@@ -393,7 +393,7 @@ impl Inner {
         }
     }
 
-    fn policy(&self, service: &str) -> Option<Arc<Policy>> {
+    pub(crate) fn policy(&self, service: &str) -> Option<Arc<Policy>> {
         self.policies
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -614,34 +614,17 @@ impl Inner {
             })
             .observe(latency.as_secs_f64());
 
-        let now = Instant::now();
         let (Some(version), Some(policy)) = (version, self.policy(service)) else {
             return;
         };
         let Some(rule) = policy.rollback else {
             return;
         };
-        let verdict = {
-            let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-            if !windows.contains_key(service) {
-                windows.insert(service.to_owned(), HashMap::new());
-            }
-            let Some(versions) = windows.get_mut(service) else {
-                return;
-            };
-            match versions.get_mut(version) {
-                // A window of another length (the policy changed) starts over.
-                Some(window) if window.covers(rule.window) => {}
-                _ => {
-                    versions.insert(version.clone(), Window::new(rule.window, now));
-                }
-            }
-            if let Some(window) = versions.get_mut(version) {
-                window.record(now, outcome, latency);
-            }
-            let totals = |v: &Version| versions.get(v).map_or(Totals::default(), |w| w.totals(now));
-            judge(&policy, &rule, totals)
-        };
+        // With reports, the canaries are judged on every replica's counts (`report.rs`).
+        let judge_here = self.config.canary_report_interval.is_none();
+        let verdict = self.canaries.record(
+            service, version, &policy, &rule, outcome, latency, judge_here,
+        );
         if let Some(verdict) = verdict {
             self.roll_back(service, &policy, verdict.canary, verdict.reason);
         }
@@ -649,7 +632,13 @@ impl Inner {
 
     /// Takes `canary` out of `service`'s routing here at once, then records it in the registry
     /// and alerts.
-    fn roll_back(&self, service: &str, policy: &Policy, canary: Version, reason: String) {
+    pub(crate) fn roll_back(
+        &self,
+        service: &str,
+        policy: &Policy,
+        canary: Version,
+        reason: String,
+    ) {
         {
             let mut policies = self.policies.write().unwrap_or_else(|e| e.into_inner());
             // Another call may have rolled it back first.
@@ -670,12 +659,22 @@ impl Inner {
                     at,
                 },
             );
-        // Windows of the canary start over should it be given traffic again.
-        self.windows
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(service)
-            .map(|versions| versions.remove(&canary));
+        self.canaries.forget(service, &canary);
+        self.announce_rollback(service, &canary, &reason, &policy.without(&canary), at);
+        let registry = self.registry.clone();
+        let service = service.to_owned();
+        tokio::spawn(async move { record_rollback(&registry, &service, &canary, &reason).await });
+    }
+
+    /// Logs, counts and alerts a rollback of `canary` decided here, `after` which the policy is.
+    pub(crate) fn announce_rollback(
+        &self,
+        service: &str,
+        canary: &Version,
+        reason: &str,
+        after: &Policy,
+        at: DateTime<Utc>,
+    ) {
         tracing::warn!(%service, version = %canary, %reason, "canary rolled back");
         self.metrics
             .rollbacks
@@ -690,15 +689,12 @@ impl Inner {
             "version": canary.to_string(),
             "reason": reason,
             "at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "weights": policy.without(&canary).weights.iter()
+            "weights": after.weights.iter()
                 .map(|(v, w)| (v.to_string(), json!(w))).collect::<serde_json::Map<_, _>>(),
         });
         let http = self.http.read().unwrap_or_else(|e| e.into_inner()).clone();
         for url in &self.config.alert_webhooks {
             tokio::spawn(alert(http.clone(), url.clone(), event.clone()));
         }
-        let registry = self.registry.clone();
-        let service = service.to_owned();
-        tokio::spawn(async move { record_rollback(&registry, &service, &canary, &reason).await });
     }
 }

@@ -30,6 +30,7 @@ mod front;
 mod gateway;
 mod metrics;
 mod outlier;
+mod report;
 mod routing;
 mod session;
 mod session_id;
@@ -110,6 +111,9 @@ impl Gateway {
             Err(e) => return Err(e),
         }
         tokio::spawn(inner.clone().follow_policies());
+        if let Some(every) = inner.config.canary_report_interval {
+            tokio::spawn(inner.clone().report_canaries(every));
+        }
         Ok(Self { inner })
     }
 

@@ -152,6 +152,14 @@ macro_rules! store_by_concern {
             ) -> Result<Option<mcp_fleet_model::Routing>, $crate::StoreError> {
                 routing::record_rollback(self, service, version, reason, by, now).await
             }
+            async fn record_observations(
+                &self,
+                service: &mcp_fleet_model::ServerId,
+                report: &mcp_fleet_model::Observations,
+                now: mcp_fleet_model::Timestamp,
+            ) -> Result<Option<mcp_fleet_model::ObservedTotals>, $crate::StoreError> {
+                routing::record_observations(self, service, report, now).await
+            }
             async fn service_versions(
                 &self,
                 service: &mcp_fleet_model::ServerId,

@@ -26,8 +26,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use mcp_fleet_model::{
-    Entry, HealthStatus, Registration, Routing, RoutingPolicy, ServerId, StatusFilter, Tag,
-    Timestamp, TokenRecord, Version,
+    Entry, HealthStatus, Observations, ObservedTotals, Registration, Routing, RoutingPolicy,
+    ServerId, StatusFilter, Tag, Timestamp, TokenRecord, Version,
 };
 
 pub use error::StoreError;
@@ -334,8 +334,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_routing(&self, service: &ServerId) -> Result<bool, StoreError>;
 
     /// Rolls `version` of `service` back, `by` a principal as of `now` ([`Routing::roll_back`]:
-    /// its weight goes to the heaviest other version, the rollback is recorded) and logs a
-    /// `routing` event.
+    /// its weight goes to the heaviest other version, the rollback is recorded, its canary counts
+    /// are deleted) and logs a `routing` event.
     /// `None` when the service has no policy. When the rollback does not apply (the weight is
     /// already 0, or the version is not weighed or is the only one) nothing is written and the
     /// current document is returned.
@@ -347,6 +347,19 @@ pub trait Store: Send + Sync + 'static {
         by: Option<&str>,
         now: Timestamp,
     ) -> Result<Option<Routing>, StoreError>;
+
+    /// Stores a gateway replica's canary counts of `service` ([`Observations`]: a slot's whole
+    /// count, replacing what that replica reported of the slot before; versions without weight
+    /// in the policy and slots outside the window are left out), deletes counts that have left
+    /// every window, and returns every replica's counts over the window of
+    /// [`mcp_fleet_model::WINDOW_SLOTS`] slots ending at `now`. `None` when the service has no
+    /// policy. Reports and rollbacks of one service take turns; neither logs an event.
+    async fn record_observations(
+        &self,
+        service: &ServerId,
+        report: &Observations,
+        now: Timestamp,
+    ) -> Result<Option<ObservedTotals>, StoreError>;
 
     /// The distinct versions of the entries of `service`, in version order.
     async fn service_versions(&self, service: &ServerId) -> Result<Vec<Version>, StoreError>;

@@ -762,6 +762,119 @@ each_backend!(routing_policies_are_set_rolled_back_and_deleted, |store| {
     assert_eq!(data(3), json!({"service": "catalog"}));
 });
 
+/// A report of `replica`: `calls` and `errors` of each version in slot `slot` (slots of 1 s).
+fn report(replica: &str, slot: u64, counts: &[(&str, u64, u64)]) -> mcp_fleet_model::Observations {
+    let versions: serde_json::Map<String, serde_json::Value> = counts
+        .iter()
+        .map(|(v, calls, errors)| {
+            (
+                (*v).to_owned(),
+                json!([{"slot": slot, "calls": calls, "errors": errors}]),
+            )
+        })
+        .collect();
+    mcp_fleet_model::Observations::from_json(
+        &json!({"replica": replica, "slotMs": 1000, "versions": versions}),
+        Utc::now(),
+    )
+    .expect("a valid report")
+}
+
+each_backend!(
+    canary_counts_are_summed_across_replicas_and_pruned,
+    |store| {
+        let svc = id("catalog");
+        let t0 = Utc::now();
+        let slot = mcp_fleet_model::slot_of(t0, 1000);
+        let none = store
+            .record_observations(&svc, &report("gw-a", slot, &[("2.1.0", 1, 1)]), t0)
+            .await
+            .expect("report");
+        assert!(none.is_none(), "no policy, nothing kept");
+        let body = json!({
+            "weights": {"2.0.0": 90, "2.1.0": 10, "3.0.0": 0},
+            "rollback": {"maxErrorRateDelta": 0.05, "window": "60s", "minRequests": 50},
+        });
+        store
+            .put_routing(&svc, policy(body), None, t0)
+            .await
+            .expect("put");
+        let start = store.current_revision().await.expect("revision");
+
+        let a = report(
+            "gw-a",
+            slot,
+            &[("2.0.0", 40, 0), ("2.1.0", 10, 4), ("3.0.0", 9, 9)],
+        );
+        let totals = store
+            .record_observations(&svc, &a, t0)
+            .await
+            .expect("report")
+            .expect("policy");
+        assert_eq!(totals.replicas, 1);
+        assert_eq!(totals.slot, slot);
+        assert_eq!(totals.versions[&version("2.1.0")].calls, 10);
+        assert!(
+            !totals.versions.contains_key(&version("3.0.0")),
+            "a version without weight is not counted"
+        );
+        // The same report again counts once; a later count of the slot replaces it.
+        store
+            .record_observations(&svc, &a, t0)
+            .await
+            .expect("again");
+        let b = report("gw-b", slot - 1, &[("2.1.0", 12, 6)]);
+        store.record_observations(&svc, &b, t0).await.expect("b");
+        let a2 = report("gw-a", slot, &[("2.1.0", 11, 5)]);
+        let totals = store
+            .record_observations(&svc, &a2, t0)
+            .await
+            .expect("report")
+            .expect("policy");
+        assert_eq!(totals.replicas, 2);
+        let canary = totals.versions[&version("2.1.0")];
+        assert_eq!((canary.calls, canary.errors), (23, 11));
+        assert_eq!(totals.versions[&version("2.0.0")].calls, 40);
+
+        // 59 slots on, gw-b's slot has left the window; later still, everything has.
+        let later = t0 + Duration::seconds(59);
+        let empty = report("gw-c", slot + 59, &[]);
+        let totals = store
+            .record_observations(&svc, &empty, later)
+            .await
+            .expect("report")
+            .expect("policy");
+        assert_eq!(totals.versions[&version("2.1.0")].calls, 11);
+        let totals = store
+            .record_observations(&svc, &empty, later + Duration::seconds(5))
+            .await
+            .expect("report")
+            .expect("policy");
+        assert!(totals.versions.is_empty(), "{totals:?}");
+        assert_eq!(totals.replicas, 0);
+
+        // A rollback deletes the canary's counts.
+        let c = report("gw-a", slot, &[("2.0.0", 5, 0), ("2.1.0", 5, 5)]);
+        store.record_observations(&svc, &c, t0).await.expect("c");
+        store
+            .record_rollback(&svc, &version("2.1.0"), "errors", None, t0)
+            .await
+            .expect("rollback");
+        let totals = store
+            .record_observations(&svc, &report("gw-a", slot, &[]), t0)
+            .await
+            .expect("report")
+            .expect("policy");
+        assert_eq!(
+            totals.versions.keys().collect::<Vec<_>>(),
+            [&version("2.0.0")]
+        );
+        // Reports log no event; the rollback one.
+        let log = store.events_since(start, 100).await.expect("events");
+        assert_eq!(log.events.len(), 1);
+    }
+);
+
 each_backend!(tokens_are_stored_listed_and_revoked, |store| {
     use mcp_fleet_model::{Scope, TokenRecord, parse_id_patterns};
     assert!(!store.has_tokens().await.expect("has"));

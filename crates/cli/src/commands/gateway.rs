@@ -57,6 +57,15 @@ pub(crate) struct GatewayOptions {
         value_delimiter = ','
     )]
     gateway_alert_webhooks: Vec<String>,
+    /// How often this gateway reports its canary counts to the registry, which sums every
+    /// replica's: canaries are judged, and rolled back once, on the whole cluster's calls.
+    /// 0 = report nothing and judge on this gateway's own calls.
+    #[arg(long, env = "MCP_FLEET_GATEWAY_CANARY_REPORT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    canary_report_interval: Duration,
+    /// This replica's name in canary reports, unique among the gateway replicas (e.g. the pod
+    /// name; default: gateway- and 8 random hex digits, new at each start).
+    #[arg(long, env = "MCP_FLEET_GATEWAY_REPLICA_ID", value_parser = replica_id)]
+    replica_id: Option<String>,
     /// Keep connections to upstreams open for listings and session set-up too (tool calls to
     /// http:// upstreams always do): only for upstreams that set TCP_NODELAY (others stall
     /// each such request ~40 ms on delayed ACKs).
@@ -113,6 +122,11 @@ pub(crate) struct GatewayOptions {
     list_ttl: Duration,
 }
 
+/// Reads `--replica-id`.
+fn replica_id(s: &str) -> Result<String, String> {
+    mcp_fleet_model::parse_replica(s)
+}
+
 impl GatewayOptions {
     pub(crate) fn config(&self, registry: &str) -> anyhow::Result<GatewayConfig> {
         let mut config = GatewayConfig::new(registry);
@@ -139,6 +153,11 @@ impl GatewayOptions {
             ..OutlierConfig::default()
         };
         config.alert_webhooks = self.gateway_alert_webhooks.clone();
+        config.canary_report_interval =
+            (!self.canary_report_interval.is_zero()).then_some(self.canary_report_interval);
+        if let Some(id) = &self.replica_id {
+            config.replica_id.clone_from(id);
+        }
         config.allowed_hosts = self.allowed_hosts.clone();
         config.upstream_keepalive = self.upstream_keepalive;
         config.rmcp_only = Some(self.rmcp_only);

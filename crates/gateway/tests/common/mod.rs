@@ -43,6 +43,14 @@ impl TestRegistry {
         Self(mcp_fleet_test_support::TestRegistry::start().await)
     }
 
+    /// A registry over `db` (SQLite or PostgreSQL).
+    pub(crate) async fn start_with(db: mcp_fleet_test_support::TestDb) -> Self {
+        Self(
+            mcp_fleet_test_support::registry::start_with(db, mcp_fleet_registry::Config::default())
+                .await,
+        )
+    }
+
     /// A registry on `listener`.
     pub(crate) async fn start_on(listener: TcpListener) -> Self {
         Self(mcp_fleet_test_support::TestRegistry::start_on(listener).await)
@@ -436,6 +444,7 @@ impl TestGateway {
         config.debounce = Duration::from_millis(50);
         config.policy_refresh = Duration::from_millis(200);
         config.call_timeout = Duration::from_secs(5);
+        config.canary_report_interval = Some(Duration::from_millis(100));
         config
     }
 
