@@ -2,11 +2,12 @@
 //! service's, each instance's own, and bare), rebuilt from per-server parts and swapped in
 //! whole, so a reader never sees half of a change.
 //!
-//! Over 500 lines with its unit tests, which sit next to the code they check (179 of 538 lines).
+//! Over 500 lines with its unit tests, which sit next to the code they check (178 of 586 lines).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use rmcp::RoleClient;
 use rmcp::model::Tool;
@@ -82,12 +83,58 @@ pub struct ServerSummary {
 }
 
 /// Wakes a server's supervisor.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Signals {
-    /// The server sent `notifications/tools/list_changed`.
+    /// The server sent `notifications/tools/list_changed`, or the listing went stale.
     pub(crate) tools_changed: Notify,
     /// Something suggests the session died (its event stream broke, a call failed).
     pub(crate) suspect: Notify,
+    /// Until when the listing is fresh, in milliseconds after `epoch` (`u64::MAX`: until the
+    /// server says otherwise).
+    fresh_until_ms: AtomicU64,
+    epoch: std::time::Instant,
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Self {
+            tools_changed: Notify::new(),
+            suspect: Notify::new(),
+            fresh_until_ms: AtomicU64::new(u64::MAX),
+            epoch: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Signals {
+    /// A listing was just read, fresh for `ttl` (`None`: until the server says it changed).
+    pub(crate) fn listed(&self, ttl: Option<Duration>) {
+        let until = ttl.map_or(u64::MAX, |ttl| {
+            self.now_ms()
+                .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+        });
+        self.fresh_until_ms.store(until, Ordering::Relaxed);
+    }
+
+    /// The listing is being used: past its freshness, the supervisor re-lists (once: the
+    /// listing counts as fresh again until that is done).
+    pub(crate) fn touch(&self) {
+        let until = self.fresh_until_ms.load(Ordering::Relaxed);
+        if until == u64::MAX || self.now_ms() < until {
+            return;
+        }
+        if self
+            .fresh_until_ms
+            .compare_exchange(until, u64::MAX, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.tools_changed.notify_one();
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// The registry facts about a server that the index needs.
