@@ -11,3 +11,4 @@ mod front;
 mod gateway;
 mod policy;
 mod tls;
+mod versions;
