@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use mcp_fleet_discovery::{AddressPolicy, Backoff, UpstreamCredentials};
 
+use crate::session_id::SessionKey;
+
 /// How the gateway names the tools it offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ToolNames {
@@ -146,6 +148,15 @@ pub struct GatewayConfig {
     /// Delays between attempts to reach a registry that did not answer at start (default
     /// 500 ms doubling to 30 s, with jitter).
     pub registry_backoff: Backoff,
+    /// The key sealing session ids, shared by the gateway's replicas so that any of them
+    /// answers any session (default: a random key per process; sessions then live and die
+    /// with it).
+    pub session_key: Option<SessionKey>,
+    /// How long a session id is honoured after `initialize` (default 24 h).
+    pub session_ttl: Duration,
+    /// How long clients of sessionless revisions (2026-07-28) may treat a listing as fresh:
+    /// the `ttlMs` of `tools/list`, `prompts/list` and `resources/list` (default 10 s).
+    pub list_ttl: Duration,
 }
 
 impl GatewayConfig {
@@ -171,6 +182,9 @@ impl GatewayConfig {
             address_policy: AddressPolicy::default(),
             upstream_credentials: UpstreamCredentials::default(),
             registry_backoff: Backoff::default(),
+            session_key: None,
+            session_ttl: Duration::from_secs(24 * 3600),
+            list_ttl: Duration::from_secs(10),
         }
     }
 }

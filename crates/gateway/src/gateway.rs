@@ -27,6 +27,8 @@ use crate::fast_call::{Sessions, Sticky};
 use crate::metrics::{CallLabels, Metrics, UpstreamLabels, VersionLabels};
 use crate::outlier::Outliers;
 use crate::routing::{Policy, choose};
+use crate::session_id::{Claims, MAX_PINS, Sealer, SessionKey};
+use crate::session_store::SessionIds;
 use crate::upstream::{alert, policy, record_rollback};
 
 /// A rollback made by this gateway that the registry may not show yet.
@@ -54,6 +56,8 @@ pub(crate) struct Inner {
     peers: Mutex<Vec<Peer<RoleServer>>>,
     /// Open client sessions, for calls answered in front of rmcp (`fast_call`).
     pub(crate) sessions: Sessions,
+    /// Seals and opens session ids (`session_store`).
+    pub(crate) session_ids: SessionIds,
     turn: AtomicUsize,
     /// The registry, for routing policies and rollbacks.
     registry: RegistryClient,
@@ -125,6 +129,14 @@ impl Inner {
         // Never connected: it stands in for the fleet's until the registry's policy is known.
         let idle = Discovery::builder(config.registry_url.clone()).build()?;
         let http = alert_client(&config.address_policy)?;
+        let key = config.session_key.clone().unwrap_or_else(|| {
+            tracing::info!(
+                "no --session-key: session ids are sealed with a random key of this process, so \
+                 sessions will not survive a change of replica or a restart"
+            );
+            SessionKey::random()
+        });
+        let session_ids = SessionIds::new(Sealer::new(&key, config.session_ttl));
         Ok(Self {
             outliers: Mutex::new(Outliers::new(config.outlier)),
             config,
@@ -137,6 +149,7 @@ impl Inner {
             metrics: Metrics::new(),
             peers: Mutex::new(Vec::new()),
             sessions: Sessions::default(),
+            session_ids,
             turn: AtomicUsize::new(0),
             registry,
             http: RwLock::new(http),
@@ -206,6 +219,11 @@ impl Inner {
         Ok(self.catalog().tools.clone())
     }
 
+    /// The `ttlMs` of listings for sessionless clients.
+    pub(crate) fn list_ttl_ms(&self) -> u64 {
+        u64::try_from(self.config.list_ttl.as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// Rebuilds the catalog from the discovery index; `true` when the tool list changed.
     pub(crate) fn rebuild(&self) -> bool {
         let discovery = self.discovery();
@@ -229,6 +247,49 @@ impl Inner {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|id| ids.contains(id));
         changed
+    }
+
+    /// The versions a new session is pinned to, for the services with a routing policy (at
+    /// most [`MAX_PINS`]), drawn from `seed` as its first call would draw them.
+    pub(crate) fn pins_for_new_session(
+        &self,
+        seed: u64,
+    ) -> std::collections::BTreeMap<String, String> {
+        let catalog = self.catalog();
+        let policies = self
+            .policies
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let now = Instant::now();
+        let outliers = self.outliers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pins = std::collections::BTreeMap::new();
+        for (service, policy) in &policies {
+            if pins.len() >= MAX_PINS {
+                break;
+            }
+            let Some(instances) = catalog.services.get(service) else {
+                continue;
+            };
+            let candidates: Vec<(&Instance, ())> = instances
+                .iter()
+                .filter(|i| i.available)
+                .map(|i| (i, ()))
+                .collect();
+            let mut version = None;
+            choose(
+                &candidates,
+                Some(policy),
+                &mut version,
+                |id| outliers.is_ejected(id, now),
+                0,
+                Claims::roll(seed, service),
+            );
+            if let Some(version) = version {
+                pins.insert(service.clone(), version.to_string());
+            }
+        }
+        pins
     }
 
     /// A new session's peer, to tell of catalog changes.
@@ -368,7 +429,7 @@ impl Inner {
         let now = Instant::now();
         let chosen = {
             let outliers = self.outliers.lock().unwrap_or_else(|e| e.into_inner());
-            let mut sessions = sticky.lock().unwrap_or_else(|e| e.into_inner());
+            let mut sessions = sticky.pins.lock().unwrap_or_else(|e| e.into_inner());
             let mut version = sessions.get(service).cloned();
             let chosen = choose(
                 &candidates,
@@ -376,7 +437,7 @@ impl Inner {
                 &mut version,
                 |id| outliers.is_ejected(id, now),
                 self.turn.fetch_add(1, Ordering::Relaxed),
-                fastrand::u32(..),
+                sticky.roll(service),
             );
             if let Some(v) = version {
                 sessions.insert(service.to_owned(), v);

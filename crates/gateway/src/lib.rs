@@ -28,6 +28,8 @@ mod metrics;
 mod outlier;
 mod routing;
 mod session;
+mod session_id;
+mod session_store;
 mod upstream;
 
 use std::sync::Arc;
@@ -47,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{FailureMode, GatewayConfig, OutlierConfig, ServeLimits, ToolNames};
 pub use mcp_fleet_discovery::Backoff;
+pub use session_id::{SessionKey, SessionKeyError};
 
 use crate::gateway::Inner;
 use crate::session::Session;
@@ -120,14 +123,18 @@ impl Gateway {
             .map(|h| (*h).to_owned())
             .collect();
         hosts.extend(self.inner.config.allowed_hosts.iter().cloned());
-        let config = StreamableHttpServerConfig::default()
+        let mut config = StreamableHttpServerConfig::default()
             .with_cancellation_token(self.inner.shutdown.child_token())
             .with_allowed_hosts(hosts.clone())
             .with_max_request_body_bytes(limits.max_body_bytes);
+        // Sessions live in their ids: any replica sharing the key takes one up.
+        config.session_store = Some(Arc::new(session_store::IdStore(self.inner.clone())));
         let inner = self.inner.clone();
         let mcp = StreamableHttpService::new(
             move || Ok(Session::new(inner.clone())),
-            Arc::new(LocalSessionManager::default()),
+            Arc::new(session_store::IdSessions::new(
+                LocalSessionManager::default(),
+            )),
             config,
         );
         let front = Arc::new(front::Front::new(limits, hosts));
@@ -136,6 +143,10 @@ impl Gateway {
             .then(|| (self.inner.clone(), front.clone()));
         let mcp = tower::ServiceBuilder::new()
             .layer(axum::middleware::from_fn_with_state(front, front::front))
+            .layer(axum::middleware::from_fn_with_state(
+                self.inner.clone(),
+                session_store::admit,
+            ))
             .option_layer(
                 fast.map(|state| axum::middleware::from_fn_with_state(state, fast_call::fast_call)),
             )
