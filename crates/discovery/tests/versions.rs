@@ -180,3 +180,100 @@ async fn changes_are_heard_over_subscriptions_listen() {
     assert_eq!(server.list_requests(), 2);
     fleet.shutdown().await;
 }
+
+/// A server written before 2026-07-28, by hand: `server/discover` is an unknown method answered
+/// with a plain-text `400`, as some SDKs do; `initialize` (at 2025-06-18), the listing and calls
+/// are JSON. Records the methods it is sent.
+async fn predating(stop: &tokio_util::sync::CancellationToken) -> (String, Methods) {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    let methods = Methods::default();
+    let seen = methods.clone();
+    let handler = move |axum::Json(message): axum::Json<serde_json::Value>| {
+        let seen = seen.clone();
+        async move {
+            let method = message["method"].as_str().unwrap_or_default().to_owned();
+            seen.lock().expect("methods lock").push(method.clone());
+            let id = message["id"].clone();
+            let result = match method.as_str() {
+                "initialize" => json!({
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {"tools": {}},
+                    "serverInfo": {"name": "predating", "version": "0.1.0"},
+                }),
+                "tools/list" => json!({"tools": [{
+                    "name": "search",
+                    "inputSchema": {"type": "object"},
+                }]}),
+                "tools/call" => json!({
+                    "content": [],
+                    "structuredContent": {"server": "predating", "tool": message["params"]["name"]},
+                }),
+                "ping" => json!({}),
+                m if m.starts_with("notifications/") => {
+                    return StatusCode::ACCEPTED.into_response();
+                }
+                _ => {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        [(header::CONTENT_TYPE, "text/plain")],
+                        "unknown method",
+                    )
+                        .into_response();
+                }
+            };
+            let answer = json!({"jsonrpc": "2.0", "id": id, "result": result});
+            // A session id, as a session-based server gives one.
+            ([("mcp-session-id", "s1")], axum::Json(answer)).into_response()
+        }
+    };
+    let app = axum::Router::new().route("/mcp", axum::routing::post(handler));
+    (
+        mcp_fleet_test_support::serve(app, stop.clone()).await,
+        methods,
+    )
+}
+
+/// The methods a hand-written server was sent.
+type Methods = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+#[tokio::test]
+async fn a_server_that_answers_server_discover_with_a_plain_400_gets_initialize() {
+    let registry = TestRegistry::start().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    for rmcp_only in [false, true] {
+        let id = if rmcp_only {
+            "predating-r"
+        } else {
+            "predating-d"
+        };
+        let (url, methods) = predating(&stop).await;
+        registry
+            .register(&registration(id, &url, &[id], json!({"type": "none"})))
+            .await;
+        let fleet = Discovery::builder(&registry.url)
+            .tags([id])
+            .rmcp_only(rmcp_only)
+            .build()
+            .expect("builds");
+        let report = fleet.connect().await.expect("connects");
+        assert_eq!(
+            report.connected.len(),
+            1,
+            "rmcp_only {rmcp_only}: {report:?}"
+        );
+        let result = fleet
+            .call_tool(&format!("{id}__search"), json!({}))
+            .await
+            .expect("a call");
+        assert_eq!(echoed(&result)["tool"], "search");
+        let methods = methods.lock().expect("methods lock").clone();
+        assert_eq!(
+            methods[..3],
+            ["server/discover", "initialize", "notifications/initialized"],
+            "rmcp_only {rmcp_only}: {methods:?}"
+        );
+        fleet.shutdown().await;
+    }
+    stop.cancel();
+}
