@@ -123,7 +123,8 @@ impl Session {
         self.era == Era::Modern
     }
 
-    /// Ends the session (the server is told with a `DELETE`), waiting at most `limit`.
+    /// Ends the session (a session-based server is told with a `DELETE`), waiting at most
+    /// `limit`.
     pub(crate) async fn close(mut self, limit: Duration) {
         if let Ok(Err(e)) = tokio::time::timeout(limit, self.running.close()).await {
             tracing::debug!(error = %e, "closing an MCP session failed");

@@ -105,7 +105,7 @@ async fn every_revision_is_listed_and_called_both_ways() {
 
 #[tokio::test]
 async fn a_listing_is_reused_for_its_ttl_and_read_again_after() {
-    const TTL: Duration = Duration::from_secs(2);
+    const TTL: Duration = Duration::from_secs(3);
     let registry = TestRegistry::start().await;
     // No subscriptions: the listing's freshness is all the library has to go by.
     let server = TestServer::start_speaking(
@@ -118,8 +118,9 @@ async fn a_listing_is_reused_for_its_ttl_and_read_again_after() {
         },
     )
     .await;
-    let fleet = connect(&registry, "ttl", &server, false).await;
+    // Before the listing: the time since it is at least the time since this.
     let listed_at = Instant::now();
+    let fleet = connect(&registry, "ttl", &server, false).await;
     assert_eq!(server.list_requests(), 1);
     server.add_tool("second").await;
 
