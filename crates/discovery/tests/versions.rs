@@ -1,7 +1,8 @@
 //! The library at each MCP revision: real rmcp servers limited to `2025-06-18`, `2025-11-25` or
 //! `2026-07-28`, listed and called through the library's own paths and through rmcp's client
 //! alone; and, on `2026-07-28`, listings reused for their `ttlMs` and changes heard over
-//! `subscriptions/listen`.
+//! `subscriptions/listen`; servers written with the Python and TypeScript SDKs (the fixtures of
+//! `mcp-fleet announce`'s tests, skipped without the SDKs except under `CI=true`).
 
 use std::time::{Duration, Instant};
 
@@ -277,4 +278,105 @@ async fn a_server_that_answers_server_discover_with_a_plain_400_gets_initialize(
         fleet.shutdown().await;
     }
     stop.cancel();
+}
+
+/// The path in `var`, naming an MCP SDK that `scripts/test` installed; `None` (the test skips)
+/// when unset, except under `CI=true`.
+fn sdk(var: &str) -> Option<std::ffi::OsString> {
+    match std::env::var_os(var) {
+        Some(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("{var} is not set under CI=true: scripts/test installs the SDK and sets it")
+        }
+        _ => {
+            eprintln!("skipped: {var} is not set (scripts/test installs the SDK and sets it)");
+            None
+        }
+    }
+}
+
+/// Runs an SDK's echo server (the fixtures of `mcp-fleet announce`'s tests) and checks that the
+/// library lists and calls it, both ways.
+async fn sdk_server_round_trip(
+    id: &str,
+    program: std::ffi::OsString,
+    script: &str,
+    env: &[(&str, std::ffi::OsString)],
+) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../cli/tests/fixtures/announce")
+        .join(script);
+    let mut command = tokio::process::Command::new(program);
+    command
+        .arg(fixture)
+        .arg(port.to_string())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let _child = command.spawn().expect("the SDK server starts");
+    eventually("the SDK server to listen", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    let registry = TestRegistry::start().await;
+    let url = format!("http://127.0.0.1:{port}");
+    registry
+        .register(&registration(id, &url, &[id], json!({"type": "none"})))
+        .await;
+    for rmcp_only in [false, true] {
+        let fleet = Discovery::builder(&registry.url)
+            .tags([id])
+            .rmcp_only(rmcp_only)
+            .build()
+            .expect("builds");
+        let report = fleet.connect().await.expect("connects");
+        assert_eq!(
+            report.connected.len(),
+            1,
+            "{id}, rmcp_only {rmcp_only}: {report:?}"
+        );
+        let names: Vec<String> = fleet.tools().into_iter().map(|t| t.service_name).collect();
+        assert_eq!(names, [format!("{id}__echo")], "{id}");
+        let result = fleet
+            .call_tool(&format!("{id}__echo"), json!({"text": "hi"}))
+            .await
+            .unwrap_or_else(|e| panic!("{id}, rmcp_only {rmcp_only}: {e}"));
+        let text = result
+            .content
+            .first()
+            .and_then(|c| c.as_text())
+            .map(|t| t.text.clone());
+        assert_eq!(text.as_deref(), Some("hi"), "{id}: {result:?}");
+        fleet.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_typescript_sdk_server_is_listed_and_called() {
+    let Some(node_path) = sdk("MCP_FLEET_TEST_NODE_PATH") else {
+        return;
+    };
+    sdk_server_round_trip(
+        "node-echo",
+        "node".into(),
+        "server.cjs",
+        &[("NODE_PATH", node_path)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_python_sdk_server_is_listed_and_called() {
+    let Some(python) = sdk("MCP_FLEET_TEST_PYTHON") else {
+        return;
+    };
+    sdk_server_round_trip("py-echo", python, "server.py", &[]).await;
 }
