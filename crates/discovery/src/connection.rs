@@ -9,8 +9,8 @@ use std::time::Duration;
 use mcp_fleet_model::AddressPolicy;
 use mcp_fleet_net::lifecycle;
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, ClientRequest, Implementation, PingRequest, ProtocolVersion,
-    RequestMetaObject, SubscriptionFilter, Tool,
+    CacheScope, ClientCapabilities, ClientConfig, ClientRequest, Implementation, PingRequest,
+    ProtocolVersion, RequestMetaObject, SubscriptionFilter, Tool,
 };
 use rmcp::service::{ClientCacheConfig, NotificationContext, Peer, RunningService, Subscription};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -212,6 +212,7 @@ impl Opener<'_> {
             .peer_info()
             .map(|info| info.protocol_version.clone())
             .unwrap_or_default();
+        signals.opened(version.as_str());
         let era = if version.has_initialize() {
             Era::Legacy
         } else {
@@ -307,6 +308,8 @@ pub(crate) struct Listing {
     /// From a 2026-07-28 listing's `ttlMs` (absent: `0`); `None` for a session-based one, which
     /// stays fresh until the server says `tools/list_changed`.
     pub(crate) ttl: Option<Duration>,
+    /// Its `cacheScope` is `private` (on any page).
+    pub(crate) private: bool,
 }
 
 /// Every tool of the server (no tools capability: none).
@@ -322,6 +325,7 @@ pub(crate) async fn list_tools(
         return Ok(Listing {
             tools: Vec::new(),
             ttl: None,
+            private: false,
         });
     }
     let merged = peer
@@ -331,6 +335,7 @@ pub(crate) async fn list_tools(
     Ok(Listing {
         tools: merged.items,
         ttl: modern.then(|| Duration::from_millis(merged.ttl_ms.unwrap_or(0))),
+        private: modern && merged.cache_scope == Some(CacheScope::Private),
     })
 }
 

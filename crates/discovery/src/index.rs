@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use rmcp::RoleClient;
@@ -80,6 +80,11 @@ pub struct ServerSummary {
     pub state: ServerState,
     /// How many tools it offers (as last listed).
     pub tools: usize,
+    /// The MCP revision spoken with it (`2026-07-28`, or the session's), once connected.
+    pub protocol_version: Option<String>,
+    /// Its last listing said `cacheScope: "private"` (2026-07-28): made for this client's
+    /// credentials, not to be passed on to others as it is.
+    pub private_listing: bool,
 }
 
 /// Wakes a server's supervisor.
@@ -93,6 +98,10 @@ pub(crate) struct Signals {
     /// server says otherwise).
     fresh_until_ms: AtomicU64,
     epoch: std::time::Instant,
+    /// The revision of the current (or last) session.
+    protocol_version: std::sync::Mutex<Option<String>>,
+    /// The last listing's `cacheScope` was `private`.
+    pub(crate) private_listing: AtomicBool,
 }
 
 impl Default for Signals {
@@ -102,11 +111,24 @@ impl Default for Signals {
             suspect: Notify::new(),
             fresh_until_ms: AtomicU64::new(u64::MAX),
             epoch: std::time::Instant::now(),
+            protocol_version: std::sync::Mutex::new(None),
+            private_listing: AtomicBool::new(false),
         }
     }
 }
 
 impl Signals {
+    /// A session on `version` was opened.
+    pub(crate) fn opened(&self, version: &str) {
+        if let Ok(mut v) = self.protocol_version.lock() {
+            *v = Some(version.to_owned());
+        }
+    }
+
+    fn protocol_version(&self) -> Option<String> {
+        self.protocol_version.lock().ok().and_then(|v| v.clone())
+    }
+
     /// A listing was just read, fresh for `ttl` (`None`: until the server says it changed).
     pub(crate) fn listed(&self, ttl: Option<Duration>) {
         let until = ttl.map_or(u64::MAX, |ttl| {
@@ -232,6 +254,8 @@ impl ServerPart {
             mcp_url: self.meta.mcp_url.clone(),
             state: self.state.clone(),
             tools: self.tools.len(),
+            protocol_version: self.signals.protocol_version(),
+            private_listing: self.signals.private_listing.load(Ordering::Relaxed),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! exponential backoff and jitter.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use mcp_fleet_model::Entry;
@@ -68,10 +69,21 @@ impl Supervisor {
                 () = self.stop.cancelled() => return,
             };
             match opened {
-                Ok((session, Listing { tools, ttl }, subscription)) => {
+                Ok((
+                    session,
+                    Listing {
+                        tools,
+                        ttl,
+                        private,
+                    },
+                    subscription,
+                )) => {
                     attempt = 0;
                     era = session.era;
                     self.signals.listed(freshness(ttl, subscription.is_some()));
+                    self.signals
+                        .private_listing
+                        .store(private, Ordering::Relaxed);
                     tracing::debug!(server = %self.meta.id, tools = tools.len(), "connected");
                     let count = tools.len();
                     // Publish before reporting, so `connect` returns with the tools indexed.
@@ -214,8 +226,9 @@ impl Supervisor {
                     )
                     .await;
                     match relisted {
-                        Ok(Ok(Listing { tools, ttl })) => {
+                        Ok(Ok(Listing { tools, ttl, private })) => {
                             self.signals.listed(freshness(ttl, subscription.is_some()));
+                            self.signals.private_listing.store(private, Ordering::Relaxed);
                             // A listing that only got old changes nothing: no new index.
                             if tools != listed {
                                 tracing::debug!(server = %self.meta.id, tools = tools.len(), "tool list changed");

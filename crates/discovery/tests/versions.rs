@@ -85,6 +85,15 @@ async fn every_revision_is_listed_and_called_both_ways() {
                 "{case}"
             );
 
+            // The library says what it speaks, and that rmcp's 2026-07-28 listings are private
+            // (rmcp's servers default to it).
+            let summary = &fleet.servers()[0];
+            assert_eq!(
+                summary.protocol_version.as_deref(),
+                Some(version.as_str()),
+                "{case}"
+            );
+            assert_eq!(summary.private_listing, !version.has_initialize(), "{case}");
             // The server saw the revision it speaks, in a session before 2026-07-28 only.
             assert_eq!(server.call_versions(), [version.as_str()], "{case}");
             let sessions = usize::from(version.has_initialize());
@@ -296,9 +305,10 @@ fn sdk(var: &str) -> Option<std::ffi::OsString> {
 }
 
 /// Runs an SDK's echo server (the fixtures of `mcp-fleet announce`'s tests) and checks that the
-/// library lists and calls it, both ways.
+/// library lists and calls it, both ways, speaking `speaks`.
 async fn sdk_server_round_trip(
     id: &str,
+    speaks: &str,
     program: std::ffi::OsString,
     script: &str,
     env: &[(&str, std::ffi::OsString)],
@@ -345,6 +355,12 @@ async fn sdk_server_round_trip(
         );
         let names: Vec<String> = fleet.tools().into_iter().map(|t| t.service_name).collect();
         assert_eq!(names, [format!("{id}__echo")], "{id}");
+        let spoken = fleet.servers()[0].protocol_version.clone();
+        assert_eq!(
+            spoken.as_deref(),
+            Some(speaks),
+            "{id}, rmcp_only {rmcp_only}"
+        );
         let result = fleet
             .call_tool(&format!("{id}__echo"), json!({"text": "hi"}))
             .await
@@ -360,12 +376,13 @@ async fn sdk_server_round_trip(
 }
 
 #[tokio::test]
-async fn a_typescript_sdk_server_is_listed_and_called() {
+async fn a_typescript_sdk_server_is_listed_and_called_through_the_fallback() {
     let Some(node_path) = sdk("MCP_FLEET_TEST_NODE_PATH") else {
         return;
     };
     sdk_server_round_trip(
         "node-echo",
+        "2025-11-25",
         "node".into(),
         "server.cjs",
         &[("NODE_PATH", node_path)],
@@ -374,9 +391,9 @@ async fn a_typescript_sdk_server_is_listed_and_called() {
 }
 
 #[tokio::test]
-async fn a_python_sdk_server_is_listed_and_called() {
+async fn a_python_sdk_server_is_listed_and_called_on_2026_07_28() {
     let Some(python) = sdk("MCP_FLEET_TEST_PYTHON") else {
         return;
     };
-    sdk_server_round_trip("py-echo", python, "server.py", &[]).await;
+    sdk_server_round_trip("py-echo", "2026-07-28", python, "server.py", &[]).await;
 }
