@@ -4,7 +4,8 @@
 //! and an event stream per answer; for the gateway that is as much work again as the upstream
 //! call it forwards (docs/perf.md, gateway overhead).
 //! So a `POST /mcp` that is a single JSON-RPC `tools/call` in a session this gateway already
-//! knows is answered here: the same routing, canary accounting and timeout as every call
+//! knows, or of a sessionless revision (2026-07-28; its `_meta` and `Mcp-Method`/`Mcp-Name`
+//! headers agreeing with the body), is answered here: the same routing, canary accounting and timeout as every call
 //! ([`Inner::call`]), and the answer as one `application/json` message, which the MCP
 //! Streamable HTTP transport allows for any request. Everything else (initialize, listings,
 //! notifications, batches, unknown sessions, clients that do not accept JSON answers) goes to
@@ -91,13 +92,8 @@ impl Sessions {
         self.0.write().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
 
-    /// Whether `id` is a session open here whose id has not expired.
-    pub(crate) fn is_live(&self, id: &str) -> bool {
-        self.get(id).is_some()
-    }
-
     /// The session `id` if it is open here and its id has not expired.
-    fn get(&self, id: &str) -> Option<Arc<Sticky>> {
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Sticky>> {
         let now = crate::session_id::now_secs();
         self.0
             .read()
@@ -188,6 +184,7 @@ pub(crate) async fn fast_call(
         // No session: the version is drawn afresh, as rmcp's stateless path does.
         Route::Stateless(_) => Arc::default(),
     };
+    inner.metrics.fast_calls.inc();
     let arguments = call.arguments.map_or(Value::Null, Value::Object);
     let answer = match inner.call(&sticky, &call.name, arguments).await {
         Ok(result) => serde_json::to_vec(&Answer {
@@ -244,9 +241,17 @@ fn eligible(inner: &Inner, front: &Front, request: &Request) -> Option<Route> {
             return Some(Route::Stateless(known));
         }
     }
+    // `admit` found it already.
+    if let Some(Live(sticky)) = request.extensions().get::<Live>() {
+        return Some(Route::Session(sticky.clone()));
+    }
     let id = headers.get(SESSION_HEADER)?.to_str().ok()?;
     inner.sessions.get(id).map(Route::Session)
 }
+
+/// A request's session, open here: put in its extensions by `session_store::admit`.
+#[derive(Clone)]
+pub(crate) struct Live(pub(crate) Arc<Sticky>);
 
 /// The header naming the protocol version of a request.
 pub(crate) const PROTOCOL_VERSION_HEADER: &str =

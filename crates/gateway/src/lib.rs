@@ -15,6 +15,10 @@
 //! - Fail open: an upstream that is down or cannot be listed never breaks a session or the
 //!   listing; its tools are withheld until it is back ([`FailureMode`]).
 //!
+//! - Replicas: a session's id carries the session (its pinned versions among it), sealed with
+//!   a key the replicas share ([`GatewayConfig::session_key`]), so any replica answers any
+//!   session; clients of the sessionless 2026-07-28 revision need none.
+//!
 //! Resources and prompts are aggregated too (prompts under `<serverId>__<prompt>`).
 
 mod access_log;

@@ -49,6 +49,7 @@ pub(crate) struct Metrics {
     pub(crate) rollbacks: Family<VersionLabels, Counter>,
     pub(crate) sessions: Gauge,
     pub(crate) sessions_taken_up: Counter,
+    pub(crate) fast_calls: Counter,
     pub(crate) list_changed: Counter,
 }
 
@@ -89,6 +90,12 @@ impl Metrics {
             "Sessions opened by another replica (or before a restart) taken up from their id",
             sessions_taken_up.clone(),
         );
+        let fast_calls = Counter::default();
+        registry.register(
+            "fast_calls",
+            "Tool calls answered in front of rmcp's session machinery (the hot path)",
+            fast_calls.clone(),
+        );
         let list_changed = Counter::default();
         registry.register(
             "tool_list_changes",
@@ -103,6 +110,7 @@ impl Metrics {
             rollbacks,
             sessions,
             sessions_taken_up,
+            fast_calls,
             list_changed,
         }
     }

@@ -23,7 +23,7 @@ use rmcp::transport::streamable_http_server::session::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::fast_call::{PROTOCOL_VERSION_HEADER, PROTOCOL_VERSION_META, SESSION_HEADER};
+use crate::fast_call::{Live, PROTOCOL_VERSION_HEADER, PROTOCOL_VERSION_META, SESSION_HEADER};
 use crate::front::rpc_error;
 use crate::gateway::Inner;
 use crate::session_id::{Claims, Refused, Sealer};
@@ -210,7 +210,7 @@ struct Initialize {
 /// The middleware in front of rmcp (and of the fast path): see the module doc.
 pub(crate) async fn admit(
     State(inner): State<Arc<Inner>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let Some(id) = request.headers().get(SESSION_HEADER) else {
@@ -222,7 +222,9 @@ pub(crate) async fn admit(
     let Ok(id) = id.to_str() else {
         return refusal(&Refused::Malformed);
     };
-    if inner.sessions.is_live(id) {
+    if let Some(sticky) = inner.sessions.get(id) {
+        // The fast path needs not look it up again.
+        request.extensions_mut().insert(Live(sticky));
         return next.run(request).await;
     }
     let id: Arc<str> = Arc::from(id);

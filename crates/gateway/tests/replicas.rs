@@ -217,6 +217,56 @@ async fn a_session_opened_on_one_replica_continues_on_another() {
     );
 }
 
+/// Waits until sessions opened on `gw` have been routed to both `cat` instances.
+async fn routes_to_both(gw: &TestGateway) {
+    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    eventually("the gateway to route to both versions", || async {
+        for _ in 0..10 {
+            let id = open(&gw.url).await;
+            let (_, _, answer) = call_in(&gw.url, &id, "cat__find").await;
+            if let Some(server) = answer["result"]["structuredContent"]["server"].as_str() {
+                seen.lock().expect("lock").insert(server.to_owned());
+            }
+        }
+        (seen.lock().expect("lock").len() == 2).then_some(())
+    })
+    .await;
+}
+
+/// The versions drawn at `initialize` travel in the id: when the policy has changed since, the
+/// replica taking a session up keeps the session's version rather than drawing by the new
+/// weights (which the session's seed alone would do).
+#[tokio::test]
+async fn pinned_versions_travel_in_the_id() {
+    let (registry, _one, _two) = canary_fleet().await;
+    registry
+        .put_routing("cat", json!({"weights": {"1.0.0": 10, "2.0.0": 90}}))
+        .await;
+    let a = gateway(config(&registry, Some(key(1)))).await;
+    routes_to_both(&a).await;
+    // Opened (not called) at 10/90: most are pinned to 2.0.0.
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        ids.push(open(&a.url).await);
+    }
+    registry
+        .put_routing("cat", json!({"weights": {"1.0.0": 90, "2.0.0": 10}}))
+        .await;
+    // B starts after the change, so it reads 90/10 (a gateway reads policies before it starts).
+    let b = gateway(config(&registry, Some(key(1)))).await;
+    routes_to_both(&b).await;
+    let mut on_two = 0;
+    for id in &ids {
+        let (status, _, on_b) = call_in(&b.url, id, "cat__find").await;
+        assert_eq!(status, 200, "{on_b}");
+        if answered_by(&on_b) == "cat-2" {
+            on_two += 1;
+        }
+    }
+    // Pinned at 10/90, ~11 of 12 stay on 2.0.0; drawn at 90/10 ~1 would (P < 0.001 either way).
+    assert!(on_two >= 7, "only {on_two} of 12 sessions kept 2.0.0");
+}
+
 #[tokio::test]
 async fn ids_altered_foreign_malformed_expired_or_closed_are_refused() {
     let registry = TestRegistry::start().await;
@@ -392,6 +442,14 @@ async fn sessionless_clients_are_served_by_either_replica_on_the_fast_path() {
             .await
             .expect("tools/call");
         assert_eq!(server_of(&result), "alpha");
+        // Answered on the hot path.
+        let metrics = gw.metrics().await;
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l == "mcp_fleet_gateway_fast_calls_total 1"),
+            "{metrics}"
+        );
         client.cancel().await.expect("close");
     }
     let before = alpha.calls();

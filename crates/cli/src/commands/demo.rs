@@ -110,7 +110,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     });
     let (gateway_url, gateway) = gateway::start(
         gateway_listen,
-        args.gateway.config(&registry_url),
+        args.gateway.config(&registry_url)?,
         shutdown.clone(),
     )
     .await

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use mcp_fleet_gateway::{Gateway, GatewayConfig, OutlierConfig, ServeLimits, ToolNames};
+use mcp_fleet_gateway::{
+    Gateway, GatewayConfig, OutlierConfig, ServeLimits, SessionKey, ToolNames,
+};
 
 use crate::commands::client::RegistryArg;
 use crate::commands::credentials::CredentialArgs;
@@ -91,11 +93,40 @@ pub(crate) struct GatewayOptions {
     /// request finding no room within --request-timeout is answered 503.
     #[arg(long, env = "MCP_FLEET_GATEWAY_MAX_INFLIGHT_BODY_BYTES", default_value_t = 64 * 1024 * 1024)]
     max_inflight_body_bytes: usize,
+    /// Key sealing session ids, 32 bytes in base64 (`openssl rand -base64 32`): the same on
+    /// every replica, so that any answers any session (default: random per process).
+    #[arg(
+        long,
+        env = "MCP_FLEET_SESSION_KEY",
+        hide_env_values = true,
+        conflicts_with = "session_key_file"
+    )]
+    session_key: Option<SessionKey>,
+    /// File holding the --session-key (e.g. a mounted Kubernetes Secret).
+    #[arg(long, env = "MCP_FLEET_SESSION_KEY_FILE")]
+    session_key_file: Option<std::path::PathBuf>,
+    /// How long a session id is honoured after the session opened.
+    #[arg(long, env = "MCP_FLEET_SESSION_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    session_ttl: Duration,
+    /// How long 2026-07-28 clients may cache a listing (its ttlMs).
+    #[arg(long, env = "MCP_FLEET_GATEWAY_LIST_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    list_ttl: Duration,
 }
 
 impl GatewayOptions {
-    pub(crate) fn config(&self, registry: &str) -> GatewayConfig {
+    pub(crate) fn config(&self, registry: &str) -> anyhow::Result<GatewayConfig> {
         let mut config = GatewayConfig::new(registry);
+        config.session_key = match &self.session_key_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --session-key-file {}", path.display()))?
+                    .parse::<SessionKey>()
+                    .with_context(|| format!("--session-key-file {}", path.display()))?,
+            ),
+            None => self.session_key.clone(),
+        };
+        config.session_ttl = self.session_ttl;
+        config.list_ttl = self.list_ttl;
         config.tags = self.gateway_tags.clone();
         config.tool_names = match self.tool_names {
             ToolNamesArg::Qualified => ToolNames::Qualified,
@@ -119,7 +150,7 @@ impl GatewayOptions {
             max_body_bytes: self.max_body_bytes as usize,
             max_inflight_body_bytes: self.max_inflight_body_bytes,
         };
-        config
+        Ok(config)
     }
 }
 
@@ -165,7 +196,7 @@ pub(crate) async fn start(
 
 pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
-    let mut config = args.options.config(args.registry.url());
+    let mut config = args.options.config(args.registry.url())?;
     config.registry_token = args.registry.token().map(str::to_owned);
     config.address_policy = args.policy.policy();
     config.upstream_credentials = args.credentials.credentials()?;
