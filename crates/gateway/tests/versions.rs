@@ -1,6 +1,7 @@
 //! The gateway at each MCP revision: clients on `2025-06-18`, `2025-11-25` and `2026-07-28`
 //! (stateless) × real rmcp upstreams limited to each of those revisions, listing and calling
-//! every upstream's tool, with the gateway's fast paths and with rmcp alone.
+//! every upstream's tool, with the gateway's fast paths (which answer a 2026-07-28 client's
+//! calls) and with rmcp alone.
 
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion,
@@ -64,6 +65,17 @@ async fn client(url: &str, version: &ProtocolVersion) -> RunningService<RoleClie
     running
 }
 
+/// Calls the gateway answered on its fast path so far.
+async fn fast_calls(gateway: &TestGateway) -> usize {
+    gateway
+        .metrics()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("mcp_fleet_gateway_fast_calls_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 #[tokio::test]
 async fn every_client_revision_lists_and_calls_every_upstream_revision() {
     let registry = TestRegistry::start().await;
@@ -103,6 +115,7 @@ async fn every_client_revision_lists_and_calls_every_upstream_revision() {
             })
             .await;
             assert_eq!(names, wanted, "{case}");
+            let fast_before = fast_calls(&gateway).await;
             for (upstream_version, id, upstream) in &upstreams {
                 let result = session
                     .call_tool(CallToolRequestParams::new(format!("{id}__search")))
@@ -115,6 +128,13 @@ async fn every_client_revision_lists_and_calls_every_upstream_revision() {
                     Some(upstream_version.as_str()),
                     "{case}: the gateway speaks the upstream's revision"
                 );
+            }
+            // A 2026-07-28 client's calls are answered on the gateway's fast path, statelessly
+            // (a session's first calls may reach rmcp before the fast path knows the session).
+            if !client_version.has_initialize() {
+                let fast = fast_calls(&gateway).await - fast_before;
+                let expected = if rmcp_only { 0 } else { upstreams.len() };
+                assert_eq!(fast, expected, "{case}: calls on the fast path");
             }
             session.cancel().await.expect("the client closes");
         }
