@@ -12,3 +12,4 @@ mod gateway;
 mod policy;
 mod replicas;
 mod tls;
+mod versions;

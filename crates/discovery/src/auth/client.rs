@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue};
-use rmcp::model::ClientJsonRpcMessage;
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 use rmcp::transport::common::client_side_sse::BoxedSseResponse;
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
@@ -76,10 +76,17 @@ impl AuthedClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
+        // A `subscriptions/listen` answer streams for as long as the subscription lasts and ends
+        // when the client hangs up: not for a kept connection, which reads a dropped stream on.
+        let streams_on = matches!(
+            &message,
+            ClientJsonRpcMessage::Request(request)
+                if matches!(request.request, ClientRequest::SubscriptionsListenRequest(_))
+        );
         let kept = self
             .kept
             .as_ref()
-            .filter(|_| uri.starts_with("http://"))
+            .filter(|_| !streams_on && uri.starts_with("http://"))
             .and_then(|calls| Some((calls, uri.parse::<hyper::Uri>().ok()?)));
         if let Some((calls, parsed)) = kept {
             let session_id = session_id.as_deref();

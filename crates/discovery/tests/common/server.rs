@@ -1,8 +1,10 @@
 //! A small rmcp MCP server with a tool list that tests can change at run time (announcing it
-//! with `notifications/tools/list_changed`), that counts the `tools/list` requests and event
-//! streams it gets, that can require a bearer token, and that can be stopped and restarted on
-//! the same port.
+//! with `notifications/tools/list_changed`, to sessions and to `subscriptions/listen` streams),
+//! that counts the `tools/list` requests and event streams it gets, that can require a bearer
+//! token, that can be limited to some protocol revisions, and that can be stopped and restarted
+//! on the same port.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -16,10 +18,12 @@ use axum::serve::ListenerExt;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, GetPromptRequestParams,
     GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult, ListToolsResult,
-    PaginatedRequestParams, PingRequest, Prompt, PromptMessage, Role, ServerCapabilities,
-    ServerConfig, ServerRequest, Tool,
+    PaginatedRequestParams, PingRequest, Prompt, PromptMessage, ProtocolVersion, Role,
+    ServerCapabilities, ServerConfig, ServerRequest, SubscriptionFilter, Tool,
 };
-use rmcp::service::{NotificationContext, Peer, RequestContext};
+use rmcp::service::{
+    NotificationContext, Peer, RequestContext, SubscriptionContext, SubscriptionSink,
+};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -40,8 +44,44 @@ pub(crate) struct Shared {
     /// TCP connections accepted.
     connections: AtomicUsize,
     peers: Mutex<Vec<Peer<RoleServer>>>,
+    /// The protocol version of each tool call, as the server read it.
+    call_versions: Mutex<Vec<String>>,
+    /// Open `subscriptions/listen` streams (2026-07-28).
+    sinks: Mutex<Vec<SubscriptionSink>>,
     /// When set, requests need `Authorization: Bearer <one of these>`.
     accepted: Option<Accepted>,
+    speaks: Speaks,
+}
+
+/// The protocol side of a test server.
+#[derive(Clone)]
+pub(crate) struct Speaks {
+    /// The revisions it supports.
+    pub(crate) versions: &'static [ProtocolVersion],
+    /// The `ttlMs` of its listings (2026-07-28; rmcp says 0 when not told).
+    pub(crate) ttl_ms: Option<u64>,
+    /// Whether it accepts `subscriptions/listen`.
+    pub(crate) listen: bool,
+}
+
+impl Speaks {
+    /// The newest revision with sessions only (`initialize`, server-to-client requests).
+    pub(crate) fn session() -> Self {
+        Self {
+            versions: &[ProtocolVersion::V_2025_11_25],
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for Speaks {
+    fn default() -> Self {
+        Self {
+            versions: ProtocolVersion::KNOWN_VERSIONS,
+            ttl_ms: None,
+            listen: true,
+        }
+    }
 }
 
 fn tool(name: &str) -> Tool {
@@ -83,7 +123,35 @@ impl ServerHandler for Handler {
     ) -> Result<ListToolsResult, ErrorData> {
         self.0.list_requests.fetch_add(1, Ordering::SeqCst);
         let tools = self.0.tools.read().expect("tools lock").clone();
-        Ok(ListToolsResult::with_all_items(tools))
+        let listing = ListToolsResult::with_all_items(tools);
+        Ok(match self.0.speaks.ttl_ms {
+            Some(ttl) => listing.with_ttl_ms(ttl),
+            None => listing,
+        })
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(self.0.speaks.versions)
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        self.0
+            .speaks
+            .listen
+            .then(|| requested.supported_by(&self.get_info().capabilities))
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        self.0
+            .sinks
+            .lock()
+            .expect("sinks lock")
+            .push(context.sink().clone());
+        context.cancelled().await;
+        Ok(())
     }
 
     async fn call_tool(
@@ -92,6 +160,14 @@ impl ServerHandler for Handler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.0.calls.fetch_add(1, Ordering::SeqCst);
+        let version = context
+            .protocol_version()
+            .map_or_else(String::new, |v| v.as_str().to_owned());
+        self.0
+            .call_versions
+            .lock()
+            .expect("versions lock")
+            .push(version);
         if request.name == CHATTY {
             // Talks back before answering: a ping the client must answer, then a new tool
             // announced with `tools/list_changed`, both on this call's response stream.
@@ -211,12 +287,28 @@ impl TestServer {
         Self::start_inner(id, tools, accepted, ip, None).await
     }
 
+    /// Server `id` offering `tools`, speaking as `speaks` says.
+    pub(crate) async fn start_speaking(id: &str, tools: &[&str], speaks: Speaks) -> Self {
+        Self::start_full(id, tools, None, std::net::Ipv4Addr::LOCALHOST, None, speaks).await
+    }
+
     async fn start_inner(
         id: &str,
         tools: &[&str],
         accepted: Option<Accepted>,
         ip: std::net::Ipv4Addr,
         tls: Option<mcp_fleet_test_support::TestCert>,
+    ) -> Self {
+        Self::start_full(id, tools, accepted, ip, tls, Speaks::default()).await
+    }
+
+    async fn start_full(
+        id: &str,
+        tools: &[&str],
+        accepted: Option<Accepted>,
+        ip: std::net::Ipv4Addr,
+        tls: Option<mcp_fleet_test_support::TestCert>,
+        speaks: Speaks,
     ) -> Self {
         let shared = Arc::new(Shared {
             id: id.to_owned(),
@@ -226,7 +318,10 @@ impl TestServer {
             calls: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             peers: Mutex::new(Vec::new()),
+            call_versions: Mutex::new(Vec::new()),
+            sinks: Mutex::new(Vec::new()),
             accepted,
+            speaks,
         });
         let listener = TcpListener::bind((ip, 0)).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -297,6 +392,7 @@ impl TestServer {
             assert!(done.is_ok(), "server {} did not stop", self.shared.id);
         }
         self.shared.peers.lock().expect("peers lock").clear();
+        self.shared.sinks.lock().expect("sinks lock").clear();
     }
 
     /// Starts the stopped server again on the same port (sessions are not kept).
@@ -319,6 +415,10 @@ impl TestServer {
             // A client that went away is no reason to fail.
             let _ = peer.notify_tool_list_changed().await;
         }
+        let sinks = self.shared.sinks.lock().expect("sinks lock").clone();
+        for sink in sinks {
+            let _ = sink.notify_tool_list_changed().await;
+        }
     }
 
     /// How many `tools/list` requests the server has answered.
@@ -334,6 +434,25 @@ impl TestServer {
     /// How many TCP connections the server has accepted.
     pub(crate) fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// The protocol version of each tool call so far.
+    pub(crate) fn call_versions(&self) -> Vec<String> {
+        self.shared
+            .call_versions
+            .lock()
+            .expect("versions lock")
+            .clone()
+    }
+
+    /// How many sessions were opened with `initialize` (since the last restart).
+    pub(crate) fn sessions(&self) -> usize {
+        self.shared.peers.lock().expect("peers lock").len()
+    }
+
+    /// How many `subscriptions/listen` streams were opened (since the last restart).
+    pub(crate) fn subscriptions(&self) -> usize {
+        self.shared.sinks.lock().expect("sinks lock").len()
     }
 
     /// How many tool calls the server has answered.

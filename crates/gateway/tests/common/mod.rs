@@ -8,12 +8,16 @@ use std::time::Duration;
 
 use axum::Router;
 use mcp_fleet_gateway::{Gateway, GatewayConfig};
+use rmcp::model::SubscriptionFilter;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
-    Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-    Tool, ToolAnnotations,
+    Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities,
+    ServerConfig, Tool, ToolAnnotations,
 };
-use rmcp::service::{NotificationContext, Peer, RequestContext, RunningService};
+use rmcp::service::{
+    NotificationContext, Peer, RequestContext, RunningService, SubscriptionContext,
+    SubscriptionSink,
+};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{
     StreamableHttpClientTransport, StreamableHttpServerConfig, StreamableHttpService,
@@ -96,6 +100,12 @@ pub(crate) struct UpstreamState {
     /// [`Upstream::start_dying_mid_call`]).
     pub(crate) dropped: AtomicUsize,
     peers: Mutex<Vec<Peer<RoleServer>>>,
+    /// Open `subscriptions/listen` streams (clients on 2026-07-28).
+    sinks: Mutex<Vec<SubscriptionSink>>,
+    /// The protocol revisions it supports.
+    versions: RwLock<&'static [ProtocolVersion]>,
+    /// The revision of each tool call, as it read it.
+    pub(crate) call_versions: Mutex<Vec<String>>,
 }
 
 /// A tool whose definition says calling it twice does no more than once.
@@ -145,6 +155,10 @@ impl ServerHandler for UpstreamHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let n = self.0.calls.fetch_add(1, Ordering::SeqCst);
+        let version = context
+            .protocol_version()
+            .map_or_else(String::new, |v| v.as_str().to_owned());
+        self.0.call_versions.lock().expect("lock").push(version);
         // The request's id tells whose client sent it: rmcp's numbers, the discovery library's
         // own path strings.
         let answer = json!({"server": self.0.id, "tool": request.name, "requestId": context.id});
@@ -159,6 +173,24 @@ impl ServerHandler for UpstreamHandler {
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         self.0.peers.lock().expect("lock").push(context.peer);
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.supported_by(&self.get_info().capabilities))
+    }
+
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        std::borrow::Cow::Borrowed(*self.0.versions.read().expect("lock"))
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let sink = context.sink().clone();
+        self.0.sinks.lock().expect("lock").push(sink);
+        context.cancelled().await;
+        Ok(())
     }
 }
 
@@ -200,6 +232,19 @@ impl Upstream {
             None,
         )
         .await
+    }
+
+    /// An upstream offering `tools` that speaks only the protocol revisions `versions`.
+    pub(crate) async fn start_speaking(
+        id: &str,
+        tools: &[&str],
+        versions: &'static [ProtocolVersion],
+    ) -> Self {
+        let tools = tools.iter().map(|t| tool(t)).collect();
+        let up =
+            Self::start_with(id, tools, false, std::net::Ipv4Addr::LOCALHOST, None, None).await;
+        *up.state.versions.write().expect("lock") = versions;
+        up
     }
 
     /// An upstream offering `tools` as defined.
@@ -264,6 +309,9 @@ impl Upstream {
             calls: AtomicUsize::new(0),
             dropped: AtomicUsize::new(0),
             peers: Mutex::new(Vec::new()),
+            sinks: Mutex::new(Vec::new()),
+            versions: RwLock::new(ProtocolVersion::KNOWN_VERSIONS),
+            call_versions: Mutex::new(Vec::new()),
         });
         let listener = TcpListener::bind((ip, 0)).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -343,6 +391,10 @@ impl Upstream {
         for p in peers {
             let _ = p.notify_tool_list_changed().await;
         }
+        let sinks = self.state.sinks.lock().expect("lock").clone();
+        for sink in sinks {
+            let _ = sink.notify_tool_list_changed().await;
+        }
     }
 
     /// Stops serving (open sessions end).
@@ -351,6 +403,7 @@ impl Upstream {
             stop.cancel();
         }
         self.state.peers.lock().expect("lock").clear();
+        self.state.sinks.lock().expect("lock").clear();
     }
 
     /// Serves again on the same port.
