@@ -354,8 +354,8 @@ async fn config_file_below_environment_below_flags() {
 
 /// `watch` prints each change as it commits, only those of servers with the tags asked for,
 /// and after its registry restarts it resumes after the last change it printed
-/// (`Last-Event-ID`): a change made meanwhile (through another registry on the same database)
-/// is printed, not lost.
+/// (`Last-Event-ID`): a change made meanwhile (through another registry process on the same
+/// database, which one SQLite file allows once the first has stopped) is printed, not lost.
 #[tokio::test]
 async fn watch_follows_filters_and_resumes_after_a_restart() {
     let db = mcp_fleet_test_support::sqlite();
@@ -366,8 +366,7 @@ async fn watch_follows_filters_and_resumes_after_a_restart() {
         cmd
     };
     let watched = spawn_command(serve("127.0.0.1:0")).await;
-    let other = spawn_command(serve("127.0.0.1:0")).await;
-    let (a, b) = (watched.url.clone(), other.url.clone());
+    let a = watched.url.clone();
     let dir = tempfile::tempdir().expect("tempdir");
 
     let mut watch = binary()
@@ -409,8 +408,10 @@ async fn watch_follows_filters_and_resumes_after_a_restart() {
         l.contains("reconnecting in")
     })
     .await;
-    register(&b, "catalog-2", &["products"]).await;
-    register(&b, "noise-2", &["other"]).await;
+    let other = spawn_command(serve("127.0.0.1:0")).await;
+    register(&other.url, "catalog-2", &["products"]).await;
+    register(&other.url, "noise-2", &["other"]).await;
+    other.terminate().await;
     let restarted = spawn_command(serve(&listen)).await;
     let next = line_where(
         &mut out,
@@ -436,7 +437,14 @@ async fn watch_follows_filters_and_resumes_after_a_restart() {
 
     // --since replays the log, --json as one object per line.
     let mut replay = binary()
-        .args(["watch", "--registry", &b, "--since", "0", "--json"])
+        .args([
+            "watch",
+            "--registry",
+            &restarted.url,
+            "--since",
+            "0",
+            "--json",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .stdin(Stdio::null())
@@ -449,7 +457,6 @@ async fn watch_follows_filters_and_resumes_after_a_restart() {
     assert_eq!(first["data"]["id"], "noise", "{first}");
     assert!(first["revision"].as_i64().is_some_and(|r| r > 0), "{first}");
     let _ = replay.start_kill();
-    other.terminate().await;
     restarted.terminate().await;
 }
 

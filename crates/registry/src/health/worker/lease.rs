@@ -153,7 +153,7 @@ impl Worker {
     }
 
     /// Entries of `shards`.
-    fn count_in(&self, shards: &HashSet<u32>) -> usize {
+    pub(super) fn count_in(&self, shards: &HashSet<u32>) -> usize {
         self.entries
             .keys()
             .filter(|id| shards.contains(&shard_of(id)))

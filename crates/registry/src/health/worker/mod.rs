@@ -319,7 +319,7 @@ impl Worker {
     }
 
     /// Loads entries registered since the last look (all of them when `full`, which also drops
-    /// deleted ones). New and re-registered entries are due at once. Entries another replica
+    /// deleted ones). Re-registered entries, and new ones never checked, are due at once. Entries another replica
     /// probes, and those of the shards just `claimed`, take their streak from the database and
     /// are due one interval after their last check there.
     async fn refresh(&mut self, full: bool, claimed: &HashSet<u32>) {
@@ -355,12 +355,21 @@ impl Worker {
                     fresh.waiting = std::mem::take(&mut t.waiting);
                     *t = fresh;
                 }
-                _ => {
-                    self.entries.insert(row.id.clone(), Tracked::new(row, now));
+                // Re-registered: due at once.
+                Some(t) => *t = Tracked::new(row, now),
+                // New here: at once unless another replica has checked it (a replica learning
+                // of an entry after the shard changed hands must not probe it again).
+                None => {
+                    let due = self.due_after(row.last_checked_at);
+                    self.entries.insert(row.id.clone(), Tracked::new(row, due));
                 }
             }
         }
         self.seen_rev = Some(rev);
+        let owned = self.count_in(&self.held);
+        self.stats
+            .entries_owned
+            .store(owned as u64, Ordering::Relaxed);
     }
 
     /// When an entry is next due: one interval on, give or take 10%, so the fleet spreads out.
