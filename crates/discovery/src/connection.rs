@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mcp_fleet_model::AddressPolicy;
+use mcp_fleet_net::client_layer::Layered;
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientRequest, Implementation, PingRequest, ProtocolVersion,
     Tool,
@@ -159,7 +160,7 @@ impl Opener<'_> {
                 .unwrap_or_else(std::time::Instant::now),
         });
         let handler = FleetClient::new(self.client_name, self.client_version, signals.clone());
-        let transport = StreamableHttpClientTransport::with_client(client, config);
+        let transport = StreamableHttpClientTransport::with_client(Layered(client), config);
         let running = match tokio::time::timeout_at(deadline, handler.serve(transport)).await {
             Ok(Ok(running)) => running,
             Ok(Err(e)) => return Err(target.initialize_error(&e)),

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use http_body_util::{BodyExt, Limited};
+use mcp_fleet_net::client_layer::ClientLayer;
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotification,
@@ -31,7 +32,7 @@ use rmcp::model::{
     ServerNotification, ServerRequest, ServerResult,
 };
 use rmcp::transport::streamable_http_client::{
-    StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
+    StreamableHttpError, StreamableHttpPostResponse, StreamableHttpResponseLimits,
 };
 
 use crate::auth::{AuthError, AuthedClient};
@@ -178,12 +179,13 @@ impl Direct {
         let message = ClientJsonRpcMessage::request(request, id.clone());
         let posted = self
             .client
-            .post_message(
+            .post(
                 self.uri.clone(),
                 message,
                 Some(self.session_id.clone()),
                 None,
                 self.headers.clone(),
+                StreamableHttpResponseLimits::default(),
             )
             .await
             .map_err(DirectError::Http)?;
@@ -403,9 +405,10 @@ impl Direct {
             self.session_id.clone(),
             self.headers.clone(),
         );
+        let limits = StreamableHttpResponseLimits::default();
         tokio::spawn(async move {
             if let Err(e) = client
-                .post_message(uri, message, Some(session), None, headers)
+                .post(uri, message, Some(session), None, headers, limits)
                 .await
             {
                 tracing::debug!(error = %e, "posting to an MCP server failed");

@@ -1,7 +1,7 @@
 //! The MCP-level probe for entries without a `healthUrl`: `initialize` then `ping` against
 //! `<url>/mcp` over Streamable HTTP, bounded by one deadline, session closed afterwards.
 //!
-//! Over 500 lines with its unit tests, which sit next to the code they check (294 of 612 lines).
+//! Over 500 lines with its unit tests, which sit next to the code they check (293 of 548 lines).
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use mcp_fleet_net::client_layer::{ClientLayer, HttpError, Layered};
 use mcp_fleet_net::rmcp_errors::{auth_status, first_line};
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
@@ -32,9 +33,6 @@ const CLIENT_NAME: &str = "mcp-fleet-health";
 
 /// Longest `lastError` text a probe produces, in characters.
 const MAX_ERROR_CHARS: usize = 200;
-
-/// What the reqwest-backed transport fails with.
-type HttpError = StreamableHttpError<reqwest::Error>;
 
 /// What one MCP-level probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +60,7 @@ pub(crate) async fn probe(client: reqwest::Client, base_url: &str, timeout: Dura
     // rmcp's worker task sends the initialize POST and the closing DELETE without listening to
     // its cancellation token, so the deadline has to live in the HTTP client itself.
     let transport = StreamableHttpClientTransport::with_client(
-        DeadlineClient { client, deadline },
+        Layered(DeadlineClient { client, deadline }),
         StreamableHttpClientTransportConfig::with_uri(url.as_str()),
     );
     let mut session = None;
@@ -91,7 +89,7 @@ pub(crate) async fn probe(client: reqwest::Client, base_url: &str, timeout: Dura
 /// `initialize` (leaving the running session in `session`, so the caller closes it even if the
 /// deadline cuts this short), then `ping`.
 async fn exchange(
-    transport: StreamableHttpClientTransport<DeadlineClient>,
+    transport: StreamableHttpClientTransport<Layered<DeadlineClient>>,
     session: &mut Option<RunningService<RoleClient, ClientConfig>>,
     timeout: Duration,
 ) -> McpProbe {
@@ -195,51 +193,8 @@ impl DeadlineClient {
     }
 }
 
-impl StreamableHttpClient for DeadlineClient {
-    type Error = reqwest::Error;
-
-    async fn post_message(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<StreamableHttpPostResponse, HttpError> {
-        self.post_message_with_response_limits(
-            uri,
-            message,
-            session_id,
-            auth_header,
-            custom_headers,
-            StreamableHttpResponseLimits::default(),
-        )
-        .await
-    }
-
-    async fn post_message_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> Result<StreamableHttpPostResponse, HttpError> {
-        let mut limits = StreamableHttpResponseLimits::default();
-        limits.max_sse_event_size = max_sse_event_size;
-        self.post_message_with_response_limits(
-            uri,
-            message,
-            session_id,
-            auth_header,
-            custom_headers,
-            limits,
-        )
-        .await
-    }
-
-    async fn post_message_with_response_limits(
+impl ClientLayer for DeadlineClient {
+    async fn post(
         &self,
         uri: Arc<str>,
         message: ClientJsonRpcMessage,
@@ -261,7 +216,7 @@ impl StreamableHttpClient for DeadlineClient {
         Ok(self.bounded_response(response))
     }
 
-    async fn delete_session(
+    async fn delete(
         &self,
         uri: Arc<str>,
         session_id: Arc<str>,
@@ -276,26 +231,6 @@ impl StreamableHttpClient for DeadlineClient {
     }
 
     async fn get_stream(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<BoxedSseResponse, HttpError> {
-        let stream = self
-            .bounded(self.client.get_stream(
-                uri,
-                session_id,
-                last_event_id,
-                auth_header,
-                custom_headers,
-            ))
-            .await?;
-        Ok(self.bounded_stream(stream))
-    }
-
-    async fn get_stream_with_max_sse_event_size(
         &self,
         uri: Arc<str>,
         session_id: Option<Arc<str>>,
