@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use http_body_util::{BodyExt, Limited};
-use mcp_fleet_net::client_layer::ClientLayer;
+use mcp_fleet_net::client_layer::{ClientLayer, Post};
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotification,
@@ -31,9 +31,7 @@ use rmcp::model::{
     ClientResult, ErrorData, JsonObject, ProtocolVersion, RequestId, ServerJsonRpcMessage,
     ServerNotification, ServerRequest, ServerResult,
 };
-use rmcp::transport::streamable_http_client::{
-    StreamableHttpError, StreamableHttpPostResponse, StreamableHttpResponseLimits,
-};
+use rmcp::transport::streamable_http_client::{StreamableHttpError, StreamableHttpPostResponse};
 
 use crate::auth::{AuthError, AuthedClient};
 use crate::call_http::{self, CallHttp, finish};
@@ -179,14 +177,12 @@ impl Direct {
         let message = ClientJsonRpcMessage::request(request, id.clone());
         let posted = self
             .client
-            .post(
+            .post(Post::new(
                 self.uri.clone(),
                 message,
                 Some(self.session_id.clone()),
-                None,
                 self.headers.clone(),
-                StreamableHttpResponseLimits::default(),
-            )
+            ))
             .await
             .map_err(DirectError::Http)?;
         match posted {
@@ -405,10 +401,9 @@ impl Direct {
             self.session_id.clone(),
             self.headers.clone(),
         );
-        let limits = StreamableHttpResponseLimits::default();
         tokio::spawn(async move {
             if let Err(e) = client
-                .post(uri, message, Some(session), None, headers, limits)
+                .post(Post::new(uri, message, Some(session), headers))
                 .await
             {
                 tracing::debug!(error = %e, "posting to an MCP server failed");

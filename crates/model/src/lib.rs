@@ -6,6 +6,7 @@
 
 pub mod address;
 mod auth;
+mod base_url;
 mod duration;
 mod entry;
 mod error;
@@ -19,6 +20,7 @@ mod time;
 
 pub use address::{AddressPolicy, AddressPolicyDocument, PolicyMode, Refused, parse_cidr};
 pub use auth::{IdPattern, Scope, TokenRecord, glob_match, parse_id_patterns, parse_scopes};
+pub use base_url::registry_base_url;
 pub use duration::parse_duration;
 pub use entry::{Entry, HealthCheck, HealthCheckMode, HealthStatus, StatusFilter};
 pub use error::{FieldError, ValidationErrors};

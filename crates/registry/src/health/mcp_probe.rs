@@ -1,27 +1,23 @@
 //! The MCP-level probe for entries without a `healthUrl`: `initialize` then `ping` against
 //! `<url>/mcp` over Streamable HTTP, bounded by one deadline, session closed afterwards.
 //!
-//! Over 500 lines with its unit tests, which sit next to the code they check (293 of 548 lines).
+//! Over 500 lines with its unit tests, which sit next to the code they check (296 of 503 lines).
 
-use std::collections::HashMap;
 use std::error::Error;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use mcp_fleet_net::client_layer::{ClientLayer, HttpError, Layered};
+use mcp_fleet_net::client_layer::{ClientLayer, Delete, Get, HttpError, Layered, Post};
 use mcp_fleet_net::rmcp_errors::{auth_status, first_line};
-use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, ClientJsonRpcMessage, ClientRequest, ErrorData,
-    Implementation, PingRequest, ProtocolVersion,
+    ClientCapabilities, ClientConfig, ClientRequest, ErrorData, Implementation, PingRequest,
+    ProtocolVersion,
 };
 use rmcp::service::{ClientInitializeError, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::common::client_side_sse::BoxedSseResponse;
 use rmcp::transport::streamable_http_client::{
-    StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError,
-    StreamableHttpPostResponse, StreamableHttpResponseLimits,
+    StreamableHttpClientTransportConfig, StreamableHttpError, StreamableHttpPostResponse,
 };
 use rmcp::{ServiceError, ServiceExt};
 use tokio::time::Instant;
@@ -194,61 +190,17 @@ impl DeadlineClient {
 }
 
 impl ClientLayer for DeadlineClient {
-    async fn post(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        limits: StreamableHttpResponseLimits,
-    ) -> Result<StreamableHttpPostResponse, HttpError> {
-        let response = self
-            .bounded(self.client.post_message_with_response_limits(
-                uri,
-                message,
-                session_id,
-                auth_header,
-                custom_headers,
-                limits,
-            ))
-            .await?;
+    async fn post(&self, request: Post) -> Result<StreamableHttpPostResponse, HttpError> {
+        let response = self.bounded(request.send(&self.client)).await?;
         Ok(self.bounded_response(response))
     }
 
-    async fn delete(
-        &self,
-        uri: Arc<str>,
-        session_id: Arc<str>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<(), HttpError> {
-        self.bounded(
-            self.client
-                .delete_session(uri, session_id, auth_header, custom_headers),
-        )
-        .await
+    async fn delete(&self, request: Delete) -> Result<(), HttpError> {
+        self.bounded(request.send(&self.client)).await
     }
 
-    async fn get_stream(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> Result<BoxedSseResponse, HttpError> {
-        let stream = self
-            .bounded(self.client.get_stream_with_max_sse_event_size(
-                uri,
-                session_id,
-                last_event_id,
-                auth_header,
-                custom_headers,
-                max_sse_event_size,
-            ))
-            .await?;
+    async fn get_stream(&self, request: Get) -> Result<BoxedSseResponse, HttpError> {
+        let stream = self.bounded(request.send(&self.client)).await?;
         Ok(self.bounded_stream(stream))
     }
 }
@@ -257,11 +209,14 @@ impl ClientLayer for DeadlineClient {
 mod tests {
     use super::*;
 
+    use std::sync::Arc;
+
     use axum::Router;
     use axum::http::{StatusCode, header};
     use axum::response::{IntoResponse, Response};
     use axum::routing::post;
     use mcp_fleet_sample_servers::Sample;
+    use reqwest::header::HeaderValue;
     use serde_json::{Value, json};
     use tokio::net::TcpListener;
     use tokio_util::sync::{CancellationToken, DropGuard};
