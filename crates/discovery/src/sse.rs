@@ -337,4 +337,12 @@ mod tests {
             assert!(limiter.observe(piece).is_ok());
         }
     }
+
+    #[test]
+    fn readers_stay_send_sync_and_unpin() {
+        // `ChangeFeed` is public: its reader must not take these away from it.
+        fn check<T: Send + Sync + Unpin>() {}
+        check::<crate::ChangeFeed>();
+        check::<Events<hyper::body::Incoming>>();
+    }
 }
