@@ -59,6 +59,9 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Register (or re-register) a server, from a JSON file or from flags.
     Register(commands::client::RegisterArgs),
+    /// Mirror the servers of an official MCP Registry v0.1 API (those with a streamable-http
+    /// remote) into entries, and report what changed.
+    Import(commands::import::ImportArgs),
     /// Renew a TTL entry (PUT /servers/{id}/heartbeat).
     Heartbeat(commands::client::HeartbeatArgs),
     /// Probe a server now and show the outcome (POST /servers/{id}/check).
@@ -204,6 +207,7 @@ fn main() -> ExitCode {
             Command::HealthWorker(args) => commands::health::run_worker(args).await,
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Register(args) => commands::client::register(args).await,
+            Command::Import(args) => commands::import::run(args).await,
             Command::Heartbeat(args) => commands::client::heartbeat(args).await,
             Command::Check(args) => commands::client::check(args).await,
             Command::Ls(args) => commands::client::ls(args).await,

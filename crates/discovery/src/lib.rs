@@ -43,6 +43,7 @@ mod feed;
 mod index;
 mod kept_post;
 pub mod names;
+pub mod official_client;
 mod registry_client;
 mod sse;
 mod supervisor;

@@ -119,7 +119,7 @@ struct ProblemBody {
 #[derive(Debug, Clone)]
 pub struct RegistryClient {
     base: Url,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     token: Option<BearerToken>,
 }
 
@@ -176,14 +176,17 @@ impl RegistryClient {
         self.base.as_str().trim_end_matches('/')
     }
 
-    fn url(&self, path: &str) -> Result<Url, ClientError> {
+    pub(crate) fn url(&self, path: &str) -> Result<Url, ClientError> {
         self.base.join(path).map_err(|e| ClientError::InvalidUrl {
             url: path.to_owned(),
             reason: e.to_string(),
         })
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+    pub(crate) async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
         let res = self.send_raw(req).await?;
         self.check(res).await
     }
@@ -223,7 +226,7 @@ impl RegistryClient {
         })
     }
 
-    async fn decode<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn decode<T: serde::de::DeserializeOwned>(
         res: reqwest::Response,
     ) -> Result<T, ClientError> {
         let bytes = res

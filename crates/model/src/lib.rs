@@ -11,10 +11,12 @@ mod duration;
 mod entry;
 mod error;
 mod ids;
+pub mod official;
 #[cfg(feature = "openapi")]
 mod openapi;
 mod registration;
 mod routing;
+pub mod server_json;
 mod status;
 mod time;
 

@@ -15,8 +15,8 @@ use crate::ids::{AuthSpec, AuthType, HttpUrl, ServerId, Tag, Version};
 pub const MAX_METADATA_BYTES: usize = 8 * 1024;
 /// Most tags an entry may carry.
 pub const MAX_TAGS: usize = 32;
-const MAX_NAME_CHARS: usize = 200;
-const MAX_DESCRIPTION_CHARS: usize = 2000;
+pub(crate) const MAX_NAME_CHARS: usize = 200;
+pub(crate) const MAX_DESCRIPTION_CHARS: usize = 2000;
 /// Shortest and longest heartbeat TTL, in seconds.
 pub const TTL_SECONDS: std::ops::RangeInclusive<u64> = 5..=86_400;
 

@@ -3,7 +3,9 @@
 //! Requests/s of `GET /servers?tags=<tag on 100 of 1,000 entries>` and `GET /servers?limit=1000`
 //! on SQLite, next to a minimal axum handler that returns the same bytes from memory, measured
 //! in the same run with `wrk` (a separate process) on loopback. The registry is measured with its
-//! read cache on (the default) and off (every request queries SQLite).
+//! read cache on (the default) and off (every request queries SQLite). The official v0.1 listing
+//! (`GET /v0.1/servers?limit=100`) is measured next to the native one of the same size, with the
+//! ratio between them.
 //!
 //! Settings: `BENCH_SECONDS` per measurement (default 5), `BENCH_CONNECTIONS` (default 32).
 
@@ -22,13 +24,18 @@ mcp_fleet_test_support::bench_allocator!();
 
 const ENTRIES: usize = 1000;
 // `status=any`: no health worker runs here, so every entry stays `unknown`.
-const QUERIES: [(&str, &str); 2] = [
+const QUERIES: [(&str, &str); 4] = [
     (
         "tag query (100 of 1,000)",
         "/servers?tags=target&status=any",
     ),
     ("all 1,000 (limit=1000)", "/servers?limit=1000&status=any"),
+    ("native, limit=100", "/servers?limit=100&status=any"),
+    ("official v0.1, limit=100", "/v0.1/servers?limit=100"),
 ];
+/// The native listing and the official one compared, as indexes into [`QUERIES`].
+const NATIVE_100: usize = 2;
+const OFFICIAL_100: usize = 3;
 
 fn registration(i: usize) -> serde_json::Value {
     let mut tags = vec!["fleet".to_string(), format!("team-{}", i % 7)];
@@ -172,6 +179,8 @@ fn main() {
     println!(
         "| query | server | body | req/s | p50 | p99 | ratio to baseline |\n|---|---|---|---|---|---|---|"
     );
+    // (cache on, cache off) requests/s per query.
+    let mut measured = Vec::new();
     for (i, (label, path)) in QUERIES.iter().enumerate() {
         let (bytes, n) = bodies[i];
         let urls = [
@@ -186,6 +195,7 @@ fn main() {
         let (base_rps, b50, b99) = wrk(&urls[0], seconds, connections);
         let (c_rps, c50, c99) = wrk(&urls[1], seconds, connections);
         let (u_rps, u50, u99) = wrk(&urls[2], seconds, connections);
+        measured.push((c_rps, u_rps));
         let size = format!("{n} entries, {} KiB", bytes / 1024);
         println!("| {label} | static baseline | {size} | {base_rps:.0} | {b50} | {b99} | 1.00 |");
         println!(
@@ -198,5 +208,12 @@ fn main() {
         );
     }
     println!("\nTarget: tag query, registry (default settings) >= 0.50 of the static baseline.");
+    let (native, official) = (measured[NATIVE_100], measured[OFFICIAL_100]);
+    println!(
+        "Official v0.1 listing / native listing, limit=100: {:.2} with the cache on (target >= 0.80), \
+         {:.2} with it off.",
+        official.0 / native.0,
+        official.1 / native.1
+    );
     shutdown.cancel();
 }

@@ -98,6 +98,7 @@ const OUTAGE_RETRY: Duration = Duration::from_secs(1);
 pub(crate) enum CacheKey {
     List(ListQuery),
     Status,
+    V01(crate::api::v01::Key),
 }
 
 /// A rendered answer and its entity tag.

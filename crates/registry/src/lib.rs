@@ -107,6 +107,8 @@ pub struct Config {
     pub auth: auth::AuthConfig,
     /// Abuse limits: rate limits and caps on stored entries.
     pub limits: limits::LimitsConfig,
+    /// The namespace of the names the official v0.1 API serves (`<namespace>/<service>`).
+    pub registry_namespace: mcp_fleet_model::official::RegistryNamespace,
 }
 
 impl Default for Config {
@@ -119,6 +121,7 @@ impl Default for Config {
             probe_policy: mcp_fleet_model::PolicyMode::Default,
             auth: auth::AuthConfig::default(),
             limits: limits::LimitsConfig::default(),
+            registry_namespace: mcp_fleet_model::official::RegistryNamespace::default(),
         }
     }
 }
@@ -144,6 +147,8 @@ struct Inner {
     /// A token has been seen in the store. Tokens are revoked, never deleted, so once set this
     /// stays true and writes stop asking the database.
     tokens_seen: std::sync::atomic::AtomicBool,
+    /// What the official v0.1 API keeps between requests.
+    v01: api::v01::V01State,
 }
 
 impl Drop for Inner {
@@ -186,6 +191,7 @@ impl AppState {
             checks: Mutex::new(HashMap::new()),
             metrics: Metrics::new(),
             feed,
+            v01: api::v01::V01State::default(),
         }))
     }
 
@@ -286,6 +292,10 @@ impl AppState {
     pub(crate) fn changed(&self) {
         self.0.cache.invalidate();
         self.0.feed.notify();
+    }
+
+    pub(crate) fn v01(&self) -> &api::v01::V01State {
+        &self.0.v01
     }
 
     /// The Prometheus metrics (`GET /metrics`); the change feed counts its subscribers here.

@@ -6,7 +6,9 @@ use mcp_fleet_model::{Entry, ServerId, Version};
 use serde::Serialize;
 use utoipa::OpenApi;
 
-use crate::api::{checks, docs, events, metrics, page, policy, probes, servers, services, status};
+use crate::api::{
+    checks, docs, events, metrics, page, policy, probes, servers, services, status, v01,
+};
 
 /// The API's description.
 #[derive(OpenApi)]
@@ -38,6 +40,9 @@ use crate::api::{checks, docs, events, metrics, page, policy, probes, servers, s
         policy::address_policy,
         metrics::scrape,
         docs::openapi,
+        v01::list,
+        v01::versions,
+        v01::version,
     ),
     components(
         schemas(crate::error::Problem<'static>),
@@ -55,6 +60,7 @@ use crate::api::{checks, docs, events, metrics, page, policy, probes, servers, s
         (name = "routing", description = "Services' routing policies: weights per version, rollback, Istio export"),
         (name = "health", description = "The fleet's health: checks, heartbeats, status"),
         (name = "operations", description = "Running the registry: probes, metrics, this document, the status page"),
+        (name = "official registry", description = "The official MCP Registry's v0.1 read API, for GitHub Copilot, VS Code and docker mcp"),
     )
 )]
 pub(crate) struct ApiDoc;

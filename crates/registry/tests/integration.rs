@@ -8,6 +8,7 @@ mod health;
 mod hostile;
 mod limits;
 mod metrics;
+mod official;
 mod oidc;
 mod outage;
 mod routing;

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::{Args, ValueEnum};
 use mcp_fleet_discovery::{ListOptions, RegisterOutcome, RegistryClient};
+use mcp_fleet_model::server_json::{self, MapOptions, Unimportable};
 use mcp_fleet_model::{Entry, Timestamp};
 use serde_json::{Map, Value, json};
 
@@ -69,6 +70,11 @@ pub(crate) struct RegisterArgs {
     /// A JSON file with the registration (`-` reads standard input); flags override its fields.
     #[arg(long, short)]
     file: Option<PathBuf>,
+    /// A server.json file (the official MCP Registry's format; `-` reads standard input): its
+    /// one streamable-http remote gives the url (give --url when it has several), its version
+    /// the version, its name the id. Flags override what it gives.
+    #[arg(long, value_name = "FILE", conflicts_with = "file")]
+    server_json: Option<PathBuf>,
     /// Server id (a slug).
     #[arg(long)]
     id: Option<String>,
@@ -226,9 +232,10 @@ pub(crate) fn read_file(path: &PathBuf) -> anyhow::Result<Map<String, Value>> {
 
 /// The registration body from `--file` and the flags (flags win).
 fn registration_body(args: &RegisterArgs) -> anyhow::Result<Value> {
-    let mut body = match &args.file {
-        Some(path) => read_file(path)?,
-        None => Map::new(),
+    let mut body = match (&args.file, &args.server_json) {
+        (Some(path), _) => read_file(path)?,
+        (None, Some(path)) => server_json_body(path, args)?,
+        (None, None) => Map::new(),
     };
     let mut set = |key: &str, value: Option<Value>| {
         if let Some(v) = value {
@@ -271,9 +278,47 @@ fn registration_body(args: &RegisterArgs) -> anyhow::Result<Value> {
         body.insert("auth".to_owned(), auth);
     }
     if body.is_empty() {
-        bail!("nothing to register: give --file FILE or --id, --name, --url and --server-version");
+        bail!(
+            "nothing to register: give --file FILE, --server-json FILE, or --id, --name, --url \
+             and --server-version"
+        );
     }
     Ok(Value::Object(body))
+}
+
+/// The registration a server.json file makes (`--server-json`), before the flags override it.
+fn server_json_body(path: &PathBuf, args: &RegisterArgs) -> anyhow::Result<Map<String, Value>> {
+    let mut server = read_file(path)?;
+    if let Some(version) = &args.version {
+        server.insert("version".to_owned(), Value::from(version.clone()));
+    }
+    let options = MapOptions {
+        url: args.url.clone(),
+        ..MapOptions::default()
+    };
+    let source = if path.as_os_str() == "-" {
+        "standard input (--server-json -)".to_owned()
+    } else {
+        path.display().to_string()
+    };
+    match server_json::registration(&Value::Object(server), &options) {
+        Ok(imported) => match imported.body {
+            Value::Object(body) => Ok(body),
+            _ => bail!("{source}: not a registration"),
+        },
+        Err(e @ Unimportable::SeveralRemotes(_)) => {
+            bail!("{source}: {e}: choose one with --url URL (the remote's URL without its /mcp)")
+        }
+        Err(
+            e @ (Unimportable::OnlyPackages(_)
+            | Unimportable::NoStreamableRemote(_)
+            | Unimportable::Nothing),
+        ) => bail!(
+            "{source}: {e}: mcp-fleet registers servers reached over streamable HTTP; give \
+             --url URL if this one is served so"
+        ),
+        Err(e) => bail!("{source}: {e}"),
+    }
 }
 
 /// `heartbeat ID`: renews a TTL entry.

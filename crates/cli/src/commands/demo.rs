@@ -62,6 +62,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Duration::from_secs(1),
         &args.health,
         &args.security,
+        Default::default(),
     )
     .await
     .context("cannot start the demo registry (is another one running? try --listen 127.0.0.1:0)")?;

@@ -7,6 +7,7 @@ pub(crate) mod credentials;
 pub(crate) mod demo;
 pub(crate) mod gateway;
 pub(crate) mod health;
+pub(crate) mod import;
 pub(crate) mod route;
 pub(crate) mod security;
 pub(crate) mod serve;

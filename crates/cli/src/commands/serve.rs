@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use mcp_fleet_model::official::RegistryNamespace;
 use mcp_fleet_registry::{AppState, Config, DEFAULT_MAX_BODY_BYTES};
 
 use crate::commands::health::{HealthArgs, raise_open_file_limit};
@@ -31,6 +32,9 @@ pub(crate) struct ServeArgs {
     pub(crate) health: HealthArgs,
     #[command(flatten)]
     pub(crate) security: SecurityArgs,
+    /// Reverse-DNS namespace of the server names the official MCP Registry API (`/v0.1/…`) serves: `<namespace>/<service>`.
+    #[arg(long, env = "MCP_FLEET_REGISTRY_NAMESPACE", default_value = mcp_fleet_model::official::DEFAULT_REGISTRY_NAMESPACE)]
+    pub(crate) registry_namespace: RegistryNamespace,
 }
 
 /// Opens the store and binds the listener, failing with a message that says which went wrong.
@@ -40,6 +44,7 @@ pub(crate) async fn start(
     read_cache_ttl: Duration,
     health: &HealthArgs,
     security: &SecurityArgs,
+    registry_namespace: RegistryNamespace,
 ) -> anyhow::Result<(tokio::net::TcpListener, AppState)> {
     let auth = security.auth()?;
     let store = open_database(database_url).await?;
@@ -54,6 +59,7 @@ pub(crate) async fn start(
         probe_policy: health.policy.probe_policy,
         auth,
         limits: security.limits(),
+        registry_namespace,
     };
     Ok((listener, AppState::new(store, config)))
 }
@@ -67,6 +73,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         args.read_cache_ttl,
         &args.health,
         &args.security,
+        args.registry_namespace,
     )
     .await?;
     let open = match state.writes_are_open().await {

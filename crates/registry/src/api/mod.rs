@@ -11,6 +11,7 @@ pub(crate) mod probes;
 pub(crate) mod servers;
 pub(crate) mod services;
 pub(crate) mod status;
+pub(crate) mod v01;
 
 use std::time::Duration;
 
@@ -61,6 +62,12 @@ pub(crate) fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/address-policy", get(policy::address_policy)),
         ("/metrics", get(metrics::scrape)),
         ("/openapi.json", get(docs::openapi)),
+        ("/v0.1/servers", get(v01::list)),
+        ("/v0.1/servers/{serverName}/versions", get(v01::versions)),
+        (
+            "/v0.1/servers/{serverName}/versions/{version}",
+            get(v01::version),
+        ),
     ]
 }
 
@@ -82,6 +89,7 @@ pub(crate) fn routes(state: AppState) -> Router {
             state.clone(),
             crate::limits::limit,
         ))
+        .layer(axum::middleware::from_fn(v01::cors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
