@@ -46,7 +46,7 @@ async fn status_and_check_show_short_causes_and_no_latency_when_never_reached() 
     .await;
     let line = out.lines().find(|l| l.contains("dead")).unwrap_or_default();
     assert!(line.contains("connection refused"), "{out}");
-    for chain in ["os error", "tcp connect", "send initialize request"] {
+    for chain in ["os error", "tcp connect", "send discover request"] {
         assert!(
             !out.contains(chain),
             "status shows the chain ({chain}): {out}"
@@ -60,7 +60,7 @@ async fn status_and_check_show_short_causes_and_no_latency_when_never_reached() 
     assert!(entry["latencyMs"].is_null(), "never reached: {entry}");
     let detail = entry["lastErrorDetail"].as_str().unwrap_or_default();
     assert!(
-        detail.starts_with("send initialize request: ") && detail.contains("Connection refused"),
+        detail.starts_with("send discover request: ") && detail.contains("Connection refused"),
         "{entry}"
     );
 

@@ -236,3 +236,140 @@ async fn gateway_start_errors_name_their_cause_once() {
     assert_eq!(error.matches("registry answered 401").count(), 1, "{error}");
     server.terminate().await;
 }
+
+/// Spawns `mcp-fleet gateway` (with `cmd`'s arguments) and waits for its URL (`…/mcp`).
+async fn spawn_gateway(mut cmd: tokio::process::Command) -> (tokio::process::Child, String) {
+    let mut gateway = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn the gateway");
+    let mut stdout = BufReader::new(gateway.stdout.take().expect("stdout")).lines();
+    let url = tokio::time::timeout(PROCESS_DEADLINE, async {
+        while let Some(line) = stdout.next_line().await.expect("read stdout") {
+            if let Some(rest) = line.strip_prefix("gateway listening on ") {
+                return rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        }
+        panic!("the gateway exited before listening");
+    })
+    .await
+    .expect("the gateway did not start in time");
+    // Kept reading so that the gateway's prints never block.
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    (gateway, url)
+}
+
+/// Opens a session (2025-06-18) on the gateway at `mcp`: its id.
+async fn open_session(mcp: &str) -> String {
+    let opened = reqwest::Client::new()
+        .post(mcp)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "replica-test", "version": "0"}}}))
+        .send()
+        .await
+        .expect("initialize");
+    assert!(opened.status().is_success(), "{}", opened.status());
+    opened
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session id")
+        .to_owned()
+}
+
+/// The status of a `tools/list` in session `id` at `mcp`.
+async fn list_in(mcp: &str, id: &str) -> u16 {
+    reqwest::Client::new()
+        .post(mcp)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", id)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        .send()
+        .await
+        .expect("tools/list")
+        .status()
+        .as_u16()
+}
+
+/// Two gateways given one key (`MCP_FLEET_SESSION_KEY`, `--session-key-file`) answer each
+/// other's sessions; one without it does not; a key that is not 32 bytes of base64 is refused
+/// at start with one line saying what a key is.
+#[tokio::test]
+async fn gateway_replicas_share_sessions_through_the_session_key() {
+    let db = mcp_fleet_test_support::sqlite();
+    let mut cmd = serve_command(&db.url);
+    cmd.arg("--no-health-worker");
+    let server = spawn_command(cmd).await;
+    let key = "3q2+7wABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGho=";
+    let gateway = |extra: &[&str]| {
+        let mut cmd = binary();
+        cmd.args([
+            "gateway",
+            "--registry",
+            &server.url,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(extra);
+        cmd
+    };
+    let mut with_env = gateway(&[]);
+    with_env.env("MCP_FLEET_SESSION_KEY", key);
+    let (mut a, a_url) = spawn_gateway(with_env).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("session-key");
+    std::fs::write(&key_file, format!("{key}\n")).expect("write the key");
+    let key_file = key_file.to_str().expect("UTF-8 path").to_owned();
+    let (mut b, b_url) = spawn_gateway(gateway(&["--session-key-file", &key_file])).await;
+    let (mut c, c_url) = spawn_gateway(gateway(&[])).await;
+
+    let id = open_session(&a_url).await;
+    assert_eq!(list_in(&a_url, &id).await, 200);
+    assert_eq!(list_in(&b_url, &id).await, 200, "B shares A's key");
+    assert_eq!(list_in(&c_url, &id).await, 404, "C has a key of its own");
+
+    let (code, _, err) = run_code(&[
+        "gateway",
+        "--registry",
+        &server.url,
+        "--session-key",
+        "c2hvcnQ=",
+    ])
+    .await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("32 bytes, base64-encoded"), "{err}");
+
+    for child in [&mut a, &mut b, &mut c] {
+        child.start_kill().expect("kill");
+        let _ = child.wait().await;
+    }
+    server.terminate().await;
+}
+
+/// A replica id reports could not carry is refused at start, naming the flag, rather than
+/// every report being refused later.
+#[tokio::test]
+async fn a_bad_replica_id_is_refused_at_start() {
+    let (code, _, err) = run_code(&[
+        "gateway",
+        "--registry",
+        "http://127.0.0.1:9",
+        "--listen",
+        "127.0.0.1:0",
+        "--replica-id",
+        "gw a",
+    ])
+    .await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--replica-id"), "{err}");
+    assert!(err.contains("letters, digits"), "{err}");
+}

@@ -7,22 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
-use crate::common::{PROCESS_DEADLINE, serve_command, spawn_command};
-
-/// The `mcp_fleet_http_requests_in_flight` sample of a scrape.
-async fn in_flight(http: &reqwest::Client, url: &str) -> Option<u64> {
-    let text = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("mcp_fleet_http_requests_in_flight "))
-        .and_then(|v| v.trim().parse().ok())
-}
+use crate::common::{PROCESS_DEADLINE, metric, serve_command, spawn_command};
 
 #[tokio::test]
 async fn sigterm_answers_the_request_in_flight_and_stops_the_health_worker() {
@@ -84,7 +69,7 @@ async fn sigterm_answers_the_request_in_flight_and_stops_the_health_worker() {
     });
     // In flight: the long-poll and this scrape.
     mcp_fleet_test_support::eventually(PROCESS_DEADLINE, "the long-poll in flight", || async {
-        (in_flight(&http, &url).await? >= 2).then_some(())
+        (metric(&url, "mcp_fleet_http_requests_in_flight").await? >= 2).then_some(())
     })
     .await;
 

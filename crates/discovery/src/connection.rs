@@ -1,5 +1,6 @@
-//! One MCP session with one server: open it (initialize, then list tools, under one deadline),
-//! hear its `tools/list_changed` notifications, notice when its event stream breaks, ping it.
+//! One MCP session with one server: open it (`server/discover` at 2026-07-28, else `initialize`
+//! at a session-based revision; then list tools, under one deadline), hear its
+//! `tools/list_changed` notifications, notice when its event stream breaks, check it is alive.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,15 +8,16 @@ use std::time::Duration;
 
 use mcp_fleet_model::AddressPolicy;
 use mcp_fleet_net::client_layer::Layered;
+use mcp_fleet_net::lifecycle;
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, ClientRequest, Implementation, PingRequest, ProtocolVersion,
-    Tool,
+    CacheScope, ClientCapabilities, ClientConfig, ClientRequest, Implementation, PingRequest,
+    ProtocolVersion, RequestMetaObject, SubscriptionFilter, Tool,
 };
-use rmcp::service::{ClientCacheConfig, NotificationContext, Peer, RunningService};
+use rmcp::service::{ClientCacheConfig, NotificationContext, Peer, RunningService, Subscription};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::common::client_side_sse::SseRetryPolicy;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ClientServiceExt, RoleClient, ServiceExt};
 use tokio::time::Instant;
 
 use crate::auth::{AuthedClient, TokenSource};
@@ -23,6 +25,19 @@ use crate::call_http::CallHttp;
 use crate::direct::Direct;
 use crate::error::{DiscoveryError, Target};
 use crate::index::{ServerMeta, Signals};
+
+/// Which opening a server answered, remembered by its supervisor so that a reconnect skips a
+/// probe the server already failed (the specification asks clients to keep it per origin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Era {
+    /// Not known yet: `server/discover` first, `initialize` if the server wants it.
+    #[default]
+    Unknown,
+    /// The server answered `server/discover`: 2026-07-28, no session.
+    Modern,
+    /// The server wanted `initialize`: a session-based revision.
+    Legacy,
+}
 
 /// Our side of a session: announces the host, wakes the supervisor on `list_changed`.
 #[derive(Debug, Clone)]
@@ -32,8 +47,8 @@ pub(crate) struct FleetClient {
 }
 
 impl FleetClient {
-    /// As `name`/`version`, speaking the newest revision that still has the
-    /// `initialize`/`ping` lifecycle and session-wide `list_changed` notifications.
+    /// As `name`/`version`; a server that wants `initialize` is offered the newest revision that
+    /// still has it (it may settle on an older one).
     pub(crate) fn new(name: &str, version: &str, signals: Arc<Signals>) -> Self {
         let info = ClientConfig::new(
             ClientCapabilities::default(),
@@ -94,6 +109,8 @@ pub(crate) struct Session {
     pub(crate) running: RunningService<RoleClient, FleetClient>,
     /// Tool calls without rmcp's client service, where the session allows it.
     pub(crate) direct: Option<Arc<Direct>>,
+    /// How it was opened.
+    pub(crate) era: Era,
 }
 
 impl Session {
@@ -102,7 +119,13 @@ impl Session {
         self.running.peer()
     }
 
-    /// Ends the session (the server is told with a `DELETE`), waiting at most `limit`.
+    /// Whether the session is on 2026-07-28 (no `initialize`, no session, no `ping`).
+    pub(crate) fn is_modern(&self) -> bool {
+        self.era == Era::Modern
+    }
+
+    /// Ends the session (a session-based server is told with a `DELETE`), waiting at most
+    /// `limit`.
     pub(crate) async fn close(mut self, limit: Duration) {
         if let Ok(Err(e)) = tokio::time::timeout(limit, self.running.close()).await {
             tracing::debug!(error = %e, "closing an MCP session failed");
@@ -123,14 +146,15 @@ pub(crate) struct Opener<'a> {
 }
 
 impl Opener<'_> {
-    /// Connects to `meta`'s endpoint, initializes and lists every tool (following cursors),
-    /// all within `self.timeout`.
+    /// Connects to `meta`'s endpoint (as `era` says, probing when unknown) and lists every tool
+    /// (following cursors), all within `self.timeout`.
     pub(crate) async fn open(
         &self,
         meta: &ServerMeta,
         tokens: Option<TokenSource>,
         signals: Arc<Signals>,
-    ) -> Result<(Session, Vec<Tool>), DiscoveryError> {
+        era: Era,
+    ) -> Result<(Session, Listing, Option<Subscription>), DiscoveryError> {
         let target = target(meta);
         // reqwest never asks the guarded resolver about a literal address: check it here.
         if let Ok(url) = url::Url::parse(&meta.mcp_url)
@@ -148,20 +172,38 @@ impl Opener<'_> {
             client = client.with_kept_connections(calls);
         }
         let direct_client = client.clone();
-        let mut config = StreamableHttpClientTransportConfig::with_uri(meta.mcp_url.as_str())
-            // A restarted server does not know our session: reconnect (and re-list) instead.
-            .reinit_on_expired_session(false);
-        config.retry_config = Arc::new(StreamWatch {
-            signals: signals.clone(),
-            // "Long ago", so the first break is signalled at once.
-            last_signal_ms: AtomicU64::new(0),
-            epoch: std::time::Instant::now()
-                .checked_sub(SIGNAL_GAP)
-                .unwrap_or_else(std::time::Instant::now),
-        });
+        let transport = || {
+            let mut config = StreamableHttpClientTransportConfig::with_uri(meta.mcp_url.as_str())
+                // A restarted server does not know our session: reconnect (and re-list) instead.
+                .reinit_on_expired_session(false);
+            config.retry_config = Arc::new(StreamWatch {
+                signals: signals.clone(),
+                // "Long ago", so the first break is signalled at once.
+                last_signal_ms: AtomicU64::new(0),
+                epoch: std::time::Instant::now()
+                    .checked_sub(SIGNAL_GAP)
+                    .unwrap_or_else(std::time::Instant::now),
+            });
+            StreamableHttpClientTransport::with_client(Layered(client.clone()), config)
+        };
         let handler = FleetClient::new(self.client_name, self.client_version, signals.clone());
-        let transport = StreamableHttpClientTransport::with_client(Layered(client), config);
-        let running = match tokio::time::timeout_at(deadline, handler.serve(transport)).await {
+        let opening = async {
+            if era == Era::Legacy {
+                return handler.clone().serve(transport()).await;
+            }
+            match handler
+                .clone()
+                .serve_with_lifecycle(transport(), lifecycle::modern_first())
+                .await
+            {
+                // It knows `server/discover` but no revision without `initialize`.
+                Err(e) if lifecycle::needs_initialize(&e) => {
+                    handler.clone().serve(transport()).await
+                }
+                opened => opened,
+            }
+        };
+        let running = match tokio::time::timeout_at(deadline, opening).await {
             Ok(Ok(running)) => running,
             Ok(Err(e)) => return Err(target.initialize_error(&e)),
             Err(_) => return Err(target.timeout("connect", self.timeout)),
@@ -171,6 +213,12 @@ impl Opener<'_> {
             .peer_info()
             .map(|info| info.protocol_version.clone())
             .unwrap_or_default();
+        signals.opened(version.as_str());
+        let era = if version.has_initialize() {
+            Era::Legacy
+        } else {
+            Era::Modern
+        };
         // The transport's clone of the client captured the session id on `initialize`.
         let session_id = direct_client.session_id.get().cloned();
         let direct = self.calls.and_then(|calls| {
@@ -180,18 +228,31 @@ impl Opener<'_> {
                 Arc::from(meta.mcp_url.as_str()),
                 session_id,
                 &version,
+                (era == Era::Modern).then_some((self.client_name, self.client_version)),
                 signals,
             )
             .map(Arc::new)
         });
-        let session = Session { running, direct };
-        // The index is the cache; rmcp's own would answer re-lists from memory.
+        let session = Session {
+            running,
+            direct,
+            era,
+        };
+        // The index is the cache (kept for a listing's `ttlMs`); rmcp's own would answer
+        // re-lists from memory.
         session
             .peer()
             .set_response_cache_config(ClientCacheConfig::disabled())
             .await;
-        match tokio::time::timeout_at(deadline, list_tools(session.peer(), &target)).await {
-            Ok(Ok(tools)) => Ok((session, tools)),
+        // Subscribed before listing, so that no change after the listing goes unheard.
+        let subscribed = subscribe(&session, &target);
+        let Ok(subscription) = tokio::time::timeout_at(deadline, subscribed).await else {
+            session.close(Duration::from_secs(1)).await;
+            return Err(target.timeout("connect (subscriptions/listen)", self.timeout));
+        };
+        let listed = list_tools(session.peer(), session.is_modern(), &target);
+        match tokio::time::timeout_at(deadline, listed).await {
+            Ok(Ok(listing)) => Ok((session, listing, subscription)),
             Ok(Err(e)) => {
                 session.close(Duration::from_secs(1)).await;
                 Err(e)
@@ -213,28 +274,97 @@ pub(crate) fn target(meta: &ServerMeta) -> Target<'_> {
     }
 }
 
+/// On 2026-07-28, a `subscriptions/listen` stream for `tools/list_changed`, where the server
+/// announces list changes and accepts it; `None` otherwise (a session hears them as
+/// notifications, and a stale listing is re-read when used).
+async fn subscribe(session: &Session, target: &Target<'_>) -> Option<Subscription> {
+    if !session.is_modern() {
+        return None;
+    }
+    let announces = session.peer().peer_info().is_some_and(|info| {
+        info.capabilities
+            .tools
+            .as_ref()
+            .is_some_and(|tools| tools.list_changed == Some(true))
+    });
+    if !announces {
+        return None;
+    }
+    let filter = SubscriptionFilter::builder().tools_list_changed().build();
+    match session.peer().listen(filter).await {
+        Ok(subscription) if subscription.acknowledged().tools_list_changed == Some(true) => {
+            Some(subscription)
+        }
+        Ok(_) => None,
+        Err(e) => {
+            tracing::debug!(server = %target.server, error = %e, "no subscriptions/listen");
+            None
+        }
+    }
+}
+
+/// A server's tools, and until when they may be reused without asking again.
+pub(crate) struct Listing {
+    pub(crate) tools: Vec<Tool>,
+    /// From a 2026-07-28 listing's `ttlMs` (absent: `0`); `None` for a session-based one, which
+    /// stays fresh until the server says `tools/list_changed`.
+    pub(crate) ttl: Option<Duration>,
+    /// Its `cacheScope` is `private` (on any page).
+    pub(crate) private: bool,
+}
+
 /// Every tool of the server (no tools capability: none).
 pub(crate) async fn list_tools(
     peer: &Peer<RoleClient>,
+    modern: bool,
     target: &Target<'_>,
-) -> Result<Vec<Tool>, DiscoveryError> {
+) -> Result<Listing, DiscoveryError> {
     let offers_tools = peer
         .peer_info()
         .is_none_or(|info| info.capabilities.tools.is_some());
     if !offers_tools {
-        return Ok(Vec::new());
+        return Ok(Listing {
+            tools: Vec::new(),
+            ttl: None,
+            private: false,
+        });
     }
-    peer.list_all_tools()
+    let merged = peer
+        .list_all_tools_with_cache_hint()
         .await
-        .map_err(|e| target.service_error("tools/list", &e))
+        .map_err(|e| target.service_error("tools/list", &e))?;
+    Ok(Listing {
+        tools: merged.items,
+        ttl: modern.then(|| Duration::from_millis(merged.ttl_ms.unwrap_or(0))),
+        private: modern && merged.cache_scope == Some(CacheScope::Private),
+    })
 }
 
-/// Whether the server answers a `ping` within `limit`.
+/// Whether the server answers within `limit`: a `ping` in a session, `server/discover` on
+/// 2026-07-28, which has no `ping`.
 pub(crate) async fn ping(
-    peer: &Peer<RoleClient>,
+    session: &Session,
+    client_name: &str,
+    client_version: &str,
     target: &Target<'_>,
     limit: Duration,
 ) -> Result<(), DiscoveryError> {
+    let peer = session.peer();
+    if session.is_modern() {
+        let version = peer.peer_info().map_or(ProtocolVersion::LATEST, |info| {
+            info.protocol_version.clone()
+        });
+        let meta = RequestMetaObject::with_client_context(
+            version,
+            Implementation::new(client_name, client_version),
+            ClientCapabilities::default(),
+        );
+        return match tokio::time::timeout(limit, peer.discover(meta)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(target.service_error("server/discover", &e)),
+            Err(_) => Err(target.timeout("server/discover", limit)),
+        };
+    }
     let request = ClientRequest::PingRequest(PingRequest::default());
     match tokio::time::timeout(limit, peer.send_request(request)).await {
         Ok(Ok(_)) => Ok(()),

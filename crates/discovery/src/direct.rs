@@ -12,10 +12,18 @@
 //! supervisor, a `ping` from the server is answered, and any other request from the server is
 //! refused as unsupported (this client offers no sampling, roots or elicitation).
 //!
-//! Sessions on a protocol revision that adds per-request headers (rmcp computes those), and
-//! servers that gave no session id, keep going through rmcp.
+//! On 2026-07-28 there is no session: each call carries the protocol version, the client's
+//! identity and capabilities in its `_meta`, and the `Mcp-Method` and `Mcp-Name` headers. A tool
+//! whose schema asks for `Mcp-Param-*` headers (`x-mcp-header`), or whose name would need
+//! encoding in a header, goes through rmcp, which computes those; so do session-based servers
+//! that gave no session id.
+//!
+//! Over 500 lines: one hot path, over both transports (kept connections, reqwest) and both
+//! protocol eras, kept in one file so that it reads top to bottom (its unit tests are at the end).
 
-use rmcp::transport::common::http_header::HEADER_MCP_PROTOCOL_VERSION;
+use rmcp::transport::common::http_header::{
+    HEADER_MCP_METHOD, HEADER_MCP_NAME, HEADER_MCP_PROTOCOL_VERSION,
+};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,8 +36,8 @@ use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotification,
     CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification, ClientRequest,
-    ClientResult, ErrorData, JsonObject, ProtocolVersion, RequestId, ServerJsonRpcMessage,
-    ServerNotification, ServerRequest, ServerResult,
+    ClientResult, ErrorData, GetMeta, JsonObject, ProtocolVersion, RequestId, RequestMetaObject,
+    ServerJsonRpcMessage, ServerNotification, ServerRequest, ServerResult, Tool,
 };
 use rmcp::transport::streamable_http_client::{StreamableHttpError, StreamableHttpPostResponse};
 
@@ -69,12 +77,25 @@ struct CallRequest<'a> {
     params: CallParams<'a>,
 }
 
-/// A `tools/call`'s parameters, as rmcp's `CallToolRequestParams` writes a name and arguments.
+/// A `tools/call`'s parameters, as rmcp's `CallToolRequestParams` writes a name and arguments
+/// (and, on 2026-07-28, the request's `_meta`).
 #[derive(serde::Serialize)]
 struct CallParams<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     arguments: Option<&'a JsonObject>,
+    #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
+    meta: Option<&'a serde_json::Value>,
+}
+
+/// What a 2026-07-28 call carries instead of a session.
+struct Stateless {
+    /// The request `_meta`: protocol version, client info and capabilities.
+    meta: RequestMetaObject,
+    /// The same, as JSON, for the calls written by hand.
+    meta_json: serde_json::Value,
+    /// `Mcp-Name`.
+    name_header: HeaderName,
 }
 
 /// Calls on one open session without rmcp's client service.
@@ -83,8 +104,11 @@ pub(crate) struct Direct {
     /// Kept connections for `http://` servers (see `call_http`); else `client` posts.
     pooled: Option<(CallHttp, hyper::Uri)>,
     uri: Arc<str>,
-    session_id: Arc<str>,
+    /// `None` on 2026-07-28.
+    session_id: Option<Arc<str>>,
     headers: HashMap<HeaderName, HeaderValue>,
+    /// Set on 2026-07-28.
+    stateless: Option<Stateless>,
     signals: Arc<Signals>,
     next_id: AtomicU64,
 }
@@ -99,22 +123,46 @@ impl std::fmt::Debug for Direct {
 
 impl Direct {
     /// The direct path of a session with `session_id` on `version`, or `None` where rmcp must
-    /// stay in the loop.
+    /// stay in the loop. `client` (name, version) is given on 2026-07-28, whose calls carry it.
     pub(crate) fn new(
         client: AuthedClient,
         calls: &CallHttp,
         uri: Arc<str>,
         session_id: Option<Arc<str>>,
         version: &ProtocolVersion,
+        client_info: Option<(&str, &str)>,
         signals: Arc<Signals>,
     ) -> Option<Self> {
-        if *version >= ProtocolVersion::STANDARD_HEADERS {
+        let stateless = match client_info {
+            Some((name, client_version)) if !version.has_initialize() => {
+                let meta = RequestMetaObject::with_client_context(
+                    version.clone(),
+                    rmcp::model::Implementation::new(name, client_version),
+                    rmcp::model::ClientCapabilities::default(),
+                );
+                let meta_json = serde_json::to_value(&meta).ok()?;
+                let name_header = HeaderName::from_bytes(HEADER_MCP_NAME.as_bytes()).ok()?;
+                Some(Stateless {
+                    meta,
+                    meta_json,
+                    name_header,
+                })
+            }
+            // A session-based revision whose requests need more headers than its version.
+            _ if *version >= ProtocolVersion::STANDARD_HEADERS => return None,
+            _ => None,
+        };
+        if stateless.is_none() && session_id.is_none() {
             return None;
         }
         let value = HeaderValue::from_str(version.as_str()).ok()?;
         // `HeaderName` keeps names lowercase; rmcp spells its constant `MCP-Protocol-Version`.
         let name = HeaderName::from_bytes(HEADER_MCP_PROTOCOL_VERSION.as_bytes()).ok()?;
-        let headers = HashMap::from([(name, value)]);
+        let mut headers = HashMap::from([(name, value)]);
+        if stateless.is_some() {
+            let method = HeaderName::from_bytes(HEADER_MCP_METHOD.as_bytes()).ok()?;
+            headers.insert(method, HeaderValue::from_static("tools/call"));
+        }
         let pooled = (call_http::KEEPS_CONNECTIONS && uri.starts_with("http://"))
             .then(|| uri.parse::<hyper::Uri>().ok())
             .flatten()
@@ -123,11 +171,19 @@ impl Direct {
             client,
             pooled,
             uri,
-            session_id: session_id?,
+            session_id: session_id.filter(|_| stateless.is_none()),
             headers,
+            stateless,
             signals,
             next_id: AtomicU64::new(0),
         })
+    }
+
+    /// Whether calls of `tool` can go this way: on 2026-07-28, not when its schema asks for
+    /// `Mcp-Param-*` headers or its name would need encoding as `Mcp-Name`.
+    pub(crate) fn handles(&self, tool: &Tool) -> bool {
+        self.stateless.is_none()
+            || (plain_header_value(&tool.name) && !asks_for_param_headers(&tool.input_schema))
     }
 
     /// One `tools/call`, answered when the server's response to it arrives.
@@ -148,12 +204,25 @@ impl Direct {
         answer
     }
 
+    /// The headers of a call of `tool`.
+    fn call_headers(&self, tool: &str) -> Cow<'_, HashMap<HeaderName, HeaderValue>> {
+        let Some(stateless) = &self.stateless else {
+            return Cow::Borrowed(&self.headers);
+        };
+        let mut headers = self.headers.clone();
+        if let Ok(value) = HeaderValue::from_str(tool) {
+            headers.insert(stateless.name_header.clone(), value);
+        }
+        Cow::Owned(headers)
+    }
+
     async fn exchange(
         &self,
         name: Cow<'static, str>,
         arguments: Option<Cow<'_, JsonObject>>,
         id: &RequestId,
     ) -> Result<CallToolResult, DirectError> {
+        let headers = self.call_headers(&name);
         if let Some((http, uri)) = &self.pooled {
             // Written straight from the parameters (rmcp's message type serializes through a
             // flattened map), borrowed: a caller may send them again elsewhere.
@@ -164,24 +233,30 @@ impl Direct {
                 params: CallParams {
                     name: &name,
                     arguments: arguments.as_deref(),
+                    meta: self.stateless.as_ref().map(|s| &s.meta_json),
                 },
             };
             let body = serde_json::to_vec(&request).map_err(|e| DirectError::Http(e.into()))?;
-            return self.exchange_pooled(http, uri, body.into(), id).await;
+            return self
+                .exchange_pooled(http, uri, body.into(), &headers, id)
+                .await;
         }
         let mut params = CallToolRequestParams::new(name);
         if let Some(arguments) = arguments {
             params = params.with_arguments(arguments.into_owned());
         }
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let mut request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        if let Some(stateless) = &self.stateless {
+            request.get_meta_mut().extend(stateless.meta.clone());
+        }
         let message = ClientJsonRpcMessage::request(request, id.clone());
         let posted = self
             .client
             .post(Post::new(
                 self.uri.clone(),
                 message,
-                Some(self.session_id.clone()),
-                self.headers.clone(),
+                self.session_id.clone(),
+                headers.into_owned(),
             ))
             .await
             .map_err(DirectError::Http)?;
@@ -218,6 +293,7 @@ impl Direct {
         http: &CallHttp,
         uri: &hyper::Uri,
         body: bytes::Bytes,
+        headers: &HashMap<HeaderName, HeaderValue>,
         id: &RequestId,
     ) -> Result<CallToolResult, DirectError> {
         let tokens = self.client.tokens.as_deref();
@@ -227,7 +303,9 @@ impl Direct {
         };
         let mut refreshed = false;
         let response = loop {
-            let response = self.post(http, uri, body.clone(), token.as_deref()).await?;
+            let response = self
+                .post(http, uri, body.clone(), headers, token.as_deref())
+                .await?;
             let status = response.status().as_u16();
             match (status, tokens) {
                 // A rejected token is replaced once, as on the library's other requests.
@@ -305,10 +383,11 @@ impl Direct {
         http: &CallHttp,
         uri: &hyper::Uri,
         body: bytes::Bytes,
+        headers: &HashMap<HeaderName, HeaderValue>,
         token: Option<&str>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, DirectError> {
         let request =
-            call_http::post_request(uri, body, Some(&self.session_id), &self.headers, token)
+            call_http::post_request(uri, body, self.session_id.as_deref(), headers, token)
                 .map_err(|e| DirectError::Transport(format!("cannot build the request: {e}")))?;
         match tokio::time::timeout(self.client.head_timeout, http.request(request)).await {
             Ok(Ok(response)) => Ok(response),
@@ -393,8 +472,13 @@ impl Direct {
         }
     }
 
-    /// Posts `message` (a reply or a notification) without waiting for it.
+    /// Posts `message` (a reply or a notification) without waiting for it. Not on 2026-07-28:
+    /// with no session there is nothing to post it to (a call is cancelled by closing its
+    /// stream, and the revision has no `ping`).
     fn send_in_background(&self, message: ClientJsonRpcMessage) {
+        if self.stateless.is_some() {
+            return;
+        }
         let (client, uri, session, headers) = (
             self.client.clone(),
             self.uri.clone(),
@@ -402,10 +486,7 @@ impl Direct {
             self.headers.clone(),
         );
         tokio::spawn(async move {
-            if let Err(e) = client
-                .post(Post::new(uri, message, Some(session), headers))
-                .await
-            {
+            if let Err(e) = client.post(Post::new(uri, message, session, headers)).await {
                 tracing::debug!(error = %e, "posting to an MCP server failed");
             }
         });
@@ -435,6 +516,29 @@ impl Drop for CancelOnDrop<'_> {
     }
 }
 
+/// Whether `text` goes into a header as it is (tool names that follow the specification's
+/// advice, `A-Z a-z 0-9 _ - .`, always do).
+fn plain_header_value(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
+}
+
+/// Whether an input schema marks any argument for an `Mcp-Param-*` header.
+fn asks_for_param_headers(schema: &JsonObject) -> bool {
+    fn walk(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.contains_key("x-mcp-header") || map.values().any(walk)
+            }
+            serde_json::Value::Array(items) => items.iter().any(walk),
+            _ => false,
+        }
+    }
+    schema.contains_key("x-mcp-header") || schema.values().any(walk)
+}
+
 /// A response to `tools/call` as its result; a result without content (`{}`) is an empty one,
 /// as rmcp reads it.
 fn tool_result(result: ServerResult) -> Result<CallToolResult, DirectError> {
@@ -445,5 +549,37 @@ fn tool_result(result: ServerResult) -> Result<CallToolResult, DirectError> {
             "the answer to tools/call is not a tool result: {}",
             serde_json::to_string(&other).unwrap_or_else(|_| "unreadable".into())
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tools_that_need_more_headers_go_through_rmcp() {
+        let schema = |value: serde_json::Value| match value {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!("a literal object"),
+        };
+        let plain = schema(serde_json::json!({
+            "type": "object",
+            "properties": {"region": {"type": "string"}},
+        }));
+        let annotated = schema(serde_json::json!({
+            "type": "object",
+            "properties": {"region": {"type": "string", "x-mcp-header": "Region"}},
+        }));
+        assert!(!asks_for_param_headers(&plain));
+        assert!(asks_for_param_headers(&annotated));
+        for (name, plain) in [
+            ("search", true),
+            ("catalog.search-v2_x", true),
+            ("", false),
+            ("with space", false),
+            ("naïve", false),
+        ] {
+            assert_eq!(plain_header_value(name), plain, "{name:?}");
+        }
     }
 }

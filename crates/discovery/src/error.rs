@@ -1,7 +1,7 @@
 //! Why discovery, a connection or a call failed, in words a person can act on; and the
 //! translation of rmcp's transport errors into them.
 //!
-//! Over 500 lines with its unit tests, which sit next to the code they check (88 of 544 lines).
+//! Over 500 lines with its unit tests, which sit next to the code they check (87 of 558 lines).
 
 use std::error::Error as StdError;
 use std::time::Duration;
@@ -290,8 +290,21 @@ impl Target<'_> {
         match error {
             ClientInitializeError::JsonRpcError(e) => self.rpc("initialize", e),
             ClientInitializeError::TransportError { error, .. } => self.transport_error(error),
-            ClientInitializeError::LegacyFallbackFailed { fallback, .. } => {
-                self.initialize_error(fallback)
+            // `server/discover` drew an error that is no 2026-07-28 one, and `initialize` then
+            // failed too: the second failure says more, unless it is only that the server
+            // answered it out of turn (as one that answers everything alike does).
+            ClientInitializeError::LegacyFallbackFailed { discover, fallback } => {
+                let out_of_turn = matches!(
+                    **fallback,
+                    ClientInitializeError::UncorrelatedErrorResponse { .. }
+                        | ClientInitializeError::ConflictInitResponseId(..)
+                );
+                match &**discover {
+                    ClientInitializeError::JsonRpcError(e) if out_of_turn => {
+                        self.rpc("server/discover", e)
+                    }
+                    _ => self.initialize_error(fallback),
+                }
             }
             other => DiscoveryError::Protocol {
                 what: "initialize".into(),

@@ -2,11 +2,12 @@
 //! service's, each instance's own, and bare), rebuilt from per-server parts and swapped in
 //! whole, so a reader never sees half of a change.
 //!
-//! Over 500 lines with its unit tests, which sit next to the code they check (179 of 538 lines).
+//! Over 500 lines with its unit tests, which sit next to the code they check (178 of 586 lines).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use rmcp::RoleClient;
 use rmcp::model::Tool;
@@ -79,15 +80,83 @@ pub struct ServerSummary {
     pub state: ServerState,
     /// How many tools it offers (as last listed).
     pub tools: usize,
+    /// The MCP revision spoken with it (`2026-07-28`, or the session's), once connected.
+    pub protocol_version: Option<String>,
+    /// Its last listing said `cacheScope: "private"` (2026-07-28): made for this client's
+    /// credentials, not to be passed on to others as it is.
+    pub private_listing: bool,
 }
 
 /// Wakes a server's supervisor.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Signals {
-    /// The server sent `notifications/tools/list_changed`.
+    /// The server sent `notifications/tools/list_changed`, or the listing went stale.
     pub(crate) tools_changed: Notify,
     /// Something suggests the session died (its event stream broke, a call failed).
     pub(crate) suspect: Notify,
+    /// Until when the listing is fresh, in milliseconds after `epoch` (`u64::MAX`: until the
+    /// server says otherwise).
+    fresh_until_ms: AtomicU64,
+    epoch: std::time::Instant,
+    /// The revision of the current (or last) session.
+    protocol_version: std::sync::Mutex<Option<String>>,
+    /// The last listing's `cacheScope` was `private`.
+    pub(crate) private_listing: AtomicBool,
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Self {
+            tools_changed: Notify::new(),
+            suspect: Notify::new(),
+            fresh_until_ms: AtomicU64::new(u64::MAX),
+            epoch: std::time::Instant::now(),
+            protocol_version: std::sync::Mutex::new(None),
+            private_listing: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Signals {
+    /// A session on `version` was opened.
+    pub(crate) fn opened(&self, version: &str) {
+        if let Ok(mut v) = self.protocol_version.lock() {
+            *v = Some(version.to_owned());
+        }
+    }
+
+    fn protocol_version(&self) -> Option<String> {
+        self.protocol_version.lock().ok().and_then(|v| v.clone())
+    }
+
+    /// A listing was just read, fresh for `ttl` (`None`: until the server says it changed).
+    pub(crate) fn listed(&self, ttl: Option<Duration>) {
+        let until = ttl.map_or(u64::MAX, |ttl| {
+            self.now_ms()
+                .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+        });
+        self.fresh_until_ms.store(until, Ordering::Relaxed);
+    }
+
+    /// The listing is being used: past its freshness, the supervisor re-lists (once: the
+    /// listing counts as fresh again until that is done).
+    pub(crate) fn touch(&self) {
+        let until = self.fresh_until_ms.load(Ordering::Relaxed);
+        if until == u64::MAX || self.now_ms() < until {
+            return;
+        }
+        if self
+            .fresh_until_ms
+            .compare_exchange(until, u64::MAX, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.tools_changed.notify_one();
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// The registry facts about a server that the index needs.
@@ -185,6 +254,8 @@ impl ServerPart {
             mcp_url: self.meta.mcp_url.clone(),
             state: self.state.clone(),
             tools: self.tools.len(),
+            protocol_version: self.signals.protocol_version(),
+            private_listing: self.signals.private_listing.load(Ordering::Relaxed),
         }
     }
 }

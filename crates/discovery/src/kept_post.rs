@@ -6,8 +6,10 @@
 //! and each is work on both ends, so these POSTs go on kept connections instead (figures in
 //! docs/perf.md, discovery connect). The answers are read as rmcp's reqwest client reads them: `202`/`204` (or an empty `200` to a
 //! notification) is accepted, JSON is one message, an event stream becomes events, a `404`
-//! in a session is an expired session, `401`/`403` carry the server's challenge, and `429` or
-//! `5xx` without a JSON-RPC error in the body is an HTTP status error.
+//! in a session is an expired session, `401`/`403` carry the server's challenge, `429` or
+//! `5xx` without a JSON-RPC error in the body is an HTTP status error, and any other `4xx` to a
+//! `server/discover` outside a session is its JSON-RPC error (so that the client falls back to
+//! `initialize` on a server that predates 2026-07-28).
 //!
 //! The session's event stream (`GET`) and its end (`DELETE`) still go through reqwest.
 
@@ -15,7 +17,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::StatusCode;
 use hyper::body::Body as _;
 use reqwest::header::{HeaderName, HeaderValue};
-use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest, ErrorData, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_client::{
     AuthRequiredError, HttpStatusError, InsufficientScopeError, StreamableHttpError,
     StreamableHttpPostResponse, StreamableHttpResponseLimits,
@@ -89,6 +91,29 @@ pub(crate) async fn post(
         return Err(StreamableHttpError::SessionExpired);
     }
     let is_json = essence == "application/json";
+    if let Some(id) = discover_id(message, session_id)
+        && status.is_client_error()
+        && !matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+    {
+        let bytes = read_all(response.into_body(), limits.max_error_response_size)
+            .await
+            .unwrap_or_default();
+        let error = match serde_json::from_slice::<ServerJsonRpcMessage>(&bytes) {
+            Ok(ServerJsonRpcMessage::Error(e)) => e.error,
+            _ => ErrorData::invalid_request(
+                format!(
+                    "server/discover rejected with HTTP {status}: {}",
+                    preview(&bytes)
+                ),
+                None,
+            ),
+        };
+        // Under the request's own id, whatever the body said: rmcp's lifecycle reads it so.
+        return Ok(StreamableHttpPostResponse::Json(
+            ServerJsonRpcMessage::error(error, Some(id)),
+            None,
+        ));
+    }
     if !status.is_success() {
         let http_status = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
         let retry_after = header("retry-after");
@@ -150,6 +175,22 @@ pub(crate) async fn post(
                 (!content_type.is_empty()).then_some(content_type),
             ))
         }
+    }
+}
+
+/// The id of `message` when it is a `server/discover` sent outside a session.
+fn discover_id(
+    message: &ClientJsonRpcMessage,
+    session_id: Option<&str>,
+) -> Option<rmcp::model::RequestId> {
+    match message {
+        ClientJsonRpcMessage::Request(request)
+            if session_id.is_none()
+                && matches!(request.request, ClientRequest::DiscoverRequest(_)) =>
+        {
+            Some(request.id.clone())
+        }
+        _ => None,
     }
 }
 

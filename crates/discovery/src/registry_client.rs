@@ -503,6 +503,19 @@ impl RegistryClient {
         Self::decode(self.send(self.http.post(url).json(&body)).await?).await
     }
 
+    /// Reports a gateway replica's canary counts of `service`
+    /// (`POST /services/{service}/routing/observations`); returns every replica's sum over the
+    /// rollback window. A `404` problem when the service has no policy (or the registry
+    /// predates the route).
+    pub async fn report_observations(
+        &self,
+        service: &str,
+        report: &mcp_fleet_model::Observations,
+    ) -> Result<mcp_fleet_model::ObservedTotals, ClientError> {
+        let url = self.routing_url(service, "routing/observations")?;
+        Self::decode(self.send(self.http.post(url).json(report)).await?).await
+    }
+
     /// The routing policy of `service` as Istio manifests (`GET /services/{service}/istio`): a
     /// `VirtualService` and a `DestinationRule`, as YAML.
     pub async fn istio(&self, service: &str) -> Result<String, ClientError> {

@@ -1,15 +1,19 @@
-//! One task per server: connect, publish its tools, re-list them on `list_changed`, notice a
-//! dead session, mark its tools unavailable and reconnect with exponential backoff and jitter.
+//! One task per server: connect, publish its tools, re-list them on `list_changed` (on
+//! 2026-07-28 heard over `subscriptions/listen` where the server offers it) and when a listing
+//! used past its `ttlMs`, notice a dead session, mark its tools unavailable and reconnect with
+//! exponential backoff and jitter.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use mcp_fleet_model::Entry;
-use rmcp::model::Tool;
+use rmcp::model::{ServerNotification, Tool};
+use rmcp::service::Subscription;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::{Opener, Session, list_tools, ping, target};
+use crate::connection::{Era, Listing, Opener, Session, list_tools, ping, target};
 use crate::direct::Direct;
 use crate::discovery::Shared;
 use crate::error::DiscoveryError;
@@ -19,6 +23,21 @@ pub use mcp_fleet_net::Backoff;
 
 /// Least time between two liveness checks prompted by suspicions.
 const SUSPECT_GAP: Duration = Duration::from_secs(1);
+
+/// Least time a 2026-07-28 listing counts as fresh, whatever its `ttlMs` (rmcp's servers say
+/// `0`): a busy host would otherwise re-list on every call.
+const LEAST_FRESH: Duration = Duration::from_millis(250);
+
+/// How long a listing with `ttl` (see [`Listing`]) is reused before it is read again, `None`
+/// for until the server says it changed: so a session-based listing, and a `ttlMs` of `0` while
+/// a `subscriptions/listen` stream tells of changes.
+fn freshness(ttl: Option<Duration>, subscribed: bool) -> Option<Duration> {
+    match ttl {
+        None => None,
+        Some(ttl) if ttl.is_zero() && subscribed => None,
+        Some(ttl) => Some(ttl.max(LEAST_FRESH)),
+    }
+}
 
 /// Why a connected session ended.
 enum Ended {
@@ -43,26 +62,40 @@ impl Supervisor {
     pub(crate) async fn run(self, first: oneshot::Sender<Result<usize, DiscoveryError>>) {
         let mut first = Some(first);
         let mut attempt: u32 = 0;
+        let mut era = Era::Unknown;
         loop {
             let opened = tokio::select! {
-                opened = self.open() => opened,
+                opened = self.open(era) => opened,
                 () = self.stop.cancelled() => return,
             };
             match opened {
-                Ok((session, tools)) => {
+                Ok((
+                    session,
+                    Listing {
+                        tools,
+                        ttl,
+                        private,
+                    },
+                    subscription,
+                )) => {
                     attempt = 0;
+                    era = session.era;
+                    self.signals.listed(freshness(ttl, subscription.is_some()));
+                    self.signals
+                        .private_listing
+                        .store(private, Ordering::Relaxed);
                     tracing::debug!(server = %self.meta.id, tools = tools.len(), "connected");
                     let count = tools.len();
                     // Publish before reporting, so `connect` returns with the tools indexed.
                     self.publish(
                         ServerState::Ready,
                         Some((session.peer().clone(), session.direct.clone())),
-                        Some(tools),
+                        Some(tools.clone()),
                     );
                     if let Some(tx) = first.take() {
                         let _ = tx.send(Ok(count));
                     }
-                    let ended = self.serve(&session).await;
+                    let ended = self.serve(&session, tools, subscription).await;
                     let limit = self.shared.settings.ping_timeout();
                     match ended {
                         Ended::Stopped => {
@@ -78,6 +111,8 @@ impl Supervisor {
                     }
                 }
                 Err(e) => {
+                    // Probe again next time: the server may have been replaced.
+                    era = Era::Unknown;
                     if attempt == 0 && matches!(e, DiscoveryError::Refused { .. }) {
                         tracing::warn!(server = %self.meta.id, error = %e,
                             "the address policy refuses this server: it is not connected to");
@@ -98,7 +133,10 @@ impl Supervisor {
         }
     }
 
-    async fn open(&self) -> Result<(Session, Vec<Tool>), DiscoveryError> {
+    async fn open(
+        &self,
+        era: Era,
+    ) -> Result<(Session, Listing, Option<Subscription>), DiscoveryError> {
         let tokens =
             self.shared
                 .tokens
@@ -117,11 +155,19 @@ impl Supervisor {
             request_timeout: settings.call_timeout,
             policy: &settings.policy,
         };
-        opener.open(&self.meta, tokens, self.signals.clone()).await
+        opener
+            .open(&self.meta, tokens, self.signals.clone(), era)
+            .await
     }
 
-    /// Serves a connected session until it dies or the supervisor stops.
-    async fn serve(&self, session: &Session) -> Ended {
+    /// Serves a connected session, whose tools were last listed as `listed`, with its
+    /// `subscriptions/listen` stream if it has one, until it dies or the supervisor stops.
+    async fn serve(
+        &self,
+        session: &Session,
+        mut listed: Vec<Tool>,
+        mut subscription: Option<Subscription>,
+    ) -> Ended {
         let settings = &self.shared.settings;
         let target = target(&self.meta);
         // Every call's response stream ends by asking the retry policy, which signals a
@@ -135,6 +181,12 @@ impl Supervisor {
             t
         });
         loop {
+            let heard = async {
+                match subscription.as_mut() {
+                    Some(sub) => sub.next().await,
+                    None => std::future::pending().await,
+                }
+            };
             let tick = async {
                 match keepalive.as_mut() {
                     Some(t) => {
@@ -151,16 +203,38 @@ impl Supervisor {
             };
             tokio::select! {
                 () = self.stop.cancelled() => return Ended::Stopped,
+                heard = heard => {
+                    match heard {
+                        Ok(Some(ServerNotification::ToolListChangedNotification(_))) => {
+                            self.signals.tools_changed.notify_one();
+                        }
+                        Ok(Some(_)) => {}
+                        // The server ended it, or it broke: the old way from here (re-listing
+                        // when a listing is used stale), and a liveness check.
+                        Ok(None) | Err(_) => {
+                            tracing::debug!(server = %self.meta.id, "subscriptions/listen ended");
+                            subscription = None;
+                            self.signals.listed(freshness(Some(Duration::ZERO), false));
+                            self.signals.suspect.notify_one();
+                        }
+                    }
+                }
                 () = self.signals.tools_changed.notified() => {
-                    let listed = tokio::time::timeout(
+                    let relisted = tokio::time::timeout(
                         settings.connect_timeout,
-                        list_tools(session.peer(), &target),
+                        list_tools(session.peer(), session.is_modern(), &target),
                     )
                     .await;
-                    match listed {
-                        Ok(Ok(tools)) => {
-                            tracing::debug!(server = %self.meta.id, tools = tools.len(), "tool list changed");
-                            self.publish(ServerState::Ready, Some((session.peer().clone(), session.direct.clone())), Some(tools));
+                    match relisted {
+                        Ok(Ok(Listing { tools, ttl, private })) => {
+                            self.signals.listed(freshness(ttl, subscription.is_some()));
+                            self.signals.private_listing.store(private, Ordering::Relaxed);
+                            // A listing that only got old changes nothing: no new index.
+                            if tools != listed {
+                                tracing::debug!(server = %self.meta.id, tools = tools.len(), "tool list changed");
+                                listed.clone_from(&tools);
+                                self.publish(ServerState::Ready, Some((session.peer().clone(), session.direct.clone())), Some(tools));
+                            }
                         }
                         Ok(Err(e)) => {
                             tracing::warn!(server = %self.meta.id, error = %e, "re-listing tools failed");
@@ -203,10 +277,20 @@ impl Supervisor {
         }
     }
 
-    /// Whether the session is alive: a `ping` answered, even with an error, says it is.
+    /// Whether the session is alive: a `ping` (`server/discover` on 2026-07-28) answered, even
+    /// with an error, says it is.
     async fn check(&self, session: &Session) -> Result<(), DiscoveryError> {
-        let limit = self.shared.settings.ping_timeout();
-        match ping(session.peer(), &target(&self.meta), limit).await {
+        let settings = &self.shared.settings;
+        let limit = settings.ping_timeout();
+        let checked = ping(
+            session,
+            &settings.client_name,
+            &settings.client_version,
+            &target(&self.meta),
+            limit,
+        )
+        .await;
+        match checked {
             Ok(()) | Err(DiscoveryError::Rpc { .. }) => Ok(()),
             Err(e) => Err(e),
         }

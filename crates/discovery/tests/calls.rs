@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 use mcp_fleet_discovery::Discovery;
 use serde_json::json;
 
-use crate::common::server::{CHATTY, CHATTY_ADDS, TestServer};
+use crate::common::server::{CHATTY, CHATTY_ADDS, Speaks, TestServer};
 use crate::common::{TestRegistry, echoed, eventually, registration, request_id};
 
 #[tokio::test]
 async fn calls_skip_the_rmcp_service_and_answer_the_server_on_the_way() {
     let registry = TestRegistry::start().await;
-    let server = TestServer::start("talker", &["search", CHATTY]).await;
+    // Pinging the client mid-call takes a session: before 2026-07-28.
+    let server = TestServer::start_speaking("talker", &["search", CHATTY], Speaks::session()).await;
     registry
         .register(&registration(
             "talker",
@@ -192,7 +193,8 @@ async fn the_sessions_own_requests_keep_their_connection_too() {
 #[tokio::test]
 async fn with_rmcp_only_every_request_goes_through_rmcps_client() {
     let registry = TestRegistry::start().await;
-    let server = TestServer::start("plain", &["search", CHATTY]).await;
+    // Pinging the client mid-call takes a session: before 2026-07-28.
+    let server = TestServer::start_speaking("plain", &["search", CHATTY], Speaks::session()).await;
     registry
         .register(&registration(
             "plain",

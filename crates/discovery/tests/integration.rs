@@ -11,4 +11,5 @@ mod policy;
 mod reconnect;
 mod samples;
 mod tls;
+mod versions;
 mod watch;

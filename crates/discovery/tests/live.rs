@@ -35,9 +35,10 @@ async fn list_changed_relists_only_that_server() {
         other => panic!("expected a reset first, got {other:?}"),
     }
 
-    // Notifications travel on the session's event stream: wait until it is open.
+    // Notifications travel on the session's event stream (on 2026-07-28, a
+    // `subscriptions/listen` stream): wait until it is open.
     eventually("alpha's event stream to open", || async {
-        (alpha.event_streams() > 0).then_some(())
+        (alpha.event_streams() > 0 || alpha.subscriptions() > 0).then_some(())
     })
     .await;
     let before = [

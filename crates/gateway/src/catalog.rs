@@ -32,6 +32,9 @@ pub(crate) struct Offered {
     /// Its definition says `idempotentHint: true`: a call that may have reached an instance
     /// that then failed is sent once more, to another instance.
     pub(crate) idempotent: bool,
+    /// Its input schema mirrors parameters into `Mcp-Param-*` headers (`x-mcp-header`), which
+    /// rmcp checks on requests of sessionless revisions.
+    pub(crate) param_headers: bool,
 }
 
 /// A snapshot of what the gateway offers.
@@ -134,6 +137,7 @@ impl Catalog {
                 let mut def = (*def).clone();
                 def.name = exposed.clone().into();
                 let idempotent = def.annotations.as_ref().is_some_and(|a| a.is_idempotent());
+                let param_headers = mentions_param_header(&def.input_schema);
                 listed.push(def);
                 by_name.insert(
                     exposed,
@@ -141,6 +145,7 @@ impl Catalog {
                         service: (*service).to_owned(),
                         tool: (*name).to_owned(),
                         idempotent,
+                        param_headers,
                     },
                 );
             }
@@ -152,6 +157,15 @@ impl Catalog {
             upstream,
             services,
         }
+    }
+
+    /// The definition of the tool offered as `name`.
+    pub(crate) fn tool(&self, name: &str) -> Option<&Tool> {
+        let i = self
+            .tools
+            .binary_search_by(|t| t.name.as_ref().cmp(name))
+            .ok()?;
+        self.tools.get(i)
     }
 
     /// The available instances of `service` that offer `tool`, with the discovery library's
@@ -175,4 +189,16 @@ impl Catalog {
             })
             .collect()
     }
+}
+
+/// Whether a schema has an `x-mcp-header` key anywhere.
+fn mentions_param_header(schema: &serde_json::Map<String, serde_json::Value>) -> bool {
+    fn value(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Object(map) => mentions_param_header(map),
+            serde_json::Value::Array(items) => items.iter().any(value),
+            _ => false,
+        }
+    }
+    schema.iter().any(|(k, v)| k == "x-mcp-header" || value(v))
 }

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use mcp_fleet_discovery::{AddressPolicy, Backoff, UpstreamCredentials};
 
+use crate::session_id::SessionKey;
+
 /// How the gateway names the tools it offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ToolNames {
@@ -116,6 +118,13 @@ pub struct GatewayConfig {
     pub outlier: OutlierConfig,
     /// URLs that receive a JSON POST for each automatic rollback.
     pub alert_webhooks: Vec<String>,
+    /// How often this replica reports its canary counts to the registry, whose answer (every
+    /// replica's sum) its canaries are judged on (default 1 s). `None`: judged on this
+    /// gateway's own calls only, with no reports.
+    pub canary_report_interval: Option<Duration>,
+    /// This replica's name in canary reports: unique among the replicas (default `gateway-`
+    /// and 8 random hex digits, new at each start).
+    pub replica_id: String,
     /// Pool reqwest's connections to upstreams too (default off). Every POST to an `http://`
     /// upstream (tool calls, listings, session set-up) already reuses connections, on the
     /// discovery library's own client that does not wait for delayed ACKs (Linux); what is left
@@ -146,6 +155,15 @@ pub struct GatewayConfig {
     /// Delays between attempts to reach a registry that did not answer at start (default
     /// 500 ms doubling to 30 s, with jitter).
     pub registry_backoff: Backoff,
+    /// The key sealing session ids, shared by the gateway's replicas so that any of them
+    /// answers any session (default: a random key per process; sessions then live and die
+    /// with it).
+    pub session_key: Option<SessionKey>,
+    /// How long a session id is honoured after `initialize` (default 24 h).
+    pub session_ttl: Duration,
+    /// How long clients of sessionless revisions (2026-07-28) may treat a listing as fresh:
+    /// the `ttlMs` of `tools/list`, `prompts/list` and `resources/list` (default 10 s).
+    pub list_ttl: Duration,
 }
 
 impl GatewayConfig {
@@ -163,6 +181,8 @@ impl GatewayConfig {
             policy_refresh: Duration::from_secs(5),
             outlier: OutlierConfig::default(),
             alert_webhooks: Vec::new(),
+            canary_report_interval: Some(Duration::from_secs(1)),
+            replica_id: format!("gateway-{:08x}", fastrand::u32(..)),
             upstream_keepalive: false,
             allowed_hosts: Vec::new(),
             limits: ServeLimits::default(),
@@ -171,6 +191,9 @@ impl GatewayConfig {
             address_policy: AddressPolicy::default(),
             upstream_credentials: UpstreamCredentials::default(),
             registry_backoff: Backoff::default(),
+            session_key: None,
+            session_ttl: Duration::from_secs(24 * 3600),
+            list_ttl: Duration::from_secs(10),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! and an event stream per answer; for the gateway that is as much work again as the upstream
 //! call it forwards (docs/perf.md, gateway overhead).
 //! So a `POST /mcp` that is a single JSON-RPC `tools/call` in a session this gateway already
-//! knows is answered here: the same routing, canary accounting and timeout as every call
+//! knows, or of a sessionless revision (2026-07-28; its `_meta` and `Mcp-Method`/`Mcp-Name`
+//! headers agreeing with the body), is answered here: the same routing, canary accounting and timeout as every call
 //! ([`Inner::call`]), and the answer as one `application/json` message, which the MCP
 //! Streamable HTTP transport allows for any request. Everything else (initialize, listings,
 //! notifications, batches, unknown sessions, clients that do not accept JSON answers) goes to
@@ -19,24 +20,61 @@
 //! call timeout, as if the notice came late.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use mcp_fleet_model::Version;
 use rmcp::ErrorData;
-use rmcp::model::ProtocolVersion;
+use rmcp::model::{ProtocolVersion, RequestMetaObject};
+use rmcp::transport::common::http_header::{
+    BASE64_HEADER_PREFIX, HEADER_MCP_METHOD, HEADER_MCP_NAME,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::front::{Front, rmcp_headers_pass};
 use crate::gateway::Inner;
 
-/// A session's version per service (sticky routing).
-pub(crate) type Sticky = Mutex<HashMap<String, Version>>;
+/// A session's version per service (sticky routing), and the seed its versions are drawn
+/// from (from its id, so every replica draws the same; none for stateless requests).
+#[derive(Default)]
+pub(crate) struct Sticky {
+    seed: OnceLock<u64>,
+    /// When its id expires (seconds since the Unix epoch).
+    expires: OnceLock<u64>,
+    pub(crate) pins: Mutex<HashMap<String, Version>>,
+}
+
+impl Sticky {
+    /// Takes up the session whose id carries `claims`.
+    pub(crate) fn take_up(&self, claims: &crate::session_id::Claims, expires: u64) {
+        let _ = self.seed.set(claims.seed);
+        let _ = self.expires.set(expires);
+        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        for (service, version) in &claims.pins {
+            if let Ok(version) = version.parse() {
+                pins.entry(service.clone()).or_insert(version);
+            }
+        }
+    }
+
+    /// Whether its id has expired at `now`.
+    fn expired(&self, now: u64) -> bool {
+        self.expires.get().is_some_and(|e| now > *e)
+    }
+
+    /// The draw for `service`'s version: the session's own, else a random one.
+    pub(crate) fn roll(&self, service: &str) -> u32 {
+        match self.seed.get() {
+            Some(seed) => crate::session_id::Claims::roll(*seed, service),
+            None => fastrand::u32(..),
+        }
+    }
+}
 
 /// The sessions rmcp has opened, by `Mcp-Session-Id`.
 #[derive(Default)]
@@ -54,11 +92,14 @@ impl Sessions {
         self.0.write().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
 
-    fn get(&self, id: &str) -> Option<Arc<Sticky>> {
+    /// The session `id` if it is open here and its id has not expired.
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Sticky>> {
+        let now = crate::session_id::now_secs();
         self.0
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
+            .filter(|sticky| !sticky.expired(now))
             .cloned()
     }
 }
@@ -95,7 +136,7 @@ struct Envelope {
 
 /// The `_meta` key of a request that names its protocol version (2026-07-28 and later): such
 /// requests are rmcp's to route and check.
-const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+pub(crate) const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
 
 /// A JSON-RPC response, written straight from the result.
 #[derive(serde::Serialize)]
@@ -111,7 +152,7 @@ pub(crate) async fn fast_call(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(sticky) = eligible(&inner, &front, &request) else {
+    let Some(route) = eligible(&inner, &front, &request) else {
         return next.run(request).await;
     };
     let (parts, body) = request.into_parts();
@@ -119,7 +160,11 @@ pub(crate) async fn fast_call(
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return next.run(Request::from_parts(parts, Body::empty())).await;
     };
-    let call = match parse(&bytes) {
+    let parsed = match route {
+        Route::Session(_) => parse(&bytes),
+        Route::Stateless(version) => parse_stateless(&inner, &bytes, &parts.headers, version),
+    };
+    let call = match parsed {
         Parsed::Call(call) => call,
         Parsed::BadParams(id) => {
             let error = ErrorData::invalid_params(
@@ -134,6 +179,12 @@ pub(crate) async fn fast_call(
                 .await;
         }
     };
+    let sticky = match route {
+        Route::Session(sticky) => sticky,
+        // No session: the version is drawn afresh, as rmcp's stateless path does.
+        Route::Stateless(_) => Arc::default(),
+    };
+    inner.metrics.fast_calls.inc();
     let arguments = call.arguments.map_or(Value::Null, Value::Object);
     let answer = match inner.call(&sticky, &call.name, arguments).await {
         Ok(result) => serde_json::to_vec(&Answer {
@@ -161,10 +212,19 @@ fn json_answer(body: Vec<u8>) -> Response {
     response
 }
 
-/// The session of a request this path may answer: a `POST` in a known session that passes
-/// rmcp's header checks, naming no protocol version or one that has sessions (before
-/// 2026-07-28, so rmcp would neither require `_meta` nor `Mcp-Method` headers).
-fn eligible(inner: &Inner, front: &Front, request: &Request) -> Option<Arc<Sticky>> {
+/// Who a request this path may answer comes from.
+enum Route {
+    /// A session this gateway knows (a revision with `initialize`).
+    Session(Arc<Sticky>),
+    /// A sessionless revision (2026-07-28 and later): each request stands alone.
+    Stateless(&'static ProtocolVersion),
+}
+
+/// Whether this path may answer `request`: a `POST` that passes rmcp's header checks, either in
+/// a known session naming no protocol version or one that has sessions (before 2026-07-28, so
+/// rmcp would neither require `_meta` nor `Mcp-Method` headers), or naming a sessionless
+/// version rmcp knows (the body is checked by [`parse_stateless`]).
+fn eligible(inner: &Inner, front: &Front, request: &Request) -> Option<Route> {
     if request.method() != Method::POST {
         return None;
     }
@@ -178,15 +238,23 @@ fn eligible(inner: &Inner, front: &Front, request: &Request) -> Option<Arc<Stick
             .iter()
             .find(|v| v.as_str() == version)?;
         if !known.has_initialize() {
-            return None;
+            return Some(Route::Stateless(known));
         }
     }
+    // `admit` found it already.
+    if let Some(Live(sticky)) = request.extensions().get::<Live>() {
+        return Some(Route::Session(sticky.clone()));
+    }
     let id = headers.get(SESSION_HEADER)?.to_str().ok()?;
-    inner.sessions.get(id)
+    inner.sessions.get(id).map(Route::Session)
 }
 
+/// A request's session, open here: put in its extensions by `session_store::admit`.
+#[derive(Clone)]
+pub(crate) struct Live(pub(crate) Arc<Sticky>);
+
 /// The header naming the protocol version of a request.
-const PROTOCOL_VERSION_HEADER: &str =
+pub(crate) const PROTOCOL_VERSION_HEADER: &str =
     rmcp::transport::common::http_header::HEADER_MCP_PROTOCOL_VERSION;
 
 /// The tool call in `body`, when it is exactly one well-formed `tools/call` request.
@@ -235,6 +303,88 @@ fn parse(body: &Bytes) -> Parsed {
         arguments: params.arguments,
     })
 }
+
+/// A `tools/call` of a sessionless revision, as far as this path reads it: anything more in
+/// its params (a task, input responses) is rmcp's.
+#[derive(Deserialize)]
+struct StatelessCall {
+    jsonrpc: String,
+    id: Value,
+    method: String,
+    params: StatelessParams,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatelessParams {
+    name: String,
+    #[serde(default)]
+    arguments: Option<Map<String, Value>>,
+    #[serde(rename = "_meta")]
+    meta: RequestMetaObject,
+}
+
+/// The tool call in `body` of a request at sessionless protocol `version`, when this path can
+/// be sure rmcp would accept it: its `_meta` names `version` (the header's) and has what the
+/// revision requires, `Mcp-Method` and `Mcp-Name` are given once each and plainly agree with
+/// the body, and no `Mcp-Param-*` header is sent nor expected by the tool. Anything else,
+/// mismatches included, rmcp answers (a `HeaderMismatch` error, `-32020`, HTTP 400).
+fn parse_stateless(
+    inner: &Inner,
+    body: &Bytes,
+    headers: &HeaderMap,
+    version: &ProtocolVersion,
+) -> Parsed {
+    let Ok(call) = serde_json::from_slice::<StatelessCall>(body) else {
+        return Parsed::Other;
+    };
+    let id_ok = call.id.is_string() || call.id.is_i64() || call.id.is_u64();
+    let meta_ok = call
+        .params
+        .meta
+        .protocol_version()
+        .is_some_and(|v| v.as_str() == version.as_str())
+        && call.params.meta.missing_required_keys(version).is_empty();
+    if call.jsonrpc != "2.0" || call.method != "tools/call" || !id_ok || !meta_ok {
+        return Parsed::Other;
+    }
+    let name = call.params.name;
+    let plain = |value: &str| !value.starts_with(BASE64_HEADER_PREFIX);
+    if only(headers, HEADER_MCP_METHOD) != Some("tools/call")
+        || only(headers, HEADER_MCP_NAME).is_none_or(|n| !plain(n) || n != name)
+        || headers
+            .keys()
+            .any(|h| h.as_str().starts_with(PARAM_HEADER_PREFIX))
+    {
+        return Parsed::Other;
+    }
+    if inner
+        .catalog()
+        .by_name
+        .get(&name)
+        .is_some_and(|offered| offered.param_headers)
+    {
+        return Parsed::Other;
+    }
+    Parsed::Call(ToolCall {
+        id: call.id,
+        name,
+        arguments: call.params.arguments,
+    })
+}
+
+/// The value of header `name` when it is given exactly once, as text.
+fn only<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut values = headers.get_all(name).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    value.to_str().ok()
+}
+
+/// `Mcp-Param-` in lower case, as header names are stored.
+const PARAM_HEADER_PREFIX: &str = "mcp-param-";
 
 /// A JSON-RPC error response; `ErrorData` serializes as the spec's error object (`code`,
 /// `message`, and `data` when there is some).

@@ -20,13 +20,15 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::GatewayError;
-use crate::canary::{Outcome, Totals, Window, judge};
+use crate::canary::{Canaries, Outcome};
 use crate::catalog::{Catalog, Instance};
 use crate::config::{FailureMode, GatewayConfig};
 use crate::fast_call::{Sessions, Sticky};
 use crate::metrics::{CallLabels, Metrics, UpstreamLabels, VersionLabels};
 use crate::outlier::Outliers;
 use crate::routing::{Policy, choose};
+use crate::session_id::{Claims, MAX_PINS, Sealer, SessionKey};
+use crate::session_store::SessionIds;
 use crate::upstream::{alert, policy, record_rollback};
 
 /// A rollback made by this gateway that the registry may not show yet.
@@ -45,18 +47,20 @@ pub(crate) struct Inner {
     /// Whether the fleet's discovery is in place (the registry has answered once).
     attached: AtomicBool,
     catalog: RwLock<Arc<Catalog>>,
-    policies: RwLock<HashMap<String, Arc<Policy>>>,
+    pub(crate) policies: RwLock<HashMap<String, Arc<Policy>>>,
     local_rollbacks: Mutex<HashMap<String, LocalRollback>>,
-    /// Service → version → its calls over the rollback window.
-    windows: Mutex<HashMap<String, HashMap<Version, Window>>>,
+    /// This replica's calls per service and version over the rollback window.
+    pub(crate) canaries: Canaries,
     outliers: Mutex<Outliers>,
     pub(crate) metrics: Metrics,
     peers: Mutex<Vec<Peer<RoleServer>>>,
     /// Open client sessions, for calls answered in front of rmcp (`fast_call`).
     pub(crate) sessions: Sessions,
+    /// Seals and opens session ids (`session_store`).
+    pub(crate) session_ids: SessionIds,
     turn: AtomicUsize,
-    /// The registry, for routing policies and rollbacks.
-    registry: RegistryClient,
+    /// The registry, for routing policies, rollbacks and canary reports.
+    pub(crate) registry: RegistryClient,
     /// Alert webhooks' client, under the same address policy as `discovery`.
     http: RwLock<reqwest::Client>,
     pub(crate) shutdown: CancellationToken,
@@ -125,6 +129,14 @@ impl Inner {
         // Never connected: it stands in for the fleet's until the registry's policy is known.
         let idle = Discovery::builder(config.registry_url.clone()).build()?;
         let http = alert_client(&config.address_policy)?;
+        let key = config.session_key.clone().unwrap_or_else(|| {
+            tracing::info!(
+                "no --session-key: session ids are sealed with a random key of this process, so \
+                 sessions will not survive a change of replica or a restart"
+            );
+            SessionKey::random()
+        });
+        let session_ids = SessionIds::new(Sealer::new(&key, config.session_ttl));
         Ok(Self {
             outliers: Mutex::new(Outliers::new(config.outlier)),
             config,
@@ -133,10 +145,11 @@ impl Inner {
             catalog: RwLock::new(Arc::new(Catalog::default())),
             policies: RwLock::new(HashMap::new()),
             local_rollbacks: Mutex::new(HashMap::new()),
-            windows: Mutex::new(HashMap::new()),
+            canaries: Canaries::default(),
             metrics: Metrics::new(),
             peers: Mutex::new(Vec::new()),
             sessions: Sessions::default(),
+            session_ids,
             turn: AtomicUsize::new(0),
             registry,
             http: RwLock::new(http),
@@ -206,6 +219,11 @@ impl Inner {
         Ok(self.catalog().tools.clone())
     }
 
+    /// The `ttlMs` of listings for sessionless clients.
+    pub(crate) fn list_ttl_ms(&self) -> u64 {
+        u64::try_from(self.config.list_ttl.as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// Rebuilds the catalog from the discovery index; `true` when the tool list changed.
     pub(crate) fn rebuild(&self) -> bool {
         let discovery = self.discovery();
@@ -229,6 +247,49 @@ impl Inner {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|id| ids.contains(id));
         changed
+    }
+
+    /// The versions a new session is pinned to, for the services with a routing policy (at
+    /// most [`MAX_PINS`]), drawn from `seed` as its first call would draw them.
+    pub(crate) fn pins_for_new_session(
+        &self,
+        seed: u64,
+    ) -> std::collections::BTreeMap<String, String> {
+        let catalog = self.catalog();
+        let policies = self
+            .policies
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let now = Instant::now();
+        let outliers = self.outliers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pins = std::collections::BTreeMap::new();
+        for (service, policy) in &policies {
+            if pins.len() >= MAX_PINS {
+                break;
+            }
+            let Some(instances) = catalog.services.get(service) else {
+                continue;
+            };
+            let candidates: Vec<(&Instance, ())> = instances
+                .iter()
+                .filter(|i| i.available)
+                .map(|i| (i, ()))
+                .collect();
+            let mut version = None;
+            choose(
+                &candidates,
+                Some(policy),
+                &mut version,
+                |id| outliers.is_ejected(id, now),
+                0,
+                Claims::roll(seed, service),
+            );
+            if let Some(version) = version {
+                pins.insert(service.clone(), version.to_string());
+            }
+        }
+        pins
     }
 
     /// A new session's peer, to tell of catalog changes.
@@ -332,7 +393,7 @@ impl Inner {
         }
     }
 
-    fn policy(&self, service: &str) -> Option<Arc<Policy>> {
+    pub(crate) fn policy(&self, service: &str) -> Option<Arc<Policy>> {
         self.policies
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -368,7 +429,7 @@ impl Inner {
         let now = Instant::now();
         let chosen = {
             let outliers = self.outliers.lock().unwrap_or_else(|e| e.into_inner());
-            let mut sessions = sticky.lock().unwrap_or_else(|e| e.into_inner());
+            let mut sessions = sticky.pins.lock().unwrap_or_else(|e| e.into_inner());
             let mut version = sessions.get(service).cloned();
             let chosen = choose(
                 &candidates,
@@ -376,7 +437,7 @@ impl Inner {
                 &mut version,
                 |id| outliers.is_ejected(id, now),
                 self.turn.fetch_add(1, Ordering::Relaxed),
-                fastrand::u32(..),
+                sticky.roll(service),
             );
             if let Some(v) = version {
                 sessions.insert(service.to_owned(), v);
@@ -553,34 +614,17 @@ impl Inner {
             })
             .observe(latency.as_secs_f64());
 
-        let now = Instant::now();
         let (Some(version), Some(policy)) = (version, self.policy(service)) else {
             return;
         };
         let Some(rule) = policy.rollback else {
             return;
         };
-        let verdict = {
-            let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-            if !windows.contains_key(service) {
-                windows.insert(service.to_owned(), HashMap::new());
-            }
-            let Some(versions) = windows.get_mut(service) else {
-                return;
-            };
-            match versions.get_mut(version) {
-                // A window of another length (the policy changed) starts over.
-                Some(window) if window.covers(rule.window) => {}
-                _ => {
-                    versions.insert(version.clone(), Window::new(rule.window, now));
-                }
-            }
-            if let Some(window) = versions.get_mut(version) {
-                window.record(now, outcome, latency);
-            }
-            let totals = |v: &Version| versions.get(v).map_or(Totals::default(), |w| w.totals(now));
-            judge(&policy, &rule, totals)
-        };
+        // With reports, the canaries are judged on every replica's counts (`report.rs`).
+        let judge_here = self.config.canary_report_interval.is_none();
+        let verdict = self.canaries.record(
+            service, version, &policy, &rule, outcome, latency, judge_here,
+        );
         if let Some(verdict) = verdict {
             self.roll_back(service, &policy, verdict.canary, verdict.reason);
         }
@@ -588,7 +632,13 @@ impl Inner {
 
     /// Takes `canary` out of `service`'s routing here at once, then records it in the registry
     /// and alerts.
-    fn roll_back(&self, service: &str, policy: &Policy, canary: Version, reason: String) {
+    pub(crate) fn roll_back(
+        &self,
+        service: &str,
+        policy: &Policy,
+        canary: Version,
+        reason: String,
+    ) {
         {
             let mut policies = self.policies.write().unwrap_or_else(|e| e.into_inner());
             // Another call may have rolled it back first.
@@ -609,12 +659,22 @@ impl Inner {
                     at,
                 },
             );
-        // Windows of the canary start over should it be given traffic again.
-        self.windows
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(service)
-            .map(|versions| versions.remove(&canary));
+        self.canaries.forget(service, &canary);
+        self.announce_rollback(service, &canary, &reason, &policy.without(&canary), at);
+        let registry = self.registry.clone();
+        let service = service.to_owned();
+        tokio::spawn(async move { record_rollback(&registry, &service, &canary, &reason).await });
+    }
+
+    /// Logs, counts and alerts a rollback of `canary` decided here, `after` which the policy is.
+    pub(crate) fn announce_rollback(
+        &self,
+        service: &str,
+        canary: &Version,
+        reason: &str,
+        after: &Policy,
+        at: DateTime<Utc>,
+    ) {
         tracing::warn!(%service, version = %canary, %reason, "canary rolled back");
         self.metrics
             .rollbacks
@@ -629,15 +689,12 @@ impl Inner {
             "version": canary.to_string(),
             "reason": reason,
             "at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "weights": policy.without(&canary).weights.iter()
+            "weights": after.weights.iter()
                 .map(|(v, w)| (v.to_string(), json!(w))).collect::<serde_json::Map<_, _>>(),
         });
         let http = self.http.read().unwrap_or_else(|e| e.into_inner()).clone();
         for url in &self.config.alert_webhooks {
             tokio::spawn(alert(http.clone(), url.clone(), event.clone()));
         }
-        let registry = self.registry.clone();
-        let service = service.to_owned();
-        tokio::spawn(async move { record_rollback(&registry, &service, &canary, &reason).await });
     }
 }

@@ -15,6 +15,10 @@
 //! - Fail open: an upstream that is down or cannot be listed never breaks a session or the
 //!   listing; its tools are withheld until it is back ([`FailureMode`]).
 //!
+//! - Replicas: a session's id carries the session (its pinned versions among it), sealed with
+//!   a key the replicas share ([`GatewayConfig::session_key`]), so any replica answers any
+//!   session; clients of the sessionless 2026-07-28 revision need none.
+//!
 //! Resources and prompts are aggregated too (prompts under `<serverId>__<prompt>`).
 
 mod access_log;
@@ -26,8 +30,11 @@ mod front;
 mod gateway;
 mod metrics;
 mod outlier;
+mod report;
 mod routing;
 mod session;
+mod session_id;
+mod session_store;
 mod upstream;
 
 use std::sync::Arc;
@@ -47,6 +54,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{FailureMode, GatewayConfig, OutlierConfig, ServeLimits, ToolNames};
 pub use mcp_fleet_discovery::Backoff;
+pub use session_id::{SessionKey, SessionKeyError};
 
 use crate::gateway::Inner;
 use crate::session::Session;
@@ -103,6 +111,9 @@ impl Gateway {
             Err(e) => return Err(e),
         }
         tokio::spawn(inner.clone().follow_policies());
+        if let Some(every) = inner.config.canary_report_interval {
+            tokio::spawn(inner.clone().report_canaries(every));
+        }
         Ok(Self { inner })
     }
 
@@ -120,14 +131,18 @@ impl Gateway {
             .map(|h| (*h).to_owned())
             .collect();
         hosts.extend(self.inner.config.allowed_hosts.iter().cloned());
-        let config = StreamableHttpServerConfig::default()
+        let mut config = StreamableHttpServerConfig::default()
             .with_cancellation_token(self.inner.shutdown.child_token())
             .with_allowed_hosts(hosts.clone())
             .with_max_request_body_bytes(limits.max_body_bytes);
+        // Sessions live in their ids: any replica sharing the key takes one up.
+        config.session_store = Some(Arc::new(session_store::IdStore(self.inner.clone())));
         let inner = self.inner.clone();
         let mcp = StreamableHttpService::new(
             move || Ok(Session::new(inner.clone())),
-            Arc::new(LocalSessionManager::default()),
+            Arc::new(session_store::IdSessions::new(
+                LocalSessionManager::default(),
+            )),
             config,
         );
         let front = Arc::new(front::Front::new(limits, hosts));
@@ -136,6 +151,10 @@ impl Gateway {
             .then(|| (self.inner.clone(), front.clone()));
         let mcp = tower::ServiceBuilder::new()
             .layer(axum::middleware::from_fn_with_state(front, front::front))
+            .layer(axum::middleware::from_fn_with_state(
+                self.inner.clone(),
+                session_store::admit,
+            ))
             .option_layer(
                 fast.map(|state| axum::middleware::from_fn_with_state(state, fast_call::fast_call)),
             )

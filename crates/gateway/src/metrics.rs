@@ -48,6 +48,8 @@ pub(crate) struct Metrics {
     pub(crate) ejections: Family<UpstreamLabels, Counter>,
     pub(crate) rollbacks: Family<VersionLabels, Counter>,
     pub(crate) sessions: Gauge,
+    pub(crate) sessions_taken_up: Counter,
+    pub(crate) fast_calls: Counter,
     pub(crate) list_changed: Counter,
 }
 
@@ -82,6 +84,18 @@ impl Metrics {
         );
         let sessions = Gauge::default();
         registry.register("sessions", "Open MCP sessions", sessions.clone());
+        let sessions_taken_up = Counter::default();
+        registry.register(
+            "sessions_taken_up",
+            "Sessions opened by another replica (or before a restart) taken up from their id",
+            sessions_taken_up.clone(),
+        );
+        let fast_calls = Counter::default();
+        registry.register(
+            "fast_calls",
+            "Tool calls answered in front of rmcp's session machinery (the hot path)",
+            fast_calls.clone(),
+        );
         let list_changed = Counter::default();
         registry.register(
             "tool_list_changes",
@@ -95,6 +109,8 @@ impl Metrics {
             ejections,
             rollbacks,
             sessions,
+            sessions_taken_up,
+            fast_calls,
             list_changed,
         }
     }

@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, ErrorCode,
+    CacheScope, CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, ErrorCode,
     GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, Prompt,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::transport::streamable_http_server::session::SessionRestoreMarker;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::Value;
 
@@ -66,6 +67,15 @@ impl Drop for Session {
     }
 }
 
+/// Whether the request of `context` is of a sessionless revision (2026-07-28 and later), whose
+/// listings carry caching hints.
+fn sessionless(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .peer
+        .peer_info()
+        .is_some_and(|info| !info.protocol_version.has_initialize())
+}
+
 fn upstream_error(e: &mcp_fleet_discovery::DiscoveryError) -> ErrorData {
     if e.is_upstream() {
         ErrorData::internal_error(e.to_string(), None)
@@ -103,6 +113,18 @@ impl ServerHandler for Session {
             .get::<axum::http::request::Parts>()
             .and_then(|parts| parts.headers.get(SESSION_HEADER)?.to_str().ok());
         if let Some(id) = id {
+            // The id carries the session: its seed and pinned versions, here as on the replica
+            // that opened it.
+            if let Ok(claims) = self.gateway.session_ids.open(id) {
+                let expires = self.gateway.session_ids.sealer.expiry(claims.issued);
+                self.sticky.take_up(&claims, expires);
+            }
+            if context.extensions.get::<SessionRestoreMarker>().is_some() {
+                self.gateway.metrics.sessions_taken_up.inc();
+                tracing::debug!(
+                    "took up a session opened by another replica (or before a restart)"
+                );
+            }
             let id: Arc<str> = Arc::from(id);
             if self.id.set(id.clone()).is_ok() {
                 self.gateway.sessions.insert(id, self.sticky.clone());
@@ -111,13 +133,26 @@ impl ServerHandler for Session {
         self.gateway.add_peer(context.peer);
     }
 
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        // rmcp checks a sessionless request's `Mcp-Param-*` headers against the tool's schema.
+        self.gateway.catalog().tool(name).cloned()
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let tools = self.gateway.list_tools()?;
-        Ok(ListToolsResult::with_all_items(tools.as_ref().clone()))
+        let listed = ListToolsResult::with_all_items(tools.as_ref().clone());
+        Ok(if sessionless(&context) {
+            // The same for every client (the gateway has no per-user view): public.
+            listed
+                .with_ttl_ms(self.gateway.list_ttl_ms())
+                .with_cache_scope(CacheScope::Public)
+        } else {
+            listed
+        })
     }
 
     async fn call_tool(
@@ -162,16 +197,23 @@ impl ServerHandler for Session {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         // Fail open: what the reachable upstreams list.
         let listed = self.gateway.discovery().resources().await;
         for failure in &listed.failures {
             tracing::debug!(error = %failure, "resources/list of an upstream failed");
         }
-        Ok(ListResourcesResult::with_all_items(
-            listed.items.into_iter().map(|r| r.resource).collect(),
-        ))
+        let mut resources: Vec<_> = listed.items.into_iter().map(|r| r.resource).collect();
+        resources.sort_by(|a, b| a.uri.cmp(&b.uri));
+        let listed = ListResourcesResult::with_all_items(resources);
+        Ok(if sessionless(&context) {
+            listed
+                .with_ttl_ms(self.gateway.list_ttl_ms())
+                .with_cache_scope(CacheScope::Public)
+        } else {
+            listed
+        })
     }
 
     async fn read_resource(
@@ -200,20 +242,28 @@ impl ServerHandler for Session {
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let listed = self.gateway.discovery().prompts().await;
-        Ok(ListPromptsResult::with_all_items(
+        let mut prompts: Vec<Prompt> = listed
+            .items
+            .into_iter()
+            .map(|p| {
+                let mut prompt: Prompt = p.prompt;
+                prompt.name = p.qualified_name;
+                prompt
+            })
+            .collect();
+        // The same order whatever order the upstreams answered in.
+        prompts.sort_by(|a, b| a.name.cmp(&b.name));
+        let listed = ListPromptsResult::with_all_items(prompts);
+        Ok(if sessionless(&context) {
             listed
-                .items
-                .into_iter()
-                .map(|p| {
-                    let mut prompt: Prompt = p.prompt;
-                    prompt.name = p.qualified_name;
-                    prompt
-                })
-                .collect(),
-        ))
+                .with_ttl_ms(self.gateway.list_ttl_ms())
+                .with_cache_scope(CacheScope::Public)
+        } else {
+            listed
+        })
     }
 
     async fn get_prompt(

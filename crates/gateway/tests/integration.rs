@@ -10,4 +10,6 @@ mod fast_call;
 mod front;
 mod gateway;
 mod policy;
+mod replicas;
 mod tls;
+mod versions;

@@ -7,6 +7,7 @@
 pub mod address;
 mod auth;
 mod base_url;
+mod canary;
 mod duration;
 mod entry;
 mod error;
@@ -23,6 +24,11 @@ mod time;
 pub use address::{AddressPolicy, AddressPolicyDocument, PolicyMode, Refused, parse_cidr};
 pub use auth::{IdPattern, Scope, TokenRecord, glob_match, parse_id_patterns, parse_scopes};
 pub use base_url::registry_base_url;
+pub use canary::{
+    MAX_OBSERVED_SLOTS, MAX_OBSERVED_VERSIONS, MAX_REPLICA_CHARS, MAX_SLOT_CALLS, MAX_SLOT_MS,
+    Observations, ObservedTotals, SlotCounts, VersionTotals, WINDOW_SLOTS, parse_replica, slot_ms,
+    slot_of,
+};
 pub use duration::parse_duration;
 pub use entry::{Entry, HealthCheck, HealthCheckMode, HealthStatus, StatusFilter};
 pub use error::{FieldError, ValidationErrors};

@@ -8,6 +8,7 @@
 //! - [`guard`]: the address policy at connect time (a resolver for reqwest, the same check for
 //!   the library's own connects, and finding a refusal in an error chain).
 //! - [`rmcp_errors`]: reading rmcp's client errors (401/403, one readable line per chain).
+//! - [`lifecycle`]: opening MCP at 2026-07-28 with `server/discover`, else with `initialize`.
 //!
 //! This crate depends on the entry model, reqwest, hyper's server connection and rmcp's client
 //! only: never on axum or sqlx.
@@ -16,6 +17,7 @@ pub mod accept;
 mod backoff;
 pub mod client_layer;
 pub mod guard;
+pub mod lifecycle;
 pub mod rmcp_errors;
 
 pub use backoff::Backoff;

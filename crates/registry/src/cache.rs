@@ -1,16 +1,18 @@
 //! A short-lived cache of rendered read responses (`GET /servers`, `GET /status`).
 //!
 //! Many agents and dashboards ask the same few questions; answering them from memory keeps
-//! reads cheap. Each write through this process bumps a generation that voids every cached
-//! answer at once (read-your-writes); a TTL bounds how stale an answer can be after writes
-//! made by another process on the same database. When an answer is missing, one request per
+//! reads cheap. Each write through this process, and each commit the database announces from
+//! another (PostgreSQL), bumps a generation that voids every cached answer at once; a TTL bounds
+//! how stale an answer can be after writes the process hears of only by polling (SQLite). When an answer is missing, one request per
 //! question renders it and the others asking meanwhile wait for it (single flight), so an
 //! expiry does not send every concurrent request to the database at once. Each answer keeps
 //! a hash of its bytes, computed once, for `ETag`s.
 //!
-//! Apart from that, the last good answer to each question, and the last rendering of each entry
-//! read or written, are kept whatever their age ([`LastKnown`]): while the database is away,
-//! reads are answered from them, marked stale, rather than failing.
+//! The last good answer to each question is kept whatever its age ([`LastKnown`]), and so is the
+//! last rendering of each entry read or written: while the database is away, reads are answered
+//! from them, marked stale, rather than failing. A fresh answer is simply a last good one of the
+//! current generation younger than the TTL, so each answer is held once. All of it is bounded
+//! by bytes (`--read-cache-max-bytes`): past the bound the least recently stored go first.
 //!
 //! Over 500 lines with its unit tests, which sit next to the code they check (168 of 574 lines).
 
@@ -26,17 +28,31 @@ use mcp_fleet_model::ServerId;
 use mcp_fleet_store::ListQuery;
 use tokio::sync::watch;
 
-/// Most answers kept; past it the cache starts over (the keys are few in practice).
-const MAX_KEYS: usize = 1024;
-
-/// Most last known answers, and most last known entries, kept for outages; past it the oldest
-/// go first.
+/// Most answers, and most entries, kept; past it the oldest go first.
 pub(crate) const MAX_LAST_KNOWN: usize = 10_000;
 
-/// The newest value per key, whatever its age, at most `max` keys: the least recently stored
-/// go first. What reads fall back on while the database is away.
+/// The default bound of everything the cache holds (`--read-cache-max-bytes`, 32 MiB).
+pub const DEFAULT_READ_CACHE_MAX_BYTES: usize = 32 * 1024 * 1024;
+
+/// What a kept value costs, in bytes (its buffers; the bookkeeping is small and bounded by key
+/// count).
+pub(crate) trait Weigh {
+    fn bytes(&self) -> usize;
+}
+
+impl Weigh for Bytes {
+    fn bytes(&self) -> usize {
+        self.len()
+    }
+}
+
+/// The newest value per key, whatever its age, at most `max` keys and `max_bytes` bytes: the
+/// least recently stored go first; a value larger than `max_bytes` alone is not kept.
 pub(crate) struct LastKnown<K, V> {
     max: usize,
+    max_bytes: usize,
+    /// The weight of the values held.
+    bytes: usize,
     /// The counter that orders stores.
     next: u64,
     /// Value by key, with the store's number.
@@ -45,29 +61,37 @@ pub(crate) struct LastKnown<K, V> {
     order: BTreeMap<u64, K>,
 }
 
-impl<K: Clone + Eq + std::hash::Hash, V: Clone> LastKnown<K, V> {
-    pub(crate) fn new(max: usize) -> Self {
+impl<K: Clone + Eq + std::hash::Hash, V: Clone + Weigh> LastKnown<K, V> {
+    pub(crate) fn new(max: usize, max_bytes: usize) -> Self {
         Self {
             max: max.max(1),
+            max_bytes,
+            bytes: 0,
             next: 0,
             values: HashMap::new(),
             order: BTreeMap::new(),
         }
     }
 
-    /// Keeps `value` as the newest for `key`, dropping the oldest key when full.
+    /// Keeps `value` as the newest for `key`, dropping the oldest keys while over a bound.
     pub(crate) fn put(&mut self, key: K, value: V) {
+        self.remove(&key);
+        let weight = value.bytes();
+        if weight > self.max_bytes {
+            return;
+        }
         let n = self.next;
         self.next += 1;
-        if let Some((old, _)) = self.values.insert(key.clone(), (n, value)) {
-            self.order.remove(&old);
-        }
+        self.bytes += weight;
+        self.values.insert(key.clone(), (n, value));
         self.order.insert(n, key);
-        while self.values.len() > self.max {
+        while self.values.len() > self.max || self.bytes > self.max_bytes {
             let Some((_, oldest)) = self.order.pop_first() else {
                 break;
             };
-            self.values.remove(&oldest);
+            if let Some((_, v)) = self.values.remove(&oldest) {
+                self.bytes -= v.bytes();
+            }
         }
     }
 
@@ -78,8 +102,9 @@ impl<K: Clone + Eq + std::hash::Hash, V: Clone> LastKnown<K, V> {
 
     /// Forgets `key` (an entry deleted must not come back in an outage).
     pub(crate) fn remove(&mut self, key: &K) {
-        if let Some((n, _)) = self.values.remove(key) {
+        if let Some((n, v)) = self.values.remove(key) {
             self.order.remove(&n);
+            self.bytes -= v.bytes();
         }
     }
 
@@ -117,10 +142,18 @@ impl Answer {
     }
 }
 
-struct Cached {
+/// An answer kept: the generation its rendering began in, and when it was kept.
+#[derive(Clone)]
+struct Kept {
     generation: u64,
     at: Instant,
     answer: Answer,
+}
+
+impl Weigh for Kept {
+    fn bytes(&self) -> usize {
+        self.answer.body.len()
+    }
 }
 
 /// An answer being rendered: those who ask for it meanwhile subscribe and wait.
@@ -133,17 +166,17 @@ struct Flight {
 
 #[derive(Default)]
 struct Answers {
-    cached: HashMap<CacheKey, Cached>,
     in_flight: HashMap<CacheKey, Flight>,
 }
 
-/// Rendered answers by question, valid for one generation and at most `ttl`.
+/// Rendered answers by question, fresh for one generation and at most `ttl`.
 pub(crate) struct ReadCache {
     ttl: Duration,
     generation: AtomicU64,
     answers: Mutex<Answers>,
-    /// The last good answer to each question, with the generation its rendering began in.
-    last_answers: Mutex<LastKnown<CacheKey, (u64, Answer)>>,
+    /// The last good answer to each question: fresh while of the current generation and younger
+    /// than the TTL, the fallback in an outage whatever its age.
+    last_answers: Mutex<LastKnown<CacheKey, Kept>>,
     /// The last rendering of each entry read or written (`GET /servers/{id}` bodies).
     last_entries: Mutex<LastKnown<ServerId, Bytes>>,
     /// When a read last tried the database, while it is known to be away (`None` while it
@@ -183,13 +216,16 @@ impl Drop for FlightGuard<'_> {
 }
 
 impl ReadCache {
-    pub(crate) fn new(ttl: Duration) -> Self {
+    /// A cache whose answers are fresh for `ttl` and which holds at most `max_bytes` of
+    /// answers and entries: an eighth for entries, the rest for answers.
+    pub(crate) fn new(ttl: Duration, max_bytes: usize) -> Self {
+        let for_entries = max_bytes / 8;
         Self {
             ttl,
             generation: AtomicU64::new(0),
             answers: Mutex::new(Answers::default()),
-            last_answers: Mutex::new(LastKnown::new(MAX_LAST_KNOWN)),
-            last_entries: Mutex::new(LastKnown::new(MAX_LAST_KNOWN)),
+            last_answers: Mutex::new(LastKnown::new(MAX_LAST_KNOWN, max_bytes - for_entries)),
+            last_entries: Mutex::new(LastKnown::new(MAX_LAST_KNOWN, for_entries)),
             outage: Mutex::new(None),
         }
     }
@@ -228,19 +264,28 @@ impl ReadCache {
     }
 
     /// Keeps `answer`, rendered from a read begun in `generation`, as the last good answer to
-    /// `key`, unless one from a later read is already kept.
+    /// `key`, unless one from a later read is already kept. It is fresh, for later requests,
+    /// while no write happens and the TTL has not passed.
     fn remember(&self, key: &CacheKey, generation: u64, answer: &Answer) {
         self.database_answered();
-        let mut last = self.last_answers.lock().unwrap_or_else(|e| e.into_inner());
-        if last.get(key).is_none_or(|(g, _)| g <= generation) {
-            last.put(key.clone(), (generation, answer.clone()));
+        let mut last = self.last_known_answers();
+        if last.get(key).is_none_or(|k| k.generation <= generation) {
+            let kept = Kept {
+                generation,
+                at: Instant::now(),
+                answer: answer.clone(),
+            };
+            last.put(key.clone(), kept);
         }
+    }
+
+    fn last_known_answers(&self) -> MutexGuard<'_, LastKnown<CacheKey, Kept>> {
+        self.last_answers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The last good answer to `key`, however old: for when rendering a fresh one failed.
     pub(crate) fn last_known(&self, key: &CacheKey) -> Option<Answer> {
-        let last = self.last_answers.lock().unwrap_or_else(|e| e.into_inner());
-        last.get(key).map(|(_, answer)| answer)
+        self.last_known_answers().get(key).map(|k| k.answer)
     }
 
     /// Keeps `body` as the last known rendering of entry `id` (read or just written).
@@ -271,44 +316,33 @@ impl ReadCache {
         self.answers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn fresh(&self, answers: &Answers, key: &CacheKey) -> Option<Answer> {
-        let hit = answers.cached.get(key)?;
-        (hit.generation == self.generation() && hit.at.elapsed() < self.ttl)
-            .then(|| hit.answer.clone())
+    /// The answer to `key` if it is of the current generation and younger than the TTL.
+    fn fresh(&self, key: &CacheKey) -> Option<Answer> {
+        let hit = self.last_known_answers().get(key)?;
+        (hit.generation == self.generation() && hit.at.elapsed() < self.ttl).then_some(hit.answer)
     }
 
     /// The fresh answer to `key`, if any (requests use [`Self::get_or_render`]).
     #[cfg(test)]
     fn get(&self, key: &CacheKey) -> Option<Bytes> {
-        if self.ttl.is_zero() {
-            return None;
-        }
-        self.fresh(&self.lock(), key).map(|a| a.body)
+        self.fresh(key).map(|a| a.body)
     }
 
-    /// Keeps `body` unless a write happened since `generation` was read (it may be stale).
+    /// Keeps `body`, fresh unless a write happened since `generation` was read.
     #[cfg(test)]
     fn put(&self, key: CacheKey, generation: u64, body: Bytes) {
-        self.keep(key, generation, Answer::new(body));
+        self.remember(&key, generation, &Answer::new(body));
     }
 
-    /// Keeps `answer` unless a write happened since `generation` was read (it may be stale).
-    fn keep(&self, key: CacheKey, generation: u64, answer: Answer) {
-        if self.ttl.is_zero() || generation != self.generation() {
-            return;
-        }
-        let mut answers = self.lock();
-        if answers.cached.len() >= MAX_KEYS {
-            answers.cached.clear();
-        }
-        answers.cached.insert(
-            key,
-            Cached {
-                generation,
-                at: Instant::now(),
-                answer,
-            },
-        );
+    /// The bytes held, answers and entries.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.last_known_answers().bytes
+            + self
+                .last_entries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .bytes
     }
 
     /// The answer to `key`: from memory, from a request already rendering it, or from `render`
@@ -344,7 +378,7 @@ impl ReadCache {
             // Join only a flight begun in this generation: its query started after every write
             // answered so far, whereas one begun before a write may miss it.
             let generation = self.generation();
-            if let Some(answer) = self.fresh(&answers, key) {
+            if let Some(answer) = self.fresh(key) {
                 return Ok(answer);
             }
             match answers.in_flight.get(key) {
@@ -373,7 +407,6 @@ impl ReadCache {
             Role::Render(guard) => {
                 let answer = Answer::new(render().await?);
                 self.remember(key, guard.generation, &answer);
-                self.keep(key.clone(), guard.generation, answer.clone());
                 guard.done.send_replace(Some(answer.clone()));
                 Ok(answer)
             }
@@ -387,7 +420,6 @@ impl ReadCache {
                 let generation = self.generation();
                 let answer = Answer::new(render().await?);
                 self.remember(key, generation, &answer);
-                self.keep(key.clone(), generation, answer.clone());
                 Ok(answer)
             }
         }
@@ -413,7 +445,7 @@ mod tests {
 
     #[test]
     fn a_write_voids_answers_read_before_it() {
-        let cache = ReadCache::new(Duration::from_secs(60));
+        let cache = ReadCache::new(Duration::from_secs(60), DEFAULT_READ_CACHE_MAX_BYTES);
         let g = cache.generation();
         cache.put(CacheKey::Status, g, Bytes::from_static(b"a"));
         assert_eq!(cache.get(&CacheKey::Status), Some(Bytes::from_static(b"a")));
@@ -426,7 +458,7 @@ mod tests {
 
     #[test]
     fn zero_ttl_caches_nothing() {
-        let cache = ReadCache::new(Duration::ZERO);
+        let cache = ReadCache::new(Duration::ZERO, DEFAULT_READ_CACHE_MAX_BYTES);
         cache.put(
             CacheKey::Status,
             cache.generation(),
@@ -435,9 +467,15 @@ mod tests {
         assert_eq!(cache.get(&CacheKey::Status), None);
     }
 
+    impl Weigh for &str {
+        fn bytes(&self) -> usize {
+            self.len()
+        }
+    }
+
     #[test]
     fn last_known_keeps_the_newest_and_evicts_the_oldest() {
-        let mut last = LastKnown::new(3);
+        let mut last = LastKnown::new(3, usize::MAX);
         for (k, v) in [(1, "a"), (2, "b"), (3, "c"), (1, "a2"), (4, "d")] {
             last.put(k, v);
         }
@@ -450,9 +488,80 @@ mod tests {
         assert_eq!(last.len(), 2);
     }
 
+    #[test]
+    fn last_known_keeps_within_its_bytes() {
+        let mut last = LastKnown::new(100, 10);
+        for (k, v) in [(1, "aaaa"), (2, "bbbb"), (3, "cc")] {
+            last.put(k, v);
+        }
+        assert_eq!((last.len(), last.bytes), (3, 10));
+        // Two more bytes: the oldest goes.
+        last.put(4, "dd");
+        assert_eq!((last.get(&1), last.bytes), (None, 8));
+        // Replacing a value counts the new one only.
+        last.put(2, "b");
+        assert_eq!(last.bytes, 5);
+        // Too large alone: not kept, and the value it would have replaced is gone too.
+        last.put(3, "ccccccccccc");
+        assert_eq!((last.get(&3), last.bytes), (None, 3));
+        last.remove(&2);
+        last.remove(&4);
+        assert_eq!((last.len(), last.bytes), (0, 0));
+    }
+
+    /// Issue #23, item 11: whatever is read, the cache holds at most its bound, answers and
+    /// entries together; the newest answers stay fresh.
+    #[tokio::test]
+    async fn answers_and_entries_stay_within_the_byte_bound() {
+        const MAX: usize = 64 * 1024;
+        let cache = ReadCache::new(Duration::from_secs(60), MAX);
+        let page = Bytes::from(vec![b'x'; 5000]);
+        for n in 0..100 {
+            let key = CacheKey::List(ListQuery {
+                after: Some(format!("s{n:03}").parse().expect("id")),
+                ..ListQuery::default()
+            });
+            let answer = cache
+                .get_or_render(&key, || async { Ok::<_, ()>(page.clone()) })
+                .await;
+            assert_eq!(answer, Ok(page.clone()));
+            let id: ServerId = format!("e{n:03}").parse().expect("id");
+            cache.remember_entry(&id, Bytes::from(vec![b'y'; 1000]));
+            assert!(
+                cache.bytes() <= MAX,
+                "{} bytes after {n} pages",
+                cache.bytes()
+            );
+        }
+        // The newest answer and entry are kept; the oldest went.
+        let newest = CacheKey::List(ListQuery {
+            after: Some("s099".parse().expect("id")),
+            ..ListQuery::default()
+        });
+        assert_eq!(cache.get(&newest), Some(page.clone()));
+        assert!(
+            cache
+                .last_known_entry(&"e099".parse().expect("id"))
+                .is_some()
+        );
+        assert!(
+            cache
+                .last_known_entry(&"e000".parse().expect("id"))
+                .is_none()
+        );
+        // An answer larger than the bound is answered, not kept.
+        let huge = Bytes::from(vec![b'z'; MAX]);
+        let answer = cache
+            .get_or_render(&CacheKey::Status, || async { Ok::<_, ()>(huge.clone()) })
+            .await;
+        assert_eq!(answer, Ok(huge));
+        assert_eq!(cache.get(&CacheKey::Status), None);
+        assert!(cache.bytes() <= MAX);
+    }
+
     #[tokio::test]
     async fn the_last_good_answer_outlives_writes_and_failures() {
-        let cache = ReadCache::new(Duration::from_secs(60));
+        let cache = ReadCache::new(Duration::from_secs(60), DEFAULT_READ_CACHE_MAX_BYTES);
         let ok = cache
             .get_or_render(&CacheKey::Status, || async { Ok::<_, ()>(ANSWER) })
             .await;
@@ -471,7 +580,7 @@ mod tests {
 
     #[test]
     fn reads_skip_the_database_only_while_it_is_known_away() {
-        let cache = ReadCache::new(Duration::from_secs(60));
+        let cache = ReadCache::new(Duration::from_secs(60), DEFAULT_READ_CACHE_MAX_BYTES);
         assert!(!cache.database_away());
         cache.database_failed();
         assert!(cache.database_away(), "a read just found it away");
@@ -494,7 +603,10 @@ mod tests {
     #[tokio::test]
     async fn concurrent_misses_query_the_store_once() {
         const REQUESTS: usize = 16;
-        let cache = Arc::new(ReadCache::new(Duration::from_secs(60)));
+        let cache = Arc::new(ReadCache::new(
+            Duration::from_secs(60),
+            DEFAULT_READ_CACHE_MAX_BYTES,
+        ));
         let queries = Arc::new(AtomicU64::new(0));
         let (open, gate) = watch::channel(false);
         let mut requests = tokio::task::JoinSet::new();
@@ -521,7 +633,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_during_a_query_starts_a_new_one_and_voids_the_old() {
-        let cache = Arc::new(ReadCache::new(Duration::from_secs(60)));
+        let cache = Arc::new(ReadCache::new(
+            Duration::from_secs(60),
+            DEFAULT_READ_CACHE_MAX_BYTES,
+        ));
         let (open, mut gate) = watch::channel(false);
         let before = tokio::spawn({
             let cache = cache.clone();
@@ -552,7 +667,10 @@ mod tests {
 
     #[tokio::test]
     async fn waiters_answer_themselves_when_the_query_is_cancelled() {
-        let cache = Arc::new(ReadCache::new(Duration::from_secs(60)));
+        let cache = Arc::new(ReadCache::new(
+            Duration::from_secs(60),
+            DEFAULT_READ_CACHE_MAX_BYTES,
+        ));
         let stuck = tokio::spawn({
             let cache = cache.clone();
             async move {

@@ -180,6 +180,7 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(%detail, "database unavailable");
                 Self::Unavailable
             }
+            StoreError::CapReached(cap) => Self::LimitReached(crate::limits::explain(&cap)),
             other => {
                 tracing::error!(error = %other, "store error");
                 Self::Internal

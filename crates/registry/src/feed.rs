@@ -2,9 +2,11 @@
 //! rendered once as a server-sent event, to every `GET /events` stream, and wakes
 //! `GET /servers?wait=` long-polls.
 //!
-//! The task (the tailer) reads the log when a write through this process tells it to, and
-//! otherwise every [`FeedConfig::poll`], which picks up writes by other processes (a separate
-//! `health-worker`, other replicas on PostgreSQL). Events go out on a broadcast ring of
+//! The task (the tailer) reads the log when a write through this process tells it to, when the
+//! database announces a commit by another process (PostgreSQL `LISTEN`, see [`Feed::listen`]:
+//! other replicas, a separate `health-worker`), and otherwise every [`FeedConfig::poll`], which
+//! is how SQLite's other processes are followed and what catches up after a lost announcement.
+//! Revisions are the database's, so they mean the same on every replica. Events go out on a broadcast ring of
 //! [`FeedConfig::buffer`] events: sending never waits, so writers never wait for readers, and a
 //! stream that falls further behind than the ring is told to resync and closed.
 
@@ -13,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use mcp_fleet_net::Backoff;
 use mcp_fleet_store::{Event, Store, StoreError};
 use tokio::sync::{Notify, broadcast, watch};
 use tokio_util::sync::CancellationToken;
@@ -135,6 +138,62 @@ impl Feed {
     pub(crate) fn start(self: &Arc<Self>) {
         if !self.started.swap(true, Ordering::AcqRel) {
             tokio::spawn(self.clone().tail());
+            tokio::spawn(self.clone().listen());
+        }
+    }
+
+    /// Wakes the tailer for every commit the database announces (PostgreSQL; on SQLite this
+    /// ends at once and the poll does the work). A lost session wakes it too, so the log is
+    /// read after the last revision seen and nothing committed meanwhile is missed.
+    async fn listen(self: Arc<Self>) {
+        const RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+        let mut attempt = 0;
+        loop {
+            let commits = tokio::select! {
+                () = self.stop.cancelled() => return,
+                commits = self.store.listen() => commits,
+            };
+            let mut commits = match commits {
+                Ok(Some(commits)) => commits,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "change feed cannot listen for commits; polling");
+                    tokio::select! {
+                        () = self.stop.cancelled() => return,
+                        () = tokio::time::sleep(RETRY.delay(attempt)) => {}
+                    }
+                    attempt = attempt.saturating_add(1);
+                    continue;
+                }
+            };
+            attempt = 0;
+            // Whatever committed before the session began is found by this read.
+            self.wake.notify_one();
+            loop {
+                let next = tokio::select! {
+                    () = self.stop.cancelled() => return,
+                    next = commits.next() => next,
+                };
+                match next {
+                    // This process's own writes have been read already.
+                    Ok(Some(rev)) if self.revision.borrow().is_some_and(|r| r >= rev) => {}
+                    // The commit is visible now: answers cached before it go at once, without
+                    // waiting for the tailer's read.
+                    Ok(Some(_)) => {
+                        self.cache.invalidate();
+                        self.wake.notify_one();
+                    }
+                    Ok(None) => {
+                        tracing::info!("change feed lost its listening session; reconnected");
+                        self.wake.notify_one();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change feed stopped listening; polling");
+                        self.wake.notify_one();
+                        break;
+                    }
+                }
+            }
         }
     }
 

@@ -18,6 +18,7 @@ mod conn;
 mod error;
 mod extract;
 mod feed;
+mod forwarded;
 pub mod health;
 mod istio;
 pub mod limits;
@@ -41,6 +42,7 @@ use mcp_fleet_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use cache::DEFAULT_READ_CACHE_MAX_BYTES;
 pub use error::ApiError;
 pub use feed::FeedConfig;
 pub use health::{HealthConfig, HealthError, HealthHandle, HealthStats, parse_cidr};
@@ -94,6 +96,8 @@ pub struct Config {
     /// through this process invalidate it at once; writes by other processes sharing the
     /// database show after at most this long. Zero turns the cache off.
     pub read_cache_ttl: Duration,
+    /// Most bytes the read cache holds (answers, and entries kept for outages).
+    pub read_cache_max_bytes: usize,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
     /// Addresses that registered URLs may not point at, on top of the defaults (link-local,
@@ -115,6 +119,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             read_cache_ttl: Duration::from_secs(1),
+            read_cache_max_bytes: DEFAULT_READ_CACHE_MAX_BYTES,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             probe_deny: Vec::new(),
             probe_allow: Vec::new(),
@@ -165,7 +170,10 @@ impl AppState {
 
     /// [`Self::new`] with the change feed's settings.
     pub fn with_feed(store: Arc<dyn Store>, config: Config, feed: FeedConfig) -> Self {
-        let cache = Arc::new(ReadCache::new(config.read_cache_ttl));
+        let cache = Arc::new(ReadCache::new(
+            config.read_cache_ttl,
+            config.read_cache_max_bytes,
+        ));
         let policy = AddressPolicy::new(
             config.probe_policy,
             config.probe_deny.clone(),

@@ -1,6 +1,9 @@
 //! Abuse limits: per-client token buckets on writes and on the reads that cost the most
 //! (listings, `/status`, the change feed), answered `429` with `Retry-After`; and caps on how
 //! many entries the registry, and each credential, may hold.
+//!
+//! The buckets are each process's own: N replicas behind a load balancer admit up to N times
+//! the rate in all. The caps are the database's, so they hold for the whole cluster.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -14,6 +17,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{Quota, RateLimiter};
 
 use chrono::Utc;
+use mcp_fleet_store::{CapReached, EntryCaps};
 
 use crate::AppState;
 use crate::auth::Checked;
@@ -35,6 +39,37 @@ pub struct LimitsConfig {
     pub max_entries: Option<u64>,
     /// Most entries one credential may have registered (counted by `updatedBy`).
     pub max_entries_per_principal: Option<u64>,
+    /// Proxies and load balancers whose `Forwarded` / `X-Forwarded-For` headers name the
+    /// client a request is counted against; from anyone else those headers are ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl LimitsConfig {
+    /// The caps on stored entries, which the store enforces in the write's transaction: for
+    /// every replica on one database at once.
+    pub(crate) fn entry_caps(&self) -> EntryCaps {
+        EntryCaps {
+            max_entries: self.max_entries,
+            max_per_principal: self.max_entries_per_principal,
+        }
+    }
+}
+
+/// What a client is told when a registration would pass a cap, naming the flag that sets it.
+pub(crate) fn explain(cap: &CapReached) -> String {
+    match cap {
+        CapReached::Entries { held, max } => format!(
+            "the registry holds {held} entries, its limit (--max-entries {max}); delete some \
+             or raise the limit"
+        ),
+        CapReached::PerPrincipal {
+            principal,
+            held,
+            max,
+        } => format!(
+            "{principal} has registered {held} entries, its limit (--max-entries-per-token {max})"
+        ),
+    }
 }
 
 type Keyed = RateLimiter<String, governor::state::keyed::HashMapStateStore<String>, DefaultClock>;
@@ -96,12 +131,13 @@ impl Limiter {
     }
 }
 
-/// The address a request came from.
-fn address(request: &Request) -> IpAddr {
-    request
+/// The address a request came from: its peer's, or the client a trusted proxy names.
+fn address(request: &Request, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    crate::forwarded::client(peer, request.headers(), trusted)
 }
 
 /// The registry token (`mcpf_<id>.<secret>`) a request presents, if any.
@@ -145,7 +181,10 @@ pub(crate) async fn limit(
         .map(str::to_owned);
     let client = match &verified {
         Some(id) => format!("token:{id}"),
-        None => format!("ip:{}", address(&request)),
+        None => format!(
+            "ip:{}",
+            address(&request, &state.config().limits.trusted_proxies)
+        ),
     };
     if let Err(wait) = state.limiter().check(write, client) {
         tracing::debug!(write, "rate limited");

@@ -63,6 +63,11 @@ struct ToLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabel {
+    replica: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
     state: &'static str,
 }
@@ -302,6 +307,7 @@ impl Snapshot<'_> {
                 "Whether the expiry guard has suspended TTL expiry (1) or not (0)",
                 i64::from(h.expiry_suspended.load(Ordering::Relaxed)),
             );
+            replica_metrics(&mut r, h);
         }
         if let Some(a) = &self.alerts {
             counter(
@@ -346,6 +352,45 @@ impl Snapshot<'_> {
         }
         r
     }
+}
+
+/// The health work this replica does among the others on the database (`mcp_fleet_replica_*`).
+fn replica_metrics(r: &mut Registry, h: &HealthStats) {
+    let load = |n: &std::sync::atomic::AtomicU64| i64::try_from(n.load(Ordering::Relaxed));
+    let info = Family::<ReplicaLabel, Gauge>::default();
+    info.get_or_create(&ReplicaLabel {
+        replica: h.replica.get().cloned().unwrap_or_default(),
+    })
+    .set(1);
+    r.register(
+        "replica_info",
+        "This replica's id in the health leases (the value is always 1)",
+        info,
+    );
+    gauge(
+        r,
+        "replica_leases_held",
+        "Health-work shards this replica holds a lease on (of 64)",
+        load(&h.leases_held).unwrap_or(i64::MAX),
+    );
+    gauge(
+        r,
+        "replica_replicas",
+        "Replicas sharing the health work, this one included",
+        load(&h.replicas).unwrap_or(i64::MAX),
+    );
+    gauge(
+        r,
+        "replica_entries_owned",
+        "Entries in the shards this replica holds: the ones it probes",
+        load(&h.entries_owned).unwrap_or(i64::MAX),
+    );
+    counter(
+        r,
+        "replica_takeovers",
+        "Entries this replica took over from replicas whose leases expired",
+        h.takeovers.load(Ordering::Relaxed),
+    );
 }
 
 /// Checks that a rendering is what Prometheus expects at its edges; the full parse is in the

@@ -7,7 +7,8 @@ use serde::Serialize;
 use utoipa::OpenApi;
 
 use crate::api::{
-    checks, docs, events, metrics, page, policy, probes, servers, services, status, v01,
+    checks, docs, events, metrics, observations, page, policy, probes, servers, services, status,
+    v01,
 };
 
 /// The API's description.
@@ -30,6 +31,7 @@ use crate::api::{
         services::get_routing,
         services::delete_routing,
         services::rollback,
+        observations::observations,
         services::istio,
         events::events,
         checks::check,
@@ -201,6 +203,10 @@ mod tests {
             "RollbackRule",
             "RollbackRecord",
             "RollbackRequest",
+            "Observations",
+            "SlotCounts",
+            "ObservedTotals",
+            "VersionTotals",
         ] {
             assert!(schemas.contains_key(name), "{name} is not described");
         }

@@ -17,14 +17,14 @@ use crate::common::{fast_health, live_server, seed_body, seed_body_at, start_che
 const STEP: Duration = Duration::from_secs(10);
 
 /// A registry with chosen feed and store settings; stops when dropped.
-struct Registry {
-    url: String,
-    http: reqwest::Client,
-    db_url: String,
-    backend: &'static str,
+pub(crate) struct Registry {
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) db_url: String,
+    pub(crate) backend: &'static str,
     /// The state it serves, to drive it without a socket too.
     state: AppState,
-    shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     _db: TestDb,
 }
 
@@ -35,6 +35,16 @@ impl Drop for Registry {
 }
 
 async fn start(db: TestDb, feed: FeedConfig, options: StoreOptions) -> Registry {
+    start_configured(db, Config::default(), feed, options).await
+}
+
+/// [`start`] with the API's settings too.
+pub(crate) async fn start_configured(
+    db: TestDb,
+    config: Config,
+    feed: FeedConfig,
+    options: StoreOptions,
+) -> Registry {
     let store = mcp_fleet_store::connect_with(&db.url, options)
         .await
         .expect("open store");
@@ -43,7 +53,7 @@ async fn start(db: TestDb, feed: FeedConfig, options: StoreOptions) -> Registry 
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let shutdown = CancellationToken::new();
-    let state = AppState::with_feed(store, Config::default(), feed);
+    let state = AppState::with_feed(store, config, feed);
     tokio::spawn(mcp_fleet_registry::serve(
         listener,
         state.clone(),
@@ -65,7 +75,7 @@ async fn start_default(db: TestDb) -> Registry {
 }
 
 impl Registry {
-    async fn post(&self, body: &Value) -> reqwest::Response {
+    pub(crate) async fn post(&self, body: &Value) -> reqwest::Response {
         let res = self
             .http
             .post(format!("{}/servers", self.url))
@@ -82,7 +92,7 @@ impl Registry {
         res
     }
 
-    async fn delete(&self, id: &str) {
+    pub(crate) async fn delete(&self, id: &str) {
         let res = self
             .http
             .delete(format!("{}/servers/{id}", self.url))
@@ -93,7 +103,11 @@ impl Registry {
     }
 
     /// Opens `GET /events` with `query`, and `Last-Event-ID` when given.
-    async fn events(&self, query: &str, last_event_id: Option<i64>) -> reqwest::Response {
+    pub(crate) async fn events(
+        &self,
+        query: &str,
+        last_event_id: Option<i64>,
+    ) -> reqwest::Response {
         let mut req = self.http.get(format!("{}/events{query}", self.url));
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id.to_string());
@@ -102,7 +116,7 @@ impl Registry {
     }
 
     /// Subscribes from now; returns once the registry has the subscription.
-    async fn subscribe(&self) -> Sse {
+    pub(crate) async fn subscribe(&self) -> Sse {
         let res = self.events("", None).await;
         assert_eq!(res.status(), 200, "{}", self.backend);
         Sse::new(res)
@@ -111,26 +125,26 @@ impl Registry {
 
 /// One server-sent event.
 #[derive(Debug, Clone, PartialEq)]
-struct SseEvent {
-    id: Option<i64>,
-    event: String,
-    data: String,
+pub(crate) struct SseEvent {
+    pub(crate) id: Option<i64>,
+    pub(crate) event: String,
+    pub(crate) data: String,
 }
 
 impl SseEvent {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.data).expect("JSON data")
     }
 }
 
 /// Reads server-sent events off a streaming response.
-struct Sse {
+pub(crate) struct Sse {
     res: reqwest::Response,
     buf: Vec<u8>,
 }
 
 impl Sse {
-    fn new(res: reqwest::Response) -> Self {
+    pub(crate) fn new(res: reqwest::Response) -> Self {
         assert_eq!(
             res.headers()
                 .get("content-type")
@@ -144,7 +158,7 @@ impl Sse {
     }
 
     /// The next event (comments skipped), `None` when the stream ends; fails after [`STEP`].
-    async fn next(&mut self) -> Option<SseEvent> {
+    pub(crate) async fn next(&mut self) -> Option<SseEvent> {
         let deadline = tokio::time::Instant::now() + STEP;
         loop {
             if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
@@ -179,7 +193,7 @@ impl Sse {
     }
 
     /// The next event, which must exist.
-    async fn expect(&mut self) -> SseEvent {
+    pub(crate) async fn expect(&mut self) -> SseEvent {
         self.next().await.expect("the stream ended")
     }
 }
@@ -250,7 +264,7 @@ async fn a_reconnecting_consumer_gets_exactly_the_writes_it_missed() {
     }
 }
 
-fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
+pub(crate) fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
     res.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())

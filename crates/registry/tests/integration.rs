@@ -2,6 +2,7 @@
 
 mod auth;
 mod bad_input;
+mod cluster;
 mod common;
 mod feed;
 mod health;

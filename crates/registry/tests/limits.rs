@@ -333,3 +333,92 @@ async fn refused_tokens_are_remembered_and_revocation_is_immediate() {
         "refused once, then remembered"
     );
 }
+
+/// Behind a trusted proxy (`--trusted-proxy`), each client it names in `X-Forwarded-For` or
+/// `Forwarded` has its own read budget; a header it cannot read counts against the proxy's own;
+/// from an untrusted peer the headers are ignored, so a client cannot buy budgets by inventing
+/// addresses.
+#[tokio::test]
+async fn clients_behind_a_trusted_proxy_have_their_own_budgets() {
+    const BURST: u32 = 5;
+    let limits = |trusted: &[&str]| Config {
+        limits: LimitsConfig {
+            read_rate: 1,
+            read_burst: BURST,
+            trusted_proxies: trusted
+                .iter()
+                .map(|s| mcp_fleet_registry::parse_cidr(s).expect("CIDR"))
+                .collect(),
+            ..LimitsConfig::default()
+        },
+        ..Config::default()
+    };
+    // The test's requests come from 127.0.0.1: the proxy.
+    let behind = start_with(mcp_fleet_test_support::sqlite(), limits(&["127.0.0.0/8"])).await;
+    let exposed = start_with(mcp_fleet_test_support::sqlite(), limits(&["10.0.0.0/8"])).await;
+    let read = |reg: &TestRegistry, header: (&'static str, &'static str)| {
+        let req = reg
+            .http
+            .get(format!("{}/servers", reg.url))
+            .header(header.0, header.1);
+        async move { req.send().await.expect("GET").status().as_u16() }
+    };
+    let xff = |v| ("x-forwarded-for", v);
+    // A budget refills by one a second: a slow machine may see that many more admitted.
+    let started = std::time::Instant::now();
+    let refilled = || started.elapsed().as_secs() as usize;
+    // Client a spends its budget through the proxy.
+    for _ in 0..BURST {
+        assert_eq!(read(&behind, xff("198.51.100.1")).await, 200);
+    }
+    // Then is refused, also by its other spelling, and with an address it made up on the left.
+    let again = [
+        read(&behind, xff("198.51.100.1")).await,
+        read(&behind, ("forwarded", "for=198.51.100.1")).await,
+        read(&behind, xff("203.0.113.9, 198.51.100.1")).await,
+    ];
+    let admitted = again.iter().filter(|s| **s == 200).count();
+    assert!(admitted <= refilled(), "{again:?}");
+    // Another client behind the same proxy is not affected.
+    assert_eq!(read(&behind, xff("198.51.100.2")).await, 200);
+    assert_eq!(
+        read(&behind, ("forwarded", "for=\"[2001:db8::2]:4711\"")).await,
+        200
+    );
+    // Bad header values name nobody: they share the proxy's own budget.
+    let bad = ["not-an-address", "", "198.51.100.3, junk"];
+    let mut statuses = Vec::new();
+    for _ in 0..=BURST {
+        for value in bad {
+            statuses.push(read(&behind, xff(value)).await);
+        }
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        BURST as usize
+    );
+    assert!(
+        statuses.iter().all(|s| [200, 429].contains(s)),
+        "{statuses:?}"
+    );
+    // Not from a trusted proxy: every header is ignored and the peer is the client.
+    let started = std::time::Instant::now();
+    let refilled = || started.elapsed().as_secs() as usize;
+    for i in 0..BURST {
+        let status = exposed
+            .http
+            .get(format!("{}/servers", exposed.url))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .send()
+            .await
+            .expect("GET")
+            .status();
+        assert_eq!(status, 200);
+    }
+    let again = [
+        read(&exposed, xff("198.51.100.99")).await,
+        read(&exposed, ("forwarded", "for=198.51.100.98")).await,
+    ];
+    let admitted = again.iter().filter(|s| **s == 200).count();
+    assert!(admitted <= refilled(), "{again:?}");
+}

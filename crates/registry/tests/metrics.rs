@@ -396,6 +396,7 @@ async fn metrics_parse_and_move_with_requests_and_probes() {
             rise: 1,
             fall: 1,
             webhooks: vec![hook_url.parse().expect("url")],
+            replica_id: Some("only-one".into()),
             ..fast_health()
         },
     )
@@ -500,6 +501,19 @@ async fn metrics_parse_and_move_with_requests_and_probes() {
         hook_calls.load(Ordering::Relaxed) as f64
     );
     assert_eq!(after.get("mcp_fleet_ttl_expiry_suspended", &[]), 0.0);
+    // One replica on SQLite: it holds every shard of the health work.
+    assert_eq!(
+        after.get("mcp_fleet_replica_info", &[("replica", "only-one")]),
+        1.0
+    );
+    assert_eq!(after.get("mcp_fleet_replica_leases_held", &[]), 64.0);
+    assert_eq!(after.get("mcp_fleet_replica_replicas", &[]), 1.0);
+    mcp_fleet_test_support::poll("the replica to count both entries its own", || async {
+        let now = scrape(&reg).await;
+        (now.get("mcp_fleet_replica_entries_owned", &[]) == 2.0).then_some(())
+    })
+    .await;
+    assert_eq!(after.get("mcp_fleet_replica_takeovers_total", &[]), 0.0);
 
     // An open change-feed stream is a subscriber until it closes.
     let stream = reg

@@ -453,3 +453,144 @@ async fn a_rollback_onto_a_rolled_back_version_needs_force() {
     assert_eq!(status, 200, "{doc}");
     assert_eq!(doc["weights"], json!({"2.0.0": 0, "2.1.0": 100}));
 }
+
+/// A report of `replica` with `calls` and `errors` of `version` in the current 1 s slot.
+fn report(replica: &str, version: &str, calls: u64, errors: u64) -> Value {
+    let slot = mcp_fleet_model::slot_of(chrono::Utc::now(), 1000);
+    json!({"replica": replica, "slotMs": 1000,
+           "versions": {version: [{"slot": slot, "calls": calls, "errors": errors}]}})
+}
+
+#[tokio::test]
+async fn canary_reports_are_summed_across_replicas_and_bad_ones_name_their_field() {
+    for reg in start_all().await {
+        let b = reg.backend;
+        let path = "/services/catalog/routing/observations";
+        let post = |body: Value| {
+            let reg = &reg;
+            async move { reg.send(reqwest::Method::POST, path, Some(&body)).await }
+        };
+        let (status, problem) = post(report("gw-a", "2.1.0", 1, 0)).await;
+        assert_eq!(
+            (status, &problem["code"]),
+            (404, &json!("not-found")),
+            "{b}"
+        );
+        instance(&reg, "catalog-a", "catalog", "2.0.0").await;
+        instance(&reg, "catalog-b", "catalog", "2.1.0").await;
+        let (status, _) = reg.put_routing("catalog", &canary()).await;
+        assert_eq!(status, 201, "{b}");
+
+        let (status, totals) = post(report("gw-a", "2.1.0", 30, 9)).await;
+        assert_eq!(status, 200, "{b}: {totals}");
+        assert_eq!(totals["replicas"], 1);
+        let (status, totals) = post(report("gw-b", "2.1.0", 25, 8)).await;
+        assert_eq!(status, 200, "{b}: {totals}");
+        assert_eq!(totals["service"], "catalog");
+        assert_eq!(totals["slotMs"], 1000);
+        assert_eq!(totals["replicas"], 2);
+        assert_eq!(
+            totals["versions"]["2.1.0"],
+            json!({"calls": 55, "errors": 17, "toolErrors": 0}),
+            "{b}"
+        );
+        // Reports change no document: no event, the policy as it was.
+        let (_, doc) = reg.get("/services/catalog/routing").await;
+        assert_eq!(doc["weights"], canary()["weights"], "{b}");
+
+        let slot = mcp_fleet_model::slot_of(chrono::Utc::now(), 1000);
+        let rows = [
+            (json!({"slotMs": 1000, "versions": {}}), "replica"),
+            (
+                json!({"replica": "a b", "slotMs": 1000, "versions": {}}),
+                "replica",
+            ),
+            (
+                json!({"replica": "a", "slotMs": 0, "versions": {}}),
+                "slotMs",
+            ),
+            (
+                json!({"replica": "a", "slotMs": 1000, "versions": []}),
+                "versions",
+            ),
+            (
+                json!({"replica": "a", "slotMs": 1000, "versions": {"latest": []}}),
+                "versions.latest",
+            ),
+            (
+                json!({"replica": "a", "slotMs": 1000,
+                       "versions": {"2.1.0": [{"slot": slot, "calls": 1, "errors": 2}]}}),
+                "versions.2.1.0[0].calls",
+            ),
+            (
+                json!({"replica": "a", "slotMs": 1000,
+                       "versions": {"2.1.0": [{"slot": slot + 1000, "calls": 1}]}}),
+                "versions.2.1.0[0].slot",
+            ),
+            (
+                json!({"replica": "a", "slotMs": 1000, "versions": {}, "window": "60s"}),
+                "window",
+            ),
+            (json!("counts"), "body"),
+        ];
+        for (body, field) in rows {
+            let (status, problem) = post(body.clone()).await;
+            assert_eq!(status, 400, "{b}: {body} -> {problem}");
+            assert_eq!(
+                problem["code"], "validation-failed",
+                "{b}: {body} -> {problem}"
+            );
+            assert_eq!(problem["errors"][0]["field"], field, "{b}: {body}");
+        }
+        let res = reg
+            .http
+            .post(format!("{}{path}", reg.url))
+            .body("replica=a")
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(res.status().as_u16(), 415, "{b}");
+        let (_, totals) = post(report("gw-a", "2.0.0", 0, 0)).await;
+        assert_eq!(
+            totals["versions"]["2.1.0"]["calls"], 55,
+            "{b}: bad reports kept nothing"
+        );
+    }
+}
+
+/// Reports are writes: a replica flooding them is rate limited like any writer.
+#[tokio::test]
+async fn a_flood_of_canary_reports_is_rate_limited() {
+    let config = mcp_fleet_registry::Config {
+        limits: mcp_fleet_registry::limits::LimitsConfig {
+            write_rate: 1,
+            write_burst: 5,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let reg = crate::common::start_with(mcp_fleet_test_support::sqlite(), config).await;
+    instance(&reg, "catalog-a", "catalog", "2.0.0").await;
+    instance(&reg, "catalog-b", "catalog", "2.1.0").await;
+    reg.put_routing("catalog", &canary()).await;
+    let path = "/services/catalog/routing/observations";
+    let mut limited = 0;
+    for i in 0..20 {
+        let (status, body) = reg
+            .send(
+                reqwest::Method::POST,
+                path,
+                Some(&report("gw-a", "2.1.0", i, 0)),
+            )
+            .await;
+        match status {
+            200 => {}
+            429 => {
+                assert_eq!(body["code"], "rate-limited");
+                limited += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(limited >= 10, "only {limited} of 20 reports limited");
+}

@@ -4,19 +4,20 @@
 //! their functions to the trait.
 
 /// Implements [`crate::Store`] for `$store` (which has a `pool`) from the functions of its
-/// modules `entries`, `health`, `tokens`, `routing` and `events`; `$extra` are further methods
+/// modules `entries`, `health`, `lease`, `tokens`, `routing` and `events`; `$extra` are further methods
 /// (the ones with a default that the backend overrides).
 macro_rules! store_by_concern {
     ($store:ty, $backend:literal, { $($extra:tt)* }) => {
         #[async_trait::async_trait]
         impl $crate::Store for $store {
             // Entries.
-            async fn upsert(
+            async fn upsert_capped(
                 &self,
                 reg: mcp_fleet_model::Registration,
                 now: mcp_fleet_model::Timestamp,
+                caps: &$crate::EntryCaps,
             ) -> Result<$crate::Upserted, $crate::StoreError> {
-                entries::upsert(self, reg, now).await
+                entries::upsert(self, reg, now, caps).await
             }
             async fn get(
                 &self,
@@ -57,7 +58,7 @@ macro_rules! store_by_concern {
             async fn record_checks(
                 &self,
                 checks: &[$crate::CheckRecord],
-            ) -> Result<Vec<mcp_fleet_model::ServerId>, $crate::StoreError> {
+            ) -> Result<Vec<$crate::Written>, $crate::StoreError> {
                 health::record_checks(self, checks).await
             }
             async fn heartbeat(
@@ -76,6 +77,20 @@ macro_rules! store_by_concern {
                 before: mcp_fleet_model::Timestamp,
             ) -> Result<bool, $crate::StoreError> {
                 health::deregister_if_down(self, id, before).await
+            }
+
+            // Leases.
+            async fn renew_leases(
+                &self,
+                replica: &str,
+                ttl: std::time::Duration,
+                grace: std::time::Duration,
+                busy: &[u32],
+            ) -> Result<$crate::Leases, $crate::StoreError> {
+                lease::renew_leases(self, replica, ttl, grace, busy).await
+            }
+            async fn release_leases(&self, replica: &str) -> Result<(), $crate::StoreError> {
+                lease::release_leases(self, replica).await
             }
 
             // Tokens.
@@ -136,6 +151,14 @@ macro_rules! store_by_concern {
                 now: mcp_fleet_model::Timestamp,
             ) -> Result<Option<mcp_fleet_model::Routing>, $crate::StoreError> {
                 routing::record_rollback(self, service, version, reason, by, now).await
+            }
+            async fn record_observations(
+                &self,
+                service: &mcp_fleet_model::ServerId,
+                report: &mcp_fleet_model::Observations,
+                now: mcp_fleet_model::Timestamp,
+            ) -> Result<Option<mcp_fleet_model::ObservedTotals>, $crate::StoreError> {
+                routing::record_observations(self, service, report, now).await
             }
             async fn service_versions(
                 &self,

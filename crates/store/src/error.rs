@@ -12,6 +12,10 @@ pub enum StoreError {
     /// Applying migrations failed.
     #[error("database migration failed: {0}")]
     Migration(String),
+    /// Creating an entry would pass a cap ([`crate::Store::upsert_capped`]): nothing was
+    /// written.
+    #[error("entry cap reached: {0}")]
+    CapReached(crate::CapReached),
     /// A stored row could not be read back as an entry.
     #[error("stored entry {id} is unreadable: {reason}")]
     Corrupt {

@@ -32,6 +32,17 @@ pub struct HealthRow {
     pub failures: u32,
     /// Revision of the registration this row describes.
     pub reg_rev: i64,
+    /// When it was last checked (by any replica): a replica taking it over schedules from this.
+    pub last_checked_at: Option<Timestamp>,
+}
+
+/// A check [`crate::Store::record_checks`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// Entry id.
+    pub id: ServerId,
+    /// The status the check replaced, when it changed it (a `status` event was logged).
+    pub changed_from: Option<HealthStatus>,
 }
 
 /// The result of checking one entry, to be written in a batch.
@@ -99,6 +110,7 @@ pub(crate) fn health_row(
     successes: i64,
     failures: i64,
     reg_rev: i64,
+    last_checked_at: Option<Timestamp>,
 ) -> Result<HealthRow, crate::StoreError> {
     let bad = |reason: String| crate::StoreError::Corrupt {
         id: id.clone(),
@@ -125,6 +137,7 @@ pub(crate) fn health_row(
         successes: u32::try_from(successes).unwrap_or(0),
         failures: u32::try_from(failures).unwrap_or(0),
         reg_rev,
+        last_checked_at,
     })
 }
 
@@ -156,18 +169,23 @@ pub(crate) fn note_written(
     run: &[CheckRecord],
     updated: &[String],
     status: &mut std::collections::HashMap<String, String>,
-    written: &mut Vec<ServerId>,
+    written: &mut Vec<Written>,
     events: &mut Vec<NewEvent>,
 ) {
     let updated: std::collections::HashSet<&str> = updated.iter().map(String::as_str).collect();
     for c in run.iter().filter(|c| updated.contains(c.id.as_str())) {
-        written.push(c.id.clone());
+        let mut changed_from = None;
         if let Some(was) = status.get_mut(c.id.as_str())
             && was != c.status.as_str()
         {
             events.push(NewEvent::status(c, was));
+            changed_from = was.parse().ok();
             c.status.as_str().clone_into(was);
         }
+        written.push(Written {
+            id: c.id.clone(),
+            changed_from,
+        });
     }
 }
 

@@ -13,6 +13,7 @@ mod error;
 mod events;
 mod health;
 mod json_cache;
+mod lease;
 mod migrate;
 mod postgres;
 mod routing;
@@ -25,15 +26,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use mcp_fleet_model::{
-    Entry, HealthStatus, Registration, Routing, RoutingPolicy, ServerId, StatusFilter, Tag,
-    Timestamp, TokenRecord, Version,
+    Entry, HealthStatus, Observations, ObservedTotals, Registration, Routing, RoutingPolicy,
+    ServerId, StatusFilter, Tag, Timestamp, TokenRecord, Version,
 };
 
 pub use error::StoreError;
 pub use events::{DEFAULT_EVENT_RETENTION, Event, EventKind, EventLog, StoreOptions};
-pub use health::{CheckRecord, HealthRow, HeartbeatRow};
+pub use health::{CheckRecord, HealthRow, HeartbeatRow, Written};
+pub use lease::{LEASE_SHARDS, Leases, shard_of};
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{ServingClaim, SqliteStore, claim_for_serving};
 
 /// Largest page [`Store::list`] returns.
 pub const MAX_PAGE: u32 = 1000;
@@ -62,6 +64,80 @@ impl Default for ListQuery {
             service: None,
             after: None,
             limit: 100,
+        }
+    }
+}
+
+/// Most entries a store may hold, in all and per principal (`updatedBy`); `None` is no cap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryCaps {
+    /// Most entries in all.
+    pub max_entries: Option<u64>,
+    /// Most entries one principal may have registered last.
+    pub max_per_principal: Option<u64>,
+}
+
+impl EntryCaps {
+    fn any(&self) -> bool {
+        self.max_entries.is_some() || self.max_per_principal.is_some()
+    }
+
+    /// Whether a new entry by `by` may join `all` entries, `mine` of them by `by`.
+    fn admit(&self, all: u64, mine: u64, by: Option<&str>) -> Result<(), StoreError> {
+        if let Some(max) = self.max_entries
+            && all >= max
+        {
+            return Err(StoreError::CapReached(CapReached::Entries {
+                held: all,
+                max,
+            }));
+        }
+        if let (Some(max), Some(by)) = (self.max_per_principal, by)
+            && mine >= max
+        {
+            return Err(StoreError::CapReached(CapReached::PerPrincipal {
+                principal: by.to_owned(),
+                held: mine,
+                max,
+            }));
+        }
+        Ok(())
+    }
+}
+
+/// Which of the [`EntryCaps`] a registration would have passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CapReached {
+    /// The store holds `held` entries, its cap `max`.
+    Entries {
+        /// Entries held.
+        held: u64,
+        /// The cap.
+        max: u64,
+    },
+    /// `principal` registered `held` entries, its cap `max`.
+    PerPrincipal {
+        /// The token id or OIDC subject.
+        principal: String,
+        /// Entries it registered.
+        held: u64,
+        /// The cap.
+        max: u64,
+    },
+}
+
+impl std::fmt::Display for CapReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Entries { held, max } => write!(f, "{held} entries held, at most {max}"),
+            Self::PerPrincipal {
+                principal,
+                held,
+                max,
+            } => write!(
+                f,
+                "{principal} has registered {held} entries, at most {max}"
+            ),
         }
     }
 }
@@ -132,7 +208,20 @@ pub trait Store: Send + Sync + 'static {
     /// Creates or fully replaces the entry `reg.id` as of `now`, committing before it returns.
     /// A replaced entry keeps its `registeredAt`; status and `lastSeen` are reset as on a first
     /// registration. Logs a `created` or `replaced` event.
-    async fn upsert(&self, reg: Registration, now: Timestamp) -> Result<Upserted, StoreError>;
+    async fn upsert(&self, reg: Registration, now: Timestamp) -> Result<Upserted, StoreError> {
+        self.upsert_capped(reg, now, &EntryCaps::default()).await
+    }
+
+    /// [`Store::upsert`] that refuses to create an entry past `caps`
+    /// ([`StoreError::CapReached`]); a replacement is always allowed. The entries are counted
+    /// inside the write's transaction, under a lock every capped creation takes, so writers
+    /// racing on several processes cannot overshoot a cap together.
+    async fn upsert_capped(
+        &self,
+        reg: Registration,
+        now: Timestamp,
+        caps: &EntryCaps,
+    ) -> Result<Upserted, StoreError>;
 
     /// The entry with this id.
     async fn get(&self, id: &ServerId) -> Result<Option<Entry>, StoreError>;
@@ -170,8 +259,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes a batch of check results in one transaction; a result for an entry that was
     /// deleted or re-registered since (`reg_rev` differs) is skipped. Logs a `status` event
-    /// for each result that changes its entry's status. Returns the ids written.
-    async fn record_checks(&self, checks: &[CheckRecord]) -> Result<Vec<ServerId>, StoreError>;
+    /// for each result that changes its entry's status. Returns the checks written, in order,
+    /// each with the status it replaced when it changed it: only the writer of a change learns
+    /// of it, however many processes write checks.
+    async fn record_checks(&self, checks: &[CheckRecord]) -> Result<Vec<Written>, StoreError>;
 
     /// Records a heartbeat for `id` at `now`; `false` when there is no such entry.
     async fn heartbeat(&self, id: &ServerId, now: Timestamp) -> Result<bool, StoreError>;
@@ -186,6 +277,23 @@ pub trait Store: Send + Sync + 'static {
         id: &ServerId,
         before: Timestamp,
     ) -> Result<bool, StoreError>;
+
+    // ---- Leases (`lease.rs`): the health work shared by replicas ----
+
+    /// Renews the leases `replica` holds for `ttl` and marks it alive as long, then takes its
+    /// fair share of the shards: releases those past it, shards not in `busy` first (free at
+    /// once; `busy` ones, whose probes are in flight, after `grace`), or claims free and expired
+    /// ones up to it.
+    async fn renew_leases(
+        &self,
+        replica: &str,
+        ttl: std::time::Duration,
+        grace: std::time::Duration,
+        busy: &[u32],
+    ) -> Result<Leases, StoreError>;
+
+    /// Releases every lease `replica` holds, for others to take at once (at shutdown).
+    async fn release_leases(&self, replica: &str) -> Result<(), StoreError>;
 
     // ---- Tokens (`tokens.rs`) ----
 
@@ -226,8 +334,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_routing(&self, service: &ServerId) -> Result<bool, StoreError>;
 
     /// Rolls `version` of `service` back, `by` a principal as of `now` ([`Routing::roll_back`]:
-    /// its weight goes to the heaviest other version, the rollback is recorded) and logs a
-    /// `routing` event.
+    /// its weight goes to the heaviest other version, the rollback is recorded, its canary counts
+    /// are deleted) and logs a `routing` event.
     /// `None` when the service has no policy. When the rollback does not apply (the weight is
     /// already 0, or the version is not weighed or is the only one) nothing is written and the
     /// current document is returned.
@@ -240,6 +348,19 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Option<Routing>, StoreError>;
 
+    /// Stores a gateway replica's canary counts of `service` ([`Observations`]: a slot's whole
+    /// count, replacing what that replica reported of the slot before; versions without weight
+    /// in the policy and slots outside the window are left out), deletes counts that have left
+    /// every window, and returns every replica's counts over the window of
+    /// [`mcp_fleet_model::WINDOW_SLOTS`] slots ending at `now`. `None` when the service has no
+    /// policy. Reports and rollbacks of one service take turns; neither logs an event.
+    async fn record_observations(
+        &self,
+        service: &ServerId,
+        report: &Observations,
+        now: Timestamp,
+    ) -> Result<Option<ObservedTotals>, StoreError>;
+
     /// The distinct versions of the entries of `service`, in version order.
     async fn service_versions(&self, service: &ServerId) -> Result<Vec<Version>, StoreError>;
 
@@ -251,6 +372,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// The registry's revision: that of the last committed change.
     async fn current_revision(&self) -> Result<i64, StoreError>;
+
+    /// Hears of commits made through any connection to the database as they happen, so other
+    /// processes' writes need not be polled for. `None` when the backend cannot announce them
+    /// (SQLite): poll [`Store::current_revision`] then.
+    async fn listen(&self) -> Result<Option<Box<dyn Commits>>, StoreError> {
+        Ok(None)
+    }
 
     // ---- The backend (`mod.rs`) ----
 
@@ -273,6 +401,15 @@ pub trait Store: Send + Sync + 'static {
     fn pool_stats(&self) -> Option<PoolStats> {
         None
     }
+}
+
+/// Commits announced by the database ([`Store::listen`]).
+#[async_trait]
+pub trait Commits: Send {
+    /// Waits for the next commit that took a revision, and returns that revision; `None` when
+    /// the connection was lost (it reconnects), so announcements may have been missed: read the
+    /// event log after the last revision known to catch up.
+    async fn next(&mut self) -> Result<Option<i64>, StoreError>;
 }
 
 /// A connection pool's occupancy at one moment.

@@ -7,15 +7,18 @@ use std::borrow::Cow;
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
-/// The migrations' names, in version order from 1.
-const NAMES: [&str; 7] = [
-    "servers",
-    "row version",
-    "events",
-    "service",
-    "routing",
-    "auth",
-    "error detail",
+/// The migrations' versions and names, in version order. Versions are given, not counted, so
+/// that a number once released is never reused.
+const NAMES: [(i64, &str); 9] = [
+    (1, "servers"),
+    (2, "row version"),
+    (3, "events"),
+    (4, "service"),
+    (5, "routing"),
+    (6, "auth"),
+    (7, "error detail"),
+    (8, "health leases"),
+    (9, "canary observations"),
 ];
 
 /// The migrations of the backend whose SQL files `dir` names, from `migrations/<dir>/`.
@@ -64,6 +67,18 @@ macro_rules! migrations {
                 $dir,
                 "/0007_error_detail.sql"
             )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $dir,
+                "/0008_health_leases.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $dir,
+                "/0009_canary_observations.sql"
+            )),
         ])
     };
 }
@@ -72,8 +87,8 @@ pub(crate) use migrations;
 /// A migrator applying `sql`, the files of [`NAMES`] in order.
 pub(crate) fn migrator(sql: [&'static str; NAMES.len()]) -> Migrator {
     Migrator::with_migrations(
-        (1..)
-            .zip(NAMES)
+        NAMES
+            .into_iter()
             .zip(sql)
             .map(|((version, name), sql)| {
                 Migration::new(
@@ -105,8 +120,8 @@ mod tests {
                 .map(|f| f.expect("entry").file_name().to_string_lossy().into_owned())
                 .collect();
             files.sort();
-            let want: Vec<String> = (1..)
-                .zip(NAMES)
+            let want: Vec<String> = NAMES
+                .into_iter()
                 .map(|(n, name)| format!("{n:04}_{}.sql", name.replace(' ', "_")))
                 .collect();
             assert_eq!(files, want, "{dir}");

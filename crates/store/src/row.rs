@@ -21,7 +21,8 @@ pub(crate) const ENTRY_COLUMNS: &str = "id, service, name, description, url, ver
 
 /// The columns of an entry the health worker reads, as [`health_row`] reads them.
 pub(crate) const HEALTH_COLUMNS: &str = "id, name, url, health_url, auth_type, health_mode, \
-     ttl_seconds, heartbeat_at, status, status_since, successes, failures, reg_rev";
+     ttl_seconds, heartbeat_at, status, status_since, successes, failures, reg_rev, \
+     last_checked_at";
 
 /// The columns of an entry `/status` shows, as [`status_row`] reads them.
 pub(crate) const STATUS_COLUMNS: &str =
@@ -148,6 +149,7 @@ pub(crate) fn health_row(row: &impl StoredRow) -> Result<HealthRow, StoreError> 
         row.int4("successes")?,
         row.int4("failures")?,
         row.int8("reg_rev")?,
+        row.opt_time("last_checked_at")?,
     )
 }
 

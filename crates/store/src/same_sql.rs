@@ -226,7 +226,8 @@ macro_rules! tokens {
 }
 pub(crate) use tokens;
 
-/// Routing: read a policy, roll a version back, delete a policy, the versions of a service.
+/// Routing: read a policy, roll a version back, record gateways' canary counts, delete a policy,
+/// the versions of a service.
 /// `$lock` ends the read of the policy a rollback rewrites: what locks its row until the
 /// transaction ends, where `begin_write()` has not locked it already.
 macro_rules! routing {
@@ -258,11 +259,124 @@ macro_rules! routing {
                     .bind(service.as_str())
                     .execute(&mut *tx)
                     .await?;
+                // Its counts go: should it get traffic again, it starts from none.
+                sqlx::query("DELETE FROM canary_observations WHERE service = $1 AND version = $2")
+                    .bind(service.as_str())
+                    .bind(version.to_string())
+                    .execute(&mut *tx)
+                    .await?;
                 let event = $crate::events::NewEvent::routing(&doc)?;
                 super::events::log_events(&mut tx, &[event], &store.options).await?;
                 tx.commit().await?;
             }
             Ok(Some(doc))
+        }
+
+        pub(super) async fn record_observations(
+            store: &$store,
+            service: &mcp_fleet_model::ServerId,
+            report: &mcp_fleet_model::Observations,
+            now: mcp_fleet_model::Timestamp,
+        ) -> Result<Option<mcp_fleet_model::ObservedTotals>, $crate::StoreError> {
+            let slot_ms = report.slot_ms;
+            let current = mcp_fleet_model::slot_of(now, slot_ms);
+            let first = current.saturating_sub(mcp_fleet_model::WINDOW_SLOTS - 1);
+            let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            let mut tx = store.begin_write().await?;
+            // The policy row is locked first, as a rollback locks it: reports and rollbacks of
+            // one service take turns, so each sum is read with every report before it.
+            let text: Option<String> = sqlx::query_scalar(concat!(
+                "SELECT document FROM routing WHERE service = $1",
+                $lock
+            ))
+            .bind(service.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(text) = text else {
+                return Ok(None);
+            };
+            let doc = $crate::routing::parse(service, &text)?;
+            let weighed = |v: &mcp_fleet_model::Version| doc.weights.get(v).is_some_and(|w| *w > 0);
+            for (version, slots) in report.versions.iter().filter(|(v, _)| weighed(v)) {
+                for counts in slots.iter().filter(|c| (first..=current).contains(&c.slot)) {
+                    let expires_at = counts
+                        .slot
+                        .saturating_add(mcp_fleet_model::WINDOW_SLOTS + 1)
+                        .saturating_mul(slot_ms);
+                    sqlx::query(
+                        "INSERT INTO canary_observations (service, version, replica, slot_ms, \
+                         slot, calls, errors, tool_errors, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                         ON CONFLICT (service, slot_ms, slot, version, replica) DO UPDATE SET \
+                         calls = excluded.calls, errors = excluded.errors, \
+                         tool_errors = excluded.tool_errors, expires_at = excluded.expires_at",
+                    )
+                    .bind(service.as_str())
+                    .bind(version.to_string())
+                    .bind(&report.replica)
+                    .bind(int(slot_ms))
+                    .bind(int(counts.slot))
+                    .bind(int(counts.calls))
+                    .bind(int(counts.errors))
+                    .bind(int(counts.tool_errors))
+                    .bind(int(expires_at))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            sqlx::query("DELETE FROM canary_observations WHERE expires_at < $1")
+                .bind(now.timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+            let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+                "SELECT version, CAST(SUM(calls) AS BIGINT), CAST(SUM(errors) AS BIGINT), \
+                 CAST(SUM(tool_errors) AS BIGINT) FROM canary_observations \
+                 WHERE service = $1 AND slot_ms = $2 AND slot BETWEEN $3 AND $4 \
+                 GROUP BY version",
+            )
+            .bind(service.as_str())
+            .bind(int(slot_ms))
+            .bind(int(first))
+            .bind(int(current))
+            .fetch_all(&mut *tx)
+            .await?;
+            let replicas: i64 = sqlx::query_scalar(
+                "SELECT COUNT(DISTINCT replica) FROM canary_observations \
+                 WHERE service = $1 AND slot_ms = $2 AND slot BETWEEN $3 AND $4",
+            )
+            .bind(service.as_str())
+            .bind(int(slot_ms))
+            .bind(int(first))
+            .bind(int(current))
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let count = |n: i64| u64::try_from(n).unwrap_or(0);
+            let mut versions = std::collections::BTreeMap::new();
+            for (version, calls, errors, tool_errors) in rows {
+                let version: mcp_fleet_model::Version =
+                    version.parse().map_err(|e| $crate::StoreError::Corrupt {
+                        id: format!("canary counts of {service}"),
+                        reason: format!("version {e}"),
+                    })?;
+                if weighed(&version) {
+                    versions.insert(
+                        version,
+                        mcp_fleet_model::VersionTotals {
+                            calls: count(calls),
+                            errors: count(errors),
+                            tool_errors: count(tool_errors),
+                        },
+                    );
+                }
+            }
+            Ok(Some(mcp_fleet_model::ObservedTotals {
+                service: service.clone(),
+                slot_ms,
+                slot: current,
+                replicas: count(replicas),
+                versions,
+            }))
         }
 
         pub(super) async fn get_routing(
@@ -289,6 +403,10 @@ macro_rules! routing {
                 .await?;
             let deleted = done.rows_affected() > 0;
             if deleted {
+                sqlx::query("DELETE FROM canary_observations WHERE service = $1")
+                    .bind(service.as_str())
+                    .execute(&mut *tx)
+                    .await?;
                 let event = $crate::events::NewEvent::routing_deleted(service, chrono::Utc::now());
                 super::events::log_events(&mut tx, &[event], &store.options).await?;
             }

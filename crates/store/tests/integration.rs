@@ -5,7 +5,8 @@ use mcp_fleet_model::{
     HealthStatus, Registration, RoutingPolicy, ServerId, StatusFilter, Tag, Version,
 };
 use mcp_fleet_store::{
-    CheckRecord, EventKind, HealthRow, ListQuery, StoreOptions, Upserted, connect, connect_with,
+    CapReached, CheckRecord, EntryCaps, EventKind, HealthRow, LEASE_SHARDS, ListQuery, StoreError,
+    StoreOptions, Upserted, connect, connect_with,
 };
 use serde_json::json;
 
@@ -199,7 +200,11 @@ each_backend!(status_filter_and_checks, |store| {
         ])
         .await
         .expect("record");
-    assert_eq!(written.len(), 2);
+    assert_eq!(
+        written.iter().map(|w| w.changed_from).collect::<Vec<_>>(),
+        [Some(HealthStatus::Unknown); 2],
+        "both changed their entry's status: their writer learns it"
+    );
     let got = store.get(&id("h")).await.expect("get").expect("h");
     assert_eq!(got.status, HealthStatus::Healthy);
     assert_eq!(
@@ -345,7 +350,8 @@ async fn a_detached_store_reads_and_writes_the_same_database() {
             .record_checks(&[check(row, HealthStatus::Healthy, Utc::now())])
             .await
             .expect("record");
-        assert_eq!(written, [id("shared")]);
+        let ids: Vec<_> = written.iter().map(|w| &w.id).collect();
+        assert_eq!(ids, [&id("shared")]);
         let got = store.get(&id("shared")).await.expect("get").expect("entry");
         assert_eq!(got.status, HealthStatus::Healthy);
     }
@@ -756,6 +762,119 @@ each_backend!(routing_policies_are_set_rolled_back_and_deleted, |store| {
     assert_eq!(data(3), json!({"service": "catalog"}));
 });
 
+/// A report of `replica`: `calls` and `errors` of each version in slot `slot` (slots of 1 s).
+fn report(replica: &str, slot: u64, counts: &[(&str, u64, u64)]) -> mcp_fleet_model::Observations {
+    let versions: serde_json::Map<String, serde_json::Value> = counts
+        .iter()
+        .map(|(v, calls, errors)| {
+            (
+                (*v).to_owned(),
+                json!([{"slot": slot, "calls": calls, "errors": errors}]),
+            )
+        })
+        .collect();
+    mcp_fleet_model::Observations::from_json(
+        &json!({"replica": replica, "slotMs": 1000, "versions": versions}),
+        Utc::now(),
+    )
+    .expect("a valid report")
+}
+
+each_backend!(
+    canary_counts_are_summed_across_replicas_and_pruned,
+    |store| {
+        let svc = id("catalog");
+        let t0 = Utc::now();
+        let slot = mcp_fleet_model::slot_of(t0, 1000);
+        let none = store
+            .record_observations(&svc, &report("gw-a", slot, &[("2.1.0", 1, 1)]), t0)
+            .await
+            .expect("report");
+        assert!(none.is_none(), "no policy, nothing kept");
+        let body = json!({
+            "weights": {"2.0.0": 90, "2.1.0": 10, "3.0.0": 0},
+            "rollback": {"maxErrorRateDelta": 0.05, "window": "60s", "minRequests": 50},
+        });
+        store
+            .put_routing(&svc, policy(body), None, t0)
+            .await
+            .expect("put");
+        let start = store.current_revision().await.expect("revision");
+
+        let a = report(
+            "gw-a",
+            slot,
+            &[("2.0.0", 40, 0), ("2.1.0", 10, 4), ("3.0.0", 9, 9)],
+        );
+        let totals = store
+            .record_observations(&svc, &a, t0)
+            .await
+            .expect("report")
+            .expect("policy");
+        assert_eq!(totals.replicas, 1);
+        assert_eq!(totals.slot, slot);
+        assert_eq!(totals.versions[&version("2.1.0")].calls, 10);
+        assert!(
+            !totals.versions.contains_key(&version("3.0.0")),
+            "a version without weight is not counted"
+        );
+        // The same report again counts once; a later count of the slot replaces it.
+        store
+            .record_observations(&svc, &a, t0)
+            .await
+            .expect("again");
+        let b = report("gw-b", slot - 1, &[("2.1.0", 12, 6)]);
+        store.record_observations(&svc, &b, t0).await.expect("b");
+        let a2 = report("gw-a", slot, &[("2.1.0", 11, 5)]);
+        let totals = store
+            .record_observations(&svc, &a2, t0)
+            .await
+            .expect("report")
+            .expect("policy");
+        assert_eq!(totals.replicas, 2);
+        let canary = totals.versions[&version("2.1.0")];
+        assert_eq!((canary.calls, canary.errors), (23, 11));
+        assert_eq!(totals.versions[&version("2.0.0")].calls, 40);
+
+        // 59 slots on, gw-b's slot has left the window; later still, everything has.
+        let later = t0 + Duration::seconds(59);
+        let empty = report("gw-c", slot + 59, &[]);
+        let totals = store
+            .record_observations(&svc, &empty, later)
+            .await
+            .expect("report")
+            .expect("policy");
+        assert_eq!(totals.versions[&version("2.1.0")].calls, 11);
+        let totals = store
+            .record_observations(&svc, &empty, later + Duration::seconds(5))
+            .await
+            .expect("report")
+            .expect("policy");
+        assert!(totals.versions.is_empty(), "{totals:?}");
+        assert_eq!(totals.replicas, 0);
+
+        // A rollback deletes the canary's counts.
+        let c = report("gw-a", slot, &[("2.0.0", 5, 0), ("2.1.0", 5, 5)]);
+        store.record_observations(&svc, &c, t0).await.expect("c");
+        store
+            .record_rollback(&svc, &version("2.1.0"), "errors", None, t0)
+            .await
+            .expect("rollback");
+        let totals = store
+            .record_observations(&svc, &report("gw-a", slot, &[]), t0)
+            .await
+            .expect("report")
+            .expect("policy");
+        assert_eq!(
+            totals.versions.keys().collect::<Vec<_>>(),
+            [&version("2.0.0")]
+        );
+        // Reports log no event; the rollback one.
+        let log = store.events_since(start, 100).await.expect("events");
+        assert_eq!(log.events.len(), 1);
+    }
+);
+
 each_backend!(tokens_are_stored_listed_and_revoked, |store| {
     use mcp_fleet_model::{Scope, TokenRecord, parse_id_patterns};
     assert!(!store.has_tokens().await.expect("has"));
@@ -832,3 +951,222 @@ each_backend!(writes_record_who_made_them, |store| {
     let data: serde_json::Value = serde_json::from_str(&deleted.data).expect("json");
     assert_eq!(data, json!({"id": "owned", "updatedBy": "tok_a"}));
 });
+
+/// The lease times of the tests below: short, as the tests wait for leases to lapse.
+const TTL: std::time::Duration = std::time::Duration::from_millis(400);
+const GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
+each_backend!(replicas_share_the_shards_fairly_and_disjointly, |store| {
+    let first = store
+        .renew_leases("a", TTL, GRACE, &[])
+        .await
+        .expect("renew a");
+    assert_eq!(
+        (first.held.len(), first.replicas),
+        (LEASE_SHARDS as usize, 1),
+        "alone, a replica holds every shard"
+    );
+    assert!(first.taken_over.is_empty(), "fresh leases: {first:?}");
+    let b = store
+        .renew_leases("b", TTL, GRACE, &[])
+        .await
+        .expect("renew b");
+    assert_eq!((b.held.len(), b.replicas), (0, 2), "nothing free yet");
+    // Shard 63 has a probe in flight: it is released last (kept here) of the shards past the
+    // share, the idle ones at once.
+    let a = store
+        .renew_leases("a", TTL, GRACE, &[63])
+        .await
+        .expect("renew a");
+    assert_eq!((a.held.len(), a.released.len()), (32, 32), "{a:?}");
+    assert!(a.held.contains(&63), "the busy shard stays: {a:?}");
+    // The released shards are free once the grace has passed (renewing b meanwhile).
+    let b = mcp_fleet_test_support::poll("b to take the released shards", || async {
+        let b = store
+            .renew_leases("b", TTL, GRACE, &[])
+            .await
+            .expect("renew b");
+        store
+            .renew_leases("a", TTL, GRACE, &[])
+            .await
+            .expect("renew a");
+        (b.held.len() == 32).then_some(b)
+    })
+    .await;
+    assert!(b.taken_over.is_empty(), "released, not expired: {b:?}");
+    let a = store
+        .renew_leases("a", TTL, GRACE, &[])
+        .await
+        .expect("renew a");
+    let mut all: Vec<u32> = a.held.iter().chain(&b.held).copied().collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..LEASE_SHARDS).collect::<Vec<_>>(),
+        "disjoint, covering"
+    );
+});
+
+each_backend!(
+    an_expired_lease_is_taken_over_and_a_released_one_at_once,
+    |store| {
+        store
+            .renew_leases("a", TTL, GRACE, &[])
+            .await
+            .expect("renew a");
+        // `a` stops renewing (it died): `b` takes everything once the lease lapses, and says whose.
+        let b = mcp_fleet_test_support::poll("b to take over from a", || async {
+            let b = store
+                .renew_leases("b", TTL, GRACE, &[])
+                .await
+                .expect("renew b");
+            (b.held.len() == LEASE_SHARDS as usize).then_some(b)
+        })
+        .await;
+        assert_eq!(b.replicas, 1, "a's liveness expired with its leases");
+        assert_eq!(b.taken_over.len(), LEASE_SHARDS as usize, "{b:?}");
+        assert!(b.taken_over.iter().all(|(_, was)| was == "a"));
+        // A replica shutting down hands its shards over with no wait.
+        store.release_leases("b").await.expect("release");
+        let c = store
+            .renew_leases("c", TTL, GRACE, &[])
+            .await
+            .expect("renew c");
+        assert_eq!(
+            (c.held.len(), c.taken_over.len()),
+            (LEASE_SHARDS as usize, 0)
+        );
+    }
+);
+
+each_backend!(only_the_write_that_changes_a_status_learns_of_it, |store| {
+    store
+        .upsert(reg("s", &[]), Utc::now())
+        .await
+        .expect("create");
+    let (rows, _) = store.health_rows(None).await.expect("rows");
+    let row = rows.iter().find(|r| r.id == id("s")).expect("row");
+    assert!(row.last_checked_at.is_none());
+    let at = Utc::now();
+    let down = check(row, HealthStatus::Down, at);
+    // Two replicas write the same finding: one change, one event, one writer told of it.
+    let one = store
+        .record_checks(std::slice::from_ref(&down))
+        .await
+        .expect("record");
+    let two = store.record_checks(&[down]).await.expect("record");
+    assert_eq!(one[0].changed_from, Some(HealthStatus::Unknown));
+    assert_eq!(two[0].changed_from, None);
+    let log = store.events_since(0, 100).await.expect("events");
+    let statuses = log.events.iter().filter(|e| e.kind == EventKind::Status);
+    assert_eq!(statuses.count(), 1);
+    let (rows, _) = store.health_rows(None).await.expect("rows");
+    assert_eq!(
+        rows[0].last_checked_at.map(|t| t.timestamp_millis()),
+        Some(at.timestamp_millis()),
+        "a replica taking the entry over schedules from its last check"
+    );
+});
+/// Every commit that takes a revision is announced to listeners on PostgreSQL, through any
+/// connection (here another store on the same database), a rolled-back one never; SQLite has
+/// no listener (its readers poll).
+#[tokio::test]
+async fn commits_are_announced_to_listeners() {
+    for db in mcp_fleet_test_support::all_backends().await {
+        let store = connect(&db.url).await.expect("open");
+        let Some(mut commits) = store.listen().await.expect("listen") else {
+            assert_eq!(db.backend, "sqlite", "only SQLite may lack a listener");
+            continue;
+        };
+        let writer = connect(&db.url).await.expect("a second store");
+        let next = async |commits: &mut Box<dyn mcp_fleet_store::Commits>| {
+            tokio::time::timeout(std::time::Duration::from_secs(10), commits.next())
+                .await
+                .expect("no announcement in time")
+                .expect("listen")
+        };
+        writer
+            .upsert(reg("a", &[]), Utc::now())
+            .await
+            .expect("upsert");
+        let rev = writer.current_revision().await.expect("revision");
+        assert_eq!(next(&mut commits).await, Some(rev));
+        // A refused (rolled back) registration is not announced: the next one is the delete.
+        let caps = EntryCaps {
+            max_entries: Some(1),
+            ..EntryCaps::default()
+        };
+        let refused = writer.upsert_capped(reg("b", &[]), Utc::now(), &caps).await;
+        assert!(
+            matches!(refused, Err(StoreError::CapReached(_))),
+            "{refused:?}"
+        );
+        writer.delete(&id("a")).await.expect("delete");
+        assert_eq!(next(&mut commits).await, Some(rev + 1));
+    }
+}
+
+/// The entry caps are counted inside the registration's transaction: writers racing through
+/// separate stores (as replicas do) never pass them; a replacement at the cap is allowed.
+#[tokio::test]
+async fn entry_caps_hold_for_racing_writers() {
+    const MAX: u64 = 5;
+    for db in mcp_fleet_test_support::all_backends().await {
+        let caps = EntryCaps {
+            max_entries: Some(MAX),
+            max_per_principal: Some(2),
+        };
+        let mut writers = tokio::task::JoinSet::new();
+        for w in 0..4 {
+            let store = connect(&db.url).await.expect("open");
+            let caps = caps.clone();
+            writers.spawn(async move {
+                let mut created = 0;
+                for i in 0..6 {
+                    let mut r = reg(&format!("w{w}-{i}"), &[]);
+                    // Writer 3 writes as one principal, capped at 2.
+                    r.updated_by = (w == 3).then(|| "tok_3".to_owned());
+                    match store.upsert_capped(r, Utc::now(), &caps).await {
+                        Ok(_) => created += 1,
+                        Err(StoreError::CapReached(_)) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                created
+            });
+        }
+        let mut created = 0;
+        while let Some(n) = writers.join_next().await {
+            created += n.expect("writer");
+        }
+        let store = connect(&db.url).await.expect("open");
+        let (all, by_3) = store.count_entries(Some("tok_3")).await.expect("count");
+        assert_eq!((created, all), (MAX, MAX), "{}", db.backend);
+        assert!(by_3 <= 2, "{}: {by_3}", db.backend);
+        let existing = store.list(&any()).await.expect("list").entries[0]
+            .id
+            .clone();
+        let replaced = store
+            .upsert_capped(reg(existing.as_str(), &["new"]), Utc::now(), &caps)
+            .await;
+        assert!(
+            matches!(replaced, Ok(Upserted::Replaced(_))),
+            "{replaced:?}"
+        );
+        let refused = store
+            .upsert_capped(reg("one-more", &[]), Utc::now(), &caps)
+            .await;
+        match refused {
+            Err(StoreError::CapReached(cap)) => {
+                assert_eq!(
+                    cap,
+                    CapReached::Entries {
+                        held: MAX,
+                        max: MAX
+                    }
+                );
+            }
+            other => panic!("{}: {other:?}", db.backend),
+        }
+    }
+}

@@ -71,6 +71,17 @@ pub struct TestDb {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl TestDb {
+    /// The same database for another process or replica; the first `TestDb` keeps owning it.
+    pub fn shared(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            backend: self.backend,
+            _dir: None,
+        }
+    }
+}
+
 /// A fresh SQLite database file in a temporary directory.
 pub fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().expect("create temp dir");

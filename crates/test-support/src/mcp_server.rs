@@ -1,11 +1,18 @@
 //! A small real MCP server (rmcp's streamable HTTP server) for the discovery and gateway suites:
 //! a tool list tests can change at run time (announced with `notifications/tools/list_changed`),
 //! counters of what it was asked (`tools/list`, tool calls, event streams, connections), tool
-//! calls that fail on demand, optionally bearer-protected or over `https://`, stopped and
-//! restarted on the same port; and, as a fault, one that dies in every tool call.
+//! calls that fail on demand, optionally bearer-protected or over `https://`, limited to some
+//! protocol revisions (with `subscriptions/listen` streams told of tool changes on 2026-07-28,
+//! and the revision of every tool call recorded), stopped and restarted on the same port; and,
+//! as a fault, one that dies in every tool call.
 //!
 //! A tool call answers `structuredContent` `{server, tool, arguments, requestId}`.
+//!
+//! Over 500 lines: one server with every knob the discovery and gateway suites turn (tools,
+//! failures, guards, TLS, protocol revisions, faults), so that both suites test against the same
+//! one.
 
+use std::borrow::Cow;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -18,10 +25,12 @@ use axum::serve::ListenerExt;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, GetPromptRequestParams,
     GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult, ListToolsResult,
-    PaginatedRequestParams, PingRequest, Prompt, PromptMessage, Role, ServerCapabilities,
-    ServerConfig, ServerRequest, Tool, ToolAnnotations,
+    PaginatedRequestParams, PingRequest, Prompt, PromptMessage, ProtocolVersion, Role,
+    ServerCapabilities, ServerConfig, ServerRequest, SubscriptionFilter, Tool, ToolAnnotations,
 };
-use rmcp::service::{NotificationContext, Peer, RequestContext};
+use rmcp::service::{
+    NotificationContext, Peer, RequestContext, SubscriptionContext, SubscriptionSink,
+};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -66,6 +75,46 @@ pub enum Failing {
     RpcErrors,
 }
 
+/// The protocol side of a server.
+#[derive(Debug, Clone)]
+pub struct Speaks {
+    /// The revisions it supports.
+    pub versions: &'static [ProtocolVersion],
+    /// The `ttlMs` of its listings (2026-07-28; rmcp says 0 when not told).
+    pub ttl_ms: Option<u64>,
+    /// Whether it accepts `subscriptions/listen`.
+    pub listen: bool,
+}
+
+impl Speaks {
+    /// The newest revision with sessions only (`initialize`, server-to-client requests).
+    pub fn session() -> Self {
+        Self {
+            versions: &[ProtocolVersion::V_2025_11_25],
+            ..Self::default()
+        }
+    }
+
+    /// Only the revisions `versions`, with `subscriptions/listen` and no `ttlMs`.
+    pub fn only(versions: &'static [ProtocolVersion]) -> Self {
+        Self {
+            versions,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for Speaks {
+    /// Every revision rmcp knows, `subscriptions/listen` accepted, no `ttlMs`.
+    fn default() -> Self {
+        Self {
+            versions: ProtocolVersion::KNOWN_VERSIONS,
+            ttl_ms: None,
+            listen: true,
+        }
+    }
+}
+
 /// What a server shares across its sessions (and across restarts).
 pub struct McpState {
     id: String,
@@ -81,6 +130,11 @@ pub struct McpState {
     /// TCP connections accepted.
     connections: AtomicUsize,
     peers: Mutex<Vec<Peer<RoleServer>>>,
+    /// The protocol revision of each tool call, as the server read it.
+    call_versions: Mutex<Vec<String>>,
+    /// Open `subscriptions/listen` streams (2026-07-28).
+    sinks: Mutex<Vec<SubscriptionSink>>,
+    speaks: Speaks,
 }
 
 #[derive(Clone)]
@@ -105,7 +159,35 @@ impl ServerHandler for Handler {
     ) -> Result<ListToolsResult, ErrorData> {
         self.0.list_requests.fetch_add(1, Ordering::SeqCst);
         let tools = self.0.tools.read().expect("tools lock").clone();
-        Ok(ListToolsResult::with_all_items(tools))
+        let listing = ListToolsResult::with_all_items(tools);
+        Ok(match self.0.speaks.ttl_ms {
+            Some(ttl) => listing.with_ttl_ms(ttl),
+            None => listing,
+        })
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(self.0.speaks.versions)
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        self.0
+            .speaks
+            .listen
+            .then(|| requested.supported_by(&self.get_info().capabilities))
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        self.0
+            .sinks
+            .lock()
+            .expect("sinks lock")
+            .push(context.sink().clone());
+        context.cancelled().await;
+        Ok(())
     }
 
     async fn call_tool(
@@ -114,6 +196,14 @@ impl ServerHandler for Handler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let n = self.0.calls.fetch_add(1, Ordering::SeqCst);
+        let version = context
+            .protocol_version()
+            .map_or_else(String::new, |v| v.as_str().to_owned());
+        self.0
+            .call_versions
+            .lock()
+            .expect("versions lock")
+            .push(version);
         if request.name == CHATTY {
             // Talks back before answering: a ping the client must answer, then a new tool
             // announced with `tools/list_changed`, both on this call's response stream.
@@ -191,6 +281,7 @@ struct Options {
     accepted: Option<Accepted>,
     tls: Option<TestCert>,
     dies_mid_call: bool,
+    speaks: Speaks,
 }
 
 impl Default for Options {
@@ -200,6 +291,7 @@ impl Default for Options {
             accepted: None,
             tls: None,
             dies_mid_call: false,
+            speaks: Speaks::default(),
         }
     }
 }
@@ -266,6 +358,15 @@ impl McpServer {
         Self::start_inner(id, tools, Options::default()).await
     }
 
+    /// Server `id` offering `tools`, speaking as `speaks` says.
+    pub async fn start_speaking(id: &str, tools: &[&str], speaks: Speaks) -> Self {
+        let options = Options {
+            speaks,
+            ..Options::default()
+        };
+        Self::start_inner(id, named(tools), options).await
+    }
+
     /// A fault: a server that serves MCP but dies in every tool call, after reading the
     /// request (its connection closes without an answer). It counts them in `dropped`.
     pub async fn start_dying_mid_call(id: &str, tools: Vec<Tool>) -> Self {
@@ -287,6 +388,9 @@ impl McpServer {
             event_streams: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             peers: Mutex::new(Vec::new()),
+            call_versions: Mutex::new(Vec::new()),
+            sinks: Mutex::new(Vec::new()),
+            speaks: options.speaks.clone(),
         });
         let listener = TcpListener::bind((options.ip, 0)).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -380,6 +484,10 @@ impl McpServer {
             // A client that went away is no reason to fail.
             let _ = peer.notify_tool_list_changed().await;
         }
+        let sinks = self.state.sinks.lock().expect("sinks lock").clone();
+        for sink in sinks {
+            let _ = sink.notify_tool_list_changed().await;
+        }
     }
 
     /// Stops serving at once (open sessions end).
@@ -388,6 +496,7 @@ impl McpServer {
             stop.cancel();
         }
         self.state.peers.lock().expect("peers lock").clear();
+        self.state.sinks.lock().expect("sinks lock").clear();
     }
 
     /// Stops the server and waits until it has: its sessions end and its port refuses
@@ -399,6 +508,7 @@ impl McpServer {
             assert!(done.is_ok(), "server {} did not stop", self.state.id);
         }
         self.state.peers.lock().expect("peers lock").clear();
+        self.state.sinks.lock().expect("sinks lock").clear();
     }
 
     /// Starts the stopped server again on the same port (sessions are not kept).
@@ -428,6 +538,25 @@ impl McpServer {
     /// How many tool calls it has answered.
     pub fn calls(&self) -> usize {
         self.state.calls.load(Ordering::SeqCst)
+    }
+
+    /// The protocol revision of each tool call so far.
+    pub fn call_versions(&self) -> Vec<String> {
+        self.state
+            .call_versions
+            .lock()
+            .expect("versions lock")
+            .clone()
+    }
+
+    /// How many sessions were opened with `initialize` (since the last restart).
+    pub fn sessions(&self) -> usize {
+        self.state.peers.lock().expect("peers lock").len()
+    }
+
+    /// How many `subscriptions/listen` streams were opened (since the last restart).
+    pub fn subscriptions(&self) -> usize {
+        self.state.sinks.lock().expect("sinks lock").len()
     }
 
     /// How many tool calls it read and dropped.

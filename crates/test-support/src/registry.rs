@@ -102,6 +102,18 @@ pub async fn start_checked_with(
     (registry, handle.expect("worker running"))
 }
 
+/// Starts another registry over the database of `first`, with `config` and a health worker
+/// of its own: a replica, as `mcp-fleet serve` run twice on one PostgreSQL database is.
+pub async fn start_replica(
+    first: &TestRegistry,
+    config: Config,
+    health: HealthConfig,
+) -> (TestRegistry, HealthHandle) {
+    let (registry, handle) =
+        launch(loopback().await, first.db.shared(), config, Some(health)).await;
+    (registry, handle.expect("worker running"))
+}
+
 /// Starts a registry whose registration check (`Config.probe_deny`) and health worker
 /// (`HealthConfig.deny`) both refuse the CIDR ranges `deny`.
 pub async fn start_checked_denying(

@@ -59,7 +59,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (listener, state) = serve::start(
         args.listen,
         &database_url,
-        Duration::from_secs(1),
+        &serve::ReadCacheArgs::default(),
         &args.health,
         &args.security,
         Default::default(),
@@ -110,7 +110,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     });
     let (gateway_url, gateway) = gateway::start(
         gateway_listen,
-        args.gateway.config(&registry_url),
+        args.gateway.config(&registry_url)?,
         shutdown.clone(),
     )
     .await

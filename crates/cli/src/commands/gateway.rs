@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use mcp_fleet_gateway::{Gateway, GatewayConfig, OutlierConfig, ServeLimits, ToolNames};
+use mcp_fleet_gateway::{
+    Gateway, GatewayConfig, OutlierConfig, ServeLimits, SessionKey, ToolNames,
+};
 
 use crate::commands::client::RegistryArg;
 use crate::commands::credentials::CredentialArgs;
@@ -55,6 +57,15 @@ pub(crate) struct GatewayOptions {
         value_delimiter = ','
     )]
     gateway_alert_webhooks: Vec<String>,
+    /// How often this gateway reports its canary counts to the registry, which sums every
+    /// replica's: canaries are judged, and rolled back once, on the whole cluster's calls.
+    /// 0 = report nothing and judge on this gateway's own calls.
+    #[arg(long, env = "MCP_FLEET_GATEWAY_CANARY_REPORT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    canary_report_interval: Duration,
+    /// This replica's name in canary reports, unique among the gateway replicas (e.g. the pod
+    /// name; default: gateway- and 8 random hex digits, new at each start).
+    #[arg(long, env = "MCP_FLEET_GATEWAY_REPLICA_ID", value_parser = replica_id)]
+    replica_id: Option<String>,
     /// Keep connections to upstreams open for listings and session set-up too (tool calls to
     /// http:// upstreams always do): only for upstreams that set TCP_NODELAY (others stall
     /// each such request ~40 ms on delayed ACKs).
@@ -91,11 +102,45 @@ pub(crate) struct GatewayOptions {
     /// request finding no room within --request-timeout is answered 503.
     #[arg(long, env = "MCP_FLEET_GATEWAY_MAX_INFLIGHT_BODY_BYTES", default_value_t = 64 * 1024 * 1024)]
     max_inflight_body_bytes: usize,
+    /// Key sealing session ids, 32 bytes in base64 (`openssl rand -base64 32`): the same on
+    /// every replica, so that any answers any session (default: random per process).
+    #[arg(
+        long,
+        env = "MCP_FLEET_SESSION_KEY",
+        hide_env_values = true,
+        conflicts_with = "session_key_file"
+    )]
+    session_key: Option<SessionKey>,
+    /// File holding the --session-key (e.g. a mounted Kubernetes Secret).
+    #[arg(long, env = "MCP_FLEET_SESSION_KEY_FILE")]
+    session_key_file: Option<std::path::PathBuf>,
+    /// How long a session id is honoured after the session opened.
+    #[arg(long, env = "MCP_FLEET_SESSION_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    session_ttl: Duration,
+    /// How long 2026-07-28 clients may cache a listing (its ttlMs).
+    #[arg(long, env = "MCP_FLEET_GATEWAY_LIST_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    list_ttl: Duration,
+}
+
+/// Reads `--replica-id`.
+fn replica_id(s: &str) -> Result<String, String> {
+    mcp_fleet_model::parse_replica(s)
 }
 
 impl GatewayOptions {
-    pub(crate) fn config(&self, registry: &str) -> GatewayConfig {
+    pub(crate) fn config(&self, registry: &str) -> anyhow::Result<GatewayConfig> {
         let mut config = GatewayConfig::new(registry);
+        config.session_key = match &self.session_key_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --session-key-file {}", path.display()))?
+                    .parse::<SessionKey>()
+                    .with_context(|| format!("--session-key-file {}", path.display()))?,
+            ),
+            None => self.session_key.clone(),
+        };
+        config.session_ttl = self.session_ttl;
+        config.list_ttl = self.list_ttl;
         config.tags = self.gateway_tags.clone();
         config.tool_names = match self.tool_names {
             ToolNamesArg::Qualified => ToolNames::Qualified,
@@ -108,6 +153,11 @@ impl GatewayOptions {
             ..OutlierConfig::default()
         };
         config.alert_webhooks = self.gateway_alert_webhooks.clone();
+        config.canary_report_interval =
+            (!self.canary_report_interval.is_zero()).then_some(self.canary_report_interval);
+        if let Some(id) = &self.replica_id {
+            config.replica_id.clone_from(id);
+        }
         config.allowed_hosts = self.allowed_hosts.clone();
         config.upstream_keepalive = self.upstream_keepalive;
         config.rmcp_only = Some(self.rmcp_only);
@@ -119,7 +169,7 @@ impl GatewayOptions {
             max_body_bytes: self.max_body_bytes as usize,
             max_inflight_body_bytes: self.max_inflight_body_bytes,
         };
-        config
+        Ok(config)
     }
 }
 
@@ -165,7 +215,7 @@ pub(crate) async fn start(
 
 pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
-    let mut config = args.options.config(args.registry.url());
+    let mut config = args.options.config(args.registry.url())?;
     config.registry_token = args.registry.token().map(str::to_owned);
     config.address_policy = args.policy.policy();
     config.upstream_credentials = args.credentials.credentials()?;

@@ -75,6 +75,9 @@ pub(crate) struct HealthArgs {
     /// POST every status transition as JSON to this URL; repeatable.
     #[arg(long = "alert-webhook", env = "MCP_FLEET_ALERT_WEBHOOK", value_delimiter = ',', value_parser = parse_webhook)]
     alert_webhooks: Vec<url::Url>,
+    /// This process's id among the replicas sharing the health work on one database (default: host name, pid and a random suffix).
+    #[arg(long, env = "MCP_FLEET_REPLICA_ID")]
+    replica_id: Option<String>,
 }
 
 fn parse_webhook(s: &str) -> Result<url::Url, String> {
@@ -110,6 +113,7 @@ impl HealthArgs {
             allow: self.policy.probe_allow.clone(),
             policy: self.policy.probe_policy,
             webhooks: self.alert_webhooks.clone(),
+            replica_id: self.replica_id.clone(),
             ..HealthConfig::default()
         })
     }

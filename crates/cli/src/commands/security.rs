@@ -63,6 +63,10 @@ pub(crate) struct SecurityArgs {
     /// Most entries one token or OIDC identity may have registered.
     #[arg(long, env = "MCP_FLEET_MAX_ENTRIES_PER_TOKEN")]
     max_entries_per_token: Option<u64>,
+    /// A load balancer or proxy (CIDR or address; repeatable) whose Forwarded /
+    /// X-Forwarded-For headers name the client rate limits count; ignored from anyone else.
+    #[arg(long = "trusted-proxy", env = "MCP_FLEET_TRUSTED_PROXY", value_delimiter = ',', value_parser = mcp_fleet_registry::parse_cidr)]
+    trusted_proxy: Vec<ipnet::IpNet>,
 }
 
 impl SecurityArgs {
@@ -113,6 +117,7 @@ impl SecurityArgs {
             read_burst: self.read_burst,
             max_entries: self.max_entries,
             max_entries_per_principal: self.max_entries_per_token,
+            trusted_proxies: self.trusted_proxy.clone(),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use mcp_fleet_model::official::RegistryNamespace;
-use mcp_fleet_registry::{AppState, Config, DEFAULT_MAX_BODY_BYTES};
+use mcp_fleet_registry::{AppState, Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_CACHE_MAX_BYTES};
 
 use crate::commands::health::{HealthArgs, raise_open_file_limit};
 use crate::commands::security::SecurityArgs;
@@ -21,10 +21,8 @@ pub(crate) struct ServeArgs {
     pub(crate) listen: SocketAddr,
     #[command(flatten)]
     pub(crate) database: DatabaseArg,
-    /// How long listings and /status may be answered from memory; writes through this process
-    /// show at once, writes by other processes after at most this long. `0s` disables it.
-    #[arg(long, env = "MCP_FLEET_READ_CACHE_TTL", default_value = "1s", value_parser = humantime::parse_duration)]
-    pub(crate) read_cache_ttl: Duration,
+    #[command(flatten)]
+    pub(crate) read_cache: ReadCacheArgs,
     /// Do not run the health worker in this process (run `mcp-fleet health-worker` instead).
     #[arg(long, env = "MCP_FLEET_NO_HEALTH_WORKER")]
     pub(crate) no_health_worker: bool,
@@ -37,11 +35,32 @@ pub(crate) struct ServeArgs {
     pub(crate) registry_namespace: RegistryNamespace,
 }
 
+/// The read cache's flags.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ReadCacheArgs {
+    /// How long listings and /status may be answered from memory; writes through this process
+    /// (or announced by PostgreSQL) show at once, others after at most this long. `0s` disables it.
+    #[arg(long, env = "MCP_FLEET_READ_CACHE_TTL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub(crate) read_cache_ttl: Duration,
+    /// Most bytes the read cache holds (answers, and entries kept for database outages).
+    #[arg(long, env = "MCP_FLEET_READ_CACHE_MAX_BYTES", default_value_t = DEFAULT_READ_CACHE_MAX_BYTES)]
+    pub(crate) read_cache_max_bytes: usize,
+}
+
+impl Default for ReadCacheArgs {
+    fn default() -> Self {
+        Self {
+            read_cache_ttl: Duration::from_secs(1),
+            read_cache_max_bytes: DEFAULT_READ_CACHE_MAX_BYTES,
+        }
+    }
+}
+
 /// Opens the store and binds the listener, failing with a message that says which went wrong.
 pub(crate) async fn start(
     listen: SocketAddr,
     database_url: &str,
-    read_cache_ttl: Duration,
+    read_cache: &ReadCacheArgs,
     health: &HealthArgs,
     security: &SecurityArgs,
     registry_namespace: RegistryNamespace,
@@ -52,7 +71,8 @@ pub(crate) async fn start(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let config = Config {
-        read_cache_ttl,
+        read_cache_ttl: read_cache.read_cache_ttl,
+        read_cache_max_bytes: read_cache.read_cache_max_bytes,
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         probe_deny: health.policy.probe_deny.clone(),
         probe_allow: health.policy.probe_allow.clone(),
@@ -67,10 +87,11 @@ pub(crate) async fn start(
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let health = args.health.config()?;
     raise_open_file_limit();
+    let _claim = mcp_fleet_store::claim_for_serving(&args.database.database_url)?;
     let (listener, state) = start(
         args.listen,
         &args.database.database_url,
-        args.read_cache_ttl,
+        &args.read_cache,
         &args.health,
         &args.security,
         args.registry_namespace,

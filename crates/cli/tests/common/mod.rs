@@ -116,6 +116,19 @@ impl Running {
     }
 }
 
+/// The value of the unlabelled metric `name` on `url`'s `/metrics`; `None` while it does not
+/// answer.
+pub(crate) async fn metric(url: &str, name: &str) -> Option<u64> {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// Runs `mcp-fleet ARGS` to completion: (success, stdout, stderr).
 pub(crate) async fn run(args: &[&str]) -> (bool, String, String) {
     let (code, out, err) = run_code(args).await;

@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use mcp_fleet_net::client_layer::{ClientLayer, Delete, Get, Post};
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 use rmcp::transport::common::client_side_sse::BoxedSseResponse;
 use rmcp::transport::streamable_http_client::{StreamableHttpError, StreamableHttpPostResponse};
 
@@ -67,10 +68,17 @@ impl AuthedClient {
         &self,
         request: Post,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
+        // A `subscriptions/listen` answer streams for as long as the subscription lasts and ends
+        // when the client hangs up: not for a kept connection, which reads a dropped stream on.
+        let streams_on = matches!(
+            &request.message,
+            ClientJsonRpcMessage::Request(message)
+                if matches!(message.request, ClientRequest::SubscriptionsListenRequest(_))
+        );
         let kept = self
             .kept
             .as_ref()
-            .filter(|_| request.uri.starts_with("http://"))
+            .filter(|_| !streams_on && request.uri.starts_with("http://"))
             .and_then(|calls| Some((calls, request.uri.parse::<hyper::Uri>().ok()?)));
         if let Some((calls, parsed)) = kept {
             let session_id = request.session_id.as_deref();

@@ -136,7 +136,13 @@ impl Discovery {
         let limit = self.shared.settings.call_timeout;
         let what = || format!("tool {}", route.tool.qualified_name);
         let target = target(&route.server.meta);
-        let called = match &route.direct {
+        // A listing past its `ttlMs` is used once more while the supervisor re-lists.
+        route.server.signals.touch();
+        let direct = route
+            .direct
+            .as_ref()
+            .filter(|direct| direct.handles(&route.tool.tool));
+        let called = match direct {
             Some(direct) => tokio::time::timeout(limit, direct.call_tool(tool, arguments))
                 .await
                 .map(|r| r.map_err(|e| target.direct_error(&what(), e))),

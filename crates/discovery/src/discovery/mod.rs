@@ -156,14 +156,14 @@ impl Discovery {
         Ok(report)
     }
 
-    /// The tool catalog, by server id, then qualified name, from memory (no round trip).
+    /// The tool catalog, by server id, then qualified name, from memory (no round trip). A
+    /// server's listing past its `ttlMs` (2026-07-28) is given once more while it is re-listed.
     pub fn tools(&self) -> Vec<DiscoveredTool> {
-        self.shared
-            .index()
-            .tools()
-            .iter()
-            .map(|t| (**t).clone())
-            .collect()
+        let index = self.shared.index();
+        for part in index.servers.values() {
+            part.signals.touch();
+        }
+        index.tools().iter().map(|t| (**t).clone()).collect()
     }
 
     /// The tool `name` (see [`Discovery::call_tool`] for names): of a service, its first

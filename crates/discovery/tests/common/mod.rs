@@ -5,7 +5,7 @@
 /// The MCP test server (test-support's, shared with the gateway suite).
 pub(crate) mod server {
     pub(crate) use mcp_fleet_test_support::mcp_server::{
-        CHATTY, CHATTY_ADDS, McpServer as TestServer,
+        CHATTY, CHATTY_ADDS, McpServer as TestServer, Speaks,
     };
 }
 

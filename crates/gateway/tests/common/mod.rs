@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use mcp_fleet_test_support::mcp_server::{
-    Failing, McpServer as Upstream, idempotent, tool,
+    Failing, McpServer as Upstream, Speaks, idempotent, tool,
 };
 pub(crate) use mcp_fleet_test_support::poll as eventually;
 
@@ -38,6 +38,14 @@ impl std::ops::Deref for TestRegistry {
 impl TestRegistry {
     pub(crate) async fn start() -> Self {
         Self(mcp_fleet_test_support::TestRegistry::start().await)
+    }
+
+    /// A registry over `db` (SQLite or PostgreSQL).
+    pub(crate) async fn start_with(db: mcp_fleet_test_support::TestDb) -> Self {
+        Self(
+            mcp_fleet_test_support::registry::start_with(db, mcp_fleet_registry::Config::default())
+                .await,
+        )
     }
 
     /// A registry on `listener`.
@@ -97,6 +105,7 @@ impl TestGateway {
         config.debounce = Duration::from_millis(50);
         config.policy_refresh = Duration::from_millis(200);
         config.call_timeout = Duration::from_secs(5);
+        config.canary_report_interval = Some(Duration::from_millis(100));
         config
     }
 

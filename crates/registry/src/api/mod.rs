@@ -5,6 +5,7 @@ pub(crate) mod docs;
 pub(crate) mod events;
 mod list_query;
 pub(crate) mod metrics;
+pub(crate) mod observations;
 pub(crate) mod page;
 pub(crate) mod policy;
 pub(crate) mod probes;
@@ -53,6 +54,10 @@ pub(crate) fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         (
             "/services/{service}/routing/rollback",
             post(services::rollback),
+        ),
+        (
+            "/services/{service}/routing/observations",
+            post(observations::observations),
         ),
         ("/services/{service}/istio", get(services::istio)),
         ("/status", get(status::status)),

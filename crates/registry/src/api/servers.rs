@@ -145,38 +145,6 @@ pub(crate) async fn list(
     }
 }
 
-/// Refuses a new entry past `--max-entries`, or past `--max-entries-per-token` for its writer.
-async fn check_caps(state: &AppState, reg: &Registration) -> Result<(), ApiError> {
-    let limits = &state.config().limits;
-    if limits.max_entries.is_none() && limits.max_entries_per_principal.is_none() {
-        return Ok(());
-    }
-    // Replacing an entry never grows the registry.
-    if state.store().get(&reg.id).await?.is_some() {
-        return Ok(());
-    }
-    let (all, mine) = state
-        .store()
-        .count_entries(reg.updated_by.as_deref())
-        .await?;
-    if let Some(max) = limits.max_entries
-        && all >= max
-    {
-        return Err(ApiError::LimitReached(format!(
-            "the registry holds {all} entries, its limit (--max-entries {max}); delete some \
-             or raise the limit"
-        )));
-    }
-    if let (Some(max), Some(by)) = (limits.max_entries_per_principal, &reg.updated_by)
-        && mine >= max
-    {
-        return Err(ApiError::LimitReached(format!(
-            "{by} has registered {mine} entries, its limit (--max-entries-per-token {max})"
-        )));
-    }
-    Ok(())
-}
-
 /// Rejects URLs whose literal host the probe policy denies (e.g. `169.254.169.254`).
 fn check_addresses(state: &AppState, reg: &Registration) -> Result<(), ApiError> {
     let mut errors = Vec::new();
@@ -215,11 +183,15 @@ async fn store_registration(
         &[reg.id.as_str(), reg.service.as_str()],
     )?;
     check_addresses(state, &reg)?;
-    check_caps(state, &reg).await?;
     let id = reg.id.clone();
     let task_state = state.clone();
     let outcome = tokio::spawn(async move {
-        let outcome = task_state.store().upsert(reg, Utc::now()).await;
+        // The caps are checked in the write's transaction: racing replicas cannot pass them.
+        let caps = task_state.config().limits.entry_caps();
+        let outcome = task_state
+            .store()
+            .upsert_capped(reg, Utc::now(), &caps)
+            .await;
         if let Ok(upserted) = &outcome {
             task_state.changed();
             if let Ok(body) = render_entry(upserted.entry()) {
@@ -348,7 +320,12 @@ pub(crate) async fn get_one(
 
 /// The `GET /servers/{id}` body.
 fn render_entry(entry: &Entry) -> Result<Bytes, ApiError> {
-    serde_json::to_vec(entry).map(Bytes::from).map_err(|e| {
+    // Kept by the read cache, which counts its length: no spare capacity held with it.
+    let exact = |mut body: Vec<u8>| {
+        body.shrink_to_fit();
+        Bytes::from(body)
+    };
+    serde_json::to_vec(entry).map(exact).map_err(|e| {
         tracing::error!(error = %e, "cannot render entry");
         ApiError::Internal
     })

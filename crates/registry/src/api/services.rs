@@ -30,7 +30,7 @@ fn weights_text(weights: &std::collections::BTreeMap<Version, u8>) -> String {
     parts.join(", ")
 }
 
-fn no_policy(service: &ServerId) -> ApiError {
+pub(super) fn no_policy(service: &ServerId) -> ApiError {
     ApiError::NotFound(format!(
         "service \"{service}\" has no routing policy; set one with PUT /services/{service}/routing"
     ))
@@ -38,7 +38,7 @@ fn no_policy(service: &ServerId) -> ApiError {
 
 /// Runs a store write in its own task, so that a client hanging up cannot cut it between commit
 /// and cache invalidation; the cache is voided when `wrote` says the outcome is a write.
-async fn write<T, F>(
+pub(super) async fn write<T, F>(
     state: &AppState,
     wrote: fn(&T) -> bool,
     op: impl FnOnce(AppState) -> F + Send + 'static,

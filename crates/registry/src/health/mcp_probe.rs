@@ -1,13 +1,16 @@
-//! The MCP-level probe for entries without a `healthUrl`: `initialize` then `ping` against
-//! `<url>/mcp` over Streamable HTTP, bounded by one deadline, session closed afterwards.
+//! The MCP-level probe for entries without a `healthUrl`, against `<url>/mcp` over Streamable
+//! HTTP and bounded by one deadline: `server/discover` for a server on 2026-07-28, which has no
+//! session and no `ping`; else, as the discovery library falls back, `initialize` then `ping`,
+//! the session closed afterwards.
 //!
-//! Over 500 lines with its unit tests, which sit next to the code they check (296 of 503 lines).
+//! Over 500 lines with its unit tests, which sit next to the code they check (371 of 606 lines).
 
 use std::error::Error;
 use std::time::Duration;
 
 use futures::StreamExt;
 use mcp_fleet_net::client_layer::{ClientLayer, Delete, Get, HttpError, Layered, Post};
+use mcp_fleet_net::lifecycle;
 use mcp_fleet_net::rmcp_errors::{auth_status, first_line};
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientRequest, ErrorData, Implementation, PingRequest,
@@ -19,7 +22,7 @@ use rmcp::transport::common::client_side_sse::BoxedSseResponse;
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClientTransportConfig, StreamableHttpError, StreamableHttpPostResponse,
 };
-use rmcp::{ServiceError, ServiceExt};
+use rmcp::{ClientServiceExt, ServiceError, ServiceExt};
 use tokio::time::Instant;
 
 use super::cause::Failure;
@@ -33,7 +36,7 @@ const MAX_ERROR_CHARS: usize = 200;
 /// What one MCP-level probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum McpProbe {
-    /// initialize and ping both answered.
+    /// `server/discover` answered, or initialize and ping both did.
     Ok,
     /// The server answered with a JSON-RPC error (to initialize or ping): reachable but unwell.
     RpcError(String),
@@ -46,7 +49,7 @@ pub(crate) enum McpProbe {
 }
 
 /// Probes `<base_url>/mcp` with `client` (which carries the caller's SSRF guard and no-redirect
-/// policy): `initialize`, then `ping`, then closes the session.
+/// policy): `server/discover`, or `initialize`, then `ping`, then closes the session.
 ///
 /// Everything, the session's own background work included, ends within `timeout`: a server
 /// that accepts and never answers costs the probe `timeout` and leaves nothing running.
@@ -55,10 +58,15 @@ pub(crate) async fn probe(client: reqwest::Client, base_url: &str, timeout: Dura
     let deadline = Instant::now() + timeout;
     // rmcp's worker task sends the initialize POST and the closing DELETE without listening to
     // its cancellation token, so the deadline has to live in the HTTP client itself.
-    let transport = StreamableHttpClientTransport::with_client(
-        Layered(DeadlineClient { client, deadline }),
-        StreamableHttpClientTransportConfig::with_uri(url.as_str()),
-    );
+    let transport = || {
+        StreamableHttpClientTransport::with_client(
+            Layered(DeadlineClient {
+                client: client.clone(),
+                deadline,
+            }),
+            StreamableHttpClientTransportConfig::with_uri(url.as_str()),
+        )
+    };
     let mut session = None;
     let exchanged = exchange(transport, &mut session, timeout);
     let outcome = match tokio::time::timeout_at(deadline, exchanged).await {
@@ -66,7 +74,7 @@ pub(crate) async fn probe(client: reqwest::Client, base_url: &str, timeout: Dura
         Err(_) => McpProbe::Failed(Failure::timed_out(
             timeout,
             format!(
-                "initialize and ping at {url}: no answer within {} ms",
+                "server/discover or initialize and ping at {url}: no answer within {} ms",
                 timeout.as_millis()
             ),
         )),
@@ -82,24 +90,40 @@ pub(crate) async fn probe(client: reqwest::Client, base_url: &str, timeout: Dura
     outcome
 }
 
-/// `initialize` (leaving the running session in `session`, so the caller closes it even if the
-/// deadline cuts this short), then `ping`.
+/// `server/discover`, or `initialize` (leaving the running session in `session`, so the caller
+/// closes it even if the deadline cuts this short) then `ping`; each opening on a transport
+/// from `transport`.
 async fn exchange(
-    transport: StreamableHttpClientTransport<Layered<DeadlineClient>>,
+    transport: impl Fn() -> StreamableHttpClientTransport<Layered<DeadlineClient>>,
     session: &mut Option<RunningService<RoleClient, ClientConfig>>,
     timeout: Duration,
 ) -> McpProbe {
-    // The newest revision that still has the initialize/ping lifecycle; the server answers
-    // with the version it settles on.
+    // A server that wants `initialize` is offered the newest revision that still has it, and
+    // answers with the version it settles on.
     let info = ClientConfig::new(
         ClientCapabilities::default(),
         Implementation::new(CLIENT_NAME, env!("CARGO_PKG_VERSION")),
     )
     .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE);
-    let running = match info.serve(transport).await {
+    let opened = match info
+        .clone()
+        .serve_with_lifecycle(transport(), lifecycle::modern_first())
+        .await
+    {
+        Err(error) if lifecycle::needs_initialize(&error) => info.serve(transport()).await,
+        opened => opened,
+    };
+    let running = match opened {
         Ok(running) => session.insert(running),
         Err(error) => return initialize_failure(&error, timeout),
     };
+    let modern = running
+        .peer_info()
+        .is_some_and(|info| !info.protocol_version.has_initialize());
+    if modern {
+        // The server answered `server/discover`: 2026-07-28 has no `ping`.
+        return McpProbe::Ok;
+    }
     match running
         .send_request(ClientRequest::PingRequest(PingRequest::default()))
         .await
@@ -118,6 +142,10 @@ fn mcp_url(base_url: &str) -> String {
 
 fn initialize_failure(error: &ClientInitializeError, timeout: Duration) -> McpProbe {
     match error {
+        // `server/discover` drew a legacy answer: what `initialize` then met is the failure.
+        ClientInitializeError::LegacyFallbackFailed { fallback, .. } => {
+            initialize_failure(fallback, timeout)
+        }
         ClientInitializeError::JsonRpcError(error) => rpc_error("initialize", error),
         // The transport error is a field, not the `source()`, of this variant.
         ClientInitializeError::TransportError { error, context } => {
@@ -382,7 +410,7 @@ mod tests {
         assert_eq!(failure.cause, "connection refused");
         assert!(!failure.answered);
         assert!(
-            failure.detail.starts_with("send initialize request: ")
+            failure.detail.starts_with("send discover request: ")
                 && failure.detail.contains("Connection refused"),
             "the chain is kept: {}",
             failure.detail
@@ -470,6 +498,81 @@ mod tests {
                 "failing {fail}"
             );
         }
+    }
+
+    /// A hand-written endpoint that records the methods it is sent and answers
+    /// `server/discover` with `discover` (a result or an error object), else as [`scripted`].
+    fn recording(discover: Value, methods: Arc<std::sync::Mutex<Vec<String>>>) -> Router {
+        let legacy = scripted("nothing");
+        let handler = move |request: axum::extract::Request| {
+            let (discover, methods, legacy) = (discover.clone(), methods.clone(), legacy.clone());
+            async move {
+                use tower::ServiceExt as _;
+                let (parts, body) = request.into_parts();
+                let bytes = axum::body::to_bytes(body, 1 << 20)
+                    .await
+                    .unwrap_or_default();
+                let message: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let method = message["method"].as_str().unwrap_or_default().to_owned();
+                methods.lock().expect("methods lock").push(method.clone());
+                if method == "server/discover" {
+                    let key = if discover.get("code").is_some() {
+                        "error"
+                    } else {
+                        "result"
+                    };
+                    let mut answer = json!({ "jsonrpc": "2.0", "id": message["id"] });
+                    answer[key] = discover;
+                    return axum::Json(answer).into_response();
+                }
+                let request =
+                    axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+                match legacy.oneshot(request).await {
+                    Ok(response) => response.into_response(),
+                    Err(never) => match never {},
+                }
+            }
+        };
+        Router::new().route("/mcp", post(handler))
+    }
+
+    #[tokio::test]
+    async fn a_2026_server_is_probed_with_server_discover_alone() {
+        let methods = Arc::default();
+        let discovered = json!({
+            "resultType": "complete",
+            "supportedVersions": ["2026-07-28"],
+            "capabilities": {},
+            "_meta": { "io.modelcontextprotocol/serverInfo": { "name": "modern", "version": "1" } },
+            "ttlMs": 0,
+            "cacheScope": "public",
+        });
+        let (base_url, _stop) = serve(recording(discovered, Arc::clone(&methods))).await;
+        assert_eq!(probe(client(), &base_url, TIMEOUT).await, McpProbe::Ok);
+        assert_eq!(*methods.lock().expect("methods lock"), ["server/discover"]);
+    }
+
+    #[tokio::test]
+    async fn a_server_on_session_revisions_only_is_probed_with_initialize() {
+        let methods = Arc::default();
+        let unsupported = json!({
+            "code": -32022,
+            "message": "Unsupported protocol version",
+            "data": { "supported": ["2025-06-18"], "requested": "2026-07-28" },
+        });
+        let (base_url, _stop) = serve(recording(unsupported, Arc::clone(&methods))).await;
+        assert_eq!(probe(client(), &base_url, TIMEOUT).await, McpProbe::Ok);
+        let methods = methods.lock().expect("methods lock").clone();
+        assert_eq!(
+            methods[..4],
+            [
+                "server/discover",
+                "initialize",
+                "notifications/initialized",
+                "ping"
+            ],
+            "{methods:?}"
+        );
     }
 
     #[tokio::test]

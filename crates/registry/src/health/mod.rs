@@ -49,8 +49,11 @@ pub struct HealthConfig {
     /// Webhooks that receive every status transition.
     pub webhooks: Vec<url::Url>,
     /// How often to look for registrations made by other processes, TTL expiry and
-    /// deregistration.
+    /// deregistration, and to renew this replica's health leases.
     pub refresh: Duration,
+    /// This replica's id in the health leases shared with the other replicas on the database;
+    /// `None` makes one of the host name, the process id and a random suffix.
+    pub replica_id: Option<String>,
 }
 
 impl Default for HealthConfig {
@@ -69,6 +72,7 @@ impl Default for HealthConfig {
             policy: mcp_fleet_model::PolicyMode::Default,
             webhooks: Vec::new(),
             refresh: Duration::from_secs(1),
+            replica_id: None,
         }
     }
 }

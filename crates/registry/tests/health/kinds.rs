@@ -252,7 +252,7 @@ async fn every_kind_of_server_gets_its_status() {
             entry("mcp-refused", &refused, None, "none"),
             "down",
             Some("connection refused"),
-            "send initialize request: ",
+            "send discover request: ",
             false,
             None,
         ),

@@ -9,6 +9,7 @@ mod concurrency;
 mod damping;
 mod expiry;
 mod kinds;
+mod replicas;
 mod ssrf;
 
 use std::collections::BTreeSet;

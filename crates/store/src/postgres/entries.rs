@@ -8,16 +8,37 @@ use super::PostgresStore;
 use super::events::log_events;
 use crate::events::NewEvent;
 use crate::row::ENTRY_COLUMNS;
-use crate::{ListQuery, RenderedPage, StoreError, Upserted};
+use crate::{EntryCaps, ListQuery, RenderedPage, StoreError, Upserted};
 
 pub(super) async fn upsert(
     store: &PostgresStore,
     reg: Registration,
     now: Timestamp,
+    caps: &EntryCaps,
 ) -> Result<Upserted, StoreError> {
     let mut entry = Entry::new(reg, now);
     let tags: Vec<&str> = entry.tags.iter().map(|t| t.as_str()).collect();
     let mut tx = store.begin_write().await?;
+    if caps.any() {
+        // Capped registrations take one lock before any row, so they count one at a time; the
+        // lock is this transaction's, released at commit or rollback (a crash too).
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CAPS_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let by = entry.updated_by.as_deref();
+        let (all, mine, exists): (i64, i64, Option<bool>) = sqlx::query_as(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE updated_by = $1), bool_or(id = $2) \
+             FROM servers",
+        )
+        .bind(by)
+        .bind(entry.id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if exists != Some(true) {
+            caps.admit(all.max(0) as u64, mine.max(0) as u64, by)?;
+        }
+    }
     // The entry's row first (locked by the insert or update), the revision second, as every
     // writer does. `xmax = 0` holds only for a freshly inserted row version: it tells insert
     // from update in the same statement, so no separate read (and no race) is needed. The
@@ -80,6 +101,9 @@ pub(super) async fn upsert(
         Upserted::Replaced(entry)
     })
 }
+
+/// The advisory lock capped registrations take (`pg_advisory_xact_lock`): "mcpf" and 1.
+const CAPS_LOCK: i64 = 0x6d63_7066_0000_0001;
 
 pub(super) async fn count_entries(
     store: &PostgresStore,

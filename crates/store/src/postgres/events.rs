@@ -10,15 +10,19 @@ use crate::{StoreError, StoreOptions};
 /// Takes the next `events.len()` revisions and logs `events` under them, in the caller's
 /// transaction; prunes the log when due. Returns the first revision taken. The counter row stays
 /// locked until the transaction ends, so revisions commit in order; callers lock the entry rows
-/// they write before calling this, never after, so that writers cannot deadlock.
+/// they write before calling this, never after, so that writers cannot deadlock. The new
+/// revision is announced on [`super::notify::CHANNEL`], which PostgreSQL delivers to listeners
+/// only at commit (and never on rollback).
 pub(super) async fn log_events(
     conn: &mut PgConnection,
     events: &[NewEvent],
     options: &StoreOptions,
 ) -> Result<i64, StoreError> {
     let n = events.len() as i64;
+    // The channel is `notify::CHANNEL`, spelled out so the statement stays a literal.
     let last: i64 = sqlx::query_scalar(
-        "UPDATE registry_meta SET value = value + $1 WHERE key = 'revision' RETURNING value",
+        "UPDATE registry_meta SET value = value + $1 WHERE key = 'revision' \
+         RETURNING value, pg_notify('mcp_fleet_revision', value::text)::text",
     )
     .bind(n)
     .fetch_one(&mut *conn)

@@ -3,13 +3,11 @@
 
 use std::collections::HashMap;
 
-use mcp_fleet_model::ServerId;
-
 use super::PostgresStore;
 use super::events::log_events;
 use crate::health::{note_written, runs};
 use crate::row::HEALTH_COLUMNS;
-use crate::{CheckRecord, HealthRow, StoreError};
+use crate::{CheckRecord, HealthRow, StoreError, Written};
 
 /// Checks written by one statement (its columns go as arrays, with no parameter limit to mind).
 const CHECKS_PER_UPDATE: usize = 1000;
@@ -39,7 +37,7 @@ pub(super) async fn health_rows(
 pub(super) async fn record_checks(
     store: &PostgresStore,
     checks: &[CheckRecord],
-) -> Result<Vec<ServerId>, StoreError> {
+) -> Result<Vec<Written>, StoreError> {
     let mut written = Vec::with_capacity(checks.len());
     if checks.is_empty() {
         return Ok(written);

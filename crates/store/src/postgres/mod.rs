@@ -3,11 +3,14 @@
 //! so revisions commit in order and writers cannot deadlock.
 //!
 //! Split as the [`crate::Store`] trait is: `entries`, `health`, `tokens`, `routing`, `events`;
-//! the SQLite store has the same modules.
+//! the SQLite store has the same modules. `notify` is PostgreSQL's alone: commits announced to
+//! listeners.
 
 mod entries;
 mod events;
 mod health;
+mod lease;
+mod notify;
 mod routing;
 mod tokens;
 
@@ -86,4 +89,8 @@ impl StoredRow for PgRow {
     }
 }
 
-crate::by_concern::store_by_concern!(PostgresStore, "postgres", {});
+crate::by_concern::store_by_concern!(PostgresStore, "postgres", {
+    async fn listen(&self) -> Result<Option<Box<dyn crate::Commits>>, StoreError> {
+        notify::listen(self).await.map(Some)
+    }
+});

@@ -8,20 +8,26 @@ use super::SqliteStore;
 use super::events::log_events;
 use crate::events::NewEvent;
 use crate::row::ENTRY_COLUMNS;
-use crate::{ListQuery, RenderedPage, StoreError, Upserted};
+use crate::{EntryCaps, ListQuery, RenderedPage, StoreError, Upserted};
 
 pub(super) async fn upsert(
     store: &SqliteStore,
     reg: Registration,
     now: Timestamp,
+    caps: &EntryCaps,
 ) -> Result<Upserted, StoreError> {
-    // The write lock is taken up front (`begin_write`), so the read below cannot go stale.
+    // The write lock is taken up front (`begin_write`), so the reads below cannot go stale: it
+    // is also what makes the caps hold across processes.
     let mut tx = store.begin_write().await?;
     let existing: Option<Timestamp> =
         sqlx::query_scalar("SELECT registered_at FROM servers WHERE id = ?")
             .bind(reg.id.as_str())
             .fetch_optional(&mut *tx)
             .await?;
+    if existing.is_none() && caps.any() {
+        let (all, mine) = count(&mut *tx, reg.updated_by.as_deref()).await?;
+        caps.admit(all, mine, reg.updated_by.as_deref())?;
+    }
     let mut entry = Entry::new(reg, now);
     if let Some(registered_at) = existing {
         entry.registered_at = registered_at;
@@ -97,12 +103,20 @@ pub(super) async fn count_entries(
     store: &SqliteStore,
     by: Option<&str>,
 ) -> Result<(u64, u64), StoreError> {
+    count(&store.pool, by).await
+}
+
+/// How many entries there are, and how many of them `by` registered last.
+async fn count<'c>(
+    conn: impl sqlx::Executor<'c, Database = Sqlite>,
+    by: Option<&str>,
+) -> Result<(u64, u64), StoreError> {
     let (all, mine): (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), COALESCE(SUM(CASE WHEN updated_by = ? THEN 1 ELSE 0 END), 0) \
          FROM servers",
     )
     .bind(by)
-    .fetch_one(&store.pool)
+    .fetch_one(conn)
     .await?;
     Ok((all.max(0) as u64, mine.max(0) as u64))
 }

@@ -4,14 +4,14 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use mcp_fleet_model::{ServerId, Timestamp};
+use mcp_fleet_model::Timestamp;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::SqliteStore;
 use super::events::log_events;
 use crate::health::{note_written, runs};
 use crate::row::HEALTH_COLUMNS;
-use crate::{CheckRecord, HealthRow, StoreError};
+use crate::{CheckRecord, HealthRow, StoreError, Written};
 
 /// The columns of [`HEALTH_COLUMNS`], in order, as `json_array` renders them.
 type HealthJson = (
@@ -28,6 +28,7 @@ type HealthJson = (
     i64,
     i64,
     i64,
+    Option<String>,
 );
 
 /// Health rows from `json_group_array(json_array(HEALTH_COLUMNS))`; `None` when the text is not
@@ -46,10 +47,27 @@ fn health_rows_of_json(json: &str) -> Option<Result<Vec<HealthRow>, StoreError>>
     }
     let rows: Vec<HealthJson> = serde_json::from_str(json).ok()?;
     let mut out = Vec::with_capacity(rows.len());
-    for (id, name, url, health_url, auth, mode, ttl, beat, status, since, ok, failed, rev) in rows {
-        let (beat, since) = (time(beat)?, time(since)?);
+    for (
+        id,
+        name,
+        url,
+        health_url,
+        auth,
+        mode,
+        ttl,
+        beat,
+        status,
+        since,
+        ok,
+        failed,
+        rev,
+        checked,
+    ) in rows
+    {
+        let (beat, since, checked) = (time(beat)?, time(since)?, time(checked)?);
         out.push(crate::health::health_row(
             id, name, url, health_url, auth, mode, ttl, beat, status, since, ok, failed, rev,
+            checked,
         ));
     }
     Some(out.into_iter().collect())
@@ -129,7 +147,7 @@ pub(super) async fn health_rows(
 pub(super) async fn record_checks(
     store: &SqliteStore,
     checks: &[CheckRecord],
-) -> Result<Vec<ServerId>, StoreError> {
+) -> Result<Vec<Written>, StoreError> {
     let mut written = Vec::with_capacity(checks.len());
     if checks.is_empty() {
         return Ok(written);

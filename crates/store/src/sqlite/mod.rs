@@ -8,7 +8,9 @@
 mod entries;
 mod events;
 mod health;
+mod lease;
 mod routing;
+mod serving;
 mod tokens;
 
 use std::str::FromStr;
@@ -19,6 +21,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
+
+pub use serving::{ServingClaim, claim_for_serving};
 
 use crate::json_cache::JsonCache;
 use crate::row::{StoredRow, same_columns};

@@ -7,8 +7,9 @@ use super::*;
 
 /// The database as the worker last found it. While it is away the worker leaves it alone
 /// between tries (which back off as [`DB_RETRY`] says) rather than failing
-/// every tick, logs the outage once when it begins and once when it ends, and keeps probing:
-/// results wait in `pending` (at most [`MAX_PENDING`]) until they can be written.
+/// every tick, logs the outage once when it begins and once when it ends, and keeps probing
+/// while its leases last: results wait in `pending` (at most [`MAX_PENDING`]) until they can be
+/// written.
 #[derive(Debug, Default)]
 pub(super) struct Db {
     pub(super) down: Option<Down>,

@@ -7,7 +7,6 @@ use mcp_fleet_model::{HealthCheckMode, HealthStatus, ServerId};
 use mcp_fleet_store::CheckRecord;
 
 use super::*;
-use crate::health::alerts::Transition;
 use crate::health::cause::Failure;
 use crate::health::damping::Streak;
 
@@ -82,7 +81,8 @@ impl Worker {
         }
         let mut updates = Vec::new();
         for (id, t) in &self.entries {
-            if t.row.ttl_seconds.is_none() || t.row.mode == HealthCheckMode::None {
+            if t.row.ttl_seconds.is_none() || t.row.mode == HealthCheckMode::None || !self.holds(id)
+            {
                 continue;
             }
             let expired = t.ttl_expired(now);
@@ -101,7 +101,6 @@ impl Worker {
             let Some(t) = self.entries.get_mut(&id) else {
                 continue;
             };
-            let before = t.streak.status;
             t.streak = Streak {
                 status: wanted,
                 successes: u32::from(!expired),
@@ -121,18 +120,9 @@ impl Worker {
                 failures: t.streak.failures,
                 checked_at: now,
                 seen_at: None,
-                last_error: error.clone(),
-                last_error_detail: detail.clone(),
-                latency_ms: None,
-            });
-            self.transitions.push(Transition {
-                id: id.to_string(),
-                name: t.row.name.clone(),
-                from: before,
-                to: wanted,
-                at: now,
                 last_error: error,
                 last_error_detail: detail,
+                latency_ms: None,
             });
         }
     }
@@ -151,8 +141,9 @@ impl Worker {
         let stale: Vec<ServerId> = self
             .entries
             .iter()
-            .filter(|(_, t)| {
-                t.streak.status == HealthStatus::Down
+            .filter(|(id, t)| {
+                self.holds(id)
+                    && t.streak.status == HealthStatus::Down
                     && t.row.status_since.is_some_and(|since| since <= cutoff)
             })
             .map(|(id, _)| id.clone())

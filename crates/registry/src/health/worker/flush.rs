@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use tokio::time::Instant;
 
 use super::*;
+use crate::health::alerts::Transition;
 
 impl Worker {
     /// Whether to write queued results now, `ready` (a full batch, or the tick) permitting: at
@@ -29,11 +30,34 @@ impl Worker {
         match self.store.record_checks(&self.pending).await {
             Ok(written) => {
                 self.db.succeeded();
+                // The store says which writes changed a status: those transitions are this
+                // replica's to publish (another replica writing the same finding learns of none).
+                let mut transitions = Vec::new();
+                let mut told = written.iter().peekable();
+                for c in &self.pending {
+                    let Some(w) = told.next_if(|w| w.id == c.id) else {
+                        continue;
+                    };
+                    if let Some(from) = w.changed_from {
+                        transitions.push(Transition {
+                            id: c.id.to_string(),
+                            name: self
+                                .entries
+                                .get(&c.id)
+                                .map_or_else(|| c.id.to_string(), |t| t.row.name.clone()),
+                            from,
+                            to: c.status,
+                            at: c.checked_at,
+                            last_error: c.last_error.clone(),
+                            last_error_detail: c.last_error_detail.clone(),
+                        });
+                    }
+                }
                 // A result the store skipped belongs to an entry deleted (or re-registered)
                 // since it was loaded: forget that entry, answer its checks with "not found",
                 // and raise no alert about it. A re-registered one comes back with the next
                 // refresh, as its revision is newer than any seen.
-                let written: HashSet<String> = written.iter().map(ToString::to_string).collect();
+                let written: HashSet<String> = written.iter().map(|w| w.id.to_string()).collect();
                 for c in self.pending.drain(..) {
                     if !written.contains(c.id.as_str())
                         && let Some(t) = self.entries.get(&c.id)
@@ -45,9 +69,8 @@ impl Worker {
                         }
                     }
                 }
-                self.transitions.retain(|t| written.contains(&t.id));
-                let changed = !self.transitions.is_empty();
-                for t in self.transitions.drain(..) {
+                let changed = !transitions.is_empty();
+                for t in transitions {
                     self.stats.count_transition(t.to);
                     self.alerts.publish(t);
                 }

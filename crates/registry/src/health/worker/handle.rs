@@ -27,6 +27,16 @@ pub struct HealthStats {
     pub(crate) probe_seconds: Histogram,
     /// Transitions by the status entered, in [`HealthStatus::ALL`] order.
     pub(super) transitions_to: [AtomicU64; 4],
+    /// This replica's id, which its health leases name.
+    pub replica: std::sync::OnceLock<String>,
+    /// Shards of the health work this replica holds a lease on.
+    pub leases_held: AtomicU64,
+    /// Replicas sharing the health work, this one included, as its last renewal counted them.
+    pub replicas: AtomicU64,
+    /// Entries in the shards this replica holds.
+    pub entries_owned: AtomicU64,
+    /// Entries this replica took over from replicas whose leases expired.
+    pub takeovers: AtomicU64,
 }
 
 impl Default for HealthStats {
@@ -39,6 +49,11 @@ impl Default for HealthStats {
             expiry_suspended: AtomicBool::default(),
             probe_seconds: Histogram::new(crate::metrics::PROBE_BUCKETS),
             transitions_to: Default::default(),
+            replica: std::sync::OnceLock::new(),
+            leases_held: AtomicU64::default(),
+            replicas: AtomicU64::default(),
+            entries_owned: AtomicU64::default(),
+            takeovers: AtomicU64::default(),
         }
     }
 }

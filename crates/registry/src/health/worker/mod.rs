@@ -3,12 +3,15 @@
 //! writes results in batches.
 //!
 //! It reads entries from the store, not from the API, so it runs the same inside `serve` or as
-//! a separate `health-worker` process against the same database.
+//! a separate `health-worker` process against the same database. Every such process is a
+//! replica that probes only the entries of the shards it holds a lease on (`lease.rs`), so each
+//! entry is probed by one of them.
 
 mod db;
 mod expiry;
 mod flush;
 mod handle;
+mod lease;
 
 use db::Db;
 use expiry::ttl_expired;
@@ -16,7 +19,7 @@ use handle::CheckRequest;
 pub(crate) use handle::{CheckError, CheckReport};
 pub use handle::{HealthHandle, HealthStats};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,13 +27,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use mcp_fleet_model::{HealthCheckMode, HealthStatus, ServerId, Timestamp};
-use mcp_fleet_store::{CheckRecord, HealthRow, Store};
+use mcp_fleet_store::{CheckRecord, HealthRow, Store, shard_of};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::alerts::{Alerts, Transition};
+use super::alerts::Alerts;
 use super::damping::{Damping, Outcome, Streak};
 use super::probe::{ProbeResult, Prober};
 use super::ssrf::AddressPolicy;
@@ -118,7 +121,15 @@ struct Worker {
     entries: HashMap<ServerId, Tracked>,
     seen_rev: Option<i64>,
     pending: Vec<CheckRecord>,
-    transitions: Vec<Transition>,
+    /// This replica's id, which its leases name.
+    replica: String,
+    /// The shards whose entries this replica probes, as its last renewal found them.
+    held: HashSet<u32>,
+    /// Until when those leases are surely ours: a replica that cannot renew stops probing
+    /// before another may take over.
+    held_until: Instant,
+    /// Shards the last renewal took over from expired leases, with their former holders.
+    taken_over: Vec<(u32, String)>,
     replies: Vec<(
         oneshot::Sender<Result<CheckReport, CheckError>>,
         CheckReport,
@@ -159,7 +170,12 @@ pub(crate) fn spawn(
         }
     }
     let alerts = Alerts::start(cfg.webhooks.clone(), policy.clone(), shutdown.clone());
+    let replica = cfg
+        .replica_id
+        .clone()
+        .unwrap_or_else(lease::default_replica_id);
     let stats = Arc::new(HealthStats::default());
+    let _ = stats.replica.set(replica.clone());
     let wake = Arc::new(Notify::new());
     let (checks_tx, checks_rx) = mpsc::channel(64);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -181,7 +197,10 @@ pub(crate) fn spawn(
         entries: HashMap::new(),
         seen_rev: None,
         pending: Vec::new(),
-        transitions: Vec::new(),
+        replica,
+        held: HashSet::new(),
+        held_until: Instant::now(),
+        taken_over: Vec::new(),
         replies: Vec::new(),
         probes: JoinSet::new(),
         done_tx,
@@ -241,6 +260,7 @@ impl Worker {
         shutdown: CancellationToken,
     ) {
         tracing::info!(
+            replica = %self.replica,
             concurrency = self.cfg.concurrency,
             timeout_ms = self.cfg.timeout.as_millis() as u64,
             interval_s = self.cfg.interval.as_secs(),
@@ -250,10 +270,11 @@ impl Worker {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_refresh = Instant::now() - self.cfg.refresh;
         let mut last_full = Instant::now() - self.cfg.interval;
+        let mut last_renew = Instant::now() - self.renew_every();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = wake.notified() => self.refresh(false).await,
+                _ = wake.notified() => self.refresh(false, &HashSet::new()).await,
                 Some(done) = done.recv() => {
                     self.apply(done);
                     if self.flush_due(self.pending.len() >= FLUSH_AT) {
@@ -263,13 +284,22 @@ impl Worker {
                 Some(req) = checks.recv() => self.check_now(req).await,
                 _ = tick.tick() => {
                     let now = Instant::now();
+                    let mut claimed = HashSet::new();
+                    if now.duration_since(last_renew) >= self.renew_every() {
+                        last_renew = now;
+                        claimed = self.renew_leases().await;
+                    }
                     let full = now.duration_since(last_full) >= self.cfg.interval;
-                    if full || now.duration_since(last_refresh) >= self.cfg.refresh {
+                    if full
+                        || !claimed.is_empty()
+                        || now.duration_since(last_refresh) >= self.cfg.refresh
+                    {
                         if full {
                             last_full = now;
                         }
                         last_refresh = now;
-                        self.refresh(full).await;
+                        self.refresh(full || !claimed.is_empty(), &claimed).await;
+                        self.note_claims(&claimed);
                         self.expire_ttls().await;
                         self.deregister().await;
                     }
@@ -281,14 +311,18 @@ impl Worker {
                 }
             }
         }
+        self.finish_probes(&mut done).await;
         self.flush().await;
         self.probes.abort_all();
-        tracing::info!("health worker stopped");
+        self.release_leases().await;
+        tracing::info!(replica = %self.replica, "health worker stopped");
     }
 
     /// Loads entries registered since the last look (all of them when `full`, which also drops
-    /// deleted ones). New and re-registered entries are due at once.
-    async fn refresh(&mut self, full: bool) {
+    /// deleted ones). New and re-registered entries are due at once. Entries another replica
+    /// probes, and those of the shards just `claimed`, take their streak from the database and
+    /// are due one interval after their last check there.
+    async fn refresh(&mut self, full: bool, claimed: &HashSet<u32>) {
         if !self.db.ready() {
             return;
         }
@@ -304,10 +338,22 @@ impl Worker {
             self.entries.retain(|id, _| present.contains(id));
         }
         for row in rows {
+            let shard = shard_of(&row.id);
+            let ours = self.held.contains(&shard) && !claimed.contains(&shard);
             match self.entries.get_mut(&row.id) {
-                Some(t) if t.row.reg_rev == row.reg_rev => {
+                Some(t) if t.row.reg_rev == row.reg_rev && ours => {
                     // Same registration: keep our schedule and streak, take fresh heartbeat data.
                     t.row.heartbeat_at = row.heartbeat_at;
+                }
+                Some(t) if t.row.reg_rev == row.reg_rev => {
+                    let due = self.due_after(row.last_checked_at);
+                    let Some(t) = self.entries.get_mut(&row.id) else {
+                        continue;
+                    };
+                    let mut fresh = Tracked::new(row, due);
+                    fresh.in_flight = t.in_flight;
+                    fresh.waiting = std::mem::take(&mut t.waiting);
+                    *t = fresh;
                 }
                 _ => {
                     self.entries.insert(row.id.clone(), Tracked::new(row, now));
@@ -319,7 +365,10 @@ impl Worker {
 
     /// When an entry is next due: one interval on, give or take 10%, so the fleet spreads out.
     fn next_due(&self, id: &ServerId) -> Instant {
-        let h = self.jitter.hash_one((id, Instant::now()));
+        self.jittered(self.jitter.hash_one((id, Instant::now())))
+    }
+
+    pub(super) fn jittered(&self, h: u64) -> Instant {
         let frac = (h % 2001) as f64 / 1000.0 - 1.0; // -1.0 ..= 1.0
         let interval = self.cfg.interval.as_secs_f64();
         Instant::now() + Duration::from_secs_f64((interval * (1.0 + 0.1 * frac)).max(0.05))
@@ -330,7 +379,7 @@ impl Worker {
         let due: Vec<ServerId> = self
             .entries
             .iter()
-            .filter(|(_, t)| !t.in_flight && t.due <= now && t.probed())
+            .filter(|(id, t)| !t.in_flight && t.due <= now && t.probed() && self.holds(id))
             .map(|(id, _)| id.clone())
             .collect();
         for id in due {
@@ -418,25 +467,18 @@ impl Worker {
         for reply in t.waiting.drain(..) {
             self.replies.push((reply, report.clone()));
         }
+        // The transition, if any, is the database's to tell (`flush`): only the replica whose
+        // write changes the status alerts.
         if before != streak.status {
             t.row.status = streak.status;
             t.row.status_since = Some(now);
-            self.transitions.push(Transition {
-                id: id.to_string(),
-                name: t.row.name.clone(),
-                from: before,
-                to: streak.status,
-                at: now,
-                last_error: cause,
-                last_error_detail: detail,
-            });
         }
         self.pending.push(record);
     }
 
     async fn check_now(&mut self, req: CheckRequest) {
         if !self.entries.contains_key(&req.id) {
-            self.refresh(false).await;
+            self.refresh(false, &HashSet::new()).await;
         }
         let Some(t) = self.entries.get_mut(&req.id) else {
             let _ = req.reply.send(Err(CheckError::NotFound));
