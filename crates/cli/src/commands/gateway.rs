@@ -62,10 +62,6 @@ pub(crate) struct GatewayOptions {
     /// 0 = report nothing and judge on this gateway's own calls.
     #[arg(long, env = "MCP_FLEET_GATEWAY_CANARY_REPORT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     canary_report_interval: Duration,
-    /// This replica's name in canary reports, unique among the gateway replicas (e.g. the pod
-    /// name; default: gateway- and 8 random hex digits, new at each start).
-    #[arg(long, env = "MCP_FLEET_GATEWAY_REPLICA_ID", value_parser = replica_id)]
-    replica_id: Option<String>,
     /// Keep connections to upstreams open for listings and session set-up too (tool calls to
     /// http:// upstreams always do): only for upstreams that set TCP_NODELAY (others stall
     /// each such request ~40 ms on delayed ACKs).
@@ -155,9 +151,6 @@ impl GatewayOptions {
         config.alert_webhooks = self.gateway_alert_webhooks.clone();
         config.canary_report_interval =
             (!self.canary_report_interval.is_zero()).then_some(self.canary_report_interval);
-        if let Some(id) = &self.replica_id {
-            config.replica_id.clone_from(id);
-        }
         config.allowed_hosts = self.allowed_hosts.clone();
         config.upstream_keepalive = self.upstream_keepalive;
         config.rmcp_only = Some(self.rmcp_only);
@@ -188,6 +181,10 @@ pub(crate) struct GatewayArgs {
     listen: SocketAddr,
     #[command(flatten)]
     options: GatewayOptions,
+    /// This replica's name in canary reports, unique among the gateway replicas (e.g. the pod
+    /// name; default: gateway- and 8 random hex digits, new at each start).
+    #[arg(long, env = "MCP_FLEET_GATEWAY_REPLICA_ID", value_parser = replica_id)]
+    replica_id: Option<String>,
     /// Added to the registry's own address policy, which the gateway reads at start.
     #[command(flatten)]
     policy: PolicyArgs,
@@ -219,6 +216,9 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     config.registry_token = args.registry.token().map(str::to_owned);
     config.address_policy = args.policy.policy();
     config.upstream_credentials = args.credentials.credentials()?;
+    if let Some(id) = args.replica_id {
+        config.replica_id = id;
+    }
     let (url, task) = start(args.listen, config, shutdown).await?;
     tracing::info!(mcp = %format!("{url}/mcp"), registry = %args.registry.url(), "gateway listening");
     println!("gateway listening on {url}/mcp (metrics {url}/metrics)");
