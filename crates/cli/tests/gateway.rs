@@ -238,7 +238,9 @@ async fn gateway_start_errors_name_their_cause_once() {
 }
 
 /// Spawns `mcp-fleet gateway` (with `cmd`'s arguments) and waits for its URL (`…/mcp`).
-async fn spawn_gateway(mut cmd: tokio::process::Command) -> (tokio::process::Child, String) {
+pub(crate) async fn spawn_gateway(
+    mut cmd: tokio::process::Command,
+) -> (tokio::process::Child, String) {
     let mut gateway = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -266,7 +268,7 @@ async fn spawn_gateway(mut cmd: tokio::process::Command) -> (tokio::process::Chi
 }
 
 /// Opens a session (2025-06-18) on the gateway at `mcp`: its id.
-async fn open_session(mcp: &str) -> String {
+pub(crate) async fn open_session(mcp: &str) -> String {
     let opened = reqwest::Client::new()
         .post(mcp)
         .header("accept", "application/json, text/event-stream")

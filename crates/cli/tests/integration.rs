@@ -1,6 +1,7 @@
 //! The `mcp-fleet` binary end to end: real processes, real databases, real signals.
 
 mod announce;
+mod cluster;
 mod commands;
 mod common;
 mod conventions;

@@ -19,10 +19,10 @@ const INTERVAL: Duration = Duration::from_secs(3);
 
 /// When each entry's `/health/<id>` was probed.
 #[derive(Clone, Default)]
-struct Probes(Arc<Mutex<Vec<(String, Instant)>>>);
+pub(crate) struct Probes(Arc<Mutex<Vec<(String, Instant)>>>);
 
 impl Probes {
-    async fn serve(&self, shutdown: CancellationToken) -> String {
+    pub(crate) async fn serve(&self, shutdown: CancellationToken) -> String {
         let app = Router::new()
             .route(
                 "/health/{id}",
@@ -37,7 +37,7 @@ impl Probes {
         mcp_fleet_test_support::serve(app, shutdown).await
     }
 
-    fn by_id(&self) -> HashMap<String, Vec<Instant>> {
+    pub(crate) fn by_id(&self) -> HashMap<String, Vec<Instant>> {
         let mut by_id: HashMap<String, Vec<Instant>> = HashMap::new();
         for (id, at) in self.0.lock().expect("not poisoned").iter() {
             by_id.entry(id.clone()).or_default().push(*at);
