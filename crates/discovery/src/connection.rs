@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mcp_fleet_model::AddressPolicy;
+use mcp_fleet_net::client_layer::Layered;
 use mcp_fleet_net::lifecycle;
 use rmcp::model::{
     CacheScope, ClientCapabilities, ClientConfig, ClientRequest, Implementation, PingRequest,
@@ -183,7 +184,7 @@ impl Opener<'_> {
                     .checked_sub(SIGNAL_GAP)
                     .unwrap_or_else(std::time::Instant::now),
             });
-            StreamableHttpClientTransport::with_client(client.clone(), config)
+            StreamableHttpClientTransport::with_client(Layered(client.clone()), config)
         };
         let handler = FleetClient::new(self.client_name, self.client_version, signals.clone());
         let opening = async {

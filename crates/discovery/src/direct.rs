@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use http_body_util::{BodyExt, Limited};
+use mcp_fleet_net::client_layer::{ClientLayer, Post};
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotification,
@@ -38,14 +39,12 @@ use rmcp::model::{
     ClientResult, ErrorData, GetMeta, JsonObject, ProtocolVersion, RequestId, RequestMetaObject,
     ServerJsonRpcMessage, ServerNotification, ServerRequest, ServerResult, Tool,
 };
-use rmcp::transport::streamable_http_client::{
-    StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
-};
+use rmcp::transport::streamable_http_client::{StreamableHttpError, StreamableHttpPostResponse};
 
 use crate::auth::{AuthError, AuthedClient};
 use crate::call_http::{self, CallHttp, finish};
 use crate::index::Signals;
-use crate::sse::SseBuffer;
+use crate::sse::{self, Bounded, ReadError};
 
 /// Why a direct call failed.
 #[derive(Debug)]
@@ -253,13 +252,12 @@ impl Direct {
         let message = ClientJsonRpcMessage::request(request, id.clone());
         let posted = self
             .client
-            .post_message(
+            .post(Post::new(
                 self.uri.clone(),
                 message,
                 self.session_id.clone(),
-                None,
                 headers.into_owned(),
-            )
+            ))
             .await
             .map_err(DirectError::Http)?;
         match posted {
@@ -344,7 +342,7 @@ impl Direct {
             .get(hyper::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
-        let mut body = response.into_body();
+        let body = response.into_body();
         if is_json {
             let bytes = Limited::new(body, MAX_ANSWER)
                 .collect()
@@ -359,32 +357,25 @@ impl Direct {
                 ))
             });
         }
-        let mut events = SseBuffer::new(MAX_ANSWER);
-        loop {
-            let frame = match body.frame().await {
-                Some(Ok(frame)) => frame,
-                Some(Err(e)) => {
-                    return Err(DirectError::Transport(format!("the answer broke off: {e}")));
+        // Dropped with the answer read, the stream's rest is read so that the connection is kept.
+        let mut events = sse::events(Bounded::new(body, MAX_ANSWER).on_drop(finish));
+        while let Some(event) = events.next().await {
+            let data = match event.map_err(ReadError::from) {
+                Ok(event) => event.data.filter(|d| !d.is_empty()),
+                Err(e @ (ReadError::TooLarge(_) | ReadError::Malformed(_))) => {
+                    return Err(DirectError::Protocol(e.to_string()));
                 }
-                None => {
-                    return Err(DirectError::Http(
-                        StreamableHttpError::UnexpectedEndOfStream,
-                    ));
-                }
+                Err(e) => return Err(DirectError::Transport(format!("the answer broke off: {e}"))),
             };
-            let Ok(chunk) = frame.into_data() else {
-                continue;
-            };
-            events
-                .push(&chunk)
-                .map_err(|e| DirectError::Protocol(e.to_string()))?;
-            while let Some(data) = events.next_data() {
-                if let Some(answer) = self.read(&data, id)? {
-                    finish(body);
-                    return answer;
-                }
+            if let Some(data) = data
+                && let Some(answer) = self.read(&data, id)?
+            {
+                return answer;
             }
         }
+        Err(DirectError::Http(
+            StreamableHttpError::UnexpectedEndOfStream,
+        ))
     }
 
     async fn post(
@@ -495,10 +486,7 @@ impl Direct {
             self.headers.clone(),
         );
         tokio::spawn(async move {
-            if let Err(e) = client
-                .post_message(uri, message, session, None, headers)
-                .await
-            {
+            if let Err(e) = client.post(Post::new(uri, message, session, headers)).await {
                 tracing::debug!(error = %e, "posting to an MCP server failed");
             }
         });

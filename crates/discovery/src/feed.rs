@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::Value;
 
 use crate::registry_client::{ClientError, RegistryClient, root_cause};
-use crate::sse::SseBuffer;
+use crate::sse::{self, Bounded, Events, ReadError};
 
 /// How long a stream may stay silent: the registry writes a keep-alive comment every 15 s.
 const IDLE_LIMIT: Duration = Duration::from_secs(45);
@@ -46,8 +47,7 @@ impl Change {
 pub struct ChangeFeed {
     client: RegistryClient,
     after: Option<i64>,
-    stream: Option<reqwest::Response>,
-    buffer: SseBuffer,
+    stream: Option<Events<reqwest::Body>>,
 }
 
 impl std::fmt::Debug for ChangeFeed {
@@ -67,7 +67,6 @@ impl ChangeFeed {
             client,
             after: since,
             stream: None,
-            buffer: SseBuffer::new(MAX_EVENT_BYTES),
         }
     }
 
@@ -95,8 +94,8 @@ impl ChangeFeed {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse().ok());
             }
-            self.buffer = SseBuffer::new(MAX_EVENT_BYTES);
-            self.stream = Some(res);
+            let body = Bounded::new(reqwest::Body::from(res), MAX_EVENT_BYTES);
+            self.stream = Some(sse::events(body.idle_limit(IDLE_LIMIT)));
         }
         Ok(self.after)
     }
@@ -113,40 +112,34 @@ impl ChangeFeed {
     async fn read(&mut self) -> Result<Change, ClientError> {
         self.connect().await?;
         loop {
-            while let Some(event) = self.buffer.next_event() {
-                if event.event.as_deref() == Some("resync") {
-                    return Err(self.ended("the registry closed the stream: too far behind"));
-                }
-                let (Some(id), Some(data)) = (event.id, event.data) else {
-                    continue;
-                };
-                let revision = id.trim().parse::<i64>().map_err(|_| {
-                    ClientError::Decode(format!("event id {id:?} is not a revision"))
-                })?;
-                let data = serde_json::from_str(&data)
-                    .map_err(|e| ClientError::Decode(format!("event {revision}: {e}")))?;
-                self.after = Some(revision);
-                return Ok(Change {
-                    revision,
-                    kind: event.event.unwrap_or_else(|| "message".into()),
-                    data,
-                });
-            }
             let Some(stream) = self.stream.as_mut() else {
                 return Err(self.ended("the stream is closed"));
             };
-            let chunk = match tokio::time::timeout(IDLE_LIMIT, stream.chunk()).await {
-                Ok(Ok(Some(chunk))) => chunk,
-                Ok(Ok(None)) => return Err(self.ended("the registry ended the stream")),
-                Ok(Err(e)) => return Err(self.ended(&root_cause(&e))),
-                Err(_) => {
-                    let silent = format!("no data for {} s", IDLE_LIMIT.as_secs());
-                    return Err(self.ended(&silent));
-                }
+            let event = match stream.next().await.map(|e| e.map_err(ReadError::from)) {
+                Some(Ok(event)) => event,
+                None => return Err(self.ended("the registry ended the stream")),
+                Some(Err(ReadError::Body(e))) => return Err(self.ended(&root_cause(&*e))),
+                Some(Err(e @ ReadError::Idle(_))) => return Err(self.ended(&e.to_string())),
+                Some(Err(e)) => return Err(ClientError::Decode(e.to_string())),
             };
-            self.buffer
-                .push(&chunk)
-                .map_err(|e| ClientError::Decode(e.to_string()))?;
+            if event.event.as_deref() == Some("resync") {
+                return Err(self.ended("the registry closed the stream: too far behind"));
+            }
+            let (Some(id), Some(data)) = (event.id, event.data) else {
+                continue;
+            };
+            let revision = id
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| ClientError::Decode(format!("event id {id:?} is not a revision")))?;
+            let data = serde_json::from_str(&data)
+                .map_err(|e| ClientError::Decode(format!("event {revision}: {e}")))?;
+            self.after = Some(revision);
+            return Ok(Change {
+                revision,
+                kind: event.event.unwrap_or_else(|| "message".into()),
+                data,
+            });
         }
     }
 

@@ -13,25 +13,20 @@
 //!
 //! The session's event stream (`GET`) and its end (`DELETE`) still go through reqwest.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use futures::Stream;
 use http_body_util::{BodyExt, Limited};
 use hyper::StatusCode;
 use hyper::body::Body as _;
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{ClientJsonRpcMessage, ClientRequest, ErrorData, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_client::{
-    AuthRequiredError, HttpStatusError, InsufficientScopeError, SseError, StreamableHttpError,
+    AuthRequiredError, HttpStatusError, InsufficientScopeError, StreamableHttpError,
     StreamableHttpPostResponse, StreamableHttpResponseLimits,
 };
-use sse_stream::Sse;
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 use crate::call_http::{self, CallHttp, finish};
-use crate::sse::{Event, SseBuffer};
+use crate::sse::{self, Bounded};
 
 /// What the transport fails with (the library's client type is reqwest's).
 type HttpError = StreamableHttpError<reqwest::Error>;
@@ -156,11 +151,12 @@ pub(crate) async fn post(
         return Ok(StreamableHttpPostResponse::Accepted);
     }
     match essence.as_str() {
+        // Dropped before its end (rmcp stops reading once it has its answer), the stream's
+        // rest is read in the background so that the connection is kept.
         "text/event-stream" => Ok(StreamableHttpPostResponse::Sse(
-            Box::pin(Events {
-                body: Some(response.into_body()),
-                events: SseBuffer::new(limits.max_sse_event_size),
-            }),
+            Box::pin(sse::events(
+                Bounded::new(response.into_body(), limits.max_sse_event_size).on_drop(finish),
+            )),
             session,
         )),
         "application/json" => {
@@ -231,67 +227,6 @@ fn required_scope(challenge: &str) -> Option<String> {
         None => rest.split([',', ' ']).next()?,
     };
     (!value.is_empty()).then(|| value.to_owned())
-}
-
-/// The events of an answer's stream. Dropped before its end (rmcp stops reading once it has
-/// its answer), it reads the rest in the background so that the connection is kept.
-struct Events {
-    body: Option<hyper::body::Incoming>,
-    events: SseBuffer,
-}
-
-impl Stream for Events {
-    type Item = Result<Sse, SseError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some(event) = this.events.next_event() {
-                return Poll::Ready(Some(Ok(sse(event))));
-            }
-            let Some(body) = this.body.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match Pin::new(body).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                // An unfinished last event is dropped, as a browser does.
-                Poll::Ready(None) => {
-                    this.body = None;
-                    return Poll::Ready(None);
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    this.body = None;
-                    return Poll::Ready(Some(Err(SseError::Body(Box::new(e)))));
-                }
-                Poll::Ready(Some(Ok(frame))) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    if let Err(e) = this.events.push(&data) {
-                        this.body = None;
-                        return Poll::Ready(Some(Err(SseError::Body(Box::new(e)))));
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Events {
-    fn drop(&mut self) {
-        if let Some(body) = self.body.take() {
-            finish(body);
-        }
-    }
-}
-
-fn sse(event: Event) -> Sse {
-    Sse {
-        event: event.event,
-        data: event.data,
-        id: event.id,
-        retry: event.retry,
-    }
 }
 
 #[cfg(test)]

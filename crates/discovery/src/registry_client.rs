@@ -150,14 +150,7 @@ impl RegistryClient {
             url: base_url.to_owned(),
             reason,
         };
-        let mut base = Url::parse(base_url).map_err(|e| invalid(e.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(invalid("scheme must be http or https".into()));
-        }
-        if !base.path().ends_with('/') {
-            let path = format!("{}/", base.path());
-            base.set_path(&path);
-        }
+        let base = mcp_fleet_model::registry_base_url(base_url).map_err(invalid)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))

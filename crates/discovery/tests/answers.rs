@@ -100,3 +100,53 @@ async fn http_errors_on_initialize_are_reported_with_their_status() {
     fleet.shutdown().await;
     stop.cancel();
 }
+
+/// An event stream whose one event never ends: `data: xxxx…`, 64 KiB a piece, for ever.
+pub(crate) fn endless_event() -> axum::body::Body {
+    let piece = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+    let pieces = std::iter::once(bytes::Bytes::from_static(b"data: "))
+        .chain(std::iter::repeat(piece))
+        .map(Ok::<_, std::convert::Infallible>);
+    axum::body::Body::from_stream(futures::stream::iter(pieces))
+}
+
+#[tokio::test]
+async fn an_endless_event_ends_the_connect_with_its_limit() {
+    let registry = TestRegistry::start().await;
+    let stop = CancellationToken::new();
+    let url = answering(
+        || {
+            (
+                [(header::CONTENT_TYPE, "text/event-stream")],
+                endless_event(),
+            )
+                .into_response()
+        },
+        &stop,
+    )
+    .await;
+    registry
+        .register(&registration(
+            "endless",
+            &url,
+            &["endless"],
+            json!({"type": "none"}),
+        ))
+        .await;
+    let fleet = Discovery::builder(&registry.url)
+        .tags(["endless"])
+        .build()
+        .expect("builds");
+    let report = tokio::time::timeout(crate::common::DEADLINE, fleet.connect())
+        .await
+        .expect("the connect ends in time")
+        .expect("registry answers");
+    assert!(report.connected.is_empty(), "{report:?}");
+    // After rmcp's limit of one event (16 MiB) the answer is dropped: rmcp reports the
+    // initialize answer as cut short.
+    let (id, error) = report.failed.first().expect("the server failed");
+    assert_eq!(id, "endless", "{report:?}");
+    assert!(error.to_string().contains("initialize"), "{error}");
+    fleet.shutdown().await;
+    stop.cancel();
+}

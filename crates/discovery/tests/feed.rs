@@ -68,3 +68,28 @@ async fn changes_in_order_and_resumed_after_a_revision() {
         other => panic!("expected a 410, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_endless_event_ends_the_read_with_the_limit_named() {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let app = axum::Router::new().route(
+        "/events",
+        axum::routing::get(|| async {
+            (
+                [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+                crate::answers::endless_event(),
+            )
+        }),
+    );
+    let url = mcp_fleet_test_support::serve(app, stop.clone()).await;
+    let mut feed = ChangeFeed::new(RegistryClient::new(&url).expect("client"), Some(0));
+    let error = tokio::time::timeout(DEADLINE, feed.next())
+        .await
+        .expect("the read ends in time")
+        .expect_err("no change in an endless event");
+    assert!(
+        matches!(&error, ClientError::Decode(text) if text.contains("larger than 4194304 bytes")),
+        "{error}"
+    );
+    stop.cancel();
+}

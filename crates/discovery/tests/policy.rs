@@ -30,8 +30,7 @@ fn deny_trap() -> AddressPolicy {
 async fn denied_servers_are_never_connected_to_and_allowed_ones_work() {
     let registry = TestRegistry::start().await;
     let mut trap = Trap::start().await;
-    let allowed =
-        TestServer::start_on("allowed", &["search"], None, Ipv4Addr::new(127, 0, 0, 2)).await;
+    let allowed = TestServer::start_on("allowed", &["search"], Ipv4Addr::new(127, 0, 0, 2)).await;
     let port = trap.addr.port();
     let none = json!({"type": "none"});
     for (id, url) in [

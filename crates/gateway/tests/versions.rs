@@ -10,7 +10,7 @@ use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt};
 
-use crate::common::{TestGateway, TestRegistry, Upstream, eventually, server_of};
+use crate::common::{Speaks, TestGateway, TestRegistry, Upstream, eventually, server_of};
 
 /// The revisions of the matrix, oldest first.
 const VERSIONS: [ProtocolVersion; 3] = [
@@ -82,7 +82,8 @@ async fn every_client_revision_lists_and_calls_every_upstream_revision() {
     let mut upstreams = Vec::new();
     for version in &VERSIONS {
         let id = upstream_id(version);
-        let upstream = Upstream::start_speaking(&id, &["search"], only(version)).await;
+        let upstream =
+            Upstream::start_speaking(&id, &["search"], Speaks::only(only(version))).await;
         registry
             .register(&id, &id, "1.0.0", &upstream.base_url)
             .await;
@@ -122,7 +123,7 @@ async fn every_client_revision_lists_and_calls_every_upstream_revision() {
                     .await
                     .unwrap_or_else(|e| panic!("{case}, upstream {upstream_version}: {e}"));
                 assert_eq!(server_of(&result), *id, "{case}");
-                let seen = upstream.state.call_versions.lock().expect("lock").clone();
+                let seen = upstream.call_versions();
                 assert_eq!(
                     seen.last().map(String::as_str),
                     Some(upstream_version.as_str()),

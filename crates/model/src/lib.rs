@@ -6,6 +6,7 @@
 
 pub mod address;
 mod auth;
+mod base_url;
 mod canary;
 mod duration;
 mod entry;
@@ -22,6 +23,7 @@ mod time;
 
 pub use address::{AddressPolicy, AddressPolicyDocument, PolicyMode, Refused, parse_cidr};
 pub use auth::{IdPattern, Scope, TokenRecord, glob_match, parse_id_patterns, parse_scopes};
+pub use base_url::registry_base_url;
 pub use canary::{
     MAX_OBSERVED_SLOTS, MAX_OBSERVED_VERSIONS, MAX_REPLICA_CHARS, MAX_SLOT_CALLS, MAX_SLOT_MS,
     Observations, ObservedTotals, SlotCounts, VersionTotals, WINDOW_SLOTS, parse_replica, slot_ms,

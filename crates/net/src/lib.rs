@@ -2,6 +2,8 @@
 //!
 //! - [`accept`]: the accept loop of the registry and the gateway (limits, `TCP_NODELAY`,
 //!   graceful shutdown).
+//! - [`client_layer`]: a layer over rmcp's reqwest client transport, written as its three
+//!   requests (the library's authed client, the registry's deadline-bound probe client).
 //! - [`Backoff`]: the one backoff (capped exponential, with jitter) for every retry loop.
 //! - [`guard`]: the address policy at connect time (a resolver for reqwest, the same check for
 //!   the library's own connects, and finding a refusal in an error chain).
@@ -13,6 +15,7 @@
 
 pub mod accept;
 mod backoff;
+pub mod client_layer;
 pub mod guard;
 pub mod lifecycle;
 pub mod rmcp_errors;

@@ -4,8 +4,8 @@
 //! ([`TokenEndpoint`]) and a bearer-token gate for any router ([`require_bearer`]), a
 //! certificate made on the spot and a TLS listener for `https://` servers ([`TestCert`]), and
 //! headless Chromium for page tests ([`browser`]). Servers for faults ([`faults`]) and, with the
-//! `registry` feature, a real registry and its client ([`registry`]); with `bench`, what the
-//! benchmarks share (`bench`).
+//! `registry` feature, a real registry and its client ([`registry`]); with `mcp-server`, a small
+//! MCP server tests control (`mcp_server`); with `bench`, what the benchmarks share (`bench`).
 //!
 //! PostgreSQL tests use the cluster named by `MCP_FLEET_TEST_POSTGRES_URL` (which `scripts/test`
 //! starts); each test gets a database of its own. Without it they are skipped, except under
@@ -15,6 +15,8 @@
 pub mod bench;
 pub mod browser;
 pub mod faults;
+#[cfg(feature = "mcp-server")]
+pub mod mcp_server;
 mod pg_cluster;
 #[cfg(feature = "registry")]
 pub mod registry;

@@ -1,18 +1,14 @@
 //! [`AuthedClient`]: the MCP transport's HTTP client, with the connection's token on every
 //! request and one retry with a fresh token after a `401`.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use reqwest::header::{HeaderName, HeaderValue};
+use mcp_fleet_net::client_layer::{ClientLayer, Delete, Get, Post};
 use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 use rmcp::transport::common::client_side_sse::BoxedSseResponse;
-use rmcp::transport::streamable_http_client::{
-    StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
-    StreamableHttpResponseLimits,
-};
+use rmcp::transport::streamable_http_client::{StreamableHttpError, StreamableHttpPostResponse};
 
 use super::*;
 use crate::call_http::CallHttp;
@@ -67,65 +63,53 @@ impl AuthedClient {
         self
     }
 
-    /// Posts `message` with the current token (after a `401`, once more with a fresh one).
-    pub(super) async fn post_with_token(
+    /// Posts with the current token (after a `401`, once more with a fresh one).
+    async fn post_with_token(
         &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        limits: StreamableHttpResponseLimits,
+        request: Post,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
         // A `subscriptions/listen` answer streams for as long as the subscription lasts and ends
         // when the client hangs up: not for a kept connection, which reads a dropped stream on.
         let streams_on = matches!(
-            &message,
-            ClientJsonRpcMessage::Request(request)
-                if matches!(request.request, ClientRequest::SubscriptionsListenRequest(_))
+            &request.message,
+            ClientJsonRpcMessage::Request(message)
+                if matches!(message.request, ClientRequest::SubscriptionsListenRequest(_))
         );
         let kept = self
             .kept
             .as_ref()
-            .filter(|_| !streams_on && uri.starts_with("http://"))
-            .and_then(|calls| Some((calls, uri.parse::<hyper::Uri>().ok()?)));
+            .filter(|_| !streams_on && request.uri.starts_with("http://"))
+            .and_then(|calls| Some((calls, request.uri.parse::<hyper::Uri>().ok()?)));
         if let Some((calls, parsed)) = kept {
-            let session_id = session_id.as_deref();
+            let session_id = request.session_id.as_deref();
             return self
                 .with_token(|token| {
                     crate::kept_post::post(
                         calls,
                         &parsed,
-                        &message,
+                        &request.message,
                         session_id,
                         token,
-                        &custom_headers,
-                        limits,
+                        &request.custom_headers,
+                        request.limits,
                     )
                 })
                 .await;
         }
         if self.tokens.is_none() {
             // Nothing to retry with: no copies of the message.
-            return self
-                .bounded(self.http.post_message_with_response_limits(
-                    uri,
-                    message,
-                    session_id,
-                    None,
-                    custom_headers,
-                    limits,
-                ))
-                .await;
+            let request = Post {
+                auth_header: None,
+                ..request
+            };
+            return self.bounded(request.send(&self.http)).await;
         }
         self.with_token(|token| {
-            self.http.post_message_with_response_limits(
-                uri.clone(),
-                message.clone(),
-                session_id.clone(),
-                token,
-                custom_headers.clone(),
-                limits,
-            )
+            let request = Post {
+                auth_header: token,
+                ..request.clone()
+            };
+            request.send(&self.http)
         })
         .await
     }
@@ -172,62 +156,9 @@ pub(super) fn auth_io_error(e: AuthError) -> HttpError {
     StreamableHttpError::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, e))
 }
 
-impl StreamableHttpClient for AuthedClient {
-    type Error = reqwest::Error;
-
-    async fn post_message(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<StreamableHttpPostResponse, HttpError> {
-        self.post_message_with_response_limits(
-            uri,
-            message,
-            session_id,
-            auth_header,
-            custom_headers,
-            StreamableHttpResponseLimits::default(),
-        )
-        .await
-    }
-
-    async fn post_message_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> Result<StreamableHttpPostResponse, HttpError> {
-        let mut limits = StreamableHttpResponseLimits::default();
-        limits.max_sse_event_size = max_sse_event_size;
-        self.post_message_with_response_limits(
-            uri,
-            message,
-            session_id,
-            auth_header,
-            custom_headers,
-            limits,
-        )
-        .await
-    }
-
-    async fn post_message_with_response_limits(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        limits: StreamableHttpResponseLimits,
-    ) -> Result<StreamableHttpPostResponse, HttpError> {
-        let posted = self
-            .post_with_token(uri, message, session_id, custom_headers, limits)
-            .await;
+impl ClientLayer for AuthedClient {
+    async fn post(&self, request: Post) -> Result<StreamableHttpPostResponse, HttpError> {
+        let posted = self.post_with_token(request).await;
         if let Ok(
             StreamableHttpPostResponse::Json(_, Some(id))
             | StreamableHttpPostResponse::Sse(_, Some(id)),
@@ -239,61 +170,24 @@ impl StreamableHttpClient for AuthedClient {
         posted
     }
 
-    async fn delete_session(
-        &self,
-        uri: Arc<str>,
-        session_id: Arc<str>,
-        _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<(), HttpError> {
+    async fn delete(&self, request: Delete) -> Result<(), HttpError> {
         self.with_token(|token| {
-            self.http.delete_session(
-                uri.clone(),
-                session_id.clone(),
-                token,
-                custom_headers.clone(),
-            )
+            let request = Delete {
+                auth_header: token,
+                ..request.clone()
+            };
+            request.send(&self.http)
         })
         .await
     }
 
-    async fn get_stream(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<BoxedSseResponse, HttpError> {
-        self.get_stream_with_max_sse_event_size(
-            uri,
-            session_id,
-            last_event_id,
-            auth_header,
-            custom_headers,
-            StreamableHttpResponseLimits::default().max_sse_event_size,
-        )
-        .await
-    }
-
-    async fn get_stream_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> Result<BoxedSseResponse, HttpError> {
+    async fn get_stream(&self, request: Get) -> Result<BoxedSseResponse, HttpError> {
         self.with_token(|token| {
-            self.http.get_stream_with_max_sse_event_size(
-                uri.clone(),
-                session_id.clone(),
-                last_event_id.clone(),
-                token,
-                custom_headers.clone(),
-                max_sse_event_size,
-            )
+            let request = Get {
+                auth_header: token,
+                ..request.clone()
+            };
+            request.send(&self.http)
         })
         .await
     }

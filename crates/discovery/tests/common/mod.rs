@@ -1,8 +1,13 @@
-//! Fixtures: a real registry on 127.0.0.1:0 over SQLite (from `mcp-fleet-test-support`), small
-//! rmcp MCP servers whose tools can change at run time (counting the `tools/list` requests they
-//! get), optional bearer/OAuth 2.0 protection, and a token endpoint.
+//! Fixtures: a real registry on 127.0.0.1:0 over SQLite and small rmcp MCP servers whose tools
+//! can change at run time (counting the `tools/list` requests they get), optionally behind
+//! bearer/OAuth 2.0 protection, all from `mcp-fleet-test-support`.
 
-pub(crate) mod server;
+/// The MCP test server (test-support's, shared with the gateway suite).
+pub(crate) mod server {
+    pub(crate) use mcp_fleet_test_support::mcp_server::{
+        CHATTY, CHATTY_ADDS, McpServer as TestServer, Speaks,
+    };
+}
 
 use serde_json::Value;
 
@@ -26,5 +31,3 @@ pub(crate) fn request_id(result: &rmcp::model::CallToolResult) -> Value {
         .and_then(|c| c.get("requestId").cloned())
         .unwrap_or(Value::Null)
 }
-
-pub(crate) use mcp_fleet_test_support::Accepted;

@@ -3,27 +3,24 @@
 //! session and no `ping`; else, as the discovery library falls back, `initialize` then `ping`,
 //! the session closed afterwards.
 //!
-//! Over 500 lines with its unit tests, which sit next to the code they check (367 of 715 lines).
+//! Over 500 lines with its unit tests, which sit next to the code they check (371 of 606 lines).
 
-use std::collections::HashMap;
 use std::error::Error;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use mcp_fleet_net::client_layer::{ClientLayer, Delete, Get, HttpError, Layered, Post};
 use mcp_fleet_net::lifecycle;
 use mcp_fleet_net::rmcp_errors::{auth_status, first_line};
-use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, ClientJsonRpcMessage, ClientRequest, ErrorData,
-    Implementation, PingRequest, ProtocolVersion,
+    ClientCapabilities, ClientConfig, ClientRequest, ErrorData, Implementation, PingRequest,
+    ProtocolVersion,
 };
 use rmcp::service::{ClientInitializeError, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::common::client_side_sse::BoxedSseResponse;
 use rmcp::transport::streamable_http_client::{
-    StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError,
-    StreamableHttpPostResponse, StreamableHttpResponseLimits,
+    StreamableHttpClientTransportConfig, StreamableHttpError, StreamableHttpPostResponse,
 };
 use rmcp::{ClientServiceExt, ServiceError, ServiceExt};
 use tokio::time::Instant;
@@ -35,9 +32,6 @@ const CLIENT_NAME: &str = "mcp-fleet-health";
 
 /// Longest `lastError` text a probe produces, in characters.
 const MAX_ERROR_CHARS: usize = 200;
-
-/// What the reqwest-backed transport fails with.
-type HttpError = StreamableHttpError<reqwest::Error>;
 
 /// What one MCP-level probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,10 +60,10 @@ pub(crate) async fn probe(client: reqwest::Client, base_url: &str, timeout: Dura
     // its cancellation token, so the deadline has to live in the HTTP client itself.
     let transport = || {
         StreamableHttpClientTransport::with_client(
-            DeadlineClient {
+            Layered(DeadlineClient {
                 client: client.clone(),
                 deadline,
-            },
+            }),
             StreamableHttpClientTransportConfig::with_uri(url.as_str()),
         )
     };
@@ -100,7 +94,7 @@ pub(crate) async fn probe(client: reqwest::Client, base_url: &str, timeout: Dura
 /// closes it even if the deadline cuts this short) then `ping`; each opening on a transport
 /// from `transport`.
 async fn exchange(
-    transport: impl Fn() -> StreamableHttpClientTransport<DeadlineClient>,
+    transport: impl Fn() -> StreamableHttpClientTransport<Layered<DeadlineClient>>,
     session: &mut Option<RunningService<RoleClient, ClientConfig>>,
     timeout: Duration,
 ) -> McpProbe {
@@ -223,125 +217,18 @@ impl DeadlineClient {
     }
 }
 
-impl StreamableHttpClient for DeadlineClient {
-    type Error = reqwest::Error;
-
-    async fn post_message(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<StreamableHttpPostResponse, HttpError> {
-        self.post_message_with_response_limits(
-            uri,
-            message,
-            session_id,
-            auth_header,
-            custom_headers,
-            StreamableHttpResponseLimits::default(),
-        )
-        .await
-    }
-
-    async fn post_message_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> Result<StreamableHttpPostResponse, HttpError> {
-        let mut limits = StreamableHttpResponseLimits::default();
-        limits.max_sse_event_size = max_sse_event_size;
-        self.post_message_with_response_limits(
-            uri,
-            message,
-            session_id,
-            auth_header,
-            custom_headers,
-            limits,
-        )
-        .await
-    }
-
-    async fn post_message_with_response_limits(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        limits: StreamableHttpResponseLimits,
-    ) -> Result<StreamableHttpPostResponse, HttpError> {
-        let response = self
-            .bounded(self.client.post_message_with_response_limits(
-                uri,
-                message,
-                session_id,
-                auth_header,
-                custom_headers,
-                limits,
-            ))
-            .await?;
+impl ClientLayer for DeadlineClient {
+    async fn post(&self, request: Post) -> Result<StreamableHttpPostResponse, HttpError> {
+        let response = self.bounded(request.send(&self.client)).await?;
         Ok(self.bounded_response(response))
     }
 
-    async fn delete_session(
-        &self,
-        uri: Arc<str>,
-        session_id: Arc<str>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<(), HttpError> {
-        self.bounded(
-            self.client
-                .delete_session(uri, session_id, auth_header, custom_headers),
-        )
-        .await
+    async fn delete(&self, request: Delete) -> Result<(), HttpError> {
+        self.bounded(request.send(&self.client)).await
     }
 
-    async fn get_stream(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<BoxedSseResponse, HttpError> {
-        let stream = self
-            .bounded(self.client.get_stream(
-                uri,
-                session_id,
-                last_event_id,
-                auth_header,
-                custom_headers,
-            ))
-            .await?;
-        Ok(self.bounded_stream(stream))
-    }
-
-    async fn get_stream_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> Result<BoxedSseResponse, HttpError> {
-        let stream = self
-            .bounded(self.client.get_stream_with_max_sse_event_size(
-                uri,
-                session_id,
-                last_event_id,
-                auth_header,
-                custom_headers,
-                max_sse_event_size,
-            ))
-            .await?;
+    async fn get_stream(&self, request: Get) -> Result<BoxedSseResponse, HttpError> {
+        let stream = self.bounded(request.send(&self.client)).await?;
         Ok(self.bounded_stream(stream))
     }
 }
@@ -350,11 +237,14 @@ impl StreamableHttpClient for DeadlineClient {
 mod tests {
     use super::*;
 
+    use std::sync::Arc;
+
     use axum::Router;
     use axum::http::{StatusCode, header};
     use axum::response::{IntoResponse, Response};
     use axum::routing::post;
     use mcp_fleet_sample_servers::Sample;
+    use reqwest::header::HeaderValue;
     use serde_json::{Value, json};
     use tokio::net::TcpListener;
     use tokio_util::sync::{CancellationToken, DropGuard};
