@@ -219,9 +219,6 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     config.registry_token = args.registry.token().map(str::to_owned);
     config.address_policy = args.policy.policy();
     config.upstream_credentials = args.credentials.credentials()?;
-    if let Some(id) = args.replica_id {
-        config.replica_id = id;
-    }
     let (url, task) = start(args.listen, config, shutdown).await?;
     tracing::info!(mcp = %format!("{url}/mcp"), registry = %args.registry.url(), "gateway listening");
     println!("gateway listening on {url}/mcp (metrics {url}/metrics)");
