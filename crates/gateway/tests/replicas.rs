@@ -4,6 +4,8 @@
 //! revision are served by either replica, their tool calls on the fast path, and headers that
 //! disagree with the body get the spec's `HeaderMismatch`. Spoken over plain HTTP (a session
 //! moving between replicas is what a load balancer does to a client) and with rmcp's client.
+//!
+//! Over 500 lines: five tests sharing the plain-HTTP MCP client they speak through.
 
 use std::time::Duration;
 

@@ -4,6 +4,8 @@
 //! Each property runs proptest's default 256 cases; `PROPTEST_CASES=100000 cargo test -p
 //! mcp-fleet-model --test properties` runs longer. A failing case is shrunk and saved under
 //! `proptest-regressions/`, which is meant to be committed.
+//!
+//! Over 500 lines: one property per rule of registration parsing, with the generators they share.
 
 use mcp_fleet_model::{
     Entry, HttpUrl, MAX_METADATA_BYTES, MAX_TAGS, REGISTRATION_FIELDS, REGISTRY_OWNED,

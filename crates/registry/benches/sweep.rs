@@ -31,6 +31,9 @@
 //! `SWEEP_WORKER`: `in-process` (default: `AppState::start_health_worker`, in the API's process,
 //! as `serve` runs it) or `separate` (`spawn_health_worker` on a runtime of its own, as the
 //! `health-worker` process runs it).
+//!
+//! Over 500 lines: one benchmark with the fleet it sweeps (counting targets, black holes) and its
+//! report.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,5 +1,8 @@
 //! `GET /metrics` end to end: the exposition parses under a strict OpenMetrics text parser, and
 //! the counters move as requests are answered, probes run and transitions reach a webhook.
+//!
+//! Over 500 lines: three tests and the strict OpenMetrics text parser they check the exposition
+//! with.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

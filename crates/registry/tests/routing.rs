@@ -1,4 +1,6 @@
 //! `/services/{service}/routing`, its rollback and `/services/{service}/istio`, on every backend.
+//!
+//! Over 500 lines: seven tests of three routes that share their fixtures.
 
 use std::time::Duration;
 

@@ -1,4 +1,7 @@
 //! One behaviour suite, run against every backend (SQLite always, PostgreSQL when configured).
+//!
+//! Over 500 lines: the one suite every backend must pass, in one file so that a new backend is
+//! checked by adding it to one list.
 
 use chrono::{Duration, Utc};
 use mcp_fleet_model::{
