@@ -10,8 +10,11 @@ use std::sync::{Arc, Mutex};
 use crate::row::RawEntry;
 use crate::{RenderedPage, StoreError};
 
-/// Most renderings kept; past it they are dropped and rendered again as rows are listed.
+/// Most renderings kept, and most bytes of them; past either they are dropped and rendered again
+/// as rows are listed. The bytes bound the memory a large fleet's listings cost (a rendering is
+/// about a kilobyte): a fleet larger than it renders some rows again on each listing.
 const MAX_RENDERINGS: usize = 1 << 16;
+const MAX_RENDERED_BYTES: usize = 16 * 1024 * 1024;
 
 /// The pre-rendered JSON of listed entries, by id and row version. Every write to a row gives it a new version
 /// (a trigger does, whoever writes, see migration 0002), and versions are never reused, so a
@@ -20,12 +23,19 @@ const MAX_RENDERINGS: usize = 1 << 16;
 /// (URLs, semver, JSON) and rendering cost more than the query itself.
 #[derive(Default)]
 pub(crate) struct JsonCache {
-    kept: Mutex<HashMap<String, (i64, Arc<str>)>>,
+    kept: Mutex<Kept>,
+}
+
+/// The renderings, and the bytes of their JSON.
+#[derive(Default)]
+struct Kept {
+    map: HashMap<String, (i64, Arc<str>)>,
+    bytes: usize,
 }
 
 impl fmt::Debug for JsonCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kept = self.kept.lock().map_or(0, |k| k.len());
+        let kept = self.kept.lock().map_or(0, |k| k.map.len());
         f.debug_struct("JsonCache").field("kept", &kept).finish()
     }
 }
@@ -49,7 +59,7 @@ impl JsonCache {
             let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
             listed
                 .iter()
-                .map(|(id, version)| match kept.get(id) {
+                .map(|(id, version)| match kept.map.get(id) {
                     Some((v, json)) if v == version => Some(json.clone()),
                     _ => None,
                 })
@@ -96,13 +106,20 @@ impl JsonCache {
 
     fn keep(&self, rendered: HashMap<String, (i64, Arc<str>)>) {
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        if kept.len() + rendered.len() > MAX_RENDERINGS {
-            kept.clear();
+        let adding: usize = rendered.values().map(|(_, json)| json.len()).sum();
+        if kept.map.len() + rendered.len() > MAX_RENDERINGS
+            || kept.bytes + adding > MAX_RENDERED_BYTES
+        {
+            kept.map.clear();
+            kept.bytes = 0;
         }
         for (id, (version, json)) in rendered {
             // A slower listing may have read an older version: keep the newest.
-            if kept.get(&id).is_none_or(|(v, _)| *v < version) {
-                kept.insert(id, (version, json));
+            if kept.map.get(&id).is_none_or(|(v, _)| *v < version) {
+                kept.bytes += json.len();
+                if let Some((_, old)) = kept.map.insert(id, (version, json)) {
+                    kept.bytes -= old.len();
+                }
             }
         }
     }
@@ -127,6 +144,24 @@ mod tests {
     use mcp_fleet_model::{HealthStatus, Registration, ServerId, StatusFilter, Timestamp};
 
     use crate::{CheckRecord, ListQuery, Store, connect, render_page};
+
+    /// A replacement counts once, and past the byte bound the renderings start over.
+    #[test]
+    fn renderings_are_bounded_by_bytes() {
+        let cache = super::JsonCache::default();
+        let mib: std::sync::Arc<str> = "x".repeat(1024 * 1024).into();
+        for round in 0..40 {
+            let id = format!("e{}", round % 30);
+            cache.keep(std::collections::HashMap::from([(
+                id,
+                (round, mib.clone()),
+            )]));
+            let kept = cache.kept.lock().expect("not poisoned");
+            let held: usize = kept.map.values().map(|(_, json)| json.len()).sum();
+            assert_eq!(kept.bytes, held, "round {round}");
+            assert!(kept.bytes <= super::MAX_RENDERED_BYTES, "round {round}");
+        }
+    }
 
     fn reg(id: &str, tags: &[&str]) -> Registration {
         Registration::from_json(

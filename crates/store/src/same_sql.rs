@@ -85,13 +85,18 @@ macro_rules! entries {
         pub(super) async fn status_rows(
             store: &$store,
         ) -> Result<Vec<$crate::StatusRow>, $crate::StoreError> {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            // Row by row: the rows of a whole fleet, read at once, are allocated on the
+            // connection's thread, whose allocator keeps the memory once they are freed here.
+            let sql = format!(
                 "SELECT {} FROM servers ORDER BY id",
                 $crate::row::STATUS_COLUMNS
-            )))
-            .fetch_all(&store.pool)
-            .await?;
-            rows.iter().map($crate::row::status_row).collect()
+            );
+            let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&store.pool);
+            let mut out = Vec::new();
+            while let Some(row) = futures::TryStreamExt::try_next(&mut rows).await? {
+                out.push($crate::row::status_row(&row)?);
+            }
+            Ok(out)
         }
     };
 }
