@@ -45,8 +45,12 @@ macro_rules! entries {
                 $crate::row::ENTRY_COLUMNS
             ));
             push_page(&mut q, query);
-            let rows = q.build().fetch_all(&store.pool).await?;
-            $crate::page(rows.iter().map($crate::row::entry), query.limit)
+            let mut rows = q.build().fetch(&store.pool);
+            let mut entries = Vec::new();
+            while let Some(row) = futures::TryStreamExt::try_next(&mut rows).await? {
+                entries.push($crate::row::entry(&row));
+            }
+            $crate::page(entries.into_iter(), query.limit)
         }
 
         pub(super) async fn get(

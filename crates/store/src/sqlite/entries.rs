@@ -162,8 +162,13 @@ pub(super) async fn list_rendered(
             list.push_bind(id.as_str());
         }
         q.push(") ORDER BY id");
-        let rows = q.build().fetch_all(&store.pool).await?;
-        rows.iter().map(crate::row::versioned).collect()
+        // Row by row, as `status_rows` reads (same_sql.rs): no page of rows held at once.
+        let mut rows = q.build().fetch(&store.pool);
+        let mut out = Vec::with_capacity(ids.len());
+        while let Some(row) = futures::TryStreamExt::try_next(&mut rows).await? {
+            out.push(crate::row::versioned(&row)?);
+        }
+        Ok(out)
     };
     match store.json_cache.page(listed, query.limit, fetch).await? {
         Some(page) => Ok(page),
