@@ -13,6 +13,11 @@ use super::{ChangeKind, ChangeLocation, Effect, SchemaChange};
 /// subschemas are only compared for equality. Bounds recursive `$ref`s as well.
 const MAX_DEPTH: usize = 32;
 
+/// Most subschema pairs compared in one schema: `$ref`s can make a small document a huge tree
+/// (each definition using the next twice), and a server's catalog should not cost the registry
+/// more than this. Past it, the rest counts as not comparable.
+const MAX_NODES: usize = 10_000;
+
 /// Assertion keywords the comparison does not model: a difference in any of them cannot be
 /// classified.
 const UNMODELED: &[&str] = &[
@@ -81,12 +86,16 @@ const TYPES: &[&str] = &[
 
 /// Every difference between `old` and `new`, two schemas of the part at `location`.
 pub(super) fn compare(old: &Value, new: &Value, location: ChangeLocation) -> Vec<SchemaChange> {
+    if old == new {
+        return Vec::new();
+    }
     let mut walker = Walker {
         old_root: old,
         new_root: new,
         location,
         changes: Vec::new(),
         refs_in_progress: Vec::new(),
+        nodes: 0,
     };
     walker.node(old, new, "", 0);
     walker.changes
@@ -109,6 +118,8 @@ struct Walker<'a> {
     /// The `$ref` pairs being compared further up: met again, they are a cycle whose
     /// differences the first visit reports.
     refs_in_progress: Vec<(Option<String>, Option<String>)>,
+    /// Subschema pairs compared so far, against [`MAX_NODES`].
+    nodes: usize,
 }
 
 /// A subschema with its `$ref` followed.
@@ -146,11 +157,19 @@ fn resolve<'a>(schema: &'a Value, root: &Value) -> Resolved<'a> {
     }
 }
 
-fn has_ref(schema: &Value) -> bool {
-    match schema {
-        Value::Object(map) => map.contains_key("$ref") || map.values().any(has_ref),
-        Value::Array(items) => items.iter().any(has_ref),
-        _ => false,
+/// Collects the `$ref`s anywhere in `value`.
+fn refs_in<'v>(value: &'v Value, out: &mut Vec<&'v str>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
+                out.push(reference);
+            }
+            for v in map.values() {
+                refs_in(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs_in(v, out)),
+        _ => {}
     }
 }
 
@@ -222,30 +241,65 @@ impl Walker<'_> {
 
     fn not_comparable(&mut self, path: &str, what: &str) {
         let message = format!(
-            "{}: {what} changed, and the comparison cannot prove the new schema compatible with \
-             the old, so it counts as breaking.",
+            "{}: {what} changed; compatibility could not be proven, so it counts as breaking.",
             self.subject(path)
         );
         self.push(ChangeKind::NotComparable, Effect::Both, path, message);
     }
 
+    /// Whether two subschemas mean the same: equal as JSON, and every local `$ref` in them
+    /// (followed transitively) reaching equal definitions on both sides.
+    fn same(&self, old: &Value, new: &Value) -> bool {
+        if old != new {
+            return false;
+        }
+        let mut pending = Vec::new();
+        refs_in(old, &mut pending);
+        let mut seen: Vec<&str> = Vec::new();
+        while let Some(reference) = pending.pop() {
+            if seen.contains(&reference) {
+                continue;
+            }
+            seen.push(reference);
+            let Some(pointer) = reference.strip_prefix('#') else {
+                // Not local: the same text names the same document.
+                continue;
+            };
+            match (
+                self.old_root.pointer(pointer),
+                self.new_root.pointer(pointer),
+            ) {
+                (Some(a), Some(b)) if a == b => refs_in(a, &mut pending),
+                (None, None) => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+
     fn node(&mut self, old: &Value, new: &Value, path: &str, depth: usize) {
-        if old == new && !has_ref(old) {
+        if self.same(old, new) {
+            return;
+        }
+        self.nodes += 1;
+        if self.nodes == MAX_NODES {
+            self.not_comparable(
+                path,
+                &format!("a schema too large to compare (over {MAX_NODES} subschemas)"),
+            );
+        }
+        if self.nodes >= MAX_NODES {
             return;
         }
         if depth > MAX_DEPTH {
-            if old != new {
-                self.not_comparable(path, &format!("a schema nested over {MAX_DEPTH} levels"));
-            }
+            self.not_comparable(path, &format!("a schema nested over {MAX_DEPTH} levels"));
             return;
         }
         let (before, after) = (resolve(old, self.old_root), resolve(new, self.new_root));
         let (old_ref, new_ref) = match (&before, &after) {
             (Resolved::Plain(_), Resolved::Plain(_)) => (None, None),
             (Resolved::Unresolvable(_), _) | (_, Resolved::Unresolvable(_)) => {
-                if old != new {
-                    self.not_comparable(path, "a `$ref` the comparison cannot follow");
-                }
+                self.not_comparable(path, "a `$ref` the comparison cannot follow");
                 return;
             }
             (b, a) => (ref_name(b), ref_name(a)),
@@ -261,9 +315,7 @@ impl Walker<'_> {
             return;
         }
         let (Some(o), Some(n)) = (as_object(old), as_object(new)) else {
-            if old != new {
-                self.not_comparable(path, "a value that is not a schema");
-            }
+            self.not_comparable(path, "a value that is not a schema");
             return;
         };
         self.annotations(&o, &n, path);
@@ -273,7 +325,11 @@ impl Walker<'_> {
         self.object(&o, &n, path, depth);
         self.items(&o, &n, path, depth);
         for keyword in UNMODELED {
-            if o.get(*keyword) != n.get(*keyword) {
+            let same = match (o.get(*keyword), n.get(*keyword)) {
+                (Some(a), Some(b)) => self.same(a, b),
+                (a, b) => a == b,
+            };
+            if !same {
                 self.not_comparable(&format!("{path}/{keyword}"), &format!("`{keyword}`"));
             }
         }
@@ -515,12 +571,16 @@ impl Walker<'_> {
             Effect::Widens => (ChangeKind::BoundLoosened, "loosened"),
             Effect::Both | Effect::None => (ChangeKind::BoundChanged, "changed"),
         };
-        let message = format!(
-            "{}: `{keyword}` {verb} from {} to {}.",
-            self.subject(path),
-            show(was),
-            show(is)
-        );
+        let subject = self.subject(path);
+        let message = match (was, is) {
+            (None, Some(is)) => format!("{subject}: `{keyword}` {is} added."),
+            (Some(was), None) => format!("{subject}: `{keyword}` {was} removed."),
+            _ => format!(
+                "{subject}: `{keyword}` {verb} from {} to {}.",
+                show(was),
+                show(is)
+            ),
+        };
         self.push(kind, effect, &format!("{path}/{keyword}"), message);
     }
 
@@ -562,6 +622,7 @@ impl Walker<'_> {
                         Effect::Both
                     };
                     let why = match (self.location, closed) {
+                        _ if effect == Effect::None => "its schema was `false`, it was never valid",
                         (ChangeLocation::Output, _) => "clients reading it no longer get it",
                         (_, true) => "the new schema rejects clients that send it",
                         _ => "clients that send it may have it ignored",
@@ -666,8 +727,10 @@ impl Walker<'_> {
 
     fn items(&mut self, o: &Map<String, Value>, n: &Map<String, Value>, path: &str, depth: usize) {
         let (was, is) = (o.get("items"), n.get("items"));
-        if was == is {
-            return;
+        match (was, is) {
+            (Some(a), Some(b)) if self.same(a, b) => return,
+            (None, None) => return,
+            _ => {}
         }
         let at = format!("{path}/items");
         let any = Value::Bool(true);
@@ -694,5 +757,97 @@ fn resolved<'v>(resolved: &'v Resolved<'_>) -> &'v Value {
         Resolved::Followed(_, v) => v,
         // Not reached: callers return before following an unresolvable reference.
         Resolved::Unresolvable(_) => &Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn kinds(old: &Value, new: &Value) -> Vec<ChangeKind> {
+        compare(old, new, ChangeLocation::Input)
+            .into_iter()
+            .map(|c| c.kind)
+            .collect()
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_not_comparable() {
+        let nest = |leaf: Value| {
+            (0..40).fold(
+                leaf,
+                |inner, _| json!({"type": "object", "properties": {"a": inner}}),
+            )
+        };
+        let changes = compare(
+            &nest(json!({"type": "string"})),
+            &nest(json!({"type": "integer"})),
+            ChangeLocation::Input,
+        );
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].kind, ChangeKind::NotComparable);
+        assert!(changes[0].breaking);
+        assert_eq!(
+            changes[0].path.matches("/properties/a").count(),
+            MAX_DEPTH + 1
+        );
+    }
+
+    #[test]
+    fn ref_fan_out_is_bounded() {
+        // D0 uses D1 twice, D1 uses D2 twice, ...: 2^30 paths to the leaf.
+        let defs = |leaf: &str| {
+            let mut defs = Map::new();
+            for i in 0..30 {
+                let next = json!({"$ref": format!("#/$defs/D{}", i + 1)});
+                defs.insert(
+                    format!("D{i}"),
+                    json!({"type": "object", "properties": {"l": next, "r": next}}),
+                );
+            }
+            defs.insert("D30".to_owned(), json!({"type": leaf}));
+            json!({"$ref": "#/$defs/D0", "$defs": defs})
+        };
+        let changes = compare(&defs("string"), &defs("integer"), ChangeLocation::Input);
+        assert!(changes.len() < MAX_NODES, "{}", changes.len());
+        assert!(changes.iter().any(|c| c.kind == ChangeKind::NotComparable));
+        assert!(changes.iter().all(|c| c.breaking));
+    }
+
+    #[test]
+    fn a_changed_definition_behind_an_unmodeled_keyword_is_seen() {
+        let schema = |def: Value| json!({"anyOf": [{"$ref": "#/$defs/A"}, {"type": "null"}], "$defs": {"A": def}});
+        assert_eq!(
+            kinds(
+                &schema(json!({"type": "string"})),
+                &schema(json!({"type": "integer"}))
+            ),
+            [ChangeKind::NotComparable]
+        );
+        assert!(
+            kinds(
+                &schema(json!({"type": "string"})),
+                &schema(json!({"type": "string"}))
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn draft4_boolean_exclusive_bounds_are_not_ordered() {
+        let old = json!({"type": "number", "maximum": 5, "exclusiveMaximum": false});
+        let new = json!({"type": "number", "maximum": 5, "exclusiveMaximum": true});
+        let changes = compare(&old, &new, ChangeLocation::Input);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].kind, ChangeKind::BoundChanged);
+        assert!(changes[0].breaking);
+    }
+
+    #[test]
+    fn escape_follows_json_pointer() {
+        assert_eq!(escape("a/b~c"), "a~1b~0c");
+        assert_eq!(escape("sku"), "sku");
     }
 }
