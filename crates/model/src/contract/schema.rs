@@ -225,18 +225,25 @@ impl Walker<'_> {
         ));
     }
 
-    /// How a message names the place: `input /properties/sku`, or `the input schema`.
-    fn subject(&self, path: &str) -> String {
+    /// How a message names the place, mid-sentence: `the input at `/properties/sku``, or
+    /// `the input schema`.
+    fn place(&self, path: &str) -> String {
         let side = match self.location {
             ChangeLocation::Input => "input",
             ChangeLocation::Output => "output",
             ChangeLocation::Tool => "tool",
         };
         if path.is_empty() {
-            format!("The {side} schema")
+            format!("the {side} schema")
         } else {
-            format!("The {side} at `{path}`")
+            format!("the {side} at `{path}`")
         }
+    }
+
+    /// [`Self::place`] starting a sentence.
+    fn subject(&self, path: &str) -> String {
+        let place = self.place(path);
+        format!("T{}", place.strip_prefix('t').unwrap_or(&place))
     }
 
     fn not_comparable(&mut self, path: &str, what: &str) {
@@ -627,16 +634,14 @@ impl Walker<'_> {
                         (_, true) => "the new schema rejects clients that send it",
                         _ => "clients that send it may have it ignored",
                     };
-                    let message = format!("Property `{name}` was removed from {}: {why}.", {
-                        self.subject(path).to_lowercase()
-                    });
+                    let message = format!(
+                        "Property `{name}` was removed from {}: {why}.",
+                        self.place(path)
+                    );
                     self.push(ChangeKind::PropertyRemoved, effect, &at, message);
                 }
                 (None, Some(_)) => {
-                    let message = format!(
-                        "Property `{name}` was added to {}.",
-                        self.subject(path).to_lowercase()
-                    );
+                    let message = format!("Property `{name}` was added to {}.", self.place(path));
                     self.push(ChangeKind::PropertyAdded, Effect::Narrows, &at, message);
                 }
                 (None, None) => {}
@@ -646,10 +651,7 @@ impl Walker<'_> {
         for name in &is_required {
             if !was_required.contains(name) {
                 let at = format!("{path}/properties/{}", escape(name));
-                let message = format!(
-                    "Property `{name}` of {} is now required.",
-                    self.subject(path).to_lowercase()
-                );
+                let message = format!("Property `{name}` of {} is now required.", self.place(path));
                 self.push(ChangeKind::RequiredAdded, Effect::Narrows, &at, message);
             }
         }
@@ -660,7 +662,7 @@ impl Walker<'_> {
                 let at = format!("{path}/properties/{}", escape(name));
                 let message = format!(
                     "Property `{name}` of {} is no longer required.",
-                    self.subject(path).to_lowercase()
+                    self.place(path)
                 );
                 self.push(ChangeKind::RequiredRemoved, Effect::Widens, &at, message);
             }
@@ -843,6 +845,23 @@ mod tests {
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].kind, ChangeKind::BoundChanged);
         assert!(changes[0].breaking);
+    }
+
+    #[test]
+    fn messages_keep_the_path_as_written() {
+        let schema = |required: Value| {
+            json!({"type": "object", "properties": {"billingAddress": {"type": "object",
+                "properties": {"zipCode": {"type": "string"}}, "required": required}}})
+        };
+        let changes = compare(
+            &schema(json!([])),
+            &schema(json!(["zipCode"])),
+            ChangeLocation::Input,
+        );
+        assert_eq!(
+            changes[0].message,
+            "Property `zipCode` of the input at `/properties/billingAddress` is now required."
+        );
     }
 
     #[test]
