@@ -8,7 +8,7 @@ pub mod address;
 mod auth;
 mod base_url;
 mod canary;
-mod contract;
+pub mod contract;
 mod duration;
 mod entry;
 mod error;

@@ -25,6 +25,55 @@
 //! `else`, `patternProperties`, tuple `items`, ...) are compared for equality only; a
 //! difference in them counts as breaking, since compatibility could not be proven. Local
 //! `$ref`s (`#/$defs/...`) are followed, to a depth of 32 and once per cycle.
+//!
+//! # The answer
+//!
+//! `GET /services/{service}/diff?from=1.0.0&to=1.1.0` answers a [`CatalogDiff`]. Here `lookup`
+//! got a tighter `sku`, a new required `warehouse` and a new description, `stock` went and
+//! `reserve` came:
+//!
+//! ```
+//! use mcp_fleet_model::{ToolDef, diff_catalogs};
+//! use serde_json::json;
+//!
+//! let old: Vec<ToolDef> = serde_json::from_value(json!([
+//!     {"name": "lookup", "description": "Find a product.", "inputSchema": {"type": "object",
+//!         "properties": {"sku": {"type": "string", "maxLength": 12}}, "required": ["sku"]}},
+//!     {"name": "stock", "inputSchema": {"type": "object"}}
+//! ]))?;
+//! let new: Vec<ToolDef> = serde_json::from_value(json!([
+//!     {"name": "lookup", "description": "Find a product by SKU.", "inputSchema": {"type": "object",
+//!         "properties": {"sku": {"type": "string", "maxLength": 8}, "warehouse": {"type": "string"}},
+//!         "required": ["sku", "warehouse"]}},
+//!     {"name": "reserve", "inputSchema": {"type": "object"}}
+//! ]))?;
+//! assert_eq!(serde_json::to_value(diff_catalogs(&old, &new))?, json!({
+//!     "breaking": true,
+//!     "added": ["reserve"],
+//!     "removed": ["stock"],
+//!     "changed": [{
+//!         "name": "lookup",
+//!         "breaking": true,
+//!         "changes": [
+//!             {"kind": "descriptionChanged", "location": "tool", "path": "/description",
+//!              "breaking": false, "message": "The tool's description changed."},
+//!             {"kind": "boundTightened", "location": "input", "path": "/properties/sku/maxLength",
+//!              "breaking": true,
+//!              "message": "The input at `/properties/sku`: `maxLength` tightened from 12 to 8."},
+//!             {"kind": "propertyAdded", "location": "input", "path": "/properties/warehouse",
+//!              "breaking": false,
+//!              "message": "Property `warehouse` was added to the input schema."},
+//!             {"kind": "requiredAdded", "location": "input", "path": "/properties/warehouse",
+//!              "breaking": true,
+//!              "message": "Property `warehouse` of the input schema is now required."}
+//!         ]
+//!     }]
+//! }));
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+//!
+//! Tests: the unit tests here and in `hash.rs` and `schema.rs`, and the corpus of tool pairs
+//! with their expected verdicts in `tests/fixtures/contract-corpus.json` (`tests/contract.rs`).
 
 mod hash;
 mod schema;
