@@ -14,6 +14,8 @@ use super::ToolDef;
 /// [`diff_tool`](super::diff_tool) finds no change in it).
 pub fn tool_hash(tool: &ToolDef) -> String {
     let mut text = String::new();
+    // Cannot fail: every map key is a string. Were it to, all such tools would share a hash,
+    // which reads as "unchanged" only between two equally unserializable tools.
     let value = serde_json::to_value(tool).unwrap_or(Value::Null);
     write_canonical(&value, &mut text);
     let digest = Sha256::digest(text.as_bytes());
