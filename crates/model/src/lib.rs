@@ -8,6 +8,7 @@ pub mod address;
 mod auth;
 mod base_url;
 mod canary;
+pub mod contract;
 mod duration;
 mod entry;
 mod error;
@@ -28,6 +29,10 @@ pub use canary::{
     MAX_OBSERVED_SLOTS, MAX_OBSERVED_VERSIONS, MAX_REPLICA_CHARS, MAX_SLOT_CALLS, MAX_SLOT_MS,
     Observations, ObservedTotals, SlotCounts, VersionTotals, WINDOW_SLOTS, parse_replica, slot_ms,
     slot_of,
+};
+pub use contract::{
+    CatalogDiff, ChangeKind, ChangeLocation, SchemaChange, ToolChange, ToolDef, diff_catalogs,
+    diff_tool, tool_hash,
 };
 pub use duration::parse_duration;
 pub use entry::{Entry, HealthCheck, HealthCheckMode, HealthStatus, StatusFilter};
