@@ -117,6 +117,12 @@ impl Gateway {
         Ok(Self { inner })
     }
 
+    /// The weights by version that `service`'s new sessions are routed by, as the gateway last
+    /// read them (its own rollbacks applied); `None` without a routing policy.
+    pub fn routing_weights(&self, service: &str) -> Option<Vec<(mcp_fleet_model::Version, u32)>> {
+        self.inner.policy(service).map(|p| p.weights.clone())
+    }
+
     /// The tools the gateway offers now, as `tools/list` answers.
     pub fn tools(&self) -> Vec<Tool> {
         self.inner.catalog().tools.as_ref().clone()

@@ -74,14 +74,22 @@ async fn a_failing_canary_is_rolled_back(reports: bool) {
         "one set of tools per service"
     );
 
-    // Sessions of ten calls each until the rollback: every session stays on one version.
+    // Sessions of ten calls each until the rollback: every session stays on one version, but
+    // for the one the rollback moves to the stable version.
     let mut sessions = 0;
     while registry.routing("cat").await["rolledBack"].is_null() {
         assert!(sessions < 400, "no rollback after {sessions} sessions");
         let (served, session) = session_calls(&gw, 10).await;
-        assert_eq!(served.len(), 1, "a session switched versions: {served:?}");
         session.cancel().await.expect("close");
         sessions += 1;
+        if served.len() > 1 {
+            let doc = registry.routing("cat").await;
+            assert!(
+                !doc["rolledBack"].is_null(),
+                "a session switched versions with no rollback: {served:?}"
+            );
+            break;
+        }
     }
     let canary_calls = v2.state.calls.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
@@ -133,10 +141,21 @@ async fn a_failing_canary_is_rolled_back(reports: bool) {
 async fn a_canary_below_the_threshold_keeps_its_traffic() {
     let (registry, _v1, v2) = canary_fleet(Failing::ToolErrorsPercent(1)).await;
     let gw = TestGateway::start(TestGateway::config(&registry)).await;
+    // Sessions are counted once the gateway routes by the policy (before it has read it, the
+    // two versions take turns).
+    eventually("the gateway to route by the policy", || async {
+        let weights = gw.gateway.routing_weights("cat")?;
+        (weights
+            .iter()
+            .any(|(v, w)| v.to_string() == "2.0.0" && *w == 10))
+        .then_some(())
+    })
+    .await;
     // Until the canary has had twice the calls that would let it be judged.
     let mut sessions = 0;
     let mut versions_seen = HashSet::new();
-    while v2.state.calls.load(std::sync::atomic::Ordering::SeqCst) < 100 {
+    // And at least 100 sessions, so that the share below is not read off a lucky few.
+    while v2.state.calls.load(std::sync::atomic::Ordering::SeqCst) < 100 || sessions < 100 {
         assert!(sessions < 600, "the canary got too little traffic");
         let (served, session) = session_calls(&gw, 10).await;
         versions_seen.extend(served);
@@ -151,7 +170,7 @@ async fn a_canary_below_the_threshold_keeps_its_traffic() {
     let share =
         v2.state.calls.load(std::sync::atomic::Ordering::SeqCst) as f64 / (10.0 * sessions as f64);
     assert!(
-        (0.03..0.3).contains(&share),
+        (0.03..0.25).contains(&share),
         "canary share {share} of {sessions} sessions"
     );
 }

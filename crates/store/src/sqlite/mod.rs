@@ -58,12 +58,27 @@ impl SqliteStore {
             // and unmapped them after each batch (docs/perf.md, health sweep).
             .busy_timeout(Duration::from_secs(5));
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let unavailable =
+            |e: sqlx::Error| StoreError::Unavailable(format!("cannot open {url}: {e}"));
+        if !in_memory {
+            // One connection first creates the file, switches it to WAL and migrates it, alone:
+            // the pool's connections opening at once on a new file could find it locked.
+            let mut first = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+                .await
+                .map_err(unavailable)?;
+            crate::migrate::migrations!("sqlite")
+                .run(&mut first)
+                .await?;
+            sqlx::Connection::close(first).await.map_err(unavailable)?;
+        }
         // An in-memory database exists once per connection: keep exactly one.
         let pool = pool_options(if in_memory { 1 } else { 8 })
             .connect_with(options.clone())
             .await
-            .map_err(|e| StoreError::Unavailable(format!("cannot open {url}: {e}")))?;
-        crate::migrate::migrations!("sqlite").run(&pool).await?;
+            .map_err(unavailable)?;
+        if in_memory {
+            crate::migrate::migrations!("sqlite").run(&pool).await?;
+        }
         Ok(Self {
             pool,
             json_cache: Arc::default(),
