@@ -75,6 +75,7 @@ impl Worker {
         };
         self.held_until = started + ttl;
         self.held = leases.held.iter().copied().collect();
+        self.owned_stale = true;
         self.stats
             .replicas
             .store(u64::from(leases.replicas), Ordering::Relaxed);
@@ -99,10 +100,7 @@ impl Worker {
 
     /// Logs and counts the shards just claimed, once their entries are loaded.
     pub(super) fn note_claims(&mut self, claimed: &HashSet<u32>) {
-        let owned = self.count_in(&self.held);
-        self.stats
-            .entries_owned
-            .store(owned as u64, Ordering::Relaxed);
+        let owned = self.note_owned();
         if claimed.is_empty() {
             return;
         }
@@ -152,8 +150,19 @@ impl Worker {
         }
     }
 
+    /// Counts the entries this replica probes (`entries_owned`), once per tick at most: a
+    /// refresh can follow every write. Returns the count.
+    pub(super) fn note_owned(&mut self) -> usize {
+        let owned = self.count_in(&self.held);
+        self.stats
+            .entries_owned
+            .store(owned as u64, Ordering::Relaxed);
+        self.owned_stale = false;
+        owned
+    }
+
     /// Entries of `shards`.
-    pub(super) fn count_in(&self, shards: &HashSet<u32>) -> usize {
+    fn count_in(&self, shards: &HashSet<u32>) -> usize {
         self.entries
             .keys()
             .filter(|id| shards.contains(&shard_of(id)))

@@ -130,6 +130,8 @@ struct Worker {
     held_until: Instant,
     /// Shards the last renewal took over from expired leases, with their former holders.
     taken_over: Vec<(u32, String)>,
+    /// Entries were loaded since `entries_owned` was last counted.
+    owned_stale: bool,
     replies: Vec<(
         oneshot::Sender<Result<CheckReport, CheckError>>,
         CheckReport,
@@ -201,6 +203,7 @@ pub(crate) fn spawn(
         held: HashSet::new(),
         held_until: Instant::now(),
         taken_over: Vec::new(),
+        owned_stale: false,
         replies: Vec::new(),
         probes: JoinSet::new(),
         done_tx,
@@ -303,6 +306,9 @@ impl Worker {
                         self.expire_ttls().await;
                         self.deregister().await;
                     }
+                    if self.owned_stale {
+                        self.note_owned();
+                    }
                     self.launch_due();
                     if self.flush_due(true) {
                         self.flush().await;
@@ -366,10 +372,7 @@ impl Worker {
             }
         }
         self.seen_rev = Some(rev);
-        let owned = self.count_in(&self.held);
-        self.stats
-            .entries_owned
-            .store(owned as u64, Ordering::Relaxed);
+        self.owned_stale = true;
     }
 
     /// When an entry is next due: one interval on, give or take 10%, so the fleet spreads out.
