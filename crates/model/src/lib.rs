@@ -8,6 +8,7 @@ pub mod address;
 mod auth;
 mod base_url;
 mod canary;
+pub mod catalog;
 pub mod contract;
 mod duration;
 mod entry;
@@ -30,9 +31,13 @@ pub use canary::{
     Observations, ObservedTotals, SlotCounts, VersionTotals, WINDOW_SLOTS, parse_replica, slot_ms,
     slot_of,
 };
+pub use catalog::{
+    Catalog, CatalogItem, CatalogTool, ItemKind, ServerCatalog, ToolChanged, ToolHit, ToolPin,
+    catalog_hash, search_terms, search_words,
+};
 pub use contract::{
     CatalogDiff, ChangeKind, ChangeLocation, SchemaChange, ToolChange, ToolDef, diff_catalogs,
-    diff_tool, tool_hash,
+    diff_tool, json_hash, tool_hash,
 };
 pub use duration::parse_duration;
 pub use entry::{Entry, HealthCheck, HealthCheckMode, HealthStatus, StatusFilter};

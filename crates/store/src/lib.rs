@@ -9,6 +9,7 @@
 //! share (column lists, row mapping, migrations, the JSON cache) is written once here.
 
 mod by_concern;
+mod catalog;
 mod error;
 mod events;
 mod health;
@@ -27,9 +28,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use mcp_fleet_model::{
     Entry, HealthStatus, Observations, ObservedTotals, Registration, Routing, RoutingPolicy,
-    ServerId, StatusFilter, Tag, Timestamp, TokenRecord, Version,
+    ServerId, StatusFilter, Tag, Timestamp, TokenRecord, ToolPin, Version,
 };
 
+pub use catalog::{CatalogRecord, CatalogWritten, MAX_TOOL_PAGE, ToolPage, ToolQuery};
 pub use error::StoreError;
 pub use events::{DEFAULT_EVENT_RETENTION, Event, EventKind, EventLog, StoreOptions};
 pub use health::{CheckRecord, HealthRow, HeartbeatRow, Written};
@@ -363,6 +365,53 @@ pub trait Store: Send + Sync + 'static {
 
     /// The distinct versions of the entries of `service`, in version order.
     async fn service_versions(&self, service: &ServerId) -> Result<Vec<Version>, StoreError>;
+
+    // ---- Catalog (`catalog.rs`): what each entry offers, per version ----
+
+    /// Stores listings the health worker took, in one transaction: each replaces the catalog of
+    /// its entry at the entry's version, unless the entry was deleted or registered again since
+    /// (`reg_rev` differs). A listing that differs from the stored one logs a `catalog` event,
+    /// and each tool in it whose hash changed (the version being the same) a `tool-changed`
+    /// event; a tool's first hash at a version is pinned ([`Store::tool_pins`]). Returns what
+    /// each stored listing did: only its writer learns of a change.
+    async fn put_catalogs(
+        &self,
+        records: &[CatalogRecord],
+    ) -> Result<Vec<CatalogWritten>, StoreError>;
+
+    /// The catalog of entry `id` at its current version (empty, `fetchedAt` null, when it was
+    /// never listed); `None` when there is no such entry.
+    async fn server_catalog(
+        &self,
+        id: &ServerId,
+    ) -> Result<Option<mcp_fleet_model::ServerCatalog>, StoreError>;
+
+    /// The newest listing of any instance of `service` at `version`; `None` when none was
+    /// listed (the listing stays while its entry does, whatever version the entry moved to).
+    async fn service_catalog(
+        &self,
+        service: &ServerId,
+        version: &str,
+    ) -> Result<Option<mcp_fleet_model::ServerCatalog>, StoreError>;
+
+    /// When each entry's catalog at its current version was last listed.
+    async fn catalog_times(&self) -> Result<Vec<(ServerId, Timestamp)>, StoreError>;
+
+    /// Tools of entries' current versions matching `query`, most relevant first.
+    async fn search_tools(&self, query: &ToolQuery) -> Result<ToolPage, StoreError>;
+
+    /// The trusted hash of every tool of `service`, per version.
+    async fn tool_pins(&self, service: &ServerId) -> Result<Vec<ToolPin>, StoreError>;
+
+    /// Trusts the newest listed hash of `tool` at every version of `service` where it is
+    /// listed, `by` a principal as of `now`; returns the pins set (none when no listing has it).
+    async fn accept_tool(
+        &self,
+        service: &ServerId,
+        tool: &str,
+        by: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<ToolPin>, StoreError>;
 
     // ---- Events (`events.rs`): the change log every write appends to ----
 

@@ -83,7 +83,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use hash::tool_hash;
+pub use hash::{json_hash, tool_hash};
 
 /// One tool as a server lists it (`tools/list`), in this crate's own type so that comparing
 /// catalogs needs no MCP library. Fields the comparison does not read (`_meta`, `icons`) are
