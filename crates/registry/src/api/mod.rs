@@ -12,6 +12,7 @@ pub(crate) mod probes;
 pub(crate) mod servers;
 pub(crate) mod services;
 pub(crate) mod status;
+pub(crate) mod tools;
 pub(crate) mod v01;
 
 use std::time::Duration;
@@ -43,6 +44,7 @@ pub(crate) fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
                 .put(servers::replace)
                 .delete(servers::remove),
         ),
+        ("/servers/{id}/tools", get(tools::server_tools)),
         ("/servers/{id}/check", post(checks::check)),
         ("/servers/{id}/heartbeat", put(checks::heartbeat)),
         (
@@ -60,6 +62,9 @@ pub(crate) fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
             post(observations::observations),
         ),
         ("/services/{service}/istio", get(services::istio)),
+        ("/services/{service}/tools/pins", get(tools::pins)),
+        ("/services/{service}/tools/accept", post(tools::accept)),
+        ("/tools", get(tools::search)),
         ("/status", get(status::status)),
         ("/events", get(events::events)),
         ("/healthz", get(probes::healthz)),
