@@ -54,13 +54,23 @@ pub(crate) struct Supervisor {
     pub(crate) meta: Arc<ServerMeta>,
     pub(crate) signals: Arc<Signals>,
     pub(crate) stop: CancellationToken,
+    /// Indexed from the registry's catalog: connect only once a call wakes it.
+    pub(crate) idle: bool,
 }
 
 impl Supervisor {
     /// Runs until `stop`; reports the first connection attempt's outcome (the number of tools,
-    /// or why it failed) on `first`.
-    pub(crate) async fn run(self, first: oneshot::Sender<Result<usize, DiscoveryError>>) {
-        let mut first = Some(first);
+    /// or why it failed) on `first`, when given. An idle one first waits for a call to wake it.
+    pub(crate) async fn run(self, first: Option<oneshot::Sender<Result<usize, DiscoveryError>>>) {
+        let mut first = first;
+        if self.idle {
+            tokio::select! {
+                () = self.signals.wake.notified() => {
+                    tracing::debug!(server = %self.meta.id, "first call; connecting");
+                }
+                () = self.stop.cancelled() => return,
+            }
+        }
         let mut attempt: u32 = 0;
         let mut era = Era::Unknown;
         loop {

@@ -479,6 +479,29 @@ impl McpServer {
             .write()
             .expect("tools lock")
             .push(tool(name));
+        self.tell_tools_changed().await;
+    }
+
+    /// Replaces the definition of the tool named as `tool` is (its version unchanged), and
+    /// tells every connected client.
+    pub async fn replace_tool(&self, tool: Tool) {
+        {
+            let mut tools = self.state.tools.write().expect("tools lock");
+            let slot = tools
+                .iter_mut()
+                .find(|t| t.name == tool.name)
+                .expect("a tool of that name");
+            *slot = tool;
+        }
+        self.tell_tools_changed().await;
+    }
+
+    /// The tools it lists now.
+    pub fn tools(&self) -> Vec<Tool> {
+        self.state.tools.read().expect("tools lock").clone()
+    }
+
+    async fn tell_tools_changed(&self) {
         let peers = self.state.peers.lock().expect("peers lock").clone();
         for peer in peers {
             // A client that went away is no reason to fail.

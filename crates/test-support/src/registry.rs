@@ -203,6 +203,33 @@ impl TestRegistry {
             .as_u16()
     }
 
+    /// Stores `tools` (MCP tool definitions as JSON) as a listing of entry `id` under its
+    /// current registration, as the health worker's probe stores what a server lists; returns
+    /// the tools whose content changed at the same version (each a `tool-changed` event).
+    pub async fn put_catalog(&self, id: &str, tools: Vec<Value>) -> Vec<String> {
+        let (rows, _) = self.store.health_rows(None).await.expect("health rows");
+        let row = rows
+            .iter()
+            .find(|r| r.id.as_str() == id)
+            .unwrap_or_else(|| panic!("no entry {id}"));
+        let record = mcp_fleet_store::CatalogRecord {
+            id: row.id.clone(),
+            reg_rev: row.reg_rev,
+            catalog: serde_json::from_value(json!({ "tools": tools })).expect("a catalog"),
+            at: chrono::Utc::now(),
+        };
+        let written = self
+            .store
+            .put_catalogs(&[record])
+            .await
+            .expect("put catalog");
+        written
+            .into_iter()
+            .flat_map(|w| w.tools_changed)
+            .map(|c| c.tool)
+            .collect()
+    }
+
     /// How many entries are stored, whatever their status.
     pub async fn count(&self) -> usize {
         self.store.status_rows().await.expect("status rows").len()
