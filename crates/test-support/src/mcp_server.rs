@@ -482,17 +482,10 @@ impl McpServer {
         self.tell_tools_changed().await;
     }
 
-    /// Replaces the definition of the tool named as `tool` is (its version unchanged), and
-    /// tells every connected client.
-    pub async fn replace_tool(&self, tool: Tool) {
-        {
-            let mut tools = self.state.tools.write().expect("tools lock");
-            let slot = tools
-                .iter_mut()
-                .find(|t| t.name == tool.name)
-                .expect("a tool of that name");
-            *slot = tool;
-        }
+    /// Replaces its tools with `tools` (the same names with other descriptions or schemas, say)
+    /// and tells every connected client.
+    pub async fn set_tools(&self, tools: Vec<Tool>) {
+        *self.state.tools.write().expect("tools lock") = tools;
         self.tell_tools_changed().await;
     }
 

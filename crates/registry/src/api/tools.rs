@@ -1,5 +1,6 @@
 //! The tool catalog: `GET /tools` (search every server's tools without connecting to any),
-//! `GET /servers/{id}/tools` (one server's listing), and a service's tool pins
+//! `GET /servers/{id}/tools` (one server's listing), `POST /servers/{id}/tools/refresh` (list it
+//! again now), and a service's tool pins
 //! (`GET /services/{service}/tools/pins`, `POST /services/{service}/tools/accept`).
 
 use axum::extract::{RawQuery, State};
@@ -18,11 +19,14 @@ use crate::AppState;
 use crate::auth::Writer;
 use crate::error::ApiError;
 use crate::extract::{IdPath, JsonBody, ServicePath};
+use crate::health::worker::CheckError;
 
 /// Hits per page of `GET /tools` unless `limit` says otherwise.
 const DEFAULT_LIMIT: u32 = 20;
 /// Deepest page of `GET /tools`: relevance pages are counted, not keyed, so deep ones cost.
 const MAX_OFFSET: u32 = 10_000;
+/// Longest a refresh may take, probe, listing and write included.
+const REFRESH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Longest `reason` of an acceptance, in characters.
 const MAX_REASON_CHARS: usize = 1000;
 
@@ -185,6 +189,71 @@ pub(crate) async fn server_tools(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
+    match state.store().server_catalog(&id).await? {
+        Some(catalog) => json(StatusCode::OK, &catalog),
+        None => Err(ApiError::NotFound(format!("no server with id \"{id}\""))),
+    }
+}
+
+/// `POST /servers/{id}/tools/refresh`
+#[utoipa::path(
+    post,
+    path = "/servers/{id}/tools/refresh",
+    tag = "tools",
+    summary = "List a server's catalog again now",
+    description = "Probes the entry at once and lists its tools, prompts and resources, then \
+                   answers with the catalog as stored. For whoever hears a server's \
+                   `notifications/tools/list_changed` (the gateway, an agent host, the server \
+                   itself): the registry keeps no session per server, so it learns of a change at \
+                   the next `--catalog-refresh` otherwise. Needs only read access; at most once \
+                   per entry per second (shared with `POST /servers/{id}/check`).",
+    params(("id" = ServerId, Path, description = "The entry's id")),
+    responses(
+        (status = 200, description = "The entry's catalog after the listing", body = ServerCatalog),
+        (status = 400, response = crate::error::responses::BadRequest),
+        (status = 404, response = crate::error::responses::EntryNotFound),
+        (status = 409, description = "The entry is not listed: `healthCheck.mode` `ttl` or `none`, or listing is off for its mode (`conflict`)", body = crate::error::Problem<'static>, content_type = "application/problem+json"),
+        (status = 429, description = "Checked or refreshed less than a second ago (`rate-limited`; `Retry-After` is set)", body = crate::error::Problem<'static>, content_type = "application/problem+json"),
+        (status = 503, description = "No health worker in this process (`not-running`), or the database is unavailable", body = crate::error::Problem<'static>, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<Response, ApiError> {
+    let Some(health) = state.health() else {
+        return Err(ApiError::NotRunning(
+            "this registry process runs no health worker (started with --no-health-worker); \
+             the catalog is listed on the worker's schedule"
+                .into(),
+        ));
+    };
+    if !health.lists_catalogs() {
+        return Err(ApiError::Conflict(
+            "this registry lists no catalogs (started with --no-catalog)".into(),
+        ));
+    }
+    state.allow_check(&id).map_err(ApiError::RateLimited)?;
+    let checked = tokio::time::timeout(REFRESH_DEADLINE, health.check_now(id.clone(), true))
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    match checked {
+        Ok(_) => {}
+        Err(CheckError::NotFound) => {
+            return Err(ApiError::NotFound(format!("no server with id \"{id}\"")));
+        }
+        Err(CheckError::NotProbed(mode)) => {
+            return Err(ApiError::Conflict(format!(
+                "\"{id}\" has healthCheck.mode \"{}\": it is never connected to, so never listed",
+                mode.as_str()
+            )));
+        }
+        Err(CheckError::Stopped) => {
+            return Err(ApiError::NotRunning(
+                "the health worker is shutting down".into(),
+            ));
+        }
+    }
     match state.store().server_catalog(&id).await? {
         Some(catalog) => json(StatusCode::OK, &catalog),
         None => Err(ApiError::NotFound(format!("no server with id \"{id}\""))),
