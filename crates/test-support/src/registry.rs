@@ -143,6 +143,17 @@ pub fn fast_health() -> HealthConfig {
     }
 }
 
+/// Health settings for tests that count connections at servers: each entry is probed and its
+/// catalog listed at registration, then left alone for an hour, so later connections are
+/// someone else's.
+pub fn listed_once() -> HealthConfig {
+    HealthConfig {
+        interval: std::time::Duration::from_secs(3600),
+        catalog_refresh: Some(std::time::Duration::from_secs(3600)),
+        ..fast_health()
+    }
+}
+
 impl TestRegistry {
     /// A registry over a fresh SQLite file with default settings, without a health worker.
     pub async fn start() -> Self {
@@ -203,31 +214,28 @@ impl TestRegistry {
             .as_u16()
     }
 
-    /// Stores `tools` (MCP tool definitions as JSON) as a listing of entry `id` under its
-    /// current registration, as the health worker's probe stores what a server lists; returns
-    /// the tools whose content changed at the same version (each a `tool-changed` event).
-    pub async fn put_catalog(&self, id: &str, tools: Vec<Value>) -> Vec<String> {
-        let (rows, _) = self.store.health_rows(None).await.expect("health rows");
-        let row = rows
-            .iter()
-            .find(|r| r.id.as_str() == id)
-            .unwrap_or_else(|| panic!("no entry {id}"));
-        let record = mcp_fleet_store::CatalogRecord {
-            id: row.id.clone(),
-            reg_rev: row.reg_rev,
-            catalog: serde_json::from_value(json!({ "tools": tools })).expect("a catalog"),
-            at: chrono::Utc::now(),
-        };
-        let written = self
-            .store
-            .put_catalogs(&[record])
-            .await
-            .expect("put catalog");
-        written
-            .into_iter()
-            .flat_map(|w| w.tools_changed)
-            .map(|c| c.tool)
-            .collect()
+    /// The catalog of entry `id` once the health worker has listed it (`GET /servers/{id}/tools`
+    /// with `fetchedAt` set).
+    pub async fn listed(&self, id: &str) -> Value {
+        let path = format!("/servers/{id}/tools");
+        crate::poll("the health worker to list the server", || async {
+            let (status, catalog) = self.get(&path).await;
+            (status == 200 && !catalog["fetchedAt"].is_null()).then_some(catalog)
+        })
+        .await
+    }
+
+    /// Has entry `id` listed again now (`POST /servers/{id}/tools/refresh`, retried while the
+    /// registry answers that the last refresh was too recent); the new catalog.
+    pub async fn relist(&self, id: &str) -> Value {
+        let path = format!("/servers/{id}/tools/refresh");
+        let (status, catalog) = crate::poll("a refresh of the listing", || async {
+            let (status, catalog) = self.send(reqwest::Method::POST, &path, None).await;
+            (status != 429).then_some((status, catalog))
+        })
+        .await;
+        assert_eq!(status, 200, "refreshing {id}: {catalog}");
+        catalog
     }
 
     /// How many entries are stored, whatever their status.
