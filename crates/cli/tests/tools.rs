@@ -199,6 +199,7 @@ async fn search_reads_the_catalog_without_connecting_and_accept_trusts_a_changed
         "{answer}"
     );
     assert!(hit["score"].as_f64().is_some_and(|s| s > 0.0), "{answer}");
+    assert!(answer.get("nextCursor").is_none(), "one page: {answer}");
     let (ok, out, _) = run(&[
         "tools",
         "--registry",

@@ -72,7 +72,11 @@ pub(crate) async fn search(
         .search_tools(&query)
         .await
         .context("cannot search the registry's tool catalog")?;
-    let answer = serde_json::json!({"tools": page.tools, "nextCursor": page.next_cursor});
+    // The registry's own answer: `nextCursor` only when more remain.
+    let mut answer = serde_json::json!({ "tools": page.tools });
+    if let Some(cursor) = &page.next_cursor {
+        answer["nextCursor"] = cursor.clone().into();
+    }
     if output.print_data(&answer)? {
         return Ok(());
     }
