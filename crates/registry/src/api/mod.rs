@@ -3,7 +3,7 @@
 pub(crate) mod checks;
 pub(crate) mod docs;
 pub(crate) mod events;
-mod list_query;
+pub(crate) mod list_query;
 pub(crate) mod metrics;
 pub(crate) mod observations;
 pub(crate) mod page;

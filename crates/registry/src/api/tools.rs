@@ -8,13 +8,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use mcp_fleet_model::{
-    FieldError, HealthStatus, MAX_TAGS, ServerCatalog, ServerId, Tag, ToolHit, ToolPin,
-    ValidationErrors, catalog::MAX_SEARCH_CHARS, search_terms,
+    FieldError, HealthStatus, ServerCatalog, ServerId, ToolHit, ToolPin, ValidationErrors,
+    catalog::MAX_SEARCH_CHARS, search_terms,
 };
 use mcp_fleet_store::{MAX_TOOL_PAGE, ToolQuery};
 use serde::Serialize;
 
 use super::json;
+use super::list_query::{push_tags, settle_tags};
 use crate::AppState;
 use crate::auth::Writer;
 use crate::error::ApiError;
@@ -74,14 +75,7 @@ fn parse_tool_query(raw: Option<&str>) -> Result<ToolQuery, ValidationErrors> {
                 format!("must be at most {MAX_SEARCH_CHARS} characters"),
             )),
             "q" => q.terms = search_terms(&value),
-            "tags" => {
-                for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    match item.parse::<Tag>() {
-                        Ok(tag) => q.tags.push(tag),
-                        Err(e) => errors.push(FieldError::new("tags", format!("{item:?} {e}"))),
-                    }
-                }
-            }
+            "tags" => push_tags(&value, &mut q.tags, &mut errors),
             "service" => match value.parse::<ServerId>() {
                 Ok(service) => q.service = Some(service),
                 Err(e) => errors.push(FieldError::new("service", e)),
@@ -111,14 +105,7 @@ fn parse_tool_query(raw: Option<&str>) -> Result<ToolQuery, ValidationErrors> {
             )),
         }
     }
-    q.tags.sort();
-    q.tags.dedup();
-    if q.tags.len() > MAX_TAGS {
-        errors.push(FieldError::new(
-            "tags",
-            format!("at most {MAX_TAGS} tags per query, got {}", q.tags.len()),
-        ));
-    }
+    settle_tags(&mut q.tags, &mut errors);
     if errors.is_empty() {
         Ok(q)
     } else {
