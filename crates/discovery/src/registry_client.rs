@@ -598,6 +598,17 @@ impl RegistryClient {
         }
     }
 
+    /// Asks the registry to list server `id` again now (`POST /servers/{id}/tools/refresh`):
+    /// its catalog once listed; `None` when there is no such entry.
+    pub async fn refresh_tools(&self, id: &str) -> Result<Option<ServerCatalog>, ClientError> {
+        let url = self.url(&format!("servers/{id}/tools/refresh"))?;
+        match self.send(self.http.post(url)).await {
+            Ok(res) => Self::decode(res).await.map(Some),
+            Err(ClientError::Problem { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The tool hashes trusted for `service`, per version and tool
     /// (`GET /services/{service}/tools/pins`).
     pub async fn tool_pins(&self, service: &str) -> Result<ToolPins, ClientError> {

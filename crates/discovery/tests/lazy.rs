@@ -145,3 +145,48 @@ async fn without_lazy_a_listed_fleet_is_connected_at_once() {
     assert!(server.connections() > before);
     fleet.shutdown().await;
 }
+
+/// A connected server's `tools/list_changed` reaches the registry's catalog at once (the library
+/// asks it to list again), though the registry would list it again only in an hour; with
+/// `report_tool_changes(false)` it does not.
+#[tokio::test]
+async fn a_tool_list_change_heard_by_the_library_reaches_the_registrys_catalog() {
+    let registry = start_checked(mcp_fleet_test_support::sqlite(), listed_once()).await;
+    for (id, report) in [("told", true), ("untold", false)] {
+        let server = TestServer::start(id, &["lookup"]).await;
+        register(&registry, id, &server, id, false).await;
+        registry.listed(id).await;
+        let fleet = Discovery::builder(&registry.url)
+            .tags([id])
+            .report_tool_changes(report)
+            .build()
+            .expect("builds");
+        fleet.connect().await.expect("connects");
+        server.add_tool("added").await;
+        mcp_fleet_test_support::poll("the library to see the new tool", || async {
+            fleet.tool(&format!("{id}__added")).ok()
+        })
+        .await;
+        let names = |catalog: &serde_json::Value| -> Vec<String> {
+            catalog["tools"]
+                .as_array()
+                .expect("tools")
+                .iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                .collect()
+        };
+        if report {
+            mcp_fleet_test_support::poll("the registry to list the new tool", || async {
+                let (_, catalog) = registry.get(&format!("/servers/{id}/tools")).await;
+                (names(&catalog) == ["added", "lookup"]).then_some(())
+            })
+            .await;
+        } else {
+            // Nothing else lists it before its hour is up: stale until asked.
+            let (_, catalog) = registry.get(&format!("/servers/{id}/tools")).await;
+            assert_eq!(names(&catalog), ["lookup"], "{catalog}");
+            assert_eq!(names(&registry.relist(id).await), ["added", "lookup"]);
+        }
+        fleet.shutdown().await;
+    }
+}

@@ -36,6 +36,8 @@ pub(crate) struct Settings {
     pub(crate) poll_interval: Duration,
     /// Index servers from the registry's catalog, connect on first call.
     pub(crate) lazy: bool,
+    /// Ask the registry to list a server again when its tool list is seen to change.
+    pub(crate) report_tool_changes: bool,
     /// Which addresses servers (and their token endpoints) may be reached at.
     pub(crate) policy: Arc<AddressPolicy>,
 }
@@ -165,6 +167,17 @@ impl DiscoveryBuilder {
     /// connected yet are not gathered.
     pub fn lazy(mut self, lazy: bool) -> Self {
         self.settings.lazy = lazy;
+        self
+    }
+
+    /// Whether to tell the registry when a connected server's tools change (default on): on
+    /// `notifications/tools/list_changed`, once the new listing differs from the last, the
+    /// library sends `POST /servers/{id}/tools/refresh`, so the registry's catalog (`GET /tools`,
+    /// lazy indexes, pins) follows at once rather than at its next refresh. Best effort: a
+    /// refusal (the registry runs no health worker, the server was just refreshed) is logged at
+    /// debug and changes nothing here.
+    pub fn report_tool_changes(mut self, report: bool) -> Self {
+        self.settings.report_tool_changes = report;
         self
     }
 

@@ -93,7 +93,7 @@ pub(crate) struct Shared {
     /// [`DiscoveryBuilder::rmcp_only`](super::DiscoveryBuilder::rmcp_only) sends everything through rmcp's client.
     pub(crate) calls: Option<CallHttp>,
     pub(crate) tokens: Tokens,
-    pub(super) registry: RegistryClient,
+    pub(crate) registry: RegistryClient,
     /// What readers see; replaced whole, never modified.
     pub(super) index: RwLock<Arc<Index>>,
     /// The parts changed since `index` was built (set and cleared with `state` locked).

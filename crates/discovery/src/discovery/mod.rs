@@ -101,6 +101,7 @@ impl Discovery {
                 watch: false,
                 poll_interval: Duration::from_secs(10),
                 lazy: false,
+                report_tool_changes: true,
                 policy: Arc::new(AddressPolicy::default()),
             },
             credentials: Credentials::default(),
