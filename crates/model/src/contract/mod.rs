@@ -75,6 +75,7 @@
 //! Tests: the unit tests here and in `hash.rs` and `schema.rs`, and the corpus of tool pairs
 //! with their expected verdicts in `tests/fixtures/contract-corpus.json` (`tests/contract.rs`).
 
+mod gate;
 mod hash;
 mod schema;
 
@@ -83,6 +84,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use gate::{
+    BreakingAllowed, ContractBreak, ContractCheck, RoutingContract, check_contract, stable_version,
+};
 pub use hash::{json_hash, tool_hash};
 
 /// One tool as a server lists it (`tools/list`), in this crate's own type so that comparing
