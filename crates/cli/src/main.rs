@@ -56,7 +56,7 @@ enum Command {
     /// `serve --no-health-worker`).
     HealthWorker(commands::health::HealthWorkerArgs),
     /// Run a registry on a throwaway SQLite file with sample MCP servers that register themselves.
-    Demo(commands::demo::DemoArgs),
+    Demo(Box<commands::demo::DemoArgs>),
     /// Register (or re-register) a server, from a JSON file or from flags.
     Register(commands::client::RegisterArgs),
     /// Mirror the servers of an official MCP Registry v0.1 API (those with a streamable-http
@@ -205,7 +205,7 @@ fn main() -> ExitCode {
         let done = match cli.command {
             Command::Serve(args) => commands::serve::run(args).await,
             Command::HealthWorker(args) => commands::health::run_worker(args).await,
-            Command::Demo(args) => commands::demo::run(args).await,
+            Command::Demo(args) => commands::demo::run(*args).await,
             Command::Register(args) => commands::client::register(args).await,
             Command::Import(args) => commands::import::run(args).await,
             Command::Heartbeat(args) => commands::client::heartbeat(args).await,

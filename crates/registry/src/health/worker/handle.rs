@@ -37,6 +37,10 @@ pub struct HealthStats {
     pub entries_owned: AtomicU64,
     /// Entries this replica took over from replicas whose leases expired.
     pub takeovers: AtomicU64,
+    /// Catalogs listed (tools, prompts, resources).
+    pub catalogs_listed: AtomicU64,
+    /// Tools found changed under an unchanged version (`tool-changed` events this replica wrote).
+    pub tools_changed: AtomicU64,
 }
 
 impl Default for HealthStats {
@@ -54,6 +58,8 @@ impl Default for HealthStats {
             replicas: AtomicU64::default(),
             entries_owned: AtomicU64::default(),
             takeovers: AtomicU64::default(),
+            catalogs_listed: AtomicU64::default(),
+            tools_changed: AtomicU64::default(),
         }
     }
 }
