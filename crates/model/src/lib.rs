@@ -37,8 +37,8 @@ pub use catalog::{
 };
 pub use contract::{
     BreakingAllowed, CatalogDiff, ChangeKind, ChangeLocation, ContractBreak, ContractCheck,
-    RoutingContract, SchemaChange, ToolChange, ToolDef, check_contract, diff_catalogs, diff_tool,
-    json_hash, stable_version, tool_hash,
+    RoutingContract, SchemaChange, ToolChange, ToolDef, VersionDiff, check_contract, diff_catalogs,
+    diff_tool, json_hash, stable_version, tool_hash,
 };
 pub use duration::parse_duration;
 pub use entry::{Entry, HealthCheck, HealthCheckMode, HealthStatus, StatusFilter};

@@ -132,6 +132,26 @@ pub struct CatalogDiff {
     pub changed: Vec<ToolChange>,
 }
 
+/// The body of `GET /services/{service}/diff`: how the catalog listed at version `to` of a
+/// service differs from the one listed at `from`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct VersionDiff {
+    /// The service.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub service: crate::ids::ServerId,
+    /// The version compared from: the contract clients were written for.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub from: crate::ids::Version,
+    /// The version compared to.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub to: crate::ids::Version,
+    /// What changed.
+    #[serde(flatten)]
+    pub diff: CatalogDiff,
+}
+
 /// How one tool present in both catalogs changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -233,6 +253,26 @@ pub enum ChangeKind {
     /// unresolvable `$ref`, nesting past the depth limit) changed: counted as breaking, since
     /// compatibility could not be proven.
     NotComparable,
+}
+
+impl std::fmt::Display for ChangeLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Input => "input",
+            Self::Output => "output",
+            Self::Tool => "tool",
+        })
+    }
+}
+
+impl std::fmt::Display for ChangeKind {
+    /// The name the JSON answer gives it (`requiredAdded`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match serde_json::to_value(self) {
+            Ok(Value::String(name)) => f.write_str(&name),
+            _ => write!(f, "{self:?}"),
+        }
+    }
 }
 
 /// Which way a change moves the set of values a schema accepts; with the location, it decides

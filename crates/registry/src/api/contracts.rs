@@ -9,33 +9,14 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use mcp_fleet_model::{
-    CatalogDiff, ContractBreak, ContractCheck, FieldError, ServerId, ToolDef, ValidationErrors,
-    Version, check_contract, diff_catalogs,
+    ContractBreak, ContractCheck, FieldError, ServerId, ToolDef, ValidationErrors, Version,
+    VersionDiff, check_contract, diff_catalogs,
 };
-use serde::Serialize;
 
 use super::json;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::ServicePath;
-
-/// The body of `GET /services/{service}/diff`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct ServiceDiff {
-    /// The service.
-    #[schema(value_type = String)]
-    service: ServerId,
-    /// The version compared from (the old contract).
-    #[schema(value_type = String)]
-    from: Version,
-    /// The version compared to.
-    #[schema(value_type = String)]
-    to: Version,
-    /// What changed: `breaking`, `added`, `removed`, `changed`.
-    #[serde(flatten)]
-    diff: CatalogDiff,
-}
 
 /// Parses `from` and `to`, both required; anything else is a mistake.
 fn parse_diff_query(raw: Option<&str>) -> Result<(Version, Version), ValidationErrors> {
@@ -113,7 +94,7 @@ async fn listed_tools(
         ("to" = String, Query, description = "The new version"),
     ),
     responses(
-        (status = 200, description = "The differences", body = ServiceDiff),
+        (status = 200, description = "The differences", body = VersionDiff),
         (status = 400, response = crate::error::responses::BadRequest),
         (status = 404, description = "The service has no entries, or no instance of a version has been listed yet (`not-found`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, response = crate::error::responses::DatabaseUnavailable),
@@ -149,7 +130,7 @@ pub(crate) async fn diff(
     let diff = diff_catalogs(&old, &new);
     json(
         StatusCode::OK,
-        &ServiceDiff {
+        &VersionDiff {
             service,
             from,
             to,
