@@ -28,7 +28,8 @@
 //!
 //! # The answer
 //!
-//! `GET /services/{service}/diff?from=1.0.0&to=1.1.0` answers a [`CatalogDiff`]. Here `lookup`
+//! `GET /services/{service}/diff?from=1.0.0&to=1.1.0` answers a [`VersionDiff`]: the service,
+//! both versions and the fields of a [`CatalogDiff`]. Here `lookup`
 //! got a tighter `sku`, a new required `warehouse` and a new description, `stock` went and
 //! `reserve` came:
 //!
