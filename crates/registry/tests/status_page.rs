@@ -1,6 +1,8 @@
 //! The status page (`GET /`) in headless Chromium: it lists the fleet, a server killed during
-//! the test turns `down` without a reload, and the filters work. Screenshots at laptop and
-//! phone width go to `target/status-page.png` and `target/status-page-phone.png`.
+//! the test turns `down` without a reload, the filters work, and a canary that breaks its stable
+//! version's contract is marked until rolled back. Screenshots at laptop and phone width go to
+//! `target/status-page.png` and `target/status-page-phone.png`, the marked canary to
+//! `target/status-page-breaking.png`.
 //!
 //! Without Chromium the test skips, except under `CI=true` (`scripts/test` installs Debian's
 //! `chromium`).
@@ -396,5 +398,96 @@ async fn the_status_page_lists_the_fleet_follows_it_live_and_filters() {
     }
 
     stop.cancel();
+    browser.close().await;
+}
+
+/// Stores `tools` as what entry `id` listed.
+async fn listed(reg: &TestRegistry, id: &str, tools: &[&str]) {
+    let (rows, _) = reg.store.health_rows(None).await.expect("rows");
+    let row = rows.iter().find(|r| r.id.as_str() == id).expect("row");
+    let tools = tools
+        .iter()
+        .map(|name| json!({"name": name, "inputSchema": {"type": "object"}}))
+        .collect::<Vec<_>>();
+    let record = mcp_fleet_store::CatalogRecord {
+        id: row.id.clone(),
+        reg_rev: row.reg_rev,
+        catalog: serde_json::from_value(json!({ "tools": tools })).expect("catalog"),
+        at: chrono::Utc::now(),
+    };
+    reg.store.put_catalogs(&[record]).await.expect("put");
+}
+
+#[tokio::test]
+async fn a_canary_that_breaks_its_contract_is_marked_until_rolled_back() {
+    let Some(browser) = Browser::launch().await else {
+        return;
+    };
+    let reg = crate::common::start_sqlite().await;
+    for (id, version, tools) in [
+        ("inv-1", "1.0.0", &["lookup", "stock"][..]),
+        ("inv-2", "2.0.0", &["lookup"][..]),
+    ] {
+        let body = json!({
+            "id": id, "name": "Inventory", "url": "http://127.0.0.1:9", "version": version,
+            "service": "inventory", "healthCheck": {"mode": "none"},
+        });
+        assert_eq!(reg.post(&body).await.0, 201);
+        listed(&reg, id, tools).await;
+    }
+    let (status, doc) = reg
+        .put_routing(
+            "inventory",
+            &json!({"weights": {"1.0.0": 90, "2.0.0": 10},
+                    "allowBreaking": {"reason": "clients pinned"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{doc}");
+
+    let page = browser.new_page(1280, 800, false).await;
+    page.goto(&format!("{}/", reg.url)).await;
+    page.wait_for(
+        "the canary's marker",
+        "document.querySelector('#rows tr[data-id=\"inv-2\"] .breaking') !== null",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        cells(&page, "inv-2").await[1],
+        "2.0.0breaks 1.0.0",
+        "the version cell carries the marker"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#rows tr[data-id=\"inv-1\"] .breaking')")
+            .await,
+        Value::Null,
+        "the stable version is not marked"
+    );
+    assert_eq!(
+        page.eval("document.getElementById('contracts').textContent")
+            .await,
+        "\u{26a0} Breaking canary: inventory 2.0.0 (10%) breaks the contract of 1.0.0 \
+         (allowed: clients pinned)"
+    );
+
+    page.screenshot(&target_dir().join("status-page-breaking.png"))
+        .await;
+
+    // Rolled back: the marker goes without a reload (a routing event re-reads /status).
+    let (status, _) = reg
+        .send(
+            reqwest::Method::POST,
+            "/services/inventory/routing/rollback",
+            Some(&json!({"version": "2.0.0", "reason": "errors"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    page.wait_for(
+        "the marker to go",
+        "document.querySelector('#rows .breaking') === null && \
+         document.getElementById('contracts').children.length === 0",
+        Duration::from_secs(10),
+    )
+    .await;
     browser.close().await;
 }
