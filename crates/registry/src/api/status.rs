@@ -19,7 +19,9 @@ use crate::error::ApiError;
     tag = "health",
     summary = "The fleet at a glance",
     description = "`operational` when no entry is `degraded` or `down` (`unknown` ones do not \
-                   count), else `degraded`; counts by status; every entry's line. Served from a \
+                   count), else `degraded`; counts by status; every entry's line, with its current \
+                   version's tool count, when its catalog last changed, and `toolChanged` when a \
+                   tool changed in place and was not accepted. Served from a \
                    cache of at most `--read-cache-ttl` (1 s), so many open dashboards stay cheap. \
                    While the database is unavailable, the last good answer is served, marked \
                    `X-Registry-Stale: true`.",
@@ -55,6 +57,9 @@ async fn render(store: &dyn Store) -> Result<Bytes, ApiError> {
                 last_error: r.last_error,
                 since: r.status_since,
                 check: r.mode,
+                tools: r.tools,
+                catalog_changed_at: r.catalog_changed_at,
+                tool_changed: r.tool_changed,
             })
             .collect(),
     );
