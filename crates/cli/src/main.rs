@@ -78,7 +78,9 @@ enum Command {
     Export(commands::route::ExportArgs),
     /// Show the fleet's health summary.
     Status(commands::client::StatusArgs),
-    /// List the fleet's MCP tools (connecting to every matching server) as a table or JSON.
+    /// List the fleet's MCP tools (connecting to every matching server) as a table or JSON;
+    /// `--search TEXT` searches the registry's catalog instead, connecting to none; `tools
+    /// accept` trusts a changed tool.
     Tools(commands::tools::ToolsArgs),
     /// Print the registry's changes as they happen (resuming where it left off after a drop).
     Watch(commands::watch::WatchArgs),

@@ -39,6 +39,7 @@ use crate::api::{
         status::status,
         tools::search,
         tools::server_tools,
+        tools::refresh,
         tools::pins,
         tools::accept,
         probes::healthz,

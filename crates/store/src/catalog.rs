@@ -615,3 +615,20 @@ pub(crate) fn push_tool_filters<DB: sqlx::Database>(
         push_tags(q, &query.tags);
     }
 }
+
+/// Appends a search's order (relevance, the score being the ninth column, when it has terms)
+/// and page (`limit + 1` rows, to tell if more remain).
+pub(crate) fn push_order<DB: sqlx::Database>(q: &mut sqlx::QueryBuilder<DB>, query: &ToolQuery)
+where
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    if query.terms.is_empty() {
+        q.push(" ORDER BY s.id, i.name");
+    } else {
+        q.push(" ORDER BY 9 DESC, s.id, i.name");
+    }
+    q.push(" LIMIT ")
+        .push_bind(i64::from(query.limit) + 1)
+        .push(" OFFSET ")
+        .push_bind(i64::from(query.offset));
+}

@@ -489,6 +489,11 @@ impl McpServer {
         self.tell_tools_changed().await;
     }
 
+    /// The tools it lists now.
+    pub fn tools(&self) -> Vec<Tool> {
+        self.state.tools.read().expect("tools lock").clone()
+    }
+
     async fn tell_tools_changed(&self) {
         let peers = self.state.peers.lock().expect("peers lock").clone();
         for peer in peers {

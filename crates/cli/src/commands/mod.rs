@@ -1,6 +1,7 @@
 //! One module per subcommand family.
 
 pub(crate) mod announce;
+pub(crate) mod catalog;
 pub(crate) mod client;
 pub(crate) mod completions;
 pub(crate) mod credentials;

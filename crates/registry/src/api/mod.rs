@@ -3,7 +3,7 @@
 pub(crate) mod checks;
 pub(crate) mod docs;
 pub(crate) mod events;
-mod list_query;
+pub(crate) mod list_query;
 pub(crate) mod metrics;
 pub(crate) mod observations;
 pub(crate) mod page;
@@ -45,6 +45,7 @@ pub(crate) fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
                 .delete(servers::remove),
         ),
         ("/servers/{id}/tools", get(tools::server_tools)),
+        ("/servers/{id}/tools/refresh", post(tools::refresh)),
         ("/servers/{id}/check", post(checks::check)),
         ("/servers/{id}/heartbeat", put(checks::heartbeat)),
         (

@@ -1,5 +1,6 @@
 //! The tool catalog: `GET /tools` (search every server's tools without connecting to any),
-//! `GET /servers/{id}/tools` (one server's listing), and a service's tool pins
+//! `GET /servers/{id}/tools` (one server's listing), `POST /servers/{id}/tools/refresh` (list it
+//! again now), and a service's tool pins
 //! (`GET /services/{service}/tools/pins`, `POST /services/{service}/tools/accept`).
 
 use axum::extract::{RawQuery, State};
@@ -7,22 +8,26 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use mcp_fleet_model::{
-    FieldError, HealthStatus, MAX_TAGS, ServerCatalog, ServerId, Tag, ToolHit, ToolPin,
-    ValidationErrors, catalog::MAX_SEARCH_CHARS, search_terms,
+    FieldError, HealthStatus, ServerCatalog, ServerId, ToolHit, ToolPin, ValidationErrors,
+    catalog::MAX_SEARCH_CHARS, search_terms,
 };
 use mcp_fleet_store::{MAX_TOOL_PAGE, ToolQuery};
 use serde::Serialize;
 
 use super::json;
+use super::list_query::{push_tags, settle_tags};
 use crate::AppState;
 use crate::auth::Writer;
 use crate::error::ApiError;
 use crate::extract::{IdPath, JsonBody, ServicePath};
+use crate::health::worker::CheckError;
 
 /// Hits per page of `GET /tools` unless `limit` says otherwise.
 const DEFAULT_LIMIT: u32 = 20;
 /// Deepest page of `GET /tools`: relevance pages are counted, not keyed, so deep ones cost.
 const MAX_OFFSET: u32 = 10_000;
+/// Longest a refresh may take, probe, listing and write included.
+const REFRESH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Longest `reason` of an acceptance, in characters.
 const MAX_REASON_CHARS: usize = 1000;
 
@@ -70,14 +75,7 @@ fn parse_tool_query(raw: Option<&str>) -> Result<ToolQuery, ValidationErrors> {
                 format!("must be at most {MAX_SEARCH_CHARS} characters"),
             )),
             "q" => q.terms = search_terms(&value),
-            "tags" => {
-                for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    match item.parse::<Tag>() {
-                        Ok(tag) => q.tags.push(tag),
-                        Err(e) => errors.push(FieldError::new("tags", format!("{item:?} {e}"))),
-                    }
-                }
-            }
+            "tags" => push_tags(&value, &mut q.tags, &mut errors),
             "service" => match value.parse::<ServerId>() {
                 Ok(service) => q.service = Some(service),
                 Err(e) => errors.push(FieldError::new("service", e)),
@@ -107,14 +105,7 @@ fn parse_tool_query(raw: Option<&str>) -> Result<ToolQuery, ValidationErrors> {
             )),
         }
     }
-    q.tags.sort();
-    q.tags.dedup();
-    if q.tags.len() > MAX_TAGS {
-        errors.push(FieldError::new(
-            "tags",
-            format!("at most {MAX_TAGS} tags per query, got {}", q.tags.len()),
-        ));
-    }
+    settle_tags(&mut q.tags, &mut errors);
     if errors.is_empty() {
         Ok(q)
     } else {
@@ -185,6 +176,71 @@ pub(crate) async fn server_tools(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
+    match state.store().server_catalog(&id).await? {
+        Some(catalog) => json(StatusCode::OK, &catalog),
+        None => Err(ApiError::NotFound(format!("no server with id \"{id}\""))),
+    }
+}
+
+/// `POST /servers/{id}/tools/refresh`
+#[utoipa::path(
+    post,
+    path = "/servers/{id}/tools/refresh",
+    tag = "tools",
+    summary = "List a server's catalog again now",
+    description = "Probes the entry at once and lists its tools, prompts and resources, then \
+                   answers with the catalog as stored. For whoever hears a server's \
+                   `notifications/tools/list_changed` (the gateway, an agent host, the server \
+                   itself): the registry keeps no session per server, so it learns of a change at \
+                   the next `--catalog-refresh` otherwise. Needs only read access; at most once \
+                   per entry per second (shared with `POST /servers/{id}/check`).",
+    params(("id" = ServerId, Path, description = "The entry's id")),
+    responses(
+        (status = 200, description = "The entry's catalog after the listing", body = ServerCatalog),
+        (status = 400, response = crate::error::responses::BadRequest),
+        (status = 404, response = crate::error::responses::EntryNotFound),
+        (status = 409, description = "The entry is not listed: `healthCheck.mode` `ttl` or `none`, or listing is off for its mode (`conflict`)", body = crate::error::Problem<'static>, content_type = "application/problem+json"),
+        (status = 429, description = "Checked or refreshed less than a second ago (`rate-limited`; `Retry-After` is set)", body = crate::error::Problem<'static>, content_type = "application/problem+json"),
+        (status = 503, description = "No health worker in this process (`not-running`), or the database is unavailable", body = crate::error::Problem<'static>, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<Response, ApiError> {
+    let Some(health) = state.health() else {
+        return Err(ApiError::NotRunning(
+            "this registry process runs no health worker (started with --no-health-worker); \
+             the catalog is listed on the worker's schedule"
+                .into(),
+        ));
+    };
+    if !health.lists_catalogs() {
+        return Err(ApiError::Conflict(
+            "this registry lists no catalogs (started with --no-catalog)".into(),
+        ));
+    }
+    state.allow_check(&id).map_err(ApiError::RateLimited)?;
+    let checked = tokio::time::timeout(REFRESH_DEADLINE, health.check_now(id.clone(), true))
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    match checked {
+        Ok(_) => {}
+        Err(CheckError::NotFound) => {
+            return Err(ApiError::NotFound(format!("no server with id \"{id}\"")));
+        }
+        Err(CheckError::NotProbed(mode)) => {
+            return Err(ApiError::Conflict(format!(
+                "\"{id}\" has healthCheck.mode \"{}\": it is never connected to, so never listed",
+                mode.as_str()
+            )));
+        }
+        Err(CheckError::Stopped) => {
+            return Err(ApiError::NotRunning(
+                "the health worker is shutting down".into(),
+            ));
+        }
+    }
     match state.store().server_catalog(&id).await? {
         Some(catalog) => json(StatusCode::OK, &catalog),
         None => Err(ApiError::NotFound(format!("no server with id \"{id}\""))),

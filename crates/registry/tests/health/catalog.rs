@@ -323,3 +323,61 @@ async fn which_entries_are_listed() {
         "{body}"
     );
 }
+
+/// `POST /servers/{id}/tools/refresh` lists at once, whatever the refresh period; entries never
+/// listed get a conflict, unknown ones a 404.
+#[tokio::test]
+async fn a_refresh_lists_the_server_again_at_once() {
+    let health = HealthConfig {
+        catalog_refresh: Some(Duration::from_secs(3600)),
+        ..quick()
+    };
+    let server = McpServer::start("refreshed", &["lookup"]).await;
+    let ttl_server = McpServer::start("ttl", &["lookup"]).await;
+    let (reg, _worker) = start_checked_with(sqlite(), Config::default(), health).await;
+    register(&reg, &entry("refreshed", &server.base_url, None, "none")).await;
+    catalog_when(&reg, "refreshed", "the first listing", |c| {
+        !c["fetchedAt"].is_null()
+    })
+    .await;
+
+    server.add_tool("reserve").await;
+    let refresh = |id: &'static str| {
+        let reg = &reg;
+        async move {
+            reg.send(
+                reqwest::Method::POST,
+                &format!("/servers/{id}/tools/refresh"),
+                None,
+            )
+            .await
+        }
+    };
+    let (status, body) = eventually(Duration::from_secs(10), "a refresh", || async {
+        let (status, body) = refresh("refreshed").await;
+        (status != 429).then_some((status, body))
+    })
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        tool_names(&body),
+        ["lookup", "reserve"],
+        "listed by the refresh itself"
+    );
+    let (status, again) = refresh("refreshed").await;
+    assert_eq!(status, 429, "{again}");
+
+    let mut ttl = entry("ttl", &ttl_server.base_url, None, "none");
+    ttl["healthCheck"] = json!({"mode": "ttl"});
+    ttl["ttlSeconds"] = json!(30);
+    register(&reg, &ttl).await;
+    let (status, body) = refresh("ttl").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+    assert_eq!(ttl_server.connections(), 0);
+    let (status, _) = refresh("nobody").await;
+    assert_eq!(status, 404);
+}

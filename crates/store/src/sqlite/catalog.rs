@@ -6,7 +6,7 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
 use crate::StoreError;
-use crate::catalog::{HitRow, ToolPage, ToolQuery, hit_page, push_tool_filters};
+use crate::catalog::{HitRow, ToolPage, ToolQuery, hit_page, push_order, push_tool_filters};
 
 const HIT_COLUMNS: &str = "i.name, i.body, i.hash, s.id, s.service, s.version, s.status, \
                            s.last_seen";
@@ -48,15 +48,7 @@ pub(super) async fn search_tools(
         }
         q.push("))");
     });
-    if query.terms.is_empty() {
-        q.push(" ORDER BY s.id, i.name");
-    } else {
-        q.push(" ORDER BY 9 DESC, s.id, i.name");
-    }
-    q.push(" LIMIT ")
-        .push_bind(i64::from(query.limit) + 1)
-        .push(" OFFSET ")
-        .push_bind(i64::from(query.offset));
+    push_order(&mut q, query);
     let rows: Vec<HitRow> = q.build_query_as().fetch_all(&store.pool).await?;
     hit_page(rows, query)
 }

@@ -27,14 +27,12 @@ impl Worker {
     /// Writes queued results in one transaction, then publishes their transitions; then the
     /// listings taken, publishing the silent tool changes they show.
     pub(super) async fn flush(&mut self) {
+        self.flush_catalogs().await;
         self.flush_checks().await;
-        if self.pending.is_empty() {
-            self.flush_catalogs().await;
-        }
     }
 
-    /// Writes queued listings in one transaction (after their checks, so a listing never
-    /// lands before the status of the probe that took it).
+    /// Writes queued listings in one transaction, before the checks of the probes that took
+    /// them: an on-demand check is answered (with the checks) once its listing is written.
     async fn flush_catalogs(&mut self) {
         if self.pending_catalogs.is_empty() || !self.db.ready() {
             return;

@@ -223,6 +223,7 @@ pub(crate) fn spawn(
     };
     let handle = HealthHandle {
         wake: wake.clone(),
+        lists_catalogs: worker.lists_catalogs(),
         checks: checks_tx,
         stats,
         alerts,
@@ -583,6 +584,17 @@ impl Worker {
             return;
         }
         t.waiting.push(req.reply);
+        if req.list {
+            let row = t.row.clone();
+            if self.catalog_period(&row).is_some()
+                && let Some(t) = self.entries.get_mut(&req.id)
+            {
+                t.catalog_due = Some(Instant::now());
+            }
+        }
+        let Some(t) = self.entries.get(&req.id) else {
+            return;
+        };
         if !t.in_flight {
             self.launch(&req.id);
         }
