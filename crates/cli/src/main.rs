@@ -76,6 +76,9 @@ enum Command {
     Route(commands::route::RouteArgs),
     /// Export a service's routing policy for another system (`export istio <service>`).
     Export(commands::route::ExportArgs),
+    /// Show how a service's tools changed between two versions, each change breaking or
+    /// compatible (`diff inventory 1.0.0 1.1.0`).
+    Diff(commands::diff::DiffArgs),
     /// Show the fleet's health summary.
     Status(commands::client::StatusArgs),
     /// List the fleet's MCP tools (connecting to every matching server) as a table or JSON;
@@ -217,6 +220,7 @@ fn main() -> ExitCode {
             Command::Rm(args) => commands::client::rm(args).await,
             Command::Route(args) => commands::route::route(args).await,
             Command::Export(args) => commands::route::export(args).await,
+            Command::Diff(args) => commands::diff::run(args).await,
             Command::Tools(args) => commands::tools::tools(args).await,
             Command::Call(args) => commands::tools::call(args).await,
             Command::Watch(args) => commands::watch::run(args).await,

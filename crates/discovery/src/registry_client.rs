@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use mcp_fleet_model::{
-    AddressPolicy, AddressPolicyDocument, Entry, FieldError, FleetStatus, Routing, ServerCatalog,
-    ToolHit, ToolPin, Version,
+    AddressPolicy, AddressPolicyDocument, ContractBreak, Entry, FieldError, FleetStatus, Routing,
+    ServerCatalog, ToolHit, ToolPin, Version, VersionDiff,
 };
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -33,7 +33,11 @@ pub enum ClientError {
         reason: String,
     },
     /// The registry answered with an error (an RFC 7807 problem).
-    #[error("registry answered {status}: {detail}{}", format_fields(.errors))]
+    #[error(
+        "registry answered {status}: {detail}{}{}",
+        format_fields(.errors),
+        format_breaks(.breaking)
+    )]
     Problem {
         /// HTTP status.
         status: u16,
@@ -41,6 +45,9 @@ pub enum ClientError {
         detail: String,
         /// Invalid fields, for validation errors.
         errors: Vec<FieldError>,
+        /// Breaking changes, when a routing policy was refused for breaking the stable
+        /// version's contract (`breaking-contract`).
+        breaking: Vec<ContractBreak>,
     },
     /// The answer was not what the API promises.
     #[error("unexpected answer from registry: {0}")]
@@ -51,6 +58,21 @@ fn format_fields(errors: &[FieldError]) -> String {
     errors
         .iter()
         .map(|e| format!("\n  - {}: {}", e.field, e.message))
+        .collect()
+}
+
+/// One line per breaking change: `2.0.0 lookup (input /properties/warehouse): …`.
+fn format_breaks(breaks: &[ContractBreak]) -> String {
+    breaks
+        .iter()
+        .map(|b| {
+            let place = match (&b.location, b.path.as_str()) {
+                (None, _) => String::new(),
+                (Some(location), "") => format!(" ({location})"),
+                (Some(location), path) => format!(" ({location} {path})"),
+            };
+            format!("\n  - {} {}{place}: {}", b.version, b.tool, b.message)
+        })
         .collect()
 }
 
@@ -152,6 +174,8 @@ struct ProblemBody {
     detail: Option<String>,
     #[serde(default)]
     errors: Vec<FieldError>,
+    #[serde(default)]
+    breaking: Vec<ContractBreak>,
 }
 
 /// A client of one registry.
@@ -256,11 +280,13 @@ impl RegistryClient {
                 status,
                 detail: p.detail.or(p.title).unwrap_or_default(),
                 errors: p.errors,
+                breaking: p.breaking,
             },
             Err(_) => ClientError::Problem {
                 status,
                 detail: text.chars().take(200).collect(),
                 errors: Vec::new(),
+                breaking: Vec::new(),
             },
         })
     }
@@ -500,6 +526,22 @@ impl RegistryClient {
     pub async fn put_routing(&self, service: &str, policy: &Value) -> Result<Routing, ClientError> {
         let url = self.routing_url(service, "routing")?;
         Self::decode(self.send(self.http.put(url).json(policy)).await?).await
+    }
+
+    /// How the tool catalog of `service` changed from version `from` to `to`
+    /// (`GET /services/{service}/diff`): tools added, removed and changed, each change breaking
+    /// or compatible. A `404` problem when no instance of either version has been listed.
+    pub async fn diff(
+        &self,
+        service: &str,
+        from: &Version,
+        to: &Version,
+    ) -> Result<VersionDiff, ClientError> {
+        let mut url = self.routing_url(service, "diff")?;
+        url.query_pairs_mut()
+            .append_pair("from", &from.to_string())
+            .append_pair("to", &to.to_string());
+        Self::decode(self.send(self.http.get(url)).await?).await
     }
 
     /// Deletes the routing policy of `service`; `false` when it had none.

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::entry::{HealthCheckMode, HealthStatus};
+use crate::routing::Routing;
 use crate::time::{Timestamp, serde_ts};
 
 /// The whole fleet's health.
@@ -16,6 +17,31 @@ pub struct FleetStatus {
     pub summary: StatusSummary,
     /// Every entry, in id order.
     pub servers: Vec<ServerStatus>,
+    /// Versions given traffic by a routing policy although their catalog breaks the stable
+    /// version's contract (set with `allowBreaking`), by service and version.
+    #[serde(rename = "breakingCanaries", default)]
+    pub breaking_canaries: Vec<BreakingCanary>,
+}
+
+/// A version with traffic whose catalog breaks its service's stable version's contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct BreakingCanary {
+    /// The service.
+    pub service: String,
+    /// The version that breaks the contract.
+    pub version: String,
+    /// Its weight, in percent of the service's traffic.
+    pub weight: u8,
+    /// The stable version whose contract it breaks.
+    pub stable: String,
+    /// Who allowed it (`null` while writes are open, or when not recorded).
+    #[serde(default)]
+    pub allowed_by: Option<String>,
+    /// Why it was allowed.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Counts of entries by status.
@@ -101,6 +127,29 @@ impl FleetStatus {
             status: status.to_owned(),
             summary,
             servers,
+            breaking_canaries: Vec::new(),
         }
+    }
+}
+
+impl BreakingCanary {
+    /// The breaking canaries `doc` records: versions with traffic its contract found breaking.
+    pub fn of(doc: &Routing) -> Vec<Self> {
+        let Some(contract) = &doc.contract else {
+            return Vec::new();
+        };
+        doc.breaking_canaries()
+            .map(|version| {
+                let allowed = doc.breaking_allowed.iter().find(|a| &a.version == version);
+                Self {
+                    service: doc.service.to_string(),
+                    version: version.to_string(),
+                    weight: doc.weights.get(version).copied().unwrap_or(0),
+                    stable: contract.stable.to_string(),
+                    allowed_by: allowed.and_then(|a| a.by.clone()),
+                    reason: allowed.map(|a| a.reason.clone()),
+                }
+            })
+            .collect()
     }
 }

@@ -7,8 +7,8 @@ use serde::Serialize;
 use utoipa::OpenApi;
 
 use crate::api::{
-    checks, docs, events, metrics, observations, page, policy, probes, servers, services, status,
-    tools, v01,
+    checks, contracts, docs, events, metrics, observations, page, policy, probes, servers,
+    services, status, tools, v01,
 };
 
 /// The API's description.
@@ -33,6 +33,7 @@ use crate::api::{
         services::rollback,
         observations::observations,
         services::istio,
+        contracts::diff,
         events::events,
         checks::check,
         checks::heartbeat,

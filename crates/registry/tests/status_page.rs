@@ -1,10 +1,11 @@
 //! The status page (`GET /`) in headless Chromium: it lists the fleet, a server killed during
-//! the test turns `down` without a reload, and the filters work; each server's tools and
-//! catalog, a tool changed in place marked, and a service's view (versions, weights, a
-//! rollback, the diff between versions) with real MCP servers. Screenshots at laptop and phone
-//! width go to `target/status-page*.png`.
+//! the test turns `down` without a reload, and the filters work; a canary that breaks its
+//! stable version's contract is marked until rolled back; each server's tools and catalog, a
+//! tool changed in place marked, and a service's view (versions, weights, a rollback, the diff
+//! between versions) with real MCP servers. Screenshots at laptop and phone width go to
+//! `target/status-page*.png`.
 //!
-//! Over 500 lines: two end-to-end walks through one page, each a story that reads in order.
+//! Over 500 lines: three end-to-end walks through one page, each a story that reads in order.
 //!
 //! Without Chromium the test skips, except under `CI=true` (`scripts/test` installs Debian's
 //! `chromium`).
@@ -579,7 +580,11 @@ async fn the_status_page_shows_catalogs_a_silent_change_and_a_service() {
 
     // A canary at 10%, then rolled back.
     let (status, body) = reg
-        .put_routing("inventory", &json!({"weights": {"1.0.0": 90, "2.0.0": 10}}))
+        .put_routing(
+            "inventory",
+            &json!({"weights": {"1.0.0": 90, "2.0.0": 10},
+                    "allowBreaking": {"reason": "clients moved to warehouses"}}),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
 
@@ -615,6 +620,13 @@ async fn the_status_page_shows_catalogs_a_silent_change_and_a_service() {
     assert_eq!(version_rows[1][2], "2 (2 healthy)");
     assert_eq!(version_rows[1][3], "2check_stockreserve");
     assert_eq!(text(&page, "#svc-rollbacks").await, "No rollback recorded.");
+    let note = text(&page, "#svc-routing-note").await;
+    assert!(
+        note.as_str().is_some_and(|n| n.contains(
+            "2.0.0 breaks the stable contract, routed on purpose: clients moved to warehouses"
+        )),
+        "{note}"
+    );
     // Instances with versions and health; the silent change is marked here too.
     let instances = page
         .eval(
@@ -630,6 +642,39 @@ async fn the_status_page_shows_catalogs_a_silent_change_and_a_service() {
             ["inv-2", "1.0.0", "healthy", "true"],
         ])
     );
+    // The diff from the stable version: check_stock now needs a warehouse, reserve is gone.
+    let diff = page
+        .wait_for(
+            "the diff 1.0.0 -> 2.0.0",
+            "document.querySelector('#svc-diffs .diff[data-to=\"2.0.0\"]')?.dataset.breaking",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(diff, "true");
+    assert_eq!(
+        text(&page, "#svc-diffs .diff[data-to=\"2.0.0\"] h4").await,
+        "1.0.0 \u{2192} 2.0.0Breaking"
+    );
+    let diff_text = text(&page, "#svc-diffs .diff[data-to=\"2.0.0\"] dl").await;
+    let diff_text = diff_text.as_str().unwrap_or_default();
+    for part in [
+        "Addedtransfer",
+        "Removed (breaking)reserve",
+        "check_stock (breaking)",
+        "warehouse",
+    ] {
+        assert!(diff_text.contains(part), "{part:?} in {diff_text}");
+    }
+    assert!(
+        page.eval(
+            "[...document.querySelectorAll('#svc-diffs li[data-breaking=\"true\"]')]\
+             .some(li => li.textContent.startsWith('Breaking: ') && li.textContent.includes('warehouse'))"
+        )
+        .await
+            == true,
+        "the breaking change is said in words"
+    );
+
     // Rolled back: the view follows without a reload.
     let reason = "error rate 40% over 50 calls (canary analysis)";
     let (status, body) = reg
@@ -690,8 +735,9 @@ async fn the_status_page_shows_catalogs_a_silent_change_and_a_service() {
     phone.goto(&format!("{}/#service=inventory", reg.url)).await;
     phone
         .wait_for(
-            "the service on the phone",
-            "document.querySelectorAll('#svc-instance-rows tr').length === 3",
+            "the service's diff on the phone",
+            "document.querySelector('#svc-diffs .diff[data-to=\"2.0.0\"]')?.dataset.breaking === 'true' && \
+             document.querySelectorAll('#svc-instance-rows tr').length === 3",
             Duration::from_secs(10),
         )
         .await;
@@ -706,5 +752,96 @@ async fn the_status_page_shows_catalogs_a_silent_change_and_a_service() {
         .screenshot(&target_dir().join("status-page-service-phone.png"))
         .await;
 
+    browser.close().await;
+}
+
+/// Stores `tools` as what entry `id` listed.
+async fn listed(reg: &TestRegistry, id: &str, tools: &[&str]) {
+    let (rows, _) = reg.store.health_rows(None).await.expect("rows");
+    let row = rows.iter().find(|r| r.id.as_str() == id).expect("row");
+    let tools = tools
+        .iter()
+        .map(|name| json!({"name": name, "inputSchema": {"type": "object"}}))
+        .collect::<Vec<_>>();
+    let record = mcp_fleet_store::CatalogRecord {
+        id: row.id.clone(),
+        reg_rev: row.reg_rev,
+        catalog: serde_json::from_value(json!({ "tools": tools })).expect("catalog"),
+        at: chrono::Utc::now(),
+    };
+    reg.store.put_catalogs(&[record]).await.expect("put");
+}
+
+#[tokio::test]
+async fn a_canary_that_breaks_its_contract_is_marked_until_rolled_back() {
+    let Some(browser) = Browser::launch().await else {
+        return;
+    };
+    let reg = crate::common::start_sqlite().await;
+    for (id, version, tools) in [
+        ("inv-1", "1.0.0", &["lookup", "stock"][..]),
+        ("inv-2", "2.0.0", &["lookup"][..]),
+    ] {
+        let body = json!({
+            "id": id, "name": "Inventory", "url": "http://127.0.0.1:9", "version": version,
+            "service": "inventory", "healthCheck": {"mode": "none"},
+        });
+        assert_eq!(reg.post(&body).await.0, 201);
+        listed(&reg, id, tools).await;
+    }
+    let (status, doc) = reg
+        .put_routing(
+            "inventory",
+            &json!({"weights": {"1.0.0": 90, "2.0.0": 10},
+                    "allowBreaking": {"reason": "clients pinned"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{doc}");
+
+    let page = browser.new_page(1280, 800, false).await;
+    page.goto(&format!("{}/", reg.url)).await;
+    page.wait_for(
+        "the canary's marker",
+        "document.querySelector('#rows tr[data-id=\"inv-2\"] .breaking') !== null",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        cells(&page, "inv-2").await[1],
+        "2.0.0breaks 1.0.0",
+        "the version cell carries the marker"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#rows tr[data-id=\"inv-1\"] .breaking')")
+            .await,
+        Value::Null,
+        "the stable version is not marked"
+    );
+    assert_eq!(
+        page.eval("document.getElementById('contracts').textContent")
+            .await,
+        "\u{26a0} Breaking canary: inventory 2.0.0 (10%) breaks the contract of 1.0.0 \
+         (allowed: clients pinned)"
+    );
+
+    page.screenshot(&target_dir().join("status-page-breaking.png"))
+        .await;
+
+    // Rolled back: the marker goes without a reload (a routing event re-reads /status).
+    let (status, _) = reg
+        .send(
+            reqwest::Method::POST,
+            "/services/inventory/routing/rollback",
+            Some(&json!({"version": "2.0.0", "reason": "errors"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    page.wait_for(
+        "the marker to go",
+        "document.querySelector('#rows .breaking') === null && \
+         document.getElementById('contracts').children.length === 0",
+        Duration::from_secs(10),
+    )
+    .await;
     browser.close().await;
 }

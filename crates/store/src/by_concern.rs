@@ -170,18 +170,20 @@ macro_rules! store_by_concern {
             // Routing.
             async fn put_routing(
                 &self,
-                service: &mcp_fleet_model::ServerId,
-                policy: mcp_fleet_model::RoutingPolicy,
-                by: Option<&str>,
-                now: mcp_fleet_model::Timestamp,
-            ) -> Result<(mcp_fleet_model::Routing, bool), $crate::StoreError> {
-                routing::put_routing(self, service, policy, by, now).await
+                doc: &mcp_fleet_model::Routing,
+            ) -> Result<bool, $crate::StoreError> {
+                routing::put_routing(self, doc).await
             }
             async fn get_routing(
                 &self,
                 service: &mcp_fleet_model::ServerId,
             ) -> Result<Option<mcp_fleet_model::Routing>, $crate::StoreError> {
                 routing::get_routing(self, service).await
+            }
+            async fn routing_documents(
+                &self,
+            ) -> Result<Vec<mcp_fleet_model::Routing>, $crate::StoreError> {
+                routing::routing_documents(self).await
             }
             async fn delete_routing(
                 &self,

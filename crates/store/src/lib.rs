@@ -27,8 +27,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use mcp_fleet_model::{
-    Entry, HealthStatus, Observations, ObservedTotals, Registration, Routing, RoutingPolicy,
-    ServerId, StatusFilter, Tag, Timestamp, TokenRecord, ToolPin, Version,
+    Entry, HealthStatus, Observations, ObservedTotals, Registration, Routing, ServerId,
+    StatusFilter, Tag, Timestamp, TokenRecord, ToolPin, Version,
 };
 
 pub use catalog::{CatalogRecord, CatalogWritten, MAX_TOOL_PAGE, ToolPage, ToolQuery};
@@ -324,19 +324,17 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- Routing (`routing.rs`) ----
 
-    /// Sets the routing policy of `service`, `by` a principal as of `now`, replacing any (and
-    /// its rollback record), and logs a `routing` event. Returns the stored document and whether
-    /// the service had no policy before.
-    async fn put_routing(
-        &self,
-        service: &ServerId,
-        policy: RoutingPolicy,
-        by: Option<&str>,
-        now: Timestamp,
-    ) -> Result<(Routing, bool), StoreError>;
+    /// Stores `doc` as the routing policy of its service, replacing any (and its rollback
+    /// record), and logs a `routing` event. Returns whether the service had no policy before.
+    /// The caller builds the document ([`Routing::new`], held to its contract).
+    async fn put_routing(&self, doc: &Routing) -> Result<bool, StoreError>;
 
     /// The routing policy of `service`.
     async fn get_routing(&self, service: &ServerId) -> Result<Option<Routing>, StoreError>;
+
+    /// Every service's routing policy, in service order: what `/status` reads its breaking
+    /// canaries from (one small row per service).
+    async fn routing_documents(&self) -> Result<Vec<Routing>, StoreError>;
 
     /// Deletes the routing policy of `service`, logging a `routing` event with data
     /// `{"service"}`; `false` when there was none.

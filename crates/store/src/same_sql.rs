@@ -402,6 +402,24 @@ macro_rules! routing {
                 .transpose()
         }
 
+        pub(super) async fn routing_documents(
+            store: &$store,
+        ) -> Result<Vec<mcp_fleet_model::Routing>, $crate::StoreError> {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT service, document FROM routing ORDER BY service")
+                    .fetch_all(&store.pool)
+                    .await?;
+            rows.into_iter()
+                .map(|(service, text)| {
+                    let service = service.parse().map_err(|e| $crate::StoreError::Corrupt {
+                        id: format!("routing of {service}"),
+                        reason: format!("service {e}"),
+                    })?;
+                    $crate::routing::parse(&service, &text)
+                })
+                .collect()
+        }
+
         pub(super) async fn delete_routing(
             store: &$store,
             service: &mcp_fleet_model::ServerId,

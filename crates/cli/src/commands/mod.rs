@@ -6,6 +6,7 @@ pub(crate) mod client;
 pub(crate) mod completions;
 pub(crate) mod credentials;
 pub(crate) mod demo;
+pub(crate) mod diff;
 pub(crate) mod gateway;
 pub(crate) mod health;
 pub(crate) mod import;

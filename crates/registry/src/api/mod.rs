@@ -1,6 +1,7 @@
 //! Routes: one file per resource, all listed in [`table`].
 
 pub(crate) mod checks;
+pub(crate) mod contracts;
 pub(crate) mod docs;
 pub(crate) mod events;
 pub(crate) mod list_query;
@@ -63,6 +64,7 @@ pub(crate) fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
             post(observations::observations),
         ),
         ("/services/{service}/istio", get(services::istio)),
+        ("/services/{service}/diff", get(contracts::diff)),
         ("/services/{service}/tools/pins", get(tools::pins)),
         ("/services/{service}/tools/accept", post(tools::accept)),
         ("/tools", get(tools::search)),

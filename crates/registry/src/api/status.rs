@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
-use mcp_fleet_model::{FleetStatus, ServerStatus};
+use mcp_fleet_model::{BreakingCanary, FleetStatus, ServerStatus};
 use mcp_fleet_store::Store;
 
 use super::{json_response, or_stale};
@@ -21,7 +21,9 @@ use crate::error::ApiError;
     description = "`operational` when no entry is `degraded` or `down` (`unknown` ones do not \
                    count), else `degraded`; counts by status; every entry's line, with its current \
                    version's tool count, when its catalog last changed, and `toolChanged` when a \
-                   tool changed in place and was not accepted. Served from a \
+                   tool changed in place and was not accepted; the versions routing policies \
+                   send traffic to although they break the stable version's contract \
+                   (`breakingCanaries`). Served from a \
                    cache of at most `--read-cache-ttl` (1 s), so many open dashboards stay cheap. \
                    While the database is unavailable, the last good answer is served, marked \
                    `X-Registry-Stale: true`.",
@@ -47,7 +49,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Response, Ap
 
 async fn render(store: &dyn Store) -> Result<Bytes, ApiError> {
     let rows = store.status_rows().await?;
-    let doc = FleetStatus::from_servers(
+    let mut doc = FleetStatus::from_servers(
         rows.into_iter()
             .map(|r| ServerStatus {
                 id: r.id.to_string(),
@@ -63,6 +65,12 @@ async fn render(store: &dyn Store) -> Result<Bytes, ApiError> {
             })
             .collect(),
     );
+    doc.breaking_canaries = store
+        .routing_documents()
+        .await?
+        .iter()
+        .flat_map(BreakingCanary::of)
+        .collect();
     let mut body = serde_json::to_vec(&doc).map_err(|_| ApiError::Internal)?;
     // Kept by the read cache, which counts its length: no spare capacity held with it.
     body.shrink_to_fit();
