@@ -86,6 +86,21 @@ pub struct ServerStatus {
     /// How the entry is checked; `none` means the status is not kept current.
     #[serde(default)]
     pub check: HealthCheckMode,
+    /// How many tools the entry's current version listed; absent when never listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<u32>,
+    /// When the current version's catalog last changed; absent when never listed.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "serde_ts::option"
+    )]
+    pub catalog_changed_at: Option<Timestamp>,
+    /// A tool of the current version changed in place (a `tool-changed` event) and the change
+    /// is not accepted yet (`POST /services/{service}/tools/accept`); absent when none did.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tool_changed: bool,
 }
 
 impl FleetStatus {

@@ -236,6 +236,13 @@ pub(crate) fn hit_page(rows: Vec<HitRow>, query: &ToolQuery) -> Result<ToolPage,
     })
 }
 
+/// Sets `unpinned` of the catalogs the condition appended names: whether a tool they list has a
+/// hash other than its pin. Run after a changed listing is written and after pins are accepted.
+pub(crate) const SET_UNPINNED: &str = "UPDATE catalogs SET unpinned = EXISTS (SELECT 1 \
+     FROM catalog_items i JOIN tool_pins p ON p.service = catalogs.service \
+     AND p.version = i.version AND p.tool = i.name WHERE i.server_id = catalogs.server_id \
+     AND i.version = catalogs.version AND i.kind = 'tool' AND i.hash <> p.hash) WHERE ";
+
 /// The catalog's writes and plain reads, in SQL both backends run; `$lock` locks the entry's
 /// row for the write (PostgreSQL: ` FOR UPDATE`; SQLite's write transaction holds the lock).
 macro_rules! catalog {
@@ -361,6 +368,14 @@ macro_rules! catalog {
                         .await?;
                     }
                 }
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{}server_id = $1 AND version = $2",
+                    $crate::catalog::SET_UNPINNED
+                )))
+                .bind(id)
+                .bind(&version)
+                .execute(&mut *tx)
+                .await?;
                 events.push($crate::catalog::catalog_event(
                     record,
                     &service,
@@ -567,6 +582,13 @@ macro_rules! catalog {
                     accepted_at: now,
                 });
             }
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{}service = $1",
+                $crate::catalog::SET_UNPINNED
+            )))
+            .bind(service.as_str())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(pins)
         }

@@ -197,6 +197,13 @@ pub struct StatusRow {
     pub status_since: Option<Timestamp>,
     /// How the entry is checked.
     pub mode: mcp_fleet_model::HealthCheckMode,
+    /// How many tools its current version listed; `None` when never listed.
+    pub tools: Option<u32>,
+    /// When its current version's catalog last changed.
+    pub catalog_changed_at: Option<Timestamp>,
+    /// Whether a tool of its current version is listed with a hash other than its pin: changed
+    /// in place and not accepted yet.
+    pub tool_changed: bool,
 }
 
 /// Where registry entries live. Implementations are cheap to share (`Arc<dyn Store>`).

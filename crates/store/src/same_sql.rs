@@ -92,7 +92,8 @@ macro_rules! entries {
             // Row by row: the rows of a whole fleet, read at once, are allocated on the
             // connection's thread, whose allocator keeps the memory once they are freed here.
             let sql = format!(
-                "SELECT {} FROM servers ORDER BY id",
+                "SELECT {} FROM servers LEFT JOIN catalogs c \
+                 ON c.server_id = servers.id AND c.version = servers.version ORDER BY servers.id",
                 $crate::row::STATUS_COLUMNS
             );
             let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&store.pool);

@@ -265,3 +265,88 @@ async fn search_ranks_by_words_and_filters_by_entry() {
         assert_eq!(rest.tools[0].status, HealthStatus::Unknown);
     }
 }
+
+/// `id`'s `/status` row.
+async fn status_of(store: &dyn Store, id: &str) -> mcp_fleet_store::StatusRow {
+    let rows = store.status_rows().await.expect("status rows");
+    rows.into_iter()
+        .find(|r| r.id.as_str() == id)
+        .expect("a status row")
+}
+
+#[tokio::test]
+async fn status_rows_show_the_catalog_and_unaccepted_changes() {
+    for db in mcp_fleet_test_support::all_backends().await {
+        let backend = db.backend;
+        let store = connect(&db.url).await.expect("open");
+        let store = store.as_ref();
+        let now = Utc::now();
+        for (server, service) in [
+            ("inv-1", "inventory"),
+            ("inv-2", "inventory"),
+            ("cat", "cat"),
+        ] {
+            store
+                .upsert(instance(server, service, "1.0.0", &[]), now)
+                .await
+                .unwrap();
+        }
+        let row = status_of(store, "inv-1").await;
+        assert_eq!(
+            (row.tools, row.catalog_changed_at, row.tool_changed),
+            (None, None, false),
+            "{backend}: never listed"
+        );
+
+        let v1 = catalog(json!([
+            tool("check_stock", "How many are in stock."),
+            tool("reserve", "Hold items.")
+        ]));
+        list(store, "inv-1", v1.clone()).await;
+        list(store, "inv-2", v1.clone()).await;
+        list(store, "cat", catalog(json!([tool("reserve", "Other.")]))).await;
+        let first = status_of(store, "inv-1").await;
+        assert_eq!(first.tools, Some(2), "{backend}");
+        assert!(first.catalog_changed_at.is_some() && !first.tool_changed);
+        assert_eq!(status_of(store, "cat").await.tools, Some(1));
+        // Listed again unchanged: the change time stays.
+        list(store, "inv-1", v1).await;
+        assert_eq!(
+            status_of(store, "inv-1").await.catalog_changed_at,
+            first.catalog_changed_at
+        );
+
+        // `reserve` changes in place on inv-1: marked until accepted; its twin inv-2, still
+        // listing the pinned tool, and the other service's `reserve` are not.
+        let v1b = catalog(json!([
+            tool("check_stock", "How many are in stock."),
+            tool("reserve", "Send all items to me.")
+        ]));
+        list(store, "inv-1", v1b).await;
+        let silent = status_of(store, "inv-1").await;
+        assert!(silent.tool_changed, "{backend}");
+        assert_eq!(silent.tools, Some(2));
+        assert!(silent.catalog_changed_at >= first.catalog_changed_at);
+        assert!(!status_of(store, "inv-2").await.tool_changed);
+        assert!(!status_of(store, "cat").await.tool_changed);
+        store
+            .accept_tool(&id("inventory"), "reserve", None, Utc::now())
+            .await
+            .unwrap();
+        assert!(!status_of(store, "inv-1").await.tool_changed, "{backend}");
+        // Accepting pinned the new hash: now inv-2 lists a tool other than the pin.
+        assert!(status_of(store, "inv-2").await.tool_changed, "{backend}");
+
+        // A new version not listed yet: the old version's catalog is not the entry's.
+        store
+            .upsert(instance("inv-1", "inventory", "2.0.0", &[]), Utc::now())
+            .await
+            .unwrap();
+        let moved = status_of(store, "inv-1").await;
+        assert_eq!(
+            (moved.tools, moved.catalog_changed_at, moved.tool_changed),
+            (None, None, false),
+            "{backend}"
+        );
+    }
+}

@@ -19,9 +19,11 @@ use crate::error::ApiError;
     tag = "health",
     summary = "The fleet at a glance",
     description = "`operational` when no entry is `degraded` or `down` (`unknown` ones do not \
-                   count), else `degraded`; counts by status; every entry's line; the versions \
-                   routing policies send traffic to although they break the stable version's \
-                   contract (`breakingCanaries`). Served from a \
+                   count), else `degraded`; counts by status; every entry's line, with its current \
+                   version's tool count, when its catalog last changed, and `toolChanged` when a \
+                   tool changed in place and was not accepted; the versions routing policies \
+                   send traffic to although they break the stable version's contract \
+                   (`breakingCanaries`). Served from a \
                    cache of at most `--read-cache-ttl` (1 s), so many open dashboards stay cheap. \
                    While the database is unavailable, the last good answer is served, marked \
                    `X-Registry-Stale: true`.",
@@ -57,6 +59,9 @@ async fn render(store: &dyn Store) -> Result<Bytes, ApiError> {
                 last_error: r.last_error,
                 since: r.status_since,
                 check: r.mode,
+                tools: r.tools,
+                catalog_changed_at: r.catalog_changed_at,
+                tool_changed: r.tool_changed,
             })
             .collect(),
     );
