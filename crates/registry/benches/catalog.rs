@@ -44,7 +44,9 @@ use futures::StreamExt;
 use mcp_fleet_model::{Catalog, Registration, ToolDef, search_terms};
 use mcp_fleet_registry::HealthConfig;
 use mcp_fleet_store::{CatalogRecord, Store};
-use mcp_fleet_test_support::bench::{EchoServer, cpu_spent, env_or, quantile, rss, thread_cpu};
+use mcp_fleet_test_support::bench::{
+    EchoServer, cpu_spent, env_or, process_cpu, quantile, rss, thread_cpu,
+};
 use rmcp::model::Tool;
 use tokio_util::sync::CancellationToken;
 
@@ -105,621 +107,153 @@ const fn d(
     }
 }
 
+#[rustfmt::skip]
 const DOMAINS: [Domain; 30] = [
-    d(
-        "inventory",
-        "the inventory system",
-        [
-            ("product", "products"),
-            ("warehouse", "warehouses"),
-            ("supplier", "suppliers"),
-            ("shipment", "shipments"),
-        ],
-        [
-            (
-                "check_stock",
-                "Checks how many units of a product are in stock at each warehouse.",
-            ),
-            (
-                "reserve_stock",
-                "Reserves units of a product in stock for an order until it ships.",
-            ),
-        ],
-    ),
-    d(
-        "payments",
-        "the payment processor",
-        [
-            ("payment", "payments"),
-            ("refund", "refunds"),
-            ("charge", "charges"),
-            ("payout", "payouts"),
-        ],
-        [
-            (
-                "refund_payment",
-                "Refunds a payment, in full or in part, to the card it was made with.",
-            ),
-            (
-                "capture_payment",
-                "Captures an authorized payment before its authorization expires.",
-            ),
-        ],
-    ),
-    d(
-        "billing",
-        "the billing system",
-        [
-            ("invoice", "invoices"),
-            ("subscription", "subscriptions"),
-            ("plan", "plans"),
-            ("coupon", "coupons"),
-        ],
-        [
-            (
-                "list_open_invoices",
-                "Lists a customer's open (unpaid) invoices, oldest first, with the amount due.",
-            ),
-            (
-                "send_invoice",
-                "Emails an invoice to the customer as a PDF.",
-            ),
-        ],
-    ),
-    d(
-        "crm",
-        "the CRM",
-        [
-            ("contact", "contacts"),
-            ("account", "accounts"),
-            ("lead", "leads"),
-            ("deal", "deals"),
-        ],
-        [
-            (
-                "find_contact",
-                "Finds a contact by name, email address or phone number.",
-            ),
-            (
-                "log_call",
-                "Logs a phone call with a contact, with notes and a follow-up date.",
-            ),
-        ],
-    ),
-    d(
-        "helpdesk",
-        "the help desk",
-        [
-            ("ticket", "tickets"),
-            ("macro", "macros"),
-            ("agent", "agents"),
-            ("reply", "replies"),
-        ],
-        [
-            (
-                "escalate_ticket",
-                "Escalates a ticket to the engineer on call, with its history.",
-            ),
-            (
-                "close_ticket",
-                "Closes a solved ticket and asks the customer for a rating.",
-            ),
-        ],
-    ),
-    d(
-        "shipping",
-        "the carrier's API",
-        [
-            ("parcel", "parcels"),
-            ("label", "labels"),
-            ("pickup", "pickups"),
-            ("rate", "rates"),
-        ],
-        [
-            (
-                "track_parcel",
-                "Tracks a parcel and returns its last known position and delivery estimate.",
-            ),
-            (
-                "print_label",
-                "Prints a shipping label for a parcel, ready to stick on the box.",
-            ),
-        ],
-    ),
-    d(
-        "hr",
-        "the HR system",
-        [
-            ("employee", "employees"),
-            ("leave", "leaves"),
-            ("payslip", "payslips"),
-            ("review", "reviews"),
-        ],
-        [
-            (
-                "request_leave",
-                "Requests days of leave for an employee and notifies their manager.",
-            ),
-            (
-                "onboard_employee",
-                "Starts the onboarding checklist of a new hire: accounts, laptop, training.",
-            ),
-        ],
-    ),
-    d(
-        "calendar",
-        "the calendar",
-        [
-            ("event", "events"),
-            ("meeting", "meetings"),
-            ("room", "rooms"),
-            ("reminder", "reminders"),
-        ],
-        [
-            (
-                "find_free_slot",
-                "Finds a time slot when every attendee is free.",
-            ),
-            ("book_room", "Books a meeting room for a time slot."),
-        ],
-    ),
-    d(
-        "mail",
-        "the mail server",
-        [
-            ("message", "messages"),
-            ("draft", "drafts"),
-            ("folder", "folders"),
-            ("attachment", "attachments"),
-        ],
-        [
-            (
-                "send_email",
-                "Sends an email to one or more recipients, with attachments.",
-            ),
-            ("reply_to_email", "Replies to an email, quoting it."),
-        ],
-    ),
-    d(
-        "docs",
-        "the document store",
-        [
-            ("document", "documents"),
-            ("page", "pages"),
-            ("comment", "comments"),
-            ("template", "templates"),
-        ],
-        [
-            (
-                "share_document",
-                "Shares a document with people or groups, read-only or editable.",
-            ),
-            ("convert_to_pdf", "Converts a document to PDF."),
-        ],
-    ),
-    d(
-        "analytics",
-        "the data warehouse",
-        [
-            ("report", "reports"),
-            ("dashboard", "dashboards"),
-            ("metric", "metrics"),
-            ("dataset", "datasets"),
-        ],
-        [
-            (
-                "run_sql_query",
-                "Runs a read-only SQL query on the data warehouse and returns the rows.",
-            ),
-            (
-                "explain_metric",
-                "Explains how a metric is computed and which tables it reads.",
-            ),
-        ],
-    ),
-    d(
-        "git",
-        "the git host",
-        [
-            ("repository", "repositories"),
-            ("branch", "branches"),
-            ("commit", "commits"),
-            ("issue", "issues"),
-        ],
-        [
-            (
-                "open_pull_request",
-                "Opens a pull request from a branch, with a title and description.",
-            ),
-            ("blame_file", "Shows who last changed each line of a file."),
-        ],
-    ),
-    d(
-        "ci",
-        "the CI service",
-        [
-            ("pipeline", "pipelines"),
-            ("build", "builds"),
-            ("job", "jobs"),
-            ("artifact", "artifacts"),
-        ],
-        [
-            ("rerun_failed_jobs", "Reruns the failed jobs of a pipeline."),
-            ("download_build_log", "Downloads the log of a build step."),
-        ],
-    ),
-    d(
-        "monitoring",
-        "the monitoring stack",
-        [
-            ("alert", "alerts"),
-            ("incident", "incidents"),
-            ("silence", "silences"),
-            ("probe", "probes"),
-        ],
-        [
-            (
-                "acknowledge_alert",
-                "Acknowledges a firing alert so it stops paging.",
-            ),
-            ("page_on_call", "Pages the engineer on call with a message."),
-        ],
-    ),
-    d(
-        "database",
-        "the database cluster",
-        [
-            ("table", "tables"),
-            ("index", "indexes"),
-            ("backup", "backups"),
-            ("migration", "migrations"),
-        ],
-        [
-            ("explain_query", "Shows the query plan of a SQL statement."),
-            ("restore_backup", "Restores a backup into a new database."),
-        ],
-    ),
-    d(
-        "storage",
-        "object storage",
-        [
-            ("bucket", "buckets"),
-            ("file", "files"),
-            ("snapshot", "snapshots"),
-            ("volume", "volumes"),
-        ],
-        [
-            (
-                "presign_url",
-                "Creates a time-limited download link for a file.",
-            ),
-            ("upload_file", "Uploads a file to a bucket."),
-        ],
-    ),
-    d(
-        "weather",
-        "the weather service",
-        [
-            ("forecast", "forecasts"),
-            ("station", "stations"),
-            ("warning", "warnings"),
-            ("observation", "observations"),
-        ],
-        [
-            (
-                "get_forecast",
-                "Returns the weather forecast for a place for the next seven days.",
-            ),
-            (
-                "current_conditions",
-                "Returns the current temperature, wind and rain at a place.",
-            ),
-        ],
-    ),
-    d(
-        "maps",
-        "the maps API",
-        [
-            ("place", "places"),
-            ("route", "routes"),
-            ("address", "addresses"),
-            ("area", "areas"),
-        ],
-        [
-            (
-                "geocode_address",
-                "Turns a street address into coordinates.",
-            ),
-            (
-                "plan_route",
-                "Plans a driving, cycling or walking route between two places.",
-            ),
-        ],
-    ),
-    d(
-        "travel",
-        "the booking engine",
-        [
-            ("flight", "flights"),
-            ("hotel", "hotels"),
-            ("booking", "bookings"),
-            ("itinerary", "itineraries"),
-        ],
-        [
-            (
-                "search_flights",
-                "Searches flights between two airports on a date, cheapest first.",
-            ),
-            ("book_hotel", "Books a hotel room for given dates."),
-        ],
-    ),
-    d(
-        "chat",
-        "the chat workspace",
-        [
-            ("channel", "channels"),
-            ("thread", "threads"),
-            ("user", "users"),
-            ("emoji", "emojis"),
-        ],
-        [
-            ("post_message", "Posts a message to a channel or a thread."),
-            (
-                "summarize_channel",
-                "Summarizes the unread messages of a channel.",
-            ),
-        ],
-    ),
-    d(
-        "tasks",
-        "the task tracker",
-        [
-            ("task", "tasks"),
-            ("project", "projects"),
-            ("sprint", "sprints"),
-            ("milestone", "milestones"),
-        ],
-        [
-            (
-                "create_task",
-                "Creates a task with a title, an assignee and a due date.",
-            ),
-            ("move_task", "Moves a task to another column of the board."),
-        ],
-    ),
-    d(
-        "accounting",
-        "the ledger",
-        [
-            ("journal", "journals"),
-            ("transaction", "transactions"),
-            ("budget", "budgets"),
-            ("expense", "expenses"),
-        ],
-        [
-            (
-                "reconcile_ledger",
-                "Reconciles the general ledger against the bank statements.",
-            ),
-            (
-                "submit_expense",
-                "Submits an expense with its receipt for approval.",
-            ),
-        ],
-    ),
-    d(
-        "marketing",
-        "the marketing platform",
-        [
-            ("campaign", "campaigns"),
-            ("audience", "audiences"),
-            ("segment", "segments"),
-            ("newsletter", "newsletters"),
-        ],
-        [
-            (
-                "schedule_campaign",
-                "Schedules an email campaign for a segment of the audience.",
-            ),
-            ("ab_test_subject", "Runs an A/B test of two subject lines."),
-        ],
-    ),
-    d(
-        "orders",
-        "the order system",
-        [
-            ("order", "orders"),
-            ("cart", "carts"),
-            ("return", "returns"),
-            ("customer", "customers"),
-        ],
-        [
-            (
-                "cancel_order",
-                "Cancels an order that has not shipped and refunds the customer.",
-            ),
-            (
-                "order_status",
-                "Returns the status of an order and its parcels.",
-            ),
-        ],
-    ),
-    d(
-        "security",
-        "the security scanner",
-        [
-            ("vulnerability", "vulnerabilities"),
-            ("scan", "scans"),
-            ("secret", "secrets"),
-            ("policy", "policies"),
-        ],
-        [
-            (
-                "rotate_secret",
-                "Rotates a secret and updates the services that use it.",
-            ),
-            (
-                "scan_dependencies",
-                "Scans a project's dependencies for known vulnerabilities.",
-            ),
-        ],
-    ),
-    d(
-        "identity",
-        "the identity provider",
-        [
-            ("user", "users"),
-            ("group", "groups"),
-            ("role", "roles"),
-            ("session", "sessions"),
-        ],
-        [
-            (
-                "reset_password",
-                "Sends a user a link to reset their password.",
-            ),
-            ("grant_role", "Grants a role to a user or a group."),
-        ],
-    ),
-    d(
-        "iot",
-        "the device fleet",
-        [
-            ("device", "devices"),
-            ("sensor", "sensors"),
-            ("firmware", "firmwares"),
-            ("reading", "readings"),
-        ],
-        [
-            ("reboot_device", "Reboots a device remotely."),
-            ("latest_reading", "Returns the latest reading of a sensor."),
-        ],
-    ),
-    d(
-        "music",
-        "the music library",
-        [
-            ("track", "tracks"),
-            ("album", "albums"),
-            ("playlist", "playlists"),
-            ("artist", "artists"),
-        ],
-        [
-            ("play_track", "Plays a track on the user's current device."),
-            (
-                "recommend_tracks",
-                "Recommends tracks similar to a seed track.",
-            ),
-        ],
-    ),
-    d(
-        "news",
-        "the news feed",
-        [
-            ("article", "articles"),
-            ("source", "sources"),
-            ("topic", "topics"),
-            ("headline", "headlines"),
-        ],
-        [
-            (
-                "top_headlines",
-                "Returns today's top headlines for a country or a topic.",
-            ),
-            (
-                "summarize_article",
-                "Summarizes a news article in three sentences.",
-            ),
-        ],
-    ),
-    d(
-        "legal",
-        "the contract repository",
-        [
-            ("contract", "contracts"),
-            ("clause", "clauses"),
-            ("matter", "matters"),
-            ("signature", "signatures"),
-        ],
-        [
-            (
-                "request_signature",
-                "Sends a contract out for electronic signature.",
-            ),
-            (
-                "compare_contracts",
-                "Compares two versions of a contract clause by clause.",
-            ),
-        ],
-    ),
+    d("inventory", "the inventory system",
+      [("product", "products"), ("warehouse", "warehouses"), ("supplier", "suppliers"), ("shipment", "shipments")],
+      [("check_stock", "Checks how many units of a product are in stock at each warehouse."),
+       ("reserve_stock", "Reserves units of a product in stock for an order until it ships.")]),
+    d("payments", "the payment processor",
+      [("payment", "payments"), ("refund", "refunds"), ("charge", "charges"), ("payout", "payouts")],
+      [("refund_payment", "Refunds a payment, in full or in part, to the card it was made with."),
+       ("capture_payment", "Captures an authorized payment before its authorization expires.")]),
+    d("billing", "the billing system",
+      [("invoice", "invoices"), ("subscription", "subscriptions"), ("plan", "plans"), ("coupon", "coupons")],
+      [("list_open_invoices", "Lists a customer's open (unpaid) invoices, oldest first, with the amount due."),
+       ("send_invoice", "Emails an invoice to the customer as a PDF.")]),
+    d("crm", "the CRM",
+      [("contact", "contacts"), ("account", "accounts"), ("lead", "leads"), ("deal", "deals")],
+      [("find_contact", "Finds a contact by name, email address or phone number."),
+       ("log_call", "Logs a phone call with a contact, with notes and a follow-up date.")]),
+    d("helpdesk", "the help desk",
+      [("ticket", "tickets"), ("macro", "macros"), ("agent", "agents"), ("reply", "replies")],
+      [("escalate_ticket", "Escalates a ticket to the engineer on call, with its history."),
+       ("close_ticket", "Closes a solved ticket and asks the customer for a rating.")]),
+    d("shipping", "the carrier's API",
+      [("parcel", "parcels"), ("label", "labels"), ("pickup", "pickups"), ("rate", "rates")],
+      [("track_parcel", "Tracks a parcel and returns its last known position and delivery estimate."),
+       ("print_label", "Prints a shipping label for a parcel, ready to stick on the box.")]),
+    d("hr", "the HR system",
+      [("employee", "employees"), ("leave", "leaves"), ("payslip", "payslips"), ("review", "reviews")],
+      [("request_leave", "Requests days of leave for an employee and notifies their manager."),
+       ("onboard_employee", "Starts the onboarding checklist of a new hire: accounts, laptop, training.")]),
+    d("calendar", "the calendar",
+      [("event", "events"), ("meeting", "meetings"), ("room", "rooms"), ("reminder", "reminders")],
+      [("find_free_slot", "Finds a time slot when every attendee is free."),
+       ("book_room", "Books a meeting room for a time slot.")]),
+    d("mail", "the mail server",
+      [("message", "messages"), ("draft", "drafts"), ("folder", "folders"), ("attachment", "attachments")],
+      [("send_email", "Sends an email to one or more recipients, with attachments."),
+       ("reply_to_email", "Replies to an email, quoting it.")]),
+    d("docs", "the document store",
+      [("document", "documents"), ("page", "pages"), ("comment", "comments"), ("template", "templates")],
+      [("share_document", "Shares a document with people or groups, read-only or editable."),
+       ("convert_to_pdf", "Converts a document to PDF.")]),
+    d("analytics", "the data warehouse",
+      [("report", "reports"), ("dashboard", "dashboards"), ("metric", "metrics"), ("dataset", "datasets")],
+      [("run_sql_query", "Runs a read-only SQL query on the data warehouse and returns the rows."),
+       ("explain_metric", "Explains how a metric is computed and which tables it reads.")]),
+    d("git", "the git host",
+      [("repository", "repositories"), ("branch", "branches"), ("commit", "commits"), ("issue", "issues")],
+      [("open_pull_request", "Opens a pull request from a branch, with a title and description."),
+       ("blame_file", "Shows who last changed each line of a file.")]),
+    d("ci", "the CI service",
+      [("pipeline", "pipelines"), ("build", "builds"), ("job", "jobs"), ("artifact", "artifacts")],
+      [("rerun_failed_jobs", "Reruns the failed jobs of a pipeline."),
+       ("download_build_log", "Downloads the log of a build step.")]),
+    d("monitoring", "the monitoring stack",
+      [("alert", "alerts"), ("incident", "incidents"), ("silence", "silences"), ("probe", "probes")],
+      [("acknowledge_alert", "Acknowledges a firing alert so it stops paging."),
+       ("page_on_call", "Pages the engineer on call with a message.")]),
+    d("database", "the database cluster",
+      [("table", "tables"), ("index", "indexes"), ("backup", "backups"), ("migration", "migrations")],
+      [("explain_query", "Shows the query plan of a SQL statement."),
+       ("restore_backup", "Restores a backup into a new database.")]),
+    d("storage", "object storage",
+      [("bucket", "buckets"), ("file", "files"), ("snapshot", "snapshots"), ("volume", "volumes")],
+      [("presign_url", "Creates a time-limited download link for a file."),
+       ("upload_file", "Uploads a file to a bucket.")]),
+    d("weather", "the weather service",
+      [("forecast", "forecasts"), ("station", "stations"), ("warning", "warnings"), ("observation", "observations")],
+      [("get_forecast", "Returns the weather forecast for a place for the next seven days."),
+       ("current_conditions", "Returns the current temperature, wind and rain at a place.")]),
+    d("maps", "the maps API",
+      [("place", "places"), ("route", "routes"), ("address", "addresses"), ("area", "areas")],
+      [("geocode_address", "Turns a street address into coordinates."),
+       ("plan_route", "Plans a driving, cycling or walking route between two places.")]),
+    d("travel", "the booking engine",
+      [("flight", "flights"), ("hotel", "hotels"), ("booking", "bookings"), ("itinerary", "itineraries")],
+      [("search_flights", "Searches flights between two airports on a date, cheapest first."),
+       ("book_hotel", "Books a hotel room for given dates.")]),
+    d("chat", "the chat workspace",
+      [("channel", "channels"), ("thread", "threads"), ("user", "users"), ("emoji", "emojis")],
+      [("post_message", "Posts a message to a channel or a thread."),
+       ("summarize_channel", "Summarizes the unread messages of a channel.")]),
+    d("tasks", "the task tracker",
+      [("task", "tasks"), ("project", "projects"), ("sprint", "sprints"), ("milestone", "milestones")],
+      [("create_task", "Creates a task with a title, an assignee and a due date."),
+       ("move_task", "Moves a task to another column of the board.")]),
+    d("accounting", "the ledger",
+      [("journal", "journals"), ("transaction", "transactions"), ("budget", "budgets"), ("expense", "expenses")],
+      [("reconcile_ledger", "Reconciles the general ledger against the bank statements."),
+       ("submit_expense", "Submits an expense with its receipt for approval.")]),
+    d("marketing", "the marketing platform",
+      [("campaign", "campaigns"), ("audience", "audiences"), ("segment", "segments"), ("newsletter", "newsletters")],
+      [("schedule_campaign", "Schedules an email campaign for a segment of the audience."),
+       ("ab_test_subject", "Runs an A/B test of two subject lines.")]),
+    d("orders", "the order system",
+      [("order", "orders"), ("cart", "carts"), ("return", "returns"), ("customer", "customers")],
+      [("cancel_order", "Cancels an order that has not shipped and refunds the customer."),
+       ("order_status", "Returns the status of an order and its parcels.")]),
+    d("security", "the security scanner",
+      [("vulnerability", "vulnerabilities"), ("scan", "scans"), ("secret", "secrets"), ("policy", "policies")],
+      [("rotate_secret", "Rotates a secret and updates the services that use it."),
+       ("scan_dependencies", "Scans a project's dependencies for known vulnerabilities.")]),
+    d("identity", "the identity provider",
+      [("user", "users"), ("group", "groups"), ("role", "roles"), ("session", "sessions")],
+      [("reset_password", "Sends a user a link to reset their password."),
+       ("grant_role", "Grants a role to a user or a group.")]),
+    d("iot", "the device fleet",
+      [("device", "devices"), ("sensor", "sensors"), ("firmware", "firmwares"), ("reading", "readings")],
+      [("reboot_device", "Reboots a device remotely."),
+       ("latest_reading", "Returns the latest reading of a sensor.")]),
+    d("music", "the music library",
+      [("track", "tracks"), ("album", "albums"), ("playlist", "playlists"), ("artist", "artists")],
+      [("play_track", "Plays a track on the user's current device."),
+       ("recommend_tracks", "Recommends tracks similar to a seed track.")]),
+    d("news", "the news feed",
+      [("article", "articles"), ("source", "sources"), ("topic", "topics"), ("headline", "headlines")],
+      [("top_headlines", "Returns today's top headlines for a country or a topic."),
+       ("summarize_article", "Summarizes a news article in three sentences.")]),
+    d("legal", "the contract repository",
+      [("contract", "contracts"), ("clause", "clauses"), ("matter", "matters"), ("signature", "signatures")],
+      [("request_signature", "Sends a contract out for electronic signature."),
+       ("compare_contracts", "Compares two versions of a contract clause by clause.")]),
 ];
 
 /// Verbs every domain has: the verb, whether its tool's name takes the plural, and the
 /// description (`{o}` the object, `{os}` its plural, `{sys}` the domain's system).
+#[rustfmt::skip]
 const VERBS: [(&str, bool, &str); 20] = [
-    (
-        "list",
-        true,
-        "Lists the {os} in {sys}, newest first, a page at a time.",
-    ),
-    (
-        "get",
-        false,
-        "Returns one {o} by its id, with all of its fields.",
-    ),
+    ("list", true, "Lists the {os} in {sys}, newest first, a page at a time."),
+    ("get", false, "Returns one {o} by its id, with all of its fields."),
     ("create", false, "Creates a new {o} in {sys}."),
     ("update", false, "Updates the fields of an existing {o}."),
     ("delete", false, "Deletes a {o}; it cannot be restored."),
-    (
-        "search",
-        true,
-        "Searches the {os} by free text and filters.",
-    ),
-    (
-        "check",
-        false,
-        "Checks a {o} for problems and reports what it found.",
-    ),
+    ("search", true, "Searches the {os} by free text and filters."),
+    ("check", false, "Checks a {o} for problems and reports what it found."),
     ("export", true, "Exports {os} as a CSV file for a report."),
-    (
-        "cancel",
-        false,
-        "Cancels a pending {o} and tells its owner.",
-    ),
-    (
-        "archive",
-        true,
-        "Archives the {os} older than a given date.",
-    ),
+    ("cancel", false, "Cancels a pending {o} and tells its owner."),
+    ("archive", true, "Archives the {os} older than a given date."),
     ("count", true, "Counts the {os} matching a filter."),
-    (
-        "sync",
-        true,
-        "Synchronizes the {os} with the upstream copy in {sys}.",
-    ),
-    (
-        "approve",
-        false,
-        "Approves a {o} that is waiting for review.",
-    ),
+    ("sync", true, "Synchronizes the {os} with the upstream copy in {sys}."),
+    ("approve", false, "Approves a {o} that is waiting for review."),
     ("assign", false, "Assigns a {o} to a member of the team."),
-    (
-        "label",
-        false,
-        "Adds labels to a {o} so it can be found later.",
-    ),
+    ("label", false, "Adds labels to a {o} so it can be found later."),
     ("merge", true, "Merges two duplicate {os} into one."),
-    (
-        "validate",
-        false,
-        "Validates a {o} against the rules of {sys}.",
-    ),
+    ("validate", false, "Validates a {o} against the rules of {sys}."),
     ("watch", false, "Subscribes to the changes of a {o}."),
-    (
-        "summarize",
-        true,
-        "Summarizes the recent {os} in a few sentences.",
-    ),
+    ("summarize", true, "Summarizes the recent {os} in a few sentences."),
     ("import", true, "Imports {os} from a CSV file."),
 ];
 
@@ -1210,7 +744,8 @@ struct Swept {
     sweep: Duration,
     /// To the last write (statuses, and listings when listed).
     written: Duration,
-    /// CPU seconds of the registry side (the worker, its probes, SQLite).
+    /// CPU seconds of the registry side (the worker, its probes, SQLite): the process's, less
+    /// the MCP servers' thread and the bench's own.
     cpu: f64,
     /// CPU seconds of the MCP servers' thread.
     fleet_cpu: f64,
@@ -1239,7 +774,7 @@ fn own_thread_group() -> String {
         .to_string()
 }
 
-async fn count(conn: &mut sqlx::SqliteConnection, sql: &str) -> i64 {
+async fn count(conn: &mut sqlx::SqliteConnection, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(conn)
         .await
@@ -1266,8 +801,9 @@ fn sweep_once(rt: &tokio::runtime::Runtime, db_url: &str, mode: Mode, entries: u
     };
     let token = CancellationToken::new();
     let cpu_before = thread_cpu();
+    let process_before = process_cpu();
     let t0 = Instant::now();
-    let (health, _task) = {
+    let (health, task) = {
         let _in = rt.enter();
         mcp_fleet_registry::spawn_health_worker(store, config, token.clone()).expect("worker")
     };
@@ -1307,22 +843,28 @@ fn sweep_once(rt: &tokio::runtime::Runtime, db_url: &str, mode: Mode, entries: u
         std::thread::sleep(Duration::from_millis(20));
     };
     let breakdown = cpu_spent(&cpu_before, &thread_cpu());
+    // The process's figure counts threads that ended too (a thread's own counts are gone
+    // with it); the MCP servers' thread and this one live throughout.
+    let total = process_cpu()
+        .zip(process_before)
+        .map_or(f64::NAN, |(after, before)| (after - before).as_secs_f64());
     token.cancel();
+    // The worker's runtime gone before the next round starts.
+    let _ = rt.block_on(task);
     let changed = rt.block_on(count(
         &mut watch,
         "SELECT count(*) FROM catalogs WHERE fetched_at = changed_at",
     ));
     let own = own_thread_group();
-    let fleet_cpu: f64 = breakdown
-        .iter()
-        .filter(|(n, _)| n == "fleet")
-        .map(|(_, s)| s)
-        .sum();
-    let cpu: f64 = breakdown
-        .iter()
-        .filter(|(n, _)| n != "fleet" && *n != own)
-        .map(|(_, s)| s)
-        .sum();
+    let group = |name: &str| -> f64 {
+        breakdown
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, s)| s)
+            .sum()
+    };
+    let fleet_cpu = group("fleet");
+    let cpu = total - fleet_cpu - group(&own) - group("bench");
     Swept {
         mode,
         sweep,
@@ -1423,7 +965,7 @@ fn print_sweeps(results: &[Swept], entries: usize, rounds: usize) {
          copy\n"
     );
     println!(
-        "| round | mode | to last probe | to last write | registry CPU | MCP servers' CPU | listed | failed probes | catalogs written as changed | CPU by thread |"
+        "| round | mode | to last probe | to last write | registry CPU | MCP servers' CPU | listed | probes not healthy (over 1 s: degraded) | catalogs written as changed | CPU by thread |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for (k, s) in results.iter().enumerate() {
@@ -1528,7 +1070,11 @@ fn main() {
         } else {
             let rt = tokio::runtime::Runtime::new().expect("runtime");
             let dir = tempfile::tempdir().expect("tempdir");
-            let sqlite = format!("sqlite://{}", dir.path().join("catalog.db").display());
+            // `BENCH_CATALOG_KEEP=DIR` keeps the SQLite database there, to look at its plans.
+            let keep = std::env::var_os("BENCH_CATALOG_KEEP").map(std::path::PathBuf::from);
+            let path = keep.as_deref().unwrap_or(dir.path()).join("catalog.db");
+            let _ = std::fs::remove_file(&path);
+            let sqlite = format!("sqlite://{}", path.display());
             let s = rt.block_on(search(
                 "SQLite", &binary, &sqlite, entries, samples, clients,
             ));
