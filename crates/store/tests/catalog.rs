@@ -350,3 +350,69 @@ async fn status_rows_show_the_catalog_and_unaccepted_changes() {
         );
     }
 }
+
+#[tokio::test]
+async fn search_ignores_stop_words_and_finds_hits_past_unserved_versions() {
+    for db in mcp_fleet_test_support::all_backends().await {
+        eprintln!("backend: {}", db.backend);
+        let store = connect(&db.url).await.expect("open");
+        let store = store.as_ref();
+        let now = Utc::now();
+        store
+            .upsert(instance("pay", "payments", "1.0.0", &[]), now)
+            .await
+            .unwrap();
+        list(
+            store,
+            "pay",
+            catalog(json!([
+                tool("refund_payment", "Refunds a payment."),
+                tool("lookup", "Finds a thing in the index, if it is there."),
+            ])),
+        )
+        .await;
+        // `a`, `if`, `it`, `is`, `there` are stop words: no widening to every description.
+        assert_eq!(
+            names(store, query("refund a payment")).await,
+            [("pay".into(), "refund_payment".into())]
+        );
+        assert!(names(store, query("if it is there")).await.is_empty());
+
+        // Ten entries list a tool that ranks first for "stock", then move to a version never
+        // listed: their listings are kept, and no longer served. The one served match ranks
+        // below all of them, and is still found.
+        for k in 0..10 {
+            let name = format!("old-{k}");
+            store
+                .upsert(instance(&name, "old", "1.0.0", &[]), now)
+                .await
+                .unwrap();
+            list(
+                store,
+                &name,
+                catalog(json!([tool("stock_stock", "Stock, stock and more stock.")])),
+            )
+            .await;
+            store
+                .upsert(instance(&name, "old", "2.0.0", &[]), now)
+                .await
+                .unwrap();
+        }
+        store
+            .upsert(instance("cur", "inventory", "1.0.0", &[]), now)
+            .await
+            .unwrap();
+        list(
+            store,
+            "cur",
+            catalog(json!([tool(
+                "count",
+                "Counts what is in stock, by product."
+            )])),
+        )
+        .await;
+        let mut q = query("stock");
+        q.limit = 1;
+        assert_eq!(names(store, q).await, [("cur".into(), "count".into())]);
+    }
+}
