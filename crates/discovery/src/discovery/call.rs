@@ -154,7 +154,7 @@ impl Discovery {
                     reason: if self.shared.shutdown.is_cancelled() {
                         "shutting down".into()
                     } else {
-                        format!("still connecting after {limit:?}")
+                        format!("still connecting after {} ms", limit.as_millis())
                     },
                 });
             }
