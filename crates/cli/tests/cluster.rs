@@ -19,7 +19,9 @@ use crate::common::{PROCESS_DEADLINE, Running, binary, metric, serve_command, sp
 use crate::gateway::{open_session, spawn_gateway};
 use crate::replicas::Probes;
 
-const INTERVAL: Duration = Duration::from_secs(3);
+/// The health interval of the replicas: long enough that a replica stalled by a loaded machine
+/// keeps its leases (they last half an interval), short enough for a test.
+const INTERVAL: Duration = Duration::from_secs(5);
 /// The gateways' shared `--session-key` (32 bytes, base64).
 const SESSION_KEY: &str = "3q2+7wABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGho=";
 /// A tool of the catalog sample, as the gateway names it.
@@ -43,7 +45,8 @@ async fn a_cluster_loses_nothing_when_a_registry_and_a_gateway_are_killed() {
     let mut registries: Vec<Running> = Vec::new();
     for i in 0..3 {
         let mut cmd = serve_command(&db.url);
-        cmd.args(["--health-interval", "3s", "--health-timeout", "1s"])
+        cmd.args(["--health-interval", &format!("{}s", INTERVAL.as_secs())])
+            .args(["--health-timeout", "1s"])
             .args(["--replica-id", &format!("r{i}")]);
         registries.push(spawn_command(cmd).await);
     }

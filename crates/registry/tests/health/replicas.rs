@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Hook, Switch, entry, hook, register, serve, status_is};
 use crate::common::{start_checked_with, start_replica};
 
-/// Two seconds: leases of one, which a loaded machine still renews in time.
-const INTERVAL: Duration = Duration::from_secs(2);
+/// Three seconds: leases of one and a half, which a loaded machine still renews in time.
+const INTERVAL: Duration = Duration::from_secs(3);
 
 /// Fast settings for replica `name`.
 fn replica(name: &str) -> HealthConfig {
@@ -142,10 +142,10 @@ async fn replicas_probe_each_entry_once_per_interval_and_take_over_a_stopped_one
     );
 
     let from = Instant::now();
-    let seen = poll("five probes of every entry", || async {
+    let seen = poll("four probes of every entry", || async {
         let seen = probes.since(from);
         ids.iter()
-            .all(|id| seen.get(id).is_some_and(|t| t.len() >= 5))
+            .all(|id| seen.get(id).is_some_and(|t| t.len() >= 4))
             .then_some(seen)
     })
     .await;
