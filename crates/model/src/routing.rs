@@ -914,6 +914,34 @@ mod tests {
         assert_eq!(doc.clone().held_to(None, None).expect("unchecked"), doc);
     }
 
+    /// `/status` judges canaries from the catalogs as they stand, keeping the recorded verdict
+    /// of a version it can no longer judge.
+    #[test]
+    fn breaking_canaries_are_judged_afresh() {
+        use crate::status::BreakingCanary;
+        let mut r = routing(&[("1.0.0", 80), ("2.0.0", 10), ("3.0.0", 10)]);
+        r.contract = Some(contract("1.0.0", &["2.0.0"], &["3.0.0"]));
+        let versions = |now: Option<&RoutingContract>| {
+            BreakingCanary::judged(&r, now)
+                .into_iter()
+                .map(|c| c.version)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(versions(None), ["2.0.0"], "as recorded");
+        // 3.0.0 was listed since and breaks; 2.0.0 changed back to compatible.
+        assert_eq!(
+            versions(Some(&contract("1.0.0", &["3.0.0"], &[]))),
+            ["3.0.0"]
+        );
+        // 2.0.0 is no longer listed: its recorded verdict stands.
+        assert_eq!(
+            versions(Some(&contract("1.0.0", &[], &["2.0.0", "3.0.0"]))),
+            ["2.0.0"]
+        );
+        // Against another stable version, an old verdict says nothing.
+        assert!(versions(Some(&contract("2.0.0", &[], &["1.0.0", "3.0.0"]))).is_empty());
+    }
+
     /// Rolling a breaking canary back takes it off the contract's lists; rolling the stable
     /// version back makes the others unknown against the new one.
     #[test]

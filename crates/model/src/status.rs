@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::RoutingContract;
 use crate::entry::{HealthCheckMode, HealthStatus};
+use crate::ids::Version;
 use crate::routing::Routing;
 use crate::time::{Timestamp, serde_ts};
 
@@ -18,7 +20,8 @@ pub struct FleetStatus {
     /// Every entry, in id order.
     pub servers: Vec<ServerStatus>,
     /// Versions given traffic by a routing policy although their catalog breaks the stable
-    /// version's contract (set with `allowBreaking`), by service and version.
+    /// version's contract, judged from the catalogs as they stand (set with `allowBreaking`, or
+    /// broken since by a catalog listed later or a tool changed in place), by service and version.
     #[serde(rename = "breakingCanaries", default)]
     pub breaking_canaries: Vec<BreakingCanary>,
 }
@@ -133,19 +136,38 @@ impl FleetStatus {
 }
 
 impl BreakingCanary {
-    /// The breaking canaries `doc` records: versions with traffic its contract found breaking.
+    /// The breaking canaries `doc` records: versions with traffic its contract found breaking
+    /// when the policy was set.
     pub fn of(doc: &Routing) -> Vec<Self> {
-        let Some(contract) = &doc.contract else {
+        Self::judged(doc, None)
+    }
+
+    /// The breaking canaries of `doc` as its catalogs stand `now` (the contract judged afresh):
+    /// a catalog listed or a tool changed since the policy was set counts. A version `now`
+    /// cannot judge (its catalog, or the stable one's, is no longer listed) keeps the verdict
+    /// recorded when the policy was set. Without `now`, the recorded verdicts only.
+    pub fn judged(doc: &Routing, now: Option<&RoutingContract>) -> Vec<Self> {
+        let recorded = doc.contract.as_ref();
+        let Some(stable) = now.or(recorded).map(|c| &c.stable) else {
             return Vec::new();
         };
-        doc.breaking_canaries()
-            .map(|version| {
+        let breaking = |version: &Version| match now {
+            Some(now) if now.unknown.contains(version) => {
+                recorded.is_some_and(|r| r.stable == now.stable && r.breaking.contains(version))
+            }
+            Some(now) => now.breaking.contains(version),
+            None => recorded.is_some_and(|r| r.breaking.contains(version)),
+        };
+        doc.weights
+            .iter()
+            .filter(|(version, weight)| **weight > 0 && breaking(version))
+            .map(|(version, weight)| {
                 let allowed = doc.breaking_allowed.iter().find(|a| &a.version == version);
                 Self {
                     service: doc.service.to_string(),
                     version: version.to_string(),
-                    weight: doc.weights.get(version).copied().unwrap_or(0),
-                    stable: contract.stable.to_string(),
+                    weight: *weight,
+                    stable: stable.to_string(),
                     allowed_by: allowed.and_then(|a| a.by.clone()),
                     reason: allowed.map(|a| a.reason.clone()),
                 }

@@ -230,6 +230,32 @@ async fn versions_are_diffed_and_breaking_ones_get_traffic_only_when_allowed() {
         );
         assert!(doc.get("breakingAllowed").is_none(), "{doc}");
 
+        // The compatible canary's tools change in place into a breaking set: /status judges the
+        // contract afresh and flags it (allowed by no one), and unflags it once they change back.
+        let canary_flag = |tools: Vec<Tool>, want: Value| {
+            let (reg, servers) = (&reg, &_servers);
+            async move {
+                servers[1].set_tools(tools).await;
+                eventually(STEP, "the canary judged afresh", || async {
+                    let res = reg
+                        .send_as(Method::POST, "/servers/inv-11/tools/refresh", None, None)
+                        .await;
+                    let status = res.status().as_u16();
+                    assert!(status == 200 || status == 429, "refresh: {status}");
+                    let (_, fleet) = reg.get("/status").await;
+                    (fleet["breakingCanaries"] == want).then_some(())
+                })
+                .await;
+            }
+        };
+        canary_flag(
+            v2(),
+            json!([{"service": "inventory", "version": "1.1.0", "weight": 10,
+                    "stable": "1.0.0", "allowedBy": null, "reason": null}]),
+        )
+        .await;
+        canary_flag(v1_1(), json!([])).await;
+
         // A breaking canary is refused, with every breaking change, and nothing is stored.
         let canary = json!({"weights": {"1.0.0": 90, "2.0.0": 10}});
         let (status, problem, content_type) = route(&reg, &bearer, canary.clone()).await;

@@ -12,6 +12,7 @@ use mcp_fleet_model::{
     ContractBreak, ContractCheck, FieldError, ServerId, ToolDef, ValidationErrors, Version,
     VersionDiff, check_contract, diff_catalogs,
 };
+use mcp_fleet_store::Store;
 
 use super::json;
 use crate::AppState;
@@ -62,14 +63,11 @@ fn parse_diff_query(raw: Option<&str>) -> Result<(Version, Version), ValidationE
 /// The tools of the newest listing of an instance of `service` at `version`; `None` when no
 /// instance at that version has been listed.
 async fn listed_tools(
-    state: &AppState,
+    store: &dyn Store,
     service: &ServerId,
     version: &Version,
 ) -> Result<Option<Vec<ToolDef>>, ApiError> {
-    let catalog = state
-        .store()
-        .service_catalog(service, &version.to_string())
-        .await?;
+    let catalog = store.service_catalog(service, &version.to_string()).await?;
     Ok(catalog
         .filter(|c| c.fetched_at.is_some())
         .map(|c| c.tools.into_iter().map(|t| t.tool).collect()))
@@ -106,8 +104,8 @@ pub(crate) async fn diff(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let (from, to) = parse_diff_query(raw.as_deref())?;
-    let old = listed_tools(&state, &service, &from).await?;
-    let new = listed_tools(&state, &service, &to).await?;
+    let old = listed_tools(state.store(), &service, &from).await?;
+    let new = listed_tools(state.store(), &service, &to).await?;
     let missing = [(&from, old.is_none()), (&to, new.is_none())];
     let (Some(old), Some(new)) = (old, new) else {
         let versions = state.store().service_versions(&service).await?;
@@ -142,13 +140,13 @@ pub(crate) async fn diff(
 /// Holds `weights` to the stable version's catalog: every version with traffic is compared
 /// with it. Versions without a listed catalog are `unknown`, never refused.
 pub(super) async fn check(
-    state: &AppState,
+    store: &dyn Store,
     service: &ServerId,
     weights: &BTreeMap<Version, u8>,
 ) -> Result<Option<ContractCheck>, ApiError> {
     let mut catalogs = BTreeMap::new();
     for version in weights.iter().filter(|(_, w)| **w > 0).map(|(v, _)| v) {
-        if let Some(tools) = listed_tools(state, service, version).await? {
+        if let Some(tools) = listed_tools(store, service, version).await? {
             catalogs.insert(version.clone(), tools);
         }
     }

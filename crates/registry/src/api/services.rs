@@ -130,7 +130,7 @@ pub(crate) async fn put_routing(
     if !unknown.is_empty() {
         return Err(ApiError::Validation(ValidationErrors(unknown)));
     }
-    let check = super::contracts::check(&state, &service, &policy.weights).await?;
+    let check = super::contracts::check(state.store(), &service, &policy.weights).await?;
     let allow = policy.allow_breaking.clone();
     let doc = Routing::new(service.clone(), policy, by.as_deref(), Utc::now())
         .held_to(check, allow.as_ref())

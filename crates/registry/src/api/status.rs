@@ -22,8 +22,8 @@ use crate::error::ApiError;
                    count), else `degraded`; counts by status; every entry's line, with its current \
                    version's tool count, when its catalog last changed, and `toolChanged` when a \
                    tool changed in place and was not accepted; the versions routing policies \
-                   send traffic to although they break the stable version's contract \
-                   (`breakingCanaries`). Served from a \
+                   send traffic to although they break the stable version's contract, \
+                   judged from the catalogs as they stand (`breakingCanaries`). Served from a \
                    cache of at most `--read-cache-ttl` (1 s), so many open dashboards stay cheap. \
                    While the database is unavailable, the last good answer is served, marked \
                    `X-Registry-Stale: true`.",
@@ -65,12 +65,15 @@ async fn render(store: &dyn Store) -> Result<Bytes, ApiError> {
             })
             .collect(),
     );
-    doc.breaking_canaries = store
-        .routing_documents()
-        .await?
-        .iter()
-        .flat_map(BreakingCanary::of)
-        .collect();
+    // Judged afresh from the catalogs as they stand: a canary whose catalog was listed, or whose
+    // tool changed in place, after its policy was set counts too.
+    for routing in store.routing_documents().await? {
+        let now = super::contracts::check(store, &routing.service, &routing.weights).await?;
+        doc.breaking_canaries.extend(BreakingCanary::judged(
+            &routing,
+            now.as_ref().map(|c| &c.contract),
+        ));
+    }
     let mut body = serde_json::to_vec(&doc).map_err(|_| ApiError::Internal)?;
     // Kept by the read cache, which counts its length: no spare capacity held with it.
     body.shrink_to_fit();
