@@ -200,6 +200,33 @@ async fn search_reads_the_catalog_without_connecting_and_accept_trusts_a_changed
     );
     assert!(hit["score"].as_f64().is_some_and(|s| s > 0.0), "{answer}");
     assert!(answer.get("nextCursor").is_none(), "one page: {answer}");
+    // Every tool, one a page: the first page names the cursor of the next.
+    let page = |cursor: Option<String>| {
+        let url = registry.url.clone();
+        async move {
+            let mut args = vec!["tools", "--registry", &url, "--search", "", "--limit", "1"];
+            if let Some(cursor) = &cursor {
+                args.extend(["--cursor", cursor]);
+            }
+            let (ok, out, err) = run(&args).await;
+            assert!(ok, "{err}");
+            (out, err)
+        }
+    };
+    let (first_page, hint) = page(None).await;
+    let cursor = hint
+        .trim()
+        .strip_prefix("more tools match: the next page is --cursor ")
+        .unwrap_or_else(|| panic!("no cursor: {hint}"))
+        .to_owned();
+    let (second_page, _) = page(Some(cursor)).await;
+    let tool_in = |page: &str| {
+        ["check_stock", "reserve"]
+            .into_iter()
+            .find(|t| page.contains(t))
+            .unwrap_or_else(|| panic!("no tool: {page}"))
+    };
+    assert_ne!(tool_in(&first_page), tool_in(&second_page), "two pages");
     let (ok, out, _) = run(&[
         "tools",
         "--registry",

@@ -26,6 +26,9 @@ pub(crate) struct SearchArgs {
     /// With --search: at most this many tools (1 to 100; default 20).
     #[arg(long, requires = "search", value_parser = clap::value_parser!(u32).range(1..=100))]
     limit: Option<u32>,
+    /// With --search: the next page, from the cursor the previous one printed.
+    #[arg(long, requires = "search", value_name = "CURSOR")]
+    cursor: Option<String>,
 }
 
 impl SearchArgs {
@@ -66,7 +69,7 @@ pub(crate) async fn search(
         service: args.service.clone(),
         status: args.status.clone(),
         limit: args.limit,
-        cursor: None,
+        cursor: args.cursor.clone(),
     };
     let page = client
         .search_tools(&query)
@@ -110,8 +113,8 @@ pub(crate) async fn search(
         ]);
     }
     println!("{table}");
-    if page.next_cursor.is_some() {
-        eprintln!("more tools match; raise --limit (at most 100) or narrow the search");
+    if let Some(cursor) = &page.next_cursor {
+        eprintln!("more tools match: the next page is --cursor {cursor}");
     }
     Ok(())
 }
