@@ -32,7 +32,9 @@
 //!    10m`, `--health-interval 30s`) one probe in 20 lists: that ratio is computed from the
 //!    measured extra cost of a listing, 1 + (ratio − 1) / 20, not measured.
 //!
-//! `BENCH_CATALOG_PARTS` (`search,sweep`) picks the parts.
+//! `BENCH_CATALOG_PARTS` (`search,sweep`) picks the parts, `BENCH_CATALOG_SWEEP_MODES`
+//! (`off,refresh,first`) the sweeps' workers (`refresh` runs the worker-just-started and the
+//! refresh sweeps).
 //!
 //! Over 500 lines: one benchmark with its corpus (the vocabulary the catalogs are drawn from),
 //! its two servers (a spawned registry, a fleet of MCP servers) and its report.
@@ -979,6 +981,19 @@ impl Mark {
 }
 
 fn sweeps(entries: usize, rounds: usize) -> Vec<Swept> {
+    // `BENCH_CATALOG_SWEEP_MODES` (`off,refresh,first`) picks the workers run, e.g. `refresh`
+    // alone to profile listing.
+    let picked =
+        std::env::var("BENCH_CATALOG_SWEEP_MODES").unwrap_or_else(|_| "off,refresh,first".into());
+    let modes: Vec<Mode> = [
+        ("off", Mode::Off),
+        ("refresh", Mode::Refresh),
+        ("first", Mode::First),
+    ]
+    .into_iter()
+    .filter(|(name, _)| picked.split(',').any(|p| p.trim() == *name))
+    .map(|(_, mode)| mode)
+    .collect();
     let nofile = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     if nofile < 4096 {
         eprintln!("catalog: the open-file limit is {nofile}; the sweep needs a few thousand");
@@ -1014,7 +1029,7 @@ fn sweeps(entries: usize, rounds: usize) -> Vec<Swept> {
     );
     let mut results = Vec::new();
     for r in 0..rounds {
-        for mode in [Mode::Off, Mode::Refresh, Mode::First] {
+        for &mode in &modes {
             let template = if mode == Mode::Refresh {
                 &listed
             } else {
