@@ -399,6 +399,12 @@ fn replica_metrics(r: &mut Registry, h: &HealthStats) {
     );
     counter(
         r,
+        "catalogs_unchanged",
+        "Of the catalogs listed, those identical to the listing this replica stored last",
+        h.catalogs_unchanged.load(Ordering::Relaxed),
+    );
+    counter(
+        r,
         "tools_changed",
         "Tools this replica found changed under an unchanged version (tool-changed events)",
         h.tools_changed.load(Ordering::Relaxed),

@@ -55,6 +55,12 @@ macro_rules! store_by_concern {
             ) -> Result<Vec<$crate::CatalogWritten>, $crate::StoreError> {
                 catalog::put_catalogs(self, records).await
             }
+            async fn touch_catalogs(
+                &self,
+                touches: &[$crate::CatalogTouch],
+            ) -> Result<Vec<mcp_fleet_model::ServerId>, $crate::StoreError> {
+                catalog::touch_catalogs(self, touches).await
+            }
             async fn server_catalog(
                 &self,
                 id: &mcp_fleet_model::ServerId,

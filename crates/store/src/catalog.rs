@@ -44,6 +44,24 @@ pub struct CatalogWritten {
     pub changed: bool,
     /// Tools whose content changed under the same version (a `tool-changed` event each).
     pub tools_changed: Vec<ToolChanged>,
+    /// [`mcp_fleet_model::catalog_hash`] of the catalog now stored: what a later
+    /// [`CatalogTouch`] names.
+    pub hash: String,
+}
+
+/// A listing the health worker found identical to the one it last stored for the entry: only
+/// its time is written ([`crate::Store::touch_catalogs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogTouch {
+    /// The entry listed.
+    pub id: ServerId,
+    /// The registration revision the listing was taken under.
+    pub reg_rev: i64,
+    /// [`CatalogWritten::hash`] of the catalog the worker stored last: the touch applies only
+    /// while that catalog is still the one stored at the entry's version.
+    pub hash: String,
+    /// When.
+    pub at: Timestamp,
 }
 
 /// A search over the catalog's tools: those matching any of `terms` (every tool when none),
@@ -297,6 +315,7 @@ macro_rules! catalog {
                         id: record.id.clone(),
                         changed: false,
                         tools_changed: Vec::new(),
+                        hash,
                     });
                     continue;
                 }
@@ -415,6 +434,7 @@ macro_rules! catalog {
                     id: record.id.clone(),
                     changed: true,
                     tools_changed,
+                    hash,
                 });
             }
             if !events.is_empty() {
@@ -422,6 +442,31 @@ macro_rules! catalog {
             }
             tx.commit().await?;
             Ok(written)
+        }
+
+        pub(super) async fn touch_catalogs(
+            store: &$store,
+            touches: &[$crate::catalog::CatalogTouch],
+        ) -> Result<Vec<mcp_fleet_model::ServerId>, $crate::StoreError> {
+            let mut touched = Vec::with_capacity(touches.len());
+            let mut tx = store.begin_write().await?;
+            for touch in touches {
+                let done = sqlx::query(
+                    "UPDATE catalogs SET fetched_at = $1 WHERE server_id = $2 AND hash = $3 \
+                     AND version = (SELECT version FROM servers WHERE id = $2 AND reg_rev = $4)",
+                )
+                .bind(touch.at)
+                .bind(touch.id.as_str())
+                .bind(&touch.hash)
+                .bind(touch.reg_rev)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() > 0 {
+                    touched.push(touch.id.clone());
+                }
+            }
+            tx.commit().await?;
+            Ok(touched)
         }
 
         /// The catalog of `id` at `version`, `service` being its service.

@@ -31,7 +31,9 @@ use mcp_fleet_model::{
     StatusFilter, Tag, Timestamp, TokenRecord, ToolPin, Version,
 };
 
-pub use catalog::{CatalogRecord, CatalogWritten, MAX_TOOL_PAGE, ToolPage, ToolQuery};
+pub use catalog::{
+    CatalogRecord, CatalogTouch, CatalogWritten, MAX_TOOL_PAGE, ToolPage, ToolQuery,
+};
 pub use error::StoreError;
 pub use events::{DEFAULT_EVENT_RETENTION, Event, EventKind, EventLog, StoreOptions};
 pub use health::{CheckRecord, HealthRow, HeartbeatRow, Written};
@@ -383,6 +385,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         records: &[CatalogRecord],
     ) -> Result<Vec<CatalogWritten>, StoreError>;
+
+    /// Moves `fetchedAt` of catalogs listed again unchanged, in one transaction, without
+    /// reading or rewriting their items. A touch applies only while the entry is at the same
+    /// registration and its catalog there still has the touch's hash; returns the entries
+    /// touched (the others' listings are to be stored in full).
+    async fn touch_catalogs(&self, touches: &[CatalogTouch]) -> Result<Vec<ServerId>, StoreError>;
 
     /// The catalog of entry `id` at its current version (empty, `fetchedAt` null, when it was
     /// never listed); `None` when there is no such entry.

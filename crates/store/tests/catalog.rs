@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use mcp_fleet_model::{Catalog, HealthStatus, Registration, ServerId};
-use mcp_fleet_store::{CatalogRecord, EventKind, Store, ToolQuery, connect};
+use mcp_fleet_store::{CatalogRecord, CatalogTouch, EventKind, Store, ToolQuery, connect};
 use serde_json::{Value, json};
 
 fn instance(id: &str, service: &str, version: &str, tags: &[&str]) -> Registration {
@@ -45,6 +45,77 @@ async fn list(
     };
     let mut written = store.put_catalogs(&[record]).await.expect("put");
     written.pop().expect("written")
+}
+
+/// A touch of `server`'s catalog under its current registration, naming `hash`.
+async fn touch(store: &dyn Store, server: &str, hash: &str) -> CatalogTouch {
+    let (rows, _) = store.health_rows(None).await.expect("rows");
+    let row = rows.iter().find(|r| r.id.as_str() == server).expect("row");
+    CatalogTouch {
+        id: row.id.clone(),
+        reg_rev: row.reg_rev,
+        hash: hash.to_owned(),
+        at: Utc::now(),
+    }
+}
+
+#[tokio::test]
+async fn a_touch_moves_fetched_at_of_the_catalog_it_names_only() {
+    for db in mcp_fleet_test_support::all_backends().await {
+        eprintln!("backend: {}", db.backend);
+        let store = connect(&db.url).await.expect("open");
+        let store = store.as_ref();
+        store
+            .upsert(instance("inv-1", "inventory", "1.0.0", &[]), Utc::now())
+            .await
+            .unwrap();
+        // Nothing stored yet: nothing to touch.
+        let early = touch(store, "inv-1", "0".repeat(64).as_str()).await;
+        assert!(store.touch_catalogs(&[early]).await.unwrap().is_empty());
+
+        let written = list(store, "inv-1", catalog(json!([tool("a", "A.")]))).await;
+        let stored = store.server_catalog(&id("inv-1")).await.unwrap().unwrap();
+        assert_eq!(stored.hash.as_deref(), Some(written.hash.as_str()));
+        let events = store.events_since(0, 1000).await.unwrap().events.len();
+
+        let mut again = touch(store, "inv-1", &written.hash).await;
+        again.at = stored.fetched_at.unwrap() + chrono::Duration::seconds(5);
+        let touched = store.touch_catalogs(&[again.clone()]).await.unwrap();
+        assert_eq!(touched, [id("inv-1")]);
+        let after = store.server_catalog(&id("inv-1")).await.unwrap().unwrap();
+        assert_eq!(after.fetched_at, Some(again.at), "fetchedAt moved");
+        assert_eq!(after.changed_at, stored.changed_at, "changedAt did not");
+        assert_eq!(after.tools, stored.tools);
+        assert_eq!(
+            store.events_since(0, 1000).await.unwrap().events.len(),
+            events,
+            "a touch logs no event"
+        );
+
+        // Another hash than the stored one, or an older registration: not touched.
+        let other = CatalogTouch {
+            hash: "f".repeat(64),
+            ..again.clone()
+        };
+        let stale = CatalogTouch {
+            reg_rev: again.reg_rev - 1,
+            ..again.clone()
+        };
+        assert!(
+            store
+                .touch_catalogs(&[other, stale])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A new version has no catalog yet: the old version's hash touches nothing.
+        store
+            .upsert(instance("inv-1", "inventory", "2.0.0", &[]), Utc::now())
+            .await
+            .unwrap();
+        let moved = touch(store, "inv-1", &written.hash).await;
+        assert!(store.touch_catalogs(&[moved]).await.unwrap().is_empty());
+    }
 }
 
 fn query(q: &str) -> ToolQuery {

@@ -50,6 +50,32 @@ pub(crate) enum McpProbe {
     Failed(Failure),
 }
 
+/// A SHA-256 of one listing as the server sent it (its tools, prompts and resources, in its
+/// order): a listing with the fingerprint of the one stored last is that catalog again, and
+/// needs no converting, hashing or writing.
+pub(crate) type Fingerprint = [u8; 32];
+
+/// Whether a probe lists the server's catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum List {
+    /// No listing.
+    No,
+    /// List; `last` is the fingerprint of the listing the caller stored last, if any.
+    Yes { last: Option<Fingerprint> },
+}
+
+/// What a listing found.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Listing {
+    /// The listing has the fingerprint the caller named: its catalog is the one stored.
+    Unchanged,
+    /// The catalog and its listing's fingerprint.
+    Listed {
+        catalog: Catalog,
+        fingerprint: Fingerprint,
+    },
+}
+
 /// What [`probe`] found: the verdict, how long it took to reach it, and the server's catalog
 /// when one was asked for and the verdict was [`McpProbe::Ok`].
 #[derive(Debug)]
@@ -60,7 +86,7 @@ pub(crate) struct McpOutcome {
     pub(crate) elapsed: Duration,
     /// The listing: `None` when not asked for or not reached, else what it found or why it
     /// failed.
-    pub(crate) catalog: Option<Result<Catalog, String>>,
+    pub(crate) catalog: Option<Result<Listing, String>>,
 }
 
 /// Probes `<base_url>/mcp` with `client` (which carries the caller's SSRF guard and no-redirect
@@ -74,7 +100,7 @@ pub(crate) async fn probe(
     client: reqwest::Client,
     base_url: &str,
     timeout: Duration,
-    list: bool,
+    list: List,
 ) -> McpOutcome {
     let url = mcp_url(base_url);
     let started = Instant::now();
@@ -104,12 +130,12 @@ pub(crate) async fn probe(
     };
     let elapsed = started.elapsed();
     let mut catalog = None;
-    if list
+    if let List::Yes { last } = list
         && outcome == McpProbe::Ok
         && let Some(running) = &session
     {
         catalog = Some(
-            match tokio::time::timeout_at(deadline, list_catalog(running)).await {
+            match tokio::time::timeout_at(deadline, list_catalog(running, last)).await {
                 Ok(listed) => listed,
                 Err(_) => Err(format!(
                     "listing at {url}: not done within {} ms",
@@ -134,55 +160,86 @@ pub(crate) async fn probe(
 }
 
 /// The server's tools, prompts and resources, each list asked for only when the server's
-/// capabilities offer it, every page of it.
+/// capabilities offer it, every page of it. Each list is hashed as rmcp parsed it, in one pass
+/// and without copying; when the fingerprint is `last`, nothing is converted.
 async fn list_catalog(
     running: &RunningService<RoleClient, ClientConfig>,
-) -> Result<Catalog, String> {
+    last: Option<Fingerprint>,
+) -> Result<Listing, String> {
     let caps = running.peer_info().map(|info| info.capabilities.clone());
     let offers = |f: fn(&rmcp::model::ServerCapabilities) -> bool| caps.as_ref().is_some_and(f);
-    let mut catalog = Catalog::default();
+    let failed = |what: &str, e: ServiceError| {
+        format!("{what}: {}", first_line(&e.to_string(), MAX_ERROR_CHARS))
+    };
+    let mut tools = Vec::new();
+    let mut prompts = Vec::new();
+    let mut resources = Vec::new();
     if offers(|c| c.tools.is_some()) {
-        let tools = running.list_all_tools().await.map_err(|e| {
-            format!(
-                "tools/list: {}",
-                first_line(&e.to_string(), MAX_ERROR_CHARS)
-            )
-        })?;
-        for tool in tools {
-            let value = serde_json::to_value(&tool).map_err(|e| format!("tools/list: {e}"))?;
-            match serde_json::from_value::<ToolDef>(value) {
-                Ok(def) => catalog.tools.push(def),
-                Err(e) => {
-                    tracing::debug!(tool = %tool.name, error = %e, "tool left out of the catalog");
-                }
-            }
-        }
+        tools = running
+            .list_all_tools()
+            .await
+            .map_err(|e| failed("tools/list", e))?;
     }
     if offers(|c| c.prompts.is_some()) {
-        let prompts = running.list_all_prompts().await.map_err(|e| {
-            format!(
-                "prompts/list: {}",
-                first_line(&e.to_string(), MAX_ERROR_CHARS)
-            )
-        })?;
-        catalog.prompts = prompts
-            .iter()
-            .filter_map(|p| serde_json::to_value(p).ok())
-            .collect();
+        prompts = running
+            .list_all_prompts()
+            .await
+            .map_err(|e| failed("prompts/list", e))?;
     }
     if offers(|c| c.resources.is_some()) {
-        let resources = running.list_all_resources().await.map_err(|e| {
-            format!(
-                "resources/list: {}",
-                first_line(&e.to_string(), MAX_ERROR_CHARS)
-            )
-        })?;
-        catalog.resources = resources
+        resources = running
+            .list_all_resources()
+            .await
+            .map_err(|e| failed("resources/list", e))?;
+    }
+    let fingerprint = fingerprint(&tools, &prompts, &resources)?;
+    if last == Some(fingerprint) {
+        return Ok(Listing::Unchanged);
+    }
+    let catalog = Catalog {
+        tools: tools.into_iter().map(tool_def).collect(),
+        prompts: prompts
+            .iter()
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect(),
+        resources: resources
             .iter()
             .filter_map(|r| serde_json::to_value(r).ok())
-            .collect();
+            .collect(),
+    };
+    Ok(Listing::Listed {
+        catalog,
+        fingerprint,
+    })
+}
+
+/// SHA-256 of the three lists' JSON as serde writes it, straight into the hasher.
+fn fingerprint(
+    tools: &[rmcp::model::Tool],
+    prompts: &[rmcp::model::Prompt],
+    resources: &[rmcp::model::Resource],
+) -> Result<Fingerprint, String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    serde_json::to_writer(&mut hasher, &(tools, prompts, resources))
+        .map_err(|e| format!("listing: {e}"))?;
+    Ok(hasher.finalize().into())
+}
+
+/// The tool as the catalog keeps it: the fields [`ToolDef`] has, moved rather than copied
+/// through JSON (the same value `serde_json::from_value(serde_json::to_value(tool))` gives).
+fn tool_def(tool: rmcp::model::Tool) -> ToolDef {
+    let object = |schema: std::sync::Arc<rmcp::model::JsonObject>| {
+        serde_json::Value::Object(std::sync::Arc::unwrap_or_clone(schema))
+    };
+    ToolDef {
+        name: tool.name.into_owned(),
+        title: tool.title,
+        description: tool.description.map(std::borrow::Cow::into_owned),
+        input_schema: object(tool.input_schema),
+        output_schema: tool.output_schema.map(object),
+        annotations: tool.annotations.and_then(|a| serde_json::to_value(a).ok()),
     }
-    Ok(catalog)
 }
 
 /// `server/discover`, or `initialize` (leaving the running session in `session`, so the caller
@@ -437,13 +494,13 @@ mod tests {
             .await
             .expect("sample server starts");
 
-        let outcome = probe(client(), &sample.base_url, TIMEOUT, false)
+        let outcome = probe(client(), &sample.base_url, TIMEOUT, List::No)
             .await
             .probe;
         assert_eq!(outcome, McpProbe::Ok);
 
         let with_slash = format!("{}/", sample.base_url);
-        let outcome = probe(client(), &with_slash, TIMEOUT, false).await.probe;
+        let outcome = probe(client(), &with_slash, TIMEOUT, List::No).await.probe;
         assert_eq!(outcome, McpProbe::Ok, "a trailing slash still reaches /mcp");
     }
 
@@ -454,15 +511,43 @@ mod tests {
         let sample = mcp_fleet_sample_servers::start(Sample::Catalog, loopback().await, shutdown)
             .await
             .expect("sample server starts");
-        let outcome = probe(client(), &sample.base_url, TIMEOUT, true).await;
+        let list = List::Yes { last: None };
+        let outcome = probe(client(), &sample.base_url, TIMEOUT, list).await;
         assert_eq!(outcome.probe, McpProbe::Ok);
-        let catalog = outcome.catalog.expect("listed").expect("listing succeeds");
+        let Some(Ok(Listing::Listed {
+            catalog,
+            fingerprint,
+        })) = outcome.catalog
+        else {
+            panic!("not listed: {:?}", outcome.catalog);
+        };
         assert!(!catalog.tools.is_empty(), "the catalog sample offers tools");
         assert!(catalog.tools.iter().all(|t| !t.name.is_empty()));
         assert!(outcome.elapsed <= TIMEOUT);
 
+        // Listed again with that fingerprint: unchanged, and not converted.
+        let last = Some(fingerprint);
+        let again = probe(client(), &sample.base_url, TIMEOUT, List::Yes { last }).await;
+        assert_eq!(again.catalog, Some(Ok(Listing::Unchanged)));
+        // With another fingerprint: the same catalog and fingerprint again.
+        let other = Some([0; 32]);
+        let again = probe(
+            client(),
+            &sample.base_url,
+            TIMEOUT,
+            List::Yes { last: other },
+        )
+        .await;
+        assert_eq!(
+            again.catalog,
+            Some(Ok(Listing::Listed {
+                catalog,
+                fingerprint
+            }))
+        );
+
         // A probe that does not answer lists nothing.
-        let outcome = probe(client(), "http://127.0.0.1:9", TIMEOUT, true).await;
+        let outcome = probe(client(), "http://127.0.0.1:9", TIMEOUT, list).await;
         assert!(matches!(outcome.probe, McpProbe::Failed(_)));
         assert!(outcome.catalog.is_none());
     }
@@ -482,7 +567,7 @@ mod tests {
         });
 
         let started = Instant::now();
-        let outcome = probe(client(), &base_url, Duration::from_millis(500), false)
+        let outcome = probe(client(), &base_url, Duration::from_millis(500), List::No)
             .await
             .probe;
         let elapsed = started.elapsed();
@@ -522,7 +607,7 @@ mod tests {
         let addr = listener.local_addr().expect("bound address");
         drop(listener);
 
-        let outcome = probe(client(), &format!("http://{addr}"), TIMEOUT, false)
+        let outcome = probe(client(), &format!("http://{addr}"), TIMEOUT, List::No)
             .await
             .probe;
         let McpProbe::Failed(failure) = outcome else {
@@ -553,9 +638,14 @@ mod tests {
         let guarded =
             super::super::ssrf::probe_client(Arc::new(policy), TIMEOUT).expect("client builds");
 
-        let outcome = probe(guarded, &format!("http://localhost:{port}"), TIMEOUT, false)
-            .await
-            .probe;
+        let outcome = probe(
+            guarded,
+            &format!("http://localhost:{port}"),
+            TIMEOUT,
+            List::No,
+        )
+        .await
+        .probe;
         assert!(
             matches!(&outcome, McpProbe::Failed(f)
                 if f.cause.starts_with("refused: localhost resolved only to denied addresses")),
@@ -579,7 +669,7 @@ mod tests {
         ];
         for (status, challenge, want) in cases {
             let (base_url, _stop) = serve(answering(status, challenge, "text/plain")).await;
-            let outcome = probe(client(), &base_url, TIMEOUT, false).await.probe;
+            let outcome = probe(client(), &base_url, TIMEOUT, List::No).await.probe;
             assert_eq!(
                 outcome,
                 McpProbe::AuthRejected(want),
@@ -598,7 +688,7 @@ mod tests {
         ];
         for (status, content_type, want) in cases {
             let (base_url, _stop) = serve(answering(status, None, content_type)).await;
-            let outcome = probe(client(), &base_url, TIMEOUT, false).await.probe;
+            let outcome = probe(client(), &base_url, TIMEOUT, List::No).await.probe;
             assert!(
                 matches!(&outcome, McpProbe::Failed(f) if f.cause == want && f.answered),
                 "HTTP {status} {content_type}: {outcome:?}"
@@ -614,7 +704,7 @@ mod tests {
         ];
         for (fail, want) in cases {
             let (base_url, _stop) = serve(scripted(fail)).await;
-            let outcome = probe(client(), &base_url, TIMEOUT, false).await.probe;
+            let outcome = probe(client(), &base_url, TIMEOUT, List::No).await.probe;
             assert_eq!(
                 outcome,
                 McpProbe::RpcError(want.to_owned()),
@@ -672,7 +762,7 @@ mod tests {
         });
         let (base_url, _stop) = serve(recording(discovered, Arc::clone(&methods))).await;
         assert_eq!(
-            probe(client(), &base_url, TIMEOUT, false).await.probe,
+            probe(client(), &base_url, TIMEOUT, List::No).await.probe,
             McpProbe::Ok
         );
         assert_eq!(*methods.lock().expect("methods lock"), ["server/discover"]);
@@ -688,7 +778,7 @@ mod tests {
         });
         let (base_url, _stop) = serve(recording(unsupported, Arc::clone(&methods))).await;
         assert_eq!(
-            probe(client(), &base_url, TIMEOUT, false).await.probe,
+            probe(client(), &base_url, TIMEOUT, List::No).await.probe,
             McpProbe::Ok
         );
         let methods = methods.lock().expect("methods lock").clone();
@@ -709,9 +799,54 @@ mod tests {
         // Keeps the RpcError test honest: the hand-written endpoint is a valid MCP server.
         let (base_url, _stop) = serve(scripted("nothing")).await;
         assert_eq!(
-            probe(client(), &base_url, TIMEOUT, false).await.probe,
+            probe(client(), &base_url, TIMEOUT, List::No).await.probe,
             McpProbe::Ok
         );
+    }
+
+    /// The tool as the catalog keeps it is what the JSON round trip the catalog was first
+    /// filled with gives, so stored hashes stay those of the same tools.
+    #[test]
+    fn a_tool_converts_as_through_json() {
+        let tools: Vec<rmcp::model::Tool> = serde_json::from_value(json!([
+            {"name": "plain", "inputSchema": {"type": "object"}},
+            {
+                "name": "full",
+                "title": "Full",
+                "description": "Does it all.",
+                "inputSchema": {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+                "outputSchema": {"type": "object", "properties": {"b": {"type": "integer"}}},
+                "annotations": {"title": "F", "readOnlyHint": true, "openWorldHint": false},
+                "icons": [{"src": "https://example.com/i.png"}],
+                "_meta": {"x": 1},
+            },
+            {"name": "empty-annotations", "inputSchema": {}, "annotations": {}},
+        ]))
+        .expect("tools parse");
+        for tool in tools {
+            let through_json: ToolDef =
+                serde_json::from_value(serde_json::to_value(&tool).expect("serializes"))
+                    .expect("a ToolDef");
+            let hash = mcp_fleet_model::tool_hash(&through_json);
+            let direct = tool_def(tool);
+            assert_eq!(direct, through_json);
+            assert_eq!(mcp_fleet_model::tool_hash(&direct), hash);
+        }
+    }
+
+    #[test]
+    fn a_fingerprint_follows_every_list() {
+        let tools: Vec<rmcp::model::Tool> =
+            serde_json::from_value(json!([{"name": "a", "inputSchema": {"type": "object"}}]))
+                .expect("tools parse");
+        let base = fingerprint(&tools, &[], &[]).expect("hashes");
+        assert_eq!(fingerprint(&tools, &[], &[]), Ok(base), "stable");
+        let mut described = tools.clone();
+        described[0].description = Some("now described".into());
+        assert_ne!(fingerprint(&described, &[], &[]), Ok(base));
+        let prompt = rmcp::model::Prompt::new("p", None::<String>, None);
+        assert_ne!(fingerprint(&tools, &[prompt], &[]), Ok(base));
+        assert_ne!(fingerprint(&[], &[], &[]), Ok(base));
     }
 
     #[test]

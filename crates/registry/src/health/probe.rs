@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mcp_fleet_model::{AuthType, Catalog, HealthCheckMode};
+use mcp_fleet_model::{AuthType, HealthCheckMode};
 use mcp_fleet_store::HealthRow;
 
 use super::cause::{Failure, human};
 use super::damping::Outcome;
-use super::mcp_probe::{self, McpProbe};
+use super::mcp_probe::{self, List, Listing, McpProbe};
 use super::ssrf::{AddressPolicy, probe_client};
 
 /// What one probe found.
@@ -25,7 +25,7 @@ pub(crate) struct ProbeResult {
     pub(crate) error: Option<Failure>,
     /// The server's catalog, when the probe was asked to list it: what it listed, or why the
     /// listing failed; `None` when not asked or the server did not answer.
-    pub(crate) catalog: Option<Result<Catalog, String>>,
+    pub(crate) catalog: Option<Result<Listing, String>>,
 }
 
 /// Runs probes with one guarded HTTP client (SSRF policy, no redirects).
@@ -55,13 +55,13 @@ impl Prober {
     /// Probes `row` as its mode says; `None` for modes that are not probed (`ttl`, `none`).
     /// With `list`, also lists the server's catalog at `<url>/mcp`: in the probe's own session
     /// for MCP checks, in a session of its own after an HTTP check.
-    pub(crate) async fn probe(&self, row: &HealthRow, list: bool) -> Option<ProbeResult> {
+    pub(crate) async fn probe(&self, row: &HealthRow, list: List) -> Option<ProbeResult> {
         match row.mode.resolve(row.health_url.is_some()) {
             HealthCheckMode::Http => {
                 let url = row.health_url.as_ref().unwrap_or(&row.url);
                 let mut result = self.http(url.url()).await;
-                if list && result.outcome != Outcome::Down {
-                    result.catalog = self.list(row.url.url()).await;
+                if list != List::No && result.outcome != Outcome::Down {
+                    result.catalog = self.list(row.url.url(), list).await;
                 }
                 Some(result)
             }
@@ -71,11 +71,11 @@ impl Prober {
     }
 
     /// The catalog of the MCP server at `<url>/mcp`, whatever its health.
-    async fn list(&self, url: &url::Url) -> Option<Result<Catalog, String>> {
+    async fn list(&self, url: &url::Url, list: List) -> Option<Result<Listing, String>> {
         if self.policy.check_url(url).is_err() {
             return None;
         }
-        mcp_probe::probe(self.client.clone(), url.as_str(), self.timeout, true)
+        mcp_probe::probe(self.client.clone(), url.as_str(), self.timeout, list)
             .await
             .catalog
     }
@@ -167,7 +167,7 @@ impl Prober {
         }
     }
 
-    async fn mcp(&self, url: &url::Url, auth: AuthType, list: bool) -> ProbeResult {
+    async fn mcp(&self, url: &url::Url, auth: AuthType, list: List) -> ProbeResult {
         let started = Instant::now();
         if let Err(refused) = self.policy.check_url(url) {
             return self.refused(started, refused);

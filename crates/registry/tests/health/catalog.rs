@@ -140,6 +140,27 @@ async fn probes_list_catalogs_and_catch_tools_changed_in_place() {
             (now >= listed + 2).then_some(())
         })
         .await;
+        // Each listing again moves `fetchedAt` (the worker writes only that when the listing is
+        // the one it stored), and only that.
+        let relisted = catalog_when(&reg, "inv-1", "fetchedAt moved", |c| {
+            c["fetchedAt"] != catalog["fetchedAt"]
+        })
+        .await;
+        assert_eq!(relisted["changedAt"], catalog["changedAt"], "{backend}");
+        assert_eq!(relisted["hash"], catalog["hash"], "{backend}");
+        assert_eq!(relisted["tools"], catalog["tools"], "{backend}");
+        eventually(
+            Duration::from_secs(10),
+            "a listing found to be the one stored",
+            || async {
+                let unchanged = worker
+                    .stats()
+                    .catalogs_unchanged
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                (unchanged > 0).then_some(())
+            },
+        )
+        .await;
         let log = reg.store.events_since(0, 1000).await.expect("events");
         let catalogs = log
             .events

@@ -27,8 +27,44 @@ impl Worker {
     /// Writes queued results in one transaction, then publishes their transitions; then the
     /// listings taken, publishing the silent tool changes they show.
     pub(super) async fn flush(&mut self) {
+        self.flush_touches().await;
         self.flush_catalogs().await;
         self.flush_checks().await;
+    }
+
+    /// Writes the times of listings identical to the ones stored last, before any newer listing
+    /// of the same entries. An entry whose stored catalog is not the one its touch names (the
+    /// entry moved to another version, or another replica stored another listing) is listed in
+    /// full at its next probe.
+    async fn flush_touches(&mut self) {
+        if self.pending_touches.is_empty() || !self.db.ready() {
+            return;
+        }
+        match self.store.touch_catalogs(&self.pending_touches).await {
+            Ok(touched) => {
+                self.db.succeeded();
+                let touched: HashSet<&ServerId> = touched.iter().collect();
+                for touch in self.pending_touches.drain(..) {
+                    if !touched.contains(&touch.id)
+                        && let Some(t) = self.entries.get_mut(&touch.id)
+                        && t.row.reg_rev == touch.reg_rev
+                    {
+                        t.stored = None;
+                        if t.catalog_due.is_some() {
+                            t.catalog_due = Some(Instant::now());
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let what = format!("write {} catalog times", self.pending_touches.len());
+                self.db.failed(&what, &e);
+                if self.pending_touches.len() > MAX_PENDING {
+                    let excess = self.pending_touches.len() - MAX_PENDING;
+                    self.pending_touches.drain(..excess);
+                }
+            }
+        }
     }
 
     /// Writes queued listings in one transaction, before the checks of the probes that took
@@ -43,6 +79,16 @@ impl Worker {
                 let mut changed = false;
                 for w in written {
                     changed |= w.changed;
+                    // Stored: a listing with the same fingerprint is this catalog again.
+                    if let Some((reg_rev, fingerprint)) = self.pending_fingerprints.remove(&w.id)
+                        && let Some(t) = self.entries.get_mut(&w.id)
+                        && t.row.reg_rev == reg_rev
+                    {
+                        t.stored = Some(Stored {
+                            fingerprint,
+                            hash: w.hash.clone(),
+                        });
+                    }
                     for c in w.tools_changed {
                         self.stats.tools_changed.fetch_add(1, Ordering::Relaxed);
                         let name = self
@@ -68,6 +114,7 @@ impl Worker {
                     }
                 }
                 self.pending_catalogs.clear();
+                self.pending_fingerprints.clear();
                 if changed && let Some(f) = &self.on_change {
                     f();
                 }

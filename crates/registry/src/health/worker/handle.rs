@@ -39,6 +39,9 @@ pub struct HealthStats {
     pub takeovers: AtomicU64,
     /// Catalogs listed (tools, prompts, resources).
     pub catalogs_listed: AtomicU64,
+    /// Of those, listings identical to the one this replica stored last: only their time was
+    /// written.
+    pub catalogs_unchanged: AtomicU64,
     /// Tools found changed under an unchanged version (`tool-changed` events this replica wrote).
     pub tools_changed: AtomicU64,
 }
@@ -59,6 +62,7 @@ impl Default for HealthStats {
             entries_owned: AtomicU64::default(),
             takeovers: AtomicU64::default(),
             catalogs_listed: AtomicU64::default(),
+            catalogs_unchanged: AtomicU64::default(),
             tools_changed: AtomicU64::default(),
         }
     }
@@ -134,6 +138,7 @@ pub(super) struct CheckRequest {
 #[derive(Clone)]
 pub struct HealthHandle {
     pub(super) wake: Arc<Notify>,
+    pub(super) sweep: Arc<Notify>,
     /// Whether the worker lists catalogs at all.
     pub(super) lists_catalogs: bool,
     pub(super) checks: mpsc::Sender<CheckRequest>,
@@ -145,6 +150,12 @@ impl HealthHandle {
     /// Tells the worker that entries changed, so new ones are probed within moments.
     pub fn registered(&self) {
         self.wake.notify_one();
+    }
+
+    /// Makes every entry this replica probes due at once: a sweep of the fleet now, each entry's
+    /// catalog listed or not as its schedule says (the catalog bench measures such sweeps).
+    pub fn sweep_now(&self) {
+        self.sweep.notify_one();
     }
 
     /// Whether the worker lists servers' catalogs (not `--no-catalog`).

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use mcp_fleet_model::{HealthCheckMode, HealthStatus, ServerId, Timestamp};
-use mcp_fleet_store::{CatalogRecord, CheckRecord, HealthRow, Store, shard_of};
+use mcp_fleet_store::{CatalogRecord, CatalogTouch, CheckRecord, HealthRow, Store, shard_of};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::alerts::Alerts;
 use super::damping::{Damping, Outcome, Streak};
+use super::mcp_probe::{Fingerprint, List, Listing};
 use super::probe::{ProbeResult, Prober};
 use super::ssrf::AddressPolicy;
 use super::{HealthConfig, HealthError};
@@ -67,6 +68,15 @@ struct Tracked {
     waiting: Vec<oneshot::Sender<Result<CheckReport, CheckError>>>,
     /// When its next probe is to list its catalog too; `None`: never.
     catalog_due: Option<Instant>,
+    /// The listing this worker stored last for it, while that is known to be the one stored: a
+    /// listing with the same fingerprint only moves `fetchedAt`.
+    stored: Option<Stored>,
+}
+
+/// A listing stored: its fingerprint, and the hash of the catalog it became.
+struct Stored {
+    fingerprint: Fingerprint,
+    hash: String,
 }
 
 impl Tracked {
@@ -83,6 +93,7 @@ impl Tracked {
             in_flight: false,
             waiting: Vec::new(),
             catalog_due: None,
+            stored: None,
         }
     }
 
@@ -128,6 +139,10 @@ struct Worker {
     pending: Vec<CheckRecord>,
     /// Listings taken, to write after the checks.
     pending_catalogs: Vec<CatalogRecord>,
+    /// The fingerprints of `pending_catalogs`, by entry, with the registration listed.
+    pending_fingerprints: HashMap<ServerId, (i64, Fingerprint)>,
+    /// Listings found identical to the one stored last, to write their time.
+    pending_touches: Vec<CatalogTouch>,
     /// When each entry's catalog was last listed, as the database said at start-up; entries
     /// learnt of later are listed at their first probe.
     catalog_times: Option<HashMap<ServerId, Timestamp>>,
@@ -189,6 +204,7 @@ pub(crate) fn spawn(
     let stats = Arc::new(HealthStats::default());
     let _ = stats.replica.set(replica.clone());
     let wake = Arc::new(Notify::new());
+    let sweep = Arc::new(Notify::new());
     let (checks_tx, checks_rx) = mpsc::channel(64);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let worker = Worker {
@@ -210,6 +226,8 @@ pub(crate) fn spawn(
         seen_rev: None,
         pending: Vec::new(),
         pending_catalogs: Vec::new(),
+        pending_fingerprints: HashMap::new(),
+        pending_touches: Vec::new(),
         catalog_times: None,
         replica,
         held: HashSet::new(),
@@ -223,6 +241,7 @@ pub(crate) fn spawn(
     };
     let handle = HealthHandle {
         wake: wake.clone(),
+        sweep: sweep.clone(),
         lists_catalogs: worker.lists_catalogs(),
         checks: checks_tx,
         stats,
@@ -256,7 +275,7 @@ pub(crate) fn spawn(
                         "health worker: cannot open connections of its own; sharing the API's"
                     ),
                 }
-                worker.run(wake, checks_rx, done_rx, shutdown).await;
+                worker.run(wake, sweep, checks_rx, done_rx, shutdown).await;
             });
             let _ = done.send(());
         })
@@ -271,6 +290,7 @@ impl Worker {
     async fn run(
         mut self,
         wake: Arc<Notify>,
+        sweep: Arc<Notify>,
         mut checks: mpsc::Receiver<CheckRequest>,
         mut done: mpsc::UnboundedReceiver<ProbeDone>,
         shutdown: CancellationToken,
@@ -291,6 +311,13 @@ impl Worker {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = wake.notified() => self.refresh(false, &HashSet::new()).await,
+                _ = sweep.notified() => {
+                    let now = Instant::now();
+                    for t in self.entries.values_mut() {
+                        t.due = t.due.min(now);
+                    }
+                    self.launch_due();
+                }
                 Some(done) = done.recv() => {
                     self.apply(done);
                     if self.flush_due(self.pending.len() >= FLUSH_AT) {
@@ -461,7 +488,13 @@ impl Worker {
         };
         t.in_flight = true;
         t.due = next;
-        let list = t.catalog_due.is_some_and(|due| due <= Instant::now());
+        let list = if t.catalog_due.is_some_and(|due| due <= Instant::now()) {
+            List::Yes {
+                last: t.stored.as_ref().map(|s| s.fingerprint),
+            }
+        } else {
+            List::No
+        };
         let row = t.row.clone();
         let prober = self.prober.clone();
         let semaphore = self.semaphore.clone();
@@ -536,19 +569,44 @@ impl Worker {
             self.replies.push((reply, report.clone()));
         }
         match result.catalog {
-            Some(Ok(catalog)) => {
+            Some(Ok(listing)) => {
                 let period = match t.row.mode.resolve(t.row.health_url.is_some()) {
                     HealthCheckMode::Mcp => self.cfg.catalog_refresh,
                     _ => self.cfg.catalog_refresh_slow,
                 };
                 t.catalog_due = period.and_then(|p| Instant::now().checked_add(p));
                 self.stats.catalogs_listed.fetch_add(1, Ordering::Relaxed);
-                self.pending_catalogs.push(CatalogRecord {
-                    id: id.clone(),
-                    reg_rev,
-                    catalog,
-                    at: now,
-                });
+                match (listing, &t.stored) {
+                    (Listing::Unchanged, Some(stored)) => {
+                        self.stats
+                            .catalogs_unchanged
+                            .fetch_add(1, Ordering::Relaxed);
+                        self.pending_touches.push(CatalogTouch {
+                            id: id.clone(),
+                            reg_rev,
+                            hash: stored.hash.clone(),
+                            at: now,
+                        });
+                    }
+                    // What it was unchanged from is no longer known: listed in full next time.
+                    (Listing::Unchanged, None) => t.catalog_due = Some(Instant::now()),
+                    (
+                        Listing::Listed {
+                            catalog,
+                            fingerprint,
+                        },
+                        _,
+                    ) => {
+                        self.pending_fingerprints
+                            .insert(id.clone(), (reg_rev, fingerprint));
+                        self.pending_catalogs.push(CatalogRecord {
+                            id: id.clone(),
+                            reg_rev,
+                            catalog,
+                            at: now,
+                        });
+                    }
+                }
             }
             // Tried again within a minute (MCP-checked), or at the slow refresh (HTTP-checked:
             // its URL need not serve MCP at all).
