@@ -71,7 +71,7 @@ enum Command {
     /// `serve --no-health-worker`).
     HealthWorker(commands::health::HealthWorkerArgs),
     /// Run a registry on a throwaway SQLite file with sample MCP servers that register themselves.
-    Demo(commands::demo::DemoArgs),
+    Demo(Box<commands::demo::DemoArgs>),
     /// Register (or re-register) a server, from a JSON file or from flags.
     Register(commands::client::RegisterArgs),
     /// Mirror the servers of an official MCP Registry v0.1 API (those with a streamable-http
@@ -91,9 +91,14 @@ enum Command {
     Route(commands::route::RouteArgs),
     /// Export a service's routing policy for another system (`export istio <service>`).
     Export(commands::route::ExportArgs),
+    /// Show how a service's tools changed between two versions, each change breaking or
+    /// compatible (`diff inventory 1.0.0 1.1.0`).
+    Diff(commands::diff::DiffArgs),
     /// Show the fleet's health summary.
     Status(commands::client::StatusArgs),
-    /// List the fleet's MCP tools (connecting to every matching server) as a table or JSON.
+    /// List the fleet's MCP tools (connecting to every matching server) as a table or JSON;
+    /// `--search TEXT` searches the registry's catalog instead, connecting to none; `tools
+    /// accept` trusts a changed tool.
     Tools(commands::tools::ToolsArgs),
     /// Print the registry's changes as they happen (resuming where it left off after a drop).
     Watch(commands::watch::WatchArgs),
@@ -221,7 +226,7 @@ fn main() -> ExitCode {
         let done = match cli.command {
             Command::Serve(args) => commands::serve::run(args).await,
             Command::HealthWorker(args) => commands::health::run_worker(args).await,
-            Command::Demo(args) => commands::demo::run(args).await,
+            Command::Demo(args) => commands::demo::run(*args).await,
             Command::Register(args) => commands::client::register(args).await,
             Command::Import(args) => commands::import::run(args).await,
             Command::Heartbeat(args) => commands::client::heartbeat(args).await,
@@ -231,6 +236,7 @@ fn main() -> ExitCode {
             Command::Rm(args) => commands::client::rm(args).await,
             Command::Route(args) => commands::route::route(args).await,
             Command::Export(args) => commands::route::export(args).await,
+            Command::Diff(args) => commands::diff::run(args).await,
             Command::Tools(args) => commands::tools::tools(args).await,
             Command::Call(args) => commands::tools::call(args).await,
             Command::Watch(args) => commands::watch::run(args).await,

@@ -4,6 +4,7 @@ mod announce;
 mod cluster;
 mod commands;
 mod common;
+mod contracts;
 mod conventions;
 mod credentials;
 mod demo;

@@ -36,7 +36,8 @@ pub struct DiscoveredTool {
     pub server_id: String,
     /// The server's version, as registered.
     pub server_version: String,
-    /// `false` while the server is disconnected: calls fail fast until it is back.
+    /// `false` while the server is disconnected: calls fail fast until it is back. A server
+    /// not connected yet by choice ([`ServerState::Idle`]) is available: a call connects.
     pub available: bool,
     /// The tool's MCP definition, as the server listed it (its `name` is the bare name).
     pub tool: Tool,
@@ -48,6 +49,9 @@ pub struct DiscoveredTool {
 pub enum ServerState {
     /// The first connection attempt is under way.
     Connecting,
+    /// Not connected yet, by choice ([`DiscoveryBuilder::lazy`](crate::DiscoveryBuilder::lazy)):
+    /// its tools are the registry's catalog of it, and the first call of one connects.
+    Idle,
     /// Connected; its tools are callable.
     Ready,
     /// Not connected: the last attempt failed or the session died. Reconnection goes on in the
@@ -59,6 +63,13 @@ pub enum ServerState {
         #[serde(skip)]
         since: SystemTime,
     },
+}
+
+impl ServerState {
+    /// Whether its tools may be called: connected, or connecting on the first call.
+    pub fn is_usable(&self) -> bool {
+        matches!(self, Self::Ready | Self::Idle)
+    }
 }
 
 /// A discovered server, as [`Discovery::servers`](crate::Discovery::servers) lists it (named
@@ -94,6 +105,8 @@ pub(crate) struct Signals {
     pub(crate) tools_changed: Notify,
     /// Something suggests the session died (its event stream broke, a call failed).
     pub(crate) suspect: Notify,
+    /// A call wants an idle server connected (see [`ServerState::Idle`]).
+    pub(crate) wake: Notify,
     /// Until when the listing is fresh, in milliseconds after `epoch` (`u64::MAX`: until the
     /// server says otherwise).
     fresh_until_ms: AtomicU64,
@@ -109,6 +122,7 @@ impl Default for Signals {
         Self {
             tools_changed: Notify::new(),
             suspect: Notify::new(),
+            wake: Notify::new(),
             fresh_until_ms: AtomicU64::new(u64::MAX),
             epoch: std::time::Instant::now(),
             protocol_version: std::sync::Mutex::new(None),
@@ -197,7 +211,7 @@ impl ServerPart {
         tools: &[Tool],
     ) -> Self {
         let (peer, direct) = link.map_or((None, None), |(p, d)| (Some(p), d));
-        let available = state == ServerState::Ready;
+        let available = state.is_usable();
         let mut seen = std::collections::HashSet::new();
         let mut tools: Vec<Arc<DiscoveredTool>> = tools
             .iter()

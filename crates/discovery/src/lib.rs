@@ -65,9 +65,11 @@ pub use feed::{Change, ChangeFeed};
 pub use index::{DiscoveredTool, ServerState, ServerSummary};
 pub use mcp_fleet_model::{
     AddressPolicy, AddressPolicyDocument, Entry, HealthStatus, PolicyMode, Refused, Routing,
+    ServerCatalog, ToolHit, ToolPin,
 };
 pub use registry_client::{
-    Blocking, ClientError, ListOptions, RegisterOutcome, RegistryClient, ServerPage,
+    Blocking, ClientError, ListOptions, RegisterOutcome, RegistryClient, ServerPage, ToolPage,
+    ToolPins, ToolSearch,
 };
 pub use supervisor::Backoff;
 pub use watch::{FeedWatch, PollWatch, RegistryWatch};

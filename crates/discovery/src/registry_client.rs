@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use mcp_fleet_model::{
-    AddressPolicy, AddressPolicyDocument, Entry, FieldError, FleetStatus, Routing, Version,
+    AddressPolicy, AddressPolicyDocument, ContractBreak, Entry, FieldError, FleetStatus, Routing,
+    ServerCatalog, ToolHit, ToolPin, Version, VersionDiff,
 };
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -32,7 +33,11 @@ pub enum ClientError {
         reason: String,
     },
     /// The registry answered with an error (an RFC 7807 problem).
-    #[error("registry answered {status}: {detail}{}", format_fields(.errors))]
+    #[error(
+        "registry answered {status}: {detail}{}{}",
+        format_fields(.errors),
+        format_breaks(.breaking)
+    )]
     Problem {
         /// HTTP status.
         status: u16,
@@ -40,6 +45,9 @@ pub enum ClientError {
         detail: String,
         /// Invalid fields, for validation errors.
         errors: Vec<FieldError>,
+        /// Breaking changes, when a routing policy was refused for breaking the stable
+        /// version's contract (`breaking-contract`).
+        breaking: Vec<ContractBreak>,
     },
     /// The answer was not what the API promises.
     #[error("unexpected answer from registry: {0}")]
@@ -50,6 +58,21 @@ fn format_fields(errors: &[FieldError]) -> String {
     errors
         .iter()
         .map(|e| format!("\n  - {}: {}", e.field, e.message))
+        .collect()
+}
+
+/// One line per breaking change: `2.0.0 lookup (input /properties/warehouse): …`.
+fn format_breaks(breaks: &[ContractBreak]) -> String {
+    breaks
+        .iter()
+        .map(|b| {
+            let place = match (&b.location, b.path.as_str()) {
+                (None, _) => String::new(),
+                (Some(location), "") => format!(" ({location})"),
+                (Some(location), path) => format!(" ({location} {path})"),
+            };
+            format!("\n  - {} {}{place}: {}", b.version, b.tool, b.message)
+        })
         .collect()
 }
 
@@ -105,6 +128,44 @@ pub enum Blocking {
     },
 }
 
+/// What [`RegistryClient::search_tools`] asks `GET /tools`.
+#[derive(Debug, Clone, Default)]
+pub struct ToolSearch {
+    /// Words to search for (at most 200 characters); none: every tool, by server and name.
+    pub q: Option<String>,
+    /// Only entries having ANY of these tags.
+    pub tags: Vec<String>,
+    /// Only entries of this service.
+    pub service: Option<String>,
+    /// Only entries with this status (`healthy`, `degraded`, `down`, `unknown`); `None` or
+    /// `any`: every status.
+    pub status: Option<String>,
+    /// Page size (registry default 20, max 100).
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One page of `GET /tools`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolPage {
+    /// Matching tools, most relevant first.
+    pub tools: Vec<ToolHit>,
+    /// Set when more remain.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+/// The body of `GET /services/{service}/tools/pins` and `POST …/tools/accept`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ToolPins {
+    /// The service.
+    pub service: String,
+    /// Its trusted tool hashes, by version and tool.
+    pub pins: Vec<ToolPin>,
+}
+
 #[derive(Deserialize)]
 struct ProblemBody {
     #[serde(default)]
@@ -113,6 +174,8 @@ struct ProblemBody {
     detail: Option<String>,
     #[serde(default)]
     errors: Vec<FieldError>,
+    #[serde(default)]
+    breaking: Vec<ContractBreak>,
 }
 
 /// A client of one registry.
@@ -217,11 +280,13 @@ impl RegistryClient {
                 status,
                 detail: p.detail.or(p.title).unwrap_or_default(),
                 errors: p.errors,
+                breaking: p.breaking,
             },
             Err(_) => ClientError::Problem {
                 status,
                 detail: text.chars().take(200).collect(),
                 errors: Vec::new(),
+                breaking: Vec::new(),
             },
         })
     }
@@ -463,6 +528,22 @@ impl RegistryClient {
         Self::decode(self.send(self.http.put(url).json(policy)).await?).await
     }
 
+    /// How the tool catalog of `service` changed from version `from` to `to`
+    /// (`GET /services/{service}/diff`): tools added, removed and changed, each change breaking
+    /// or compatible. A `404` problem when no instance of either version has been listed.
+    pub async fn diff(
+        &self,
+        service: &str,
+        from: &Version,
+        to: &Version,
+    ) -> Result<VersionDiff, ClientError> {
+        let mut url = self.routing_url(service, "diff")?;
+        url.query_pairs_mut()
+            .append_pair("from", &from.to_string())
+            .append_pair("to", &to.to_string());
+        Self::decode(self.send(self.http.get(url)).await?).await
+    }
+
     /// Deletes the routing policy of `service`; `false` when it had none.
     pub async fn delete_routing(&self, service: &str) -> Result<bool, ClientError> {
         let url = self.routing_url(service, "routing")?;
@@ -514,6 +595,84 @@ impl RegistryClient {
     ) -> Result<mcp_fleet_model::ObservedTotals, ClientError> {
         let url = self.routing_url(service, "routing/observations")?;
         Self::decode(self.send(self.http.post(url).json(report)).await?).await
+    }
+
+    /// Tools of the fleet matching `search` (`GET /tools`), from the registry's catalog: no
+    /// server is connected to.
+    pub async fn search_tools(&self, search: &ToolSearch) -> Result<ToolPage, ClientError> {
+        let mut url = self.url("tools")?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(text) = search.q.as_deref().filter(|t| !t.trim().is_empty()) {
+                q.append_pair("q", text);
+            }
+            if !search.tags.is_empty() {
+                q.append_pair("tags", &search.tags.join(","));
+            }
+            if let Some(service) = &search.service {
+                q.append_pair("service", service);
+            }
+            if let Some(status) = &search.status {
+                q.append_pair("status", status);
+            }
+            if let Some(n) = search.limit {
+                q.append_pair("limit", &n.to_string());
+            }
+            if let Some(c) = &search.cursor {
+                q.append_pair("cursor", c);
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        Self::decode(self.send(self.http.get(url)).await?).await
+    }
+
+    /// What server `id` listed at its current version (`GET /servers/{id}/tools`): empty, with
+    /// `fetched_at` `None`, until the registry has listed it; `None` when there is no such
+    /// entry (or the registry has no catalog).
+    pub async fn server_tools(&self, id: &str) -> Result<Option<ServerCatalog>, ClientError> {
+        let url = self.url(&format!("servers/{id}/tools"))?;
+        match self.send(self.http.get(url)).await {
+            Ok(res) => Self::decode(res).await.map(Some),
+            Err(ClientError::Problem { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Asks the registry to list server `id` again now (`POST /servers/{id}/tools/refresh`):
+    /// its catalog once listed; `None` when there is no such entry.
+    pub async fn refresh_tools(&self, id: &str) -> Result<Option<ServerCatalog>, ClientError> {
+        let url = self.url(&format!("servers/{id}/tools/refresh"))?;
+        match self.send(self.http.post(url)).await {
+            Ok(res) => Self::decode(res).await.map(Some),
+            Err(ClientError::Problem { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The tool hashes trusted for `service`, per version and tool
+    /// (`GET /services/{service}/tools/pins`).
+    pub async fn tool_pins(&self, service: &str) -> Result<ToolPins, ClientError> {
+        let url = self.routing_url(service, "tools/pins")?;
+        Self::decode(self.send(self.http.get(url)).await?).await
+    }
+
+    /// Trusts `tool`'s current content at every version of `service` that lists it
+    /// (`POST /services/{service}/tools/accept`, scope `routing:write`), with `reason` recorded
+    /// in the registry's log; returns the pins set. A `404` problem when no listing has the tool.
+    pub async fn accept_tool(
+        &self,
+        service: &str,
+        tool: &str,
+        reason: Option<&str>,
+    ) -> Result<ToolPins, ClientError> {
+        let url = self.routing_url(service, "tools/accept")?;
+        let mut body = serde_json::json!({ "tool": tool });
+        if let Some(reason) = reason {
+            body["reason"] = Value::String(reason.to_owned());
+        }
+        Self::decode(self.send(self.http.post(url).json(&body)).await?).await
     }
 
     /// The routing policy of `service` as Istio manifests (`GET /services/{service}/istio`): a

@@ -54,13 +54,23 @@ pub(crate) struct Supervisor {
     pub(crate) meta: Arc<ServerMeta>,
     pub(crate) signals: Arc<Signals>,
     pub(crate) stop: CancellationToken,
+    /// Indexed from the registry's catalog: connect only once a call wakes it.
+    pub(crate) idle: bool,
 }
 
 impl Supervisor {
     /// Runs until `stop`; reports the first connection attempt's outcome (the number of tools,
-    /// or why it failed) on `first`.
-    pub(crate) async fn run(self, first: oneshot::Sender<Result<usize, DiscoveryError>>) {
-        let mut first = Some(first);
+    /// or why it failed) on `first`, when given. An idle one first waits for a call to wake it.
+    pub(crate) async fn run(self, first: Option<oneshot::Sender<Result<usize, DiscoveryError>>>) {
+        let mut first = first;
+        if self.idle {
+            tokio::select! {
+                () = self.signals.wake.notified() => {
+                    tracing::debug!(server = %self.meta.id, "first call; connecting");
+                }
+                () = self.stop.cancelled() => return,
+            }
+        }
         let mut attempt: u32 = 0;
         let mut era = Era::Unknown;
         loop {
@@ -232,6 +242,7 @@ impl Supervisor {
                             // A listing that only got old changes nothing: no new index.
                             if tools != listed {
                                 tracing::debug!(server = %self.meta.id, tools = tools.len(), "tool list changed");
+                                self.report_tool_change();
                                 listed.clone_from(&tools);
                                 self.publish(ServerState::Ready, Some((session.peer().clone(), session.direct.clone())), Some(tools));
                             }
@@ -275,6 +286,24 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Tells the registry the server's tools changed, so that its catalog follows: in the
+    /// background, once, never failing the session.
+    fn report_tool_change(&self) {
+        if !self.shared.settings.report_tool_changes {
+            return;
+        }
+        let registry = self.shared.registry.clone();
+        let id = self.meta.id.clone();
+        tokio::spawn(async move {
+            match registry.refresh_tools(&id).await {
+                Ok(_) => tracing::debug!(server = %id, "registry listed the server again"),
+                Err(error) => {
+                    tracing::debug!(server = %id, %error, "registry did not list the server again");
+                }
+            }
+        });
     }
 
     /// Whether the session is alive: a `ping` (`server/discover` on 2026-07-28) answered, even

@@ -5,6 +5,7 @@ mod auth;
 mod calls;
 mod common;
 mod feed;
+mod lazy;
 mod live;
 mod names;
 mod policy;

@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use mcp_fleet_discovery::names::{is_valid_name, qualified_name};
-use mcp_fleet_discovery::{DiscoveredTool, ServerState, ServerSummary, Tool};
+use mcp_fleet_discovery::{DiscoveredTool, ServerSummary, Tool};
 use mcp_fleet_model::Version;
 
 use crate::config::ToolNames;
+use crate::pins::Withheld;
 
 /// One registered server behind a service.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +49,9 @@ pub(crate) struct Catalog {
     pub(crate) upstream: HashMap<String, HashMap<String, String>>,
     /// Service → its instances, sorted by id.
     pub(crate) services: BTreeMap<String, Vec<Instance>>,
+    /// Names (the service's and the bare one) of tools withheld on every instance for their
+    /// pins, with why (`--pin-tool-hashes`).
+    pub(crate) withheld: HashMap<String, Withheld>,
 }
 
 /// The service a server belongs to.
@@ -65,7 +69,7 @@ impl Catalog {
         let mut services: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
         let mut service_by_server = HashMap::new();
         for server in servers {
-            let available = matches!(server.state, ServerState::Ready);
+            let available = server.state.is_usable();
             service_by_server.insert(server.id.as_str(), service_of(server));
             services
                 .entry(service_of(server).to_owned())
@@ -156,6 +160,19 @@ impl Catalog {
             by_name,
             upstream,
             services,
+            withheld: HashMap::new(),
+        }
+    }
+
+    /// Keeps `withheld` tools that no instance offers, under the names a client may call them
+    /// by (the service's, and the bare name when no offered tool has it).
+    pub(crate) fn withhold(&mut self, withheld: Vec<Withheld>) {
+        for w in withheld {
+            for name in [qualified_name(&w.service, &w.tool), w.tool.clone()] {
+                if !self.by_name.contains_key(&name) {
+                    self.withheld.entry(name).or_insert_with(|| w.clone());
+                }
+            }
         }
     }
 

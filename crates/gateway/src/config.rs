@@ -164,6 +164,16 @@ pub struct GatewayConfig {
     /// How long clients of sessionless revisions (2026-07-28) may treat a listing as fresh:
     /// the `ttlMs` of `tools/list`, `prompts/list` and `resources/list` (default 10 s).
     pub list_ttl: Duration,
+    /// Withhold an upstream tool whose content hash differs from the one the registry trusts
+    /// for its service, version and name (`GET /services/{service}/tools/pins`) until an
+    /// operator accepts it (`POST /services/{service}/tools/accept`); a tool without a pin is
+    /// offered (default off). Pins are read again on the registry's `catalog` and
+    /// `tool-changed` events and every `policy_refresh`.
+    pub pin_tool_hashes: bool,
+    /// Serve `tools/list` from the registry's catalog and connect to an upstream only when one
+    /// of its tools is first called ([`DiscoveryBuilder::lazy`](mcp_fleet_discovery::DiscoveryBuilder::lazy);
+    /// default off). Upstreams the registry has not listed are connected at once.
+    pub catalog_tools_list: bool,
 }
 
 impl GatewayConfig {
@@ -194,6 +204,8 @@ impl GatewayConfig {
             session_key: None,
             session_ttl: Duration::from_secs(24 * 3600),
             list_ttl: Duration::from_secs(10),
+            pin_tool_hashes: false,
+            catalog_tools_list: false,
         }
     }
 }

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use mcp_fleet_discovery::{
-    AddressPolicy, CallToolResult, Discovery, DiscoveryError, RegistryClient, ServerState, Tool,
-    clip,
+    AddressPolicy, CallToolResult, Discovery, DiscoveryError, RegistryClient, Tool, clip,
 };
 use mcp_fleet_model::Version;
 use rmcp::service::Peer;
@@ -26,6 +25,7 @@ use crate::config::{FailureMode, GatewayConfig};
 use crate::fast_call::{Sessions, Sticky};
 use crate::metrics::{CallLabels, Metrics, UpstreamLabels, VersionLabels};
 use crate::outlier::Outliers;
+use crate::pins::{PinRead, Pins};
 use crate::routing::{Policy, choose};
 use crate::session_id::{Claims, MAX_PINS, Sealer, SessionKey};
 use crate::session_store::SessionIds;
@@ -53,6 +53,8 @@ pub(crate) struct Inner {
     pub(crate) canaries: Canaries,
     outliers: Mutex<Outliers>,
     pub(crate) metrics: Metrics,
+    /// The tool hashes the registry trusts (`--pin-tool-hashes`).
+    pub(crate) pins: Pins,
     peers: Mutex<Vec<Peer<RoleServer>>>,
     /// Open client sessions, for calls answered in front of rmcp (`fast_call`).
     pub(crate) sessions: Sessions,
@@ -147,6 +149,7 @@ impl Inner {
             local_rollbacks: Mutex::new(HashMap::new()),
             canaries: Canaries::default(),
             metrics: Metrics::new(),
+            pins: Pins::default(),
             peers: Mutex::new(Vec::new()),
             sessions: Sessions::default(),
             session_ids,
@@ -202,7 +205,7 @@ impl Inner {
                 .discovery()
                 .servers()
                 .into_iter()
-                .filter(|s| !matches!(s.state, ServerState::Ready))
+                .filter(|s| !s.state.is_usable())
                 .map(|s| s.id)
                 .collect();
             if !unavailable.is_empty() {
@@ -224,14 +227,22 @@ impl Inner {
         u64::try_from(self.config.list_ttl.as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Rebuilds the catalog from the discovery index; `true` when the tool list changed.
+    /// Rebuilds the catalog from the discovery index (without the tools whose pins differ,
+    /// under `--pin-tool-hashes`); `true` when the tool list changed.
     pub(crate) fn rebuild(&self) -> bool {
         let discovery = self.discovery();
-        let next = Catalog::build(
-            &discovery.servers(),
-            &discovery.tools(),
-            self.config.tool_names,
-        );
+        let mut tools = discovery.tools();
+        let withheld = if self.config.pin_tool_hashes {
+            let withheld = self.pins.withhold(&mut tools);
+            self.metrics
+                .tools_withheld
+                .set(i64::try_from(withheld.len()).unwrap_or(i64::MAX));
+            withheld
+        } else {
+            Vec::new()
+        };
+        let mut next = Catalog::build(&discovery.servers(), &tools, self.config.tool_names);
+        next.withhold(withheld);
         let mut slot = self.catalog.write().unwrap_or_else(|e| e.into_inner());
         let changed = slot.tools != next.tools;
         let ids: HashSet<String> = next
@@ -336,6 +347,8 @@ impl Inner {
                     _ => break,
                 }
             }
+            // A new service's pins are read before its tools are offered.
+            self.refresh_pins(PinRead::New).await;
             let changed = self.rebuild();
             self.refresh_policies().await;
             if changed {
@@ -344,10 +357,11 @@ impl Inner {
         }
     }
 
-    /// Reads every service's routing policy again, every `policy_refresh`.
+    /// Reads every service's routing policy (and tool pins) again, every `policy_refresh`.
     pub(crate) async fn follow_policies(self: Arc<Self>) {
         loop {
             self.refresh_policies().await;
+            self.apply_pins(PinRead::All).await;
             tokio::select! {
                 () = self.shutdown.cancelled() => return,
                 () = tokio::time::sleep(self.config.policy_refresh) => {}
@@ -415,6 +429,9 @@ impl Inner {
     ) -> Result<CallToolResult, ErrorData> {
         let catalog = self.catalog();
         let Some(offered) = catalog.by_name.get(name) else {
+            if let Some(withheld) = catalog.withheld.get(name) {
+                return Err(withheld.error(name));
+            }
             return Err(ErrorData::invalid_params(
                 format!(
                     "unknown tool {:?}; tools/list lists the tools this gateway offers",

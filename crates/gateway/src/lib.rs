@@ -30,6 +30,7 @@ mod front;
 mod gateway;
 mod metrics;
 mod outlier;
+mod pins;
 mod report;
 mod routing;
 mod session;
@@ -282,6 +283,7 @@ async fn connect_fleet(inner: &Arc<Inner>) -> Result<bool, GatewayError> {
         .connect_timeout(config.connect_timeout)
         .call_timeout(config.call_timeout)
         .watch(true)
+        .lazy(config.catalog_tools_list)
         .build()?;
     let report = match discovery.connect().await {
         Ok(report) => report,
@@ -303,9 +305,13 @@ async fn connect_fleet(inner: &Arc<Inner>) -> Result<bool, GatewayError> {
         tracing::warn!(%server, %error, "upstream not connected yet; retrying in the background");
     }
     inner.attach(discovery, &policy)?;
+    inner.refresh_pins(pins::PinRead::All).await;
     let changed = inner.rebuild();
     inner.refresh_policies().await;
     tokio::spawn(inner.clone().follow_index());
+    if config.pin_tool_hashes || config.catalog_tools_list {
+        tokio::spawn(inner.clone().follow_catalogs());
+    }
     Ok(changed)
 }
 

@@ -1,5 +1,5 @@
 //! The gateway's Prometheus metrics (`GET /metrics`), named `mcp_fleet_gateway_*`: calls,
-//! errors and latency per upstream and version, ejections, rollbacks, sessions.
+//! errors and latency per upstream and version, ejections, rollbacks, sessions, withheld tools.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -51,6 +51,7 @@ pub(crate) struct Metrics {
     pub(crate) sessions_taken_up: Counter,
     pub(crate) fast_calls: Counter,
     pub(crate) list_changed: Counter,
+    pub(crate) tools_withheld: Gauge,
 }
 
 impl Metrics {
@@ -102,6 +103,12 @@ impl Metrics {
             "Catalog changes announced to clients with notifications/tools/list_changed",
             list_changed.clone(),
         );
+        let tools_withheld = Gauge::default();
+        registry.register(
+            "tools_withheld",
+            "Upstream tools withheld because their definition differs from the one the registry trusts (--pin-tool-hashes), counted per instance",
+            tools_withheld.clone(),
+        );
         Self {
             registry,
             calls,
@@ -112,6 +119,7 @@ impl Metrics {
             sessions_taken_up,
             fast_calls,
             list_changed,
+            tools_withheld,
         }
     }
 

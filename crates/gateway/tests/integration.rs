@@ -2,6 +2,7 @@
 //! loopback.
 
 mod canary;
+mod catalog;
 mod common;
 mod credentials;
 mod echoes;

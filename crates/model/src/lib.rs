@@ -8,6 +8,7 @@ pub mod address;
 mod auth;
 mod base_url;
 mod canary;
+pub mod catalog;
 pub mod contract;
 mod duration;
 mod entry;
@@ -30,9 +31,14 @@ pub use canary::{
     Observations, ObservedTotals, SlotCounts, VersionTotals, WINDOW_SLOTS, parse_replica, slot_ms,
     slot_of,
 };
+pub use catalog::{
+    Catalog, CatalogItem, CatalogTool, ItemKind, ServerCatalog, ToolChanged, ToolHit, ToolPin,
+    catalog_hash, search_terms, search_words,
+};
 pub use contract::{
-    CatalogDiff, ChangeKind, ChangeLocation, SchemaChange, ToolChange, ToolDef, diff_catalogs,
-    diff_tool, tool_hash,
+    BreakingAllowed, CatalogDiff, ChangeKind, ChangeLocation, ContractBreak, ContractCheck,
+    RoutingContract, SchemaChange, ToolChange, ToolDef, VersionDiff, check_contract, diff_catalogs,
+    diff_tool, json_hash, stable_version, tool_hash,
 };
 pub use duration::parse_duration;
 pub use entry::{Entry, HealthCheck, HealthCheckMode, HealthStatus, StatusFilter};
@@ -42,8 +48,9 @@ pub use registration::{
     MAX_METADATA_BYTES, MAX_TAGS, REGISTRATION_FIELDS, REGISTRY_OWNED, Registration, TTL_SECONDS,
 };
 pub use routing::{
-    MAX_ROUTED_VERSIONS, ROLLBACK_MIN_REQUESTS, ROLLBACK_WINDOW, RollbackError, RollbackRecord,
-    RollbackRule, Routing, RoutingPolicy, format_window, parse_window, subset_name,
+    AllowBreaking, MAX_ALLOW_REASON_CHARS, MAX_ROUTED_VERSIONS, ROLLBACK_MIN_REQUESTS,
+    ROLLBACK_WINDOW, RollbackError, RollbackRecord, RollbackRule, Routing, RoutingPolicy,
+    format_window, parse_window, subset_name,
 };
-pub use status::{FleetStatus, ServerStatus, StatusSummary};
+pub use status::{BreakingCanary, FleetStatus, ServerStatus, StatusSummary};
 pub use time::{Timestamp, format_timestamp};

@@ -1,7 +1,8 @@
 //! A service's routing policy: how its traffic splits across versions, and when a canary is
 //! rolled back automatically. Pure: parsing, checking and the rollback rule, no I/O.
 //!
-//! Over 500 lines with its unit tests, which sit next to the code they check (261 of 672 lines).
+//! Over 500 lines: the policy's parser names every invalid field, and the unit tests sit next to
+//! the code they check (378 of 953 lines).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,6 +13,7 @@ use chrono::SubsecRound;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::contract::{BreakingAllowed, ContractBreak, ContractCheck, RoutingContract};
 use crate::duration::parse_duration;
 use crate::error::{FieldError, ValidationErrors};
 use crate::ids::{ServerId, Version};
@@ -24,6 +26,8 @@ pub const ROLLBACK_WINDOW: RangeInclusive<Duration> =
     Duration::from_secs(1)..=Duration::from_secs(3600);
 /// Fewest and most requests a rollback rule may ask for before it judges.
 pub const ROLLBACK_MIN_REQUESTS: RangeInclusive<u32> = 1..=1_000_000;
+/// Longest `allowBreaking.reason`, in characters.
+pub const MAX_ALLOW_REASON_CHARS: usize = 1000;
 
 /// When the gateway rolls a version back on its own: once a version has served at least
 /// `min_requests` calls within `window`, and its error rate exceeds the best other version's by
@@ -65,6 +69,20 @@ pub struct RoutingPolicy {
     /// Automatic rollback; absent for none.
     #[cfg_attr(feature = "openapi", schema(required = false))]
     pub rollback: Option<RollbackRule>,
+    /// Send traffic to versions whose catalog breaks the stable version's contract all the
+    /// same, for this reason (recorded with who gave it); without it such a policy is refused.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_breaking: Option<AllowBreaking>,
+}
+
+/// `allowBreaking` of a routing policy: why versions that break the stable version's contract
+/// may have traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AllowBreaking {
+    /// Why, 1 to 1,000 characters; recorded in the document's `breakingAllowed`.
+    pub reason: String,
 }
 
 /// A rollback that happened: which version, why, and the weights before it.
@@ -109,6 +127,13 @@ pub struct Routing {
     /// `updatedBy` (`null` while writes are open).
     #[serde(default)]
     pub updated_by: Option<String>,
+    /// How the versions with traffic stand against the stable version's catalog, as found when
+    /// the policy was set; absent from documents set before contracts were checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<RoutingContract>,
+    /// The breaking versions sent traffic on purpose (`allowBreaking`), with who and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breaking_allowed: Vec<BreakingAllowed>,
 }
 
 /// Why [`Routing::roll_back`] cannot apply.
@@ -136,7 +161,50 @@ impl Routing {
             updated_at: now,
             rolled_back: None,
             updated_by: by.map(str::to_owned),
+            contract: None,
+            breaking_allowed: Vec::new(),
         }
+    }
+
+    /// The document held to `check`'s contract: refused, with every breaking change, when a
+    /// version with traffic breaks the stable version's catalog and `allow` is `None`; with
+    /// `allow`, each breaking version is recorded in `breakingAllowed` with who set the policy
+    /// and when.
+    pub fn held_to(
+        mut self,
+        check: Option<ContractCheck>,
+        allow: Option<&AllowBreaking>,
+    ) -> Result<Self, Vec<ContractBreak>> {
+        let Some(check) = check else {
+            return Ok(self);
+        };
+        if !check.contract.breaking.is_empty() {
+            let Some(allow) = allow else {
+                return Err(check.breaks);
+            };
+            self.breaking_allowed = check
+                .contract
+                .breaking
+                .iter()
+                .map(|version| BreakingAllowed {
+                    version: version.clone(),
+                    by: self.updated_by.clone(),
+                    reason: allow.reason.clone(),
+                    at: self.updated_at,
+                })
+                .collect();
+        }
+        self.contract = Some(check.contract);
+        Ok(self)
+    }
+
+    /// The versions with traffic whose catalog breaks the stable version's, as recorded when
+    /// the policy was set.
+    pub fn breaking_canaries(&self) -> impl Iterator<Item = &Version> {
+        self.contract
+            .iter()
+            .flat_map(|c| &c.breaking)
+            .filter(|v| self.weights.get(*v).is_some_and(|w| *w > 0))
     }
 
     /// Rolls `version` back, `by` a principal as of `now`: its weight goes to 0 and to the other
@@ -169,6 +237,7 @@ impl Routing {
         if let Some(w) = self.weights.get_mut(&heir) {
             *w = w.saturating_add(weight);
         }
+        self.contract = self.contract.take().map(|c| self.contract_after(c));
         self.updated_at = now;
         self.updated_by = by.map(str::to_owned);
         self.rolled_back = Some(RollbackRecord {
@@ -178,6 +247,33 @@ impl Routing {
             previous_weights,
         });
         Ok(true)
+    }
+}
+
+impl Routing {
+    /// `contract` once the weights changed by a rollback: the version rolled back leaves its
+    /// lists; when another version became stable, the others were never compared with it and
+    /// are unknown.
+    fn contract_after(&self, mut contract: RoutingContract) -> RoutingContract {
+        let with_traffic = |v: &Version| self.weights.get(v).is_some_and(|w| *w > 0);
+        let Some(stable) = crate::contract::stable_version(&self.weights) else {
+            return contract;
+        };
+        if *stable == contract.stable {
+            contract.breaking.retain(with_traffic);
+            contract.unknown.retain(with_traffic);
+            return contract;
+        }
+        RoutingContract {
+            stable: stable.clone(),
+            breaking: Vec::new(),
+            unknown: self
+                .weights
+                .keys()
+                .filter(|v| *v != stable && with_traffic(v))
+                .cloned()
+                .collect(),
+        }
     }
 }
 
@@ -259,7 +355,7 @@ impl RoutingPolicy {
         let mut errors = Vec::new();
         for key in obj
             .keys()
-            .filter(|k| !matches!(k.as_str(), "weights" | "rollback"))
+            .filter(|k| !matches!(k.as_str(), "weights" | "rollback" | "allowBreaking"))
         {
             errors.push(FieldError::new(key, "unknown field"));
         }
@@ -274,8 +370,18 @@ impl RoutingPolicy {
             Some(v) => parse_rule(&mut errors, v).map(Some),
             None => Some(None),
         };
-        match (weights, rollback) {
-            (Some(weights), Some(rollback)) if errors.is_empty() => Ok(Self { weights, rollback }),
+        let allow_breaking = match obj.get("allowBreaking").filter(|v| !v.is_null()) {
+            Some(v) => parse_allow(&mut errors, v).map(Some),
+            None => Some(None),
+        };
+        match (weights, rollback, allow_breaking) {
+            (Some(weights), Some(rollback), Some(allow_breaking)) if errors.is_empty() => {
+                Ok(Self {
+                    weights,
+                    rollback,
+                    allow_breaking,
+                })
+            }
             _ => Err(ValidationErrors(errors)),
         }
     }
@@ -335,6 +441,61 @@ fn parse_weights(errors: &mut Vec<FieldError>, v: &Value) -> Option<BTreeMap<Ver
         return None;
     }
     Some(weights)
+}
+
+fn parse_allow(errors: &mut Vec<FieldError>, v: &Value) -> Option<AllowBreaking> {
+    let Value::Object(obj) = v else {
+        errors.push(FieldError::new(
+            "allowBreaking",
+            format!(
+                "must be an object such as {{\"reason\": \"…\"}}, got {}",
+                kind(v)
+            ),
+        ));
+        return None;
+    };
+    let before = errors.len();
+    for key in obj.keys().filter(|k| k.as_str() != "reason") {
+        errors.push(FieldError::new(
+            format!("allowBreaking.{key}"),
+            "unknown field",
+        ));
+    }
+    let reason = match obj.get("reason") {
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            errors.push(FieldError::new("allowBreaking.reason", "must not be empty"));
+            None
+        }
+        Some(Value::String(s)) => {
+            let n = s.chars().count();
+            if n > MAX_ALLOW_REASON_CHARS {
+                errors.push(FieldError::new(
+                    "allowBreaking.reason",
+                    format!("must be at most {MAX_ALLOW_REASON_CHARS} characters, got {n}"),
+                ));
+            }
+            Some(s.clone())
+        }
+        Some(Value::Null) | None => {
+            errors.push(FieldError::new(
+                "allowBreaking.reason",
+                "is required: say why versions that break the stable version's contract may \
+                 have traffic",
+            ));
+            None
+        }
+        Some(other) => {
+            errors.push(FieldError::new(
+                "allowBreaking.reason",
+                format!("must be a string, got {}", kind(other)),
+            ));
+            None
+        }
+    };
+    match reason {
+        Some(reason) if errors.len() == before => Some(AllowBreaking { reason }),
+        _ => None,
+    }
 }
 
 fn parse_rule(errors: &mut Vec<FieldError>, v: &Value) -> Option<RollbackRule> {
@@ -546,6 +707,28 @@ mod tests {
             ),
             ("/rollback/minRequests", None, "rollback.minRequests"),
             ("/rollback/extra", Some(json!(1)), "rollback.extra"),
+            ("/allowBreaking", Some(json!("ship it")), "allowBreaking"),
+            ("/allowBreaking", Some(json!({})), "allowBreaking.reason"),
+            (
+                "/allowBreaking",
+                Some(json!({"reason": " "})),
+                "allowBreaking.reason",
+            ),
+            (
+                "/allowBreaking",
+                Some(json!({"reason": 5})),
+                "allowBreaking.reason",
+            ),
+            (
+                "/allowBreaking",
+                Some(json!({"reason": "r".repeat(MAX_ALLOW_REASON_CHARS + 1)})),
+                "allowBreaking.reason",
+            ),
+            (
+                "/allowBreaking",
+                Some(json!({"reason": "ok", "by": "me"})),
+                "allowBreaking.by",
+            ),
         ];
         for (pointer, value, field) in rows {
             let mut b = body();
@@ -593,6 +776,7 @@ mod tests {
             RoutingPolicy {
                 weights,
                 rollback: None,
+                allow_breaking: None,
             },
             Some("tok_setter"),
             Timestamp::default(),
@@ -650,6 +834,102 @@ mod tests {
             r.roll_back(&v("3.0.0"), "x", None, now),
             Err(RollbackError::UnknownVersion(_))
         ));
+    }
+
+    fn contract(stable: &str, breaking: &[&str], unknown: &[&str]) -> RoutingContract {
+        RoutingContract {
+            stable: v(stable),
+            breaking: breaking.iter().map(|s| v(s)).collect(),
+            unknown: unknown.iter().map(|s| v(s)).collect(),
+        }
+    }
+
+    /// A breaking version is refused without `allowBreaking` and recorded with who and why
+    /// with it; a compatible policy is recorded as it is.
+    #[test]
+    fn a_document_is_held_to_its_contract() {
+        let check = |c: RoutingContract| {
+            let breaks = c
+                .breaking
+                .iter()
+                .map(|version| ContractBreak {
+                    version: version.clone(),
+                    stable: c.stable.clone(),
+                    tool: "stock".into(),
+                    location: None,
+                    path: String::new(),
+                    message: "Tool `stock` was removed.".into(),
+                })
+                .collect();
+            Some(ContractCheck {
+                contract: c,
+                breaks,
+            })
+        };
+        let doc = routing(&[("2.0.0", 90), ("2.1.0", 10)]);
+        let refused = doc
+            .clone()
+            .held_to(check(contract("2.0.0", &["2.1.0"], &[])), None)
+            .expect_err("breaking");
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].version, v("2.1.0"));
+
+        let allow = AllowBreaking {
+            reason: "clients upgraded".into(),
+        };
+        let allowed = doc
+            .clone()
+            .held_to(check(contract("2.0.0", &["2.1.0"], &[])), Some(&allow))
+            .expect("allowed");
+        assert_eq!(
+            allowed.breaking_allowed,
+            [BreakingAllowed {
+                version: v("2.1.0"),
+                by: Some("tok_setter".into()),
+                reason: "clients upgraded".into(),
+                at: doc.updated_at,
+            }]
+        );
+        assert_eq!(
+            allowed.breaking_canaries().collect::<Vec<_>>(),
+            [&v("2.1.0")]
+        );
+        let text = serde_json::to_string(&allowed).expect("render");
+        assert!(
+            text.contains(r#""breakingAllowed":[{"version":"2.1.0""#),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Routing>(&text).expect("parse"),
+            allowed
+        );
+
+        let fine = doc
+            .clone()
+            .held_to(check(contract("2.0.0", &[], &["2.1.0"])), Some(&allow))
+            .expect("compatible");
+        assert!(fine.breaking_allowed.is_empty());
+        assert_eq!(fine.contract, Some(contract("2.0.0", &[], &["2.1.0"])));
+        assert_eq!(fine.breaking_canaries().count(), 0);
+        assert_eq!(doc.clone().held_to(None, None).expect("unchecked"), doc);
+    }
+
+    /// Rolling a breaking canary back takes it off the contract's lists; rolling the stable
+    /// version back makes the others unknown against the new one.
+    #[test]
+    fn a_rollback_keeps_the_contract_true() {
+        let mut r = routing(&[("1.0.0", 80), ("2.0.0", 10), ("3.0.0", 10)]);
+        r.contract = Some(contract("1.0.0", &["2.0.0"], &["3.0.0"]));
+        let mut canary = r.clone();
+        canary
+            .roll_back(&v("2.0.0"), "errors", None, Timestamp::default())
+            .expect("rolled back");
+        assert_eq!(canary.contract, Some(contract("1.0.0", &[], &["3.0.0"])));
+        assert_eq!(canary.breaking_canaries().count(), 0);
+        r.roll_back(&v("1.0.0"), "errors", None, Timestamp::default())
+            .expect("rolled back");
+        assert_eq!(r.weights[&v("2.0.0")], 90);
+        assert_eq!(r.contract, Some(contract("2.0.0", &[], &["3.0.0"])));
     }
 
     #[test]

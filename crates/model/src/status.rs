@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::entry::{HealthCheckMode, HealthStatus};
+use crate::routing::Routing;
 use crate::time::{Timestamp, serde_ts};
 
 /// The whole fleet's health.
@@ -16,6 +17,31 @@ pub struct FleetStatus {
     pub summary: StatusSummary,
     /// Every entry, in id order.
     pub servers: Vec<ServerStatus>,
+    /// Versions given traffic by a routing policy although their catalog breaks the stable
+    /// version's contract (set with `allowBreaking`), by service and version.
+    #[serde(rename = "breakingCanaries", default)]
+    pub breaking_canaries: Vec<BreakingCanary>,
+}
+
+/// A version with traffic whose catalog breaks its service's stable version's contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct BreakingCanary {
+    /// The service.
+    pub service: String,
+    /// The version that breaks the contract.
+    pub version: String,
+    /// Its weight, in percent of the service's traffic.
+    pub weight: u8,
+    /// The stable version whose contract it breaks.
+    pub stable: String,
+    /// Who allowed it (`null` while writes are open, or when not recorded).
+    #[serde(default)]
+    pub allowed_by: Option<String>,
+    /// Why it was allowed.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Counts of entries by status.
@@ -60,6 +86,21 @@ pub struct ServerStatus {
     /// How the entry is checked; `none` means the status is not kept current.
     #[serde(default)]
     pub check: HealthCheckMode,
+    /// How many tools the entry's current version listed; absent when never listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<u32>,
+    /// When the current version's catalog last changed; absent when never listed.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "serde_ts::option"
+    )]
+    pub catalog_changed_at: Option<Timestamp>,
+    /// A tool of the current version changed in place (a `tool-changed` event) and the change
+    /// is not accepted yet (`POST /services/{service}/tools/accept`); absent when none did.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tool_changed: bool,
 }
 
 impl FleetStatus {
@@ -73,6 +114,7 @@ impl FleetStatus {
             status: summary.overall().to_owned(),
             summary,
             servers,
+            breaking_canaries: Vec::new(),
         }
     }
 }
@@ -97,5 +139,27 @@ impl StatusSummary {
         } else {
             "degraded"
         }
+    }
+}
+
+impl BreakingCanary {
+    /// The breaking canaries `doc` records: versions with traffic its contract found breaking.
+    pub fn of(doc: &Routing) -> Vec<Self> {
+        let Some(contract) = &doc.contract else {
+            return Vec::new();
+        };
+        doc.breaking_canaries()
+            .map(|version| {
+                let allowed = doc.breaking_allowed.iter().find(|a| &a.version == version);
+                Self {
+                    service: doc.service.to_string(),
+                    version: version.to_string(),
+                    weight: doc.weights.get(version).copied().unwrap_or(0),
+                    stable: contract.stable.to_string(),
+                    allowed_by: allowed.and_then(|a| a.by.clone()),
+                    reason: allowed.map(|a| a.reason.clone()),
+                }
+            })
+            .collect()
     }
 }

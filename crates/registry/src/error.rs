@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use mcp_fleet_model::{FieldError, ValidationErrors};
+use mcp_fleet_model::{ContractBreak, FieldError, ValidationErrors};
 use mcp_fleet_store::StoreError;
 use serde::Serialize;
 
@@ -50,6 +50,15 @@ pub enum ApiError {
     /// The request conflicts with the resource's state.
     #[error("{0}")]
     Conflict(String),
+    /// A routing policy would send traffic to versions whose tool catalog breaks the stable
+    /// version's contract, and does not say `allowBreaking`.
+    #[error("{detail}")]
+    BreakingContract {
+        /// Which versions, and how to override.
+        detail: String,
+        /// Every breaking change.
+        breaks: Vec<ContractBreak>,
+    },
     /// No credentials, or credentials that are not valid (unknown, wrong, expired, revoked).
     #[error("{detail}")]
     Unauthorized {
@@ -133,6 +142,11 @@ impl ApiError {
                 "Method not allowed",
             ),
             Self::Conflict(_) => ("conflict", StatusCode::CONFLICT, "Conflict"),
+            Self::BreakingContract { .. } => (
+                "breaking-contract",
+                StatusCode::CONFLICT,
+                "Breaks the stable version's contract",
+            ),
             Self::Unauthorized { .. } => (
                 "unauthorized",
                 StatusCode::UNAUTHORIZED,
@@ -213,6 +227,10 @@ pub(crate) struct Problem<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<FieldError>>)]
     errors: Option<&'a [FieldError]>,
+    /// Every breaking change of the versions refused (`breaking-contract` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<ContractBreak>>)]
+    breaking: Option<&'a [ContractBreak]>,
 }
 
 impl ApiError {
@@ -227,6 +245,10 @@ impl ApiError {
             code,
             errors: match self {
                 Self::Validation(v) => Some(&v.0),
+                _ => None,
+            },
+            breaking: match self {
+                Self::BreakingContract { breaks, .. } => Some(breaks),
                 _ => None,
             },
         };

@@ -391,6 +391,18 @@ fn replica_metrics(r: &mut Registry, h: &HealthStats) {
         "Entries this replica took over from replicas whose leases expired",
         h.takeovers.load(Ordering::Relaxed),
     );
+    counter(
+        r,
+        "catalogs_listed",
+        "Catalogs (tools, prompts, resources) this replica's probes listed",
+        h.catalogs_listed.load(Ordering::Relaxed),
+    );
+    counter(
+        r,
+        "tools_changed",
+        "Tools this replica found changed under an unchanged version (tool-changed events)",
+        h.tools_changed.load(Ordering::Relaxed),
+    );
 }
 
 /// Checks that a rendering is what Prometheus expects at its edges; the full parse is in the

@@ -7,8 +7,8 @@ use serde::Serialize;
 use utoipa::OpenApi;
 
 use crate::api::{
-    checks, docs, events, metrics, observations, page, policy, probes, servers, services, status,
-    v01,
+    checks, contracts, docs, events, metrics, observations, page, policy, probes, servers,
+    services, status, tools, v01,
 };
 
 /// The API's description.
@@ -33,10 +33,16 @@ use crate::api::{
         services::rollback,
         observations::observations,
         services::istio,
+        contracts::diff,
         events::events,
         checks::check,
         checks::heartbeat,
         status::status,
+        tools::search,
+        tools::server_tools,
+        tools::refresh,
+        tools::pins,
+        tools::accept,
         probes::healthz,
         probes::readyz,
         policy::address_policy,
@@ -60,6 +66,7 @@ use crate::api::{
     tags(
         (name = "servers", description = "Register, list, look up and remove entries"),
         (name = "routing", description = "Services' routing policies: weights per version, rollback, Istio export"),
+        (name = "tools", description = "The tool catalog: every server's tools, prompts and resources, searched by meaning; trusted tool hashes"),
         (name = "health", description = "The fleet's health: checks, heartbeats, status"),
         (name = "operations", description = "Running the registry: probes, metrics, this document, the status page"),
         (name = "official registry", description = "The official MCP Registry's v0.1 read API, for GitHub Copilot, VS Code and docker mcp"),

@@ -4,6 +4,7 @@ mod auth;
 mod bad_input;
 mod cluster;
 mod common;
+mod contracts;
 mod feed;
 mod health;
 mod hostile;

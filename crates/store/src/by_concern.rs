@@ -50,6 +50,53 @@ macro_rules! store_by_concern {
                 entries::status_rows(self)
             }
 
+            // Catalog.
+            async fn put_catalogs(
+                &self,
+                records: &[$crate::CatalogRecord],
+            ) -> Result<Vec<$crate::CatalogWritten>, $crate::StoreError> {
+                catalog::put_catalogs(self, records).await
+            }
+            async fn server_catalog(
+                &self,
+                id: &mcp_fleet_model::ServerId,
+            ) -> Result<Option<mcp_fleet_model::ServerCatalog>, $crate::StoreError> {
+                catalog::server_catalog(self, id).await
+            }
+            async fn service_catalog(
+                &self,
+                service: &mcp_fleet_model::ServerId,
+                version: &str,
+            ) -> Result<Option<mcp_fleet_model::ServerCatalog>, $crate::StoreError> {
+                catalog::service_catalog(self, service, version).await
+            }
+            async fn catalog_times(
+                &self,
+            ) -> Result<Vec<(mcp_fleet_model::ServerId, mcp_fleet_model::Timestamp)>, $crate::StoreError> {
+                catalog::catalog_times(self).await
+            }
+            async fn search_tools(
+                &self,
+                query: &$crate::ToolQuery,
+            ) -> Result<$crate::ToolPage, $crate::StoreError> {
+                catalog::search_tools(self, query).await
+            }
+            async fn tool_pins(
+                &self,
+                service: &mcp_fleet_model::ServerId,
+            ) -> Result<Vec<mcp_fleet_model::ToolPin>, $crate::StoreError> {
+                catalog::tool_pins(self, service).await
+            }
+            async fn accept_tool(
+                &self,
+                service: &mcp_fleet_model::ServerId,
+                tool: &str,
+                by: Option<&str>,
+                now: mcp_fleet_model::Timestamp,
+            ) -> Result<Vec<mcp_fleet_model::ToolPin>, $crate::StoreError> {
+                catalog::accept_tool(self, service, tool, by, now).await
+            }
+
             // Health.
             async fn health_rows(
                 &self,
@@ -125,18 +172,20 @@ macro_rules! store_by_concern {
             // Routing.
             async fn put_routing(
                 &self,
-                service: &mcp_fleet_model::ServerId,
-                policy: mcp_fleet_model::RoutingPolicy,
-                by: Option<&str>,
-                now: mcp_fleet_model::Timestamp,
-            ) -> Result<(mcp_fleet_model::Routing, bool), $crate::StoreError> {
-                routing::put_routing(self, service, policy, by, now).await
+                doc: &mcp_fleet_model::Routing,
+            ) -> Result<bool, $crate::StoreError> {
+                routing::put_routing(self, doc).await
             }
             async fn get_routing(
                 &self,
                 service: &mcp_fleet_model::ServerId,
             ) -> Result<Option<mcp_fleet_model::Routing>, $crate::StoreError> {
                 routing::get_routing(self, service).await
+            }
+            async fn routing_documents(
+                &self,
+            ) -> Result<Vec<mcp_fleet_model::Routing>, $crate::StoreError> {
+                routing::routing_documents(self).await
             }
             async fn delete_routing(
                 &self,

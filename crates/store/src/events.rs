@@ -27,6 +27,13 @@ pub enum EventKind {
     /// [`mcp_fleet_model::Routing`] document) or deleted (`data` is `{"service"}`). The event's
     /// server id is the service's name.
     Routing,
+    /// An entry's catalog (tools, prompts, resources) at its version was listed for the first
+    /// time or differs from the listing before; `data` is `{"id","service","version","hash",
+    /// "tools","prompts","resources","added","removed","changed"}` (tool names).
+    Catalog,
+    /// A tool's content changed while its entry's version stayed the same; `data` is a
+    /// [`mcp_fleet_model::ToolChanged`].
+    ToolChanged,
 }
 
 impl EventKind {
@@ -38,6 +45,8 @@ impl EventKind {
             Self::Deleted => "deleted",
             Self::Status => "status",
             Self::Routing => "routing",
+            Self::Catalog => "catalog",
+            Self::ToolChanged => "tool-changed",
         }
     }
 }
@@ -58,6 +67,8 @@ impl FromStr for EventKind {
             "deleted" => Self::Deleted,
             "status" => Self::Status,
             "routing" => Self::Routing,
+            "catalog" => Self::Catalog,
+            "tool-changed" => Self::ToolChanged,
             other => return Err(format!("unknown event kind {other:?}")),
         })
     }

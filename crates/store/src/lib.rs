@@ -9,6 +9,7 @@
 //! share (column lists, row mapping, migrations, the JSON cache) is written once here.
 
 mod by_concern;
+mod catalog;
 mod error;
 mod events;
 mod health;
@@ -27,10 +28,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use mcp_fleet_model::{
-    Entry, HealthStatus, Observations, ObservedTotals, Registration, Routing, RoutingPolicy,
-    ServerId, StatusFilter, Tag, Timestamp, TokenRecord, Version,
+    Entry, HealthStatus, Observations, ObservedTotals, Registration, Routing, ServerId,
+    StatusFilter, Tag, Timestamp, TokenRecord, ToolPin, Version,
 };
 
+pub use catalog::{CatalogRecord, CatalogWritten, MAX_TOOL_PAGE, ToolPage, ToolQuery};
 pub use error::StoreError;
 pub use events::{DEFAULT_EVENT_RETENTION, Event, EventKind, EventLog, StoreOptions};
 pub use health::{CheckRecord, HealthRow, HeartbeatRow, Written};
@@ -196,6 +198,13 @@ pub struct StatusRow {
     pub status_since: Option<Timestamp>,
     /// How the entry is checked.
     pub mode: mcp_fleet_model::HealthCheckMode,
+    /// How many tools its current version listed; `None` when never listed.
+    pub tools: Option<u32>,
+    /// When its current version's catalog last changed.
+    pub catalog_changed_at: Option<Timestamp>,
+    /// Whether a tool of its current version is listed with a hash other than its pin: changed
+    /// in place and not accepted yet.
+    pub tool_changed: bool,
 }
 
 /// Where registry entries live. Implementations are cheap to share (`Arc<dyn Store>`).
@@ -317,19 +326,17 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- Routing (`routing.rs`) ----
 
-    /// Sets the routing policy of `service`, `by` a principal as of `now`, replacing any (and
-    /// its rollback record), and logs a `routing` event. Returns the stored document and whether
-    /// the service had no policy before.
-    async fn put_routing(
-        &self,
-        service: &ServerId,
-        policy: RoutingPolicy,
-        by: Option<&str>,
-        now: Timestamp,
-    ) -> Result<(Routing, bool), StoreError>;
+    /// Stores `doc` as the routing policy of its service, replacing any (and its rollback
+    /// record), and logs a `routing` event. Returns whether the service had no policy before.
+    /// The caller builds the document ([`Routing::new`], held to its contract).
+    async fn put_routing(&self, doc: &Routing) -> Result<bool, StoreError>;
 
     /// The routing policy of `service`.
     async fn get_routing(&self, service: &ServerId) -> Result<Option<Routing>, StoreError>;
+
+    /// Every service's routing policy, in service order: what `/status` reads its breaking
+    /// canaries from (one small row per service).
+    async fn routing_documents(&self) -> Result<Vec<Routing>, StoreError>;
 
     /// Deletes the routing policy of `service`, logging a `routing` event with data
     /// `{"service"}`; `false` when there was none.
@@ -365,6 +372,53 @@ pub trait Store: Send + Sync + 'static {
 
     /// The distinct versions of the entries of `service`, in version order.
     async fn service_versions(&self, service: &ServerId) -> Result<Vec<Version>, StoreError>;
+
+    // ---- Catalog (`catalog.rs`): what each entry offers, per version ----
+
+    /// Stores listings the health worker took, in one transaction: each replaces the catalog of
+    /// its entry at the entry's version, unless the entry was deleted or registered again since
+    /// (`reg_rev` differs). A listing that differs from the stored one logs a `catalog` event,
+    /// and each tool in it whose hash changed (the version being the same) a `tool-changed`
+    /// event; a tool's first hash at a version is pinned ([`Store::tool_pins`]). Returns what
+    /// each stored listing did: only its writer learns of a change.
+    async fn put_catalogs(
+        &self,
+        records: &[CatalogRecord],
+    ) -> Result<Vec<CatalogWritten>, StoreError>;
+
+    /// The catalog of entry `id` at its current version (empty, `fetchedAt` null, when it was
+    /// never listed); `None` when there is no such entry.
+    async fn server_catalog(
+        &self,
+        id: &ServerId,
+    ) -> Result<Option<mcp_fleet_model::ServerCatalog>, StoreError>;
+
+    /// The newest listing of any instance of `service` at `version`; `None` when none was
+    /// listed (the listing stays while its entry does, whatever version the entry moved to).
+    async fn service_catalog(
+        &self,
+        service: &ServerId,
+        version: &str,
+    ) -> Result<Option<mcp_fleet_model::ServerCatalog>, StoreError>;
+
+    /// When each entry's catalog at its current version was last listed.
+    async fn catalog_times(&self) -> Result<Vec<(ServerId, Timestamp)>, StoreError>;
+
+    /// Tools of entries' current versions matching `query`, most relevant first.
+    async fn search_tools(&self, query: &ToolQuery) -> Result<ToolPage, StoreError>;
+
+    /// The trusted hash of every tool of `service`, per version.
+    async fn tool_pins(&self, service: &ServerId) -> Result<Vec<ToolPin>, StoreError>;
+
+    /// Trusts the newest listed hash of `tool` at every version of `service` where it is
+    /// listed, `by` a principal as of `now`; returns the pins set (none when no listing has it).
+    async fn accept_tool(
+        &self,
+        service: &ServerId,
+        tool: &str,
+        by: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<ToolPin>, StoreError>;
 
     // ---- Events (`events.rs`): the change log every write appends to ----
 

@@ -9,7 +9,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 /// The migrations' versions and names, in version order. Versions are given, not counted, so
 /// that a number once released is never reused.
-const NAMES: [(i64, &str); 9] = [
+const NAMES: [(i64, &str); 11] = [
     (1, "servers"),
     (2, "row version"),
     (3, "events"),
@@ -19,6 +19,8 @@ const NAMES: [(i64, &str); 9] = [
     (7, "error detail"),
     (8, "health leases"),
     (9, "canary observations"),
+    (10, "tool catalog"),
+    (11, "catalog unpinned"),
 ];
 
 /// The migrations of the backend whose SQL files `dir` names, from `migrations/<dir>/`.
@@ -78,6 +80,18 @@ macro_rules! migrations {
                 "/migrations/",
                 $dir,
                 "/0009_canary_observations.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $dir,
+                "/0010_tool_catalog.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $dir,
+                "/0011_catalog_unpinned.sql"
             )),
         ])
     };

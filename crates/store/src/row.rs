@@ -24,9 +24,12 @@ pub(crate) const HEALTH_COLUMNS: &str = "id, name, url, health_url, auth_type, h
      ttl_seconds, heartbeat_at, status, status_since, successes, failures, reg_rev, \
      last_checked_at";
 
-/// The columns of an entry `/status` shows, as [`status_row`] reads them.
-pub(crate) const STATUS_COLUMNS: &str =
-    "id, name, status, last_seen, last_error, status_since, health_mode";
+/// The columns of an entry `/status` shows, as [`status_row`] reads them, from `servers` joined
+/// with its current version's catalog `c` (`LEFT JOIN catalogs c`): the tool count, when the
+/// catalog last changed, and whether a tool's listed hash differs from its pin.
+pub(crate) const STATUS_COLUMNS: &str = "servers.id, servers.name, servers.status, servers.last_seen, servers.last_error, \
+     servers.status_since, servers.health_mode, c.tools AS tools, \
+     c.changed_at AS catalog_changed_at, c.unpinned AS tool_changed";
 
 /// The columns of a token, as [`token`] reads them.
 pub(crate) const TOKEN_COLUMNS: &str =
@@ -47,6 +50,10 @@ pub(crate) trait StoredRow {
     fn opt_time(&self, col: &str) -> Result<Option<Timestamp>, sqlx::Error>;
     /// A 64-bit integer column (revisions, row versions).
     fn int8(&self, col: &str) -> Result<i64, sqlx::Error>;
+    /// A nullable 64-bit integer column.
+    fn opt_int8(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
+    /// A nullable boolean (PostgreSQL `boolean`, SQLite an integer).
+    fn opt_flag(&self, col: &str) -> Result<Option<bool>, sqlx::Error>;
     /// A 32-bit integer column (PostgreSQL `integer`; SQLite has only 64-bit integers).
     fn int4(&self, col: &str) -> Result<i64, sqlx::Error>;
     /// A nullable 32-bit integer column.
@@ -73,6 +80,12 @@ macro_rules! same_columns {
             sqlx::Row::try_get(self, col)
         }
         fn int8(&self, col: &str) -> Result<i64, sqlx::Error> {
+            sqlx::Row::try_get(self, col)
+        }
+        fn opt_int8(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+            sqlx::Row::try_get(self, col)
+        }
+        fn opt_flag(&self, col: &str) -> Result<Option<bool>, sqlx::Error> {
             sqlx::Row::try_get(self, col)
         }
     };
@@ -190,6 +203,11 @@ pub(crate) fn status_row(row: &impl StoredRow) -> Result<StatusRow, StoreError> 
             .text("health_mode")?
             .parse()
             .map_err(|e| bad(format!("healthCheck.mode {e}")))?,
+        tools: row
+            .opt_int8("tools")?
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        catalog_changed_at: row.opt_time("catalog_changed_at")?,
+        tool_changed: row.opt_flag("tool_changed")?.unwrap_or(false),
     })
 }
 

@@ -93,7 +93,8 @@ macro_rules! entries {
             // Row by row: the rows of a whole fleet, read at once, are allocated on the
             // connection's thread, whose allocator keeps the memory once they are freed here.
             let sql = format!(
-                "SELECT {} FROM servers ORDER BY id",
+                "SELECT {} FROM servers LEFT JOIN catalogs c \
+                 ON c.server_id = servers.id AND c.version = servers.version ORDER BY servers.id",
                 $crate::row::STATUS_COLUMNS
             );
             sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -399,6 +400,24 @@ macro_rules! routing {
                     .await?;
             text.map(|t| $crate::routing::parse(service, &t))
                 .transpose()
+        }
+
+        pub(super) async fn routing_documents(
+            store: &$store,
+        ) -> Result<Vec<mcp_fleet_model::Routing>, $crate::StoreError> {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT service, document FROM routing ORDER BY service")
+                    .fetch_all(&store.pool)
+                    .await?;
+            rows.into_iter()
+                .map(|(service, text)| {
+                    let service = service.parse().map_err(|e| $crate::StoreError::Corrupt {
+                        id: format!("routing of {service}"),
+                        reason: format!("service {e}"),
+                    })?;
+                    $crate::routing::parse(&service, &text)
+                })
+                .collect()
         }
 
         pub(super) async fn delete_routing(

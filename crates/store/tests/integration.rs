@@ -6,7 +6,7 @@
 use chrono::{Duration, Utc};
 use futures::TryStreamExt;
 use mcp_fleet_model::{
-    HealthStatus, Registration, RoutingPolicy, ServerId, StatusFilter, Tag, Version,
+    HealthStatus, Registration, Routing, RoutingPolicy, ServerId, StatusFilter, Tag, Version,
 };
 use mcp_fleet_store::{
     CapReached, CheckRecord, EntryCaps, EventKind, HealthRow, LEASE_SHARDS, ListQuery, StoreError,
@@ -55,6 +55,20 @@ fn version(s: &str) -> Version {
 
 fn policy(body: serde_json::Value) -> RoutingPolicy {
     RoutingPolicy::from_json(&body).expect("valid policy")
+}
+
+/// Sets the policy `body` of `svc`, `by` a principal as of `now`: the stored document and
+/// whether it was new.
+async fn set_routing(
+    store: &dyn mcp_fleet_store::Store,
+    svc: &ServerId,
+    body: serde_json::Value,
+    by: Option<&str>,
+    now: chrono::DateTime<Utc>,
+) -> (Routing, bool) {
+    let doc = Routing::new(svc.clone(), policy(body), by, now);
+    let created = store.put_routing(&doc).await.expect("put");
+    (doc, created)
 }
 
 /// Every status: new entries are `unknown` until probed.
@@ -685,10 +699,7 @@ each_backend!(routing_policies_are_set_rolled_back_and_deleted, |store| {
         "weights": {"2.0.0": 90, "2.1.0": 10},
         "rollback": {"maxErrorRateDelta": 0.05, "window": "60s", "minRequests": 50},
     });
-    let (doc, created) = store
-        .put_routing(&svc, policy(body.clone()), Some("tok_ops"), t0)
-        .await
-        .expect("put");
+    let (doc, created) = set_routing(store.as_ref(), &svc, body.clone(), Some("tok_ops"), t0).await;
     assert!(created);
     assert_eq!(doc.updated_by.as_deref(), Some("tok_ops"));
     assert_eq!(doc.weights[&version("2.1.0")], 10);
@@ -739,14 +750,45 @@ each_backend!(routing_policies_are_set_rolled_back_and_deleted, |store| {
     assert_eq!(again, rolled);
 
     let t2 = t1 + Duration::seconds(1);
-    let (replaced, created) = store
-        .put_routing(&svc, policy(json!({"weights": {"2.1.0": 100}})), None, t2)
-        .await
-        .expect("replace");
+    let (replaced, created) = set_routing(
+        store.as_ref(),
+        &svc,
+        json!({"weights": {"2.1.0": 100}}),
+        None,
+        t2,
+    )
+    .await;
     assert!(!created);
     assert_eq!(replaced.updated_by, None, "writes open: nobody to record");
     assert!(replaced.rolled_back.is_none() && replaced.rollback.is_none());
+    // Every service's document, in service order, with its contract as set.
+    let other = id("analytics");
+    let check = mcp_fleet_model::ContractCheck {
+        contract: mcp_fleet_model::RoutingContract {
+            stable: version("1.0.0"),
+            breaking: vec![version("2.0.0")],
+            unknown: Vec::new(),
+        },
+        breaks: Vec::new(),
+    };
+    let allow = mcp_fleet_model::AllowBreaking {
+        reason: "clients moved".into(),
+    };
+    let held = Routing::new(
+        other.clone(),
+        policy(json!({"weights": {"1.0.0": 90, "2.0.0": 10}})),
+        Some("tok_ops"),
+        t2,
+    )
+    .held_to(Some(check), Some(&allow))
+    .expect("allowed");
+    assert!(store.put_routing(&held).await.expect("put"));
+    let all = store.routing_documents().await.expect("all");
+    assert_eq!(all, vec![held.clone(), replaced.clone()]);
+    assert_eq!(all[0].breaking_allowed[0].reason, "clients moved");
+    assert!(store.delete_routing(&other).await.expect("delete"));
     assert!(store.delete_routing(&svc).await.expect("delete"));
+    assert!(store.routing_documents().await.expect("all").is_empty());
     assert!(store.get_routing(&svc).await.expect("get").is_none());
 
     let log = store.events_since(start, 100).await.expect("events");
@@ -755,7 +797,18 @@ each_backend!(routing_policies_are_set_rolled_back_and_deleted, |store| {
         .iter()
         .map(|e| (e.kind, e.server_id.to_string()))
         .collect();
-    assert_eq!(kinds, vec![(EventKind::Routing, "catalog".to_owned()); 4]);
+    let routed = |s: &str| (EventKind::Routing, s.to_owned());
+    assert_eq!(
+        kinds,
+        vec![
+            routed("catalog"),
+            routed("catalog"),
+            routed("catalog"),
+            routed("analytics"),
+            routed("analytics"),
+            routed("catalog"),
+        ]
+    );
     let data = |n: usize| -> serde_json::Value {
         serde_json::from_str(&log.events[n].data).expect("JSON data")
     };
@@ -764,7 +817,8 @@ each_backend!(routing_policies_are_set_rolled_back_and_deleted, |store| {
     assert_eq!(data(1)["rolledBack"]["version"], "2.1.0");
     assert_eq!(data(1)["updatedBy"], "tok_gateway");
     assert_eq!(data(2)["weights"], json!({"2.1.0": 100}));
-    assert_eq!(data(3), json!({"service": "catalog"}));
+    assert_eq!(data(3)["contract"]["breaking"], json!(["2.0.0"]));
+    assert_eq!(data(5), json!({"service": "catalog"}));
 });
 
 /// A report of `replica`: `calls` and `errors` of each version in slot `slot` (slots of 1 s).
@@ -800,10 +854,7 @@ each_backend!(
             "weights": {"2.0.0": 90, "2.1.0": 10, "3.0.0": 0},
             "rollback": {"maxErrorRateDelta": 0.05, "window": "60s", "minRequests": 50},
         });
-        store
-            .put_routing(&svc, policy(body), None, t0)
-            .await
-            .expect("put");
+        set_routing(store.as_ref(), &svc, body, None, t0).await;
         let start = store.current_revision().await.expect("revision");
 
         let a = report(

@@ -479,6 +479,22 @@ impl McpServer {
             .write()
             .expect("tools lock")
             .push(tool(name));
+        self.tell_tools_changed().await;
+    }
+
+    /// Replaces its tools with `tools` (the same names with other descriptions or schemas, say)
+    /// and tells every connected client.
+    pub async fn set_tools(&self, tools: Vec<Tool>) {
+        *self.state.tools.write().expect("tools lock") = tools;
+        self.tell_tools_changed().await;
+    }
+
+    /// The tools it lists now.
+    pub fn tools(&self) -> Vec<Tool> {
+        self.state.tools.read().expect("tools lock").clone()
+    }
+
+    async fn tell_tools_changed(&self) {
         let peers = self.state.peers.lock().expect("peers lock").clone();
         for peer in peers {
             // A client that went away is no reason to fail.

@@ -143,6 +143,17 @@ pub fn fast_health() -> HealthConfig {
     }
 }
 
+/// Health settings for tests that count connections at servers: each entry is probed and its
+/// catalog listed at registration, then left alone for an hour, so later connections are
+/// someone else's.
+pub fn listed_once() -> HealthConfig {
+    HealthConfig {
+        interval: std::time::Duration::from_secs(3600),
+        catalog_refresh: Some(std::time::Duration::from_secs(3600)),
+        ..fast_health()
+    }
+}
+
 impl TestRegistry {
     /// A registry over a fresh SQLite file with default settings, without a health worker.
     pub async fn start() -> Self {
@@ -201,6 +212,30 @@ impl TestRegistry {
             .expect("PUT heartbeat")
             .status()
             .as_u16()
+    }
+
+    /// The catalog of entry `id` once the health worker has listed it (`GET /servers/{id}/tools`
+    /// with `fetchedAt` set).
+    pub async fn listed(&self, id: &str) -> Value {
+        let path = format!("/servers/{id}/tools");
+        crate::poll("the health worker to list the server", || async {
+            let (status, catalog) = self.get(&path).await;
+            (status == 200 && !catalog["fetchedAt"].is_null()).then_some(catalog)
+        })
+        .await
+    }
+
+    /// Has entry `id` listed again now (`POST /servers/{id}/tools/refresh`, retried while the
+    /// registry answers that the last refresh was too recent); the new catalog.
+    pub async fn relist(&self, id: &str) -> Value {
+        let path = format!("/servers/{id}/tools/refresh");
+        let (status, catalog) = crate::poll("a refresh of the listing", || async {
+            let (status, catalog) = self.send(reqwest::Method::POST, &path, None).await;
+            (status != 429).then_some((status, catalog))
+        })
+        .await;
+        assert_eq!(status, 200, "refreshing {id}: {catalog}");
+        catalog
     }
 
     /// How many entries are stored, whatever their status.

@@ -175,6 +175,7 @@ fn refusal(e: AnnounceError) -> anyhow::Error {
                 status,
                 detail,
                 errors: Vec::new(),
+                breaking: Vec::new(),
             }
             .into()
         }

@@ -541,6 +541,22 @@ pub(crate) async fn status(args: StatusArgs) -> anyhow::Result<u8> {
         }
         println!("{t}");
     }
+    for c in &doc.breaking_canaries {
+        let by = c
+            .allowed_by
+            .as_deref()
+            .map(|b| format!(" by {b}"))
+            .unwrap_or_default();
+        let why = c
+            .reason
+            .as_deref()
+            .map(|r| format!(" (allowed{by}: {r})"))
+            .unwrap_or_default();
+        println!(
+            "BREAKING canary: {} {} ({}%) breaks the contract of {}{why}",
+            c.service, c.version, c.weight, c.stable
+        );
+    }
     Ok(code)
 }
 

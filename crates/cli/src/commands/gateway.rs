@@ -116,6 +116,15 @@ pub(crate) struct GatewayOptions {
     /// How long 2026-07-28 clients may cache a listing (its ttlMs).
     #[arg(long, env = "MCP_FLEET_GATEWAY_LIST_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
     list_ttl: Duration,
+    /// Withhold an upstream tool whose definition differs from the one the registry trusts for
+    /// its service and version (a description or schema changed in place) until an operator
+    /// accepts it with `mcp-fleet tools accept SERVICE TOOL`; calls of it get an error saying so.
+    #[arg(long, env = "MCP_FLEET_GATEWAY_PIN_TOOL_HASHES", value_parser = clap::builder::BoolishValueParser::new())]
+    pin_tool_hashes: bool,
+    /// Serve tools/list from the registry's catalog and connect to an upstream only when one of
+    /// its tools is first called (upstreams the registry has not listed are connected at once).
+    #[arg(long, env = "MCP_FLEET_GATEWAY_CATALOG_TOOLS_LIST", value_parser = clap::builder::BoolishValueParser::new())]
+    catalog_tools_list: bool,
 }
 
 /// Reads `--replica-id`.
@@ -154,6 +163,8 @@ impl GatewayOptions {
         config.allowed_hosts = self.allowed_hosts.clone();
         config.upstream_keepalive = self.upstream_keepalive;
         config.rmcp_only = Some(self.rmcp_only);
+        config.pin_tool_hashes = self.pin_tool_hashes;
+        config.catalog_tools_list = self.catalog_tools_list;
         config.limits = ServeLimits {
             max_header_bytes: self.max_header_bytes,
             header_read_timeout: self.header_read_timeout,

@@ -78,6 +78,15 @@ pub(crate) struct HealthArgs {
     /// This process's id among the replicas sharing the health work on one database (default: host name, pid and a random suffix).
     #[arg(long, env = "MCP_FLEET_REPLICA_ID")]
     replica_id: Option<String>,
+    /// List each MCP-checked server's tools, prompts and resources this often, in its probe's session, on top of once per registration (`0s` = only at registration).
+    #[arg(long, env = "MCP_FLEET_CATALOG_REFRESH", default_value = "10m", value_parser = humantime::parse_duration)]
+    catalog_refresh: Duration,
+    /// The same for servers checked over HTTP (healthUrl), which costs them an MCP session of its own (`0s` = never list them).
+    #[arg(long, env = "MCP_FLEET_CATALOG_REFRESH_SLOW", default_value = "1h", value_parser = humantime::parse_duration)]
+    catalog_refresh_slow: Duration,
+    /// Never list servers' catalogs (GET /tools and GET /servers/{id}/tools stay empty).
+    #[arg(long, env = "MCP_FLEET_NO_CATALOG")]
+    no_catalog: bool,
 }
 
 fn parse_webhook(s: &str) -> Result<url::Url, String> {
@@ -114,6 +123,15 @@ impl HealthArgs {
             policy: self.policy.probe_policy,
             webhooks: self.alert_webhooks.clone(),
             replica_id: self.replica_id.clone(),
+            // A zero refresh still lists MCP servers once per registration; HTTP-checked ones
+            // not at all.
+            catalog_refresh: (!self.no_catalog).then_some(if self.catalog_refresh.is_zero() {
+                Duration::MAX
+            } else {
+                self.catalog_refresh
+            }),
+            catalog_refresh_slow: (!self.no_catalog && !self.catalog_refresh_slow.is_zero())
+                .then_some(self.catalog_refresh_slow),
             ..HealthConfig::default()
         })
     }

@@ -1,10 +1,12 @@
 //! One module per subcommand family.
 
 pub(crate) mod announce;
+pub(crate) mod catalog;
 pub(crate) mod client;
 pub(crate) mod completions;
 pub(crate) mod credentials;
 pub(crate) mod demo;
+pub(crate) mod diff;
 pub(crate) mod gateway;
 pub(crate) mod health;
 pub(crate) mod import;

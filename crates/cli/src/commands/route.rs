@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use mcp_fleet_discovery::ClientError;
 use mcp_fleet_model::{Routing, Version, format_timestamp};
 use serde_json::{Map, Value, json};
 
@@ -49,6 +50,11 @@ struct SetArgs {
     /// Fewest calls within the window before judging [default with any rollback flag: 50].
     #[arg(long)]
     min_requests: Option<u32>,
+    /// Send traffic to versions whose tools break the stable version's contract (see `diff`)
+    /// all the same, for this reason; the registry records it with who set the policy and
+    /// refuses such a policy without it.
+    #[arg(long, value_name = "REASON")]
+    allow_breaking: Option<String>,
     /// `json` and `yaml` print the policy document set.
     #[command(flatten)]
     output: OutputArg,
@@ -144,7 +150,32 @@ fn policy_body(args: &SetArgs) -> anyhow::Result<Value> {
             "minRequests": args.min_requests.unwrap_or(50),
         });
     }
+    if let Some(reason) = &args.allow_breaking {
+        body["allowBreaking"] = json!({ "reason": reason });
+    }
     Ok(body)
+}
+
+/// A refusal for breaking the stable version's contract, with what to do about it; any other
+/// error as it is.
+fn refusal(e: ClientError, service: &str) -> anyhow::Error {
+    let hint = match &e {
+        ClientError::Problem {
+            status: 409,
+            breaking,
+            ..
+        } => breaking.first().map(|b| {
+            format!(
+                "hint: `mcp-fleet diff {service} {} {}` shows every change",
+                b.stable, b.version
+            )
+        }),
+        _ => None,
+    };
+    match hint {
+        Some(hint) => anyhow::anyhow!("{e}\n{hint}"),
+        None => e.into(),
+    }
 }
 
 fn weights_text(weights: &std::collections::BTreeMap<Version, u8>) -> String {
@@ -171,6 +202,33 @@ fn summary(doc: &Routing) -> String {
         Some(rule) => out.push_str(&format!("automatic rollback: {rule}\n")),
         None => out.push_str("automatic rollback: off\n"),
     }
+    if let Some(contract) = &doc.contract {
+        out.push_str(&format!("contract: stable version {}", contract.stable));
+        if !contract.unknown.is_empty() {
+            let unknown: Vec<String> = contract.unknown.iter().map(Version::to_string).collect();
+            out.push_str(&format!(
+                "; not compared (no listed catalog): {}",
+                unknown.join(", ")
+            ));
+        }
+        out.push('\n');
+        for version in doc.breaking_canaries() {
+            let allowed = doc.breaking_allowed.iter().find(|a| &a.version == version);
+            let why = allowed
+                .map(|a| {
+                    let by =
+                        a.by.as_deref()
+                            .map(|b| format!(" by {b}"))
+                            .unwrap_or_default();
+                    format!(" (allowed{by}: {})", a.reason)
+                })
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  BREAKING: {version} breaks the contract of {}{why}\n",
+                contract.stable
+            ));
+        }
+    }
     if let Some(r) = &doc.rolled_back {
         out.push_str(&format!(
             "rolled back {} at {}: {} (weights before: {})\n",
@@ -192,9 +250,20 @@ pub(crate) async fn route(args: RouteArgs) -> anyhow::Result<()> {
                 .registry
                 .client()?
                 .put_routing(&args.service, &body)
-                .await?;
+                .await
+                .map_err(|e| refusal(e, &args.service))?;
             if !args.output.print_data(&doc)? {
                 println!("routing {}: {}", doc.service, weights_text(&doc.weights));
+                for version in doc.breaking_canaries() {
+                    eprintln!(
+                        "warning: {version} breaks the contract of the stable version {}; \
+                         allowed and recorded",
+                        doc.contract
+                            .as_ref()
+                            .map(|c| c.stable.to_string())
+                            .unwrap_or_default()
+                    );
+                }
             }
         }
         RouteCommand::Get(args) => {

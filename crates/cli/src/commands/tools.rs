@@ -1,5 +1,6 @@
 //! `tools` and `call`: the fleet's MCP tools, discovered through the registry by the discovery
-//! library, from a terminal.
+//! library, from a terminal (`tools --search` and `tools accept`, which connect to no server,
+//! are in `catalog.rs`).
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -26,10 +27,10 @@ pub(crate) struct FleetArgs {
         default_value = "http://127.0.0.1:4000",
         value_parser = super::client::registry_url
     )]
-    registry: String,
+    pub(crate) registry: String,
     /// Only servers having any of these tags (comma-separated).
     #[arg(long, value_delimiter = ',')]
-    tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// Time allowed to connect to each server and list its tools.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
@@ -90,11 +91,25 @@ impl FleetArgs {
 /// Options of `tools`.
 #[derive(Debug, Args)]
 pub(crate) struct ToolsArgs {
+    /// `tools accept`; without one, `tools` lists (or with `--search` searches) the tools.
+    #[command(subcommand)]
+    command: Option<ToolsCommand>,
     #[command(flatten)]
     fleet: FleetArgs,
-    /// `json` and `yaml` print the catalog and the connection failures.
+    #[command(flatten)]
+    search: super::catalog::SearchArgs,
+    /// `json` and `yaml` print the catalog and the connection failures (with `--search`, the
+    /// registry's answer).
     #[command(flatten)]
     output: OutputArg,
+}
+
+/// Subcommands of `tools`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ToolsCommand {
+    /// Trust a tool's current definition (after a `tool-changed` event), so that gateways run
+    /// with --pin-tool-hashes offer it again (POST /services/{service}/tools/accept).
+    Accept(super::catalog::AcceptArgs),
 }
 
 /// Options of `call`.
@@ -130,7 +145,7 @@ fn by_service(tools: &[DiscoveredTool]) -> Vec<(&str, Vec<&DiscoveredTool>)> {
 }
 
 /// The first line of `text`, at most `max` characters.
-fn one_line(text: &str, max: usize) -> String {
+pub(crate) fn one_line(text: &str, max: usize) -> String {
     let line = text.lines().next().unwrap_or_default().trim();
     if line.chars().count() <= max {
         return line.to_owned();
@@ -141,6 +156,13 @@ fn one_line(text: &str, max: usize) -> String {
 }
 
 pub(crate) async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
+    match args.command {
+        Some(ToolsCommand::Accept(accept)) => return super::catalog::accept(accept).await,
+        None if args.search.asked() => {
+            return super::catalog::search(&args.fleet, &args.search, &args.output).await;
+        }
+        None => {}
+    }
     let builder = args.fleet.builder().await?;
     let (fleet, report) = args.fleet.connect(builder).await?;
     let tools = fleet.tools();

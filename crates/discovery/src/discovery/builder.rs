@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use mcp_fleet_model::{AddressPolicy, HealthStatus};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::Discovery;
@@ -34,6 +34,10 @@ pub(crate) struct Settings {
     pub(crate) backoff: Backoff,
     pub(crate) watch: bool,
     pub(crate) poll_interval: Duration,
+    /// Index servers from the registry's catalog, connect on first call.
+    pub(crate) lazy: bool,
+    /// Ask the registry to list a server again when its tool list is seen to change.
+    pub(crate) report_tool_changes: bool,
     /// Which addresses servers (and their token endpoints) may be reached at.
     pub(crate) policy: Arc<AddressPolicy>,
 }
@@ -151,6 +155,29 @@ impl DiscoveryBuilder {
     /// appear, drop those that are removed or go `down` (default off).
     pub fn watch(mut self, watch: bool) -> Self {
         self.settings.watch = watch;
+        self
+    }
+
+    /// Builds the index from the registry's tool catalog (`GET /servers/{id}/tools`, what its
+    /// health worker listed) and connects to a server only when one of its tools is first
+    /// called (default off). Connecting then costs in the servers used, not in the size of the
+    /// fleet. A server the registry has not listed yet, or listed at another version, is
+    /// connected at once, as without this. Once connected, a server is followed as any other
+    /// (its own listing replaces the catalog's). The prompts and resources of servers not
+    /// connected yet are not gathered.
+    pub fn lazy(mut self, lazy: bool) -> Self {
+        self.settings.lazy = lazy;
+        self
+    }
+
+    /// Whether to tell the registry when a connected server's tools change (default on): on
+    /// `notifications/tools/list_changed`, once the new listing differs from the last, the
+    /// library sends `POST /servers/{id}/tools/refresh`, so the registry's catalog (`GET /tools`,
+    /// lazy indexes, pins) follows at once rather than at its next refresh. Best effort: a
+    /// refusal (the registry runs no health worker, the server was just refreshed) is logged at
+    /// debug and changes nothing here.
+    pub fn report_tool_changes(mut self, report: bool) -> Self {
+        self.settings.report_tool_changes = report;
         self
     }
 
@@ -300,6 +327,7 @@ impl DiscoveryBuilder {
         };
         let shutdown = CancellationToken::new();
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (published, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             tokens: Tokens::new(self.credentials, http.clone(), self.settings.policy.clone()),
             calls: (!rmcp_only).then(|| {
@@ -315,6 +343,7 @@ impl DiscoveryBuilder {
             stale: AtomicBool::new(false),
             state: Mutex::new(State::default()),
             events,
+            published,
             watcher: Mutex::new(Some(watcher)),
             turn: AtomicUsize::new(0),
             shutdown: shutdown.clone(),

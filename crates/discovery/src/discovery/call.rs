@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use rmcp::RoleClient;
 use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
@@ -25,8 +26,9 @@ pub(super) struct Route {
 
 impl Discovery {
     /// Where a call of `name` goes: one connected instance offering it, taking turns among a
-    /// service's; `exact` takes `name` as an instance's own name only.
-    fn route(&self, name: &str, exact: bool) -> Result<Route, DiscoveryError> {
+    /// service's (an idle one when none is connected: `Ok(Err(slot))`, to be woken); `exact`
+    /// takes `name` as an instance's own name only.
+    fn route(&self, name: &str, exact: bool) -> Result<Result<Route, Slot>, DiscoveryError> {
         if self.shared.shutdown.is_cancelled() {
             return Err(DiscoveryError::Shutdown);
         }
@@ -41,8 +43,13 @@ impl Discovery {
             Resolved::Found(slots) => {
                 let turn = self.shared.turn.fetch_add(1, Ordering::Relaxed);
                 let ready = |s: &&Slot| matches!(s.server.state, ServerState::Ready);
+                let idle = |s: &&Slot| matches!(s.server.state, ServerState::Idle);
                 let (head, tail) = slots.split_at(turn % slots.len());
-                tail.iter().chain(head).find(ready).unwrap_or(&slots[0])
+                tail.iter()
+                    .chain(head)
+                    .find(ready)
+                    .or_else(|| tail.iter().chain(head).find(idle))
+                    .unwrap_or(&slots[0])
             }
             Resolved::Ambiguous(candidates) => {
                 return Err(DiscoveryError::AmbiguousTool {
@@ -58,12 +65,13 @@ impl Discovery {
             }
         };
         match (&slot.server.state, &slot.server.peer) {
-            (ServerState::Ready, Some(peer)) => Ok(Route {
+            (ServerState::Ready, Some(peer)) => Ok(Ok(Route {
                 peer: peer.clone(),
                 direct: slot.server.direct.clone(),
                 tool: slot.tool.clone(),
                 server: slot.server.clone(),
-            }),
+            })),
+            (ServerState::Idle, _) => Ok(Err(slot.clone())),
             (state, _) => Err(DiscoveryError::Unavailable {
                 what: format!("tool {}", slot.tool.qualified_name),
                 server: slot.server.meta.id.clone(),
@@ -125,13 +133,44 @@ impl Discovery {
         self.call(name, true, arguments).await
     }
 
+    /// Wakes the idle server of `slot` and waits (within the connect timeout) for it to
+    /// connect; then the route to its tool.
+    async fn wake(&self, slot: Slot) -> Result<Route, DiscoveryError> {
+        let mut published = self.shared.published.subscribe();
+        slot.server.signals.wake.notify_one();
+        let limit = self.shared.settings.connect_timeout + Duration::from_secs(1);
+        let deadline = tokio::time::Instant::now() + limit;
+        // By the instance's own name: the server woken, not another of its service.
+        let name = slot.tool.qualified_name.as_str();
+        loop {
+            if let Ok(route) = self.route(name, true)? {
+                return Ok(route);
+            }
+            let changed = tokio::time::timeout_at(deadline, published.changed()).await;
+            if !matches!(changed, Ok(Ok(()))) {
+                return Err(DiscoveryError::Unavailable {
+                    what: format!("tool {name}"),
+                    server: slot.server.meta.id.clone(),
+                    reason: if self.shared.shutdown.is_cancelled() {
+                        "shutting down".into()
+                    } else {
+                        format!("still connecting after {} ms", limit.as_millis())
+                    },
+                });
+            }
+        }
+    }
+
     async fn call(
         &self,
         name: &str,
         exact: bool,
         arguments: Option<Cow<'_, JsonObject>>,
     ) -> Result<CallToolResult, DiscoveryError> {
-        let route = self.route(name, exact)?;
+        let route = match self.route(name, exact)? {
+            Ok(route) => route,
+            Err(idle) => self.wake(idle).await?,
+        };
         let tool = route.tool.tool.name.clone();
         let limit = self.shared.settings.call_timeout;
         let what = || format!("tool {}", route.tool.qualified_name);
@@ -185,6 +224,7 @@ pub(super) fn ready_peer(
             server: part.meta.id.clone(),
             reason: match state {
                 ServerState::Unavailable { reason, .. } => reason.clone(),
+                ServerState::Idle => "not connected yet (lazy: a tool call connects)".into(),
                 _ => "still connecting".into(),
             },
         }),

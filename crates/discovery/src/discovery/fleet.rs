@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use futures::StreamExt;
 use mcp_fleet_model::{AuthType, Entry, HealthStatus};
 use rmcp::RoleClient;
 use rmcp::model::Tool;
 use rmcp::service::Peer;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,24 @@ pub(super) type FirstOutcome = oneshot::Receiver<Result<usize, DiscoveryError>>;
 
 /// Entries left alone for their status.
 pub(super) type Skipped = Vec<(String, HealthStatus)>;
+
+/// What [`Shared::reconcile`] started.
+#[derive(Default)]
+pub(super) struct Reconciled {
+    /// Supervisors connecting now, with their first outcome.
+    pub(super) started: Vec<(String, FirstOutcome)>,
+    /// Servers indexed from the registry's catalog, not connected (lazy), with their tool count.
+    pub(super) idle: Vec<(String, usize)>,
+    /// Entries left alone for their status.
+    pub(super) skipped: Skipped,
+}
+
+/// The registry's listing of each server, by id, for those it has listed at their current
+/// version (see [`Shared::catalogs`]).
+pub(super) type Catalogs = HashMap<String, Vec<Tool>>;
+
+/// How many catalogs are read from the registry at once.
+const CATALOG_READS: usize = 16;
 
 /// A running supervisor.
 pub(super) struct Running {
@@ -74,13 +93,15 @@ pub(crate) struct Shared {
     /// [`DiscoveryBuilder::rmcp_only`](super::DiscoveryBuilder::rmcp_only) sends everything through rmcp's client.
     pub(crate) calls: Option<CallHttp>,
     pub(crate) tokens: Tokens,
-    pub(super) registry: RegistryClient,
+    pub(crate) registry: RegistryClient,
     /// What readers see; replaced whole, never modified.
     pub(super) index: RwLock<Arc<Index>>,
     /// The parts changed since `index` was built (set and cleared with `state` locked).
     pub(super) stale: AtomicBool,
     pub(super) state: Mutex<State>,
     pub(super) events: broadcast::Sender<IndexEvent>,
+    /// Counts commits: a call waiting for an idle server to connect watches it.
+    pub(super) published: watch::Sender<u64>,
     pub(super) watcher: Mutex<Option<Box<dyn RegistryWatch>>>,
     /// Whose turn it is among a service's instances.
     pub(super) turn: AtomicUsize,
@@ -111,6 +132,7 @@ impl Shared {
     /// servers then builds the index once, not once per server (each build is linear in the
     /// number of tools).
     pub(super) fn commit(&self, parts: &BTreeMap<String, Arc<ServerPart>>) {
+        self.published.send_modify(|n| *n = n.wrapping_add(1));
         if self.events.receiver_count() == 0 {
             self.stale.store(true, Ordering::Release);
             return;
@@ -163,13 +185,98 @@ impl Shared {
         self.commit(&st.parts);
     }
 
+    /// With [`lazy`](super::DiscoveryBuilder::lazy) on, the registry's catalog of each entry
+    /// of `entries` that [`reconcile`](Self::reconcile) would start, read concurrently: those
+    /// it listed at their current version. An entry without one (never listed, listed at
+    /// another version, or a registry without catalogs) is left out, to be connected at once.
+    pub(super) async fn catalogs(&self, entries: &[Entry]) -> Catalogs {
+        if !self.settings.lazy {
+            return Catalogs::new();
+        }
+        // Owned: a stream of futures borrowing its items is not `Send` for every lifetime.
+        let new: Vec<Entry> = {
+            let st = self.lock();
+            entries
+                .iter()
+                .filter(|e| self.settings.statuses.contains(&e.status))
+                .filter(|e| {
+                    st.running
+                        .get(e.id.as_str())
+                        .is_none_or(|r| r.key != EntryKey::of(e))
+                })
+                .cloned()
+                .collect()
+        };
+        futures::stream::iter(new)
+            .map(|entry: Entry| async move {
+                let tools = self.catalog_of(&entry).await;
+                (entry.id.to_string(), tools)
+            })
+            .buffer_unordered(CATALOG_READS)
+            .filter_map(|(id, tools)| async move { tools.map(|t| (id, t)) })
+            .collect()
+            .await
+    }
+
+    /// The registry's catalog of `entry` as rmcp tools, when it was listed at its version.
+    pub(super) async fn catalog_of(&self, entry: &Entry) -> Option<Vec<Tool>> {
+        let catalog = match self.registry.server_tools(entry.id.as_str()).await {
+            Ok(Some(catalog)) => catalog,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::debug!(server = %entry.id, error = %e, "no catalog from the registry; connecting");
+                return None;
+            }
+        };
+        if catalog.fetched_at.is_none() || catalog.version != entry.version.to_string() {
+            return None;
+        }
+        let tools: Result<Vec<Tool>, _> = catalog
+            .tools
+            .into_iter()
+            .map(|t| serde_json::to_value(t.tool).and_then(serde_json::from_value))
+            .collect();
+        match tools {
+            Ok(tools) => Some(tools),
+            Err(e) => {
+                tracing::debug!(server = %entry.id, error = %e, "unreadable catalog; connecting");
+                None
+            }
+        }
+    }
+
+    /// Replaces the tools of server `id` with `tools` (the registry's catalog of it read
+    /// again), if it is still idle: a connected server's own listing is newer. Whether it did.
+    pub(super) fn relist_idle(&self, id: &str, tools: &[Tool]) -> bool {
+        let mut st = self.lock();
+        let Some(part) = st.parts.get(id) else {
+            return false;
+        };
+        if part.state != ServerState::Idle || part.bare_tools() == tools {
+            return false;
+        }
+        let part = ServerPart::new(
+            part.meta.clone(),
+            ServerState::Idle,
+            None,
+            part.signals.clone(),
+            tools,
+        );
+        st.parts.insert(id.to_owned(), Arc::new(part));
+        self.commit(&st.parts);
+        true
+    }
+
     /// Makes the running supervisors match `entries`: starts the new ones, stops the removed,
-    /// the `down` and the changed ones (a changed one is started again). Returns the first
-    /// outcome of each started one, and the entries skipped for their status.
+    /// the `down` and the changed ones (a changed one is started again). A new one with a
+    /// catalog in `catalogs` is indexed from it and left idle until a call wakes it. Returns
+    /// the first outcome of each one connecting, the idle ones and the entries skipped for
+    /// their status.
     pub(super) fn reconcile(
         self: &Arc<Self>,
         entries: Vec<Entry>,
-    ) -> (Vec<(String, FirstOutcome)>, Skipped) {
+        mut catalogs: Catalogs,
+    ) -> Reconciled {
         let mut skipped = Vec::new();
         let mut wanted: BTreeMap<String, Entry> = BTreeMap::new();
         for entry in entries {
@@ -179,10 +286,11 @@ impl Shared {
                 skipped.push((entry.id.to_string(), entry.status));
             }
         }
-        let mut started = Vec::new();
+        let mut done = Reconciled::default();
         let mut st = self.lock();
         if self.shutdown.is_cancelled() {
-            return (started, skipped);
+            done.skipped = skipped;
+            return done;
         }
         let stale: Vec<String> = st
             .running
@@ -201,7 +309,6 @@ impl Shared {
             if st.running.contains_key(&id) {
                 continue;
             }
-            let (tx, rx) = oneshot::channel();
             let meta = Arc::new(ServerMeta {
                 id: id.clone(),
                 service: entry.service.to_string(),
@@ -212,14 +319,19 @@ impl Shared {
             });
             let signals = Arc::new(Signals::default());
             let stop = self.shutdown.child_token();
+            let catalog = catalogs.remove(&id);
+            let (state, tools) = match &catalog {
+                Some(tools) => (ServerState::Idle, tools.as_slice()),
+                None => (ServerState::Connecting, &[][..]),
+            };
             st.parts.insert(
                 id.clone(),
                 Arc::new(ServerPart::new(
                     meta.clone(),
-                    ServerState::Connecting,
+                    state,
                     None,
                     signals.clone(),
-                    &[],
+                    tools,
                 )),
             );
             let key = EntryKey::of(&entry);
@@ -229,13 +341,25 @@ impl Shared {
                 meta,
                 signals,
                 stop: stop.clone(),
+                idle: catalog.is_some(),
             };
-            let task = tokio::spawn(supervisor.run(tx));
+            let first = match catalog {
+                Some(tools) => {
+                    done.idle.push((id.clone(), tools.len()));
+                    None
+                }
+                None => {
+                    let (tx, rx) = oneshot::channel();
+                    done.started.push((id.clone(), rx));
+                    Some(tx)
+                }
+            };
+            let task = tokio::spawn(supervisor.run(first));
             st.running.insert(id.clone(), Running { key, stop, task });
-            started.push((id, rx));
         }
         self.commit(&st.parts);
-        (started, skipped)
+        done.skipped = skipped;
+        done
     }
 }
 

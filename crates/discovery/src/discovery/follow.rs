@@ -15,8 +15,10 @@ pub(super) async fn follow(shared: Arc<Shared>, mut watcher: Box<dyn RegistryWat
         };
         match next {
             Ok(entries) => {
-                // New servers connect in the background; their tools appear when they do.
-                let _ = shared.reconcile(entries);
+                // New servers connect in the background; their tools appear when they do (at
+                // once for those indexed from the registry's catalog).
+                let catalogs = shared.catalogs(&entries).await;
+                let _ = shared.reconcile(entries, catalogs);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the registry; keeping the current servers");

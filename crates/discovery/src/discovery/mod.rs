@@ -100,6 +100,8 @@ impl Discovery {
                 backoff: Backoff::default(),
                 watch: false,
                 poll_interval: Duration::from_secs(10),
+                lazy: false,
+                report_tool_changes: true,
                 policy: Arc::new(AddressPolicy::default()),
             },
             credentials: Credentials::default(),
@@ -116,7 +118,9 @@ impl Discovery {
     /// has connected or failed (each within the connect timeout). Failing servers are reported,
     /// not fatal: they are retried in the background. Only an unreachable registry is an
     /// error. With [watching](DiscoveryBuilder::watch) on, the first call starts following
-    /// the registry; later calls re-read it at once.
+    /// the registry; later calls re-read it at once. With [`lazy`](DiscoveryBuilder::lazy) on,
+    /// servers the registry has listed are indexed from its catalog and not connected
+    /// ([`ConnectReport::idle`]).
     pub async fn connect(&self) -> Result<ConnectReport, DiscoveryError> {
         let shared = &self.shared;
         if shared.shutdown.is_cancelled() {
@@ -126,7 +130,12 @@ impl Discovery {
             .registry
             .list_all(&list_options(shared.settings.tags.clone()))
             .await?;
-        let (started, mut skipped) = shared.reconcile(entries);
+        let catalogs = shared.catalogs(&entries).await;
+        let fleet::Reconciled {
+            started,
+            mut idle,
+            mut skipped,
+        } = shared.reconcile(entries, catalogs);
         let mut report = ConnectReport::default();
         let outcomes = join_all(started.into_iter().map(|(id, rx)| async move {
             let outcome = rx.await.unwrap_or(Err(DiscoveryError::Shutdown));
@@ -141,6 +150,8 @@ impl Discovery {
         }
         skipped.sort_by(|a, b| a.0.cmp(&b.0));
         report.skipped = skipped;
+        idle.sort_by(|a, b| a.0.cmp(&b.0));
+        report.idle = idle;
         // The index is part of connecting: build it now (once), not on the first read.
         let _ = shared.index();
         if shared.settings.watch {
@@ -154,6 +165,28 @@ impl Discovery {
             }
         }
         Ok(report)
+    }
+
+    /// Reads the registry's catalog of server `server_id` again, if it is still idle (not
+    /// connected: [`DiscoveryBuilder::lazy`]), and indexes what it lists now; for hosts that
+    /// follow the registry's `catalog` events. Whether the index changed.
+    pub async fn refresh_catalog(&self, server_id: &str) -> bool {
+        let shared = &self.shared;
+        let version = match shared.index().servers.get(server_id) {
+            Some(p) if p.state == ServerState::Idle => p.meta.version.clone(),
+            _ => return false,
+        };
+        let Ok(Some(entry)) = shared.registry.get(server_id).await else {
+            return false;
+        };
+        if entry.version.to_string() != version {
+            // Registered again at another version: following the registry replaces it.
+            return false;
+        }
+        match shared.catalog_of(&entry).await {
+            Some(tools) => shared.relist_idle(server_id, &tools),
+            None => false,
+        }
     }
 
     /// The tool catalog, by server id, then qualified name, from memory (no round trip). A
@@ -223,6 +256,8 @@ impl Discovery {
         for part in self.shared.index().servers.values() {
             match (&part.state, &part.peer) {
                 (ServerState::Ready, Some(_)) => ready.push(part.clone()),
+                // Not connected by choice: not asked, and no failure.
+                (ServerState::Idle, _) => {}
                 (state, _) => failures.push(DiscoveryError::Unavailable {
                     what: "listing".into(),
                     server: part.meta.id.clone(),

@@ -12,6 +12,10 @@ use crate::error::DiscoveryError;
 pub struct ConnectReport {
     /// Servers connected, with how many tools each offers, in id order.
     pub connected: Vec<(String, usize)>,
+    /// Servers indexed from the registry's catalog and not connected until one of their tools
+    /// is called ([`DiscoveryBuilder::lazy`](crate::DiscoveryBuilder::lazy)), with how many
+    /// tools each lists, in id order.
+    pub idle: Vec<(String, usize)>,
     /// Servers that could not be connected, and why, in id order. They are retried in the
     /// background; their state shows in [`Discovery::servers`].
     #[serde(serialize_with = "serialize_failures")]

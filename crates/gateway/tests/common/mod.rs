@@ -23,8 +23,8 @@ pub(crate) use mcp_fleet_test_support::mcp_server::{
 };
 pub(crate) use mcp_fleet_test_support::poll as eventually;
 
-/// A registry without a health worker (entries stay `unknown`, which the gateway uses), with
-/// the gateway suite's way of registering upstreams and setting routes.
+/// A registry without a health worker (entries stay `unknown`, which the gateway uses) unless
+/// started checked, with the gateway suite's way of registering upstreams and setting routes.
 pub(crate) struct TestRegistry(mcp_fleet_test_support::TestRegistry);
 
 impl std::ops::Deref for TestRegistry {
@@ -45,6 +45,18 @@ impl TestRegistry {
         Self(
             mcp_fleet_test_support::registry::start_with(db, mcp_fleet_registry::Config::default())
                 .await,
+        )
+    }
+
+    /// A registry over SQLite with a health worker configured by `health` (which lists each
+    /// upstream's catalog).
+    pub(crate) async fn start_checked(health: mcp_fleet_registry::HealthConfig) -> Self {
+        Self(
+            mcp_fleet_test_support::registry::start_checked(
+                mcp_fleet_test_support::sqlite(),
+                health,
+            )
+            .await,
         )
     }
 

@@ -13,11 +13,16 @@ use super::ToolDef;
 /// else does, array order included (a reordered `required` hashes differently, although
 /// [`diff_tool`](super::diff_tool) finds no change in it).
 pub fn tool_hash(tool: &ToolDef) -> String {
-    let mut text = String::new();
     // Cannot fail: every map key is a string. Were it to, all such tools would share a hash,
     // which reads as "unchanged" only between two equally unserializable tools.
-    let value = serde_json::to_value(tool).unwrap_or(Value::Null);
-    write_canonical(&value, &mut text);
+    json_hash(&serde_json::to_value(tool).unwrap_or(Value::Null))
+}
+
+/// Lowercase hex SHA-256 of any JSON value's canonical text, as [`tool_hash`] hashes a tool:
+/// what a prompt's or a resource's hash is in the catalog.
+pub fn json_hash(value: &Value) -> String {
+    let mut text = String::new();
+    write_canonical(value, &mut text);
     let digest = Sha256::digest(text.as_bytes());
     let mut hex = String::with_capacity(64);
     for b in digest {

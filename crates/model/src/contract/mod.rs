@@ -28,7 +28,8 @@
 //!
 //! # The answer
 //!
-//! `GET /services/{service}/diff?from=1.0.0&to=1.1.0` answers a [`CatalogDiff`]. Here `lookup`
+//! `GET /services/{service}/diff?from=1.0.0&to=1.1.0` answers a [`VersionDiff`]: the service,
+//! both versions and the fields of a [`CatalogDiff`]. Here `lookup`
 //! got a tighter `sku`, a new required `warehouse` and a new description, `stock` went and
 //! `reserve` came:
 //!
@@ -75,6 +76,7 @@
 //! Tests: the unit tests here and in `hash.rs` and `schema.rs`, and the corpus of tool pairs
 //! with their expected verdicts in `tests/fixtures/contract-corpus.json` (`tests/contract.rs`).
 
+mod gate;
 mod hash;
 mod schema;
 
@@ -83,7 +85,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use hash::tool_hash;
+pub use gate::{
+    BreakingAllowed, ContractBreak, ContractCheck, RoutingContract, check_contract, stable_version,
+};
+pub use hash::{json_hash, tool_hash};
 
 /// One tool as a server lists it (`tools/list`), in this crate's own type so that comparing
 /// catalogs needs no MCP library. Fields the comparison does not read (`_meta`, `icons`) are
@@ -126,6 +131,26 @@ pub struct CatalogDiff {
     pub removed: Vec<String>,
     /// Tools in both whose definitions differ, by name; unchanged tools are left out.
     pub changed: Vec<ToolChange>,
+}
+
+/// The body of `GET /services/{service}/diff`: how the catalog listed at version `to` of a
+/// service differs from the one listed at `from`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct VersionDiff {
+    /// The service.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub service: crate::ids::ServerId,
+    /// The version compared from: the contract clients were written for.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub from: crate::ids::Version,
+    /// The version compared to.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub to: crate::ids::Version,
+    /// What changed.
+    #[serde(flatten)]
+    pub diff: CatalogDiff,
 }
 
 /// How one tool present in both catalogs changed.
@@ -229,6 +254,26 @@ pub enum ChangeKind {
     /// unresolvable `$ref`, nesting past the depth limit) changed: counted as breaking, since
     /// compatibility could not be proven.
     NotComparable,
+}
+
+impl std::fmt::Display for ChangeLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Input => "input",
+            Self::Output => "output",
+            Self::Tool => "tool",
+        })
+    }
+}
+
+impl std::fmt::Display for ChangeKind {
+    /// The name the JSON answer gives it (`requiredAdded`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match serde_json::to_value(self) {
+            Ok(Value::String(name)) => f.write_str(&name),
+            _ => write!(f, "{self:?}"),
+        }
+    }
 }
 
 /// Which way a change moves the set of values a schema accepts; with the location, it decides

@@ -23,8 +23,9 @@ const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
     path = "/servers/{id}/check",
     tag = "health",
     summary = "Probe an entry now",
-    description = "Runs the entry's health probe at once and answers with its result once it is \
-                   recorded. At most one check per entry per second.",
+    description = "Runs the entry's health probe at once, listing its catalog too (tools, \
+                   prompts, resources: `GET /servers/{id}/tools`), and answers with its result \
+                   once it is recorded. At most one check per entry per second.",
     params(
         ("id" = mcp_fleet_model::ServerId, Path, description = "The entry's id"),
     ),
@@ -54,7 +55,7 @@ pub(crate) async fn check(
     };
     state.allow_check(&id).map_err(ApiError::RateLimited)?;
     // The answer waits for the result to be written; a database outage must not hang callers.
-    let answer = tokio::time::timeout(CHECK_DEADLINE, health.check_now(id.clone()))
+    let answer = tokio::time::timeout(CHECK_DEADLINE, health.check_now(id.clone(), true))
         .await
         .map_err(|_| ApiError::Unavailable)?;
     match answer {

@@ -50,6 +50,29 @@ pub(super) fn parse_timeout(value: &str) -> Result<Duration, String> {
     Ok(timeout)
 }
 
+/// Adds the tags of one `tags` parameter to `tags`: seed semantics, a comma-separated list whose
+/// empty items are ignored.
+pub(super) fn push_tags(value: &str, tags: &mut Vec<Tag>, errors: &mut Vec<FieldError>) {
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.parse::<Tag>() {
+            Ok(tag) => tags.push(tag),
+            Err(e) => errors.push(FieldError::new("tags", format!("{item:?} {e}"))),
+        }
+    }
+}
+
+/// Sorts and dedups a query's tags, refusing more than [`MAX_TAGS`].
+pub(super) fn settle_tags(tags: &mut Vec<Tag>, errors: &mut Vec<FieldError>) {
+    tags.sort();
+    tags.dedup();
+    if tags.len() > MAX_TAGS {
+        errors.push(FieldError::new(
+            "tags",
+            format!("at most {MAX_TAGS} tags per query, got {}", tags.len()),
+        ));
+    }
+}
+
 /// Parses `tags`, `status`, `service`, `limit`, `cursor`, `wait` and `timeout`; anything else is a
 /// mistake worth reporting.
 pub(super) fn parse_list_query(
@@ -68,15 +91,7 @@ pub(super) fn parse_list_query(
             seen.push(key.to_string());
         }
         match key.as_ref() {
-            "tags" => {
-                // Seed semantics: a comma-separated list; empty items are ignored.
-                for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    match item.parse::<Tag>() {
-                        Ok(tag) => q.tags.push(tag),
-                        Err(e) => errors.push(FieldError::new("tags", format!("{item:?} {e}"))),
-                    }
-                }
-            }
+            "tags" => push_tags(&value, &mut q.tags, &mut errors),
             "status" => match value.parse::<StatusFilter>() {
                 Ok(s) => q.status = s,
                 Err(e) => errors.push(FieldError::new("status", e)),
@@ -117,14 +132,7 @@ pub(super) fn parse_list_query(
             "applies only to a blocking listing: give wait=<revision> too",
         ));
     }
-    q.tags.sort();
-    q.tags.dedup();
-    if q.tags.len() > MAX_TAGS {
-        errors.push(FieldError::new(
-            "tags",
-            format!("at most {MAX_TAGS} tags per query, got {}", q.tags.len()),
-        ));
-    }
+    settle_tags(&mut q.tags, &mut errors);
     if errors.is_empty() {
         let wait = wait.map(|after| Wait {
             after,

@@ -1,9 +1,10 @@
 //! Routes: one file per resource, all listed in [`table`].
 
 pub(crate) mod checks;
+pub(crate) mod contracts;
 pub(crate) mod docs;
 pub(crate) mod events;
-mod list_query;
+pub(crate) mod list_query;
 pub(crate) mod metrics;
 pub(crate) mod observations;
 pub(crate) mod page;
@@ -12,6 +13,7 @@ pub(crate) mod probes;
 pub(crate) mod servers;
 pub(crate) mod services;
 pub(crate) mod status;
+pub(crate) mod tools;
 pub(crate) mod v01;
 
 use std::time::Duration;
@@ -43,6 +45,8 @@ pub(crate) fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
                 .put(servers::replace)
                 .delete(servers::remove),
         ),
+        ("/servers/{id}/tools", get(tools::server_tools)),
+        ("/servers/{id}/tools/refresh", post(tools::refresh)),
         ("/servers/{id}/check", post(checks::check)),
         ("/servers/{id}/heartbeat", put(checks::heartbeat)),
         (
@@ -60,6 +64,10 @@ pub(crate) fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
             post(observations::observations),
         ),
         ("/services/{service}/istio", get(services::istio)),
+        ("/services/{service}/diff", get(contracts::diff)),
+        ("/services/{service}/tools/pins", get(tools::pins)),
+        ("/services/{service}/tools/accept", post(tools::accept)),
+        ("/tools", get(tools::search)),
         ("/status", get(status::status)),
         ("/events", get(events::events)),
         ("/healthz", get(probes::healthz)),

@@ -1,7 +1,7 @@
 //! `/services/{service}/…`: a service's routing policy (set, read, delete), its rollback (what
 //! the gateway calls when a canary trips) and its export as Istio manifests.
 //!
-//! Over 500 lines with its unit tests, which sit next to the code they check (66 of 503 lines).
+//! Over 500 lines with its unit tests, which sit next to the code they check (64 of 521 lines).
 
 use std::collections::BTreeSet;
 
@@ -73,14 +73,20 @@ where
                    up to 100); each version must be that of an entry of the service. With \
                    `rollback`, the gateway rolls a version back on its own when its error rate \
                    exceeds the others' by more than `maxErrorRateDelta` over `window`, after \
-                   `minRequests` calls. Replacing a policy clears its rollback record. Answered \
-                   once durable.",
+                   `minRequests` calls. Replacing a policy clears its rollback record. The \
+                   version with the highest weight (the lowest on a tie) is stable: a policy \
+                   giving traffic to a version whose tool catalog breaks the stable version's \
+                   (see `GET /services/{service}/diff`) is refused (`409`) unless it says \
+                   `allowBreaking: {\"reason\": ...}`, which is recorded with who set it \
+                   (`breakingAllowed`). Versions not listed yet are not refused (`contract.unknown`). \
+                   Answered once durable.",
     params(("service" = ServerId, Path, description = "The service (the `service` of its entries)")),
     request_body(content = RoutingPolicy, content_type = "application/json"),
     responses(
         (status = 201, description = "Set; the service had no policy", body = Routing),
         (status = 200, description = "Replaced the service's policy", body = Routing),
         (status = 400, response = crate::error::responses::BadRequest),
+        (status = 409, description = "A version given traffic breaks the stable version's contract and `allowBreaking` is not set (`breaking-contract`; every breaking change in `breaking`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, response = crate::error::responses::PayloadTooLarge),
         (status = 415, response = crate::error::responses::UnsupportedMediaType),
         (status = 503, response = crate::error::responses::DatabaseUnavailable),
@@ -124,18 +130,29 @@ pub(crate) async fn put_routing(
     if !unknown.is_empty() {
         return Err(ApiError::Validation(ValidationErrors(unknown)));
     }
-    let task_service = service.clone();
-    let (doc, created) = write(
+    let check = super::contracts::check(&state, &service, &policy.weights).await?;
+    let allow = policy.allow_breaking.clone();
+    let doc = Routing::new(service.clone(), policy, by.as_deref(), Utc::now())
+        .held_to(check, allow.as_ref())
+        .map_err(|breaks| super::contracts::refusal(&service, breaks))?;
+    let task_doc = doc.clone();
+    let created = write(
         &state,
         |_| true,
-        move |s| async move {
-            s.store()
-                .put_routing(&task_service, policy, by.as_deref(), Utc::now())
-                .await
-        },
+        move |s| async move { s.store().put_routing(&task_doc).await },
     )
     .await?;
     tracing::info!(%service, created, weights = %weights_text(&doc.weights), "routing policy set");
+    for allowed in &doc.breaking_allowed {
+        tracing::warn!(
+            %service,
+            version = %allowed.version,
+            stable = %doc.contract.as_ref().map(|c| c.stable.to_string()).unwrap_or_default(),
+            by = allowed.by.as_deref().unwrap_or("-"),
+            reason = %allowed.reason,
+            "traffic allowed to a version that breaks the stable version's contract"
+        );
+    }
     let status = if created {
         StatusCode::CREATED
     } else {

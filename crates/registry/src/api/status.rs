@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use futures::TryStreamExt;
-use mcp_fleet_model::{ServerStatus, StatusSummary};
+use mcp_fleet_model::{BreakingCanary, ServerStatus, StatusSummary};
 use mcp_fleet_store::{StatusRow, Store};
 
 use super::{json_response, or_stale};
@@ -20,7 +20,11 @@ use crate::error::ApiError;
     tag = "health",
     summary = "The fleet at a glance",
     description = "`operational` when no entry is `degraded` or `down` (`unknown` ones do not \
-                   count), else `degraded`; counts by status; every entry's line. Served from a \
+                   count), else `degraded`; counts by status; every entry's line, with its current \
+                   version's tool count, when its catalog last changed, and `toolChanged` when a \
+                   tool changed in place and was not accepted; the versions routing policies \
+                   send traffic to although they break the stable version's contract \
+                   (`breakingCanaries`). Served from a \
                    cache of at most `--read-cache-ttl` (1 s), so many open dashboards stay cheap. \
                    While the database is unavailable, the last good answer is served, marked \
                    `X-Registry-Stale: true`.",
@@ -52,7 +56,8 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Response, Ap
 const HEAD_ROOM: usize = 256;
 
 /// Renders the document row by row into one buffer, sized from the last rendering (`size_hint`):
-/// no fleet-sized intermediate (rows, lines, a growing copy) is held besides the body.
+/// no fleet-sized intermediate (rows, lines, a growing copy) is held besides the body. The
+/// breaking canaries (a few per routed service) follow the lines.
 async fn render(store: &dyn Store, size_hint: usize) -> Result<Bytes, ApiError> {
     let mut body = Vec::with_capacity(HEAD_ROOM + size_hint + size_hint / 16);
     body.resize(HEAD_ROOM, b' ');
@@ -65,7 +70,16 @@ async fn render(store: &dyn Store, size_hint: usize) -> Result<Bytes, ApiError> 
         summary.count(r.status);
         serde_json::to_writer(&mut body, &line(r)).map_err(|_| ApiError::Internal)?;
     }
-    body.extend_from_slice(b"]}");
+    drop(rows);
+    let breaking: Vec<BreakingCanary> = store
+        .routing_documents()
+        .await?
+        .iter()
+        .flat_map(BreakingCanary::of)
+        .collect();
+    body.extend_from_slice(br#"],"breakingCanaries":"#);
+    serde_json::to_writer(&mut body, &breaking).map_err(|_| ApiError::Internal)?;
+    body.push(b'}');
     let head = head(&summary)?;
     let start = HEAD_ROOM
         .checked_sub(head.len())
@@ -95,6 +109,9 @@ fn line(r: StatusRow) -> ServerStatus {
         last_error: r.last_error,
         since: r.status_since,
         check: r.mode,
+        tools: r.tools,
+        catalog_changed_at: r.catalog_changed_at,
+        tool_changed: r.tool_changed,
     }
 }
 
@@ -133,7 +150,14 @@ mod tests {
             .expect("store");
         let want = |store: Arc<dyn Store>| async move {
             let rows: Vec<_> = store.status_rows().try_collect().await.expect("rows");
-            let doc = FleetStatus::from_servers(rows.into_iter().map(line).collect());
+            let mut doc = FleetStatus::from_servers(rows.into_iter().map(line).collect());
+            doc.breaking_canaries = store
+                .routing_documents()
+                .await
+                .expect("routing")
+                .iter()
+                .flat_map(BreakingCanary::of)
+                .collect();
             serde_json::to_vec(&doc).expect("serialize")
         };
         for (status, last_error) in [

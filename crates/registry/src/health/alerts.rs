@@ -1,4 +1,5 @@
-//! Alerts: status transitions are logged, counted, and POSTed as JSON to each `--alert-webhook`.
+//! Alerts: status transitions and silent tool changes are logged, counted, and POSTed as JSON to
+//! each `--alert-webhook`.
 //!
 //! [`Alerts::publish`] never waits: it logs the transition and puts it on one bounded queue per
 //! webhook, so a slow or dead receiver can never hold up the probe loop. One task per webhook
@@ -55,6 +56,53 @@ pub(crate) struct Transition {
     pub(crate) last_error: Option<String>,
     /// The whole error chain behind `last_error`.
     pub(crate) last_error_detail: Option<String>,
+}
+
+/// A tool's content changed while its server's version stayed the same (the catalog's
+/// `tool-changed` event); serialized as the webhook body
+/// `{"event":"tool-changed","id","name","service","version","tool","from","to","at"}`, `from`
+/// and `to` being the tool's content hashes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ToolChangedAlert {
+    /// Always `tool-changed`: what tells this body from a status transition's.
+    pub(crate) event: &'static str,
+    /// The entry's id.
+    pub(crate) id: String,
+    /// The entry's human-readable name.
+    pub(crate) name: String,
+    /// Its service.
+    pub(crate) service: String,
+    /// The version that did not change.
+    pub(crate) version: String,
+    /// The tool.
+    pub(crate) tool: String,
+    /// The tool's hash before.
+    pub(crate) from: String,
+    /// Its hash now.
+    pub(crate) to: String,
+    /// When the change was listed.
+    #[serde(serialize_with = "serialize_at")]
+    pub(crate) at: Timestamp,
+}
+
+/// What a webhook receives: a status transition or a silent tool change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub(crate) enum Alert {
+    /// A status transition.
+    Status(Transition),
+    /// A tool changed under an unchanged version.
+    ToolChanged(ToolChangedAlert),
+}
+
+impl Alert {
+    fn id(&self) -> &str {
+        match self {
+            Self::Status(t) => &t.id,
+            Self::ToolChanged(c) => &c.id,
+        }
+    }
 }
 
 fn serialize_at<S: Serializer>(at: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
@@ -120,7 +168,7 @@ struct Inner {
 struct Queue {
     /// Scheme, host and port only: webhook paths often embed a secret token.
     origin: String,
-    tx: mpsc::Sender<Arc<Transition>>,
+    tx: mpsc::Sender<Arc<Alert>>,
 }
 
 impl Alerts {
@@ -192,12 +240,26 @@ impl Alerts {
         } else {
             tracing::warn!(id = %t.id, name = %t.name, from = %t.from, to = %t.to, last_error, detail, "status changed");
         }
+        self.enqueue(Alert::Status(t));
+    }
+
+    /// Logs `c` at warn, counts it and queues it for every webhook, as [`Alerts::publish`] does.
+    pub(crate) fn publish_tool_changed(&self, c: ToolChangedAlert) {
+        tracing::warn!(
+            id = %c.id, service = %c.service, version = %c.version, tool = %c.tool,
+            from = %c.from, to = %c.to,
+            "tool changed under an unchanged version (accept it with mcp-fleet tools accept)"
+        );
+        self.enqueue(Alert::ToolChanged(c));
+    }
+
+    fn enqueue(&self, alert: Alert) {
         let counters = &self.0.counters;
         bump(&counters.published);
         if self.0.queues.is_empty() {
             return;
         }
-        let t = Arc::new(t);
+        let t = Arc::new(alert);
         for queue in &self.0.queues {
             match queue.tx.try_send(Arc::clone(&t)) {
                 Ok(()) => {}
@@ -205,13 +267,13 @@ impl Alerts {
                     bump(&counters.dropped);
                     tracing::warn!(
                         webhook = %queue.origin,
-                        id = %t.id,
-                        "alert queue full ({QUEUE_CAPACITY} events): dropping this transition"
+                        id = %t.id(),
+                        "alert queue full ({QUEUE_CAPACITY} events): dropping this alert"
                     );
                 }
                 Err(TrySendError::Closed(_)) => {
                     bump(&counters.dropped);
-                    tracing::debug!(webhook = %queue.origin, id = %t.id, "alerts shut down: dropping this transition");
+                    tracing::debug!(webhook = %queue.origin, id = %t.id(), "alerts shut down: dropping this alert");
                 }
             }
         }
@@ -248,7 +310,7 @@ enum Attempt {
 
 impl Webhook {
     /// Delivers queued events one at a time, in order, until shutdown.
-    async fn run(self, mut rx: mpsc::Receiver<Arc<Transition>>) {
+    async fn run(self, mut rx: mpsc::Receiver<Arc<Alert>>) {
         loop {
             let t = tokio::select! {
                 biased;
@@ -265,7 +327,7 @@ impl Webhook {
     }
 
     /// Sends `t` until it is delivered or rejected; `None` when shutdown interrupted it.
-    async fn deliver(&self, t: &Transition) -> Option<()> {
+    async fn deliver(&self, t: &Alert) -> Option<()> {
         let backoff = Backoff::new(self.policy.initial, self.policy.cap);
         let mut attempt = 0u32;
         loop {
@@ -278,18 +340,18 @@ impl Webhook {
             match outcome {
                 Attempt::Delivered => {
                     bump(&self.counters.delivered);
-                    tracing::debug!(id = %t.id, attempt, "alert delivered");
+                    tracing::debug!(id = %t.id(), attempt, "alert delivered");
                     return Some(());
                 }
                 Attempt::Rejected(status) => {
                     bump(&self.counters.failed_attempts);
-                    tracing::error!(id = %t.id, %status, "webhook rejected the alert: skipping it");
+                    tracing::error!(id = %t.id(), %status, "webhook rejected the alert: skipping it");
                     return Some(());
                 }
                 Attempt::Retry(reason) => {
                     bump(&self.counters.failed_attempts);
                     let wait = backoff.delay(attempt - 1);
-                    tracing::warn!(id = %t.id, attempt, retry_in = ?wait, %reason, "alert delivery failed");
+                    tracing::warn!(id = %t.id(), attempt, retry_in = ?wait, %reason, "alert delivery failed");
                     tokio::select! {
                         biased;
                         () = self.shutdown.cancelled() => return None,
@@ -300,7 +362,7 @@ impl Webhook {
         }
     }
 
-    async fn attempt(&self, t: &Transition) -> Attempt {
+    async fn attempt(&self, t: &Alert) -> Attempt {
         match self.client.post(self.url.clone()).json(t).send().await {
             Ok(res) => {
                 let status = res.status();

@@ -25,6 +25,8 @@ use rmcp::transport::streamable_http_client::{
 use rmcp::{ClientServiceExt, ServiceError, ServiceExt};
 use tokio::time::Instant;
 
+use mcp_fleet_model::{Catalog, ToolDef};
+
 use super::cause::Failure;
 
 /// The name this probe gives in `initialize`'s `clientInfo`.
@@ -48,14 +50,35 @@ pub(crate) enum McpProbe {
     Failed(Failure),
 }
 
+/// What [`probe`] found: the verdict, how long it took to reach it, and the server's catalog
+/// when one was asked for and the verdict was [`McpProbe::Ok`].
+#[derive(Debug)]
+pub(crate) struct McpOutcome {
+    /// The health verdict.
+    pub(crate) probe: McpProbe,
+    /// From the start to the verdict (a listing after it does not count).
+    pub(crate) elapsed: Duration,
+    /// The listing: `None` when not asked for or not reached, else what it found or why it
+    /// failed.
+    pub(crate) catalog: Option<Result<Catalog, String>>,
+}
+
 /// Probes `<base_url>/mcp` with `client` (which carries the caller's SSRF guard and no-redirect
-/// policy): `server/discover`, or `initialize`, then `ping`, then closes the session.
+/// policy): `server/discover`, or `initialize`, then `ping`; with `list`, then lists the
+/// server's tools, prompts and resources (those its capabilities offer) in the same session;
+/// then closes the session.
 ///
 /// Everything, the session's own background work included, ends within `timeout`: a server
 /// that accepts and never answers costs the probe `timeout` and leaves nothing running.
-pub(crate) async fn probe(client: reqwest::Client, base_url: &str, timeout: Duration) -> McpProbe {
+pub(crate) async fn probe(
+    client: reqwest::Client,
+    base_url: &str,
+    timeout: Duration,
+    list: bool,
+) -> McpOutcome {
     let url = mcp_url(base_url);
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
     // rmcp's worker task sends the initialize POST and the closing DELETE without listening to
     // its cancellation token, so the deadline has to live in the HTTP client itself.
     let transport = || {
@@ -79,6 +102,22 @@ pub(crate) async fn probe(client: reqwest::Client, base_url: &str, timeout: Dura
             ),
         )),
     };
+    let elapsed = started.elapsed();
+    let mut catalog = None;
+    if list
+        && outcome == McpProbe::Ok
+        && let Some(running) = &session
+    {
+        catalog = Some(
+            match tokio::time::timeout_at(deadline, list_catalog(running)).await {
+                Ok(listed) => listed,
+                Err(_) => Err(format!(
+                    "listing at {url}: not done within {} ms",
+                    timeout.as_millis()
+                )),
+            },
+        );
+    }
     if let Some(running) = session {
         // Cancelling sends the DELETE that ends the server's session; if that does not finish
         // by the deadline, dropping the service cancels it and the client's deadline ends it.
@@ -86,8 +125,64 @@ pub(crate) async fn probe(client: reqwest::Client, base_url: &str, timeout: Dura
             tracing::debug!(%url, %error, "closing the MCP probe session failed");
         }
     }
-    tracing::debug!(%url, ?outcome, "MCP probe finished");
-    outcome
+    tracing::debug!(%url, ?outcome, listed = catalog.is_some(), "MCP probe finished");
+    McpOutcome {
+        probe: outcome,
+        elapsed,
+        catalog,
+    }
+}
+
+/// The server's tools, prompts and resources, each list asked for only when the server's
+/// capabilities offer it, every page of it.
+async fn list_catalog(
+    running: &RunningService<RoleClient, ClientConfig>,
+) -> Result<Catalog, String> {
+    let caps = running.peer_info().map(|info| info.capabilities.clone());
+    let offers = |f: fn(&rmcp::model::ServerCapabilities) -> bool| caps.as_ref().is_some_and(f);
+    let mut catalog = Catalog::default();
+    if offers(|c| c.tools.is_some()) {
+        let tools = running.list_all_tools().await.map_err(|e| {
+            format!(
+                "tools/list: {}",
+                first_line(&e.to_string(), MAX_ERROR_CHARS)
+            )
+        })?;
+        for tool in tools {
+            let value = serde_json::to_value(&tool).map_err(|e| format!("tools/list: {e}"))?;
+            match serde_json::from_value::<ToolDef>(value) {
+                Ok(def) => catalog.tools.push(def),
+                Err(e) => {
+                    tracing::debug!(tool = %tool.name, error = %e, "tool left out of the catalog");
+                }
+            }
+        }
+    }
+    if offers(|c| c.prompts.is_some()) {
+        let prompts = running.list_all_prompts().await.map_err(|e| {
+            format!(
+                "prompts/list: {}",
+                first_line(&e.to_string(), MAX_ERROR_CHARS)
+            )
+        })?;
+        catalog.prompts = prompts
+            .iter()
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect();
+    }
+    if offers(|c| c.resources.is_some()) {
+        let resources = running.list_all_resources().await.map_err(|e| {
+            format!(
+                "resources/list: {}",
+                first_line(&e.to_string(), MAX_ERROR_CHARS)
+            )
+        })?;
+        catalog.resources = resources
+            .iter()
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect();
+    }
+    Ok(catalog)
 }
 
 /// `server/discover`, or `initialize` (leaving the running session in `session`, so the caller
@@ -342,12 +437,34 @@ mod tests {
             .await
             .expect("sample server starts");
 
-        let outcome = probe(client(), &sample.base_url, TIMEOUT).await;
+        let outcome = probe(client(), &sample.base_url, TIMEOUT, false)
+            .await
+            .probe;
         assert_eq!(outcome, McpProbe::Ok);
 
         let with_slash = format!("{}/", sample.base_url);
-        let outcome = probe(client(), &with_slash, TIMEOUT).await;
+        let outcome = probe(client(), &with_slash, TIMEOUT, false).await.probe;
         assert_eq!(outcome, McpProbe::Ok, "a trailing slash still reaches /mcp");
+    }
+
+    #[tokio::test]
+    async fn a_listing_probe_returns_the_catalog_and_its_verdict_time() {
+        let shutdown = CancellationToken::new();
+        let _stop = shutdown.clone().drop_guard();
+        let sample = mcp_fleet_sample_servers::start(Sample::Catalog, loopback().await, shutdown)
+            .await
+            .expect("sample server starts");
+        let outcome = probe(client(), &sample.base_url, TIMEOUT, true).await;
+        assert_eq!(outcome.probe, McpProbe::Ok);
+        let catalog = outcome.catalog.expect("listed").expect("listing succeeds");
+        assert!(!catalog.tools.is_empty(), "the catalog sample offers tools");
+        assert!(catalog.tools.iter().all(|t| !t.name.is_empty()));
+        assert!(outcome.elapsed <= TIMEOUT);
+
+        // A probe that does not answer lists nothing.
+        let outcome = probe(client(), "http://127.0.0.1:9", TIMEOUT, true).await;
+        assert!(matches!(outcome.probe, McpProbe::Failed(_)));
+        assert!(outcome.catalog.is_none());
     }
 
     #[tokio::test]
@@ -365,7 +482,9 @@ mod tests {
         });
 
         let started = Instant::now();
-        let outcome = probe(client(), &base_url, Duration::from_millis(500)).await;
+        let outcome = probe(client(), &base_url, Duration::from_millis(500), false)
+            .await
+            .probe;
         let elapsed = started.elapsed();
 
         assert!(
@@ -403,7 +522,9 @@ mod tests {
         let addr = listener.local_addr().expect("bound address");
         drop(listener);
 
-        let outcome = probe(client(), &format!("http://{addr}"), TIMEOUT).await;
+        let outcome = probe(client(), &format!("http://{addr}"), TIMEOUT, false)
+            .await
+            .probe;
         let McpProbe::Failed(failure) = outcome else {
             panic!("{outcome:?}");
         };
@@ -432,7 +553,9 @@ mod tests {
         let guarded =
             super::super::ssrf::probe_client(Arc::new(policy), TIMEOUT).expect("client builds");
 
-        let outcome = probe(guarded, &format!("http://localhost:{port}"), TIMEOUT).await;
+        let outcome = probe(guarded, &format!("http://localhost:{port}"), TIMEOUT, false)
+            .await
+            .probe;
         assert!(
             matches!(&outcome, McpProbe::Failed(f)
                 if f.cause.starts_with("refused: localhost resolved only to denied addresses")),
@@ -456,7 +579,7 @@ mod tests {
         ];
         for (status, challenge, want) in cases {
             let (base_url, _stop) = serve(answering(status, challenge, "text/plain")).await;
-            let outcome = probe(client(), &base_url, TIMEOUT).await;
+            let outcome = probe(client(), &base_url, TIMEOUT, false).await.probe;
             assert_eq!(
                 outcome,
                 McpProbe::AuthRejected(want),
@@ -475,7 +598,7 @@ mod tests {
         ];
         for (status, content_type, want) in cases {
             let (base_url, _stop) = serve(answering(status, None, content_type)).await;
-            let outcome = probe(client(), &base_url, TIMEOUT).await;
+            let outcome = probe(client(), &base_url, TIMEOUT, false).await.probe;
             assert!(
                 matches!(&outcome, McpProbe::Failed(f) if f.cause == want && f.answered),
                 "HTTP {status} {content_type}: {outcome:?}"
@@ -491,7 +614,7 @@ mod tests {
         ];
         for (fail, want) in cases {
             let (base_url, _stop) = serve(scripted(fail)).await;
-            let outcome = probe(client(), &base_url, TIMEOUT).await;
+            let outcome = probe(client(), &base_url, TIMEOUT, false).await.probe;
             assert_eq!(
                 outcome,
                 McpProbe::RpcError(want.to_owned()),
@@ -548,7 +671,10 @@ mod tests {
             "cacheScope": "public",
         });
         let (base_url, _stop) = serve(recording(discovered, Arc::clone(&methods))).await;
-        assert_eq!(probe(client(), &base_url, TIMEOUT).await, McpProbe::Ok);
+        assert_eq!(
+            probe(client(), &base_url, TIMEOUT, false).await.probe,
+            McpProbe::Ok
+        );
         assert_eq!(*methods.lock().expect("methods lock"), ["server/discover"]);
     }
 
@@ -561,7 +687,10 @@ mod tests {
             "data": { "supported": ["2025-06-18"], "requested": "2026-07-28" },
         });
         let (base_url, _stop) = serve(recording(unsupported, Arc::clone(&methods))).await;
-        assert_eq!(probe(client(), &base_url, TIMEOUT).await, McpProbe::Ok);
+        assert_eq!(
+            probe(client(), &base_url, TIMEOUT, false).await.probe,
+            McpProbe::Ok
+        );
         let methods = methods.lock().expect("methods lock").clone();
         assert_eq!(
             methods[..4],
@@ -579,7 +708,10 @@ mod tests {
     async fn the_scripted_server_passes_when_nothing_fails() {
         // Keeps the RpcError test honest: the hand-written endpoint is a valid MCP server.
         let (base_url, _stop) = serve(scripted("nothing")).await;
-        assert_eq!(probe(client(), &base_url, TIMEOUT).await, McpProbe::Ok);
+        assert_eq!(
+            probe(client(), &base_url, TIMEOUT, false).await.probe,
+            McpProbe::Ok
+        );
     }
 
     #[test]

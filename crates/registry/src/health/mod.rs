@@ -54,6 +54,13 @@ pub struct HealthConfig {
     /// This replica's id in the health leases shared with the other replicas on the database;
     /// `None` makes one of the host name, the process id and a random suffix.
     pub replica_id: Option<String>,
+    /// How often the catalog (tools, prompts, resources) of an entry checked over MCP is listed
+    /// again, in its probe's session, on top of once per registration; `None` never lists it.
+    pub catalog_refresh: Option<Duration>,
+    /// The same for entries checked over HTTP (`healthUrl`), whose listing costs an MCP session
+    /// of its own; `None` never lists them. Entries checked by TTL or not at all are never
+    /// listed: nothing says their URL may be connected to.
+    pub catalog_refresh_slow: Option<Duration>,
 }
 
 impl Default for HealthConfig {
@@ -73,6 +80,8 @@ impl Default for HealthConfig {
             webhooks: Vec::new(),
             refresh: Duration::from_secs(1),
             replica_id: None,
+            catalog_refresh: Some(Duration::from_secs(10 * 60)),
+            catalog_refresh_slow: Some(Duration::from_secs(60 * 60)),
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mcp_fleet_model::{AuthType, HealthCheckMode};
+use mcp_fleet_model::{AuthType, Catalog, HealthCheckMode};
 use mcp_fleet_store::HealthRow;
 
 use super::cause::{Failure, human};
@@ -13,7 +13,7 @@ use super::mcp_probe::{self, McpProbe};
 use super::ssrf::{AddressPolicy, probe_client};
 
 /// What one probe found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ProbeResult {
     /// Healthy, degraded or down.
     pub(crate) outcome: Outcome,
@@ -23,6 +23,9 @@ pub(crate) struct ProbeResult {
     pub(crate) latency_ms: Option<u32>,
     /// Why it is not healthy: a short cause (`lastError`) and the chain (`lastErrorDetail`).
     pub(crate) error: Option<Failure>,
+    /// The server's catalog, when the probe was asked to list it: what it listed, or why the
+    /// listing failed; `None` when not asked or the server did not answer.
+    pub(crate) catalog: Option<Result<Catalog, String>>,
 }
 
 /// Runs probes with one guarded HTTP client (SSRF policy, no redirects).
@@ -50,19 +53,39 @@ impl Prober {
     }
 
     /// Probes `row` as its mode says; `None` for modes that are not probed (`ttl`, `none`).
-    pub(crate) async fn probe(&self, row: &HealthRow) -> Option<ProbeResult> {
+    /// With `list`, also lists the server's catalog at `<url>/mcp`: in the probe's own session
+    /// for MCP checks, in a session of its own after an HTTP check.
+    pub(crate) async fn probe(&self, row: &HealthRow, list: bool) -> Option<ProbeResult> {
         match row.mode.resolve(row.health_url.is_some()) {
             HealthCheckMode::Http => {
                 let url = row.health_url.as_ref().unwrap_or(&row.url);
-                Some(self.http(url.url()).await)
+                let mut result = self.http(url.url()).await;
+                if list && result.outcome != Outcome::Down {
+                    result.catalog = self.list(row.url.url()).await;
+                }
+                Some(result)
             }
-            HealthCheckMode::Mcp => Some(self.mcp(row.url.url(), row.auth).await),
+            HealthCheckMode::Mcp => Some(self.mcp(row.url.url(), row.auth, list).await),
             _ => None,
         }
     }
 
+    /// The catalog of the MCP server at `<url>/mcp`, whatever its health.
+    async fn list(&self, url: &url::Url) -> Option<Result<Catalog, String>> {
+        if self.policy.check_url(url).is_err() {
+            return None;
+        }
+        mcp_probe::probe(self.client.clone(), url.as_str(), self.timeout, true)
+            .await
+            .catalog
+    }
+
     fn timed(&self, started: Instant, outcome: Outcome, error: Option<Failure>) -> ProbeResult {
-        let elapsed = started.elapsed();
+        self.took(started.elapsed(), outcome, error)
+    }
+
+    /// The result of a probe that reached `outcome` in `elapsed`.
+    fn took(&self, elapsed: Duration, outcome: Outcome, error: Option<Failure>) -> ProbeResult {
         let elapsed_ms = u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX);
         let latency_ms = error
             .as_ref()
@@ -83,6 +106,7 @@ impl Prober {
                 elapsed_ms,
                 latency_ms,
                 error: Some(Failure::new(slow, detail, true)),
+                catalog: None,
             };
         }
         ProbeResult {
@@ -90,6 +114,7 @@ impl Prober {
             elapsed_ms,
             latency_ms,
             error,
+            catalog: None,
         }
     }
 
@@ -142,15 +167,17 @@ impl Prober {
         }
     }
 
-    async fn mcp(&self, url: &url::Url, auth: AuthType) -> ProbeResult {
+    async fn mcp(&self, url: &url::Url, auth: AuthType, list: bool) -> ProbeResult {
         let started = Instant::now();
         if let Err(refused) = self.policy.check_url(url) {
             return self.refused(started, refused);
         }
-        match mcp_probe::probe(self.client.clone(), url.as_str(), self.timeout).await {
-            McpProbe::Ok => self.timed(started, Outcome::Healthy, None),
-            McpProbe::RpcError(e) => self.timed(
-                started,
+        let found = mcp_probe::probe(self.client.clone(), url.as_str(), self.timeout, list).await;
+        let elapsed = found.elapsed;
+        let mut result = match found.probe {
+            McpProbe::Ok => self.took(elapsed, Outcome::Healthy, None),
+            McpProbe::RpcError(e) => self.took(
+                elapsed,
                 Outcome::Degraded,
                 Some(Failure::new(
                     format!("MCP error: {e}"),
@@ -160,10 +187,10 @@ impl Prober {
             ),
             // The registry holds no credentials: a server that wants them is up.
             McpProbe::AuthRejected(_) if auth != AuthType::None => {
-                self.timed(started, Outcome::Healthy, None)
+                self.took(elapsed, Outcome::Healthy, None)
             }
-            McpProbe::AuthRejected(code) => self.timed(
-                started,
+            McpProbe::AuthRejected(code) => self.took(
+                elapsed,
                 Outcome::Degraded,
                 Some(Failure::new(
                     format!("HTTP {code} (auth.type is none)"),
@@ -171,7 +198,9 @@ impl Prober {
                     true,
                 )),
             ),
-            McpProbe::Failed(failure) => self.timed(started, Outcome::Down, Some(failure)),
-        }
+            McpProbe::Failed(failure) => self.took(elapsed, Outcome::Down, Some(failure)),
+        };
+        result.catalog = found.catalog;
+        result
     }
 }

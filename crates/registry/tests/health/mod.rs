@@ -4,6 +4,7 @@
 //! faults (a black hole, a refused port).
 
 mod alerts;
+mod catalog;
 mod check_now;
 mod concurrency;
 mod damping;

@@ -38,8 +38,8 @@ fn replica(name: &str) -> HealthConfig {
     }
 }
 
-/// MCP servers, one per entry at `/<id>/mcp`, noting when each is probed (an `initialize`: the
-/// one POST without a session).
+/// MCP servers, one per entry at `/<id>/mcp`, noting when each is probed (an `initialize`, the
+/// one POST without a session, or a `server/discover`).
 #[derive(Clone, Default)]
 struct Probes(Arc<Mutex<Vec<(String, Instant)>>>);
 
@@ -54,8 +54,12 @@ impl Probes {
             move |req: Request, next: Next| {
                 let probes = probes.clone();
                 async move {
+                    // 2026-07-28 requests name their method in a header: a probe is the
+                    // `server/discover`, not the catalog listing that may follow it.
+                    let method = req.headers().get("mcp-method");
                     if req.method() == Method::POST
                         && !req.headers().contains_key("mcp-session-id")
+                        && method.is_none_or(|m| m == "server/discover")
                         && let Some(id) = req.uri().path().split('/').nth(1)
                     {
                         let mut seen = probes.0.lock().expect("not poisoned");

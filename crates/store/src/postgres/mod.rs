@@ -6,6 +6,7 @@
 //! the SQLite store has the same modules. `notify` is PostgreSQL's alone: commits announced to
 //! listeners.
 
+mod catalog;
 mod entries;
 mod events;
 mod health;

@@ -1,21 +1,15 @@
 //! Routing policies in PostgreSQL: one JSON document per service.
 
-use mcp_fleet_model::{Routing, RoutingPolicy, ServerId, Timestamp};
+use mcp_fleet_model::Routing;
 
 use super::PostgresStore;
 use super::events::log_events;
 use crate::StoreError;
 use crate::events::NewEvent;
 
-pub(super) async fn put_routing(
-    store: &PostgresStore,
-    service: &ServerId,
-    policy: RoutingPolicy,
-    by: Option<&str>,
-    now: Timestamp,
-) -> Result<(Routing, bool), StoreError> {
-    let doc = Routing::new(service.clone(), policy, by, now);
-    let text = crate::routing::render(&doc)?;
+pub(super) async fn put_routing(store: &PostgresStore, doc: &Routing) -> Result<bool, StoreError> {
+    let (service, now) = (&doc.service, doc.updated_at);
+    let text = crate::routing::render(doc)?;
     let mut tx = store.begin_write().await?;
     // The policy row first (locked by the insert or update), the revision second.
     let inserted: bool = sqlx::query_scalar(
@@ -29,9 +23,9 @@ pub(super) async fn put_routing(
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
-    log_events(&mut tx, &[NewEvent::routing(&doc)?], &store.options).await?;
+    log_events(&mut tx, &[NewEvent::routing(doc)?], &store.options).await?;
     tx.commit().await?;
-    Ok((doc, inserted))
+    Ok(inserted)
 }
 
 // PostgreSQL: the policy a rollback rewrites stays locked until it commits.

@@ -5,6 +5,7 @@
 //! Split as the [`Store`] trait is: `entries`, `health`, `tokens`, `routing`, `events`; the
 //! PostgreSQL store has the same modules.
 
+mod catalog;
 mod entries;
 mod events;
 mod health;

@@ -1,21 +1,15 @@
 //! Routing policies in SQLite: one JSON document per service.
 
-use mcp_fleet_model::{Routing, RoutingPolicy, ServerId, Timestamp};
+use mcp_fleet_model::Routing;
 
 use super::SqliteStore;
 use super::events::log_events;
 use crate::StoreError;
 use crate::events::NewEvent;
 
-pub(super) async fn put_routing(
-    store: &SqliteStore,
-    service: &ServerId,
-    policy: RoutingPolicy,
-    by: Option<&str>,
-    now: Timestamp,
-) -> Result<(Routing, bool), StoreError> {
-    let doc = Routing::new(service.clone(), policy, by, now);
-    let text = crate::routing::render(&doc)?;
+pub(super) async fn put_routing(store: &SqliteStore, doc: &Routing) -> Result<bool, StoreError> {
+    let (service, now) = (&doc.service, doc.updated_at);
+    let text = crate::routing::render(doc)?;
     let mut tx = store.begin_write().await?;
     let existed: Option<i64> = sqlx::query_scalar("SELECT 1 FROM routing WHERE service = ?")
         .bind(service.as_str())
@@ -31,9 +25,9 @@ pub(super) async fn put_routing(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    log_events(&mut tx, &[NewEvent::routing(&doc)?], &store.options).await?;
+    log_events(&mut tx, &[NewEvent::routing(doc)?], &store.options).await?;
     tx.commit().await?;
-    Ok((doc, existed.is_none()))
+    Ok(existed.is_none())
 }
 
 // SQLite: `begin_write()` holds the write lock already.

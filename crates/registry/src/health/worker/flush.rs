@@ -6,7 +6,10 @@ use std::sync::atomic::Ordering;
 use tokio::time::Instant;
 
 use super::*;
-use crate::health::alerts::Transition;
+use crate::health::alerts::{ToolChangedAlert, Transition};
+
+/// Most listings kept while the database is unreachable; older ones are dropped first.
+const MAX_PENDING_CATALOGS: usize = 1000;
 
 impl Worker {
     /// Whether to write queued results now, `ready` (a full batch, or the tick) permitting: at
@@ -21,8 +24,67 @@ impl Worker {
                 || self.last_flush.elapsed() >= BURST_FLUSH_EVERY)
     }
 
-    /// Writes queued results in one transaction, then publishes their transitions.
+    /// Writes queued results in one transaction, then publishes their transitions; then the
+    /// listings taken, publishing the silent tool changes they show.
     pub(super) async fn flush(&mut self) {
+        self.flush_catalogs().await;
+        self.flush_checks().await;
+    }
+
+    /// Writes queued listings in one transaction, before the checks of the probes that took
+    /// them: an on-demand check is answered (with the checks) once its listing is written.
+    async fn flush_catalogs(&mut self) {
+        if self.pending_catalogs.is_empty() || !self.db.ready() {
+            return;
+        }
+        match self.store.put_catalogs(&self.pending_catalogs).await {
+            Ok(written) => {
+                self.db.succeeded();
+                let mut changed = false;
+                for w in written {
+                    changed |= w.changed;
+                    for c in w.tools_changed {
+                        self.stats.tools_changed.fetch_add(1, Ordering::Relaxed);
+                        let name = self
+                            .entries
+                            .get(&c.id)
+                            .map_or_else(|| c.id.to_string(), |t| t.row.name.clone());
+                        let at = self
+                            .pending_catalogs
+                            .iter()
+                            .find(|r| r.id == c.id)
+                            .map_or_else(chrono::Utc::now, |r| r.at);
+                        self.alerts.publish_tool_changed(ToolChangedAlert {
+                            event: "tool-changed",
+                            id: c.id.to_string(),
+                            name,
+                            service: c.service.to_string(),
+                            version: c.version,
+                            tool: c.tool,
+                            from: c.from,
+                            to: c.to,
+                            at,
+                        });
+                    }
+                }
+                self.pending_catalogs.clear();
+                if changed && let Some(f) = &self.on_change {
+                    f();
+                }
+            }
+            Err(e) => {
+                let what = format!("write {} catalogs", self.pending_catalogs.len());
+                self.db.failed(&what, &e);
+                // Listings are taken again at the next refresh: keep only the newest few.
+                if self.pending_catalogs.len() > MAX_PENDING_CATALOGS {
+                    let excess = self.pending_catalogs.len() - MAX_PENDING_CATALOGS;
+                    self.pending_catalogs.drain(..excess);
+                }
+            }
+        }
+    }
+
+    async fn flush_checks(&mut self) {
         if self.pending.is_empty() || !self.db.ready() {
             return;
         }

@@ -37,6 +37,10 @@ pub struct HealthStats {
     pub entries_owned: AtomicU64,
     /// Entries this replica took over from replicas whose leases expired.
     pub takeovers: AtomicU64,
+    /// Catalogs listed (tools, prompts, resources).
+    pub catalogs_listed: AtomicU64,
+    /// Tools found changed under an unchanged version (`tool-changed` events this replica wrote).
+    pub tools_changed: AtomicU64,
 }
 
 impl Default for HealthStats {
@@ -54,6 +58,8 @@ impl Default for HealthStats {
             replicas: AtomicU64::default(),
             entries_owned: AtomicU64::default(),
             takeovers: AtomicU64::default(),
+            catalogs_listed: AtomicU64::default(),
+            tools_changed: AtomicU64::default(),
         }
     }
 }
@@ -119,6 +125,8 @@ pub(crate) enum CheckError {
 
 pub(super) struct CheckRequest {
     pub(super) id: ServerId,
+    /// List the entry's catalog in this probe too.
+    pub(super) list: bool,
     pub(super) reply: oneshot::Sender<Result<CheckReport, CheckError>>,
 }
 
@@ -126,6 +134,8 @@ pub(super) struct CheckRequest {
 #[derive(Clone)]
 pub struct HealthHandle {
     pub(super) wake: Arc<Notify>,
+    /// Whether the worker lists catalogs at all.
+    pub(super) lists_catalogs: bool,
     pub(super) checks: mpsc::Sender<CheckRequest>,
     pub(super) stats: Arc<HealthStats>,
     pub(super) alerts: Alerts,
@@ -135,6 +145,11 @@ impl HealthHandle {
     /// Tells the worker that entries changed, so new ones are probed within moments.
     pub fn registered(&self) {
         self.wake.notify_one();
+    }
+
+    /// Whether the worker lists servers' catalogs (not `--no-catalog`).
+    pub fn lists_catalogs(&self) -> bool {
+        self.lists_catalogs
     }
 
     /// The worker's counters.
@@ -147,10 +162,16 @@ impl HealthHandle {
         self.alerts.stats()
     }
 
-    pub(crate) async fn check_now(&self, id: ServerId) -> Result<CheckReport, CheckError> {
+    /// Probes `id` now, listing its catalog too when `list` (and its mode has a catalog);
+    /// answers once the result, and the listing, are written.
+    pub(crate) async fn check_now(
+        &self,
+        id: ServerId,
+        list: bool,
+    ) -> Result<CheckReport, CheckError> {
         let (reply, answer) = oneshot::channel();
         self.checks
-            .send(CheckRequest { id, reply })
+            .send(CheckRequest { id, list, reply })
             .await
             .map_err(|_| CheckError::Stopped)?;
         answer.await.map_err(|_| CheckError::Stopped)?

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use mcp_fleet_model::{HealthCheckMode, HealthStatus, ServerId, Timestamp};
-use mcp_fleet_store::{CheckRecord, HealthRow, Store, shard_of};
+use mcp_fleet_store::{CatalogRecord, CheckRecord, HealthRow, Store, shard_of};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -52,6 +52,8 @@ const BURST_FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// up to 5 s (without jitter: one worker per process, nothing to spread).
 const DB_RETRY: mcp_fleet_net::Backoff =
     mcp_fleet_net::Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+/// How soon a failed listing of an MCP-checked server's catalog is tried again (at most).
+const CATALOG_RETRY: Duration = Duration::from_secs(60);
 /// Fewest TTL entries for the expiry guard to apply: one or two silent servers are not a
 /// network partition.
 const GUARD_MIN_ENTRIES: usize = 3;
@@ -63,6 +65,8 @@ struct Tracked {
     due: Instant,
     in_flight: bool,
     waiting: Vec<oneshot::Sender<Result<CheckReport, CheckError>>>,
+    /// When its next probe is to list its catalog too; `None`: never.
+    catalog_due: Option<Instant>,
 }
 
 impl Tracked {
@@ -78,6 +82,7 @@ impl Tracked {
             due,
             in_flight: false,
             waiting: Vec::new(),
+            catalog_due: None,
         }
     }
 
@@ -121,6 +126,11 @@ struct Worker {
     entries: HashMap<ServerId, Tracked>,
     seen_rev: Option<i64>,
     pending: Vec<CheckRecord>,
+    /// Listings taken, to write after the checks.
+    pending_catalogs: Vec<CatalogRecord>,
+    /// When each entry's catalog was last listed, as the database said at start-up; entries
+    /// learnt of later are listed at their first probe.
+    catalog_times: Option<HashMap<ServerId, Timestamp>>,
     /// This replica's id, which its leases name.
     replica: String,
     /// The shards whose entries this replica probes, as its last renewal found them.
@@ -199,6 +209,8 @@ pub(crate) fn spawn(
         entries: HashMap::new(),
         seen_rev: None,
         pending: Vec::new(),
+        pending_catalogs: Vec::new(),
+        catalog_times: None,
         replica,
         held: HashSet::new(),
         held_until: Instant::now(),
@@ -211,6 +223,7 @@ pub(crate) fn spawn(
     };
     let handle = HealthHandle {
         wake: wake.clone(),
+        lists_catalogs: worker.lists_catalogs(),
         checks: checks_tx,
         stats,
         alerts,
@@ -337,6 +350,13 @@ impl Worker {
         let Some((rows, rev)) = self.db.note("read entries", read) else {
             return;
         };
+        if self.catalog_times.is_none() && self.lists_catalogs() {
+            let read = self.store.catalog_times().await;
+            let Some(times) = self.db.note("read catalog times", read) else {
+                return;
+            };
+            self.catalog_times = Some(times.into_iter().collect());
+        }
         let now = Instant::now();
         if full {
             let present: std::collections::HashSet<&ServerId> =
@@ -359,20 +379,55 @@ impl Worker {
                     let mut fresh = Tracked::new(row, due);
                     fresh.in_flight = t.in_flight;
                     fresh.waiting = std::mem::take(&mut t.waiting);
+                    fresh.catalog_due = t.catalog_due;
                     *t = fresh;
                 }
-                // Re-registered: due at once.
-                Some(t) => *t = Tracked::new(row, now),
+                // Re-registered: due at once, and listed again.
+                Some(_) => {
+                    let mut fresh = Tracked::new(row, now);
+                    fresh.catalog_due = self.catalog_period(&fresh.row).map(|_| now);
+                    if let Some(t) = self.entries.get_mut(&fresh.row.id) {
+                        *t = fresh;
+                    }
+                }
                 // New here: at once unless another replica has checked it (a replica learning
                 // of an entry after the shard changed hands must not probe it again).
                 None => {
                     let due = self.due_after(row.last_checked_at);
-                    self.entries.insert(row.id.clone(), Tracked::new(row, due));
+                    let mut fresh = Tracked::new(row, due);
+                    fresh.catalog_due = self.catalog_period(&fresh.row).and_then(|period| {
+                        let listed = self
+                            .catalog_times
+                            .as_ref()
+                            .and_then(|times| times.get(&fresh.row.id));
+                        match listed {
+                            Some(at) => {
+                                let age = (Utc::now() - *at).to_std().unwrap_or_default();
+                                now.checked_add(period.saturating_sub(age))
+                            }
+                            None => Some(now),
+                        }
+                    });
+                    self.entries.insert(fresh.row.id.clone(), fresh);
                 }
             }
         }
         self.seen_rev = Some(rev);
         self.owned_stale = true;
+    }
+
+    /// Whether this worker lists catalogs at all.
+    fn lists_catalogs(&self) -> bool {
+        self.cfg.catalog_refresh.is_some() || self.cfg.catalog_refresh_slow.is_some()
+    }
+
+    /// How often `row`'s catalog is listed; `None`: never.
+    fn catalog_period(&self, row: &HealthRow) -> Option<Duration> {
+        match row.mode.resolve(row.health_url.is_some()) {
+            HealthCheckMode::Mcp => self.cfg.catalog_refresh,
+            HealthCheckMode::Http => self.cfg.catalog_refresh_slow,
+            _ => None,
+        }
     }
 
     /// When an entry is next due: one interval on, give or take 10%, so the fleet spreads out.
@@ -406,6 +461,7 @@ impl Worker {
         };
         t.in_flight = true;
         t.due = next;
+        let list = t.catalog_due.is_some_and(|due| due <= Instant::now());
         let row = t.row.clone();
         let prober = self.prober.clone();
         let semaphore = self.semaphore.clone();
@@ -418,7 +474,7 @@ impl Worker {
             let Ok(_permit) = permit else {
                 return;
             };
-            if let Some(result) = prober.probe(&row).await {
+            if let Some(result) = prober.probe(&row, list).await {
                 let _ = done.send((row.id, row.reg_rev, result));
             }
         });
@@ -479,6 +535,33 @@ impl Worker {
         for reply in t.waiting.drain(..) {
             self.replies.push((reply, report.clone()));
         }
+        match result.catalog {
+            Some(Ok(catalog)) => {
+                let period = match t.row.mode.resolve(t.row.health_url.is_some()) {
+                    HealthCheckMode::Mcp => self.cfg.catalog_refresh,
+                    _ => self.cfg.catalog_refresh_slow,
+                };
+                t.catalog_due = period.and_then(|p| Instant::now().checked_add(p));
+                self.stats.catalogs_listed.fetch_add(1, Ordering::Relaxed);
+                self.pending_catalogs.push(CatalogRecord {
+                    id: id.clone(),
+                    reg_rev,
+                    catalog,
+                    at: now,
+                });
+            }
+            // Tried again within a minute (MCP-checked), or at the slow refresh (HTTP-checked:
+            // its URL need not serve MCP at all).
+            Some(Err(error)) => {
+                tracing::debug!(%id, %error, "listing the catalog failed");
+                let retry = match t.row.mode.resolve(t.row.health_url.is_some()) {
+                    HealthCheckMode::Mcp => self.cfg.catalog_refresh.map(|p| p.min(CATALOG_RETRY)),
+                    _ => self.cfg.catalog_refresh_slow,
+                };
+                t.catalog_due = retry.and_then(|p| Instant::now().checked_add(p));
+            }
+            None => {}
+        }
         // The transition, if any, is the database's to tell (`flush`): only the replica whose
         // write changes the status alerts.
         if before != streak.status {
@@ -501,6 +584,17 @@ impl Worker {
             return;
         }
         t.waiting.push(req.reply);
+        if req.list {
+            let row = t.row.clone();
+            if self.catalog_period(&row).is_some()
+                && let Some(t) = self.entries.get_mut(&req.id)
+            {
+                t.catalog_due = Some(Instant::now());
+            }
+        }
+        let Some(t) = self.entries.get(&req.id) else {
+            return;
+        };
         if !t.in_flight {
             self.launch(&req.id);
         }
