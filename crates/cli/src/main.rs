@@ -17,6 +17,21 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Has mimalloc return emptied pages to the OS at once (`purge_delay` 0) unless
+/// `MIMALLOC_PURGE_DELAY` says otherwise: with its default delay (1 s) the purge waits for the
+/// next allocation that reaches its arena, so a registry idle after a large read kept ~50 MB it
+/// no longer used (docs/perf.md, registry memory).
+#[allow(unsafe_code)]
+fn purge_freed_memory_at_once() {
+    /// `mi_option_purge_delay` in mimalloc.h (v2 and v3), which libmimalloc-sys does not name.
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: `mi_option_set` stores an integer in mimalloc's option table; it takes no
+        // pointer, and runs first in `main`, before any other thread could read the option.
+        unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
+    }
+}
+
 /// mcp-fleet: a registry, health checker and discovery service for a fleet of MCP servers.
 #[derive(Debug, Parser)]
 #[command(name = "mcp-fleet", version, about)]
@@ -165,6 +180,7 @@ fn command_line() -> clap::Command {
 }
 
 fn main() -> ExitCode {
+    purge_freed_memory_at_once();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cmd = match config::apply_found(command_line(), &args, |name| std::env::var_os(name)) {
         Ok(cmd) => cmd,

@@ -109,28 +109,38 @@ pub struct ServerStatus {
 impl FleetStatus {
     /// Builds the document from every entry's line, counting statuses.
     pub fn from_servers(servers: Vec<ServerStatus>) -> Self {
-        let mut summary = StatusSummary {
-            total: servers.len(),
-            ..StatusSummary::default()
-        };
+        let mut summary = StatusSummary::default();
         for s in &servers {
-            match s.status {
-                HealthStatus::Healthy => summary.healthy += 1,
-                HealthStatus::Degraded => summary.degraded += 1,
-                HealthStatus::Down => summary.down += 1,
-                HealthStatus::Unknown => summary.unknown += 1,
-            }
+            summary.count(s.status);
         }
-        let status = if summary.degraded + summary.down == 0 {
-            "operational"
-        } else {
-            "degraded"
-        };
         Self {
-            status: status.to_owned(),
+            status: summary.overall().to_owned(),
             summary,
             servers,
             breaking_canaries: Vec::new(),
+        }
+    }
+}
+
+impl StatusSummary {
+    /// Counts one more entry of `status`.
+    pub fn count(&mut self, status: HealthStatus) {
+        self.total += 1;
+        match status {
+            HealthStatus::Healthy => self.healthy += 1,
+            HealthStatus::Degraded => self.degraded += 1,
+            HealthStatus::Down => self.down += 1,
+            HealthStatus::Unknown => self.unknown += 1,
+        }
+    }
+
+    /// The fleet's status ([`FleetStatus::status`]): `operational` when no entry is degraded or
+    /// down, else `degraded`.
+    pub fn overall(&self) -> &'static str {
+        if self.degraded == 0 && self.down == 0 {
+            "operational"
+        } else {
+            "degraded"
         }
     }
 }

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use mcp_fleet_model::HealthStatus;
 use mcp_fleet_registry::{AppState, Config, HealthConfig};
 use mcp_fleet_test_support::bench::{cpu_spent, env_or, thread_cpu};
@@ -851,8 +851,8 @@ fn sweep_once(
 
     // When every result is in the database (the worker writes them in batches).
     let (written, counts) = loop {
-        let rows = registry_rt
-            .block_on(registry.store.status_rows())
+        let rows: Vec<_> = registry_rt
+            .block_on(registry.store.status_rows().try_collect())
             .map_err(|e| format!("cannot read statuses: {e}"))?;
         let count = |s: HealthStatus| rows.iter().filter(|r| r.status == s).count();
         if count(HealthStatus::Unknown) == 0 || t0.elapsed() > SWEEP_LIMIT {

@@ -44,8 +44,10 @@ macro_rules! store_by_concern {
             ) -> Result<$crate::RenderedPage, $crate::StoreError> {
                 entries::list_rendered(self, query).await
             }
-            async fn status_rows(&self) -> Result<Vec<$crate::StatusRow>, $crate::StoreError> {
-                entries::status_rows(self).await
+            fn status_rows(
+                &self,
+            ) -> futures::stream::BoxStream<'_, Result<$crate::StatusRow, $crate::StoreError>> {
+                entries::status_rows(self)
             }
 
             // Catalog.

@@ -26,6 +26,7 @@ mod tokens;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use mcp_fleet_model::{
     Entry, HealthStatus, Observations, ObservedTotals, Registration, Routing, ServerId,
     StatusFilter, Tag, Timestamp, TokenRecord, ToolPin, Version,
@@ -259,8 +260,9 @@ pub trait Store: Send + Sync + 'static {
         render_page(self.list(query).await?)
     }
 
-    /// `(id, name, status, lastSeen)` of every entry, in id order.
-    async fn status_rows(&self) -> Result<Vec<StatusRow>, StoreError>;
+    /// `(id, name, status, lastSeen)` of every entry, in id order, one row at a time: a whole
+    /// fleet's rows are never held at once.
+    fn status_rows(&self) -> BoxStream<'_, Result<StatusRow, StoreError>>;
 
     // ---- Health (`health.rs`): what the health worker reads and writes ----
 

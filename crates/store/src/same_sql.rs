@@ -86,9 +86,10 @@ macro_rules! entries {
             Ok(deleted)
         }
 
-        pub(super) async fn status_rows(
+        pub(super) fn status_rows(
             store: &$store,
-        ) -> Result<Vec<$crate::StatusRow>, $crate::StoreError> {
+        ) -> futures::stream::BoxStream<'_, Result<$crate::StatusRow, $crate::StoreError>> {
+            use futures::{StreamExt, TryStreamExt};
             // Row by row: the rows of a whole fleet, read at once, are allocated on the
             // connection's thread, whose allocator keeps the memory once they are freed here.
             let sql = format!(
@@ -96,12 +97,11 @@ macro_rules! entries {
                  ON c.server_id = servers.id AND c.version = servers.version ORDER BY servers.id",
                 $crate::row::STATUS_COLUMNS
             );
-            let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&store.pool);
-            let mut out = Vec::new();
-            while let Some(row) = futures::TryStreamExt::try_next(&mut rows).await? {
-                out.push($crate::row::status_row(&row)?);
-            }
-            Ok(out)
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch(&store.pool)
+                .map_err($crate::StoreError::from)
+                .and_then(|row| std::future::ready($crate::row::status_row(&row)))
+                .boxed()
         }
     };
 }

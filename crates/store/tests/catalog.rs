@@ -2,6 +2,7 @@
 //! stored per entry and version, `catalog` and `tool-changed` events, pins, and search.
 
 use chrono::Utc;
+use futures::TryStreamExt;
 use mcp_fleet_model::{Catalog, HealthStatus, Registration, ServerId};
 use mcp_fleet_store::{CatalogRecord, CatalogTouch, EventKind, Store, ToolQuery, connect};
 use serde_json::{Value, json};
@@ -339,7 +340,11 @@ async fn search_ranks_by_words_and_filters_by_entry() {
 
 /// `id`'s `/status` row.
 async fn status_of(store: &dyn Store, id: &str) -> mcp_fleet_store::StatusRow {
-    let rows = store.status_rows().await.expect("status rows");
+    let rows: Vec<_> = store
+        .status_rows()
+        .try_collect()
+        .await
+        .expect("status rows");
     rows.into_iter()
         .find(|r| r.id.as_str() == id)
         .expect("a status row")

@@ -4,6 +4,7 @@
 //! checked by adding it to one list.
 
 use chrono::{Duration, Utc};
+use futures::TryStreamExt;
 use mcp_fleet_model::{
     HealthStatus, Registration, Routing, RoutingPolicy, ServerId, StatusFilter, Tag, Version,
 };
@@ -254,7 +255,8 @@ each_backend!(status_filter_and_checks, |store| {
     );
     let got = store.get(&id("h")).await.expect("get").expect("h");
     assert_eq!(got.status, HealthStatus::Unknown);
-    assert_eq!(store.status_rows().await.expect("status").len(), 2);
+    let rows: Vec<_> = store.status_rows().try_collect().await.expect("status");
+    assert_eq!(rows.len(), 2);
 });
 
 each_backend!(heartbeats_and_deregistration, |store| {

@@ -6,7 +6,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
 use mcp_fleet_model::HealthStatus;
+use mcp_fleet_store::StoreError;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -47,11 +49,18 @@ pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Nex
     ))
 )]
 pub(crate) async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let entries = match tokio::time::timeout(DB_TIMEOUT, state.store().status_rows()).await {
-        Ok(Ok(rows)) => Some(
-            HealthStatus::ALL
-                .map(|status| (status, rows.iter().filter(|r| r.status == status).count())),
-        ),
+    let count = async {
+        let mut counts = HealthStatus::ALL.map(|status| (status, 0));
+        let mut rows = state.store().status_rows();
+        while let Some(row) = rows.try_next().await? {
+            if let Some((_, n)) = counts.iter_mut().find(|(s, _)| *s == row.status) {
+                *n += 1;
+            }
+        }
+        Ok::<_, StoreError>(counts)
+    };
+    let entries = match tokio::time::timeout(DB_TIMEOUT, count).await {
+        Ok(Ok(counts)) => Some(counts),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "metrics: cannot count entries");
             None
