@@ -508,8 +508,10 @@ async fn matching(database_url: &str, q: &str) -> i64 {
     use sqlx::Connection;
     let terms = search_terms(q);
     if database_url.starts_with("sqlite:") {
+        // Stop words dropped, as the search drops them.
         let matched = terms
             .iter()
+            .filter(|t| !mcp_fleet_store::STOP_WORDS.contains(&t.as_str()))
             .map(|t| format!("\"{t}\""))
             .collect::<Vec<_>>()
             .join(" OR ");

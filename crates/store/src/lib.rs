@@ -31,7 +31,7 @@ use mcp_fleet_model::{
     StatusFilter, Tag, Timestamp, TokenRecord, ToolPin, Version,
 };
 
-pub use catalog::{CatalogRecord, CatalogWritten, MAX_TOOL_PAGE, ToolPage, ToolQuery};
+pub use catalog::{CatalogRecord, CatalogWritten, MAX_TOOL_PAGE, STOP_WORDS, ToolPage, ToolQuery};
 pub use error::StoreError;
 pub use events::{DEFAULT_EVENT_RETENTION, Event, EventKind, EventLog, StoreOptions};
 pub use health::{CheckRecord, HealthRow, HeartbeatRow, Written};

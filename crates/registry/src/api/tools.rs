@@ -123,8 +123,9 @@ fn parse_tool_query(raw: Option<&str>) -> Result<ToolQuery, ValidationErrors> {
                    registry's catalog holds (listed by the health worker), with the serving \
                    entry and its health in each hit: find \"something that can check stock\" \
                    without connecting to any server. Words are stemmed (`checking` finds \
-                   `check`) and a tool matches any of them, ranked by relevance (BM25 on \
-                   SQLite, `ts_rank` on PostgreSQL); a tool's name and title weigh more than its \
+                   `check`), common English words (`a`, `the`, `to`, …) are left out, and a \
+                   tool matches any of the rest, ranked by relevance (BM25 on SQLite, \
+                   `ts_rank` on PostgreSQL); a tool's name and title weigh more than its \
                    description. Without `q`, every tool, by server and name.",
     params(
         ("q" = Option<String>, Query, description = "Words to search for (at most 200 characters; punctuation is not syntax)"),
