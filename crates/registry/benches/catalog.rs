@@ -456,12 +456,16 @@ fn sorted(mut v: Vec<Duration>) -> Vec<Duration> {
     v
 }
 
+/// Tools a query matches: with every word, with any.
+type Matching = (i64, i64);
+
 /// What one backend measured.
 struct Search {
     backend: &'static str,
     fill: Duration,
-    /// Per query: tools matching (from the database), hits on the first page, latencies.
-    queries: Vec<(&'static str, i64, usize, Vec<Duration>)>,
+    /// Per query: tools matching every word and any word (from the database), hits on the
+    /// first page, latencies.
+    queries: Vec<(&'static str, Matching, usize, Vec<Duration>)>,
     all: Vec<Duration>,
     baseline: Vec<Duration>,
     concurrent: Vec<Duration>,
@@ -509,37 +513,49 @@ async fn concurrently(
     (sorted(samples), rate)
 }
 
-/// Tools the query `q` matches, counted in the database as the backend's search matches them.
-async fn matching(database_url: &str, q: &str) -> i64 {
+/// Tools the query `q` matches, counted in the database as the backend's search matches them:
+/// with every word (the first tier of a search, which ranks only those when there are enough
+/// for the page), and with any.
+async fn matching(database_url: &str, q: &str) -> Matching {
     use sqlx::Connection;
-    let terms = search_terms(q);
+    // Stop words dropped, as the search drops them.
+    let terms: Vec<String> = search_terms(q)
+        .into_iter()
+        .filter(|t| !mcp_fleet_store::STOP_WORDS.contains(&t.as_str()))
+        .collect();
+    if terms.is_empty() {
+        return (0, 0);
+    }
+    let mut counts = [0; 2];
     if database_url.starts_with("sqlite:") {
-        let matched = terms
-            .iter()
-            .map(|t| format!("\"{t}\""))
-            .collect::<Vec<_>>()
-            .join(" OR ");
         let mut conn = sqlx::SqliteConnection::connect(database_url)
             .await
             .expect("open SQLite");
-        sqlx::query_scalar("SELECT count(*) FROM catalog_search WHERE catalog_search MATCH ?")
-            .bind(matched)
+        let quoted: Vec<String> = terms.iter().map(|t| format!("\"{t}\"")).collect();
+        for (k, op) in [" AND ", " OR "].into_iter().enumerate() {
+            counts[k] = sqlx::query_scalar(
+                "SELECT count(*) FROM catalog_search WHERE catalog_search MATCH ?",
+            )
+            .bind(quoted.join(op))
             .fetch_one(&mut conn)
             .await
-            .expect("count")
+            .expect("count");
+        }
     } else {
         let mut conn = sqlx::PgConnection::connect(database_url)
             .await
             .expect("open PostgreSQL");
-        sqlx::query_scalar(
-            "SELECT count(*) FROM catalog_items \
-             WHERE kind = 'tool' AND search @@ to_tsquery('english', $1)",
-        )
-        .bind(terms.join(" | "))
-        .fetch_one(&mut conn)
-        .await
-        .expect("count")
+        for (k, op) in [" & ", " | "].into_iter().enumerate() {
+            counts[k] = sqlx::query_scalar(
+                "SELECT count(*) FROM catalog_search WHERE search @@ to_tsquery('english', $1)",
+            )
+            .bind(terms.join(op))
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+        }
     }
+    (counts[0], counts[1])
 }
 
 async fn search(
@@ -659,13 +675,18 @@ fn print_search(s: &Search, entries: usize, clients: usize) {
         s.backend,
         s.fill.as_secs_f64()
     );
-    println!("| request | tools matching | hits on page 1 | p50 | p99 | max |");
+    println!(
+        "| request | tools matching every word / any word | hits on page 1 | p50 | p99 | max |"
+    );
     println!("|---|---|---|---|---|---|");
     for (q, matched, hits, lat) in &s.queries {
         println!(
-            "| `GET {}` | {matched} ({:.2}%) | {hits} | {} | {} | {} |",
+            "| `GET {}` | {} ({:.2}%) / {} ({:.2}%) | {hits} | {} | {} | {} |",
             search_path(q),
-            *matched as f64 * 100.0 / tools as f64,
+            matched.0,
+            matched.0 as f64 * 100.0 / tools as f64,
+            matched.1,
+            matched.1 as f64 * 100.0 / tools as f64,
             ms(quantile(lat, 0.5)),
             ms(quantile(lat, 0.99)),
             ms(quantile(lat, 1.0)),

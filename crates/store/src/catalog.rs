@@ -20,6 +20,140 @@ use crate::events::{EventKind, NewEvent};
 /// Largest page of [`crate::Store::search_tools`].
 pub const MAX_TOOL_PAGE: u32 = 100;
 
+/// The words PostgreSQL's `english` text-search configuration leaves out of a query (its
+/// Snowball stop-word list). FTS5 has none: SQLite's search drops these terms itself, so both
+/// backends match the same words (without it, `refund a payment` matched every tool whose
+/// description has an `a`, and ranked them all).
+pub const STOP_WORDS: [&str; 127] = [
+    "i",
+    "me",
+    "my",
+    "myself",
+    "we",
+    "our",
+    "ours",
+    "ourselves",
+    "you",
+    "your",
+    "yours",
+    "yourself",
+    "yourselves",
+    "he",
+    "him",
+    "his",
+    "himself",
+    "she",
+    "her",
+    "hers",
+    "herself",
+    "it",
+    "its",
+    "itself",
+    "they",
+    "them",
+    "their",
+    "theirs",
+    "themselves",
+    "what",
+    "which",
+    "who",
+    "whom",
+    "this",
+    "that",
+    "these",
+    "those",
+    "am",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "been",
+    "being",
+    "have",
+    "has",
+    "had",
+    "having",
+    "do",
+    "does",
+    "did",
+    "doing",
+    "a",
+    "an",
+    "the",
+    "and",
+    "but",
+    "if",
+    "or",
+    "because",
+    "as",
+    "until",
+    "while",
+    "of",
+    "at",
+    "by",
+    "for",
+    "with",
+    "about",
+    "against",
+    "between",
+    "into",
+    "through",
+    "during",
+    "before",
+    "after",
+    "above",
+    "below",
+    "to",
+    "from",
+    "up",
+    "down",
+    "in",
+    "out",
+    "on",
+    "off",
+    "over",
+    "under",
+    "again",
+    "further",
+    "then",
+    "once",
+    "here",
+    "there",
+    "when",
+    "where",
+    "why",
+    "how",
+    "all",
+    "any",
+    "both",
+    "each",
+    "few",
+    "more",
+    "most",
+    "other",
+    "some",
+    "such",
+    "no",
+    "nor",
+    "not",
+    "only",
+    "own",
+    "same",
+    "so",
+    "than",
+    "too",
+    "very",
+    "s",
+    "t",
+    "can",
+    "will",
+    "just",
+    "don",
+    "should",
+    "now",
+];
+
 /// One listing the health worker took, to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CatalogRecord {
@@ -64,8 +198,9 @@ pub struct CatalogTouch {
     pub at: Timestamp,
 }
 
-/// A search over the catalog's tools: those matching any of `terms` (every tool when none),
-/// most relevant first, served by entries matching the filters.
+/// A search over the catalog's tools, served by entries matching the filters: every tool when
+/// there are no `terms`; otherwise the tools having every term (stop words left out), most
+/// relevant first, then those having only some of them, most relevant first.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ToolQuery {
     /// Search terms ([`mcp_fleet_model::search_terms`]).
@@ -643,6 +778,92 @@ macro_rules! catalog {
     };
 }
 pub(crate) use catalog;
+
+/// Which tools of a search with terms a read ranks: a search reads the first tier, and the
+/// second only when the first has fewer hits than the page needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tier {
+    /// Tools having every term.
+    Every,
+    /// Tools having some of the terms, not every one.
+    Some,
+}
+
+/// The terms of `query` a backend searches for: [`STOP_WORDS`] left out, as PostgreSQL's
+/// `english` configuration leaves them out.
+pub(crate) fn key_terms(query: &ToolQuery) -> Vec<&str> {
+    query
+        .terms
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !STOP_WORDS.contains(t))
+        .collect()
+}
+
+/// A backend's ranked reads of the tiers of a search.
+pub(crate) trait TierSearch: Sync {
+    /// Rows `offset..offset + rows` of `tier`'s hits of `terms` (not empty), most relevant
+    /// first, among the tools of entries' current versions that pass `query`'s filters.
+    fn tier(
+        &self,
+        query: &ToolQuery,
+        terms: &[&str],
+        tier: Tier,
+        offset: u32,
+        rows: u32,
+    ) -> impl Future<Output = Result<Vec<HitRow>, StoreError>> + Send;
+
+    /// How many hits `tier` has in all.
+    fn tier_count(
+        &self,
+        query: &ToolQuery,
+        terms: &[&str],
+        tier: Tier,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
+}
+
+/// The page of a search with terms: the hits of [`Tier::Every`], then, once they run out
+/// (a query matching fewer tools with all its words than a page), those of [`Tier::Some`].
+/// Requiring every word first ranks fewer matches (ranking is the cost of a search: a
+/// two-word query's words each match thousands of tools, both of them far fewer) and puts
+/// the tools a query describes best first.
+pub(crate) async fn search_in_tiers(
+    store: &impl TierSearch,
+    query: &ToolQuery,
+) -> Result<ToolPage, StoreError> {
+    let terms = key_terms(query);
+    if terms.is_empty() {
+        // Only stop words: nothing to search for (PostgreSQL finds nothing for them).
+        return Ok(ToolPage {
+            tools: Vec::new(),
+            next_offset: None,
+        });
+    }
+    let wanted = query.limit + 1;
+    let mut rows = store
+        .tier(query, &terms, Tier::Every, query.offset, wanted)
+        .await?;
+    if terms.len() > 1 && rows.len() < wanted as usize {
+        // The first tier ends before this page does: how many hits it has, to know where in
+        // the second this page starts.
+        let every = if rows.is_empty() && query.offset > 0 {
+            store.tier_count(query, &terms, Tier::Every).await?
+        } else {
+            query.offset + rows.len() as u32
+        };
+        let more = store
+            .tier(
+                query,
+                &terms,
+                Tier::Some,
+                query.offset.saturating_sub(every),
+                wanted - rows.len() as u32,
+            )
+            .await?;
+        rows.extend(more);
+    }
+    hit_page(rows, query)
+}
 
 /// Appends the search's entry filters to a query whose servers are `s` and that ends in a
 /// `WHERE` condition; `push_tags` appends "has any of these tags" as the backend writes it.

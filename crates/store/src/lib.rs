@@ -33,7 +33,7 @@ use mcp_fleet_model::{
 };
 
 pub use catalog::{
-    CatalogRecord, CatalogTouch, CatalogWritten, MAX_TOOL_PAGE, ToolPage, ToolQuery,
+    CatalogRecord, CatalogTouch, CatalogWritten, MAX_TOOL_PAGE, STOP_WORDS, ToolPage, ToolQuery,
 };
 pub use error::StoreError;
 pub use events::{DEFAULT_EVENT_RETENTION, Event, EventKind, EventLog, StoreOptions};

@@ -9,7 +9,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 /// The migrations' versions and names, in version order. Versions are given, not counted, so
 /// that a number once released is never reused.
-const NAMES: [(i64, &str); 11] = [
+const NAMES: [(i64, &str); 12] = [
     (1, "servers"),
     (2, "row version"),
     (3, "events"),
@@ -21,6 +21,7 @@ const NAMES: [(i64, &str); 11] = [
     (9, "canary observations"),
     (10, "tool catalog"),
     (11, "catalog unpinned"),
+    (12, "catalog search"),
 ];
 
 /// The migrations of the backend whose SQL files `dir` names, from `migrations/<dir>/`.
@@ -92,6 +93,12 @@ macro_rules! migrations {
                 "/migrations/",
                 $dir,
                 "/0011_catalog_unpinned.sql"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $dir,
+                "/0012_catalog_search.sql"
             )),
         ])
     };

@@ -1,5 +1,8 @@
 //! The tool catalog on every backend (SQLite always, PostgreSQL when configured): listings
 //! stored per entry and version, `catalog` and `tool-changed` events, pins, and search.
+//!
+//! Over 500 lines: each test is one scenario run on both backends, with the catalogs it
+//! stores written out; splitting the file would split the helpers they share.
 
 use chrono::Utc;
 use futures::TryStreamExt;
@@ -490,5 +493,113 @@ async fn search_ignores_stop_words_and_finds_hits_past_unserved_versions() {
         let mut q = query("stock");
         q.limit = 1;
         assert_eq!(names(store, q).await, [("cur".into(), "count".into())]);
+    }
+}
+
+/// Every page of `q`, following `next_offset`, `limit` hits at a time: (entry, tool, score).
+async fn all_pages(store: &dyn Store, mut q: ToolQuery, limit: u32) -> Vec<(String, String, f64)> {
+    q.limit = limit;
+    let mut hits = Vec::new();
+    for _ in 0..100 {
+        let page = store.search_tools(&q).await.expect("search");
+        assert!(page.tools.len() <= limit as usize);
+        hits.extend(
+            page.tools
+                .into_iter()
+                .map(|h| (h.server_id.to_string(), h.name, h.score)),
+        );
+        match page.next_offset {
+            Some(next) => q.offset = next,
+            None => return hits,
+        }
+    }
+    panic!("more than 100 pages");
+}
+
+#[tokio::test]
+async fn search_ranks_tools_having_every_word_before_those_having_some() {
+    for db in mcp_fleet_test_support::all_backends().await {
+        let backend = db.backend;
+        let store = connect(&db.url).await.expect("open");
+        let store = store.as_ref();
+        let now = Utc::now();
+        store
+            .upsert(instance("a", "inventory", "1.0.0", &["one"]), now)
+            .await
+            .unwrap();
+        store
+            .upsert(instance("b", "warehouse", "1.0.0", &["two"]), now)
+            .await
+            .unwrap();
+        list(
+            store,
+            "a",
+            catalog(json!([
+                tool("check_stock", "Checks the stock of a product."),
+                tool("stock_level", "Stock, stock and stock levels."),
+                tool("check_health", "Checks the health of a server."),
+                tool("charge", "Charges a card."),
+            ])),
+        )
+        .await;
+        list(
+            store,
+            "b",
+            catalog(json!([
+                tool(
+                    "count",
+                    "Counts what is in stock after checking the shelves."
+                ),
+                tool(
+                    "stock_stock",
+                    "Stock, stock, stock and more stock in stock."
+                ),
+            ])),
+        )
+        .await;
+        let every = [("a", "check_stock"), ("b", "count")];
+        let some = [
+            ("a", "stock_level"),
+            ("a", "check_health"),
+            ("b", "stock_stock"),
+        ];
+
+        // One page: the two tools having both words first, though `stock_stock` and
+        // `stock_level` score higher on `stock` alone; then the tools having one of them.
+        let hits = all_pages(store, query("checking the stock"), 10).await;
+        let tools: Vec<(&str, &str)> = hits.iter().map(|h| (h.0.as_str(), h.1.as_str())).collect();
+        assert_eq!(tools.len(), 5, "{backend}: {hits:?}");
+        for (k, hit) in tools.iter().enumerate() {
+            let tier: &[(&str, &str)] = if k < 2 { &every } else { &some };
+            assert!(tier.contains(hit), "{backend}: hit {k} {hit:?} of {hits:?}");
+        }
+        // Each tier most relevant first.
+        assert!(hits[0].2 >= hits[1].2 && hits[2].2 >= hits[3].2 && hits[3].2 >= hits[4].2);
+
+        // A page at a time gives the same hits in the same order, across the tiers' border
+        // (pages starting inside the first tier, at its end, and past it).
+        for limit in [1, 2, 3] {
+            let paged = all_pages(store, query("checking the stock"), limit).await;
+            assert_eq!(paged, hits, "{backend}: limit {limit}");
+        }
+
+        // With a filter (the full ranking on SQLite rather than the index's first): the same.
+        let mut q = query("check stock");
+        q.tags = vec!["two".parse().unwrap()];
+        let filtered = all_pages(store, q.clone(), 1).await;
+        let tools: Vec<(&str, &str)> = filtered
+            .iter()
+            .map(|h| (h.0.as_str(), h.1.as_str()))
+            .collect();
+        assert_eq!(tools, [("b", "count"), ("b", "stock_stock")], "{backend}");
+        assert_eq!(all_pages(store, q, 10).await, filtered);
+
+        // No tool has every word: each word's tools, most relevant first.
+        let hits = all_pages(store, query("charge health"), 10).await;
+        let mut tools: Vec<&str> = hits.iter().map(|h| h.1.as_str()).collect();
+        tools.sort_unstable();
+        assert_eq!(tools, ["charge", "check_health"], "{backend}");
+        // One word: its tools, a tier of one.
+        assert_eq!(all_pages(store, query("shelves"), 10).await.len(), 1);
     }
 }

@@ -35,7 +35,8 @@ const MAX_REASON_CHARS: usize = 1000;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ToolList {
-    /// Matching tools, most relevant first (by server and name when there is no `q`).
+    /// Matching tools: those having every word, most relevant first, then those having some
+    /// (by server and name when there is no `q`).
     tools: Vec<ToolHit>,
     /// Pass as `cursor` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,9 +124,12 @@ fn parse_tool_query(raw: Option<&str>) -> Result<ToolQuery, ValidationErrors> {
                    registry's catalog holds (listed by the health worker), with the serving \
                    entry and its health in each hit: find \"something that can check stock\" \
                    without connecting to any server. Words are stemmed (`checking` finds \
-                   `check`) and a tool matches any of them, ranked by relevance (BM25 on \
-                   SQLite, `ts_rank` on PostgreSQL); a tool's name and title weigh more than its \
-                   description. Without `q`, every tool, by server and name.",
+                   `check`), and common English words (`a`, `the`, `to`, …) are left out. Tools \
+                   having every remaining word come first, ranked by relevance (BM25 on \
+                   SQLite, `ts_rank` on PostgreSQL; a tool's name and title weigh more than \
+                   its description); after the last of them, tools having only some of the \
+                   words, ranked the same way (a query no tool matches in full still finds \
+                   each word's tools). Without `q`, every tool, by server and name.",
     params(
         ("q" = Option<String>, Query, description = "Words to search for (at most 200 characters; punctuation is not syntax)"),
         ("tags" = Option<String>, Query, description = "Only entries having any of these comma-separated tags"),

@@ -1,6 +1,7 @@
 //! The tool catalog in SQLite: the shared SQL (`crate::catalog::catalog!`) and search through
 //! the FTS5 table `catalog_search` (Porter stemming, BM25 ranking with a tool's words weighing
-//! four times its description).
+//! four times its description), in the tiers of [`search_in_tiers`]: tools having every term,
+//! then those having some.
 //!
 //! A search ranks in the full-text index first and reads the rows of the best-ranked hits
 //! only: joining every match to its item and entry before sorting cost ~2.5 µs a match, 50 ms
@@ -11,143 +12,12 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
 use crate::StoreError;
-use crate::catalog::{HitRow, ToolPage, ToolQuery, hit_page, push_tool_filters};
+use crate::catalog::{
+    HitRow, Tier, TierSearch, ToolPage, ToolQuery, hit_page, push_tool_filters, search_in_tiers,
+};
 
 const HIT_COLUMNS: &str = "i.name, i.body, i.hash, s.id, s.service, s.version, s.status, \
                            s.last_seen";
-
-/// The words PostgreSQL's `english` text-search configuration leaves out of a query (its
-/// Snowball stop-word list). FTS5 has no stop words: without this, `refund a payment` matched
-/// every tool whose description has an `a`, and ranked them all.
-const STOP_WORDS: [&str; 127] = [
-    "i",
-    "me",
-    "my",
-    "myself",
-    "we",
-    "our",
-    "ours",
-    "ourselves",
-    "you",
-    "your",
-    "yours",
-    "yourself",
-    "yourselves",
-    "he",
-    "him",
-    "his",
-    "himself",
-    "she",
-    "her",
-    "hers",
-    "herself",
-    "it",
-    "its",
-    "itself",
-    "they",
-    "them",
-    "their",
-    "theirs",
-    "themselves",
-    "what",
-    "which",
-    "who",
-    "whom",
-    "this",
-    "that",
-    "these",
-    "those",
-    "am",
-    "is",
-    "are",
-    "was",
-    "were",
-    "be",
-    "been",
-    "being",
-    "have",
-    "has",
-    "had",
-    "having",
-    "do",
-    "does",
-    "did",
-    "doing",
-    "a",
-    "an",
-    "the",
-    "and",
-    "but",
-    "if",
-    "or",
-    "because",
-    "as",
-    "until",
-    "while",
-    "of",
-    "at",
-    "by",
-    "for",
-    "with",
-    "about",
-    "against",
-    "between",
-    "into",
-    "through",
-    "during",
-    "before",
-    "after",
-    "above",
-    "below",
-    "to",
-    "from",
-    "up",
-    "down",
-    "in",
-    "out",
-    "on",
-    "off",
-    "over",
-    "under",
-    "again",
-    "further",
-    "then",
-    "once",
-    "here",
-    "there",
-    "when",
-    "where",
-    "why",
-    "how",
-    "all",
-    "any",
-    "both",
-    "each",
-    "few",
-    "more",
-    "most",
-    "other",
-    "some",
-    "such",
-    "no",
-    "nor",
-    "not",
-    "only",
-    "own",
-    "same",
-    "so",
-    "than",
-    "too",
-    "very",
-    "s",
-    "t",
-    "can",
-    "will",
-    "just",
-    "don",
-    "should",
-    "now",
-];
 
 /// A hit of the ranked-first search, and whether the ranking left matches out.
 type RankedRow = (
@@ -170,43 +40,71 @@ pub(super) async fn search_tools(
     if query.terms.is_empty() {
         return list_tools(store, query).await;
     }
-    let terms: Vec<&String> = query
-        .terms
-        .iter()
-        .filter(|t| !STOP_WORDS.contains(&t.as_str()))
-        .collect();
-    if terms.is_empty() {
-        // Only stop words: PostgreSQL finds nothing for them either.
-        return Ok(ToolPage {
-            tools: Vec::new(),
-            next_offset: None,
-        });
-    }
-    // Each term quoted: FTS5 syntax in a term (`OR`, `*`, `-`) is then plain text.
-    let matched = terms
+    search_in_tiers(store, query).await
+}
+
+/// The FTS5 query of `tier`. Each term is quoted: FTS5 syntax in a term (`OR`, `*`, `-`) is
+/// then plain text.
+fn fts_match(terms: &[&str], tier: Tier) -> String {
+    let quoted: Vec<String> = terms
         .iter()
         .map(|t| format!("\"{}\"", t.replace('"', "")))
-        .collect::<Vec<_>>()
-        .join(" OR ");
-    let filtered = query.status.is_some() || query.service.is_some() || !query.tags.is_empty();
-    if !filtered && let Some(page) = ranked_first(store, query, &matched).await? {
-        return Ok(page);
+        .collect();
+    let every = quoted.join(" AND ");
+    match tier {
+        Tier::Every => every,
+        Tier::Some => format!("({}) NOT ({every})", quoted.join(" OR ")),
     }
-    let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
-    q.push(HIT_COLUMNS)
-        .push(
-            ", -bm25(catalog_search, 4.0, 1.0) FROM catalog_search \
+}
+
+impl TierSearch for SqliteStore {
+    async fn tier(
+        &self,
+        query: &ToolQuery,
+        terms: &[&str],
+        tier: Tier,
+        offset: u32,
+        rows: u32,
+    ) -> Result<Vec<HitRow>, StoreError> {
+        let matched = fts_match(terms, tier);
+        let filtered = query.status.is_some() || query.service.is_some() || !query.tags.is_empty();
+        if !filtered && let Some(found) = ranked_first(self, &matched, offset, rows).await? {
+            return Ok(found);
+        }
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
+        q.push(HIT_COLUMNS)
+            .push(
+                ", -bm25(catalog_search, 4.0, 1.0) FROM catalog_search \
+                 JOIN catalog_items i ON i.item_id = catalog_search.rowid \
+                 JOIN servers s ON s.id = i.server_id AND s.version = i.version \
+                 WHERE catalog_search MATCH ",
+            )
+            .push_bind(matched)
+            .push(" AND i.kind = 'tool'");
+        push_filters(&mut q, query);
+        q.push(" ORDER BY 9 DESC, s.id, i.name");
+        push_window(&mut q, offset, rows);
+        Ok(q.build_query_as().fetch_all(&self.pool).await?)
+    }
+
+    async fn tier_count(
+        &self,
+        query: &ToolQuery,
+        terms: &[&str],
+        tier: Tier,
+    ) -> Result<u32, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT count(*) FROM catalog_search \
              JOIN catalog_items i ON i.item_id = catalog_search.rowid \
              JOIN servers s ON s.id = i.server_id AND s.version = i.version \
              WHERE catalog_search MATCH ",
-        )
-        .push_bind(matched)
-        .push(" AND i.kind = 'tool'");
-    push_filters(&mut q, query);
-    q.push(" ORDER BY 9 DESC, s.id, i.name");
-    push_page(&mut q, query);
-    let rows: Vec<HitRow> = q.build_query_as().fetch_all(&store.pool).await?;
-    hit_page(rows, query)
+        );
+        q.push_bind(fts_match(terms, tier))
+            .push(" AND i.kind = 'tool'");
+        push_filters(&mut q, query);
+        let n: i64 = q.build_query_scalar().fetch_one(&self.pool).await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
 }
 
 /// Every tool, by entry and name.
@@ -219,23 +117,24 @@ async fn list_tools(store: &SqliteStore, query: &ToolQuery) -> Result<ToolPage, 
     );
     push_filters(&mut q, query);
     q.push(" ORDER BY s.id, i.name");
-    push_page(&mut q, query);
+    push_window(&mut q, query.offset, query.limit + 1);
     let rows: Vec<HitRow> = q.build_query_as().fetch_all(&store.pool).await?;
     hit_page(rows, query)
 }
 
-/// The page of an unfiltered search from the best-ranked matches only: those scoring at least
-/// as well as the match ranked `4 × (offset + limit + 1)`th, ties included, joined to their
-/// items and entries. Every match left out scores below every one kept, so the page is the
-/// one the whole ranking gives, unless fewer than a page's rows remain once matches of other
+/// Rows `offset..offset + rows` of an unfiltered search, from the best-ranked matches only:
+/// those scoring at least as well as the match ranked `4 × (offset + rows)`th, ties included,
+/// joined to their items and entries. Every match left out scores below every one kept, so
+/// the rows are those the whole ranking gives, unless fewer remain once matches of other
 /// kinds (prompts, resources) and of versions no longer served are dropped: then `None`, and
 /// the caller ranks everything.
 async fn ranked_first(
     store: &SqliteStore,
-    query: &ToolQuery,
     matched: &str,
-) -> Result<Option<ToolPage>, StoreError> {
-    let wanted = i64::from(query.offset) + i64::from(query.limit) + 1;
+    offset: u32,
+    rows: u32,
+) -> Result<Option<Vec<HitRow>>, StoreError> {
+    let wanted = i64::from(offset) + i64::from(rows);
     let mut q = QueryBuilder::<Sqlite>::new(
         // MATERIALIZED: bm25() is computed once per match, in the full-text scan, where it
         // can be.
@@ -256,17 +155,18 @@ async fn ranked_first(
              JOIN servers s ON s.id = i.server_id AND s.version = i.version \
              WHERE i.kind = 'tool' ORDER BY 9 DESC, s.id, i.name",
         );
-    push_page(&mut q, query);
-    let rows: Vec<RankedRow> = q.build_query_as().fetch_all(&store.pool).await?;
-    let cut = rows.first().is_none_or(|r| r.9);
-    if cut && (rows.len() as i64) < wanted - i64::from(query.offset) {
+    push_window(&mut q, offset, rows);
+    let found: Vec<RankedRow> = q.build_query_as().fetch_all(&store.pool).await?;
+    let cut = found.first().is_none_or(|r| r.9);
+    if cut && found.len() < rows as usize {
         return Ok(None);
     }
-    let rows = rows
-        .into_iter()
-        .map(|(a, b, c, d, e, f, g, h, score, _)| (a, b, c, d, e, f, g, h, score))
-        .collect();
-    hit_page(rows, query).map(Some)
+    Ok(Some(
+        found
+            .into_iter()
+            .map(|(a, b, c, d, e, f, g, h, score, _)| (a, b, c, d, e, f, g, h, score))
+            .collect(),
+    ))
 }
 
 fn push_filters(q: &mut QueryBuilder<Sqlite>, query: &ToolQuery) {
@@ -280,11 +180,12 @@ fn push_filters(q: &mut QueryBuilder<Sqlite>, query: &ToolQuery) {
     });
 }
 
-fn push_page(q: &mut QueryBuilder<Sqlite>, query: &ToolQuery) {
+/// Rows `offset..offset + rows`.
+fn push_window(q: &mut QueryBuilder<Sqlite>, offset: u32, rows: u32) {
     q.push(" LIMIT ")
-        .push_bind(i64::from(query.limit) + 1)
+        .push_bind(i64::from(rows))
         .push(" OFFSET ")
-        .push_bind(i64::from(query.offset));
+        .push_bind(i64::from(offset));
 }
 
 crate::catalog::catalog!(SqliteStore, "");
