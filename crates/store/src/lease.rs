@@ -94,17 +94,19 @@ macro_rules! leases {
                 replicas: u32::try_from(replicas).unwrap_or(u32::MAX),
                 ..$crate::Leases::default()
             };
-            // Idle shards go first and are free at once; a `busy` one waits out `grace` (this
-            // replica's probes in flight write their results meanwhile), so whoever takes it
-            // next schedules from those results.
+            // The highest shards go, busy or not: handing over the idle ones first would keep the
+            // shards that have entries and give the others only empty ones (with a few entries,
+            // one replica would probe them all). While one of them is `busy`, all of them wait
+            // out `grace` (this replica's probes in flight write their results meanwhile), so
+            // whoever takes them next schedules from those results, and takes them together.
             let is_busy = |shard: i64| busy.iter().any(|b| i64::from(*b) == shard);
-            while held.len() > share {
-                let at = held
-                    .iter()
-                    .rposition(|s| !is_busy(*s))
-                    .unwrap_or(held.len() - 1);
-                let shard = held.remove(at);
-                let until = if is_busy(shard) { now + grace } else { now };
+            let released = held.split_off(share.min(held.len()));
+            let until = if released.iter().any(|s| is_busy(*s)) {
+                now + grace
+            } else {
+                now
+            };
+            for shard in released {
                 sqlx::query("UPDATE health_leases SET owner = '', until_ms = $1 WHERE shard = $2")
                     .bind(until)
                     .bind(shard)

@@ -294,9 +294,9 @@ pub trait Store: Send + Sync + 'static {
     // ---- Leases (`lease.rs`): the health work shared by replicas ----
 
     /// Renews the leases `replica` holds for `ttl` and marks it alive as long, then takes its
-    /// fair share of the shards: releases those past it, shards not in `busy` first (free at
-    /// once; `busy` ones, whose probes are in flight, after `grace`), or claims free and expired
-    /// ones up to it.
+    /// fair share of the shards: releases its highest shards past it (free at once, or all after
+    /// `grace` when one of them is in `busy`, its probes in flight), or claims free and expired
+    /// ones up to it, lowest first.
     async fn renew_leases(
         &self,
         replica: &str,

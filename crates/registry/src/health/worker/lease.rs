@@ -53,8 +53,8 @@ impl Worker {
             self.note_lapse();
             return HashSet::new();
         }
-        // Shards with probes in flight or results unwritten: released last, and only after
-        // the grace, so that the next holder schedules from their results.
+        // Shards with probes in flight or results unwritten: released only after the grace, so
+        // that the next holder schedules from their results.
         let busy: HashSet<u32> = self
             .entries
             .iter()
