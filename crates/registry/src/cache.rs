@@ -31,8 +31,10 @@ use tokio::sync::watch;
 /// Most answers, and most entries, kept; past it the oldest go first.
 pub(crate) const MAX_LAST_KNOWN: usize = 10_000;
 
-/// The default bound of everything the cache holds (`--read-cache-max-bytes`, 32 MiB).
-pub const DEFAULT_READ_CACHE_MAX_BYTES: usize = 32 * 1024 * 1024;
+/// The default bound of everything the cache holds (`--read-cache-max-bytes`, 24 MiB): room for
+/// `/status` of 100,000 entries (14.4 MiB) and the most read pages, with the registry's RSS
+/// under 150 MB at its peak (docs/perf.md).
+pub const DEFAULT_READ_CACHE_MAX_BYTES: usize = 24 * 1024 * 1024;
 
 /// What a kept value costs, in bytes (its buffers; the bookkeeping is small and bounded by key
 /// count).
