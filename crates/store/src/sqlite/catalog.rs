@@ -73,15 +73,8 @@ impl TierSearch for SqliteStore {
         }
         let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
         q.push(HIT_COLUMNS)
-            .push(
-                ", -bm25(catalog_search, 4.0, 1.0) FROM catalog_search \
-                 JOIN catalog_items i ON i.item_id = catalog_search.rowid \
-                 JOIN servers s ON s.id = i.server_id AND s.version = i.version \
-                 WHERE catalog_search MATCH ",
-            )
-            .push_bind(matched)
-            .push(" AND i.kind = 'tool'");
-        push_filters(&mut q, query);
+            .push(", -bm25(catalog_search, 4.0, 1.0)");
+        push_matches(&mut q, query, matched);
         q.push(" ORDER BY 9 DESC, s.id, i.name");
         push_window(&mut q, offset, rows);
         Ok(q.build_query_as().fetch_all(&self.pool).await?)
@@ -93,15 +86,8 @@ impl TierSearch for SqliteStore {
         terms: &[&str],
         tier: Tier,
     ) -> Result<u32, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT count(*) FROM catalog_search \
-             JOIN catalog_items i ON i.item_id = catalog_search.rowid \
-             JOIN servers s ON s.id = i.server_id AND s.version = i.version \
-             WHERE catalog_search MATCH ",
-        );
-        q.push_bind(fts_match(terms, tier))
-            .push(" AND i.kind = 'tool'");
-        push_filters(&mut q, query);
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT count(*)");
+        push_matches(&mut q, query, fts_match(terms, tier));
         let n: i64 = q.build_query_scalar().fetch_one(&self.pool).await?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
@@ -167,6 +153,20 @@ async fn ranked_first(
             .map(|(a, b, c, d, e, f, g, h, score, _)| (a, b, c, d, e, f, g, h, score))
             .collect(),
     ))
+}
+
+/// `FROM … WHERE`: the tools of entries' current versions whose words match `matched` (an FTS5
+/// query) and that pass `query`'s filters.
+fn push_matches(q: &mut QueryBuilder<Sqlite>, query: &ToolQuery, matched: String) {
+    q.push(
+        " FROM catalog_search \
+         JOIN catalog_items i ON i.item_id = catalog_search.rowid \
+         JOIN servers s ON s.id = i.server_id AND s.version = i.version \
+         WHERE catalog_search MATCH ",
+    )
+    .push_bind(matched)
+    .push(" AND i.kind = 'tool'");
+    push_filters(q, query);
 }
 
 fn push_filters(q: &mut QueryBuilder<Sqlite>, query: &ToolQuery) {
